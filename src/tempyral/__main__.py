@@ -1,0 +1,3 @@
+from tempyral.cli import main
+
+main()

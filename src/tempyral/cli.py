@@ -1,0 +1,94 @@
+"""The `tempyral` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from temporalio.api.enums.v1 import IndexedValueType
+
+from tempyral.config import ServerConfig
+from tempyral.server import Server
+
+ATTRIBUTE_TYPES = {
+    "text": IndexedValueType.INDEXED_VALUE_TYPE_TEXT,
+    "keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    "int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    "double": IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
+    "bool": IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
+    "datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+    "keywordlist": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+}
+
+
+def _search_attribute(value: str) -> tuple[str, int]:
+    name, sep, kind = value.partition("=")
+    if not sep or not name or kind.lower() not in ATTRIBUTE_TYPES:
+        raise argparse.ArgumentTypeError(
+            f"expected KEY=TYPE with TYPE one of {', '.join(ATTRIBUTE_TYPES)}, got {value!r}"
+        )
+    return name, ATTRIBUTE_TYPES[kind.lower()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tempyral", description="A Temporal-compatible server.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    server = commands.add_parser("server", help="run the server").add_subparsers(dest="server_command", required=True)
+    dev = server.add_parser("start-dev", help="start a development server on embedded SQLite")
+    dev.add_argument("--port", "-p", type=int, default=7233, help="gRPC port (default 7233)")
+    dev.add_argument("--ip", default="127.0.0.1", help="IP address to bind (default 127.0.0.1)")
+    dev.add_argument(
+        "--db-filename", "-f", default=None, help="SQLite file to persist to (default: in-memory, lost at exit)"
+    )
+    dev.add_argument(
+        "--namespace", "-n", action="append", default=[], help="namespace to create at start (repeatable)"
+    )
+    dev.add_argument(
+        "--search-attribute",
+        action="append",
+        default=[],
+        type=_search_attribute,
+        help="custom search attribute KEY=TYPE to register (repeatable)",
+    )
+    dev.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error"])
+    dev.add_argument("--shards", type=int, default=4, help="number of history shards (default 4)")
+    dev.add_argument(
+        "--sqlite-sync", default="NORMAL", choices=["OFF", "NORMAL", "FULL"], help="SQLite synchronous mode"
+    )
+    return parser
+
+
+async def _serve(config: ServerConfig) -> None:
+    server = Server(config)
+    await server.start()
+    print(f"tempyral server listening on {server.address}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    level = {"warn": "WARNING"}.get(args.log_level, args.log_level.upper())
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    config = ServerConfig(
+        ip=args.ip,
+        port=args.port,
+        db_filename=args.db_filename,
+        namespaces=args.namespace,
+        search_attributes=dict(args.search_attribute),
+        log_level=args.log_level,
+        num_shards=args.shards,
+        sqlite_synchronous=args.sqlite_sync,
+    )
+    asyncio.run(_serve(config))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Size and length limits, with Temporal's defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from temporalio.api.common.v1 import message_pb2 as common
+
+from tempyral.common.errors import InvalidArgument
+
+BLOB_SIZE_LIMIT_ERROR = 2 * 1024 * 1024
+BLOB_SIZE_LIMIT_WARN = 512 * 1024
+MAX_ID_LENGTH = 1000
+# Whole-request ceiling accepted on the wire; the blob limit above gives the clear error.
+GRPC_MAX_MESSAGE_BYTES = 128 * 1024 * 1024
+HISTORY_PAGE_SIZE_DEFAULT = 256
+HISTORY_PAGE_BYTES = 2 * 1024 * 1024
+MAX_PENDING_ACTIVITIES = 2000
+
+
+def payloads_size(payloads: common.Payloads | None) -> int:
+    if payloads is None:
+        return 0
+    return sum(len(p.data) + sum(len(v) for v in p.metadata.values()) for p in payloads.payloads)
+
+
+def check_blob_size(*blobs: common.Payloads | None, extra: Iterable[int] = ()) -> None:
+    if sum(payloads_size(b) for b in blobs) + sum(extra) > BLOB_SIZE_LIMIT_ERROR:
+        raise InvalidArgument("Blob data size exceeds limit.")
+
+
+def exceeds_blob_limit(size: int) -> bool:
+    return size > BLOB_SIZE_LIMIT_ERROR
+
+
+def check_id(value: str, field: str) -> None:
+    if not value:
+        raise InvalidArgument(f"{field} is not set on request.")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidArgument(f"{field} exceeds maximum allowed length ({len(value)}/{MAX_ID_LENGTH})")

@@ -1,0 +1,101 @@
+"""Retry policies: defaults, validation and the next-attempt decision (activities and workflows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from temporalio.api.common.v1 import message_pb2 as common
+from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
+from temporalio.api.failure.v1 import message_pb2 as failure_pb
+
+from tempyral.common.clock import NANOS_PER_SECOND, duration, duration_ns
+from tempyral.common.errors import InvalidArgument
+
+RetryState = wf_enums.RetryState
+TIMEOUT_TYPE_NAMES = {1: "StartToClose", 2: "ScheduleToStart", 3: "ScheduleToClose", 4: "Heartbeat"}
+
+
+def normalize_retry_policy(policy: common.RetryPolicy, field: str = "RetryPolicy") -> None:
+    """Fill Temporal's defaults in place and reject invalid values, as the reference does."""
+    if duration_ns(policy.initial_interval) < 0:
+        raise InvalidArgument(f"InitialInterval cannot be negative on {field}.")
+    if duration_ns(policy.initial_interval) == 0:
+        policy.initial_interval.CopyFrom(duration(NANOS_PER_SECOND))
+    if policy.backoff_coefficient == 0:
+        policy.backoff_coefficient = 2.0
+    if policy.backoff_coefficient < 1:
+        raise InvalidArgument(f"BackoffCoefficient cannot be less than 1 on {field}.")
+    if duration_ns(policy.maximum_interval) < 0:
+        raise InvalidArgument(f"MaximumInterval cannot be negative on {field}.")
+    if duration_ns(policy.maximum_interval) == 0:
+        policy.maximum_interval.CopyFrom(duration(100 * duration_ns(policy.initial_interval)))
+    elif duration_ns(policy.maximum_interval) < duration_ns(policy.initial_interval):
+        raise InvalidArgument(f"MaximumInterval cannot be less than InitialInterval on {field}.")
+    if policy.maximum_attempts < 0:
+        raise InvalidArgument(f"MaximumAttempts cannot be negative on {field}.")
+
+
+def is_retryable(failure: failure_pb.Failure, non_retryable_types: list[str] | None) -> bool:
+    types = non_retryable_types or []
+    which = failure.WhichOneof("failure_info")
+    if which in ("terminated_failure_info", "canceled_failure_info"):
+        return False
+    if which == "timeout_failure_info":
+        tt = failure.timeout_failure_info.timeout_type
+        if tt not in (1, 4):  # only start-to-close and heartbeat timeouts are retried
+            return False
+        return f"TemporalTimeout:{TIMEOUT_TYPE_NAMES[tt]}" not in types
+    if which == "server_failure_info":
+        return not failure.server_failure_info.non_retryable
+    if which == "application_failure_info":
+        info = failure.application_failure_info
+        return not info.non_retryable and info.type not in types
+    return True
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    state: int  # RetryState
+    backoff_ns: int = 0
+
+    @property
+    def retry(self) -> bool:
+        return self.state == RetryState.RETRY_STATE_IN_PROGRESS
+
+
+def next_retry(
+    policy: common.RetryPolicy | None,
+    attempt: int,
+    failure: failure_pb.Failure | None,
+    now_ns: int,
+    expiration_ns: int,
+) -> RetryDecision:
+    """Whether attempt `attempt` (which just failed) is followed by another, and after how long."""
+    if policy is None:
+        return RetryDecision(RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET)
+    if failure is not None and not is_retryable(failure, list(policy.non_retryable_error_types)):
+        return RetryDecision(RetryState.RETRY_STATE_NON_RETRYABLE_FAILURE)
+    if policy.maximum_attempts > 0 and attempt >= policy.maximum_attempts:
+        return RetryDecision(RetryState.RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED)
+    explicit = _explicit_delay(failure)
+    if explicit is not None:
+        backoff = explicit
+    else:
+        initial = duration_ns(policy.initial_interval) or NANOS_PER_SECOND
+        coefficient = policy.backoff_coefficient or 2.0
+        backoff = int(initial * coefficient ** max(attempt - 1, 0))
+        maximum = duration_ns(policy.maximum_interval)
+        if maximum > 0:
+            backoff = min(backoff, maximum)
+    if expiration_ns and now_ns + backoff > expiration_ns:
+        return RetryDecision(RetryState.RETRY_STATE_TIMEOUT)
+    return RetryDecision(RetryState.RETRY_STATE_IN_PROGRESS, backoff)
+
+
+def _explicit_delay(failure: failure_pb.Failure | None) -> int | None:
+    if failure is None or failure.WhichOneof("failure_info") != "application_failure_info":
+        return None
+    info = failure.application_failure_info
+    if info.HasField("next_retry_delay"):
+        return duration_ns(info.next_retry_delay)
+    return None

@@ -1,0 +1,21 @@
+"""Typed server configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ServerConfig:
+    ip: str = "127.0.0.1"
+    port: int = 7233
+    # None: a throwaway database, gone at exit (like the reference dev server's default).
+    db_filename: str | None = None
+    namespaces: list[str] = field(default_factory=list)
+    # name -> temporal.api.enums.v1.IndexedValueType
+    search_attributes: dict[str, int] = field(default_factory=dict)
+    log_level: str = "info"
+    num_shards: int = 4
+    # "FULL" makes every commit durable against power loss; "NORMAL" only against crashes.
+    sqlite_synchronous: str = "NORMAL"
+    cluster_name: str = "active"

@@ -1,0 +1,84 @@
+"""gRPC plumbing: handlers generated from the service descriptors of the temporalio package.
+
+Every RPC of a service is registered. Those the implementation has answer through it, with
+`ServiceError`s turned into the status code and error details the reference sends; the rest
+answer UNIMPLEMENTED. No request can take the server down.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
+from google.rpc import status_pb2
+
+from tempyral.common.errors import ServiceError
+
+log = logging.getLogger(__name__)
+Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Message]]
+
+
+def snake_case(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+async def abort(context: grpc.aio.ServicerContext, err: ServiceError) -> None:
+    status = status_pb2.Status(code=err.code.value[0], message=err.message)
+    if err.details is not None:
+        detail = any_pb2.Any()
+        detail.Pack(err.details, type_url_prefix="type.googleapis.com/")
+        status.details.append(detail)
+    await context.abort(
+        err.code, err.message, trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),)
+    )
+
+
+def _wrap(fn: Handler, method: str) -> Handler:
+    async def handler(request: Any, context: grpc.aio.ServicerContext) -> Message:
+        try:
+            return await fn(request, context)
+        except ServiceError as err:
+            await abort(context, err)
+            raise  # unreachable: abort raises
+        except grpc.aio.AbortError:
+            raise
+        except Exception as err:
+            log.exception("%s failed", method)
+            await context.abort(grpc.StatusCode.INTERNAL, f"{method}: internal error: {err}")
+            raise
+
+    return handler
+
+
+def _unimplemented(method: str) -> Handler:
+    async def handler(request: Any, context: grpc.aio.ServicerContext) -> Message:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented by tempyral")
+        raise AssertionError("unreachable")
+
+    return handler
+
+
+def generic_handler(service: ServiceDescriptor, impl: object) -> grpc.GenericRpcHandler:
+    handlers = {}
+    for method in service.methods:
+        request_cls = GetMessageClass(method.input_type)
+        response_cls = GetMessageClass(method.output_type)
+        fn = getattr(impl, snake_case(method.name), None)
+        handler = _wrap(fn, method.name) if fn is not None else _unimplemented(method.name)
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            handler,
+            request_deserializer=request_cls.FromString,
+            response_serializer=response_cls.SerializeToString,
+        )
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
+def implemented(service: ServiceDescriptor, impl: object) -> list[str]:
+    return [m.name for m in service.methods if hasattr(impl, snake_case(m.name))]

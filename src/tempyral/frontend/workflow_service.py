@@ -1,0 +1,415 @@
+"""The WorkflowService: request validation and namespace lookup, then the history engine."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from temporalio.api.common.v1 import message_pb2 as common
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.namespace.v1 import message_pb2 as namespace_pb
+from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
+
+from tempyral import SERVER_VERSION
+from tempyral.common.clock import duration_ns
+from tempyral.common.errors import InvalidArgument
+from tempyral.common.limits import check_blob_size, check_id
+from tempyral.history import reads
+from tempyral.history.engine import HistoryEngine
+from tempyral.namespace.registry import Namespace, NamespaceRegistry, validate_name
+from tempyral.proto.internal_pb2 import NamespaceRecord
+from tempyral.visibility.service import Visibility
+
+from .validation import (
+    check_execution,
+    check_task_queue,
+    start_request_from_signal_with_start,
+    validate_signal,
+    validate_start,
+)
+
+log = logging.getLogger(__name__)
+Ctx = grpc.aio.ServicerContext
+MAX_LONG_POLL_S = 60.0
+LONG_POLL_MARGIN_S = 1.0
+
+
+def long_poll_timeout(context: Ctx, cap: float = MAX_LONG_POLL_S) -> float:
+    """Answer a long poll a little before the caller's deadline, and never after `cap`."""
+    remaining = context.time_remaining()
+    if remaining is None:
+        return cap
+    return max(0.0, min(cap, remaining - LONG_POLL_MARGIN_S))
+
+
+def describe_namespace_response(ns: Namespace) -> ws.DescribeNamespaceResponse:
+    r = ns.record
+    return ws.DescribeNamespaceResponse(
+        namespace_info=r.info,
+        config=r.config,
+        replication_config=r.replication_config,
+        failover_version=r.failover_version,
+        is_global_namespace=r.is_global_namespace,
+    )
+
+
+class WorkflowService:
+    def __init__(
+        self,
+        engine: HistoryEngine,
+        namespaces: NamespaceRegistry,
+        visibility: Visibility,
+        cluster_name: str,
+        cluster_id: str,
+        persistence_store: str,
+    ) -> None:
+        self.engine = engine
+        self.namespaces = namespaces
+        self.visibility = visibility
+        self.cluster_name = cluster_name
+        self.cluster_id = cluster_id
+        self.persistence_store = persistence_store
+
+    # ------------------------------------------------------------------ cluster
+    async def get_system_info(self, req: ws.GetSystemInfoRequest, ctx: Ctx) -> ws.GetSystemInfoResponse:
+        resp = ws.GetSystemInfoResponse(server_version=SERVER_VERSION)
+        caps = resp.capabilities
+        # Only what tempyral really does.
+        caps.signal_and_query_header = True
+        caps.internal_error_differentiation = True
+        caps.activity_failure_include_heartbeat = True
+        caps.encoded_failure_attributes = True
+        caps.upsert_memo = True
+        caps.sdk_metadata = True
+        return resp
+
+    async def get_cluster_info(self, req: ws.GetClusterInfoRequest, ctx: Ctx) -> ws.GetClusterInfoResponse:
+        return ws.GetClusterInfoResponse(
+            supported_clients={
+                "temporal-cli": "<2.0.0",
+                "temporal-go": "<2.0.0",
+                "temporal-java": "<2.0.0",
+                "temporal-php": "<2.0.0",
+                "temporal-server": "<2.0.0",
+                "temporal-typescript": "<2.0.0",
+                "temporal-ui": "<3.0.0",
+            },
+            server_version=SERVER_VERSION,
+            cluster_id=self.cluster_id,
+            cluster_name=self.cluster_name,
+            history_shard_count=len(self.engine.shards),
+            persistence_store=self.persistence_store,
+            visibility_store=self.persistence_store,
+            initial_failover_version=1,
+            failover_version_increment=10,
+        )
+
+    async def get_search_attributes(
+        self, req: ws.GetSearchAttributesRequest, ctx: Ctx
+    ) -> ws.GetSearchAttributesResponse:
+        from tempyral.visibility.attributes import SYSTEM_ATTRIBUTES
+
+        resp = ws.GetSearchAttributesResponse()
+        resp.keys.update(SYSTEM_ATTRIBUTES)
+        for ns in self.namespaces.all():
+            resp.keys.update(ns.record.search_attributes)  # type: ignore[arg-type]
+        return resp
+
+    # ------------------------------------------------------------------ namespaces
+    async def register_namespace(self, req: ws.RegisterNamespaceRequest, ctx: Ctx) -> ws.RegisterNamespaceResponse:
+        validate_name(req.namespace)
+        if duration_ns(req.workflow_execution_retention_period) <= 0:
+            raise InvalidArgument("A valid retention period is not set on request.")
+        if req.is_global_namespace:
+            raise InvalidArgument("Global namespaces are not supported by this cluster yet.")
+        record = self.namespaces.new_record(
+            req.namespace,
+            req.workflow_execution_retention_period,
+            req.description,
+            req.owner_email,
+            dict(req.data),
+        )
+        await self.namespaces.create(record)
+        return ws.RegisterNamespaceResponse()
+
+    async def describe_namespace(self, req: ws.DescribeNamespaceRequest, ctx: Ctx) -> ws.DescribeNamespaceResponse:
+        if req.id:
+            return describe_namespace_response(self.namespaces.get_by_id(req.id))
+        return describe_namespace_response(self.namespaces.get(req.namespace))
+
+    async def list_namespaces(self, req: ws.ListNamespacesRequest, ctx: Ctx) -> ws.ListNamespacesResponse:
+        if req.page_size < 0:
+            raise InvalidArgument("PageSize must not be negative.")
+        size = req.page_size or 100
+        all_ns = self.namespaces.all()
+        start = 0
+        if req.next_page_token:
+            try:
+                start = int(req.next_page_token.decode())
+            except ValueError as err:
+                raise InvalidArgument("Invalid NextPageToken.") from err
+        page = all_ns[start : start + size]
+        resp = ws.ListNamespacesResponse(namespaces=[describe_namespace_response(ns) for ns in page])
+        if start + size < len(all_ns):
+            resp.next_page_token = str(start + size).encode()
+        return resp
+
+    async def update_namespace(self, req: ws.UpdateNamespaceRequest, ctx: Ctx) -> ws.UpdateNamespaceResponse:
+        ns = self.namespaces.get(req.namespace)
+        record = NamespaceRecord()
+        record.CopyFrom(ns.record)
+        if req.HasField("update_info"):
+            ui = req.update_info
+            if ui.description:
+                record.info.description = ui.description
+            if ui.owner_email:
+                record.info.owner_email = ui.owner_email
+            record.info.data.update(ui.data)
+            if ui.state:
+                record.info.state = ui.state
+        if req.HasField("config"):
+            self._update_config(record.config, req.config)
+        if req.HasField("replication_config") and req.replication_config.active_cluster_name not in (
+            "",
+            self.cluster_name,
+        ):
+            raise InvalidArgument(f"Active cluster {req.replication_config.active_cluster_name} is not known.")
+        ns = await self.namespaces.save(record)
+        r = ns.record
+        return ws.UpdateNamespaceResponse(
+            namespace_info=r.info,
+            config=r.config,
+            replication_config=r.replication_config,
+            failover_version=r.failover_version,
+            is_global_namespace=r.is_global_namespace,
+        )
+
+    @staticmethod
+    def _update_config(target: namespace_pb.NamespaceConfig, update: namespace_pb.NamespaceConfig) -> None:
+        if update.HasField("workflow_execution_retention_ttl"):
+            if duration_ns(update.workflow_execution_retention_ttl) <= 0:
+                raise InvalidArgument("A valid retention period is not set on request.")
+            target.workflow_execution_retention_ttl.CopyFrom(update.workflow_execution_retention_ttl)
+        if update.history_archival_state:
+            target.history_archival_state = update.history_archival_state
+        if update.visibility_archival_state:
+            target.visibility_archival_state = update.visibility_archival_state
+        for key, value in update.custom_search_attribute_aliases.items():
+            target.custom_search_attribute_aliases[key] = value
+
+    # ------------------------------------------------------------------ workflows
+    async def start_workflow_execution(
+        self, req: ws.StartWorkflowExecutionRequest, ctx: Ctx
+    ) -> ws.StartWorkflowExecutionResponse:
+        ns = self.namespaces.get(req.namespace)
+        validate_start(ns, req)
+        result = await self.engine.start_workflow(ns, req)
+        resp = ws.StartWorkflowExecutionResponse(run_id=result.run_id, started=result.started, status=result.status)
+        link = resp.link.workflow_event
+        link.namespace = ns.name
+        link.workflow_id = req.workflow_id
+        link.run_id = result.run_id
+        link.event_ref.event_id = 1
+        link.event_ref.event_type = 1  # WorkflowExecutionStarted
+        return resp
+
+    async def signal_workflow_execution(
+        self, req: ws.SignalWorkflowExecutionRequest, ctx: Ctx
+    ) -> ws.SignalWorkflowExecutionResponse:
+        ns = self.namespaces.get(req.namespace)
+        validate_signal(req)
+        await self.engine.signal(ns, req)
+        return ws.SignalWorkflowExecutionResponse()
+
+    async def signal_with_start_workflow_execution(
+        self, req: ws.SignalWithStartWorkflowExecutionRequest, ctx: Ctx
+    ) -> ws.SignalWithStartWorkflowExecutionResponse:
+        ns = self.namespaces.get(req.namespace)
+        if not req.signal_name:
+            raise InvalidArgument("SignalName is not set on request.")
+        check_blob_size(req.signal_input)
+        start = start_request_from_signal_with_start(req)
+        validate_start(ns, start)
+        req.request_id = start.request_id
+        result = await self.engine.start_workflow(ns, start, signal=req)
+        return ws.SignalWithStartWorkflowExecutionResponse(run_id=result.run_id, started=result.started)
+
+    async def request_cancel_workflow_execution(
+        self, req: ws.RequestCancelWorkflowExecutionRequest, ctx: Ctx
+    ) -> ws.RequestCancelWorkflowExecutionResponse:
+        ns = self.namespaces.get(req.namespace)
+        check_execution(req.workflow_execution)
+        await self.engine.request_cancel(ns, req)
+        return ws.RequestCancelWorkflowExecutionResponse()
+
+    async def terminate_workflow_execution(
+        self, req: ws.TerminateWorkflowExecutionRequest, ctx: Ctx
+    ) -> ws.TerminateWorkflowExecutionResponse:
+        ns = self.namespaces.get(req.namespace)
+        check_execution(req.workflow_execution)
+        check_blob_size(req.details)
+        await self.engine.terminate(ns, req)
+        return ws.TerminateWorkflowExecutionResponse()
+
+    async def get_workflow_execution_history(
+        self, req: ws.GetWorkflowExecutionHistoryRequest, ctx: Ctx
+    ) -> ws.GetWorkflowExecutionHistoryResponse:
+        ns = self.namespaces.get(req.namespace)
+        check_execution(req.execution)
+        timeout = long_poll_timeout(ctx, 20.0) if req.wait_new_event else 0.0
+        return await reads.get_history(self.engine, ns, req, timeout)
+
+    async def describe_workflow_execution(
+        self, req: ws.DescribeWorkflowExecutionRequest, ctx: Ctx
+    ) -> ws.DescribeWorkflowExecutionResponse:
+        ns = self.namespaces.get(req.namespace)
+        check_execution(req.execution)
+        ms = await self.engine.read_state(ns.id, req.execution.workflow_id, req.execution.run_id)
+        return reads.describe(ns, ms)
+
+    async def query_workflow(self, req: ws.QueryWorkflowRequest, ctx: Ctx) -> ws.QueryWorkflowResponse:
+        ns = self.namespaces.get(req.namespace)
+        check_execution(req.execution)
+        if not req.query.query_type:
+            raise InvalidArgument("QueryType is not set on request.")
+        check_blob_size(req.query.query_args)
+        return await reads.query(self.engine, ns, req, long_poll_timeout(ctx))
+
+    # ------------------------------------------------------------------ workers
+    async def poll_workflow_task_queue(
+        self, req: ws.PollWorkflowTaskQueueRequest, ctx: Ctx
+    ) -> ws.PollWorkflowTaskQueueResponse:
+        ns = self.namespaces.get(req.namespace)
+        check_task_queue(req.task_queue)
+        return await self.engine.workflow_tasks.poll(ns, req, long_poll_timeout(ctx))
+
+    async def respond_workflow_task_completed(
+        self, req: ws.RespondWorkflowTaskCompletedRequest, ctx: Ctx
+    ) -> ws.RespondWorkflowTaskCompletedResponse:
+        ns = self.namespaces.get(req.namespace)
+        return await self.engine.workflow_tasks.respond_completed(ns, req)
+
+    async def respond_workflow_task_failed(
+        self, req: ws.RespondWorkflowTaskFailedRequest, ctx: Ctx
+    ) -> ws.RespondWorkflowTaskFailedResponse:
+        ns = self.namespaces.get(req.namespace)
+        await self.engine.workflow_tasks.respond_failed(ns, req)
+        return ws.RespondWorkflowTaskFailedResponse()
+
+    async def respond_query_task_completed(
+        self, req: ws.RespondQueryTaskCompletedRequest, ctx: Ctx
+    ) -> ws.RespondQueryTaskCompletedResponse:
+        ns = self.namespaces.get(req.namespace)
+        await self.engine.workflow_tasks.respond_query(ns, req)
+        return ws.RespondQueryTaskCompletedResponse()
+
+    async def poll_activity_task_queue(
+        self, req: ws.PollActivityTaskQueueRequest, ctx: Ctx
+    ) -> ws.PollActivityTaskQueueResponse:
+        ns = self.namespaces.get(req.namespace)
+        check_task_queue(req.task_queue)
+        return await self.engine.activities.poll(ns, req, long_poll_timeout(ctx))
+
+    async def respond_activity_task_completed(
+        self, req: ws.RespondActivityTaskCompletedRequest, ctx: Ctx
+    ) -> ws.RespondActivityTaskCompletedResponse:
+        ns = self.namespaces.get(req.namespace)
+        await self.engine.activities.complete(ns, req)
+        return ws.RespondActivityTaskCompletedResponse()
+
+    async def respond_activity_task_completed_by_id(
+        self, req: ws.RespondActivityTaskCompletedByIdRequest, ctx: Ctx
+    ) -> ws.RespondActivityTaskCompletedByIdResponse:
+        ns = self.namespaces.get(req.namespace)
+        _check_activity_id(req.workflow_id, req.run_id, req.activity_id)
+        await self.engine.activities.complete_by_id(ns, req)
+        return ws.RespondActivityTaskCompletedByIdResponse()
+
+    async def respond_activity_task_failed(
+        self, req: ws.RespondActivityTaskFailedRequest, ctx: Ctx
+    ) -> ws.RespondActivityTaskFailedResponse:
+        ns = self.namespaces.get(req.namespace)
+        await self.engine.activities.fail(ns, req)
+        return ws.RespondActivityTaskFailedResponse()
+
+    async def respond_activity_task_failed_by_id(
+        self, req: ws.RespondActivityTaskFailedByIdRequest, ctx: Ctx
+    ) -> ws.RespondActivityTaskFailedByIdResponse:
+        ns = self.namespaces.get(req.namespace)
+        _check_activity_id(req.workflow_id, req.run_id, req.activity_id)
+        await self.engine.activities.fail_by_id(ns, req)
+        return ws.RespondActivityTaskFailedByIdResponse()
+
+    async def respond_activity_task_canceled(
+        self, req: ws.RespondActivityTaskCanceledRequest, ctx: Ctx
+    ) -> ws.RespondActivityTaskCanceledResponse:
+        ns = self.namespaces.get(req.namespace)
+        await self.engine.activities.cancel(ns, req)
+        return ws.RespondActivityTaskCanceledResponse()
+
+    async def respond_activity_task_canceled_by_id(
+        self, req: ws.RespondActivityTaskCanceledByIdRequest, ctx: Ctx
+    ) -> ws.RespondActivityTaskCanceledByIdResponse:
+        ns = self.namespaces.get(req.namespace)
+        _check_activity_id(req.workflow_id, req.run_id, req.activity_id)
+        await self.engine.activities.cancel_by_id(ns, req)
+        return ws.RespondActivityTaskCanceledByIdResponse()
+
+    async def record_activity_task_heartbeat(
+        self, req: ws.RecordActivityTaskHeartbeatRequest, ctx: Ctx
+    ) -> ws.RecordActivityTaskHeartbeatResponse:
+        ns = self.namespaces.get(req.namespace)
+        check_blob_size(req.details)
+        cancel = await self.engine.activities.heartbeat(ns, req)
+        return ws.RecordActivityTaskHeartbeatResponse(cancel_requested=cancel)
+
+    async def record_activity_task_heartbeat_by_id(
+        self, req: ws.RecordActivityTaskHeartbeatByIdRequest, ctx: Ctx
+    ) -> ws.RecordActivityTaskHeartbeatByIdResponse:
+        ns = self.namespaces.get(req.namespace)
+        _check_activity_id(req.workflow_id, req.run_id, req.activity_id)
+        check_blob_size(req.details)
+        cancel = await self.engine.activities.heartbeat_by_id(ns, req)
+        return ws.RecordActivityTaskHeartbeatByIdResponse(cancel_requested=cancel)
+
+    async def reset_sticky_task_queue(
+        self, req: ws.ResetStickyTaskQueueRequest, ctx: Ctx
+    ) -> ws.ResetStickyTaskQueueResponse:
+        ns = self.namespaces.get(req.namespace)
+        check_execution(req.execution)
+        await self.engine.reset_sticky(ns, req.execution.workflow_id, req.execution.run_id)
+        return ws.ResetStickyTaskQueueResponse()
+
+    async def shutdown_worker(self, req: ws.ShutdownWorkerRequest, ctx: Ctx) -> ws.ShutdownWorkerResponse:
+        ns = self.namespaces.get(req.namespace)
+        if req.sticky_task_queue:
+            self.engine.matching.shutdown_sticky(ns.id, req.sticky_task_queue)
+        return ws.ShutdownWorkerResponse()
+
+    async def record_worker_heartbeat(
+        self, req: ws.RecordWorkerHeartbeatRequest, ctx: Ctx
+    ) -> ws.RecordWorkerHeartbeatResponse:
+        self.namespaces.get(req.namespace)
+        return ws.RecordWorkerHeartbeatResponse()
+
+    # ------------------------------------------------------------------ visibility
+    async def list_workflow_executions(
+        self, req: ws.ListWorkflowExecutionsRequest, ctx: Ctx
+    ) -> ws.ListWorkflowExecutionsResponse:
+        ns = self.namespaces.get(req.namespace)
+        executions, token = await self.visibility.list(ns, req.query, req.page_size, req.next_page_token)
+        return ws.ListWorkflowExecutionsResponse(executions=executions, next_page_token=token)
+
+    async def count_workflow_executions(
+        self, req: ws.CountWorkflowExecutionsRequest, ctx: Ctx
+    ) -> ws.CountWorkflowExecutionsResponse:
+        ns = self.namespaces.get(req.namespace)
+        return await self.visibility.count(ns, req.query)
+
+
+def _check_activity_id(workflow_id: str, run_id: str, activity_id: str) -> None:
+    check_execution(common.WorkflowExecution(workflow_id=workflow_id, run_id=run_id))
+    check_id(activity_id, "ActivityId")
+
+
+INDEXED = IndexedValueType

@@ -1,0 +1,274 @@
+"""Activity tasks: polls, completion, failure with retries, cancellation, heartbeats and timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from temporalio.api.common.v1 import message_pb2 as common
+from temporalio.api.enums.v1 import RetryState, TimeoutType
+from temporalio.api.failure.v1 import message_pb2 as failure_pb
+from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
+
+from tempyral.common import ids
+from tempyral.common.clock import duration_ns, timestamp, ts_ns
+from tempyral.common.errors import InvalidArgument, NotFound, WorkflowCompleted
+from tempyral.common.limits import exceeds_blob_limit, payloads_size
+from tempyral.common.retry import next_retry
+from tempyral.common.tokens import decode_task_token, encode_task_token
+from tempyral.history.mutable_state import MutableState
+from tempyral.history.shard import Mutation
+from tempyral.matching.service import ACTIVITY, QueueKey
+from tempyral.namespace.registry import Namespace
+from tempyral.proto.internal_pb2 import ActivityInfo, Task, TaskCategory, TaskToken
+
+if TYPE_CHECKING:
+    from tempyral.history.engine import HistoryEngine
+
+log = logging.getLogger(__name__)
+TRANSFER = TaskCategory.TASK_CATEGORY_TRANSFER
+TIMEOUT_NAMES = {
+    TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE: "StartToClose",
+    TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START: "ScheduleToStart",
+    TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE: "ScheduleToClose",
+    TimeoutType.TIMEOUT_TYPE_HEARTBEAT: "Heartbeat",
+}
+NO_TIME_FOR_RETRY = (
+    "Not enough time to schedule next retry before activity ScheduleToClose timeout, giving up retrying"
+)
+
+
+def activity_task_response(ns: Namespace, ms: MutableState, ai: ActivityInfo) -> ws.PollActivityTaskQueueResponse:
+    a = ai.scheduled
+    s = ms.s
+    token = TaskToken(
+        namespace_id=s.namespace_id,
+        workflow_id=s.workflow_id,
+        run_id=s.run_id,
+        scheduled_event_id=ai.scheduled_event_id,
+        attempt=ai.attempt,
+        activity_id=a.activity_id,
+        activity_type=a.activity_type.name,
+    )
+    resp = ws.PollActivityTaskQueueResponse(
+        task_token=encode_task_token(token),
+        workflow_namespace=ns.name,
+        workflow_type=s.start.workflow_type,
+        workflow_execution=common.WorkflowExecution(workflow_id=s.workflow_id, run_id=s.run_id),
+        activity_type=a.activity_type,
+        activity_id=a.activity_id,
+        header=a.header,
+        input=a.input,
+        scheduled_time=ai.scheduled_time,
+        current_attempt_scheduled_time=ai.current_attempt_scheduled_time,
+        started_time=ai.started_time,
+        attempt=ai.attempt,
+        schedule_to_close_timeout=a.schedule_to_close_timeout,
+        start_to_close_timeout=a.start_to_close_timeout,
+        heartbeat_timeout=a.heartbeat_timeout,
+        retry_policy=a.retry_policy,
+        priority=a.priority,
+    )
+    if ai.HasField("heartbeat_details"):
+        resp.heartbeat_details.CopyFrom(ai.heartbeat_details)
+    return resp
+
+
+def timeout_failure(timeout_type: int, message: str | None = None) -> failure_pb.Failure:
+    f = failure_pb.Failure(message=message or f"activity {TIMEOUT_NAMES[timeout_type]} timeout")
+    f.timeout_failure_info.timeout_type = timeout_type  # type: ignore[assignment]
+    return f
+
+
+class ActivityHandler:
+    def __init__(self, engine: HistoryEngine) -> None:
+        self.engine = engine
+
+    # ------------------------------------------------------------------ poll
+    async def poll(
+        self, ns: Namespace, req: ws.PollActivityTaskQueueRequest, timeout: float
+    ) -> ws.PollActivityTaskQueueResponse:
+        key = QueueKey(ns.id, req.task_queue.name, ACTIVITY)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return ws.PollActivityTaskQueueResponse()
+            task = await self.engine.matching.poll(key, remaining)
+            if task is None:
+                return ws.PollActivityTaskQueueResponse()
+            resp = await asyncio.shield(self._record_started(ns, task, req.identity))
+            if resp is not None:
+                return resp
+
+    async def _record_started(self, ns: Namespace, task: Task, identity: str) -> ws.PollActivityTaskQueueResponse | None:
+        engine = self.engine
+        try:
+            async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+                ai = ms.s.activities.get(task.event_id)
+                if not ms.running or ai is None or ai.attempt != task.attempt or ai.started:
+                    engine.tasks.ack(task)
+                    return None
+                ms.start_activity(ai, ids.new_id(), identity)
+                await shard.commit([Mutation(entry, ms)], deleted_tasks=[(TRANSFER, task.task_id)])
+                return activity_task_response(ns, ms, ai)
+        except NotFound:
+            engine.tasks.ack(task)
+            return None
+        except Exception:
+            log.exception("could not start activity task of %s/%s", task.workflow_id, task.run_id)
+            engine.matching.add_front(QueueKey(task.namespace_id, task.task_queue.name, ACTIVITY), task)
+            await asyncio.sleep(0.1)
+            return None
+
+    # ------------------------------------------------------------------ resolving the activity
+    def _token(self, ns: Namespace, data: bytes) -> TaskToken:
+        token = decode_task_token(data)
+        if token.namespace_id != ns.id:
+            raise InvalidArgument("Operation requested with a token from a different namespace.")
+        return token
+
+    @staticmethod
+    def _by_token(ms: MutableState, token: TaskToken) -> ActivityInfo:
+        if not ms.running:
+            raise WorkflowCompleted()
+        ai = ms.s.activities.get(token.scheduled_event_id)
+        if ai is None or ai.attempt != token.attempt or not ai.started:
+            raise NotFound("Activity task not found.")
+        return ai
+
+    @staticmethod
+    def _by_id(ms: MutableState, activity_id: str) -> ActivityInfo:
+        if not ms.running:
+            raise WorkflowCompleted()
+        ai = ms.activity_by_id(activity_id)
+        if ai is None:
+            raise NotFound(f"No such activityID: {activity_id}")
+        return ai
+
+    async def _run(self, ns: Namespace, workflow_id: str, run_id: str, activity: TaskToken | str, action: str, req: object) -> object:
+        """Lock the run, find the activity (by token or id) and apply `action` to it."""
+        async with self.engine.locked(ns.id, workflow_id, run_id) as (shard, entry, ms):
+            if isinstance(activity, TaskToken):
+                ai = self._by_token(ms, activity)
+            else:
+                ai = self._by_id(ms, activity)
+            result = getattr(self, action)(ms, ai, req)
+            if not ms.wft_pending and ms.running and ms.new_events:
+                ms.schedule_workflow_task()
+            await shard.commit([Mutation(entry, ms)])
+            return result
+
+    async def complete(self, ns: Namespace, req: ws.RespondActivityTaskCompletedRequest) -> None:
+        token = self._token(ns, req.task_token)
+        await self._run(ns, token.workflow_id, token.run_id, token, "_complete", req)
+
+    async def complete_by_id(self, ns: Namespace, req: ws.RespondActivityTaskCompletedByIdRequest) -> None:
+        await self._run(ns, req.workflow_id, req.run_id, req.activity_id, "_complete", req)
+
+    async def fail(self, ns: Namespace, req: ws.RespondActivityTaskFailedRequest) -> None:
+        token = self._token(ns, req.task_token)
+        await self._run(ns, token.workflow_id, token.run_id, token, "_fail", req)
+
+    async def fail_by_id(self, ns: Namespace, req: ws.RespondActivityTaskFailedByIdRequest) -> None:
+        await self._run(ns, req.workflow_id, req.run_id, req.activity_id, "_fail", req)
+
+    async def cancel(self, ns: Namespace, req: ws.RespondActivityTaskCanceledRequest) -> None:
+        token = self._token(ns, req.task_token)
+        await self._run(ns, token.workflow_id, token.run_id, token, "_cancel", req)
+
+    async def cancel_by_id(self, ns: Namespace, req: ws.RespondActivityTaskCanceledByIdRequest) -> None:
+        await self._run(ns, req.workflow_id, req.run_id, req.activity_id, "_cancel", req)
+
+    async def heartbeat(self, ns: Namespace, req: ws.RecordActivityTaskHeartbeatRequest) -> bool:
+        token = self._token(ns, req.task_token)
+        return bool(await self._run(ns, token.workflow_id, token.run_id, token, "_heartbeat", req))
+
+    async def heartbeat_by_id(self, ns: Namespace, req: ws.RecordActivityTaskHeartbeatByIdRequest) -> bool:
+        return bool(await self._run(ns, req.workflow_id, req.run_id, req.activity_id, "_heartbeat", req))
+
+    # ------------------------------------------------------------------ actions (run under the lock)
+    def _complete(self, ms: MutableState, ai: ActivityInfo, req: ws.RespondActivityTaskCompletedRequest) -> None:
+        if exceeds_blob_limit(payloads_size(req.result)):
+            # like the reference: the oversized result fails the attempt instead of entering history
+            failure = failure_pb.Failure(message="Complete result exceeds size limit.")
+            failure.server_failure_info.non_retryable = True
+            self._apply_failure(ms, ai, failure, req.identity)
+            return
+        ms.add_activity_task_completed(ai, req.result if req.HasField("result") else None, req.identity)
+
+    def _fail(self, ms: MutableState, ai: ActivityInfo, req: ws.RespondActivityTaskFailedRequest) -> None:
+        if req.HasField("last_heartbeat_details"):
+            ai.heartbeat_details.CopyFrom(req.last_heartbeat_details)
+        self._apply_failure(ms, ai, req.failure, req.identity)
+
+    def _apply_failure(self, ms: MutableState, ai: ActivityInfo, failure: failure_pb.Failure, identity: str) -> None:
+        if ai.cancel_requested:
+            ms.add_activity_task_failed(ai, failure, RetryState.RETRY_STATE_CANCEL_REQUESTED, identity)
+            return
+        decision = next_retry(ai.scheduled.retry_policy, ai.attempt, failure, ms.now, ts_ns(ai.expiration_time))
+        if decision.retry:
+            ms.retry_activity(ai, failure, decision.backoff_ns)
+        else:
+            ms.add_activity_task_failed(ai, failure, decision.state, identity)
+
+    def _cancel(self, ms: MutableState, ai: ActivityInfo, req: ws.RespondActivityTaskCanceledRequest) -> None:
+        ms.add_activity_task_canceled(ai, req.details if req.HasField("details") else None, req.identity)
+
+    def _heartbeat(self, ms: MutableState, ai: ActivityInfo, req: ws.RecordActivityTaskHeartbeatRequest) -> bool:
+        if req.HasField("details"):
+            ai.heartbeat_details.CopyFrom(req.details)
+        ai.last_heartbeat_time.CopyFrom(timestamp(ms.now))
+        return ai.cancel_requested
+
+    # ------------------------------------------------------------------ timers
+    def on_timeout(self, ms: MutableState, task: Task) -> bool:
+        """An activity timer fired. Returns whether the state changed."""
+        ai = ms.s.activities.get(task.event_id)
+        if ai is None:
+            return False
+        tt = task.timeout_type
+        if tt == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE:
+            pass  # spans every attempt
+        elif ai.attempt != task.attempt:
+            return False
+        elif tt == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START and ai.started:
+            return False
+        elif tt in (TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE, TimeoutType.TIMEOUT_TYPE_HEARTBEAT) and not ai.started:
+            return False
+        if tt == TimeoutType.TIMEOUT_TYPE_HEARTBEAT:
+            hb = duration_ns(ai.scheduled.heartbeat_timeout)
+            last = max(ts_ns(ai.last_heartbeat_time), ts_ns(ai.started_time))
+            if last + hb > ms.now:
+                ms.schedule_heartbeat_timeout(ai)  # it heartbeated since: wait for the new deadline
+                return True
+        failure = timeout_failure(tt)
+        if tt in (TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START, TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE):
+            state = RetryState.RETRY_STATE_TIMEOUT
+        elif ai.cancel_requested:
+            state = RetryState.RETRY_STATE_CANCEL_REQUESTED
+        else:
+            decision = next_retry(ai.scheduled.retry_policy, ai.attempt, failure, ms.now, ts_ns(ai.expiration_time))
+            if decision.retry:
+                if ai.HasField("last_failure") and tt == TimeoutType.TIMEOUT_TYPE_HEARTBEAT:
+                    failure.cause.CopyFrom(ai.last_failure)
+                ms.retry_activity(ai, failure, decision.backoff_ns)
+                return True
+            state = decision.state
+            if state == RetryState.RETRY_STATE_TIMEOUT:
+                failure = timeout_failure(TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE, NO_TIME_FOR_RETRY)
+        if ai.HasField("heartbeat_details"):
+            failure.timeout_failure_info.last_heartbeat_details.CopyFrom(ai.heartbeat_details)
+        if ai.HasField("last_failure") and not failure.HasField("cause"):
+            failure.cause.CopyFrom(ai.last_failure)
+        ms.add_activity_task_timed_out(ai, failure, state)
+        return True
+
+    def on_retry_timer(self, ms: MutableState, task: Task) -> bool:
+        ai = ms.s.activities.get(task.event_id)
+        if ai is None or ai.attempt != task.attempt or ai.started or not ai.HasField("next_attempt_schedule_time"):
+            return False
+        ms.dispatch_activity_retry(ai)
+        return True

@@ -1,0 +1,234 @@
+"""One applier per event type: how an event changes an execution's state.
+
+Appliers are the only code that moves state forward from events. The active path (commands,
+API calls, timers) and every passive path (rebuild, replication, reset) run through them,
+so an execution's state is always what its history says (DESIGN.md invariant 1).
+Bookkeeping that no event carries (attempts, heartbeats, stamps) is kept by the callers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from temporalio.api.common.v1 import message_pb2 as common
+from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
+from temporalio.api.history.v1 import message_pb2 as history
+
+from tempyral.common.clock import duration_ns, timestamp, ts_ns
+from tempyral.history import events as ev
+from tempyral.proto.internal_pb2 import ActivityInfo, ExecutionState, TimerInfo
+
+Status = wf_enums.WorkflowExecutionStatus
+Applier = Callable[[ExecutionState, history.HistoryEvent], None]
+
+
+def apply(state: ExecutionState, event: history.HistoryEvent) -> None:
+    fn = APPLIERS.get(event.event_type)
+    if fn is not None:
+        fn(state, event)
+
+
+def _workflow_started(s: ExecutionState, e: history.HistoryEvent) -> None:
+    a = e.workflow_execution_started_event_attributes
+    s.start.CopyFrom(a)
+    s.start_time.CopyFrom(e.event_time)
+    start_ns = ts_ns(e.event_time)
+    s.execution_time.CopyFrom(timestamp(start_ns + duration_ns(a.first_workflow_task_backoff)))
+    s.status = Status.WORKFLOW_EXECUTION_STATUS_RUNNING
+    if duration_ns(a.workflow_run_timeout) > 0:
+        s.run_expiration_time.CopyFrom(timestamp(start_ns + duration_ns(a.workflow_run_timeout)))
+    if a.HasField("workflow_execution_expiration_time"):
+        s.execution_expiration_time.CopyFrom(a.workflow_execution_expiration_time)
+    if a.HasField("memo"):
+        s.memo.CopyFrom(a.memo)
+    if a.HasField("search_attributes"):
+        s.search_attributes.CopyFrom(a.search_attributes)
+    if a.HasField("header"):
+        s.header.CopyFrom(a.header)
+
+
+def reset_workflow_task(s: ExecutionState, next_attempt: int) -> None:
+    """No workflow task is pending; the next one will be attempt `next_attempt`."""
+    wt = s.workflow_task
+    stamp = wt.stamp
+    wt.Clear()
+    wt.stamp = stamp
+    wt.attempt = next_attempt
+
+
+def fail_workflow_task(s: ExecutionState, increment_attempt: bool) -> None:
+    """A workflow task failed or timed out. A sticky worker gets one fresh attempt on the normal
+    queue before attempts count up (and later attempts become transient)."""
+    attempt = s.workflow_task.attempt or 1
+    if s.sticky_task_queue.name:
+        increment_attempt = False
+        s.ClearField("sticky_task_queue")
+        s.ClearField("sticky_schedule_to_start_timeout")
+    reset_workflow_task(s, attempt + 1 if increment_attempt else 1)
+
+
+def _workflow_task_scheduled(s: ExecutionState, e: history.HistoryEvent) -> None:
+    a = e.workflow_task_scheduled_event_attributes
+    wt = s.workflow_task
+    stamp = wt.stamp
+    wt.Clear()
+    wt.stamp = stamp + 1
+    wt.scheduled = True
+    wt.scheduled_event_id = e.event_id
+    wt.attempt = a.attempt or 1
+    wt.task_queue.CopyFrom(a.task_queue)
+    wt.start_to_close_timeout.CopyFrom(a.start_to_close_timeout)
+    wt.scheduled_time.CopyFrom(e.event_time)
+    wt.original_scheduled_time.CopyFrom(e.event_time)
+
+
+def _workflow_task_started(s: ExecutionState, e: history.HistoryEvent) -> None:
+    a = e.workflow_task_started_event_attributes
+    wt = s.workflow_task
+    wt.started_event_id = e.event_id
+    wt.started_time.CopyFrom(e.event_time)
+    wt.request_id = a.request_id
+    wt.identity = a.identity
+
+
+def _workflow_task_completed(s: ExecutionState, e: history.HistoryEvent) -> None:
+    s.last_completed_wft_started_event_id = e.workflow_task_completed_event_attributes.started_event_id
+    s.last_workflow_task_completed_event_id = e.event_id
+    reset_workflow_task(s, 1)
+
+
+def _workflow_task_failed(s: ExecutionState, e: history.HistoryEvent) -> None:
+    fail_workflow_task(s, increment_attempt=True)
+
+
+def _workflow_task_timed_out(s: ExecutionState, e: history.HistoryEvent) -> None:
+    schedule_to_start = e.workflow_task_timed_out_event_attributes.timeout_type == 2
+    fail_workflow_task(s, increment_attempt=not schedule_to_start)
+
+
+def _activity_scheduled(s: ExecutionState, e: history.HistoryEvent) -> None:
+    a = e.activity_task_scheduled_event_attributes
+    ai = ActivityInfo(scheduled_event_id=e.event_id, attempt=1, version=e.version, has_retry_policy=True)
+    ai.scheduled.CopyFrom(a)
+    ai.scheduled_time.CopyFrom(e.event_time)
+    ai.current_attempt_scheduled_time.CopyFrom(e.event_time)
+    s2c = duration_ns(a.schedule_to_close_timeout)
+    if s2c > 0:
+        ai.expiration_time.CopyFrom(timestamp(ts_ns(e.event_time) + s2c))
+    s.activities[e.event_id].CopyFrom(ai)
+    s.activity_count += 1
+
+
+def _activity_started(s: ExecutionState, e: history.HistoryEvent) -> None:
+    ai = s.activities.get(e.activity_task_started_event_attributes.scheduled_event_id)
+    if ai is not None and e.event_id > 0:
+        ai.started_event_id = e.event_id
+
+
+def _activity_closed(s: ExecutionState, e: history.HistoryEvent) -> None:
+    attrs = getattr(e, ev.ACTIVITY_CLOSE_ATTRS[e.event_type])
+    s.activities.pop(attrs.scheduled_event_id, None)
+
+
+def _activity_cancel_requested(s: ExecutionState, e: history.HistoryEvent) -> None:
+    ai = s.activities.get(e.activity_task_cancel_requested_event_attributes.scheduled_event_id)
+    if ai is not None:
+        ai.cancel_requested = True
+        ai.cancel_request_event_id = e.event_id
+
+
+def _timer_started(s: ExecutionState, e: history.HistoryEvent) -> None:
+    a = e.timer_started_event_attributes
+    info = TimerInfo(timer_id=a.timer_id, started_event_id=e.event_id, version=e.version)
+    info.expiry_time.CopyFrom(timestamp(ts_ns(e.event_time) + duration_ns(a.start_to_fire_timeout)))
+    s.timers[a.timer_id].CopyFrom(info)
+
+
+def _timer_fired(s: ExecutionState, e: history.HistoryEvent) -> None:
+    s.timers.pop(e.timer_fired_event_attributes.timer_id, None)
+
+
+def _timer_canceled(s: ExecutionState, e: history.HistoryEvent) -> None:
+    s.timers.pop(e.timer_canceled_event_attributes.timer_id, None)
+
+
+def _signaled(s: ExecutionState, e: history.HistoryEvent) -> None:
+    s.signal_count += 1
+
+
+def _cancel_requested(s: ExecutionState, e: history.HistoryEvent) -> None:
+    s.cancel_requested = True
+
+
+def _closer(status: int, attr: str | None) -> Applier:
+    def close(s: ExecutionState, e: history.HistoryEvent) -> None:
+        s.status = status  # type: ignore[assignment]
+        s.close_time.CopyFrom(e.event_time)
+        s.completion_event_id = e.event_id
+        if attr is not None:
+            s.new_execution_run_id = getattr(e, attr).new_execution_run_id
+        reset_workflow_task(s, 1)
+
+    return close
+
+
+def _merge_payload_map(target: common.SearchAttributes | common.Memo, fields: dict[str, common.Payload]) -> None:
+    dest = target.indexed_fields if isinstance(target, common.SearchAttributes) else target.fields
+    for key, value in fields.items():
+        if _is_unset(value):
+            dest.pop(key, None)
+        else:
+            dest[key].CopyFrom(value)
+
+
+def _is_unset(payload: common.Payload) -> bool:
+    # The SDKs unset a search attribute or memo field by upserting an empty or null value.
+    return payload.data in (b"", b"null", b"[]")
+
+
+def _upsert_search_attributes(s: ExecutionState, e: history.HistoryEvent) -> None:
+    fields = e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+    _merge_payload_map(s.search_attributes, dict(fields))
+
+
+def _properties_modified(s: ExecutionState, e: history.HistoryEvent) -> None:
+    fields = e.workflow_properties_modified_event_attributes.upserted_memo.fields
+    _merge_payload_map(s.memo, dict(fields))
+
+
+APPLIERS: dict[int, Applier] = {
+    ev.WORKFLOW_EXECUTION_STARTED: _workflow_started,
+    ev.WORKFLOW_TASK_SCHEDULED: _workflow_task_scheduled,
+    ev.WORKFLOW_TASK_STARTED: _workflow_task_started,
+    ev.WORKFLOW_TASK_COMPLETED: _workflow_task_completed,
+    ev.WORKFLOW_TASK_FAILED: _workflow_task_failed,
+    ev.WORKFLOW_TASK_TIMED_OUT: _workflow_task_timed_out,
+    ev.ACTIVITY_TASK_SCHEDULED: _activity_scheduled,
+    ev.ACTIVITY_TASK_STARTED: _activity_started,
+    ev.ACTIVITY_TASK_COMPLETED: _activity_closed,
+    ev.ACTIVITY_TASK_FAILED: _activity_closed,
+    ev.ACTIVITY_TASK_TIMED_OUT: _activity_closed,
+    ev.ACTIVITY_TASK_CANCELED: _activity_closed,
+    ev.ACTIVITY_TASK_CANCEL_REQUESTED: _activity_cancel_requested,
+    ev.TIMER_STARTED: _timer_started,
+    ev.TIMER_FIRED: _timer_fired,
+    ev.TIMER_CANCELED: _timer_canceled,
+    ev.WORKFLOW_EXECUTION_SIGNALED: _signaled,
+    ev.WORKFLOW_EXECUTION_CANCEL_REQUESTED: _cancel_requested,
+    ev.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: _upsert_search_attributes,
+    ev.WORKFLOW_PROPERTIES_MODIFIED: _properties_modified,
+    ev.WORKFLOW_EXECUTION_COMPLETED: _closer(
+        Status.WORKFLOW_EXECUTION_STATUS_COMPLETED, "workflow_execution_completed_event_attributes"
+    ),
+    ev.WORKFLOW_EXECUTION_FAILED: _closer(
+        Status.WORKFLOW_EXECUTION_STATUS_FAILED, "workflow_execution_failed_event_attributes"
+    ),
+    ev.WORKFLOW_EXECUTION_TIMED_OUT: _closer(
+        Status.WORKFLOW_EXECUTION_STATUS_TIMED_OUT, "workflow_execution_timed_out_event_attributes"
+    ),
+    ev.WORKFLOW_EXECUTION_CANCELED: _closer(Status.WORKFLOW_EXECUTION_STATUS_CANCELED, None),
+    ev.WORKFLOW_EXECUTION_TERMINATED: _closer(Status.WORKFLOW_EXECUTION_STATUS_TERMINATED, None),
+    ev.WORKFLOW_EXECUTION_CONTINUED_AS_NEW: _closer(
+        Status.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW, "workflow_execution_continued_as_new_event_attributes"
+    ),
+}

@@ -1,0 +1,362 @@
+"""Turn the commands of a completed workflow task into events, validating them as the reference does.
+
+A command that fails validation raises `WorkflowTaskFailure`: the caller drops every event
+the task produced and records WorkflowTaskFailed with the cause instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from temporalio.api.command.v1 import message_pb2 as command_pb
+from temporalio.api.enums.v1 import CommandType, IndexedValueType, WorkflowTaskFailedCause
+from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
+from temporalio.api.failure.v1 import message_pb2 as failure_pb
+from temporalio.api.history.v1 import message_pb2 as history
+
+from tempyral.common.clock import duration, duration_ns
+from tempyral.common.errors import InvalidArgument
+from tempyral.common.limits import MAX_ID_LENGTH, MAX_PENDING_ACTIVITIES, exceeds_blob_limit, payloads_size
+from tempyral.common.retry import RetryDecision, next_retry, normalize_retry_policy
+from tempyral.history.mutable_state import MutableState
+from tempyral.namespace.registry import Namespace
+from tempyral.proto.internal_pb2 import ActivityInfo
+
+Cause = WorkflowTaskFailedCause
+RetryState = wf_enums.RetryState
+CLOSE_COMMANDS = frozenset(
+    {
+        CommandType.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION,
+        CommandType.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION,
+        CommandType.COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION,
+        CommandType.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION,
+    }
+)
+KNOWN_COMMANDS = CLOSE_COMMANDS | frozenset(
+    {
+        CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
+        CommandType.COMMAND_TYPE_REQUEST_CANCEL_ACTIVITY_TASK,
+        CommandType.COMMAND_TYPE_START_TIMER,
+        CommandType.COMMAND_TYPE_CANCEL_TIMER,
+        CommandType.COMMAND_TYPE_RECORD_MARKER,
+        CommandType.COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION,
+        CommandType.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION,
+        CommandType.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION,
+        CommandType.COMMAND_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+        CommandType.COMMAND_TYPE_MODIFY_WORKFLOW_PROPERTIES,
+        CommandType.COMMAND_TYPE_PROTOCOL_MESSAGE,
+        CommandType.COMMAND_TYPE_SCHEDULE_NEXUS_OPERATION,
+        CommandType.COMMAND_TYPE_REQUEST_CANCEL_NEXUS_OPERATION,
+    }
+)
+
+
+class WorkflowTaskFailure(Exception):
+    def __init__(self, cause: int, message: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.message = message
+
+
+@dataclass(slots=True)
+class CommandResult:
+    eager_activities: list[ActivityInfo] = field(default_factory=list)
+    # Set when the workflow closed with a retry: the new run to create, after `backoff_ns`.
+    retry: RetryDecision | None = None
+    retry_failure: failure_pb.Failure | None = None
+    activity_cancelled_before_start: bool = False
+
+
+def validate_command_sequence(commands: list[command_pb.Command]) -> None:
+    """A close command must come last (answered with INVALID_ARGUMENT, not a task failure)."""
+    close: int | None = None
+    for command in commands:
+        if close is not None:
+            names = ", ".join(CommandType.Name(c.command_type) for c in commands)
+            raise InvalidArgument(
+                f"invalid command sequence: [{names}], command {CommandType.Name(close)} must be the last command."
+            )
+        if command.command_type not in KNOWN_COMMANDS:
+            raise InvalidArgument(f"unknown command type: {command.command_type}")
+        if command.command_type in CLOSE_COMMANDS:
+            close = command.command_type
+
+
+class CommandProcessor:
+    def __init__(
+        self,
+        ms: MutableState,
+        ns: Namespace,
+        wft_completed_event_id: int,
+        identity: str,
+        has_buffered_events: bool,
+    ) -> None:
+        self.ms = ms
+        self.ns = ns
+        self.completed_id = wft_completed_event_id
+        self.identity = identity
+        self.has_buffered = has_buffered_events
+        self.result = CommandResult()
+
+    def process(self, commands: list[command_pb.Command]) -> CommandResult:
+        for command in commands:
+            handler = _HANDLERS.get(command.command_type)
+            if handler is None:
+                raise WorkflowTaskFailure(
+                    Cause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
+                    f"command {CommandType.Name(command.command_type)} is not supported by this server yet",
+                )
+            handler(self, command)
+            if not self.ms.running:
+                break  # the first close command wins
+        return self.result
+
+    # ------------------------------------------------------------------ activities
+    def _schedule_activity(self, command: command_pb.Command) -> None:
+        a = command.schedule_activity_task_command_attributes
+        cause = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES
+        if not a.activity_id:
+            raise WorkflowTaskFailure(cause, "activityId is not set")
+        if not a.activity_type.name:
+            raise WorkflowTaskFailure(cause, "activityType is not set")
+        if len(a.activity_id) > MAX_ID_LENGTH:
+            raise WorkflowTaskFailure(
+                cause, f"activityId exceeds length limit. Length={len(a.activity_id)} Limit={MAX_ID_LENGTH}"
+            )
+        if exceeds_blob_limit(payloads_size(a.input)):
+            raise WorkflowTaskFailure(cause, "ScheduleActivityTaskCommandAttributes.Input exceeds size limit.")
+        if len(self.ms.s.activities) >= MAX_PENDING_ACTIVITIES:
+            raise WorkflowTaskFailure(
+                Cause.WORKFLOW_TASK_FAILED_CAUSE_PENDING_ACTIVITIES_LIMIT_EXCEEDED,
+                "the number of pending activities exceeds the limit",
+            )
+        if self.ms.activity_by_id(a.activity_id) is not None:
+            raise WorkflowTaskFailure(
+                Cause.WORKFLOW_TASK_FAILED_CAUSE_SCHEDULE_ACTIVITY_DUPLICATE_ID,
+                f"Duplicate activity ID: {a.activity_id}",
+            )
+        attrs = history.ActivityTaskScheduledEventAttributes(
+            activity_id=a.activity_id,
+            activity_type=a.activity_type,
+            header=a.header,
+            workflow_task_completed_event_id=self.completed_id,
+            use_workflow_build_id=a.use_workflow_build_id,
+        )
+        attrs.task_queue.CopyFrom(a.task_queue)
+        if not attrs.task_queue.name:
+            attrs.task_queue.CopyFrom(self.ms.normal_task_queue)
+        if not attrs.task_queue.kind:
+            attrs.task_queue.kind = 1
+        if a.HasField("input"):
+            attrs.input.CopyFrom(a.input)
+        if a.HasField("priority"):
+            attrs.priority.CopyFrom(a.priority)
+        else:
+            attrs.priority.SetInParent()
+        self._normalize_activity_timeouts(a, attrs)
+        policy = attrs.retry_policy
+        policy.CopyFrom(a.retry_policy)
+        try:
+            normalize_retry_policy(policy)
+        except InvalidArgument as err:
+            raise WorkflowTaskFailure(cause, err.message) from err
+        eager = a.request_eager_execution
+        ai = self.ms.add_activity_task_scheduled(attrs, dispatch=not eager)
+        if eager:
+            self.result.eager_activities.append(ai)
+
+    def _normalize_activity_timeouts(
+        self, a: command_pb.ScheduleActivityTaskCommandAttributes, attrs: history.ActivityTaskScheduledEventAttributes
+    ) -> None:
+        cause = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES
+        s2c = duration_ns(a.schedule_to_close_timeout)
+        s2s = duration_ns(a.schedule_to_start_timeout)
+        stc = duration_ns(a.start_to_close_timeout)
+        hb = duration_ns(a.heartbeat_timeout)
+        for name, value in (
+            ("ScheduleToCloseTimeout", s2c),
+            ("ScheduleToStartTimeout", s2s),
+            ("StartToCloseTimeout", stc),
+            ("HeartbeatTimeout", hb),
+        ):
+            if value < 0:
+                raise WorkflowTaskFailure(cause, f"invalid {name}: negative duration")
+        run_timeout = duration_ns(self.ms.s.start.workflow_run_timeout)
+        if s2c > 0:
+            s2s = min(s2s, s2c) if s2s > 0 else s2c
+            stc = min(stc, s2c) if stc > 0 else s2c
+        elif stc > 0:
+            s2c = run_timeout
+            if s2s <= 0:
+                s2s = run_timeout
+        else:
+            raise WorkflowTaskFailure(
+                cause,
+                "a valid StartToCloseTimeout or ScheduleToCloseTimeout must be set on the activity. "
+                f"ActivityId={a.activity_id} ActivityType={a.activity_type.name}",
+            )
+        if run_timeout > 0:
+            s2c, s2s, stc, hb = (min(v, run_timeout) for v in (s2c, s2s, stc, hb))
+        hb = min(hb, stc)
+        attrs.schedule_to_close_timeout.CopyFrom(duration(s2c))
+        attrs.schedule_to_start_timeout.CopyFrom(duration(s2s))
+        attrs.start_to_close_timeout.CopyFrom(duration(stc))
+        attrs.heartbeat_timeout.CopyFrom(duration(hb))
+
+    def _request_cancel_activity(self, command: command_pb.Command) -> None:
+        a = command.request_cancel_activity_task_command_attributes
+        ai = self.ms.s.activities.get(a.scheduled_event_id)
+        if ai is None:
+            raise WorkflowTaskFailure(
+                Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES,
+                f"invalid history builder state for action: add-activitytask-cancel-requested-event, "
+                f"ScheduledEventID: {a.scheduled_event_id}",
+            )
+        cancel_id = self.ms.add_activity_task_cancel_requested(a.scheduled_event_id, self.completed_id)
+        ai = self.ms.s.activities[a.scheduled_event_id]
+        if not ai.started:
+            ai.cancel_request_event_id = cancel_id
+            from tempyral.history.payloads import encode_string
+
+            self.ms.add_activity_task_canceled(ai, encode_string("ACTIVITY_ID_NOT_STARTED"), self.identity)
+            self.result.activity_cancelled_before_start = True
+            self.result.eager_activities = [
+                e for e in self.result.eager_activities if e.scheduled_event_id != a.scheduled_event_id
+            ]
+
+    # ------------------------------------------------------------------ timers
+    def _start_timer(self, command: command_pb.Command) -> None:
+        a = command.start_timer_command_attributes
+        cause = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES
+        if not a.timer_id:
+            raise WorkflowTaskFailure(cause, "TimerId is not set on StartTimerCommand.")
+        if len(a.timer_id) > MAX_ID_LENGTH:
+            raise WorkflowTaskFailure(cause, "TimerId on StartTimerCommand exceeds length limit.")
+        if duration_ns(a.start_to_fire_timeout) <= 0:
+            raise WorkflowTaskFailure(
+                cause, f"An invalid StartToFireTimeout is set on StartTimerCommand. TimerId={a.timer_id}"
+            )
+        if a.timer_id in self.ms.s.timers:
+            raise WorkflowTaskFailure(
+                Cause.WORKFLOW_TASK_FAILED_CAUSE_START_TIMER_DUPLICATE_ID, f"Duplicate timer ID: {a.timer_id}"
+            )
+        self.ms.add_timer_started(a.timer_id, a.start_to_fire_timeout, self.completed_id)
+
+    def _cancel_timer(self, command: command_pb.Command) -> None:
+        a = command.cancel_timer_command_attributes
+        if not a.timer_id:
+            raise WorkflowTaskFailure(
+                Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CANCEL_TIMER_ATTRIBUTES, "TimerId is not set on CancelTimerCommand."
+            )
+        if a.timer_id not in self.ms.s.timers:
+            raise WorkflowTaskFailure(
+                Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CANCEL_TIMER_ATTRIBUTES,
+                f"invalid history builder state for action: add-timer-canceled-event, TimerID: {a.timer_id}",
+            )
+        self.ms.add_timer_canceled(a.timer_id, self.completed_id, self.identity)
+
+    # ------------------------------------------------------------------ markers, attributes
+    def _record_marker(self, command: command_pb.Command) -> None:
+        a = command.record_marker_command_attributes
+        if not a.marker_name:
+            raise WorkflowTaskFailure(
+                Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES, "MarkerName is not set on RecordMarkerCommand."
+            )
+        attrs = history.MarkerRecordedEventAttributes(
+            marker_name=a.marker_name, workflow_task_completed_event_id=self.completed_id
+        )
+        for key, value in a.details.items():
+            attrs.details[key].CopyFrom(value)
+        if a.HasField("header"):
+            attrs.header.CopyFrom(a.header)
+        if a.HasField("failure"):
+            attrs.failure.CopyFrom(a.failure)
+        self.ms.add_marker_recorded(attrs)
+
+    def _upsert_search_attributes(self, command: command_pb.Command) -> None:
+        a = command.upsert_workflow_search_attributes_command_attributes
+        cause = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES
+        if not a.search_attributes.indexed_fields:
+            raise WorkflowTaskFailure(cause, "IndexedFields is empty on command.")
+        try:
+            validate_search_attributes(self.ns, a.search_attributes)
+        except InvalidArgument as err:
+            raise WorkflowTaskFailure(cause, err.message) from err
+        self.ms.add_upsert_search_attributes(self.completed_id, a.search_attributes)
+
+    def _modify_properties(self, command: command_pb.Command) -> None:
+        a = command.modify_workflow_properties_command_attributes
+        if not a.upserted_memo.fields:
+            raise WorkflowTaskFailure(
+                Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_MODIFY_WORKFLOW_PROPERTIES_ATTRIBUTES,
+                "UpsertedMemo is empty on command.",
+            )
+        self.ms.add_properties_modified(self.completed_id, a.upserted_memo)
+
+    # ------------------------------------------------------------------ close
+    def _check_can_close(self) -> None:
+        if self.has_buffered:
+            # new events arrived while the task ran: the workflow has to see them first
+            raise WorkflowTaskFailure(Cause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND, "")
+
+    def _complete(self, command: command_pb.Command) -> None:
+        self._check_can_close()
+        a = command.complete_workflow_execution_command_attributes
+        self.ms.add_completed(self.completed_id, a.result if a.HasField("result") else None)
+
+    def _fail(self, command: command_pb.Command) -> None:
+        self._check_can_close()
+        a = command.fail_workflow_execution_command_attributes
+        s = self.ms.s
+        decision = RetryDecision(RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET)
+        if s.start.HasField("retry_policy"):
+            decision = next_retry(
+                s.start.retry_policy,
+                s.start.attempt,
+                a.failure,
+                self.ms.now,
+                s.execution_expiration_time.seconds * 1_000_000_000 + s.execution_expiration_time.nanos,
+            )
+        if decision.retry:
+            from tempyral.common import ids
+
+            new_run_id = ids.new_run_id()
+            self.ms.add_failed(self.completed_id, a.failure, decision.state, new_run_id)
+            self.result.retry = decision
+            self.result.retry_failure = a.failure
+        else:
+            self.ms.add_failed(self.completed_id, a.failure, decision.state)
+
+    def _cancel(self, command: command_pb.Command) -> None:
+        self._check_can_close()
+        a = command.cancel_workflow_execution_command_attributes
+        self.ms.add_canceled(self.completed_id, a.details if a.HasField("details") else None)
+
+
+def validate_search_attributes(ns: Namespace, search_attributes: object) -> None:
+    from temporalio.api.common.v1 import message_pb2 as common
+
+    assert isinstance(search_attributes, common.SearchAttributes)
+    known = ns.record.search_attributes
+    for name in search_attributes.indexed_fields:
+        if name not in known and name not in SYSTEM_SETTABLE:
+            raise InvalidArgument(
+                f"search attribute {name} is not defined"
+            )
+
+
+# System search attributes a workflow may set itself.
+SYSTEM_SETTABLE = {"TemporalChangeVersion": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST}
+
+_HANDLERS = {
+    CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK: CommandProcessor._schedule_activity,
+    CommandType.COMMAND_TYPE_REQUEST_CANCEL_ACTIVITY_TASK: CommandProcessor._request_cancel_activity,
+    CommandType.COMMAND_TYPE_START_TIMER: CommandProcessor._start_timer,
+    CommandType.COMMAND_TYPE_CANCEL_TIMER: CommandProcessor._cancel_timer,
+    CommandType.COMMAND_TYPE_RECORD_MARKER: CommandProcessor._record_marker,
+    CommandType.COMMAND_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: CommandProcessor._upsert_search_attributes,
+    CommandType.COMMAND_TYPE_MODIFY_WORKFLOW_PROPERTIES: CommandProcessor._modify_properties,
+    CommandType.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION: CommandProcessor._complete,
+    CommandType.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION: CommandProcessor._fail,
+    CommandType.COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION: CommandProcessor._cancel,
+}

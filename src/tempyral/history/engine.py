@@ -1,0 +1,499 @@
+"""The history engine: owns the shards, routes tasks, and runs every mutation of an execution.
+
+Client-facing operations live here; workflow-task, activity and timer handling live in
+their own modules and reach executions through `HistoryEngine.locked`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from temporalio.api.enums.v1 import ContinueAsNewInitiator, WorkflowTaskFailedCause
+from temporalio.api.failure.v1 import message_pb2 as failure_pb
+from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
+from temporalio.api.history.v1 import message_pb2 as history
+from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
+
+from tempyral.common import ids
+from tempyral.common.clock import duration, duration_ns, timestamp
+from tempyral.common.errors import (
+    ConditionFailed,
+    Internal,
+    WorkflowAlreadyStarted,
+    WorkflowCompleted,
+    WorkflowNotFound,
+)
+from tempyral.history.mutable_state import MutableState
+from tempyral.history.shard import ExecutionEntry, ExecutionKey, Mutation, Shard
+from tempyral.matching.service import ACTIVITY, WORKFLOW, Matching, QueueKey
+from tempyral.namespace.registry import Namespace, NamespaceRegistry
+from tempyral.persistence.store import CurrentWrite, Store
+from tempyral.proto.internal_pb2 import ExecutionState, Task, TaskCategory, TaskType
+
+log = logging.getLogger(__name__)
+
+Status = wf_enums.WorkflowExecutionStatus
+RUNNING = Status.WORKFLOW_EXECUTION_STATUS_RUNNING
+FAILED_STATUSES = frozenset(
+    {
+        Status.WORKFLOW_EXECUTION_STATUS_FAILED,
+        Status.WORKFLOW_EXECUTION_STATUS_CANCELED,
+        Status.WORKFLOW_EXECUTION_STATUS_TERMINATED,
+        Status.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
+    }
+)
+ReusePolicy = wf_enums.WorkflowIdReusePolicy
+ConflictPolicy = wf_enums.WorkflowIdConflictPolicy
+FORCE_CLOSE_COMMAND = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND
+DEFAULT_TASK_TIMEOUT_NS = 10 * 1_000_000_000
+MAX_TASK_TIMEOUT_NS = 120 * 1_000_000_000
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    num_shards: int = 4
+    cache_size: int = 20_000
+    owner: str = "tempyral"
+    long_poll_timeout_s: float = 60.0
+
+
+@dataclass(slots=True)
+class StartResult:
+    run_id: str
+    started: bool
+    status: int = RUNNING
+
+
+class HistoryEngine:
+    def __init__(
+        self, store: Store, namespaces: NamespaceRegistry, matching: Matching, config: EngineConfig
+    ) -> None:
+        self.store = store
+        self.namespaces = namespaces
+        self.matching = matching
+        self.config = config
+        self.shards = [
+            Shard(i, store, config.owner, self._on_tasks, config.cache_size // config.num_shards + 1)
+            for i in range(config.num_shards)
+        ]
+        self._id_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # Handlers live in their own modules; they import this one, hence the late imports.
+        from tempyral.history.tasks import TaskExecutor
+        from tempyral.history.timer_queue import TimerQueue
+
+        from tempyral.history.activities import ActivityHandler
+        from tempyral.history.queries import QueryRegistry
+        from tempyral.history.workflow_tasks import WorkflowTaskHandler
+
+        self.tasks = TaskExecutor(self)
+        self.timer_queue = TimerQueue(self.tasks.execute_timer)
+        self.queries = QueryRegistry(matching)
+        self.workflow_tasks = WorkflowTaskHandler(self)
+        self.activities = ActivityHandler(self)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        for shard in self.shards:
+            await shard.acquire()
+        loaded = 0
+        for shard in self.shards:
+            for category in (TaskCategory.TASK_CATEGORY_TRANSFER, TaskCategory.TASK_CATEGORY_TIMER):
+                rows = await self.store.load_tasks(shard.shard_id, category)
+                self._on_tasks([Task.FromString(data) for _, data in rows])
+                loaded += len(rows)
+        if loaded:
+            log.info("recovered %d outstanding tasks from the outbox", loaded)
+        self.timer_queue.start()
+
+    async def stop(self) -> None:
+        await self.timer_queue.stop()
+        await self.tasks.stop()
+
+    def shard_for(self, namespace_id: str, workflow_id: str) -> Shard:
+        h = zlib.crc32(f"{namespace_id}/{workflow_id}".encode())
+        return self.shards[h % len(self.shards)]
+
+    def _on_tasks(self, tasks: list[Task]) -> None:
+        """Committed tasks: dispatch tasks go to matching, timers to the timer queue."""
+        for task in tasks:
+            if task.category == TaskCategory.TASK_CATEGORY_TIMER:
+                self.timer_queue.add(task)
+            elif task.type == TaskType.TASK_TYPE_DISPATCH_WORKFLOW_TASK:
+                tq = task.task_queue
+                self.matching.add(
+                    QueueKey(task.namespace_id, tq.name, WORKFLOW), task, sticky_normal_name=tq.normal_name
+                )
+            elif task.type == TaskType.TASK_TYPE_DISPATCH_ACTIVITY_TASK:
+                self.matching.add(QueueKey(task.namespace_id, task.task_queue.name, ACTIVITY), task)
+            else:
+                self.tasks.submit_transfer(task)
+
+    # ------------------------------------------------------------------ access to executions
+    async def current_run_id(self, namespace_id: str, workflow_id: str) -> str | None:
+        shard = self.shard_for(namespace_id, workflow_id)
+        cached = shard.current_run_cached(namespace_id, workflow_id)
+        if cached is not None:
+            return cached
+        row = await self.store.get_current(namespace_id, workflow_id)
+        if row is None:
+            return None
+        shard.remember_current(namespace_id, workflow_id, row.run_id)
+        return row.run_id
+
+    @asynccontextmanager
+    async def locked(
+        self, namespace_id: str, workflow_id: str, run_id: str = ""
+    ) -> AsyncIterator[tuple[Shard, ExecutionEntry, MutableState]]:
+        """Lock a run (the current one when run_id is empty) and load its state.
+
+        Uncommitted changes are dropped if the block raises, so a failed request leaves
+        nothing behind in the cache.
+        """
+        shard = self.shard_for(namespace_id, workflow_id)
+        for _ in range(5):
+            target = run_id or await self.current_run_id(namespace_id, workflow_id)
+            if not target:
+                raise WorkflowNotFound.for_id(workflow_id)
+            async with shard.locked((namespace_id, workflow_id, target)) as entry:
+                ms = await shard.load(entry)
+                if ms is None:
+                    if run_id:
+                        raise WorkflowNotFound.for_run(workflow_id, run_id)
+                    raise WorkflowNotFound.for_id(workflow_id)
+                if not run_id and not ms.running:
+                    # a newer run may have become current while we waited for the lock
+                    latest = await self.current_run_id(namespace_id, workflow_id)
+                    if latest and latest != target:
+                        continue
+                ms.begin(time.time_ns())
+                try:
+                    yield shard, entry, ms
+                except BaseException:
+                    if ms.new_events or ms.new_tasks or ms.visibility_dirty:
+                        entry.evict_state()
+                    raise
+                return
+        raise Internal("the current run of this workflow keeps changing")
+
+    async def read_state(self, namespace_id: str, workflow_id: str, run_id: str = "") -> MutableState:
+        async with self.locked(namespace_id, workflow_id, run_id) as (_, _, ms):
+            return ms
+
+    async def events(
+        self, shard: Shard, entry: ExecutionEntry, ms: MutableState, first_event_id: int, next_event_id: int
+    ) -> list[history.HistoryEvent]:
+        """Committed events in [first_event_id, next_event_id), from the cache or the store."""
+        if entry.events is None and ms.s.next_event_id <= 1000:
+            blobs = await self.store.read_history(ms.namespace_id, ms.run_id, 1, ms.s.next_event_id)
+            events: list[history.HistoryEvent] = []
+            for blob in blobs:
+                events.extend(history.History.FromString(blob).events)
+            if len(events) == ms.s.next_event_id - 1 - len(ms.new_events):
+                entry.events = events
+        if entry.events is not None:
+            return entry.events[first_event_id - 1 : next_event_id - 1]
+        blobs = await self.store.read_history(ms.namespace_id, ms.run_id, first_event_id, next_event_id)
+        out: list[history.HistoryEvent] = []
+        for blob in blobs:
+            for event in history.History.FromString(blob).events:
+                if first_event_id <= event.event_id < next_event_id:
+                    out.append(event)
+        return out
+
+    # ------------------------------------------------------------------ start
+    def _id_lock(self, namespace_id: str, workflow_id: str) -> asyncio.Lock:
+        key = (namespace_id, workflow_id)
+        lock = self._id_locks.get(key)
+        if lock is None:
+            if len(self._id_locks) > 10_000:
+                for k in [k for k, v in self._id_locks.items() if not v.locked()]:
+                    del self._id_locks[k]
+            lock = self._id_locks[key] = asyncio.Lock()
+        return lock
+
+    def new_execution(
+        self,
+        ns: Namespace,
+        workflow_id: str,
+        run_id: str,
+        attrs: history.WorkflowExecutionStartedEventAttributes,
+        request_id: str,
+        now: int,
+    ) -> MutableState:
+        state = ExecutionState(
+            namespace_id=ns.id,
+            workflow_id=workflow_id,
+            run_id=run_id,
+            next_event_id=1,
+            start_request_id=request_id,
+        )
+        state.start_request_ids.append(request_id)
+        ms = MutableState(state, now)
+        ms.begin(now)
+        ms.add_workflow_execution_started(attrs)
+        return ms
+
+    def started_attributes(
+        self, ns: Namespace, req: ws.StartWorkflowExecutionRequest, run_id: str, now: int
+    ) -> history.WorkflowExecutionStartedEventAttributes:
+        attrs = history.WorkflowExecutionStartedEventAttributes(
+            workflow_type=req.workflow_type,
+            task_queue=req.task_queue,
+            identity=req.identity,
+            original_execution_run_id=run_id,
+            first_execution_run_id=run_id,
+            attempt=1,
+            workflow_id=req.workflow_id,
+            cron_schedule=req.cron_schedule,
+        )
+        attrs.task_queue.kind = 1  # normal
+        if req.HasField("input"):
+            attrs.input.CopyFrom(req.input)
+        execution_timeout = duration_ns(req.workflow_execution_timeout)
+        run_timeout = duration_ns(req.workflow_run_timeout)
+        if run_timeout == 0 or (execution_timeout and run_timeout > execution_timeout):
+            run_timeout = execution_timeout
+        task_timeout = duration_ns(req.workflow_task_timeout) or DEFAULT_TASK_TIMEOUT_NS
+        task_timeout = min(task_timeout, MAX_TASK_TIMEOUT_NS)
+        if run_timeout:
+            task_timeout = min(task_timeout, run_timeout)
+        if execution_timeout:
+            attrs.workflow_execution_timeout.CopyFrom(duration(execution_timeout))
+            attrs.workflow_execution_expiration_time.CopyFrom(timestamp(now + execution_timeout))
+        if run_timeout:
+            attrs.workflow_run_timeout.CopyFrom(duration(run_timeout))
+        attrs.workflow_task_timeout.CopyFrom(duration(task_timeout))
+        attrs.first_workflow_task_backoff.CopyFrom(duration(duration_ns(req.workflow_start_delay)))
+        for field in ("retry_policy", "memo", "search_attributes", "header", "priority"):
+            if req.HasField(field):
+                getattr(attrs, field).CopyFrom(getattr(req, field))
+        if not req.HasField("priority"):
+            attrs.priority.SetInParent()
+        attrs.completion_callbacks.extend(req.completion_callbacks)
+        return attrs
+
+    async def start_workflow(
+        self,
+        ns: Namespace,
+        req: ws.StartWorkflowExecutionRequest,
+        signal: ws.SignalWithStartWorkflowExecutionRequest | None = None,
+    ) -> StartResult:
+        """Start a run, or resolve the request against the current run by the id policies.
+
+        With `signal`, this is signal-with-start: a running current run gets the signal, and a
+        new run starts with it as its second event.
+        """
+        shard = self.shard_for(ns.id, req.workflow_id)
+        async with self._id_lock(ns.id, req.workflow_id):
+            current_id = await self.current_run_id(ns.id, req.workflow_id)
+            if current_id is not None:
+                async with self.locked(ns.id, req.workflow_id, current_id) as (_, entry, current):
+                    outcome = self._resolve_existing(current, req, signal is not None)
+                    if outcome is not None:
+                        if signal is not None and current.running:
+                            current.add_signaled(
+                                signal.signal_name, signal.signal_input, signal.identity, signal.header,
+                                signal.request_id,
+                            )
+                            if not current.wft_pending:
+                                current.schedule_workflow_task()
+                            await shard.commit([Mutation(entry, current)])
+                        return outcome
+                    if current.running:  # conflict policy: terminate the running one
+                        current.add_terminated("TerminateExisting", None, req.identity or "history-service")
+                        result = await self._create_run(shard, ns, req, current_id, signal, [Mutation(entry, current)])
+                        return result
+            return await self._create_run(shard, ns, req, current_id, signal, [])
+
+    def _resolve_existing(
+        self, current: MutableState, req: ws.StartWorkflowExecutionRequest, with_signal: bool
+    ) -> StartResult | None:
+        """None: go ahead and create a new run. A StartResult: answer with the current run."""
+        s = current.s
+        if req.request_id and req.request_id in s.start_request_ids:
+            return StartResult(s.run_id, True, s.status)
+        wid, rid = s.workflow_id, s.run_id
+        if current.running:
+            policy = req.workflow_id_conflict_policy
+            if req.workflow_id_reuse_policy == ReusePolicy.WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING:
+                policy = ConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING
+            if policy == ConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_UNSPECIFIED:
+                policy = (
+                    ConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
+                    if with_signal
+                    else ConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_FAIL
+                )
+            if policy == ConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_FAIL:
+                raise WorkflowAlreadyStarted(
+                    f"Workflow execution is already running. WorkflowId: {wid}, RunId: {rid}.", s.start_request_id, rid
+                )
+            if policy == ConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING:
+                return StartResult(rid, False, s.status)
+            if policy == ConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING:
+                return None
+            raise Internal(f"Failed to process start workflow id conflict policy: {policy}.")
+        reuse = req.workflow_id_reuse_policy
+        if reuse in (
+            ReusePolicy.WORKFLOW_ID_REUSE_POLICY_UNSPECIFIED,
+            ReusePolicy.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+            ReusePolicy.WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING,
+        ):
+            return None
+        if reuse == ReusePolicy.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY:
+            if s.status in FAILED_STATUSES:
+                return None
+            raise WorkflowAlreadyStarted(
+                f"Workflow execution already finished successfully. WorkflowId: {wid}, RunId: {rid}. "
+                "Workflow Id reuse policy: allow duplicate workflow Id if last run failed.",
+                s.start_request_id,
+                rid,
+            )
+        if reuse == ReusePolicy.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE:
+            raise WorkflowAlreadyStarted(
+                f"Workflow execution already finished. WorkflowId: {wid}, RunId: {rid}. "
+                "Workflow Id reuse policy: reject duplicate workflow Id.",
+                s.start_request_id,
+                rid,
+            )
+        raise Internal(f"Failed to process start workflow id reuse policy: {reuse}.")
+
+    async def _create_run(
+        self,
+        shard: Shard,
+        ns: Namespace,
+        req: ws.StartWorkflowExecutionRequest,
+        previous_run_id: str | None,
+        signal: ws.SignalWithStartWorkflowExecutionRequest | None,
+        others: list[Mutation],
+    ) -> StartResult:
+        now = time.time_ns()
+        run_id = ids.new_run_id()
+        attrs = self.started_attributes(ns, req, run_id, now)
+        ms = MutableState(
+            ExecutionState(
+                namespace_id=ns.id,
+                workflow_id=req.workflow_id,
+                run_id=run_id,
+                next_event_id=1,
+                start_request_id=req.request_id,
+            ),
+            now,
+        )
+        ms.s.start_request_ids.append(req.request_id)
+        ms.begin(now)
+        ms.add_workflow_execution_started(
+            attrs,
+            schedule_first_task=signal is None,
+            links=list(req.links),
+            user_metadata=req.user_metadata if req.HasField("user_metadata") else None,
+        )
+        if signal is not None:
+            ms.add_signaled(signal.signal_name, signal.signal_input, signal.identity, signal.header, signal.request_id)
+            if duration_ns(attrs.first_workflow_task_backoff) == 0:
+                ms.schedule_workflow_task()
+        key: ExecutionKey = (ns.id, req.workflow_id, run_id)
+        current = CurrentWrite(ns.id, req.workflow_id, run_id, RUNNING, req.request_id, previous_run_id)
+        async with shard.locked(key) as entry:
+            try:
+                await shard.commit([*others, Mutation(entry, ms, new=True)], current=[current])
+            except ConditionFailed as err:
+                # Another node (or a stale cache) raced us on this workflow id.
+                raise Internal(f"workflow id {req.workflow_id} changed concurrently: {err}") from err
+        return StartResult(run_id, True)
+
+    # ------------------------------------------------------------------ signals, cancel, terminate
+    async def signal(self, ns: Namespace, req: ws.SignalWorkflowExecutionRequest) -> None:
+        ex = req.workflow_execution
+        async with self.locked(ns.id, ex.workflow_id, ex.run_id) as (shard, entry, ms):
+            if not ms.running:
+                raise WorkflowCompleted()
+            if req.request_id and req.request_id in ms.s.signal_request_ids:
+                return  # a retried request: the signal is already in history
+            ms.add_signaled(req.signal_name, req.input, req.identity, req.header, req.request_id)
+            if not ms.wft_pending:
+                ms.schedule_workflow_task()
+            await shard.commit([Mutation(entry, ms)])
+
+    async def request_cancel(self, ns: Namespace, req: ws.RequestCancelWorkflowExecutionRequest) -> None:
+        ex = req.workflow_execution
+        async with self.locked(ns.id, ex.workflow_id, ex.run_id) as (shard, entry, ms):
+            if req.first_execution_run_id and ms.s.start.first_execution_run_id != req.first_execution_run_id:
+                raise WorkflowNotFound.for_id(ex.workflow_id)
+            if not ms.running:
+                return  # like the reference: cancelling a closed workflow is not an error
+            if ms.s.cancel_requested:
+                return
+            ms.add_cancel_requested(req.reason, req.identity, req.request_id)
+            if not ms.wft_pending:
+                ms.schedule_workflow_task()
+            await shard.commit([Mutation(entry, ms)])
+
+    async def terminate(self, ns: Namespace, req: ws.TerminateWorkflowExecutionRequest) -> None:
+        ex = req.workflow_execution
+        async with self.locked(ns.id, ex.workflow_id, ex.run_id) as (shard, entry, ms):
+            if req.first_execution_run_id and ms.s.start.first_execution_run_id != req.first_execution_run_id:
+                raise WorkflowNotFound.for_id(ex.workflow_id)
+            if not ms.running:
+                raise WorkflowCompleted()
+            self.terminate_locked(ms, req.reason, req.details if req.HasField("details") else None, req.identity)
+            await shard.commit([Mutation(entry, ms)], current=[self.close_current(ms)])
+
+    def terminate_locked(self, ms: MutableState, reason: str, details: object, identity: str) -> None:
+        if ms.wft_started:
+            # the running workflow task can no longer complete: fail it first, like the reference
+            ms.add_workflow_task_failed(FORCE_CLOSE_COMMAND, None, "history-service")
+            ms.flush_buffered_events()
+        ms.add_terminated(reason, details, identity)  # type: ignore[arg-type]
+
+    def retry_run(
+        self, shard: Shard, ms: MutableState, backoff_ns: int, failure: failure_pb.Failure | None
+    ) -> tuple[ExecutionEntry, MutableState]:
+        """The next run of a workflow that retries: same start, attempt + 1, after a backoff."""
+        prev = ms.s
+        run_id = prev.new_execution_run_id
+        attrs = history.WorkflowExecutionStartedEventAttributes()
+        attrs.CopyFrom(prev.start)
+        attrs.attempt = prev.start.attempt + 1
+        attrs.continued_execution_run_id = prev.run_id
+        attrs.initiator = ContinueAsNewInitiator.CONTINUE_AS_NEW_INITIATOR_RETRY
+        attrs.original_execution_run_id = run_id
+        attrs.first_workflow_task_backoff.CopyFrom(duration(backoff_ns))
+        if failure is not None:
+            attrs.continued_failure.CopyFrom(failure)
+        attrs.memo.CopyFrom(prev.memo)
+        attrs.search_attributes.CopyFrom(prev.search_attributes)
+        new_ms = MutableState(
+            ExecutionState(
+                namespace_id=prev.namespace_id,
+                workflow_id=prev.workflow_id,
+                run_id=run_id,
+                next_event_id=1,
+                start_request_id=prev.start_request_id,
+            ),
+            ms.now,
+        )
+        new_ms.begin(ms.now)
+        new_ms.add_workflow_execution_started(attrs)
+        entry = shard.new_entry((prev.namespace_id, prev.workflow_id, run_id))
+        return entry, new_ms
+
+    def next_run_current(self, ms: MutableState, new_ms: MutableState) -> CurrentWrite:
+        s = new_ms.s
+        return CurrentWrite(s.namespace_id, s.workflow_id, s.run_id, RUNNING, s.start_request_id, ms.run_id)
+
+    def close_current(self, ms: MutableState) -> CurrentWrite:
+        s = ms.s
+        return CurrentWrite(s.namespace_id, s.workflow_id, s.run_id, s.status, s.start_request_id, s.run_id)
+
+    async def reset_sticky(self, ns: Namespace, workflow_id: str, run_id: str) -> None:
+        async with self.locked(ns.id, workflow_id, run_id) as (shard, entry, ms):
+            if not ms.running or not ms.s.sticky_task_queue.name:
+                return
+            ms.set_sticky(None, None)
+            await shard.commit([Mutation(entry, ms)])

@@ -1,0 +1,687 @@
+"""An execution's mutable state and the operations that add events to it.
+
+Every `add_*` method builds one event, assigns it an id (or buffers it while a workflow task
+runs), applies it through `appliers.apply` and records the tasks it implies. What a
+transaction changed is collected in `new_events` / `new_tasks` until the shard commits it.
+"""
+
+from __future__ import annotations
+
+from temporalio.api.common.v1 import message_pb2 as common
+from temporalio.api.enums.v1 import event_type_pb2
+from temporalio.api.enums.v1 import task_queue_pb2 as tq_enums
+from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
+from temporalio.api.failure.v1 import message_pb2 as failure_pb
+from temporalio.api.history.v1 import message_pb2 as history
+from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue
+
+from tempyral.common.clock import duration_ns, timestamp, ts_ns
+from tempyral.history import appliers
+from tempyral.history import events as ev
+from tempyral.proto.internal_pb2 import (
+    ActivityInfo,
+    ExecutionState,
+    Task,
+    TaskCategory,
+    TaskType,
+)
+
+Status = wf_enums.WorkflowExecutionStatus
+TimeoutType = wf_enums.TimeoutType
+RUNNING = Status.WORKFLOW_EXECUTION_STATUS_RUNNING
+TRANSFER = TaskCategory.TASK_CATEGORY_TRANSFER
+TIMER = TaskCategory.TASK_CATEGORY_TIMER
+STICKY = tq_enums.TASK_QUEUE_KIND_STICKY
+NORMAL = tq_enums.TASK_QUEUE_KIND_NORMAL
+
+
+class InvalidStateError(Exception):
+    """An operation does not fit the execution's state (a bug or a stale request)."""
+
+
+class MutableState:
+    __slots__ = ("new_events", "new_tasks", "now", "s", "visibility_dirty")
+
+    def __init__(self, state: ExecutionState, now: int = 0) -> None:
+        self.s = state
+        self.now = now
+        self.new_events: list[history.HistoryEvent] = []
+        self.new_tasks: list[Task] = []
+        self.visibility_dirty = False
+
+    # ------------------------------------------------------------------ views
+    @property
+    def namespace_id(self) -> str:
+        return self.s.namespace_id
+
+    @property
+    def workflow_id(self) -> str:
+        return self.s.workflow_id
+
+    @property
+    def run_id(self) -> str:
+        return self.s.run_id
+
+    @property
+    def running(self) -> bool:
+        return self.s.status == RUNNING
+
+    @property
+    def wft_pending(self) -> bool:
+        return self.s.workflow_task.scheduled
+
+    @property
+    def wft_started(self) -> bool:
+        wt = self.s.workflow_task
+        return wt.scheduled and wt.started_event_id != 0
+
+    @property
+    def normal_task_queue(self) -> taskqueue.TaskQueue:
+        return self.s.start.task_queue
+
+    def begin(self, now: int) -> None:
+        """Start a new transaction at time `now` (ns)."""
+        self.now = now
+        self.new_events = []
+        self.new_tasks = []
+        self.visibility_dirty = False
+
+    # ------------------------------------------------------------------ events
+    def _event(self, event_type: int, **attributes: object) -> history.HistoryEvent:
+        event = history.HistoryEvent(event_type=event_type, version=self.s.version, **attributes)  # type: ignore[arg-type]
+        event.event_time.CopyFrom(timestamp(self.now))
+        if self.wft_started and event_type not in ev.UNBUFFERED:
+            event.event_id = ev.BUFFERED_EVENT_ID
+            self.s.buffered_events.append(event)
+        else:
+            event.event_id = self.s.next_event_id
+            self.s.next_event_id += 1
+            self.new_events.append(event)
+        appliers.apply(self.s, event)
+        return event
+
+    def flush_buffered_events(self) -> None:
+        """Give buffered events their ids, completions last, and wire the started-event ids."""
+        if not self.s.buffered_events:
+            return
+        buffered = list(self.s.buffered_events)
+        del self.s.buffered_events[:]
+        ordered = [e for e in buffered if e.event_type not in ev.REORDERED_TO_END]
+        ordered += [e for e in buffered if e.event_type in ev.REORDERED_TO_END]
+        started_ids: dict[int, int] = {}
+        for event in ordered:
+            event.event_id = self.s.next_event_id
+            self.s.next_event_id += 1
+            if event.event_type == ev.ACTIVITY_TASK_STARTED:
+                started_ids[event.activity_task_started_event_attributes.scheduled_event_id] = event.event_id
+            elif event.event_type in ev.ACTIVITY_CLOSE_ATTRS:
+                attrs = getattr(event, ev.ACTIVITY_CLOSE_ATTRS[event.event_type])
+                if attrs.scheduled_event_id in started_ids:
+                    attrs.started_event_id = started_ids[attrs.scheduled_event_id]
+            self.new_events.append(event)
+
+    # ------------------------------------------------------------------ tasks
+    def _transfer(self, task_type: int, **fields: object) -> Task:
+        task = Task(
+            type=task_type,  # type: ignore[arg-type]
+            category=TRANSFER,
+            namespace_id=self.s.namespace_id,
+            workflow_id=self.s.workflow_id,
+            run_id=self.s.run_id,
+            **fields,  # type: ignore[arg-type]
+        )
+        self.new_tasks.append(task)
+        return task
+
+    def _timer(self, task_type: int, fire_at: int, **fields: object) -> Task:
+        task = Task(
+            type=task_type,  # type: ignore[arg-type]
+            category=TIMER,
+            namespace_id=self.s.namespace_id,
+            workflow_id=self.s.workflow_id,
+            run_id=self.s.run_id,
+            **fields,  # type: ignore[arg-type]
+        )
+        task.visibility_time.CopyFrom(timestamp(fire_at))
+        self.new_tasks.append(task)
+        return task
+
+    # ------------------------------------------------------------------ start
+    def add_workflow_execution_started(
+        self,
+        attrs: history.WorkflowExecutionStartedEventAttributes,
+        schedule_first_task: bool = True,
+        links: list[common.Link] | None = None,
+        user_metadata: object | None = None,
+    ) -> history.HistoryEvent:
+        if self.s.next_event_id == 0:
+            self.s.next_event_id = 1
+        extra: dict[str, object] = {}
+        if links:
+            extra["links"] = links
+        if user_metadata is not None:
+            extra["user_metadata"] = user_metadata
+        event = self._event(ev.WORKFLOW_EXECUTION_STARTED, workflow_execution_started_event_attributes=attrs, **extra)
+        self.visibility_dirty = True
+        if ts_ns(self.s.run_expiration_time):
+            self._timer(TaskType.TASK_TYPE_WORKFLOW_RUN_TIMEOUT, ts_ns(self.s.run_expiration_time))
+        if ts_ns(self.s.execution_expiration_time) and (
+            not ts_ns(self.s.run_expiration_time)
+            or ts_ns(self.s.execution_expiration_time) < ts_ns(self.s.run_expiration_time)
+        ):
+            self._timer(TaskType.TASK_TYPE_WORKFLOW_EXECUTION_TIMEOUT, ts_ns(self.s.execution_expiration_time))
+        backoff = duration_ns(attrs.first_workflow_task_backoff)
+        if backoff > 0:
+            self._timer(TaskType.TASK_TYPE_WORKFLOW_BACKOFF_TIMER, self.now + backoff)
+        elif schedule_first_task:
+            self.schedule_workflow_task()
+        return event
+
+    # ------------------------------------------------------------------ workflow tasks
+    def current_task_queue(self) -> taskqueue.TaskQueue:
+        if self.s.sticky_task_queue.name:
+            return self.s.sticky_task_queue
+        return self.normal_task_queue
+
+    def schedule_workflow_task(self, dispatch: bool = True) -> None:
+        """Schedule the next workflow task: written now, or transient while attempts keep failing."""
+        if self.wft_pending:
+            raise InvalidStateError("a workflow task is already pending")
+        s = self.s
+        attempt = s.workflow_task.attempt or 1
+        if s.buffered_events:
+            self.flush_buffered_events()
+            attempt = 1
+        tq = self.current_task_queue()
+        timeout = s.start.workflow_task_timeout
+        if attempt > 1:
+            stamp = s.workflow_task.stamp + 1
+            wt = s.workflow_task
+            wt.Clear()
+            wt.stamp = stamp
+            wt.scheduled = True
+            wt.transient = True
+            wt.attempt = attempt
+            wt.scheduled_event_id = s.next_event_id  # virtual until the task completes
+            wt.task_queue.CopyFrom(tq)
+            wt.start_to_close_timeout.CopyFrom(timeout)
+            wt.scheduled_time.CopyFrom(timestamp(self.now))
+            wt.original_scheduled_time.CopyFrom(timestamp(self.now))
+        else:
+            attrs = history.WorkflowTaskScheduledEventAttributes(attempt=1)
+            attrs.task_queue.CopyFrom(tq)
+            attrs.start_to_close_timeout.CopyFrom(timeout)
+            self._event(ev.WORKFLOW_TASK_SCHEDULED, workflow_task_scheduled_event_attributes=attrs)
+        if dispatch:
+            self._generate_workflow_task_dispatch()
+
+    def _generate_workflow_task_dispatch(self) -> None:
+        wt = self.s.workflow_task
+        self._transfer(
+            TaskType.TASK_TYPE_DISPATCH_WORKFLOW_TASK,
+            event_id=wt.scheduled_event_id,
+            attempt=wt.attempt,
+            stamp=wt.stamp,
+            task_queue=wt.task_queue,
+        )
+        if wt.task_queue.kind == STICKY:
+            s2s = duration_ns(self.s.sticky_schedule_to_start_timeout)
+            if s2s > 0:
+                self._timer(
+                    TaskType.TASK_TYPE_WORKFLOW_TASK_TIMEOUT,
+                    self.now + s2s,
+                    event_id=wt.scheduled_event_id,
+                    attempt=wt.attempt,
+                    stamp=wt.stamp,
+                    timeout_type=TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START,
+                )
+
+    def start_workflow_task(self, request_id: str, identity: str) -> None:
+        """Record that a worker took the pending workflow task."""
+        s = self.s
+        wt = s.workflow_task
+        if not wt.scheduled or wt.started_event_id:
+            raise InvalidStateError("no workflow task to start")
+        write_scheduled = False
+        if wt.transient and wt.scheduled_event_id != s.next_event_id:
+            # Events arrived since the transient task was scheduled: it becomes a normal task,
+            # written after them.
+            wt.transient = False
+            wt.attempt = 1
+            write_scheduled = True
+        if wt.transient:
+            wt.started_event_id = s.next_event_id + 1
+            wt.started_time.CopyFrom(timestamp(self.now))
+            wt.request_id = request_id
+            wt.identity = identity
+        else:
+            if write_scheduled:
+                attrs = history.WorkflowTaskScheduledEventAttributes(attempt=1)
+                attrs.task_queue.CopyFrom(wt.task_queue)
+                attrs.start_to_close_timeout.CopyFrom(wt.start_to_close_timeout)
+                stamp = wt.stamp
+                self._event(ev.WORKFLOW_TASK_SCHEDULED, workflow_task_scheduled_event_attributes=attrs)
+                wt.stamp = stamp
+            attrs_started = history.WorkflowTaskStartedEventAttributes(
+                scheduled_event_id=wt.scheduled_event_id,
+                identity=identity,
+                request_id=request_id,
+                history_size_bytes=s.history_size_bytes,
+            )
+            self._event(ev.WORKFLOW_TASK_STARTED, workflow_task_started_event_attributes=attrs_started)
+        self._timer(
+            TaskType.TASK_TYPE_WORKFLOW_TASK_TIMEOUT,
+            self.now + duration_ns(wt.start_to_close_timeout),
+            event_id=wt.scheduled_event_id,
+            attempt=wt.attempt,
+            stamp=wt.stamp,
+            timeout_type=TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE,
+        )
+
+    def transient_workflow_task_events(self, identity: str) -> list[history.HistoryEvent]:
+        """The scheduled/started events a transient task shows its worker, not yet in history."""
+        wt = self.s.workflow_task
+        if not (wt.transient and wt.started_event_id):
+            return []
+        scheduled = history.HistoryEvent(
+            event_id=wt.scheduled_event_id,
+            event_type=ev.WORKFLOW_TASK_SCHEDULED,
+            version=self.s.version,
+            workflow_task_scheduled_event_attributes=history.WorkflowTaskScheduledEventAttributes(
+                task_queue=wt.task_queue, start_to_close_timeout=wt.start_to_close_timeout, attempt=wt.attempt
+            ),
+        )
+        scheduled.event_time.CopyFrom(wt.scheduled_time)
+        started = history.HistoryEvent(
+            event_id=wt.started_event_id,
+            event_type=ev.WORKFLOW_TASK_STARTED,
+            version=self.s.version,
+            workflow_task_started_event_attributes=history.WorkflowTaskStartedEventAttributes(
+                scheduled_event_id=wt.scheduled_event_id, identity=identity, request_id=wt.request_id
+            ),
+        )
+        started.event_time.CopyFrom(wt.started_time)
+        return [scheduled, started]
+
+    def _write_transient_workflow_task(self) -> None:
+        """A transient task completes: its scheduled and started events enter history now."""
+        wt = self.s.workflow_task
+        if not wt.transient:
+            return
+        stamp, attempt, request_id, identity = wt.stamp, wt.attempt, wt.request_id, wt.identity
+        start_to_close = history.WorkflowTaskScheduledEventAttributes().start_to_close_timeout
+        start_to_close.CopyFrom(wt.start_to_close_timeout)
+        task_queue = taskqueue.TaskQueue()
+        task_queue.CopyFrom(wt.task_queue)
+        scheduled_time, started_time = ts_ns(wt.scheduled_time), ts_ns(wt.started_time)
+        now = self.now
+        self.now = scheduled_time
+        self._event(
+            ev.WORKFLOW_TASK_SCHEDULED,
+            workflow_task_scheduled_event_attributes=history.WorkflowTaskScheduledEventAttributes(
+                task_queue=task_queue, start_to_close_timeout=start_to_close, attempt=attempt
+            ),
+        )
+        self.now = started_time
+        self._event(
+            ev.WORKFLOW_TASK_STARTED,
+            workflow_task_started_event_attributes=history.WorkflowTaskStartedEventAttributes(
+                scheduled_event_id=wt.scheduled_event_id, identity=identity, request_id=request_id
+            ),
+        )
+        self.now = now
+        wt.stamp = stamp
+
+    def add_workflow_task_completed(
+        self, request: object, identity: str, sdk_metadata: object, metering: object, worker_version: object
+    ) -> history.HistoryEvent:
+        self._write_transient_workflow_task()
+        wt = self.s.workflow_task
+        attrs = history.WorkflowTaskCompletedEventAttributes(
+            scheduled_event_id=wt.scheduled_event_id, started_event_id=wt.started_event_id, identity=identity
+        )
+        if sdk_metadata is not None:
+            attrs.sdk_metadata.CopyFrom(sdk_metadata)  # type: ignore[arg-type]
+        if metering is not None:
+            attrs.metering_metadata.CopyFrom(metering)  # type: ignore[arg-type]
+        if worker_version is not None:
+            attrs.worker_version.CopyFrom(worker_version)  # type: ignore[arg-type]
+        return self._event(ev.WORKFLOW_TASK_COMPLETED, workflow_task_completed_event_attributes=attrs)
+
+    def add_workflow_task_failed(
+        self, cause: int, failure: failure_pb.Failure | None, identity: str
+    ) -> history.HistoryEvent | None:
+        wt = self.s.workflow_task
+        if wt.transient:
+            appliers.fail_workflow_task(self.s, increment_attempt=True)
+            return None
+        attrs = history.WorkflowTaskFailedEventAttributes(
+            scheduled_event_id=wt.scheduled_event_id,
+            started_event_id=wt.started_event_id,
+            cause=cause,  # type: ignore[arg-type]
+            identity=identity,
+        )
+        if failure is not None:
+            attrs.failure.CopyFrom(failure)
+        return self._event(ev.WORKFLOW_TASK_FAILED, workflow_task_failed_event_attributes=attrs)
+
+    def add_workflow_task_timed_out(self, timeout_type: int) -> history.HistoryEvent | None:
+        wt = self.s.workflow_task
+        if wt.transient:
+            appliers.fail_workflow_task(
+                self.s, increment_attempt=timeout_type != TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START
+            )
+            return None
+        attrs = history.WorkflowTaskTimedOutEventAttributes(
+            scheduled_event_id=wt.scheduled_event_id,
+            started_event_id=wt.started_event_id,
+            timeout_type=timeout_type,  # type: ignore[arg-type]
+        )
+        return self._event(ev.WORKFLOW_TASK_TIMED_OUT, workflow_task_timed_out_event_attributes=attrs)
+
+    def set_sticky(self, task_queue: taskqueue.TaskQueue | None, schedule_to_start: object | None) -> None:
+        if task_queue is None or not task_queue.name:
+            self.s.ClearField("sticky_task_queue")
+            self.s.ClearField("sticky_schedule_to_start_timeout")
+            return
+        self.s.sticky_task_queue.CopyFrom(task_queue)
+        self.s.sticky_task_queue.kind = STICKY
+        if not self.s.sticky_task_queue.normal_name:
+            self.s.sticky_task_queue.normal_name = self.normal_task_queue.name
+        if schedule_to_start is not None:
+            self.s.sticky_schedule_to_start_timeout.CopyFrom(schedule_to_start)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ activities
+    def activity_by_id(self, activity_id: str) -> ActivityInfo | None:
+        for ai in self.s.activities.values():
+            if ai.scheduled.activity_id == activity_id:
+                return ai
+        return None
+
+    def add_activity_task_scheduled(
+        self, attrs: history.ActivityTaskScheduledEventAttributes, dispatch: bool = True
+    ) -> ActivityInfo:
+        event = self._event(ev.ACTIVITY_TASK_SCHEDULED, activity_task_scheduled_event_attributes=attrs)
+        ai = self.s.activities[event.event_id]
+        if dispatch:
+            self._generate_activity_dispatch(ai)
+        s2c = duration_ns(attrs.schedule_to_close_timeout)
+        if s2c > 0:
+            self._timer(
+                TaskType.TASK_TYPE_ACTIVITY_TIMEOUT,
+                self.now + s2c,
+                event_id=ai.scheduled_event_id,
+                attempt=ai.attempt,
+                timeout_type=TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE,
+            )
+        return ai
+
+    def _generate_activity_dispatch(self, ai: ActivityInfo) -> None:
+        self._transfer(
+            TaskType.TASK_TYPE_DISPATCH_ACTIVITY_TASK,
+            event_id=ai.scheduled_event_id,
+            attempt=ai.attempt,
+            stamp=ai.stamp,
+            task_queue=ai.scheduled.task_queue,
+        )
+        s2s = duration_ns(ai.scheduled.schedule_to_start_timeout)
+        if s2s > 0:
+            self._timer(
+                TaskType.TASK_TYPE_ACTIVITY_TIMEOUT,
+                self.now + s2s,
+                event_id=ai.scheduled_event_id,
+                attempt=ai.attempt,
+                timeout_type=TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START,
+            )
+
+    def start_activity(self, ai: ActivityInfo, request_id: str, identity: str) -> None:
+        """A worker took the activity: no event yet (ActivityTaskStarted is written when it closes)."""
+        ai.started = True
+        ai.started_time.CopyFrom(timestamp(self.now))
+        ai.started_identity = identity
+        ai.request_id = request_id
+        ai.last_worker_identity = identity
+        ai.ClearField("next_attempt_schedule_time")
+        s2c = duration_ns(ai.scheduled.start_to_close_timeout)
+        if s2c > 0:
+            self._timer(
+                TaskType.TASK_TYPE_ACTIVITY_TIMEOUT,
+                self.now + s2c,
+                event_id=ai.scheduled_event_id,
+                attempt=ai.attempt,
+                timeout_type=TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE,
+            )
+        self.schedule_heartbeat_timeout(ai)
+
+    def schedule_heartbeat_timeout(self, ai: ActivityInfo) -> None:
+        hb = duration_ns(ai.scheduled.heartbeat_timeout)
+        if hb > 0:
+            last = ts_ns(ai.last_heartbeat_time) or ts_ns(ai.started_time)
+            self._timer(
+                TaskType.TASK_TYPE_ACTIVITY_TIMEOUT,
+                max(last, ts_ns(ai.started_time)) + hb,
+                event_id=ai.scheduled_event_id,
+                attempt=ai.attempt,
+                timeout_type=TimeoutType.TIMEOUT_TYPE_HEARTBEAT,
+            )
+
+    def _add_activity_started_event(self, ai: ActivityInfo) -> int:
+        """Write ActivityTaskStarted for the attempt that is closing; returns its event id."""
+        attrs = history.ActivityTaskStartedEventAttributes(
+            scheduled_event_id=ai.scheduled_event_id,
+            identity=ai.started_identity,
+            request_id=ai.request_id,
+            attempt=ai.attempt,
+        )
+        if ai.HasField("last_failure"):
+            attrs.last_failure.CopyFrom(ai.last_failure)
+        event = self._event(ev.ACTIVITY_TASK_STARTED, activity_task_started_event_attributes=attrs)
+        return event.event_id
+
+    def add_activity_task_completed(self, ai: ActivityInfo, result: common.Payloads | None, identity: str) -> None:
+        scheduled_id = ai.scheduled_event_id
+        started_id = self._add_activity_started_event(ai)
+        attrs = history.ActivityTaskCompletedEventAttributes(
+            scheduled_event_id=scheduled_id, started_event_id=started_id, identity=identity
+        )
+        if result is not None:
+            attrs.result.CopyFrom(result)
+        self._event(ev.ACTIVITY_TASK_COMPLETED, activity_task_completed_event_attributes=attrs)
+
+    def add_activity_task_failed(
+        self, ai: ActivityInfo, failure: failure_pb.Failure, retry_state: int, identity: str
+    ) -> None:
+        scheduled_id = ai.scheduled_event_id
+        started_id = self._add_activity_started_event(ai) if ai.started else 0
+        attrs = history.ActivityTaskFailedEventAttributes(
+            scheduled_event_id=scheduled_id,
+            started_event_id=started_id,
+            identity=identity,
+            retry_state=retry_state,  # type: ignore[arg-type]
+        )
+        attrs.failure.CopyFrom(failure)
+        self._event(ev.ACTIVITY_TASK_FAILED, activity_task_failed_event_attributes=attrs)
+
+    def add_activity_task_timed_out(self, ai: ActivityInfo, failure: failure_pb.Failure, retry_state: int) -> None:
+        scheduled_id = ai.scheduled_event_id
+        started_id = self._add_activity_started_event(ai) if ai.started else 0
+        attrs = history.ActivityTaskTimedOutEventAttributes(
+            scheduled_event_id=scheduled_id,
+            started_event_id=started_id,
+            retry_state=retry_state,  # type: ignore[arg-type]
+        )
+        attrs.failure.CopyFrom(failure)
+        self._event(ev.ACTIVITY_TASK_TIMED_OUT, activity_task_timed_out_event_attributes=attrs)
+
+    def add_activity_task_cancel_requested(self, scheduled_event_id: int, wft_completed_event_id: int) -> int:
+        attrs = history.ActivityTaskCancelRequestedEventAttributes(
+            scheduled_event_id=scheduled_event_id, workflow_task_completed_event_id=wft_completed_event_id
+        )
+        event = self._event(ev.ACTIVITY_TASK_CANCEL_REQUESTED, activity_task_cancel_requested_event_attributes=attrs)
+        return event.event_id
+
+    def add_activity_task_canceled(
+        self, ai: ActivityInfo, details: common.Payloads | None, identity: str
+    ) -> None:
+        scheduled_id = ai.scheduled_event_id
+        latest_cancel = ai.cancel_request_event_id
+        started_id = self._add_activity_started_event(ai) if ai.started else 0
+        attrs = history.ActivityTaskCanceledEventAttributes(
+            scheduled_event_id=scheduled_id,
+            started_event_id=started_id,
+            latest_cancel_requested_event_id=latest_cancel,
+            identity=identity,
+        )
+        if details is not None:
+            attrs.details.CopyFrom(details)
+        self._event(ev.ACTIVITY_TASK_CANCELED, activity_task_canceled_event_attributes=attrs)
+
+    def retry_activity(self, ai: ActivityInfo, failure: failure_pb.Failure, backoff_ns: int) -> None:
+        """The attempt failed and another follows after `backoff_ns`: bookkeeping only, no event."""
+        ai.attempt += 1
+        ai.stamp += 1
+        ai.started = False
+        ai.ClearField("started_time")
+        ai.started_identity = ""
+        ai.request_id = ""
+        ai.last_failure.CopyFrom(failure)
+        fire_at = self.now + backoff_ns
+        ai.next_attempt_schedule_time.CopyFrom(timestamp(fire_at))
+        ai.current_attempt_scheduled_time.CopyFrom(timestamp(fire_at))
+        self._timer(
+            TaskType.TASK_TYPE_ACTIVITY_RETRY_TIMER,
+            fire_at,
+            event_id=ai.scheduled_event_id,
+            attempt=ai.attempt,
+            stamp=ai.stamp,
+        )
+
+    def dispatch_activity_retry(self, ai: ActivityInfo) -> None:
+        ai.ClearField("next_attempt_schedule_time")
+        ai.current_attempt_scheduled_time.CopyFrom(timestamp(self.now))
+        self._generate_activity_dispatch(ai)
+
+    # ------------------------------------------------------------------ timers
+    def add_timer_started(self, timer_id: str, start_to_fire: object, wft_completed_event_id: int) -> None:
+        attrs = history.TimerStartedEventAttributes(
+            timer_id=timer_id, workflow_task_completed_event_id=wft_completed_event_id
+        )
+        attrs.start_to_fire_timeout.CopyFrom(start_to_fire)  # type: ignore[arg-type]
+        event = self._event(ev.TIMER_STARTED, timer_started_event_attributes=attrs)
+        info = self.s.timers[timer_id]
+        self._timer(
+            TaskType.TASK_TYPE_USER_TIMER, ts_ns(info.expiry_time), event_id=event.event_id, timer_id=timer_id
+        )
+
+    def add_timer_fired(self, timer_id: str) -> None:
+        info = self.s.timers[timer_id]
+        attrs = history.TimerFiredEventAttributes(timer_id=timer_id, started_event_id=info.started_event_id)
+        self._event(ev.TIMER_FIRED, timer_fired_event_attributes=attrs)
+
+    def add_timer_canceled(self, timer_id: str, wft_completed_event_id: int, identity: str) -> None:
+        info = self.s.timers[timer_id]
+        attrs = history.TimerCanceledEventAttributes(
+            timer_id=timer_id,
+            started_event_id=info.started_event_id,
+            workflow_task_completed_event_id=wft_completed_event_id,
+            identity=identity,
+        )
+        self._event(ev.TIMER_CANCELED, timer_canceled_event_attributes=attrs)
+
+    # ------------------------------------------------------------------ external events
+    def add_signaled(
+        self,
+        signal_name: str,
+        input: common.Payloads | None,
+        identity: str,
+        header: common.Header | None,
+        request_id: str,
+    ) -> history.HistoryEvent:
+        attrs = history.WorkflowExecutionSignaledEventAttributes(
+            signal_name=signal_name, identity=identity, request_id=request_id
+        )
+        if input is not None:
+            attrs.input.CopyFrom(input)
+        if header is not None and header.fields:
+            attrs.header.CopyFrom(header)
+        if request_id:
+            self.s.signal_request_ids.append(request_id)
+        return self._event(ev.WORKFLOW_EXECUTION_SIGNALED, workflow_execution_signaled_event_attributes=attrs)
+
+    def add_cancel_requested(self, cause: str, identity: str, request_id: str) -> None:
+        attrs = history.WorkflowExecutionCancelRequestedEventAttributes(cause=cause, identity=identity)
+        self.s.cancel_request_id = request_id
+        self._event(ev.WORKFLOW_EXECUTION_CANCEL_REQUESTED, workflow_execution_cancel_requested_event_attributes=attrs)
+
+    def add_marker_recorded(self, attrs: history.MarkerRecordedEventAttributes) -> None:
+        self._event(ev.MARKER_RECORDED, marker_recorded_event_attributes=attrs)
+
+    def add_upsert_search_attributes(self, wft_completed_event_id: int, search_attributes: common.SearchAttributes) -> None:
+        attrs = history.UpsertWorkflowSearchAttributesEventAttributes(
+            workflow_task_completed_event_id=wft_completed_event_id
+        )
+        attrs.search_attributes.CopyFrom(search_attributes)
+        self._event(ev.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES, upsert_workflow_search_attributes_event_attributes=attrs)
+        self.visibility_dirty = True
+
+    def add_properties_modified(self, wft_completed_event_id: int, memo: common.Memo) -> None:
+        attrs = history.WorkflowPropertiesModifiedEventAttributes(
+            workflow_task_completed_event_id=wft_completed_event_id
+        )
+        attrs.upserted_memo.CopyFrom(memo)
+        self._event(ev.WORKFLOW_PROPERTIES_MODIFIED, workflow_properties_modified_event_attributes=attrs)
+        self.visibility_dirty = True
+
+    # ------------------------------------------------------------------ close
+    def _closing(self) -> None:
+        self.visibility_dirty = True
+        # A closed run keeps no buffered events and no pending work.
+        self.flush_buffered_events()
+
+    def add_completed(self, wft_completed_event_id: int, result: common.Payloads | None, new_run_id: str = "") -> None:
+        self._closing()
+        attrs = history.WorkflowExecutionCompletedEventAttributes(
+            workflow_task_completed_event_id=wft_completed_event_id, new_execution_run_id=new_run_id
+        )
+        if result is not None:
+            attrs.result.CopyFrom(result)
+        self._event(ev.WORKFLOW_EXECUTION_COMPLETED, workflow_execution_completed_event_attributes=attrs)
+
+    def add_failed(
+        self, wft_completed_event_id: int, failure: failure_pb.Failure, retry_state: int, new_run_id: str = ""
+    ) -> None:
+        self._closing()
+        attrs = history.WorkflowExecutionFailedEventAttributes(
+            workflow_task_completed_event_id=wft_completed_event_id,
+            retry_state=retry_state,  # type: ignore[arg-type]
+            new_execution_run_id=new_run_id,
+        )
+        attrs.failure.CopyFrom(failure)
+        self._event(ev.WORKFLOW_EXECUTION_FAILED, workflow_execution_failed_event_attributes=attrs)
+
+    def add_timed_out(self, retry_state: int, new_run_id: str = "") -> None:
+        self._closing()
+        attrs = history.WorkflowExecutionTimedOutEventAttributes(
+            retry_state=retry_state,  # type: ignore[arg-type]
+            new_execution_run_id=new_run_id,
+        )
+        self._event(ev.WORKFLOW_EXECUTION_TIMED_OUT, workflow_execution_timed_out_event_attributes=attrs)
+
+    def add_canceled(self, wft_completed_event_id: int, details: common.Payloads | None) -> None:
+        self._closing()
+        attrs = history.WorkflowExecutionCanceledEventAttributes(
+            workflow_task_completed_event_id=wft_completed_event_id
+        )
+        if details is not None:
+            attrs.details.CopyFrom(details)
+        self._event(ev.WORKFLOW_EXECUTION_CANCELED, workflow_execution_canceled_event_attributes=attrs)
+
+    def add_terminated(self, reason: str, details: common.Payloads | None, identity: str) -> None:
+        self._closing()
+        attrs = history.WorkflowExecutionTerminatedEventAttributes(reason=reason, identity=identity)
+        if details is not None:
+            attrs.details.CopyFrom(details)
+        self._event(ev.WORKFLOW_EXECUTION_TERMINATED, workflow_execution_terminated_event_attributes=attrs)
+
+
+EVENT_TYPE = event_type_pb2.EventType

@@ -1,0 +1,222 @@
+"""Read paths: history pages and long polls, describe, and queries."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from temporalio.api.enums.v1 import (
+    HistoryEventFilterType,
+    PendingActivityState,
+    PendingWorkflowTaskState,
+    QueryRejectCondition,
+)
+from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
+from temporalio.api.query.v1 import message_pb2 as query_pb
+from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
+from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
+
+from tempyral.common.clock import ts_ns
+from tempyral.common.errors import InvalidArgument
+from tempyral.common.tokens import decode_page_token, encode_page_token
+from tempyral.history.mutable_state import MutableState
+from tempyral.namespace.registry import Namespace
+from tempyral.proto.internal_pb2 import HistoryPageToken
+
+if TYPE_CHECKING:
+    from tempyral.history.engine import HistoryEngine
+
+Status = wf_enums.WorkflowExecutionStatus
+DEFAULT_PAGE_SIZE = 1000
+CLOSE_EVENT = HistoryEventFilterType.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT
+
+
+async def get_history(
+    engine: HistoryEngine, ns: Namespace, req: ws.GetWorkflowExecutionHistoryRequest, timeout: float
+) -> ws.GetWorkflowExecutionHistoryResponse:
+    token = decode_page_token(req.next_page_token)
+    ex = req.execution
+    run_id = ex.run_id or (token.run_id if token else "")
+    if token and ex.run_id and token.run_id and token.run_id != ex.run_id:
+        raise InvalidArgument("Invalid NextPageToken.")
+    page_size = req.maximum_page_size if req.maximum_page_size > 0 else DEFAULT_PAGE_SIZE
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        async with engine.locked(ns.id, ex.workflow_id, run_id) as (shard, entry, ms):
+            run_id = ms.run_id
+            if req.history_event_filter_type == CLOSE_EVENT:
+                if not ms.running:
+                    events = await engine.events(shard, entry, ms, ms.s.completion_event_id, ms.s.completion_event_id + 1)
+                    return ws.GetWorkflowExecutionHistoryResponse(history={"events": events})
+                if not req.wait_new_event:
+                    return ws.GetWorkflowExecutionHistoryResponse()
+                waiter = _waiter(entry)
+            else:
+                start = token.next_event_id if token else 1
+                end = ms.s.next_event_id
+                if start < end or not req.wait_new_event or not ms.running:
+                    return await _page(engine, shard, entry, ms, start, end, page_size, req.wait_new_event)
+                waiter = _waiter(entry)
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            # nothing yet: hand back a token so that the caller keeps waiting
+            page = HistoryPageToken(run_id=run_id, next_event_id=token.next_event_id if token else 1)
+            return ws.GetWorkflowExecutionHistoryResponse(next_page_token=encode_page_token(page))
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), remaining)
+        except TimeoutError:
+            pass
+
+
+def _waiter(entry: object) -> asyncio.Future[None]:
+    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    entry.waiters.append(fut)  # type: ignore[attr-defined]
+    return fut
+
+
+async def _page(
+    engine: HistoryEngine,
+    shard: object,
+    entry: object,
+    ms: MutableState,
+    start: int,
+    end: int,
+    page_size: int,
+    following: bool,
+) -> ws.GetWorkflowExecutionHistoryResponse:
+    stop = min(end, start + page_size)
+    events = await engine.events(shard, entry, ms, start, stop)  # type: ignore[arg-type]
+    resp = ws.GetWorkflowExecutionHistoryResponse()
+    resp.history.events.extend(events)
+    if stop < end or (following and ms.running):
+        resp.next_page_token = encode_page_token(HistoryPageToken(run_id=ms.run_id, next_event_id=stop))
+    return resp
+
+
+def describe(ns: Namespace, ms: MutableState, matching_backlog: int = 0) -> ws.DescribeWorkflowExecutionResponse:
+    s = ms.s
+    st = s.start
+    resp = ws.DescribeWorkflowExecutionResponse()
+    cfg = resp.execution_config
+    cfg.task_queue.CopyFrom(st.task_queue)
+    cfg.workflow_execution_timeout.CopyFrom(st.workflow_execution_timeout)
+    cfg.workflow_run_timeout.CopyFrom(st.workflow_run_timeout)
+    cfg.default_workflow_task_timeout.CopyFrom(st.workflow_task_timeout)
+    if st.HasField("user_metadata"):
+        cfg.user_metadata.CopyFrom(st.user_metadata)
+    info = resp.workflow_execution_info
+    info.execution.workflow_id = s.workflow_id
+    info.execution.run_id = s.run_id
+    info.type.CopyFrom(st.workflow_type)
+    info.start_time.CopyFrom(s.start_time)
+    info.execution_time.CopyFrom(s.execution_time)
+    if ts_ns(s.close_time):
+        info.close_time.CopyFrom(s.close_time)
+        info.execution_duration.FromNanoseconds(max(ts_ns(s.close_time) - ts_ns(s.execution_time), 0))
+    info.status = s.status
+    info.history_length = s.next_event_id - 1
+    info.history_size_bytes = s.history_size_bytes
+    info.task_queue = st.task_queue.name
+    info.memo.CopyFrom(s.memo)
+    info.search_attributes.CopyFrom(s.search_attributes)
+    info.state_transition_count = s.db_version
+    info.first_run_id = st.first_execution_run_id
+    if st.HasField("parent_workflow_execution"):
+        info.parent_execution.CopyFrom(st.parent_workflow_execution)
+        info.parent_namespace_id = st.parent_workflow_namespace_id
+    info.root_execution.workflow_id = st.root_workflow_execution.workflow_id or s.workflow_id
+    info.root_execution.run_id = st.root_workflow_execution.run_id or s.run_id
+    for ai in sorted(s.activities.values(), key=lambda a: a.scheduled_event_id):
+        resp.pending_activities.append(pending_activity(ai))
+    wt = s.workflow_task
+    if wt.scheduled and s.status == Status.WORKFLOW_EXECUTION_STATUS_RUNNING:
+        pw = resp.pending_workflow_task
+        pw.state = (
+            PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_STARTED
+            if wt.started_event_id
+            else PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_SCHEDULED
+        )
+        pw.scheduled_time.CopyFrom(wt.scheduled_time)
+        pw.original_scheduled_time.CopyFrom(wt.original_scheduled_time)
+        if wt.started_event_id:
+            pw.started_time.CopyFrom(wt.started_time)
+        pw.attempt = wt.attempt
+    return resp
+
+
+def pending_activity(ai: object) -> workflow_pb.PendingActivityInfo:
+    from tempyral.proto.internal_pb2 import ActivityInfo
+
+    assert isinstance(ai, ActivityInfo)
+    a = ai.scheduled
+    p = workflow_pb.PendingActivityInfo(
+        activity_id=a.activity_id,
+        activity_type=a.activity_type,
+        attempt=ai.attempt,
+        maximum_attempts=a.retry_policy.maximum_attempts,
+        last_worker_identity=ai.last_worker_identity,
+    )
+    if ai.cancel_requested:
+        p.state = PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED
+    elif ai.started:
+        p.state = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+    else:
+        p.state = PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
+    if ai.HasField("heartbeat_details"):
+        p.heartbeat_details.CopyFrom(ai.heartbeat_details)
+    if ts_ns(ai.last_heartbeat_time):
+        p.last_heartbeat_time.CopyFrom(ai.last_heartbeat_time)
+    if ai.started:
+        p.last_started_time.CopyFrom(ai.started_time)
+    if ai.HasField("last_failure"):
+        p.last_failure.CopyFrom(ai.last_failure)
+    p.scheduled_time.CopyFrom(ai.current_attempt_scheduled_time)
+    if ai.HasField("next_attempt_schedule_time"):
+        p.next_attempt_schedule_time.CopyFrom(ai.next_attempt_schedule_time)
+    if ts_ns(ai.expiration_time):
+        p.expiration_time.CopyFrom(ai.expiration_time)
+    p.current_retry_interval.SetInParent()
+    if ai.HasField("next_attempt_schedule_time"):
+        p.current_retry_interval.FromNanoseconds(
+            max(ts_ns(ai.next_attempt_schedule_time) - ts_ns(ai.current_attempt_scheduled_time), 0)
+        )
+    p.activity_options.task_queue.CopyFrom(a.task_queue)
+    p.activity_options.schedule_to_close_timeout.CopyFrom(a.schedule_to_close_timeout)
+    p.activity_options.schedule_to_start_timeout.CopyFrom(a.schedule_to_start_timeout)
+    p.activity_options.start_to_close_timeout.CopyFrom(a.start_to_close_timeout)
+    p.activity_options.heartbeat_timeout.CopyFrom(a.heartbeat_timeout)
+    p.activity_options.retry_policy.CopyFrom(a.retry_policy)
+    return p
+
+
+async def query(
+    engine: HistoryEngine, ns: Namespace, req: ws.QueryWorkflowRequest, timeout: float
+) -> ws.QueryWorkflowResponse:
+    ex = req.execution
+    async with engine.locked(ns.id, ex.workflow_id, ex.run_id) as (_, entry, ms):
+        status = ms.s.status
+        rejected = _rejected(req.query_reject_condition, status)
+        if rejected:
+            return ws.QueryWorkflowResponse(query_rejected=query_pb.QueryRejected(status=status))
+        if ms.running and ms.wft_pending:
+            query_id = engine.queries.buffer(entry, req.query)
+        elif ms.running and ms.s.sticky_task_queue.name:
+            query_id = engine.queries.dispatch(
+                entry, req.query, ms.s.sticky_task_queue.name, ms.normal_task_queue.name
+            )
+        else:
+            query_id = engine.queries.dispatch(entry, req.query, ms.normal_task_queue.name)
+    try:
+        result = await engine.queries.wait(query_id, timeout)
+    finally:
+        engine.queries.forget(entry, query_id)
+    return ws.QueryWorkflowResponse(query_result=result.answer)
+
+
+def _rejected(condition: int, status: int) -> bool:
+    if condition == QueryRejectCondition.QUERY_REJECT_CONDITION_NOT_OPEN:
+        return status != Status.WORKFLOW_EXECUTION_STATUS_RUNNING
+    if condition == QueryRejectCondition.QUERY_REJECT_CONDITION_NOT_COMPLETED_CLEANLY:
+        return status not in (Status.WORKFLOW_EXECUTION_STATUS_RUNNING, Status.WORKFLOW_EXECUTION_STATUS_COMPLETED)
+    return False

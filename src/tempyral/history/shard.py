@@ -1,0 +1,249 @@
+"""A history shard: owned through a fenced lease, it caches executions and commits their mutations.
+
+A mutation is one transaction (DESIGN.md invariant 3): new events, the state snapshot, the
+tasks it made and the visibility row. Only after the commit are tasks handed on and
+waiters woken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from temporalio.api.history.v1 import message_pb2 as history
+from temporalio.api.query.v1.message_pb2 import WorkflowQuery
+
+from tempyral.history.mutable_state import MutableState
+from tempyral.persistence.store import (
+    CurrentWrite,
+    ExecutionWrite,
+    HistoryWrite,
+    Store,
+    TaskRow,
+    Transaction,
+)
+from tempyral.proto.internal_pb2 import ExecutionState, Task
+from tempyral.visibility.records import row_from_state
+
+log = logging.getLogger(__name__)
+
+RANGE_BITS = 20
+# Histories longer than this are read from the database instead of kept in the cache.
+MAX_CACHED_EVENTS = 2000
+
+ExecutionKey = tuple[str, str, str]  # namespace id, workflow id, run id
+
+
+@dataclass(eq=False, slots=True)
+class ExecutionEntry:
+    key: ExecutionKey
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    ms: MutableState | None = None
+    db_version: int = 0
+    # The whole history, when it is short enough to keep (None: read it from the store).
+    events: list[history.HistoryEvent] | None = None
+    # Futures of history long-polls, resolved after every commit that adds events.
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    users: int = 0
+    # Queries waiting for the next workflow task (query id -> query), and those sent with the
+    # running one. They live in memory only: a query is answered or fails, never replayed.
+    buffered_queries: dict[str, WorkflowQuery] = field(default_factory=dict)
+    inflight_queries: dict[str, WorkflowQuery] = field(default_factory=dict)
+
+    def evict_state(self) -> None:
+        self.ms = None
+        self.events = None
+        self.db_version = 0
+
+
+@dataclass(slots=True)
+class Mutation:
+    entry: ExecutionEntry
+    ms: MutableState
+    new: bool = False
+
+
+class Shard:
+    def __init__(
+        self,
+        shard_id: int,
+        store: Store,
+        owner: str,
+        on_tasks: Callable[[list[Task]], None],
+        cache_size: int = 20_000,
+    ) -> None:
+        self.shard_id = shard_id
+        self.store = store
+        self.owner = owner
+        self.range_id = 0
+        self._next_task_id = 0
+        self._max_task_id = 0
+        self._on_tasks = on_tasks
+        self._cache_size = cache_size
+        self._entries: OrderedDict[ExecutionKey, ExecutionEntry] = OrderedDict()
+        self._current: dict[tuple[str, str], str] = {}
+
+    async def acquire(self) -> None:
+        self.range_id = await self.store.acquire_shard(self.shard_id, self.owner)
+        self._next_task_id = self.range_id << RANGE_BITS
+        self._max_task_id = (self.range_id + 1) << RANGE_BITS
+        log.info("shard %d acquired with range %d", self.shard_id, self.range_id)
+
+    async def _task_ids(self, count: int) -> int:
+        if self._next_task_id + count >= self._max_task_id:
+            self.range_id = await self.store.extend_shard_range(self.shard_id, self.range_id)
+            self._next_task_id = self.range_id << RANGE_BITS
+            self._max_task_id = (self.range_id + 1) << RANGE_BITS
+        first = self._next_task_id
+        self._next_task_id += count
+        return first
+
+    # ------------------------------------------------------------------ cache
+    @asynccontextmanager
+    async def locked(self, key: ExecutionKey) -> AsyncIterator[ExecutionEntry]:
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = ExecutionEntry(key)
+            self._entries[key] = entry
+            self._evict()
+        else:
+            self._entries.move_to_end(key)
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield entry
+        finally:
+            entry.users -= 1
+
+    def new_entry(self, key: ExecutionKey) -> ExecutionEntry:
+        """An entry for a run that is being created (nobody else can know its id yet)."""
+        entry = ExecutionEntry(key)
+        self._entries[key] = entry
+        self._evict()
+        return entry
+
+    def peek(self, key: ExecutionKey) -> ExecutionEntry | None:
+        return self._entries.get(key)
+
+    def _evict(self) -> None:
+        if len(self._entries) <= self._cache_size:
+            return
+        for key in list(self._entries)[: len(self._entries) - self._cache_size]:
+            entry = self._entries[key]
+            if entry.users == 0 and not entry.waiters and not entry.buffered_queries and not entry.inflight_queries:
+                del self._entries[key]
+
+    async def load(self, entry: ExecutionEntry) -> MutableState | None:
+        """The entry's state, read from the store on a cache miss; None if there is no such run."""
+        if entry.ms is None:
+            row = await self.store.get_execution(*entry.key)
+            if row is None:
+                return None
+            entry.ms = MutableState(ExecutionState.FromString(row.state))
+            entry.db_version = row.db_version
+            entry.events = None
+        return entry.ms
+
+    async def reload(self, entry: ExecutionEntry) -> MutableState | None:
+        """Drop uncommitted in-memory changes and read the state again."""
+        entry.evict_state()
+        return await self.load(entry)
+
+    def current_run_cached(self, namespace_id: str, workflow_id: str) -> str | None:
+        return self._current.get((namespace_id, workflow_id))
+
+    def remember_current(self, namespace_id: str, workflow_id: str, run_id: str) -> None:
+        if len(self._current) > 4 * self._cache_size:
+            self._current.clear()
+        self._current[(namespace_id, workflow_id)] = run_id
+
+    # ------------------------------------------------------------------ commit
+    async def commit(
+        self,
+        mutations: list[Mutation],
+        current: list[CurrentWrite] | None = None,
+        deleted_tasks: list[tuple[int, int]] | None = None,
+    ) -> None:
+        txn = Transaction(self.shard_id, self.range_id)
+        all_tasks: list[Task] = []
+        states: list[bytes] = []
+        count = sum(len(m.ms.new_events) + len(m.ms.new_tasks) for m in mutations)
+        task_id = await self._task_ids(count) if count else 0
+        txn.range_id = self.range_id
+        for m in mutations:
+            ms = m.ms
+            s = ms.s
+            for event in ms.new_events:
+                event.task_id = task_id
+                task_id += 1
+            if ms.new_events:
+                s.last_event_task_id = ms.new_events[-1].task_id
+                blob = history.History(events=ms.new_events).SerializeToString()
+                s.history_size_bytes += len(blob)
+                txn.history.append(
+                    HistoryWrite(
+                        s.namespace_id,
+                        s.run_id,
+                        ms.new_events[0].event_id,
+                        ms.new_events[-1].event_id,
+                        blob,
+                    )
+                )
+            for task in ms.new_tasks:
+                task.task_id = task_id
+                task.shard_id = self.shard_id
+                task_id += 1
+                txn.tasks.append(
+                    TaskRow(
+                        task.category,
+                        task.task_id,
+                        task.visibility_time.seconds * 1_000_000_000 + task.visibility_time.nanos,
+                        task.SerializeToString(),
+                    )
+                )
+                all_tasks.append(task)
+            if ms.visibility_dirty:
+                txn.visibility.append(row_from_state(s, s.next_event_id - 1))
+            new_version = m.entry.db_version + 1
+            s.db_version = new_version
+            state = s.SerializeToString()
+            states.append(state)
+            txn.executions.append(
+                ExecutionWrite(
+                    s.namespace_id, s.workflow_id, s.run_id, state, new_version, 0 if m.new else m.entry.db_version
+                )
+            )
+        txn.current = current or []
+        txn.deleted_tasks = deleted_tasks or []
+        try:
+            await self.store.commit(txn)
+        except BaseException:
+            for m in mutations:
+                m.entry.evict_state()
+            raise
+        for m in mutations:
+            entry, ms = m.entry, m.ms
+            entry.ms = ms
+            entry.db_version = ms.s.db_version
+            if m.new:
+                entry.events = list(ms.new_events)
+            elif entry.events is not None:
+                entry.events.extend(ms.new_events)
+                if len(entry.events) > MAX_CACHED_EVENTS:
+                    entry.events = None
+            if ms.new_events and entry.waiters:
+                waiters, entry.waiters = entry.waiters, []
+                for fut in waiters:
+                    if not fut.done():
+                        fut.set_result(None)
+            ms.new_events = []
+            ms.new_tasks = []
+            ms.visibility_dirty = False
+        for cw in txn.current:
+            self.remember_current(cw.namespace_id, cw.workflow_id, cw.run_id)
+        if all_tasks:
+            self._on_tasks(all_tasks)

@@ -1,0 +1,325 @@
+"""Workflow tasks: long polls, starting a task, and the worker's completion or failure."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from temporalio.api.common.v1 import message_pb2 as common
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause
+from temporalio.api.enums.v1 import task_queue_pb2 as tq_enums
+from temporalio.api.failure.v1 import message_pb2 as failure_pb
+from temporalio.api.history.v1 import message_pb2 as history
+from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
+
+from tempyral.common import ids
+from tempyral.common.errors import InvalidArgument, NotFound, ServiceError
+from tempyral.common.limits import HISTORY_PAGE_BYTES
+from tempyral.common.tokens import decode_task_token, encode_page_token, encode_task_token
+from tempyral.history.activities import activity_task_response
+from tempyral.history.commands import CommandProcessor, WorkflowTaskFailure, validate_command_sequence
+from tempyral.history.mutable_state import MutableState
+from tempyral.history.queries import QueryTask
+from tempyral.history.shard import ExecutionEntry, Mutation, Shard
+from tempyral.matching.service import WORKFLOW, QueueKey
+from tempyral.namespace.registry import Namespace
+from tempyral.proto.internal_pb2 import HistoryPageToken, Task, TaskCategory, TaskToken
+
+if TYPE_CHECKING:
+    from tempyral.history.engine import HistoryEngine
+
+log = logging.getLogger(__name__)
+STICKY = tq_enums.TASK_QUEUE_KIND_STICKY
+TRANSFER = TaskCategory.TASK_CATEGORY_TRANSFER
+INLINE_REQUEST_ID = "request-from-RespondWorkflowTaskCompleted"
+POLL_PAGE_EVENTS = 1000
+
+
+class WorkflowTaskHandler:
+    def __init__(self, engine: HistoryEngine) -> None:
+        self.engine = engine
+
+    # ------------------------------------------------------------------ poll
+    async def poll(
+        self, ns: Namespace, req: ws.PollWorkflowTaskQueueRequest, timeout: float
+    ) -> ws.PollWorkflowTaskQueueResponse:
+        key = QueueKey(ns.id, req.task_queue.name, WORKFLOW)
+        sticky = req.task_queue.kind == STICKY
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return ws.PollWorkflowTaskQueueResponse()
+            item = await self.engine.matching.poll(key, remaining)
+            if item is None:
+                return ws.PollWorkflowTaskQueueResponse()
+            try:
+                if isinstance(item, QueryTask):
+                    resp = await asyncio.shield(self._query_task(item, sticky, req.identity))
+                else:
+                    resp = await asyncio.shield(self._record_started(item, sticky, req.identity))
+            except asyncio.CancelledError:
+                raise
+            if resp is not None:
+                return resp
+
+    async def _record_started(
+        self, task: Task, sticky_poll: bool, identity: str
+    ) -> ws.PollWorkflowTaskQueueResponse | None:
+        engine = self.engine
+        try:
+            async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+                wt = ms.s.workflow_task
+                if not ms.running or not wt.scheduled or wt.stamp != task.stamp or wt.started_event_id:
+                    engine.tasks.ack(task)
+                    return None
+                ms.start_workflow_task(ids.new_id(), identity)
+                queries = engine.queries.attach(entry)
+                await shard.commit([Mutation(entry, ms)], deleted_tasks=[(TRANSFER, task.task_id)])
+                return await self.task_response(shard, entry, ms, sticky_poll, identity, queries)
+        except NotFound:
+            engine.tasks.ack(task)
+            return None
+        except Exception:
+            log.exception("could not start workflow task of %s/%s", task.workflow_id, task.run_id)
+            # leave the task to its outbox row: put it back so that another poller gets it
+            engine.matching.add_front(QueueKey(task.namespace_id, task.task_queue.name, WORKFLOW), task)
+            await asyncio.sleep(0.1)
+            return None
+
+    async def task_response(
+        self,
+        shard: Shard,
+        entry: ExecutionEntry,
+        ms: MutableState,
+        sticky_poll: bool,
+        identity: str,
+        queries: dict[str, object] | None = None,
+    ) -> ws.PollWorkflowTaskQueueResponse:
+        s = ms.s
+        wt = s.workflow_task
+        token = TaskToken(
+            namespace_id=s.namespace_id,
+            workflow_id=s.workflow_id,
+            run_id=s.run_id,
+            scheduled_event_id=wt.scheduled_event_id,
+            started_event_id=wt.started_event_id,
+            attempt=wt.attempt,
+            stamp=wt.stamp,
+        )
+        resp = ws.PollWorkflowTaskQueueResponse(
+            task_token=encode_task_token(token),
+            workflow_execution=common.WorkflowExecution(workflow_id=s.workflow_id, run_id=s.run_id),
+            workflow_type=s.start.workflow_type,
+            previous_started_event_id=s.last_completed_wft_started_event_id,
+            started_event_id=wt.started_event_id,
+            attempt=wt.attempt,
+            workflow_execution_task_queue=s.start.task_queue,
+            scheduled_time=wt.scheduled_time,
+            started_time=wt.started_time,
+        )
+        first = s.last_completed_wft_started_event_id + 1 if sticky_poll else 1
+        await self._fill_history(resp, shard, entry, ms, first, ms.transient_workflow_task_events(identity))
+        for query_id, query in (queries or {}).items():
+            resp.queries[query_id].CopyFrom(query)  # type: ignore[arg-type]
+        return resp
+
+    async def _fill_history(
+        self,
+        resp: ws.PollWorkflowTaskQueueResponse,
+        shard: Shard,
+        entry: ExecutionEntry,
+        ms: MutableState,
+        first: int,
+        transient: list[history.HistoryEvent],
+    ) -> None:
+        """The events a task shows, first page only when the history is long."""
+        end = ms.s.next_event_id
+        last = min(end, first + POLL_PAGE_EVENTS)
+        events = await self.engine.events(shard, entry, ms, first, last)
+        size = 0
+        cut = len(events)
+        for i, event in enumerate(events):
+            size += event.ByteSize()
+            if size > HISTORY_PAGE_BYTES and i > 0:
+                cut = i
+                break
+        if cut < len(events) or last < end:
+            next_id = events[cut].event_id if cut < len(events) else last
+            page = HistoryPageToken(run_id=ms.run_id, next_event_id=next_id, end_event_id=end)
+            page.transient_events.events.extend(transient)
+            resp.next_page_token = encode_page_token(page)
+            resp.history.events.extend(events[:cut])
+        else:
+            resp.history.events.extend(events)
+            resp.history.events.extend(transient)
+
+    async def _query_task(self, task: QueryTask, sticky_poll: bool, identity: str) -> ws.PollWorkflowTaskQueueResponse | None:
+        engine = self.engine
+        try:
+            async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+                s = ms.s
+                token = TaskToken(
+                    namespace_id=task.namespace_id,
+                    workflow_id=task.workflow_id,
+                    run_id=task.run_id,
+                    query_id=task.query_id,
+                )
+                resp = ws.PollWorkflowTaskQueueResponse(
+                    task_token=encode_task_token(token),
+                    workflow_execution=common.WorkflowExecution(workflow_id=s.workflow_id, run_id=s.run_id),
+                    workflow_type=s.start.workflow_type,
+                    previous_started_event_id=s.last_completed_wft_started_event_id,
+                    attempt=1,
+                    query=task.query,
+                    workflow_execution_task_queue=s.start.task_queue,
+                )
+                first = s.last_completed_wft_started_event_id + 1 if sticky_poll else 1
+                await self._fill_history(resp, shard, entry, ms, first, [])
+                return resp
+        except NotFound:
+            return None
+
+    # ------------------------------------------------------------------ completion
+    def _validate_token(self, ns: Namespace, ms: MutableState, token: TaskToken) -> None:
+        wt = ms.s.workflow_task
+        if (
+            not ms.running
+            or not wt.scheduled
+            or not wt.started_event_id
+            or wt.stamp != token.stamp
+            or wt.started_event_id != token.started_event_id
+        ):
+            raise NotFound("Workflow task not found.")
+
+    def _token(self, ns: Namespace, data: bytes) -> TaskToken:
+        token = decode_task_token(data)
+        if token.namespace_id != ns.id:
+            raise InvalidArgument("Operation requested with a token from a different namespace.")
+        return token
+
+    async def respond_completed(
+        self, ns: Namespace, req: ws.RespondWorkflowTaskCompletedRequest
+    ) -> ws.RespondWorkflowTaskCompletedResponse:
+        token = self._token(ns, req.task_token)
+        engine = self.engine
+        async with engine.locked(token.namespace_id, token.workflow_id, token.run_id) as (shard, entry, ms):
+            self._validate_token(ns, ms, token)
+            commands = list(req.commands)
+            validate_command_sequence(commands)
+            attempt = ms.s.workflow_task.attempt
+            has_buffered = bool(ms.s.buffered_events)
+            sticky = req.sticky_attributes.worker_task_queue
+            ms.set_sticky(sticky if sticky.name else None, req.sticky_attributes.schedule_to_start_timeout)
+            completed = ms.add_workflow_task_completed(
+                req,
+                req.identity,
+                req.sdk_metadata if req.HasField("sdk_metadata") else None,
+                req.metering_metadata if req.HasField("metering_metadata") else None,
+                req.worker_version_stamp if req.HasField("worker_version_stamp") else None,
+            )
+            try:
+                result = CommandProcessor(ms, ns, completed.event_id, req.identity, has_buffered).process(commands)
+            except WorkflowTaskFailure as failure:
+                return await self._fail_for_commands(shard, entry, token, failure, req.identity, attempt)
+            ms.flush_buffered_events()
+            mutations = [Mutation(entry, ms)]
+            current = []
+            if result.retry is not None:
+                new_entry, new_ms = engine.retry_run(shard, ms, result.retry.backoff_ns, result.retry_failure)
+                mutations.append(Mutation(new_entry, new_ms, new=True))
+                current.append(engine.next_run_current(ms, new_ms))
+            elif not ms.running:
+                current.append(engine.close_current(ms))
+
+            inline = False
+            if ms.running and (
+                req.force_create_new_workflow_task or has_buffered or result.activity_cancelled_before_start
+            ):
+                inline = req.return_new_workflow_task
+                ms.schedule_workflow_task(dispatch=not inline)
+                if inline:
+                    ms.start_workflow_task(INLINE_REQUEST_ID, req.identity)
+            eager = []
+            if ms.running:
+                for ai in result.eager_activities:
+                    ms.start_activity(ai, ids.new_id(), req.identity)
+                    eager.append(ai)
+            engine.queries.complete_inflight(entry, dict(req.query_results))
+            attached = engine.queries.attach(entry) if inline else {}
+            await shard.commit(mutations, current=current)
+            if not ms.wft_pending and entry.buffered_queries:
+                engine.queries.redirect_buffered(entry, ms.current_task_queue().name, _normal_name(ms))
+            resp = ws.RespondWorkflowTaskCompletedResponse()
+            if inline:
+                resp.workflow_task.CopyFrom(
+                    await self.task_response(shard, entry, ms, True, req.identity, attached)  # type: ignore[arg-type]
+                )
+            for ai in eager:
+                resp.activity_tasks.append(activity_task_response(ns, ms, ai))
+            return resp
+
+    async def _fail_for_commands(
+        self,
+        shard: Shard,
+        entry: ExecutionEntry,
+        token: TaskToken,
+        failure: WorkflowTaskFailure,
+        identity: str,
+        attempt: int,
+    ) -> ws.RespondWorkflowTaskCompletedResponse:
+        """Discard what the commands did and fail the workflow task with their cause."""
+        log.info(
+            "failing workflow task of %s/%s: %s %s",
+            token.workflow_id,
+            token.run_id,
+            WorkflowTaskFailedCause.Name(failure.cause),  # type: ignore[arg-type]
+            failure.message,
+        )
+        ms = await shard.reload(entry)
+        assert ms is not None
+        ms.begin(time.time_ns())
+        if attempt > 1 and failure.cause != WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND:
+            # a task that keeps failing is dropped and left to time out, like the reference
+            raise InvalidArgument(failure.message)
+        fail_info = failure_pb.Failure(message=failure.message)
+        fail_info.server_failure_info.SetInParent()
+        ms.add_workflow_task_failed(failure.cause, fail_info if failure.message else None, identity)
+        ms.flush_buffered_events()
+        ms.schedule_workflow_task()
+        self.engine.queries.requeue_inflight(entry)
+        await shard.commit([Mutation(entry, ms)])
+        return ws.RespondWorkflowTaskCompletedResponse()
+
+    async def respond_failed(self, ns: Namespace, req: ws.RespondWorkflowTaskFailedRequest) -> None:
+        token = self._token(ns, req.task_token)
+        async with self.engine.locked(token.namespace_id, token.workflow_id, token.run_id) as (shard, entry, ms):
+            self._validate_token(ns, ms, token)
+            ms.add_workflow_task_failed(req.cause, req.failure if req.HasField("failure") else None, req.identity)
+            ms.flush_buffered_events()
+            ms.schedule_workflow_task()
+            self.engine.queries.requeue_inflight(entry)
+            await shard.commit([Mutation(entry, ms)])
+
+    async def respond_query(self, ns: Namespace, req: ws.RespondQueryTaskCompletedRequest) -> None:
+        token = self._token(ns, req.task_token)
+        if not token.query_id:
+            raise InvalidArgument("Invalid query task token.")
+        from temporalio.api.query.v1 import message_pb2 as query_pb
+
+        result = query_pb.WorkflowQueryResult(
+            result_type=req.completed_type,
+            answer=req.query_result,
+            error_message=req.error_message,
+        )
+        if req.HasField("failure"):
+            result.failure.CopyFrom(req.failure)
+        if not self.engine.queries.resolve(token.query_id, result):
+            raise NotFound("query task not found, or already expired")
+
+
+def _normal_name(ms: MutableState) -> str:
+    return ms.normal_task_queue.name if ms.s.sticky_task_queue.name else ""

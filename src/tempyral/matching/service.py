@@ -1,0 +1,137 @@
+"""Task queues: hand tasks to long-polling workers.
+
+A task reaches a queue only after the transaction that made it committed, and its outbox row
+stays in the database until a worker has started it (DESIGN.md invariant 5): what is held
+here is an in-memory index over durable rows, rebuilt from the outbox at start-up. Pollers
+waiting on an empty queue get tasks handed over directly (sync match).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+log = logging.getLogger(__name__)
+
+WORKFLOW = 1
+ACTIVITY = 2
+NEXUS = 3
+# A sticky queue that no worker polled for this long is treated as gone.
+STICKY_POLLER_GRACE_S = 10.0
+
+
+class QueueKey(NamedTuple):
+    namespace_id: str
+    name: str
+    task_type: int  # WORKFLOW, ACTIVITY or NEXUS
+
+
+@dataclass(eq=False)
+class _Queue:
+    backlog: deque[Any] = field(default_factory=deque)
+    pollers: deque[asyncio.Future[Any]] = field(default_factory=deque)
+    last_poll: float = 0.0
+    sticky: bool = False
+    normal_name: str = ""
+    shut_down: bool = False
+
+
+class Matching:
+    def __init__(self) -> None:
+        self._queues: dict[QueueKey, _Queue] = {}
+
+    def _queue(self, key: QueueKey) -> _Queue:
+        q = self._queues.get(key)
+        if q is None:
+            q = self._queues[key] = _Queue()
+        return q
+
+    def add(self, key: QueueKey, item: Any, sticky_normal_name: str = "") -> None:
+        """Queue an item; a sticky queue without a live worker sends it to its normal queue."""
+        if sticky_normal_name:
+            q = self._queues.get(key)
+            alive = q is not None and not q.shut_down and (
+                q.pollers or time.monotonic() - q.last_poll < STICKY_POLLER_GRACE_S
+            )
+            if not alive:
+                key = QueueKey(key.namespace_id, sticky_normal_name, key.task_type)
+            else:
+                assert q is not None
+                q.sticky = True
+                q.normal_name = sticky_normal_name
+        q = self._queue(key)
+        while q.pollers:
+            fut = q.pollers.popleft()
+            if not fut.done():
+                fut.set_result(item)
+                return
+        q.backlog.append(item)
+
+    def add_front(self, key: QueueKey, item: Any) -> None:
+        """Put back an item a poller could not take, ahead of the others."""
+        q = self._queue(key)
+        while q.pollers:
+            fut = q.pollers.popleft()
+            if not fut.done():
+                fut.set_result(item)
+                return
+        q.backlog.appendleft(item)
+
+    async def poll(self, key: QueueKey, timeout: float) -> Any | None:
+        q = self._queue(key)
+        q.last_poll = time.monotonic()
+        if q.shut_down:
+            q.shut_down = False  # a worker came back to this sticky queue
+        if q.backlog:
+            return q.backlog.popleft()
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        q.pollers.append(fut)
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            return None
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.add_front(key, fut.result())
+            raise
+        finally:
+            q.last_poll = time.monotonic()
+            try:
+                q.pollers.remove(fut)
+            except ValueError:
+                pass
+
+    def shutdown_sticky(self, namespace_id: str, sticky_name: str) -> None:
+        """A worker left: move its sticky backlog to the normal queue right away."""
+        key = QueueKey(namespace_id, sticky_name, WORKFLOW)
+        q = self._queues.get(key)
+        if q is None:
+            return
+        q.shut_down = True
+        q.last_poll = 0.0
+        backlog, q.backlog = q.backlog, deque()
+        if q.normal_name:
+            normal = QueueKey(namespace_id, q.normal_name, WORKFLOW)
+            for item in backlog:
+                self.add(normal, item)
+        for fut in q.pollers:
+            if not fut.done():
+                fut.set_result(None)
+
+    def backlog_size(self, key: QueueKey) -> int:
+        q = self._queues.get(key)
+        return len(q.backlog) if q else 0
+
+    def has_poller(self, key: QueueKey) -> bool:
+        q = self._queues.get(key)
+        return bool(q and (q.pollers or time.monotonic() - q.last_poll < STICKY_POLLER_GRACE_S))
+
+    def describe(self, key: QueueKey) -> tuple[int, float]:
+        q = self._queues.get(key)
+        if q is None:
+            return 0, 0.0
+        return len(q.backlog), q.last_poll

@@ -1,0 +1,76 @@
+"""The relational schema, shared by the SQLite and PostgreSQL stores. Versioned: add, never edit."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE metadata (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL)""",
+        """CREATE TABLE namespaces (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            data BLOB NOT NULL)""",
+        """CREATE TABLE shards (
+            shard_id INTEGER PRIMARY KEY,
+            range_id INTEGER NOT NULL,
+            owner TEXT NOT NULL)""",
+        """CREATE TABLE executions (
+            namespace_id TEXT NOT NULL,
+            workflow_id TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            db_version INTEGER NOT NULL,
+            state BLOB NOT NULL,
+            PRIMARY KEY (namespace_id, workflow_id, run_id))""",
+        """CREATE TABLE current_executions (
+            namespace_id TEXT NOT NULL,
+            workflow_id TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            start_request_id TEXT NOT NULL,
+            PRIMARY KEY (namespace_id, workflow_id))""",
+        """CREATE TABLE history (
+            namespace_id TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            first_event_id INTEGER NOT NULL,
+            last_event_id INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (run_id, first_event_id))""",
+        """CREATE TABLE tasks (
+            shard_id INTEGER NOT NULL,
+            category INTEGER NOT NULL,
+            task_id INTEGER NOT NULL,
+            visibility_ns INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (shard_id, category, task_id))""",
+        """CREATE TABLE visibility (
+            namespace_id TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            workflow_id TEXT NOT NULL,
+            workflow_type TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            start_time INTEGER NOT NULL,
+            execution_time INTEGER NOT NULL,
+            close_time INTEGER,
+            task_queue TEXT NOT NULL,
+            history_length INTEGER NOT NULL,
+            history_size_bytes INTEGER NOT NULL,
+            state_transition_count INTEGER NOT NULL,
+            parent_workflow_id TEXT NOT NULL,
+            parent_run_id TEXT NOT NULL,
+            root_workflow_id TEXT NOT NULL,
+            root_run_id TEXT NOT NULL,
+            memo BLOB NOT NULL,
+            search_attributes BLOB NOT NULL,
+            search_attributes_json TEXT NOT NULL,
+            PRIMARY KEY (namespace_id, run_id))""",
+        "CREATE INDEX visibility_by_start ON visibility (namespace_id, start_time DESC)",
+        "CREATE INDEX visibility_by_workflow_id ON visibility (namespace_id, workflow_id)",
+    ],
+]
+
+VISIBILITY_COLUMNS = (
+    "namespace_id, run_id, workflow_id, workflow_type, status, start_time, execution_time, close_time, "
+    "task_queue, history_length, history_size_bytes, memo, search_attributes, search_attributes_json, "
+    "parent_workflow_id, parent_run_id, root_workflow_id, root_run_id, state_transition_count"
+)

@@ -1,0 +1,368 @@
+"""SQLite store: WAL, one writer thread that group-commits, a small pool of reader threads.
+
+Group commit is the throughput lever: every transaction queued while the writer is busy
+joins the next BEGIN ... COMMIT, each inside its own SAVEPOINT so that one failed condition
+does not undo its neighbours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import shutil
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from tempyral.common.errors import AlreadyExists, ConditionFailed, ShardOwnershipLost
+from tempyral.persistence.schema import MIGRATIONS, VISIBILITY_COLUMNS
+from tempyral.persistence.store import (
+    CurrentRow,
+    ExecutionRow,
+    Transaction,
+    VisibilityQuery,
+    VisibilityRow,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_STOP = object()
+MAX_BATCH = 512
+
+
+class SqliteStore:
+    def __init__(self, path: str | None, synchronous: str = "NORMAL") -> None:
+        """path None: a throwaway database that disappears at close (the dev server's default)."""
+        self._tmpdir: str | None = None
+        if path is None:
+            self._tmpdir = tempfile.mkdtemp(prefix="tempyral-")
+            path = os.path.join(self._tmpdir, "tempyral.db")
+            synchronous = "OFF"
+        self.path = path
+        self.synchronous = synchronous
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-read")
+        self._local = threading.local()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute("PRAGMA cache_size=-65536")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        return conn
+
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        conn = self._connect()
+        self._migrate(conn)
+        self._writer = threading.Thread(target=self._write_loop, args=(conn,), name="sqlite-writer", daemon=True)
+        self._writer.start()
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._queue.put(_STOP)
+            await asyncio.to_thread(self._writer.join)
+            self._writer = None
+        self._readers.shutdown(wait=True)
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT version FROM schema_version").fetchone()
+        current = row[0] if row else 0
+        for version in range(current, len(MIGRATIONS)):
+            log.info("applying schema migration %d", version + 1)
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+            conn.execute("DELETE FROM schema_version")
+            conn.execute("INSERT INTO schema_version VALUES (?)", (version + 1,))
+            conn.execute("COMMIT")
+
+    # ------------------------------------------------------------------ plumbing
+    def _write_loop(self, conn: sqlite3.Connection) -> None:
+        loop = self._loop
+        assert loop is not None
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            batch = [item]
+            stop = False
+            while len(batch) < MAX_BATCH:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop = True
+                    break
+                batch.append(nxt)
+            results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for op, fut in batch:
+                    conn.execute("SAVEPOINT op")
+                    try:
+                        value = op(conn)
+                    except BaseException as err:  # each op fails alone
+                        conn.execute("ROLLBACK TO op")
+                        conn.execute("RELEASE op")
+                        results.append((fut, None, err))
+                    else:
+                        conn.execute("RELEASE op")
+                        results.append((fut, value, None))
+                conn.execute("COMMIT")
+            except BaseException as err:
+                log.exception("sqlite commit failed")
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                results = [(fut, None, err) for _, fut in batch]
+            loop.call_soon_threadsafe(_resolve_all, results)
+            if stop:
+                break
+        conn.close()
+
+    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        assert self._loop is not None
+        fut: asyncio.Future[T] = self._loop.create_future()
+        self._queue.put((op, fut))
+        return await fut
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=1")
+            self._local.conn = conn
+        return conn
+
+    async def _read(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        assert self._loop is not None
+        return await self._loop.run_in_executor(self._readers, lambda: op(self._reader()))
+
+    # ------------------------------------------------------------------ shards
+    async def acquire_shard(self, shard_id: int, owner: str) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT range_id FROM shards WHERE shard_id=?", (shard_id,)).fetchone()
+            range_id = (row[0] if row else 0) + 1
+            conn.execute(
+                "INSERT INTO shards (shard_id, range_id, owner) VALUES (?, ?, ?) "
+                "ON CONFLICT (shard_id) DO UPDATE SET range_id=excluded.range_id, owner=excluded.owner",
+                (shard_id, range_id, owner),
+            )
+            return range_id
+
+        return await self._write(op)
+
+    async def extend_shard_range(self, shard_id: int, range_id: int) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "UPDATE shards SET range_id=range_id+1 WHERE shard_id=? AND range_id=?", (shard_id, range_id)
+            )
+            if cur.rowcount != 1:
+                raise ShardOwnershipLost(f"shard {shard_id} moved")
+            return range_id + 1
+
+        return await self._write(op)
+
+    # ------------------------------------------------------------------ executions
+    async def commit(self, txn: Transaction) -> None:
+        await self._write(lambda conn: _apply_transaction(conn, txn))
+
+    async def get_execution(self, namespace_id: str, workflow_id: str, run_id: str) -> ExecutionRow | None:
+        def op(conn: sqlite3.Connection) -> ExecutionRow | None:
+            row = conn.execute(
+                "SELECT state, db_version FROM executions WHERE namespace_id=? AND workflow_id=? AND run_id=?",
+                (namespace_id, workflow_id, run_id),
+            ).fetchone()
+            return ExecutionRow(row[0], row[1]) if row else None
+
+        return await self._read(op)
+
+    async def get_current(self, namespace_id: str, workflow_id: str) -> CurrentRow | None:
+        def op(conn: sqlite3.Connection) -> CurrentRow | None:
+            row = conn.execute(
+                "SELECT run_id, status, start_request_id FROM current_executions "
+                "WHERE namespace_id=? AND workflow_id=?",
+                (namespace_id, workflow_id),
+            ).fetchone()
+            return CurrentRow(row[0], row[1], row[2]) if row else None
+
+        return await self._read(op)
+
+    async def read_history(self, namespace_id: str, run_id: str, first_event_id: int, next_event_id: int) -> list[bytes]:
+        def op(conn: sqlite3.Connection) -> list[bytes]:
+            rows = conn.execute(
+                "SELECT data FROM history WHERE run_id=? AND last_event_id>=? AND first_event_id<? "
+                "ORDER BY first_event_id",
+                (run_id, first_event_id, next_event_id),
+            ).fetchall()
+            return [r[0] for r in rows]
+
+        return await self._read(op)
+
+    async def load_tasks(self, shard_id: int, category: int) -> list[tuple[int, bytes]]:
+        def op(conn: sqlite3.Connection) -> list[tuple[int, bytes]]:
+            rows = conn.execute(
+                "SELECT task_id, data FROM tasks WHERE shard_id=? AND category=? ORDER BY task_id",
+                (shard_id, category),
+            ).fetchall()
+            return [(r[0], r[1]) for r in rows]
+
+        return await self._read(op)
+
+    async def delete_tasks(self, shard_id: int, keys: list[tuple[int, int]]) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "DELETE FROM tasks WHERE shard_id=? AND category=? AND task_id=?",
+                [(shard_id, c, t) for c, t in keys],
+            )
+
+        await self._write(op)
+
+    # ------------------------------------------------------------------ metadata
+    async def get_or_set_metadata(self, key: str, default: str) -> str:
+        """The stored value of `key`, storing `default` first if there is none."""
+
+        def op(conn: sqlite3.Connection) -> str:
+            conn.execute("INSERT INTO metadata (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, default))
+            return str(conn.execute("SELECT value FROM metadata WHERE key=?", (key,)).fetchone()[0])
+
+        return await self._write(op)
+
+    # ------------------------------------------------------------------ namespaces
+    async def load_namespaces(self) -> list[bytes]:
+        return await self._read(lambda conn: [r[0] for r in conn.execute("SELECT data FROM namespaces")])
+
+    async def insert_namespace(self, namespace_id: str, name: str, data: bytes) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute("INSERT INTO namespaces (id, name, data) VALUES (?, ?, ?)", (namespace_id, name, data))
+            except sqlite3.IntegrityError as err:
+                raise AlreadyExists(f"namespace {name} already exists") from err
+
+        await self._write(op)
+
+    async def update_namespace(self, namespace_id: str, data: bytes) -> None:
+        await self._write(lambda conn: conn.execute("UPDATE namespaces SET data=? WHERE id=?", (data, namespace_id)))
+
+    # ------------------------------------------------------------------ visibility
+    async def list_visibility(self, namespace_id: str, query: VisibilityQuery) -> list[VisibilityRow]:
+        order = query.order_by or "COALESCE(close_time, 9223372036854775807) DESC, start_time DESC, run_id"
+        sql = (
+            f"SELECT {VISIBILITY_COLUMNS} FROM visibility WHERE namespace_id=? AND ({query.where}) "
+            f"ORDER BY {order} LIMIT ? OFFSET ?"
+        )
+        params = [namespace_id, *query.params, query.page_size, query.offset]
+        return await self._read(lambda conn: [_visibility_row(r) for r in conn.execute(sql, params)])
+
+    async def count_visibility(self, namespace_id: str, query: VisibilityQuery, group_by: str | None) -> Any:
+        if group_by:
+            sql = (
+                f"SELECT {group_by}, COUNT(*) FROM visibility WHERE namespace_id=? AND ({query.where}) "
+                f"GROUP BY {group_by}"
+            )
+            return await self._read(lambda conn: conn.execute(sql, [namespace_id, *query.params]).fetchall())
+        sql = f"SELECT COUNT(*) FROM visibility WHERE namespace_id=? AND ({query.where})"
+        return await self._read(lambda conn: conn.execute(sql, [namespace_id, *query.params]).fetchone()[0])
+
+
+def _resolve_all(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for fut, value, err in results:
+        if fut.done():
+            continue
+        if err is not None:
+            fut.set_exception(err)
+        else:
+            fut.set_result(value)
+
+
+def _apply_transaction(conn: sqlite3.Connection, txn: Transaction) -> None:
+    row = conn.execute("SELECT range_id FROM shards WHERE shard_id=?", (txn.shard_id,)).fetchone()
+    if row is None or row[0] != txn.range_id:
+        raise ShardOwnershipLost(f"shard {txn.shard_id}: range {txn.range_id} is stale")
+    for cw in txn.current:
+        if cw.expected_run_id is None:
+            try:
+                conn.execute(
+                    "INSERT INTO current_executions (namespace_id, workflow_id, run_id, status, start_request_id) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (cw.namespace_id, cw.workflow_id, cw.run_id, cw.status, cw.start_request_id),
+                )
+            except sqlite3.IntegrityError as err:
+                raise ConditionFailed("current execution exists") from err
+        else:
+            cur = conn.execute(
+                "UPDATE current_executions SET run_id=?, status=?, start_request_id=? "
+                "WHERE namespace_id=? AND workflow_id=? AND run_id=?",
+                (cw.run_id, cw.status, cw.start_request_id, cw.namespace_id, cw.workflow_id, cw.expected_run_id),
+            )
+            if cur.rowcount != 1:
+                raise ConditionFailed("current execution changed")
+    for ew in txn.executions:
+        if ew.expected_db_version == 0:
+            try:
+                conn.execute(
+                    "INSERT INTO executions (namespace_id, workflow_id, run_id, db_version, state) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (ew.namespace_id, ew.workflow_id, ew.run_id, ew.db_version, ew.state),
+                )
+            except sqlite3.IntegrityError as err:
+                raise ConditionFailed("execution exists") from err
+        else:
+            cur = conn.execute(
+                "UPDATE executions SET db_version=?, state=? "
+                "WHERE namespace_id=? AND workflow_id=? AND run_id=? AND db_version=?",
+                (ew.db_version, ew.state, ew.namespace_id, ew.workflow_id, ew.run_id, ew.expected_db_version),
+            )
+            if cur.rowcount != 1:
+                raise ConditionFailed(f"execution {ew.workflow_id}/{ew.run_id} changed")
+    if txn.history:
+        conn.executemany(
+            "INSERT INTO history (namespace_id, run_id, first_event_id, last_event_id, data) VALUES (?, ?, ?, ?, ?)",
+            [(h.namespace_id, h.run_id, h.first_event_id, h.last_event_id, h.data) for h in txn.history],
+        )
+    if txn.tasks:
+        conn.executemany(
+            "INSERT INTO tasks (shard_id, category, task_id, visibility_ns, data) VALUES (?, ?, ?, ?, ?)",
+            [(txn.shard_id, t.category, t.task_id, t.visibility_ns, t.data) for t in txn.tasks],
+        )
+    if txn.deleted_tasks:
+        conn.executemany(
+            "DELETE FROM tasks WHERE shard_id=? AND category=? AND task_id=?",
+            [(txn.shard_id, c, t) for c, t in txn.deleted_tasks],
+        )
+    for v in txn.visibility:
+        conn.execute(
+            f"INSERT OR REPLACE INTO visibility ({VISIBILITY_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                v.namespace_id, v.run_id, v.workflow_id, v.workflow_type, v.status, v.start_time,
+                v.execution_time, v.close_time, v.task_queue, v.history_length, v.history_size_bytes,
+                v.memo, v.search_attributes, v.search_attributes_json, v.parent_workflow_id, v.parent_run_id,
+                v.root_workflow_id, v.root_run_id, v.state_transition_count,
+            ),
+        )
+
+
+def _visibility_row(r: Any) -> VisibilityRow:
+    return VisibilityRow(
+        namespace_id=r[0], run_id=r[1], workflow_id=r[2], workflow_type=r[3], status=r[4], start_time=r[5],
+        execution_time=r[6], close_time=r[7], task_queue=r[8], history_length=r[9], history_size_bytes=r[10],
+        memo=r[11], search_attributes=r[12], search_attributes_json=r[13], parent_workflow_id=r[14],
+        parent_run_id=r[15], root_workflow_id=r[16], root_run_id=r[17], state_transition_count=r[18],
+    )

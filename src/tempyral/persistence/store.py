@@ -1,0 +1,148 @@
+"""The storage interface: what the history, matching, namespace and visibility layers need.
+
+One mutation of an execution is one `Transaction`, committed atomically with conditions on
+the execution's db_version, the current-run pointer and the shard's range_id (DESIGN.md §2-3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(slots=True)
+class ExecutionWrite:
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    state: bytes
+    db_version: int
+    expected_db_version: int  # 0: the row is new
+
+
+@dataclass(slots=True)
+class CurrentWrite:
+    """Points workflow_id at run_id. expected_run_id None: no row may exist yet."""
+
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    status: int
+    start_request_id: str
+    expected_run_id: str | None
+
+
+@dataclass(slots=True)
+class HistoryWrite:
+    namespace_id: str
+    run_id: str
+    first_event_id: int
+    last_event_id: int
+    data: bytes  # a serialized temporal.api.history.v1.History
+
+
+@dataclass(slots=True)
+class TaskRow:
+    category: int
+    task_id: int
+    visibility_ns: int
+    data: bytes  # a serialized tempyral Task
+
+
+@dataclass(slots=True)
+class VisibilityRow:
+    namespace_id: str
+    run_id: str
+    workflow_id: str
+    workflow_type: str
+    status: int
+    start_time: int
+    execution_time: int
+    close_time: int | None
+    task_queue: str
+    history_length: int
+    history_size_bytes: int
+    memo: bytes
+    search_attributes: bytes  # serialized SearchAttributes, as given
+    search_attributes_json: str  # decoded values, for filtering
+    parent_workflow_id: str = ""
+    parent_run_id: str = ""
+    root_workflow_id: str = ""
+    root_run_id: str = ""
+    state_transition_count: int = 0
+
+
+@dataclass(slots=True)
+class Transaction:
+    shard_id: int
+    range_id: int
+    executions: list[ExecutionWrite] = field(default_factory=list)
+    current: list[CurrentWrite] = field(default_factory=list)
+    history: list[HistoryWrite] = field(default_factory=list)
+    tasks: list[TaskRow] = field(default_factory=list)
+    deleted_tasks: list[tuple[int, int]] = field(default_factory=list)  # (category, task_id)
+    visibility: list[VisibilityRow] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class CurrentRow:
+    run_id: str
+    status: int
+    start_request_id: str
+
+
+@dataclass(slots=True)
+class ExecutionRow:
+    state: bytes
+    db_version: int
+
+
+@dataclass(slots=True)
+class VisibilityQuery:
+    """A compiled visibility filter: a SQL boolean expression with ? parameters."""
+
+    where: str = "1=1"
+    params: list[Any] = field(default_factory=list)
+    order_by: str = ""
+    page_size: int = 1000
+    offset: int = 0
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def get_or_set_metadata(self, key: str, default: str) -> str: ...
+
+    # shards
+    async def acquire_shard(self, shard_id: int, owner: str) -> int: ...
+
+    async def extend_shard_range(self, shard_id: int, range_id: int) -> int: ...
+
+    # executions
+    async def commit(self, txn: Transaction) -> None: ...
+
+    async def get_execution(self, namespace_id: str, workflow_id: str, run_id: str) -> ExecutionRow | None: ...
+
+    async def get_current(self, namespace_id: str, workflow_id: str) -> CurrentRow | None: ...
+
+    async def read_history(
+        self, namespace_id: str, run_id: str, first_event_id: int, next_event_id: int
+    ) -> list[bytes]: ...
+
+    async def load_tasks(self, shard_id: int, category: int) -> list[tuple[int, bytes]]: ...
+
+    async def delete_tasks(self, shard_id: int, keys: list[tuple[int, int]]) -> None: ...
+
+    # namespaces
+    async def load_namespaces(self) -> list[bytes]: ...
+
+    async def insert_namespace(self, namespace_id: str, name: str, data: bytes) -> None: ...
+
+    async def update_namespace(self, namespace_id: str, data: bytes) -> None: ...
+
+    # visibility
+    async def list_visibility(self, namespace_id: str, query: VisibilityQuery) -> list[VisibilityRow]: ...
+
+    async def count_visibility(self, namespace_id: str, query: VisibilityQuery, group_by: str | None) -> Any: ...

@@ -1,0 +1,344 @@
+import datetime
+
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from temporalio.api.common.v1 import message_pb2 as _message_pb2
+from temporalio.api.enums.v1 import workflow_pb2 as _workflow_pb2
+from temporalio.api.failure.v1 import message_pb2 as _message_pb2_1
+from temporalio.api.history.v1 import message_pb2 as _message_pb2_1_1
+from temporalio.api.namespace.v1 import message_pb2 as _message_pb2_1_1_1
+from temporalio.api.replication.v1 import message_pb2 as _message_pb2_1_1_1_1
+from temporalio.api.taskqueue.v1 import message_pb2 as _message_pb2_1_1_1_1_1
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class TaskCategory(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TASK_CATEGORY_UNSPECIFIED: _ClassVar[TaskCategory]
+    TASK_CATEGORY_TRANSFER: _ClassVar[TaskCategory]
+    TASK_CATEGORY_TIMER: _ClassVar[TaskCategory]
+
+class TaskType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TASK_TYPE_UNSPECIFIED: _ClassVar[TaskType]
+    TASK_TYPE_DISPATCH_WORKFLOW_TASK: _ClassVar[TaskType]
+    TASK_TYPE_DISPATCH_ACTIVITY_TASK: _ClassVar[TaskType]
+    TASK_TYPE_CLOSE_EXECUTION: _ClassVar[TaskType]
+    TASK_TYPE_WORKFLOW_TASK_TIMEOUT: _ClassVar[TaskType]
+    TASK_TYPE_ACTIVITY_TIMEOUT: _ClassVar[TaskType]
+    TASK_TYPE_USER_TIMER: _ClassVar[TaskType]
+    TASK_TYPE_WORKFLOW_RUN_TIMEOUT: _ClassVar[TaskType]
+    TASK_TYPE_WORKFLOW_EXECUTION_TIMEOUT: _ClassVar[TaskType]
+    TASK_TYPE_ACTIVITY_RETRY_TIMER: _ClassVar[TaskType]
+    TASK_TYPE_WORKFLOW_BACKOFF_TIMER: _ClassVar[TaskType]
+    TASK_TYPE_DELETE_HISTORY: _ClassVar[TaskType]
+TASK_CATEGORY_UNSPECIFIED: TaskCategory
+TASK_CATEGORY_TRANSFER: TaskCategory
+TASK_CATEGORY_TIMER: TaskCategory
+TASK_TYPE_UNSPECIFIED: TaskType
+TASK_TYPE_DISPATCH_WORKFLOW_TASK: TaskType
+TASK_TYPE_DISPATCH_ACTIVITY_TASK: TaskType
+TASK_TYPE_CLOSE_EXECUTION: TaskType
+TASK_TYPE_WORKFLOW_TASK_TIMEOUT: TaskType
+TASK_TYPE_ACTIVITY_TIMEOUT: TaskType
+TASK_TYPE_USER_TIMER: TaskType
+TASK_TYPE_WORKFLOW_RUN_TIMEOUT: TaskType
+TASK_TYPE_WORKFLOW_EXECUTION_TIMEOUT: TaskType
+TASK_TYPE_ACTIVITY_RETRY_TIMER: TaskType
+TASK_TYPE_WORKFLOW_BACKOFF_TIMER: TaskType
+TASK_TYPE_DELETE_HISTORY: TaskType
+
+class VersionHistoryItem(_message.Message):
+    __slots__ = ("event_id", "version")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    event_id: int
+    version: int
+    def __init__(self, event_id: _Optional[int] = ..., version: _Optional[int] = ...) -> None: ...
+
+class WorkflowTaskInfo(_message.Message):
+    __slots__ = ("scheduled_event_id", "started_event_id", "attempt", "scheduled_time", "started_time", "task_queue", "start_to_close_timeout", "request_id", "identity", "transient", "stamp", "original_scheduled_time", "scheduled")
+    SCHEDULED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STARTED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_TIME_FIELD_NUMBER: _ClassVar[int]
+    STARTED_TIME_FIELD_NUMBER: _ClassVar[int]
+    TASK_QUEUE_FIELD_NUMBER: _ClassVar[int]
+    START_TO_CLOSE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    TRANSIENT_FIELD_NUMBER: _ClassVar[int]
+    STAMP_FIELD_NUMBER: _ClassVar[int]
+    ORIGINAL_SCHEDULED_TIME_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_FIELD_NUMBER: _ClassVar[int]
+    scheduled_event_id: int
+    started_event_id: int
+    attempt: int
+    scheduled_time: _timestamp_pb2.Timestamp
+    started_time: _timestamp_pb2.Timestamp
+    task_queue: _message_pb2_1_1_1_1_1.TaskQueue
+    start_to_close_timeout: _duration_pb2.Duration
+    request_id: str
+    identity: str
+    transient: bool
+    stamp: int
+    original_scheduled_time: _timestamp_pb2.Timestamp
+    scheduled: bool
+    def __init__(self, scheduled_event_id: _Optional[int] = ..., started_event_id: _Optional[int] = ..., attempt: _Optional[int] = ..., scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1.TaskQueue, _Mapping]] = ..., start_to_close_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., request_id: _Optional[str] = ..., identity: _Optional[str] = ..., transient: _Optional[bool] = ..., stamp: _Optional[int] = ..., original_scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scheduled: _Optional[bool] = ...) -> None: ...
+
+class ActivityInfo(_message.Message):
+    __slots__ = ("scheduled_event_id", "scheduled", "scheduled_time", "current_attempt_scheduled_time", "attempt", "started", "started_time", "started_identity", "request_id", "heartbeat_details", "last_heartbeat_time", "last_failure", "last_worker_identity", "cancel_requested", "cancel_request_event_id", "next_attempt_schedule_time", "stamp", "version", "started_event_id", "expiration_time", "has_retry_policy")
+    SCHEDULED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_TIME_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_ATTEMPT_SCHEDULED_TIME_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    STARTED_TIME_FIELD_NUMBER: _ClassVar[int]
+    STARTED_IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_DETAILS_FIELD_NUMBER: _ClassVar[int]
+    LAST_HEARTBEAT_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_FAILURE_FIELD_NUMBER: _ClassVar[int]
+    LAST_WORKER_IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REQUEST_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_SCHEDULE_TIME_FIELD_NUMBER: _ClassVar[int]
+    STAMP_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STARTED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPIRATION_TIME_FIELD_NUMBER: _ClassVar[int]
+    HAS_RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
+    scheduled_event_id: int
+    scheduled: _message_pb2_1_1.ActivityTaskScheduledEventAttributes
+    scheduled_time: _timestamp_pb2.Timestamp
+    current_attempt_scheduled_time: _timestamp_pb2.Timestamp
+    attempt: int
+    started: bool
+    started_time: _timestamp_pb2.Timestamp
+    started_identity: str
+    request_id: str
+    heartbeat_details: _message_pb2.Payloads
+    last_heartbeat_time: _timestamp_pb2.Timestamp
+    last_failure: _message_pb2_1.Failure
+    last_worker_identity: str
+    cancel_requested: bool
+    cancel_request_event_id: int
+    next_attempt_schedule_time: _timestamp_pb2.Timestamp
+    stamp: int
+    version: int
+    started_event_id: int
+    expiration_time: _timestamp_pb2.Timestamp
+    has_retry_policy: bool
+    def __init__(self, scheduled_event_id: _Optional[int] = ..., scheduled: _Optional[_Union[_message_pb2_1_1.ActivityTaskScheduledEventAttributes, _Mapping]] = ..., scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_attempt_scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., started: _Optional[bool] = ..., started_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_identity: _Optional[str] = ..., request_id: _Optional[str] = ..., heartbeat_details: _Optional[_Union[_message_pb2.Payloads, _Mapping]] = ..., last_heartbeat_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_failure: _Optional[_Union[_message_pb2_1.Failure, _Mapping]] = ..., last_worker_identity: _Optional[str] = ..., cancel_requested: _Optional[bool] = ..., cancel_request_event_id: _Optional[int] = ..., next_attempt_schedule_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stamp: _Optional[int] = ..., version: _Optional[int] = ..., started_event_id: _Optional[int] = ..., expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., has_retry_policy: _Optional[bool] = ...) -> None: ...
+
+class TimerInfo(_message.Message):
+    __slots__ = ("timer_id", "started_event_id", "expiry_time", "version")
+    TIMER_ID_FIELD_NUMBER: _ClassVar[int]
+    STARTED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_TIME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    timer_id: str
+    started_event_id: int
+    expiry_time: _timestamp_pb2.Timestamp
+    version: int
+    def __init__(self, timer_id: _Optional[str] = ..., started_event_id: _Optional[int] = ..., expiry_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
+
+class PendingQuery(_message.Message):
+    __slots__ = ("query_id",)
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    def __init__(self, query_id: _Optional[str] = ...) -> None: ...
+
+class ExecutionState(_message.Message):
+    __slots__ = ("namespace_id", "workflow_id", "run_id", "start", "start_time", "execution_time", "close_time", "run_expiration_time", "execution_expiration_time", "status", "next_event_id", "last_completed_wft_started_event_id", "version_history", "db_version", "start_request_id", "sticky_task_queue", "sticky_schedule_to_start_timeout", "workflow_task", "activities", "timers", "buffered_events", "cancel_requested", "cancel_request_id", "search_attributes", "memo", "completion_event_id", "new_execution_run_id", "history_size_bytes", "signal_request_ids", "signal_count", "last_event_task_id", "version", "activity_count", "last_workflow_task_completed_event_id", "start_request_ids", "header")
+    class ActivitiesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: ActivityInfo
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[_Union[ActivityInfo, _Mapping]] = ...) -> None: ...
+    class TimersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: TimerInfo
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[TimerInfo, _Mapping]] = ...) -> None: ...
+    NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_TIME_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_TIME_FIELD_NUMBER: _ClassVar[int]
+    RUN_EXPIRATION_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_EXPIRATION_TIME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_COMPLETED_WFT_STARTED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_HISTORY_FIELD_NUMBER: _ClassVar[int]
+    DB_VERSION_FIELD_NUMBER: _ClassVar[int]
+    START_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STICKY_TASK_QUEUE_FIELD_NUMBER: _ClassVar[int]
+    STICKY_SCHEDULE_TO_START_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_TASK_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITIES_FIELD_NUMBER: _ClassVar[int]
+    TIMERS_FIELD_NUMBER: _ClassVar[int]
+    BUFFERED_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    MEMO_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    NEW_EXECUTION_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_REQUEST_IDS_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LAST_EVENT_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LAST_WORKFLOW_TASK_COMPLETED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_REQUEST_IDS_FIELD_NUMBER: _ClassVar[int]
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    start: _message_pb2_1_1.WorkflowExecutionStartedEventAttributes
+    start_time: _timestamp_pb2.Timestamp
+    execution_time: _timestamp_pb2.Timestamp
+    close_time: _timestamp_pb2.Timestamp
+    run_expiration_time: _timestamp_pb2.Timestamp
+    execution_expiration_time: _timestamp_pb2.Timestamp
+    status: _workflow_pb2.WorkflowExecutionStatus
+    next_event_id: int
+    last_completed_wft_started_event_id: int
+    version_history: _containers.RepeatedCompositeFieldContainer[VersionHistoryItem]
+    db_version: int
+    start_request_id: str
+    sticky_task_queue: _message_pb2_1_1_1_1_1.TaskQueue
+    sticky_schedule_to_start_timeout: _duration_pb2.Duration
+    workflow_task: WorkflowTaskInfo
+    activities: _containers.MessageMap[int, ActivityInfo]
+    timers: _containers.MessageMap[str, TimerInfo]
+    buffered_events: _containers.RepeatedCompositeFieldContainer[_message_pb2_1_1.HistoryEvent]
+    cancel_requested: bool
+    cancel_request_id: str
+    search_attributes: _message_pb2.SearchAttributes
+    memo: _message_pb2.Memo
+    completion_event_id: int
+    new_execution_run_id: str
+    history_size_bytes: int
+    signal_request_ids: _containers.RepeatedScalarFieldContainer[str]
+    signal_count: int
+    last_event_task_id: int
+    version: int
+    activity_count: int
+    last_workflow_task_completed_event_id: int
+    start_request_ids: _containers.RepeatedScalarFieldContainer[str]
+    header: _message_pb2.Header
+    def __init__(self, namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., start: _Optional[_Union[_message_pb2_1_1.WorkflowExecutionStartedEventAttributes, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., close_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[_workflow_pb2.WorkflowExecutionStatus, str]] = ..., next_event_id: _Optional[int] = ..., last_completed_wft_started_event_id: _Optional[int] = ..., version_history: _Optional[_Iterable[_Union[VersionHistoryItem, _Mapping]]] = ..., db_version: _Optional[int] = ..., start_request_id: _Optional[str] = ..., sticky_task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1.TaskQueue, _Mapping]] = ..., sticky_schedule_to_start_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., workflow_task: _Optional[_Union[WorkflowTaskInfo, _Mapping]] = ..., activities: _Optional[_Mapping[int, ActivityInfo]] = ..., timers: _Optional[_Mapping[str, TimerInfo]] = ..., buffered_events: _Optional[_Iterable[_Union[_message_pb2_1_1.HistoryEvent, _Mapping]]] = ..., cancel_requested: _Optional[bool] = ..., cancel_request_id: _Optional[str] = ..., search_attributes: _Optional[_Union[_message_pb2.SearchAttributes, _Mapping]] = ..., memo: _Optional[_Union[_message_pb2.Memo, _Mapping]] = ..., completion_event_id: _Optional[int] = ..., new_execution_run_id: _Optional[str] = ..., history_size_bytes: _Optional[int] = ..., signal_request_ids: _Optional[_Iterable[str]] = ..., signal_count: _Optional[int] = ..., last_event_task_id: _Optional[int] = ..., version: _Optional[int] = ..., activity_count: _Optional[int] = ..., last_workflow_task_completed_event_id: _Optional[int] = ..., start_request_ids: _Optional[_Iterable[str]] = ..., header: _Optional[_Union[_message_pb2.Header, _Mapping]] = ...) -> None: ...
+
+class Task(_message.Message):
+    __slots__ = ("type", "category", "task_id", "shard_id", "visibility_time", "namespace_id", "workflow_id", "run_id", "event_id", "attempt", "stamp", "timeout_type", "task_queue", "timer_id", "version")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    SHARD_ID_FIELD_NUMBER: _ClassVar[int]
+    VISIBILITY_TIME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STAMP_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    TASK_QUEUE_FIELD_NUMBER: _ClassVar[int]
+    TIMER_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    type: TaskType
+    category: TaskCategory
+    task_id: int
+    shard_id: int
+    visibility_time: _timestamp_pb2.Timestamp
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    event_id: int
+    attempt: int
+    stamp: int
+    timeout_type: int
+    task_queue: _message_pb2_1_1_1_1_1.TaskQueue
+    timer_id: str
+    version: int
+    def __init__(self, type: _Optional[_Union[TaskType, str]] = ..., category: _Optional[_Union[TaskCategory, str]] = ..., task_id: _Optional[int] = ..., shard_id: _Optional[int] = ..., visibility_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., event_id: _Optional[int] = ..., attempt: _Optional[int] = ..., stamp: _Optional[int] = ..., timeout_type: _Optional[int] = ..., task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1.TaskQueue, _Mapping]] = ..., timer_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class TaskToken(_message.Message):
+    __slots__ = ("namespace_id", "workflow_id", "run_id", "scheduled_event_id", "attempt", "activity_id", "started_event_id", "query_id", "stamp", "activity_type")
+    NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_ID_FIELD_NUMBER: _ClassVar[int]
+    STARTED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    STAMP_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    scheduled_event_id: int
+    attempt: int
+    activity_id: str
+    started_event_id: int
+    query_id: str
+    stamp: int
+    activity_type: str
+    def __init__(self, namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., scheduled_event_id: _Optional[int] = ..., attempt: _Optional[int] = ..., activity_id: _Optional[str] = ..., started_event_id: _Optional[int] = ..., query_id: _Optional[str] = ..., stamp: _Optional[int] = ..., activity_type: _Optional[str] = ...) -> None: ...
+
+class NamespaceRecord(_message.Message):
+    __slots__ = ("info", "config", "replication_config", "failover_version", "is_global_namespace", "notification_version", "search_attributes")
+    class SearchAttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    REPLICATION_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    FAILOVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    IS_GLOBAL_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    info: _message_pb2_1_1_1.NamespaceInfo
+    config: _message_pb2_1_1_1.NamespaceConfig
+    replication_config: _message_pb2_1_1_1_1.NamespaceReplicationConfig
+    failover_version: int
+    is_global_namespace: bool
+    notification_version: int
+    search_attributes: _containers.ScalarMap[str, int]
+    def __init__(self, info: _Optional[_Union[_message_pb2_1_1_1.NamespaceInfo, _Mapping]] = ..., config: _Optional[_Union[_message_pb2_1_1_1.NamespaceConfig, _Mapping]] = ..., replication_config: _Optional[_Union[_message_pb2_1_1_1_1.NamespaceReplicationConfig, _Mapping]] = ..., failover_version: _Optional[int] = ..., is_global_namespace: _Optional[bool] = ..., notification_version: _Optional[int] = ..., search_attributes: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class HistoryPageToken(_message.Message):
+    __slots__ = ("run_id", "next_event_id", "end_event_id", "transient_events", "seen_next_event_id")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    NEXT_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    END_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TRANSIENT_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    SEEN_NEXT_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    next_event_id: int
+    end_event_id: int
+    transient_events: _message_pb2_1_1.History
+    seen_next_event_id: int
+    def __init__(self, run_id: _Optional[str] = ..., next_event_id: _Optional[int] = ..., end_event_id: _Optional[int] = ..., transient_events: _Optional[_Union[_message_pb2_1_1.History, _Mapping]] = ..., seen_next_event_id: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,90 @@
+"""Wires persistence, namespaces, history, matching and the frontend together; start and stop."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import grpc
+from temporalio.api.operatorservice.v1 import service_pb2 as operator_service_pb
+from temporalio.api.workflowservice.v1 import service_pb2 as workflow_service_pb
+
+from tempyral.common.limits import GRPC_MAX_MESSAGE_BYTES
+from tempyral.config import ServerConfig
+from tempyral.frontend.grpc_handlers import generic_handler
+from tempyral.frontend.operator_service import OperatorService
+from tempyral.frontend.workflow_service import WorkflowService
+from tempyral.history.engine import EngineConfig, HistoryEngine
+from tempyral.matching.service import Matching
+from tempyral.namespace.registry import NamespaceRegistry
+from tempyral.persistence.sqlite import SqliteStore
+from tempyral.proto.internal_pb2 import NamespaceRecord
+from tempyral.visibility.service import Visibility
+
+log = logging.getLogger(__name__)
+
+WORKFLOW_SERVICE = workflow_service_pb.DESCRIPTOR.services_by_name["WorkflowService"]
+OPERATOR_SERVICE = operator_service_pb.DESCRIPTOR.services_by_name["OperatorService"]
+
+
+class Server:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.store = SqliteStore(config.db_filename, config.sqlite_synchronous)
+        self.namespaces = NamespaceRegistry(self.store, config.cluster_name)
+        self.matching = Matching()
+        self.engine = HistoryEngine(
+            self.store,
+            self.namespaces,
+            self.matching,
+            EngineConfig(num_shards=config.num_shards, owner=f"{config.ip}:{config.port}"),
+        )
+        self._grpc: grpc.aio.Server | None = None
+        self.address = ""
+
+    async def start(self) -> None:
+        cfg = self.config
+        await self.store.open()
+        cluster_id = await self.store.get_or_set_metadata("cluster_id", str(uuid.uuid4()))
+        await self.namespaces.load()
+        for name in ["default", *cfg.namespaces]:
+            await self.namespaces.ensure(name)
+        if cfg.search_attributes:
+            for ns in self.namespaces.all():
+                record = NamespaceRecord()
+                record.CopyFrom(ns.record)
+                record.search_attributes.update(cfg.search_attributes)
+                await self.namespaces.save(record)
+        await self.engine.start()
+
+        self._grpc = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", GRPC_MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        workflow_service = WorkflowService(
+            self.engine, self.namespaces, Visibility(self.store), cfg.cluster_name, cluster_id, "sqlite"
+        )
+        self._grpc.add_generic_rpc_handlers(
+            (
+                generic_handler(WORKFLOW_SERVICE, workflow_service),
+                generic_handler(OPERATOR_SERVICE, OperatorService(self.namespaces)),
+            )
+        )
+        host = f"[{cfg.ip}]" if ":" in cfg.ip else cfg.ip
+        bound = self._grpc.add_insecure_port(f"{host}:{cfg.port}")
+        if bound == 0:
+            raise OSError(f"could not listen on {host}:{cfg.port}")
+        await self._grpc.start()
+        self.address = f"{host}:{bound}"
+        log.info("tempyral listening on %s (database: %s)", self.address, cfg.db_filename or "in-memory")
+
+    async def stop(self, grace: float = 2.0) -> None:
+        if self._grpc is not None:
+            await self._grpc.stop(grace)
+            self._grpc = None
+        await self.engine.stop()
+        await self.store.close()
+        log.info("tempyral stopped")

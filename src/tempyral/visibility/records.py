@@ -1,0 +1,70 @@
+"""Visibility rows made from an execution's state, and turned back into API messages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from temporalio.api.common.v1 import message_pb2 as common
+from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
+
+from tempyral.common.clock import timestamp, ts_ns
+from tempyral.persistence.store import VisibilityRow
+from tempyral.proto.internal_pb2 import ExecutionState
+
+
+def decode_payload(payload: common.Payload) -> Any:
+    """The JSON value of a search attribute payload (the SDKs encode them as json/plain)."""
+    try:
+        return json.loads(payload.data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def row_from_state(s: ExecutionState, history_length: int) -> VisibilityRow:
+    decoded = {k: decode_payload(v) for k, v in s.search_attributes.indexed_fields.items()}
+    close = ts_ns(s.close_time) or None
+    return VisibilityRow(
+        namespace_id=s.namespace_id,
+        run_id=s.run_id,
+        workflow_id=s.workflow_id,
+        workflow_type=s.start.workflow_type.name,
+        status=s.status,
+        start_time=ts_ns(s.start_time),
+        execution_time=ts_ns(s.execution_time),
+        close_time=close,
+        task_queue=s.start.task_queue.name,
+        history_length=history_length,
+        history_size_bytes=s.history_size_bytes,
+        memo=s.memo.SerializeToString(),
+        search_attributes=s.search_attributes.SerializeToString(),
+        search_attributes_json=json.dumps(decoded, separators=(",", ":")),
+        parent_workflow_id=s.start.parent_workflow_execution.workflow_id,
+        parent_run_id=s.start.parent_workflow_execution.run_id,
+        root_workflow_id=s.start.root_workflow_execution.workflow_id or s.workflow_id,
+        root_run_id=s.start.root_workflow_execution.run_id or s.run_id,
+    )
+
+
+def execution_info(row: VisibilityRow) -> workflow_pb.WorkflowExecutionInfo:
+    info = workflow_pb.WorkflowExecutionInfo(
+        execution=common.WorkflowExecution(workflow_id=row.workflow_id, run_id=row.run_id),
+        type=common.WorkflowType(name=row.workflow_type),
+        status=row.status,  # type: ignore[arg-type]
+        history_length=row.history_length,
+        history_size_bytes=row.history_size_bytes,
+        task_queue=row.task_queue,
+        memo=common.Memo.FromString(row.memo),
+        search_attributes=common.SearchAttributes.FromString(row.search_attributes),
+    )
+    info.start_time.CopyFrom(timestamp(row.start_time))
+    info.execution_time.CopyFrom(timestamp(row.execution_time))
+    if row.close_time:
+        info.close_time.CopyFrom(timestamp(row.close_time))
+        info.execution_duration.FromNanoseconds(max(row.close_time - row.execution_time, 0))
+    if row.parent_workflow_id:
+        info.parent_execution.workflow_id = row.parent_workflow_id
+        info.parent_execution.run_id = row.parent_run_id
+    info.root_execution.workflow_id = row.root_workflow_id
+    info.root_execution.run_id = row.root_run_id
+    return info
