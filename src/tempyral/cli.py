@@ -43,9 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--db-filename", "-f", default=None, help="SQLite file to persist to (default: in-memory, lost at exit)"
     )
-    dev.add_argument(
-        "--namespace", "-n", action="append", default=[], help="namespace to create at start (repeatable)"
-    )
+    dev.add_argument("--namespace", "-n", action="append", default=[], help="namespace to create at start (repeatable)")
     dev.add_argument(
         "--search-attribute",
         action="append",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 from google.protobuf.message import Message
 from temporalio.api.errordetails.v1 import message_pb2 as errordetails
+from temporalio.api.failure.v1 import message_pb2 as failure_pb
 
 
 class ServiceError(Exception):
@@ -77,9 +78,6 @@ class WorkflowAlreadyStarted(ServiceError):
 class FailedPrecondition(ServiceError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, errordetails.FailedPreconditionFailure())
-
 
 class ResourceExhausted(ServiceError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -95,7 +93,7 @@ class PermissionDenied(ServiceError):
 class QueryFailed(ServiceError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
-    def __init__(self, message: str, failure: Message | None = None) -> None:
+    def __init__(self, message: str, failure: failure_pb.Failure | None = None) -> None:
         details = errordetails.QueryFailedFailure()
         if failure is not None:
             details.failure.CopyFrom(failure)

@@ -22,14 +22,15 @@ from google.rpc import status_pb2
 from tempyral.common.errors import ServiceError
 
 log = logging.getLogger(__name__)
-Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Message]]
+Context = grpc.aio.ServicerContext[Any, Any]
+Handler = Callable[[Any, Context], Awaitable[Message]]
 
 
 def snake_case(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-async def abort(context: grpc.aio.ServicerContext, err: ServiceError) -> None:
+async def abort(context: Context, err: ServiceError) -> None:
     status = status_pb2.Status(code=err.code.value[0], message=err.message)
     if err.details is not None:
         detail = any_pb2.Any()
@@ -41,7 +42,7 @@ async def abort(context: grpc.aio.ServicerContext, err: ServiceError) -> None:
 
 
 def _wrap(fn: Handler, method: str) -> Handler:
-    async def handler(request: Any, context: grpc.aio.ServicerContext) -> Message:
+    async def handler(request: Any, context: Context) -> Message:
         try:
             return await fn(request, context)
         except ServiceError as err:
@@ -58,14 +59,14 @@ def _wrap(fn: Handler, method: str) -> Handler:
 
 
 def _unimplemented(method: str) -> Handler:
-    async def handler(request: Any, context: grpc.aio.ServicerContext) -> Message:
+    async def handler(request: Any, context: Context) -> Message:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented by tempyral")
         raise AssertionError("unreachable")
 
     return handler
 
 
-def generic_handler(service: ServiceDescriptor, impl: object) -> grpc.GenericRpcHandler:
+def generic_handler(service: ServiceDescriptor, impl: object) -> grpc.GenericRpcHandler[Any, Any]:
     handlers = {}
     for method in service.methods:
         request_cls = GetMessageClass(method.input_type)

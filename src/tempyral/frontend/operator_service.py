@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import request_response_pb2 as ops
@@ -11,7 +13,7 @@ from tempyral.namespace.registry import NamespaceRegistry
 from tempyral.proto.internal_pb2 import NamespaceRecord
 from tempyral.visibility.attributes import SYSTEM_ATTRIBUTES
 
-Ctx = grpc.aio.ServicerContext
+Ctx = grpc.aio.ServicerContext[Any, Any]
 MAX_CUSTOM_ATTRIBUTES = 100
 
 

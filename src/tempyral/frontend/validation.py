@@ -45,7 +45,9 @@ def validate_start(ns: Namespace, req: ws.StartWorkflowExecutionRequest) -> None
     if not req.workflow_type.name:
         raise InvalidArgument("WorkflowType is not set on request.")
     if len(req.workflow_type.name) > MAX_ID_LENGTH:
-        raise InvalidArgument(f"WorkflowType exceeds maximum allowed length ({len(req.workflow_type.name)}/{MAX_ID_LENGTH})")
+        raise InvalidArgument(
+            f"WorkflowType exceeds maximum allowed length ({len(req.workflow_type.name)}/{MAX_ID_LENGTH})"
+        )
     check_task_queue(req.task_queue)
     _check_timeout(req.workflow_execution_timeout, "WorkflowExecutionTimeoutSeconds")
     _check_timeout(req.workflow_run_timeout, "WorkflowRunTimeoutSeconds")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import grpc
 from temporalio.api.common.v1 import message_pb2 as common
-from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.enums.v1 import EventType, IndexedValueType
 from temporalio.api.namespace.v1 import message_pb2 as namespace_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
@@ -29,7 +30,7 @@ from .validation import (
 )
 
 log = logging.getLogger(__name__)
-Ctx = grpc.aio.ServicerContext
+Ctx = grpc.aio.ServicerContext[Any, Any]
 MAX_LONG_POLL_S = 60.0
 LONG_POLL_MARGIN_S = 1.0
 
@@ -110,7 +111,7 @@ class WorkflowService:
         from tempyral.visibility.attributes import SYSTEM_ATTRIBUTES
 
         resp = ws.GetSearchAttributesResponse()
-        resp.keys.update(SYSTEM_ATTRIBUTES)
+        resp.keys.update(SYSTEM_ATTRIBUTES)  # type: ignore[arg-type]
         for ns in self.namespaces.all():
             resp.keys.update(ns.record.search_attributes)  # type: ignore[arg-type]
         return resp
@@ -204,13 +205,17 @@ class WorkflowService:
         ns = self.namespaces.get(req.namespace)
         validate_start(ns, req)
         result = await self.engine.start_workflow(ns, req)
-        resp = ws.StartWorkflowExecutionResponse(run_id=result.run_id, started=result.started, status=result.status)
+        resp = ws.StartWorkflowExecutionResponse(
+            run_id=result.run_id,
+            started=result.started,
+            status=result.status,  # type: ignore[arg-type]
+        )
         link = resp.link.workflow_event
         link.namespace = ns.name
         link.workflow_id = req.workflow_id
         link.run_id = result.run_id
         link.event_ref.event_id = 1
-        link.event_ref.event_type = 1  # WorkflowExecutionStarted
+        link.event_ref.event_type = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
         return resp
 
     async def signal_workflow_execution(

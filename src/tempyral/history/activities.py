@@ -28,15 +28,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TRANSFER = TaskCategory.TASK_CATEGORY_TRANSFER
-TIMEOUT_NAMES = {
+TIMEOUT_NAMES: dict[int, str] = {
     TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE: "StartToClose",
     TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START: "ScheduleToStart",
     TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE: "ScheduleToClose",
     TimeoutType.TIMEOUT_TYPE_HEARTBEAT: "Heartbeat",
 }
-NO_TIME_FOR_RETRY = (
-    "Not enough time to schedule next retry before activity ScheduleToClose timeout, giving up retrying"
-)
+NO_TIME_FOR_RETRY = "Not enough time to schedule next retry before activity ScheduleToClose timeout, giving up retrying"
 
 
 def activity_task_response(ns: Namespace, ms: MutableState, ai: ActivityInfo) -> ws.PollActivityTaskQueueResponse:
@@ -103,7 +101,9 @@ class ActivityHandler:
             if resp is not None:
                 return resp
 
-    async def _record_started(self, ns: Namespace, task: Task, identity: str) -> ws.PollActivityTaskQueueResponse | None:
+    async def _record_started(
+        self, ns: Namespace, task: Task, identity: str
+    ) -> ws.PollActivityTaskQueueResponse | None:
         engine = self.engine
         try:
             async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
@@ -148,7 +148,9 @@ class ActivityHandler:
             raise NotFound(f"No such activityID: {activity_id}")
         return ai
 
-    async def _run(self, ns: Namespace, workflow_id: str, run_id: str, activity: TaskToken | str, action: str, req: object) -> object:
+    async def _run(
+        self, ns: Namespace, workflow_id: str, run_id: str, activity: TaskToken | str, action: str, req: object
+    ) -> object:
         """Lock the run, find the activity (by token or id) and apply `action` to it."""
         async with self.engine.locked(ns.id, workflow_id, run_id) as (shard, entry, ms):
             if isinstance(activity, TaskToken):
@@ -256,7 +258,7 @@ class ActivityHandler:
                     failure.cause.CopyFrom(ai.last_failure)
                 ms.retry_activity(ai, failure, decision.backoff_ns)
                 return True
-            state = decision.state
+            state = decision.state  # type: ignore[assignment]
             if state == RetryState.RETRY_STATE_TIMEOUT:
                 failure = timeout_failure(TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE, NO_TIME_FOR_RETRY)
         if ai.HasField("heartbeat_details"):

@@ -45,6 +45,8 @@ def _workflow_started(s: ExecutionState, e: history.HistoryEvent) -> None:
         s.search_attributes.CopyFrom(a.search_attributes)
     if a.HasField("header"):
         s.header.CopyFrom(a.header)
+    if e.HasField("user_metadata"):
+        s.user_metadata.CopyFrom(e.user_metadata)
 
 
 def reset_workflow_task(s: ExecutionState, next_attempt: int) -> None:
@@ -162,7 +164,7 @@ def _cancel_requested(s: ExecutionState, e: history.HistoryEvent) -> None:
 
 def _closer(status: int, attr: str | None) -> Applier:
     def close(s: ExecutionState, e: history.HistoryEvent) -> None:
-        s.status = status  # type: ignore[assignment]
+        s.status = status
         s.close_time.CopyFrom(e.event_time)
         s.completion_event_id = e.event_id
         if attr is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from temporalio.api.command.v1 import message_pb2 as command_pb
-from temporalio.api.enums.v1 import CommandType, IndexedValueType, WorkflowTaskFailedCause
+from temporalio.api.enums.v1 import CommandType, IndexedValueType, TaskQueueKind, WorkflowTaskFailedCause
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history
@@ -69,7 +69,7 @@ class CommandResult:
 
 def validate_command_sequence(commands: list[command_pb.Command]) -> None:
     """A close command must come last (answered with INVALID_ARGUMENT, not a task failure)."""
-    close: int | None = None
+    close: CommandType.ValueType | None = None
     for command in commands:
         if close is not None:
             names = ", ".join(CommandType.Name(c.command_type) for c in commands)
@@ -146,7 +146,7 @@ class CommandProcessor:
         if not attrs.task_queue.name:
             attrs.task_queue.CopyFrom(self.ms.normal_task_queue)
         if not attrs.task_queue.kind:
-            attrs.task_queue.kind = 1
+            attrs.task_queue.kind = TaskQueueKind.TASK_QUEUE_KIND_NORMAL
         if a.HasField("input"):
             attrs.input.CopyFrom(a.input)
         if a.HasField("priority"):
@@ -246,7 +246,8 @@ class CommandProcessor:
         a = command.cancel_timer_command_attributes
         if not a.timer_id:
             raise WorkflowTaskFailure(
-                Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CANCEL_TIMER_ATTRIBUTES, "TimerId is not set on CancelTimerCommand."
+                Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CANCEL_TIMER_ATTRIBUTES,
+                "TimerId is not set on CancelTimerCommand.",
             )
         if a.timer_id not in self.ms.s.timers:
             raise WorkflowTaskFailure(
@@ -260,7 +261,8 @@ class CommandProcessor:
         a = command.record_marker_command_attributes
         if not a.marker_name:
             raise WorkflowTaskFailure(
-                Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES, "MarkerName is not set on RecordMarkerCommand."
+                Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES,
+                "MarkerName is not set on RecordMarkerCommand.",
             )
         attrs = history.MarkerRecordedEventAttributes(
             marker_name=a.marker_name, workflow_task_completed_event_id=self.completed_id
@@ -340,9 +342,7 @@ def validate_search_attributes(ns: Namespace, search_attributes: object) -> None
     known = ns.record.search_attributes
     for name in search_attributes.indexed_fields:
         if name not in known and name not in SYSTEM_SETTABLE:
-            raise InvalidArgument(
-                f"search attribute {name} is not defined"
-            )
+            raise InvalidArgument(f"search attribute {name} is not defined")
 
 
 # System search attributes a workflow may set itself.

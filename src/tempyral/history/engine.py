@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from temporalio.api.enums.v1 import ContinueAsNewInitiator, WorkflowTaskFailedCause
-from temporalio.api.failure.v1 import message_pb2 as failure_pb
+from temporalio.api.enums.v1 import ContinueAsNewInitiator, TaskQueueKind, WorkflowTaskFailedCause
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
+from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
@@ -71,9 +71,7 @@ class StartResult:
 
 
 class HistoryEngine:
-    def __init__(
-        self, store: Store, namespaces: NamespaceRegistry, matching: Matching, config: EngineConfig
-    ) -> None:
+    def __init__(self, store: Store, namespaces: NamespaceRegistry, matching: Matching, config: EngineConfig) -> None:
         self.store = store
         self.namespaces = namespaces
         self.matching = matching
@@ -84,11 +82,10 @@ class HistoryEngine:
         ]
         self._id_locks: dict[tuple[str, str], asyncio.Lock] = {}
         # Handlers live in their own modules; they import this one, hence the late imports.
-        from tempyral.history.tasks import TaskExecutor
-        from tempyral.history.timer_queue import TimerQueue
-
         from tempyral.history.activities import ActivityHandler
         from tempyral.history.queries import QueryRegistry
+        from tempyral.history.tasks import TaskExecutor
+        from tempyral.history.timer_queue import TimerQueue
         from tempyral.history.workflow_tasks import WorkflowTaskHandler
 
         self.tasks = TaskExecutor(self)
@@ -252,7 +249,7 @@ class HistoryEngine:
             workflow_id=req.workflow_id,
             cron_schedule=req.cron_schedule,
         )
-        attrs.task_queue.kind = 1  # normal
+        attrs.task_queue.kind = TaskQueueKind.TASK_QUEUE_KIND_NORMAL
         if req.HasField("input"):
             attrs.input.CopyFrom(req.input)
         execution_timeout = duration_ns(req.workflow_execution_timeout)
@@ -298,7 +295,10 @@ class HistoryEngine:
                     if outcome is not None:
                         if signal is not None and current.running:
                             current.add_signaled(
-                                signal.signal_name, signal.signal_input, signal.identity, signal.header,
+                                signal.signal_name,
+                                signal.signal_input,
+                                signal.identity,
+                                signal.header,
                                 signal.request_id,
                             )
                             if not current.wft_pending:

@@ -520,9 +520,7 @@ class MutableState:
         event = self._event(ev.ACTIVITY_TASK_CANCEL_REQUESTED, activity_task_cancel_requested_event_attributes=attrs)
         return event.event_id
 
-    def add_activity_task_canceled(
-        self, ai: ActivityInfo, details: common.Payloads | None, identity: str
-    ) -> None:
+    def add_activity_task_canceled(self, ai: ActivityInfo, details: common.Payloads | None, identity: str) -> None:
         scheduled_id = ai.scheduled_event_id
         latest_cancel = ai.cancel_request_event_id
         started_id = self._add_activity_started_event(ai) if ai.started else 0
@@ -569,9 +567,7 @@ class MutableState:
         attrs.start_to_fire_timeout.CopyFrom(start_to_fire)  # type: ignore[arg-type]
         event = self._event(ev.TIMER_STARTED, timer_started_event_attributes=attrs)
         info = self.s.timers[timer_id]
-        self._timer(
-            TaskType.TASK_TYPE_USER_TIMER, ts_ns(info.expiry_time), event_id=event.event_id, timer_id=timer_id
-        )
+        self._timer(TaskType.TASK_TYPE_USER_TIMER, ts_ns(info.expiry_time), event_id=event.event_id, timer_id=timer_id)
 
     def add_timer_fired(self, timer_id: str) -> None:
         info = self.s.timers[timer_id]
@@ -616,7 +612,9 @@ class MutableState:
     def add_marker_recorded(self, attrs: history.MarkerRecordedEventAttributes) -> None:
         self._event(ev.MARKER_RECORDED, marker_recorded_event_attributes=attrs)
 
-    def add_upsert_search_attributes(self, wft_completed_event_id: int, search_attributes: common.SearchAttributes) -> None:
+    def add_upsert_search_attributes(
+        self, wft_completed_event_id: int, search_attributes: common.SearchAttributes
+    ) -> None:
         attrs = history.UpsertWorkflowSearchAttributesEventAttributes(
             workflow_task_completed_event_id=wft_completed_event_id
         )

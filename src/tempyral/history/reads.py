@@ -12,6 +12,7 @@ from temporalio.api.enums.v1 import (
     QueryRejectCondition,
 )
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
+from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.query.v1 import message_pb2 as query_pb
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
@@ -47,8 +48,10 @@ async def get_history(
             run_id = ms.run_id
             if req.history_event_filter_type == CLOSE_EVENT:
                 if not ms.running:
-                    events = await engine.events(shard, entry, ms, ms.s.completion_event_id, ms.s.completion_event_id + 1)
-                    return ws.GetWorkflowExecutionHistoryResponse(history={"events": events})
+                    events = await engine.events(
+                        shard, entry, ms, ms.s.completion_event_id, ms.s.completion_event_id + 1
+                    )
+                    return ws.GetWorkflowExecutionHistoryResponse(history=history_pb.History(events=events))
                 if not req.wait_new_event:
                     return ws.GetWorkflowExecutionHistoryResponse()
                 waiter = _waiter(entry)
@@ -103,8 +106,8 @@ def describe(ns: Namespace, ms: MutableState, matching_backlog: int = 0) -> ws.D
     cfg.workflow_execution_timeout.CopyFrom(st.workflow_execution_timeout)
     cfg.workflow_run_timeout.CopyFrom(st.workflow_run_timeout)
     cfg.default_workflow_task_timeout.CopyFrom(st.workflow_task_timeout)
-    if st.HasField("user_metadata"):
-        cfg.user_metadata.CopyFrom(st.user_metadata)
+    if s.HasField("user_metadata"):
+        cfg.user_metadata.CopyFrom(s.user_metadata)
     info = resp.workflow_execution_info
     info.execution.workflow_id = s.workflow_id
     info.execution.run_id = s.run_id
@@ -114,7 +117,7 @@ def describe(ns: Namespace, ms: MutableState, matching_backlog: int = 0) -> ws.D
     if ts_ns(s.close_time):
         info.close_time.CopyFrom(s.close_time)
         info.execution_duration.FromNanoseconds(max(ts_ns(s.close_time) - ts_ns(s.execution_time), 0))
-    info.status = s.status
+    info.status = s.status  # type: ignore[assignment]
     info.history_length = s.next_event_id - 1
     info.history_size_bytes = s.history_size_bytes
     info.task_queue = st.task_queue.name
@@ -198,13 +201,11 @@ async def query(
         status = ms.s.status
         rejected = _rejected(req.query_reject_condition, status)
         if rejected:
-            return ws.QueryWorkflowResponse(query_rejected=query_pb.QueryRejected(status=status))
+            return ws.QueryWorkflowResponse(query_rejected=query_pb.QueryRejected(status=status))  # type: ignore[arg-type]
         if ms.running and ms.wft_pending:
             query_id = engine.queries.buffer(entry, req.query)
         elif ms.running and ms.s.sticky_task_queue.name:
-            query_id = engine.queries.dispatch(
-                entry, req.query, ms.s.sticky_task_queue.name, ms.normal_task_queue.name
-            )
+            query_id = engine.queries.dispatch(entry, req.query, ms.s.sticky_task_queue.name, ms.normal_task_queue.name)
         else:
             query_id = engine.queries.dispatch(entry, req.query, ms.normal_task_queue.name)
     try:

@@ -81,7 +81,9 @@ class TaskExecutor:
                     current.append(engine.close_current(ms))
                 if not ms.wft_pending:
                     engine.queries.redirect_buffered(entry, ms.current_task_queue().name)
-                await shard.commit([Mutation(entry, ms), *extra], current=current, deleted_tasks=[(TIMER, task.task_id)])
+                await shard.commit(
+                    [Mutation(entry, ms), *extra], current=current, deleted_tasks=[(TIMER, task.task_id)]
+                )
         except NotFound:
             self.ack(task)
 
@@ -118,7 +120,9 @@ class TaskExecutor:
         schedule_to_start = task.timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START
         if schedule_to_start == bool(wt.started_event_id):
             return False
-        entry = self.engine.shard_for(ms.namespace_id, ms.workflow_id).peek((ms.namespace_id, ms.workflow_id, ms.run_id))
+        entry = self.engine.shard_for(ms.namespace_id, ms.workflow_id).peek(
+            (ms.namespace_id, ms.workflow_id, ms.run_id)
+        )
         ms.add_workflow_task_timed_out(task.timeout_type)
         ms.flush_buffered_events()
         ms.schedule_workflow_task()
@@ -145,6 +149,6 @@ class TaskExecutor:
                 extra.append(Mutation(entry, new_ms, new=True))
                 current.append(self.engine.next_run_current(ms, new_ms))
                 return True
-            state = decision.state
+            state = decision.state  # type: ignore[assignment]
         ms.add_timed_out(state)
         return True

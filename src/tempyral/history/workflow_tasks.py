@@ -12,10 +12,11 @@ from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.api.enums.v1 import task_queue_pb2 as tq_enums
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history
+from temporalio.api.query.v1.message_pb2 import WorkflowQuery
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common import ids
-from tempyral.common.errors import InvalidArgument, NotFound, ServiceError
+from tempyral.common.errors import InvalidArgument, NotFound
 from tempyral.common.limits import HISTORY_PAGE_BYTES
 from tempyral.common.tokens import decode_task_token, encode_page_token, encode_task_token
 from tempyral.history.activities import activity_task_response
@@ -97,7 +98,7 @@ class WorkflowTaskHandler:
         ms: MutableState,
         sticky_poll: bool,
         identity: str,
-        queries: dict[str, object] | None = None,
+        queries: dict[str, WorkflowQuery] | None = None,
     ) -> ws.PollWorkflowTaskQueueResponse:
         s = ms.s
         wt = s.workflow_task
@@ -124,7 +125,7 @@ class WorkflowTaskHandler:
         first = s.last_completed_wft_started_event_id + 1 if sticky_poll else 1
         await self._fill_history(resp, shard, entry, ms, first, ms.transient_workflow_task_events(identity))
         for query_id, query in (queries or {}).items():
-            resp.queries[query_id].CopyFrom(query)  # type: ignore[arg-type]
+            resp.queries[query_id].CopyFrom(query)
         return resp
 
     async def _fill_history(
@@ -157,7 +158,9 @@ class WorkflowTaskHandler:
             resp.history.events.extend(events)
             resp.history.events.extend(transient)
 
-    async def _query_task(self, task: QueryTask, sticky_poll: bool, identity: str) -> ws.PollWorkflowTaskQueueResponse | None:
+    async def _query_task(
+        self, task: QueryTask, sticky_poll: bool, identity: str
+    ) -> ws.PollWorkflowTaskQueueResponse | None:
         engine = self.engine
         try:
             async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
@@ -255,9 +258,7 @@ class WorkflowTaskHandler:
                 engine.queries.redirect_buffered(entry, ms.current_task_queue().name, _normal_name(ms))
             resp = ws.RespondWorkflowTaskCompletedResponse()
             if inline:
-                resp.workflow_task.CopyFrom(
-                    await self.task_response(shard, entry, ms, True, req.identity, attached)  # type: ignore[arg-type]
-                )
+                resp.workflow_task.CopyFrom(await self.task_response(shard, entry, ms, True, req.identity, attached))
             for ai in eager:
                 resp.activity_tasks.append(activity_task_response(ns, ms, ai))
             return resp

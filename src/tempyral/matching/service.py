@@ -54,8 +54,10 @@ class Matching:
         """Queue an item; a sticky queue without a live worker sends it to its normal queue."""
         if sticky_normal_name:
             q = self._queues.get(key)
-            alive = q is not None and not q.shut_down and (
-                q.pollers or time.monotonic() - q.last_poll < STICKY_POLLER_GRACE_S
+            alive = (
+                q is not None
+                and not q.shut_down
+                and (q.pollers or time.monotonic() - q.last_poll < STICKY_POLLER_GRACE_S)
             )
             if not alive:
                 key = QueueKey(key.namespace_id, sticky_normal_name, key.task_type)

@@ -204,7 +204,9 @@ class SqliteStore:
 
         return await self._read(op)
 
-    async def read_history(self, namespace_id: str, run_id: str, first_event_id: int, next_event_id: int) -> list[bytes]:
+    async def read_history(
+        self, namespace_id: str, run_id: str, first_event_id: int, next_event_id: int
+    ) -> list[bytes]:
         def op(conn: sqlite3.Connection) -> list[bytes]:
             rows = conn.execute(
                 "SELECT data FROM history WHERE run_id=? AND last_event_id>=? AND first_event_id<? "
@@ -351,18 +353,48 @@ def _apply_transaction(conn: sqlite3.Connection, txn: Transaction) -> None:
             f"INSERT OR REPLACE INTO visibility ({VISIBILITY_COLUMNS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                v.namespace_id, v.run_id, v.workflow_id, v.workflow_type, v.status, v.start_time,
-                v.execution_time, v.close_time, v.task_queue, v.history_length, v.history_size_bytes,
-                v.memo, v.search_attributes, v.search_attributes_json, v.parent_workflow_id, v.parent_run_id,
-                v.root_workflow_id, v.root_run_id, v.state_transition_count,
+                v.namespace_id,
+                v.run_id,
+                v.workflow_id,
+                v.workflow_type,
+                v.status,
+                v.start_time,
+                v.execution_time,
+                v.close_time,
+                v.task_queue,
+                v.history_length,
+                v.history_size_bytes,
+                v.memo,
+                v.search_attributes,
+                v.search_attributes_json,
+                v.parent_workflow_id,
+                v.parent_run_id,
+                v.root_workflow_id,
+                v.root_run_id,
+                v.state_transition_count,
             ),
         )
 
 
 def _visibility_row(r: Any) -> VisibilityRow:
     return VisibilityRow(
-        namespace_id=r[0], run_id=r[1], workflow_id=r[2], workflow_type=r[3], status=r[4], start_time=r[5],
-        execution_time=r[6], close_time=r[7], task_queue=r[8], history_length=r[9], history_size_bytes=r[10],
-        memo=r[11], search_attributes=r[12], search_attributes_json=r[13], parent_workflow_id=r[14],
-        parent_run_id=r[15], root_workflow_id=r[16], root_run_id=r[17], state_transition_count=r[18],
+        namespace_id=r[0],
+        run_id=r[1],
+        workflow_id=r[2],
+        workflow_type=r[3],
+        status=r[4],
+        start_time=r[5],
+        execution_time=r[6],
+        close_time=r[7],
+        task_queue=r[8],
+        history_length=r[9],
+        history_size_bytes=r[10],
+        memo=r[11],
+        search_attributes=r[12],
+        search_attributes_json=r[13],
+        parent_workflow_id=r[14],
+        parent_run_id=r[15],
+        root_workflow_id=r[16],
+        root_run_id=r[17],
+        state_transition_count=r[18],
     )

@@ -3,11 +3,11 @@ import datetime
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from temporalio.api.common.v1 import message_pb2 as _message_pb2
-from temporalio.api.enums.v1 import workflow_pb2 as _workflow_pb2
 from temporalio.api.failure.v1 import message_pb2 as _message_pb2_1
 from temporalio.api.history.v1 import message_pb2 as _message_pb2_1_1
 from temporalio.api.namespace.v1 import message_pb2 as _message_pb2_1_1_1
 from temporalio.api.replication.v1 import message_pb2 as _message_pb2_1_1_1_1
+from temporalio.api.sdk.v1 import user_metadata_pb2 as _user_metadata_pb2
 from temporalio.api.taskqueue.v1 import message_pb2 as _message_pb2_1_1_1_1_1
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -157,7 +157,7 @@ class PendingQuery(_message.Message):
     def __init__(self, query_id: _Optional[str] = ...) -> None: ...
 
 class ExecutionState(_message.Message):
-    __slots__ = ("namespace_id", "workflow_id", "run_id", "start", "start_time", "execution_time", "close_time", "run_expiration_time", "execution_expiration_time", "status", "next_event_id", "last_completed_wft_started_event_id", "version_history", "db_version", "start_request_id", "sticky_task_queue", "sticky_schedule_to_start_timeout", "workflow_task", "activities", "timers", "buffered_events", "cancel_requested", "cancel_request_id", "search_attributes", "memo", "completion_event_id", "new_execution_run_id", "history_size_bytes", "signal_request_ids", "signal_count", "last_event_task_id", "version", "activity_count", "last_workflow_task_completed_event_id", "start_request_ids", "header")
+    __slots__ = ("namespace_id", "workflow_id", "run_id", "start", "start_time", "execution_time", "close_time", "run_expiration_time", "execution_expiration_time", "status", "next_event_id", "last_completed_wft_started_event_id", "version_history", "db_version", "start_request_id", "sticky_task_queue", "sticky_schedule_to_start_timeout", "workflow_task", "activities", "timers", "buffered_events", "cancel_requested", "cancel_request_id", "search_attributes", "memo", "completion_event_id", "new_execution_run_id", "history_size_bytes", "signal_request_ids", "signal_count", "last_event_task_id", "version", "activity_count", "last_workflow_task_completed_event_id", "start_request_ids", "header", "user_metadata")
     class ActivitiesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -208,6 +208,7 @@ class ExecutionState(_message.Message):
     LAST_WORKFLOW_TASK_COMPLETED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     START_REQUEST_IDS_FIELD_NUMBER: _ClassVar[int]
     HEADER_FIELD_NUMBER: _ClassVar[int]
+    USER_METADATA_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     workflow_id: str
     run_id: str
@@ -217,7 +218,7 @@ class ExecutionState(_message.Message):
     close_time: _timestamp_pb2.Timestamp
     run_expiration_time: _timestamp_pb2.Timestamp
     execution_expiration_time: _timestamp_pb2.Timestamp
-    status: _workflow_pb2.WorkflowExecutionStatus
+    status: int
     next_event_id: int
     last_completed_wft_started_event_id: int
     version_history: _containers.RepeatedCompositeFieldContainer[VersionHistoryItem]
@@ -244,7 +245,8 @@ class ExecutionState(_message.Message):
     last_workflow_task_completed_event_id: int
     start_request_ids: _containers.RepeatedScalarFieldContainer[str]
     header: _message_pb2.Header
-    def __init__(self, namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., start: _Optional[_Union[_message_pb2_1_1.WorkflowExecutionStartedEventAttributes, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., close_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[_workflow_pb2.WorkflowExecutionStatus, str]] = ..., next_event_id: _Optional[int] = ..., last_completed_wft_started_event_id: _Optional[int] = ..., version_history: _Optional[_Iterable[_Union[VersionHistoryItem, _Mapping]]] = ..., db_version: _Optional[int] = ..., start_request_id: _Optional[str] = ..., sticky_task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1.TaskQueue, _Mapping]] = ..., sticky_schedule_to_start_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., workflow_task: _Optional[_Union[WorkflowTaskInfo, _Mapping]] = ..., activities: _Optional[_Mapping[int, ActivityInfo]] = ..., timers: _Optional[_Mapping[str, TimerInfo]] = ..., buffered_events: _Optional[_Iterable[_Union[_message_pb2_1_1.HistoryEvent, _Mapping]]] = ..., cancel_requested: _Optional[bool] = ..., cancel_request_id: _Optional[str] = ..., search_attributes: _Optional[_Union[_message_pb2.SearchAttributes, _Mapping]] = ..., memo: _Optional[_Union[_message_pb2.Memo, _Mapping]] = ..., completion_event_id: _Optional[int] = ..., new_execution_run_id: _Optional[str] = ..., history_size_bytes: _Optional[int] = ..., signal_request_ids: _Optional[_Iterable[str]] = ..., signal_count: _Optional[int] = ..., last_event_task_id: _Optional[int] = ..., version: _Optional[int] = ..., activity_count: _Optional[int] = ..., last_workflow_task_completed_event_id: _Optional[int] = ..., start_request_ids: _Optional[_Iterable[str]] = ..., header: _Optional[_Union[_message_pb2.Header, _Mapping]] = ...) -> None: ...
+    user_metadata: _user_metadata_pb2.UserMetadata
+    def __init__(self, namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., start: _Optional[_Union[_message_pb2_1_1.WorkflowExecutionStartedEventAttributes, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., close_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[int] = ..., next_event_id: _Optional[int] = ..., last_completed_wft_started_event_id: _Optional[int] = ..., version_history: _Optional[_Iterable[_Union[VersionHistoryItem, _Mapping]]] = ..., db_version: _Optional[int] = ..., start_request_id: _Optional[str] = ..., sticky_task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1.TaskQueue, _Mapping]] = ..., sticky_schedule_to_start_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., workflow_task: _Optional[_Union[WorkflowTaskInfo, _Mapping]] = ..., activities: _Optional[_Mapping[int, ActivityInfo]] = ..., timers: _Optional[_Mapping[str, TimerInfo]] = ..., buffered_events: _Optional[_Iterable[_Union[_message_pb2_1_1.HistoryEvent, _Mapping]]] = ..., cancel_requested: _Optional[bool] = ..., cancel_request_id: _Optional[str] = ..., search_attributes: _Optional[_Union[_message_pb2.SearchAttributes, _Mapping]] = ..., memo: _Optional[_Union[_message_pb2.Memo, _Mapping]] = ..., completion_event_id: _Optional[int] = ..., new_execution_run_id: _Optional[str] = ..., history_size_bytes: _Optional[int] = ..., signal_request_ids: _Optional[_Iterable[str]] = ..., signal_count: _Optional[int] = ..., last_event_task_id: _Optional[int] = ..., version: _Optional[int] = ..., activity_count: _Optional[int] = ..., last_workflow_task_completed_event_id: _Optional[int] = ..., start_request_ids: _Optional[_Iterable[str]] = ..., header: _Optional[_Union[_message_pb2.Header, _Mapping]] = ..., user_metadata: _Optional[_Union[_user_metadata_pb2.UserMetadata, _Mapping]] = ...) -> None: ...
 
 class Task(_message.Message):
     __slots__ = ("type", "category", "task_id", "shard_id", "visibility_time", "namespace_id", "workflow_id", "run_id", "event_id", "attempt", "stamp", "timeout_type", "task_queue", "timer_id", "version")

@@ -91,7 +91,8 @@ class _Parser:
             while True:
                 name = self.take()
                 column, _ = self.column(name)
-                direction = "DESC" if self.keyword("DESC") else ("ASC" if self.keyword("ASC") else "ASC")
+                direction = "DESC" if self.keyword("DESC") else "ASC"
+                self.keyword("ASC")
                 parts.append(f"{column} {direction}")
                 tok = self.peek()
                 if tok is None or tok.text != ",":

