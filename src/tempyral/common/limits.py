@@ -10,6 +10,7 @@ from tempyral.common.errors import InvalidArgument
 
 BLOB_SIZE_LIMIT_ERROR = 2 * 1024 * 1024
 BLOB_SIZE_LIMIT_WARN = 512 * 1024
+WORKFLOW_TASK_COMPLETION_SIZE_LIMIT = 40 * 1024 * 1024
 MAX_ID_LENGTH = 1000
 # Whole-request ceiling accepted on the wire; the blob limit above gives the clear error.
 GRPC_MAX_MESSAGE_BYTES = 128 * 1024 * 1024

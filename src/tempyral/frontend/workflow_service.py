@@ -14,7 +14,12 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from tempyral import SERVER_VERSION
 from tempyral.common.clock import duration_ns
 from tempyral.common.errors import InvalidArgument
-from tempyral.common.limits import check_blob_size, check_id
+from tempyral.common.limits import (
+    BLOB_SIZE_LIMIT_ERROR,
+    WORKFLOW_TASK_COMPLETION_SIZE_LIMIT,
+    check_blob_size,
+    check_id,
+)
 from tempyral.history import reads
 from tempyral.history.engine import HistoryEngine
 from tempyral.namespace.registry import Namespace, NamespaceRegistry, validate_name
@@ -43,10 +48,24 @@ def long_poll_timeout(context: Ctx, cap: float = MAX_LONG_POLL_S) -> float:
     return max(0.0, min(cap, remaining - LONG_POLL_MARGIN_S))
 
 
+def _is_sdk(ctx: Ctx) -> bool:
+    """The CLI and the Web UI are not shown transient workflow-task events (as with the reference)."""
+    for key, value in ctx.invocation_metadata() or ():
+        if key == "client-name" and value in ("temporal-cli", "temporal-ui"):
+            return False
+    return True
+
+
 def describe_namespace_response(ns: Namespace) -> ws.DescribeNamespaceResponse:
     r = ns.record
+    info = namespace_pb.NamespaceInfo()
+    info.CopyFrom(r.info)
+    # The SDKs read the limits and fail oversized payloads themselves, as with the reference.
+    info.limits.blob_size_limit_error = BLOB_SIZE_LIMIT_ERROR
+    info.limits.memo_size_limit_error = BLOB_SIZE_LIMIT_ERROR
+    info.limits.workflow_task_completion_size_limit_error = WORKFLOW_TASK_COMPLETION_SIZE_LIMIT
     return ws.DescribeNamespaceResponse(
-        namespace_info=r.info,
+        namespace_info=info,
         config=r.config,
         replication_config=r.replication_config,
         failover_version=r.failover_version,
@@ -262,7 +281,7 @@ class WorkflowService:
         ns = self.namespaces.get(req.namespace)
         check_execution(req.execution)
         timeout = long_poll_timeout(ctx, 20.0) if req.wait_new_event else 0.0
-        return await reads.get_history(self.engine, ns, req, timeout)
+        return await reads.get_history(self.engine, ns, req, timeout, with_transient=_is_sdk(ctx))
 
     async def describe_workflow_execution(
         self, req: ws.DescribeWorkflowExecutionRequest, ctx: Ctx

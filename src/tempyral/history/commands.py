@@ -6,9 +6,11 @@ the task produced and records WorkflowTaskFailed with the cause instead.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from temporalio.api.command.v1 import message_pb2 as command_pb
+from temporalio.api.common.v1.message_pb2 import Payload, Payloads
 from temporalio.api.enums.v1 import CommandType, IndexedValueType, TaskQueueKind, WorkflowTaskFailedCause
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
@@ -16,7 +18,7 @@ from temporalio.api.history.v1 import message_pb2 as history
 
 from tempyral.common.clock import duration, duration_ns
 from tempyral.common.errors import InvalidArgument
-from tempyral.common.limits import MAX_ID_LENGTH, MAX_PENDING_ACTIVITIES, exceeds_blob_limit, payloads_size
+from tempyral.common.limits import MAX_ID_LENGTH, MAX_PENDING_ACTIVITIES, exceeds_blob_limit
 from tempyral.common.retry import RetryDecision, next_retry, normalize_retry_policy
 from tempyral.history.mutable_state import MutableState
 from tempyral.namespace.registry import Namespace
@@ -52,10 +54,28 @@ KNOWN_COMMANDS = CLOSE_COMMANDS | frozenset(
 
 
 class WorkflowTaskFailure(Exception):
-    def __init__(self, cause: int, message: str) -> None:
+    """A command the server rejects. With `terminate`, the workflow is terminated as well."""
+
+    def __init__(self, cause: int, message: str, terminate: bool = False) -> None:
         super().__init__(message)
         self.cause = cause
         self.message = message
+        self.terminate = terminate
+
+    def full_message(self) -> str:
+        """The reference's wording: the cause in CamelCase, then the reason."""
+        name = Cause.Name(self.cause).removeprefix("WORKFLOW_TASK_FAILED_CAUSE_")  # type: ignore[arg-type]
+        camel = "".join(word.capitalize() for word in name.split("_"))
+        return f"{camel}: {self.message}" if self.message else camel
+
+
+def _check_size(size: int, cause: int, message: str) -> None:
+    if exceeds_blob_limit(size):
+        raise WorkflowTaskFailure(cause, message, terminate=True)
+
+
+def _map_size(fields: Mapping[str, Payload] | Mapping[str, Payloads]) -> int:
+    return sum(p.ByteSize() for p in fields.values())
 
 
 @dataclass(slots=True)
@@ -123,8 +143,7 @@ class CommandProcessor:
             raise WorkflowTaskFailure(
                 cause, f"activityId exceeds length limit. Length={len(a.activity_id)} Limit={MAX_ID_LENGTH}"
             )
-        if exceeds_blob_limit(payloads_size(a.input)):
-            raise WorkflowTaskFailure(cause, "ScheduleActivityTaskCommandAttributes.Input exceeds size limit.")
+        _check_size(a.input.ByteSize(), cause, "ScheduleActivityTaskCommandAttributes.Input exceeds size limit.")
         if len(self.ms.s.activities) >= MAX_PENDING_ACTIVITIES:
             raise WorkflowTaskFailure(
                 Cause.WORKFLOW_TASK_FAILED_CAUSE_PENDING_ACTIVITIES_LIMIT_EXCEEDED,
@@ -264,6 +283,11 @@ class CommandProcessor:
                 Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES,
                 "MarkerName is not set on RecordMarkerCommand.",
             )
+        _check_size(
+            _map_size(a.details),
+            Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES,
+            "RecordMarkerCommandAttributes.Details exceeds size limit.",
+        )
         attrs = history.MarkerRecordedEventAttributes(
             marker_name=a.marker_name, workflow_task_completed_event_id=self.completed_id
         )
@@ -280,6 +304,11 @@ class CommandProcessor:
         cause = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES
         if not a.search_attributes.indexed_fields:
             raise WorkflowTaskFailure(cause, "IndexedFields is empty on command.")
+        _check_size(
+            _map_size(a.search_attributes.indexed_fields),
+            cause,
+            "UpsertWorkflowSearchAttributesCommandAttributes exceeds size limit.",
+        )
         try:
             validate_search_attributes(self.ns, a.search_attributes)
         except InvalidArgument as err:
@@ -293,6 +322,11 @@ class CommandProcessor:
                 Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_MODIFY_WORKFLOW_PROPERTIES_ATTRIBUTES,
                 "UpsertedMemo is empty on command.",
             )
+        _check_size(
+            _map_size(a.upserted_memo.fields),
+            Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_MODIFY_WORKFLOW_PROPERTIES_ATTRIBUTES,
+            "ModifyWorkflowPropertiesCommandAttributes exceeds size limit.",
+        )
         self.ms.add_properties_modified(self.completed_id, a.upserted_memo)
 
     # ------------------------------------------------------------------ close
@@ -304,11 +338,21 @@ class CommandProcessor:
     def _complete(self, command: command_pb.Command) -> None:
         self._check_can_close()
         a = command.complete_workflow_execution_command_attributes
+        _check_size(
+            a.result.ByteSize(),
+            Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,  # sic: the reference's cause
+            "CompleteWorkflowExecutionCommandAttributes.Result exceeds size limit.",
+        )
         self.ms.add_completed(self.completed_id, a.result if a.HasField("result") else None)
 
     def _fail(self, command: command_pb.Command) -> None:
         self._check_can_close()
         a = command.fail_workflow_execution_command_attributes
+        _check_size(
+            a.failure.ByteSize(),
+            Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES,
+            "FailWorkflowExecutionCommandAttributes.Failure exceeds size limit.",
+        )
         s = self.ms.s
         decision = RetryDecision(RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET)
         if s.start.HasField("retry_policy"):

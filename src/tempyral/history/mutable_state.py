@@ -281,7 +281,7 @@ class MutableState:
     def transient_workflow_task_events(self, identity: str) -> list[history.HistoryEvent]:
         """The scheduled/started events a transient task shows its worker, not yet in history."""
         wt = self.s.workflow_task
-        if not (wt.transient and wt.started_event_id):
+        if not (wt.scheduled and wt.transient):
             return []
         scheduled = history.HistoryEvent(
             event_id=wt.scheduled_event_id,
@@ -292,6 +292,8 @@ class MutableState:
             ),
         )
         scheduled.event_time.CopyFrom(wt.scheduled_time)
+        if not wt.started_event_id:
+            return [scheduled]
         started = history.HistoryEvent(
             event_id=wt.started_event_id,
             event_type=ev.WORKFLOW_TASK_STARTED,

@@ -33,7 +33,11 @@ CLOSE_EVENT = HistoryEventFilterType.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT
 
 
 async def get_history(
-    engine: HistoryEngine, ns: Namespace, req: ws.GetWorkflowExecutionHistoryRequest, timeout: float
+    engine: HistoryEngine,
+    ns: Namespace,
+    req: ws.GetWorkflowExecutionHistoryRequest,
+    timeout: float,
+    with_transient: bool = True,
 ) -> ws.GetWorkflowExecutionHistoryResponse:
     token = decode_page_token(req.next_page_token)
     ex = req.execution
@@ -59,7 +63,9 @@ async def get_history(
                 start = token.next_event_id if token else 1
                 end = ms.s.next_event_id
                 if start < end or not req.wait_new_event or not ms.running:
-                    return await _page(engine, shard, entry, ms, start, end, page_size, req.wait_new_event)
+                    return await _page(
+                        engine, shard, entry, ms, start, end, page_size, req.wait_new_event, with_transient
+                    )
                 waiter = _waiter(entry)
         remaining = deadline - loop.time()
         if remaining <= 0:
@@ -87,11 +93,15 @@ async def _page(
     end: int,
     page_size: int,
     following: bool,
+    with_transient: bool,
 ) -> ws.GetWorkflowExecutionHistoryResponse:
     stop = min(end, start + page_size)
     events = await engine.events(shard, entry, ms, start, stop)  # type: ignore[arg-type]
     resp = ws.GetWorkflowExecutionHistoryResponse()
     resp.history.events.extend(events)
+    if stop == end and with_transient and ms.running and not following:
+        # like the reference, SDK clients also see the events of a transient workflow task
+        resp.history.events.extend(ms.transient_workflow_task_events(ms.s.workflow_task.identity))
     if stop < end or (following and ms.running):
         resp.next_page_token = encode_page_token(HistoryPageToken(run_id=ms.run_id, next_event_id=stop))
     return resp

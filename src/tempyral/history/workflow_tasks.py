@@ -283,16 +283,22 @@ class WorkflowTaskHandler:
         ms = await shard.reload(entry)
         assert ms is not None
         ms.begin(time.time_ns())
+        message = failure.full_message()
         if attempt > 1 and failure.cause != WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND:
             # a task that keeps failing is dropped and left to time out, like the reference
-            raise InvalidArgument(failure.message)
-        fail_info = failure_pb.Failure(message=failure.message)
+            raise InvalidArgument(message)
+        fail_info = failure_pb.Failure(message=message)
         fail_info.server_failure_info.SetInParent()
-        ms.add_workflow_task_failed(failure.cause, fail_info if failure.message else None, identity)
+        ms.add_workflow_task_failed(failure.cause, fail_info, identity)
         ms.flush_buffered_events()
-        ms.schedule_workflow_task()
         self.engine.queries.requeue_inflight(entry)
-        await shard.commit([Mutation(entry, ms)])
+        if failure.terminate:
+            # payloads over the size limits cannot enter history: the workflow is terminated
+            ms.add_terminated(message, None, "history-service")
+            await shard.commit([Mutation(entry, ms)], current=[self.engine.close_current(ms)])
+        else:
+            ms.schedule_workflow_task()
+            await shard.commit([Mutation(entry, ms)])
         return ws.RespondWorkflowTaskCompletedResponse()
 
     async def respond_failed(self, ns: Namespace, req: ws.RespondWorkflowTaskFailedRequest) -> None:
