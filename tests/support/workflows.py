@@ -7,7 +7,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import activity, workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ApplicationError
 
 
@@ -64,4 +64,65 @@ class SequentialActivitiesWorkflow:
         return count
 
 
+CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
 RETRY_TWICE = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=2)
+
+
+@workflow.defn
+class CountSignalsWorkflow:
+    def __init__(self) -> None:
+        self.count = 0
+
+    @workflow.run
+    async def run(self, expected: int) -> int:
+        await workflow.wait_condition(lambda: self.count >= expected)
+        return self.count
+
+    @workflow.signal
+    def hit(self, _: int) -> None:
+        self.count += 1
+
+
+@workflow.defn
+class InfoWorkflow:
+    """Reports what the workflow sees of its own start: memo, search attributes, header-free info."""
+
+    @workflow.run
+    async def run(self) -> str:
+        info = workflow.info()
+        memo = workflow.memo_value("note", default=None)
+        return f"{info.attempt}|{memo}|{info.typed_search_attributes.get(CUSTOMER_ID)}"
+
+
+@activity.defn
+async def fail_twice_then_wait(_: str) -> str:
+    if activity.info().attempt <= 2:
+        raise ApplicationError(f"attempt {activity.info().attempt} failed")
+    await asyncio.sleep(30)
+    return "done"
+
+
+@workflow.defn
+class PendingActivityWorkflow:
+    @workflow.run
+    async def run(self) -> str:
+        return await workflow.execute_activity(
+            fail_twice_then_wait,
+            "x",
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=50), backoff_coefficient=1.0),
+        )
+
+
+@activity.defn
+async def complete_elsewhere() -> str:
+    activity.raise_complete_async()
+
+
+@workflow.defn
+class AsyncActivityWorkflow:
+    @workflow.run
+    async def run(self) -> str:
+        return await workflow.execute_activity(
+            complete_elsewhere, start_to_close_timeout=timedelta(seconds=60), activity_id="async-1"
+        )
