@@ -130,12 +130,17 @@ class Shard:
         return self._entries.get(key)
 
     def _evict(self) -> None:
-        if len(self._entries) <= self._cache_size:
+        excess = len(self._entries) - self._cache_size
+        if excess <= 0:
             return
-        for key in list(self._entries)[: len(self._entries) - self._cache_size]:
-            entry = self._entries[key]
+        victims = []
+        for key, entry in self._entries.items():  # oldest first
             if entry.users == 0 and not entry.waiters and not entry.buffered_queries and not entry.inflight_queries:
-                del self._entries[key]
+                victims.append(key)
+                if len(victims) >= excess:
+                    break
+        for key in victims:
+            del self._entries[key]
 
     async def load(self, entry: ExecutionEntry) -> MutableState | None:
         """The entry's state, read from the store on a cache miss; None if there is no such run."""
