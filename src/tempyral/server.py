@@ -12,6 +12,7 @@ from temporalio.api.workflowservice.v1 import service_pb2 as workflow_service_pb
 from tempyral.common.limits import GRPC_MAX_MESSAGE_BYTES
 from tempyral.config import ServerConfig
 from tempyral.frontend.grpc_handlers import generic_handler
+from tempyral.frontend.health import health_handler
 from tempyral.frontend.operator_service import OperatorService
 from tempyral.frontend.workflow_service import WorkflowService
 from tempyral.history.engine import EngineConfig, HistoryEngine
@@ -71,6 +72,7 @@ class Server:
             (
                 generic_handler(WORKFLOW_SERVICE, workflow_service),
                 generic_handler(OPERATOR_SERVICE, OperatorService(self.namespaces)),
+                health_handler(),
             )
         )
         host = f"[{cfg.ip}]" if ":" in cfg.ip else cfg.ip
