@@ -272,6 +272,9 @@ class WorkflowService:
         ns = self.namespaces.get(req.namespace)
         check_execution(req.workflow_execution)
         check_blob_size(req.details)
+        # marks user terminations apart from the server's own, as the reference does
+        req.reason = req.reason or "terminated by user via frontend"
+        req.identity = req.identity or "frontend-service"
         await self.engine.terminate(ns, req)
         return ws.TerminateWorkflowExecutionResponse()
 

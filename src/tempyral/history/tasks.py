@@ -137,8 +137,12 @@ class TaskExecutor:
         failure = failure_pb.Failure(message="workflow timeout")
         failure.timeout_failure_info.timeout_type = TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE
         state = RetryState.RETRY_STATE_TIMEOUT
-        if retryable and s.start.HasField("retry_policy"):
-            expiration = s.execution_expiration_time.seconds * 1_000_000_000 + s.execution_expiration_time.nanos
+        expiration = s.execution_expiration_time.seconds * 1_000_000_000 + s.execution_expiration_time.nanos
+        # A run that times out at the end of the whole execution's time is not retried.
+        retryable = retryable and (not expiration or expiration > ms.now)
+        if retryable and not s.start.HasField("retry_policy"):
+            state = RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET
+        elif retryable:
             decision = next_retry(s.start.retry_policy, s.start.attempt, failure, ms.now, expiration)
             if decision.retry:
                 from tempyral.common import ids

@@ -1,0 +1,285 @@
+"""Workflows for the differential scenarios. Free of test-only imports (the SDK sandbox re-imports it)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import activity, workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
+
+FAST = RetryPolicy(initial_interval=timedelta(milliseconds=100), backoff_coefficient=1.0)
+PRIORITY = SearchAttributeKey.for_int("Priority")
+
+
+@activity.defn
+async def echo(value: str) -> str:
+    return value
+
+
+@activity.defn
+async def fail_until(succeed_on: int) -> int:
+    if activity.info().attempt < succeed_on:
+        raise ApplicationError(f"attempt {activity.info().attempt}")
+    return activity.info().attempt
+
+
+@activity.defn
+async def fail_hard() -> None:
+    raise ApplicationError("no retry", type="Hard", non_retryable=True)
+
+
+@activity.defn
+async def slow_first() -> int:
+    if activity.info().attempt == 1:
+        await asyncio.sleep(3)
+    return activity.info().attempt
+
+
+@activity.defn
+async def always_fail() -> None:
+    raise ApplicationError("always")
+
+
+@activity.defn
+async def heartbeat_once_then_hang() -> str:
+    if activity.info().heartbeat_details:
+        return f"resumed {activity.info().heartbeat_details[0]}"
+    activity.heartbeat("cp")
+    await asyncio.sleep(20)
+    return "never"
+
+
+@activity.defn
+async def wait_for_cancel() -> str:
+    try:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(0.1)
+    except asyncio.CancelledError:
+        raise
+
+
+@workflow.defn
+class OneActivity:
+    @workflow.run
+    async def run(self) -> str:
+        return await workflow.execute_activity(echo, "x", start_to_close_timeout=timedelta(seconds=10))
+
+
+@workflow.defn
+class Failing:
+    @workflow.run
+    async def run(self) -> None:
+        raise ApplicationError("failed on purpose", non_retryable=True)
+
+
+@workflow.defn
+class RetryThenSucceed:
+    @workflow.run
+    async def run(self) -> int:
+        return await workflow.execute_activity(
+            fail_until, 3, start_to_close_timeout=timedelta(seconds=10), retry_policy=FAST
+        )
+
+
+@workflow.defn
+class NonRetryable:
+    @workflow.run
+    async def run(self) -> str:
+        try:
+            await workflow.execute_activity(fail_hard, start_to_close_timeout=timedelta(seconds=10), retry_policy=FAST)
+        except ActivityError as err:
+            return f"{err.retry_state}"
+        return "no error"
+
+
+@workflow.defn
+class StartToCloseRetry:
+    @workflow.run
+    async def run(self) -> int:
+        return await workflow.execute_activity(
+            slow_first, start_to_close_timeout=timedelta(seconds=1), retry_policy=FAST
+        )
+
+
+@workflow.defn
+class ScheduleToCloseStop:
+    """The next retry would start after schedule-to-close: the activity fails with TIMEOUT.
+
+    (The intervals are long because the reference fires retry timers with about one second of
+    latency; a faster schedule would make the two servers run a different number of attempts.)
+    """
+
+    @workflow.run
+    async def run(self) -> str:
+        try:
+            await workflow.execute_activity(
+                always_fail,
+                schedule_to_close_timeout=timedelta(seconds=3),
+                retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=1.0),
+            )
+        except ActivityError as err:
+            return f"{err.retry_state}"
+        return "no error"
+
+
+@activity.defn
+async def sleep_long() -> None:
+    await asyncio.sleep(10)
+
+
+@workflow.defn
+class ScheduleToCloseWhileRunning:
+    """Schedule-to-close fires while an attempt runs."""
+
+    @workflow.run
+    async def run(self) -> str:
+        try:
+            await workflow.execute_activity(
+                sleep_long, schedule_to_close_timeout=timedelta(seconds=1.5), retry_policy=FAST
+            )
+        except ActivityError as err:
+            return f"{err.retry_state}"
+        return "no error"
+
+
+@workflow.defn
+class HeartbeatTimeout:
+    @workflow.run
+    async def run(self) -> str:
+        return await workflow.execute_activity(
+            heartbeat_once_then_hang,
+            start_to_close_timeout=timedelta(seconds=15),
+            heartbeat_timeout=timedelta(seconds=1),
+            retry_policy=FAST,
+        )
+
+
+@workflow.defn
+class CancelActivity:
+    @workflow.run
+    async def run(self, cancellation_type: str) -> str:
+        handle = workflow.start_activity(
+            wait_for_cancel,
+            start_to_close_timeout=timedelta(seconds=30),
+            heartbeat_timeout=timedelta(seconds=2),
+            cancellation_type=workflow.ActivityCancellationType[cancellation_type],
+        )
+        await workflow.sleep(1)
+        handle.cancel()
+        try:
+            await handle
+        except ActivityError:
+            pass
+        # a timer after the cancellation, so that every variant ends the same way
+        await workflow.sleep(2)
+        return "done"
+
+
+@workflow.defn
+class LocalActivity:
+    @workflow.run
+    async def run(self) -> str:
+        return await workflow.execute_local_activity(echo, "local", start_to_close_timeout=timedelta(seconds=5))
+
+
+@workflow.defn
+class Sleeper:
+    @workflow.run
+    async def run(self, seconds: float) -> str:
+        await workflow.sleep(seconds)
+        return "woke"
+
+
+@workflow.defn
+class WaitForSignal:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    @workflow.run
+    async def run(self, expected: int, timeout: float) -> list[str]:
+        try:
+            await workflow.wait_condition(lambda: len(self.items) >= expected, timeout=timedelta(seconds=timeout))
+        except TimeoutError:
+            pass
+        return self.items
+
+    @workflow.signal
+    def add(self, item: str) -> None:
+        self.items.append(item)
+
+    @workflow.query
+    def count(self) -> int:
+        return len(self.items)
+
+
+@workflow.defn
+class CleanupOnCancel:
+    @workflow.run
+    async def run(self) -> str:
+        try:
+            await workflow.sleep(60)
+        except asyncio.CancelledError:
+            await workflow.execute_activity(echo, "cleanup", start_to_close_timeout=timedelta(seconds=10))
+            raise
+        return "slept"
+
+
+@workflow.defn
+class Blocked:
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+
+@workflow.defn
+class FailFirstRun:
+    @workflow.run
+    async def run(self) -> int:
+        if workflow.info().attempt == 1:
+            raise ApplicationError("first run fails")
+        return workflow.info().attempt
+
+
+@workflow.defn
+class UpsertBoth:
+    @workflow.run
+    async def run(self) -> str:
+        workflow.upsert_search_attributes([PRIORITY.value_set(7)])
+        workflow.upsert_memo({"note": "hi"})
+        await workflow.sleep(0.1)
+        return "upserted"
+
+
+@workflow.defn
+class BrokenTask:
+    """Raises a non-Temporal error: the SDK fails the workflow task, which is retried."""
+
+    @workflow.run
+    async def run(self) -> None:
+        raise RuntimeError("bug in workflow code")
+
+
+@workflow.defn(sandboxed=False)
+class SlowFirstTask:
+    """The first workflow task takes a while, so that signals arrive while it runs (buffered)."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    @workflow.run
+    async def run(self, expected: int) -> list[str]:
+        if not workflow.unsafe.is_replaying() and not self.items:
+            import time
+
+            until = time.monotonic() + 1.0
+            while time.monotonic() < until:
+                pass
+        await workflow.wait_condition(lambda: len(self.items) >= expected)
+        return self.items
+
+    @workflow.signal
+    def add(self, item: str) -> None:
+        self.items.append(item)

@@ -1,0 +1,271 @@
+"""Differential tests: the same scenario on the reference server and on tempyral, through the
+same SDK worker code, must produce the same histories (event types, in order, and the
+attributes that carry meaning: attempts, retry states, timeout types, causes, queue kinds)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Worker
+
+from tests.differential import diff_workflows as w
+from tests.support.servers import ServerProcess
+
+WORKFLOWS = [
+    w.OneActivity, w.Failing, w.RetryThenSucceed, w.NonRetryable, w.StartToCloseRetry, w.ScheduleToCloseStop,
+    w.HeartbeatTimeout, w.CancelActivity, w.LocalActivity, w.Sleeper, w.WaitForSignal, w.CleanupOnCancel,
+    w.Blocked, w.FailFirstRun, w.UpsertBoth, w.BrokenTask, w.ScheduleToCloseWhileRunning, w.SlowFirstTask,
+]  # fmt: skip
+ACTIVITIES = [
+    w.echo, w.fail_until, w.fail_hard, w.slow_first, w.always_fail, w.heartbeat_once_then_hang, w.wait_for_cancel,
+    w.sleep_long,
+]  # fmt: skip
+TIMEOUT = 60.0
+Handles = list[tuple[str, str]]  # (workflow id, run id) of every run whose history is compared
+Scenario = Callable[[Client, str], Awaitable[Handles]]
+
+
+def _run(handle: WorkflowHandle[Any, Any]) -> tuple[str, str]:
+    return handle.id, handle.result_run_id or ""
+
+
+async def _until_event(client: Client, workflow_id: str, event_type: int, timeout: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        if any(e.event_type == event_type for e in history.events):
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"no {EventType.Name(event_type)} in {workflow_id}"
+        await asyncio.sleep(0.1)
+
+
+async def _result_ignoring_failure(handle: WorkflowHandle[Any, Any]) -> None:
+    try:
+        await asyncio.wait_for(handle.result(), TIMEOUT)
+    except Exception as err:
+        if isinstance(err, asyncio.TimeoutError):
+            raise
+
+
+# ---------------------------------------------------------------- scenarios
+async def one_activity(c: Client, tq: str) -> Handles:
+    h = await c.start_workflow(w.OneActivity.run, id=f"{tq}-1", task_queue=tq)
+    await _result_ignoring_failure(h)
+    return [_run(h)]
+
+
+def _simple(workflow: Any, *args: Any) -> Scenario:
+    async def scenario(c: Client, tq: str) -> Handles:
+        h = await c.start_workflow(workflow, *args, id=f"{tq}-1", task_queue=tq)
+        await _result_ignoring_failure(h)
+        return [_run(h)]
+
+    return scenario
+
+
+async def cancel_activity(c: Client, tq: str) -> Handles:
+    handles = []
+    for kind in ("TRY_CANCEL", "WAIT_CANCELLATION_COMPLETED", "ABANDON"):
+        h = await c.start_workflow(w.CancelActivity.run, kind, id=f"{tq}-{kind}", task_queue=tq)
+        await _result_ignoring_failure(h)
+        handles.append(_run(h))
+    return handles
+
+
+async def timer_cancelled_by_signal(c: Client, tq: str) -> Handles:
+    h = await c.start_workflow(w.WaitForSignal.run, args=[1, 30.0], id=f"{tq}-1", task_queue=tq)
+    await _until_event(c, h.id, EventType.EVENT_TYPE_TIMER_STARTED)
+    await h.signal(w.WaitForSignal.add, "go")
+    await _result_ignoring_failure(h)
+    return [_run(h)]
+
+
+async def signal_with_start_and_query(c: Client, tq: str) -> Handles:
+    h = await c.start_workflow(
+        w.WaitForSignal.run, args=[2, 30.0], id=f"{tq}-1", task_queue=tq, start_signal="add", start_signal_args=["a"]
+    )
+    await _until_event(c, h.id, EventType.EVENT_TYPE_TIMER_STARTED)
+    assert await h.query(w.WaitForSignal.count) == 1
+    await h.signal(w.WaitForSignal.add, "b")
+    await _result_ignoring_failure(h)
+    assert await h.query(w.WaitForSignal.count) == 2
+    return [_run(h)]
+
+
+async def cancel_with_cleanup(c: Client, tq: str) -> Handles:
+    h = await c.start_workflow(w.CleanupOnCancel.run, id=f"{tq}-1", task_queue=tq)
+    await _until_event(c, h.id, EventType.EVENT_TYPE_TIMER_STARTED)
+    await h.cancel()
+    await _result_ignoring_failure(h)
+    return [_run(h)]
+
+
+async def terminate(c: Client, tq: str) -> Handles:
+    h = await c.start_workflow(w.Blocked.run, id=f"{tq}-1", task_queue=tq)
+    await _until_event(c, h.id, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+    await h.terminate("enough")
+    await _result_ignoring_failure(h)
+    return [_run(h)]
+
+
+async def execution_timeout(c: Client, tq: str) -> Handles:
+    h = await c.start_workflow(w.Blocked.run, id=f"{tq}-1", task_queue=tq, execution_timeout=timedelta(seconds=2))
+    await _result_ignoring_failure(h)
+    return [_run(h)]
+
+
+async def run_timeout(c: Client, tq: str) -> Handles:
+    h = await c.start_workflow(w.Blocked.run, id=f"{tq}-1", task_queue=tq, run_timeout=timedelta(seconds=2))
+    await _result_ignoring_failure(h)
+    return [_run(h)]
+
+
+async def workflow_retry(c: Client, tq: str) -> Handles:
+    from temporalio.common import RetryPolicy
+
+    h = await c.start_workflow(
+        w.FailFirstRun.run,
+        id=f"{tq}-1",
+        task_queue=tq,
+        retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_attempts=2),
+    )
+    await _result_ignoring_failure(h)
+    first = h.first_execution_run_id or ""
+    return [(h.id, first), _run(h)]
+
+
+async def start_delay(c: Client, tq: str) -> Handles:
+    h = await c.start_workflow(w.OneActivity.run, id=f"{tq}-1", task_queue=tq, start_delay=timedelta(seconds=1))
+    await _result_ignoring_failure(h)
+    return [_run(h)]
+
+
+async def broken_workflow_task(c: Client, tq: str) -> Handles:
+    h = await c.start_workflow(w.BrokenTask.run, id=f"{tq}-1", task_queue=tq)
+    await _until_event(c, h.id, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED)
+    await asyncio.sleep(1.5)
+    await h.terminate("stop retrying")
+    return [_run(h)]
+
+
+async def signals_while_a_task_runs(c: Client, tq: str) -> Handles:
+    h = await c.start_workflow(w.SlowFirstTask.run, 3, id=f"{tq}-1", task_queue=tq)
+    await _until_event(c, h.id, EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED)
+    for item in ("a", "b", "c"):
+        await h.signal(w.SlowFirstTask.add, item)
+    await _result_ignoring_failure(h)
+    return [_run(h)]
+
+
+async def sticky_worker_goes_away(c: Client, tq: str) -> Handles:
+    queue = f"{tq}-sticky"
+    async with Worker(c, task_queue=queue, workflows=[w.Sleeper]):
+        h = await c.start_workflow(w.Sleeper.run, 2.0, id=f"{tq}-1", task_queue=queue)
+        await _until_event(c, h.id, EventType.EVENT_TYPE_TIMER_STARTED)
+    # the first worker shut down (its sticky queue with it); another one finishes the workflow
+    async with Worker(c, task_queue=queue, workflows=[w.Sleeper]):
+        await _result_ignoring_failure(h)
+    return [_run(h)]
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "one_activity": one_activity,
+    "workflow_fails": _simple(w.Failing.run),
+    "activity_retried_then_succeeds": _simple(w.RetryThenSucceed.run),
+    "activity_non_retryable": _simple(w.NonRetryable.run),
+    "start_to_close_timeout_then_retry": _simple(w.StartToCloseRetry.run),
+    "schedule_to_close_stops_retries": _simple(w.ScheduleToCloseStop.run),
+    "schedule_to_close_while_running": _simple(w.ScheduleToCloseWhileRunning.run),
+    "heartbeat_timeout_carries_details": _simple(w.HeartbeatTimeout.run),
+    "activity_cancellation_types": cancel_activity,
+    "local_activity": _simple(w.LocalActivity.run),
+    "durable_timer": _simple(w.Sleeper.run, 1.0),
+    "timer_cancelled_by_signal": timer_cancelled_by_signal,
+    "signal_with_start_and_query": signal_with_start_and_query,
+    "cancel_with_cleanup": cancel_with_cleanup,
+    "terminate": terminate,
+    "execution_timeout": execution_timeout,
+    "run_timeout": run_timeout,
+    "workflow_retry_policy": workflow_retry,
+    "start_delay": start_delay,
+    "upsert_search_attributes_and_memo": _simple(w.UpsertBoth.run),
+    "workflow_task_failure": broken_workflow_task,
+    "signals_while_a_task_runs": signals_while_a_task_runs,
+    "sticky_worker_goes_away": sticky_worker_goes_away,
+}
+
+
+# ---------------------------------------------------------------- normalization
+def normalize(event: HistoryEvent) -> tuple[str, ...]:
+    """The event type and the attributes whose values must agree between servers."""
+    t = event.event_type
+    name = EventType.Name(t).removeprefix("EVENT_TYPE_")
+    E = EventType
+    if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+        a = event.workflow_execution_started_event_attributes
+        return name, f"attempt={a.attempt}", f"backoff={round(a.first_workflow_task_backoff.ToMilliseconds(), -2)}"
+    if t == E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+        a = event.workflow_task_scheduled_event_attributes
+        return name, f"attempt={a.attempt}", f"kind={a.task_queue.kind}"
+    if t == E.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+        return name, f"cause={event.workflow_task_failed_event_attributes.cause}"
+    if t == E.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+        return name, f"type={event.workflow_task_timed_out_event_attributes.timeout_type}"
+    if t == E.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+        a = event.activity_task_started_event_attributes
+        return name, f"attempt={a.attempt}", f"last_failure={a.last_failure.message!r}"
+    if t == E.EVENT_TYPE_ACTIVITY_TASK_FAILED:
+        a = event.activity_task_failed_event_attributes
+        return name, f"retry_state={a.retry_state}", f"failure={a.failure.WhichOneof('failure_info')}"
+    if t == E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+        a = event.activity_task_timed_out_event_attributes
+        info = a.failure.timeout_failure_info
+        return (
+            name,
+            f"retry_state={a.retry_state}",
+            f"timeout={info.timeout_type}",
+            f"cause={a.failure.cause.message!r}",
+        )
+    if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
+        a = event.workflow_execution_failed_event_attributes
+        return name, f"retry_state={a.retry_state}", f"new_run={bool(a.new_execution_run_id)}"
+    if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT:
+        a = event.workflow_execution_timed_out_event_attributes
+        return name, f"retry_state={a.retry_state}", f"new_run={bool(a.new_execution_run_id)}"
+    if t == E.EVENT_TYPE_TIMER_STARTED:
+        return name, f"id={event.timer_started_event_attributes.timer_id}"
+    if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+        return name, f"signal={event.workflow_execution_signaled_event_attributes.signal_name}"
+    if t == E.EVENT_TYPE_MARKER_RECORDED:
+        return name, f"marker={event.marker_recorded_event_attributes.marker_name}"
+    if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
+        return name, f"reason={event.workflow_execution_terminated_event_attributes.reason}"
+    return (name,)
+
+
+async def _histories(address: str, scenario: Scenario) -> list[list[tuple[str, ...]]]:
+    client = await Client.connect(address)
+    task_queue = f"diff-{uuid.uuid4().hex[:10]}"
+    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=ACTIVITIES):
+        runs = await asyncio.wait_for(scenario(client, task_queue), TIMEOUT)
+    out = []
+    for workflow_id, run_id in runs:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        out.append([normalize(e) for e in history.events])
+    return out
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+async def test_same_history_as_reference(name: str, server: ServerProcess, reference_server: ServerProcess) -> None:
+    reference, ours = await asyncio.gather(
+        _histories(reference_server.address, SCENARIOS[name]), _histories(server.address, SCENARIOS[name])
+    )
+    assert ours == reference
