@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from temporalio.api.common.v1 import message_pb2 as common
+from temporalio.api.enums.v1 import WorkflowIdConflictPolicy as ConflictPolicy
+from temporalio.api.enums.v1 import WorkflowIdReusePolicy as ReusePolicy
+from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common import ids
 from tempyral.common.clock import duration_ns
 from tempyral.common.errors import InvalidArgument
-from tempyral.common.limits import MAX_ID_LENGTH, check_blob_size, check_id
+from tempyral.common.limits import BLOB_SIZE_LIMIT_WARN, MAX_ID_LENGTH, check_blob_size, check_id, exceeds_blob_limit
 from tempyral.common.retry import normalize_retry_policy
 from tempyral.history.commands import validate_search_attributes
 from tempyral.namespace.registry import Namespace
@@ -19,9 +22,9 @@ def check_task_queue(tq: taskqueue.TaskQueue) -> None:
     if not tq.name:
         raise InvalidArgument("missing task queue name")
     if len(tq.name) > MAX_ID_LENGTH:
-        raise InvalidArgument(f"task queue name exceeds length limit of {MAX_ID_LENGTH}")
+        raise InvalidArgument("taskQueue length exceeds limit")
     if tq.name.startswith("/_sys/"):
-        raise InvalidArgument(f"task queue name cannot start with reserved prefix /_sys/: {tq.name}")
+        raise InvalidArgument("task queue name cannot start with reserved prefix /_sys/")
 
 
 def check_run_id(run_id: str) -> None:
@@ -39,34 +42,111 @@ def _check_timeout(value: object, name: str) -> None:
         raise InvalidArgument(f"An invalid {name} is set on request. cause: negative duration")
 
 
-def validate_start(ns: Namespace, req: ws.StartWorkflowExecutionRequest) -> None:
-    """Validate and normalize a start request in place."""
-    check_id(req.workflow_id, "WorkflowId")
-    if not req.workflow_type.name:
-        raise InvalidArgument("WorkflowType is not set on request.")
-    if len(req.workflow_type.name) > MAX_ID_LENGTH:
+def default_id_policies(req: ws.StartWorkflowExecutionRequest, conflict_default: int) -> None:
+    if req.workflow_id_conflict_policy == ConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_UNSPECIFIED:
+        if req.workflow_id_reuse_policy == ReusePolicy.WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING:
+            # the deprecated reuse policy becomes the conflict policy it stands for
+            req.workflow_id_conflict_policy = ConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING
+            req.workflow_id_reuse_policy = ReusePolicy.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+        else:
+            req.workflow_id_conflict_policy = conflict_default  # type: ignore[assignment]
+    if req.workflow_id_reuse_policy == ReusePolicy.WORKFLOW_ID_REUSE_POLICY_UNSPECIFIED:
+        req.workflow_id_reuse_policy = ReusePolicy.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+
+
+def _check_reuse_policy(reuse: int, conflict: int) -> None:
+    if (
+        conflict != ConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_UNSPECIFIED
+        and reuse == ReusePolicy.WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING
+    ):
         raise InvalidArgument(
-            f"WorkflowType exceeds maximum allowed length ({len(req.workflow_type.name)}/{MAX_ID_LENGTH})"
+            "Invalid WorkflowIDReusePolicy: WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING cannot be used "
+            "together with a WorkflowIDConflictPolicy"
         )
-    check_task_queue(req.task_queue)
+    if (
+        conflict == ConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING
+        and reuse == ReusePolicy.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
+    ):
+        raise InvalidArgument(
+            "Invalid WorkflowIDReusePolicy: WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE cannot be used together "
+            "with WorkflowIdConflictPolicy WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING"
+        )
+
+
+def _check_timeouts(req: ws.StartWorkflowExecutionRequest | ws.SignalWithStartWorkflowExecutionRequest) -> None:
     _check_timeout(req.workflow_execution_timeout, "WorkflowExecutionTimeoutSeconds")
     _check_timeout(req.workflow_run_timeout, "WorkflowRunTimeoutSeconds")
     _check_timeout(req.workflow_task_timeout, "WorkflowTaskTimeoutSeconds")
+
+
+def _check_start_delay(req: ws.StartWorkflowExecutionRequest | ws.SignalWithStartWorkflowExecutionRequest) -> None:
+    if req.cron_schedule and req.HasField("workflow_start_delay"):
+        raise InvalidArgument("CronSchedule and WorkflowStartDelay may not be used together.")
     if duration_ns(req.workflow_start_delay) < 0:
-        raise InvalidArgument("An invalid WorkflowStartDelay is set on request. cause: negative duration")
-    if len(req.request_id) > MAX_ID_LENGTH:
-        raise InvalidArgument("RequestId length exceeds limit.")
+        raise InvalidArgument("An invalid WorkflowStartDelaySeconds is set on request. cause: negative duration")
+
+
+def _check_request_id(req: ws.StartWorkflowExecutionRequest | ws.SignalWithStartWorkflowExecutionRequest) -> None:
     if not req.request_id:
         req.request_id = ids.new_id()
-    if req.HasField("retry_policy"):
-        normalize_retry_policy(req.retry_policy)
-    if req.cron_schedule:
-        raise InvalidArgument("CronSchedule is not supported by this server yet.")
-    check_blob_size(req.input)
-    memo_size = sum(len(p.data) for p in req.memo.fields.values())
-    check_blob_size(extra=[memo_size])
+    if len(req.request_id) > MAX_ID_LENGTH:
+        raise InvalidArgument("RequestId length exceeds limit.")
+
+
+def check_start_payloads(ns: Namespace, req: ws.StartWorkflowExecutionRequest) -> None:
     if req.HasField("search_attributes"):
         validate_search_attributes(ns, req.search_attributes)
+    check_blob_size(req.input)
+    check_blob_size(extra=[sum(len(p.data) for p in req.memo.fields.values())])
+
+
+def validate_start(ns: Namespace, req: ws.StartWorkflowExecutionRequest) -> None:
+    """Validate and normalize a start request in place, in the reference's order."""
+    default_id_policies(req, ConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_FAIL)
+    check_id(req.workflow_id, "WorkflowId")
+    if req.HasField("retry_policy"):
+        normalize_retry_policy(req.retry_policy)
+    _check_start_delay(req)
+    if req.cron_schedule:
+        raise InvalidArgument("CronSchedule is not supported by this server yet.")
+    if not req.workflow_type.name:
+        raise InvalidArgument("WorkflowType is not set on request.")
+    if len(req.workflow_type.name) > MAX_ID_LENGTH:
+        raise InvalidArgument("WorkflowType length exceeds limit.")
+    check_task_queue(req.task_queue)
+    _check_timeouts(req)
+    _check_request_id(req)
+    _check_reuse_policy(req.workflow_id_reuse_policy, req.workflow_id_conflict_policy)
+    check_start_payloads(ns, req)
+
+
+def validate_signal_with_start(ns: Namespace, req: ws.SignalWithStartWorkflowExecutionRequest) -> None:
+    """Validate and normalize a signal-with-start request in place, in the reference's order."""
+    check_id(req.workflow_id, "WorkflowId")
+    if not req.signal_name:
+        raise InvalidArgument("signal not set")
+    if len(req.signal_name) > MAX_ID_LENGTH:
+        raise InvalidArgument(f"signal name exceeds maximum allowed length ({len(req.signal_name)}/{MAX_ID_LENGTH})")
+    if not req.workflow_type.name:
+        raise InvalidArgument("workflow type not set")
+    if len(req.workflow_type.name) > MAX_ID_LENGTH:
+        raise InvalidArgument(
+            f"workflow type name exceeds maximum allowed length ({len(req.workflow_type.name)}/{MAX_ID_LENGTH})"
+        )
+    check_task_queue(req.task_queue)
+    _check_request_id(req)
+    _check_timeouts(req)
+    if req.HasField("retry_policy"):
+        normalize_retry_policy(req.retry_policy)
+    _check_start_delay(req)
+    _check_reuse_policy(req.workflow_id_reuse_policy, req.workflow_id_conflict_policy)
+    if req.workflow_id_conflict_policy == ConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_FAIL:
+        raise InvalidArgument(
+            "Invalid WorkflowIDConflictPolicy: WORKFLOW_ID_CONFLICT_POLICY_FAIL is not supported for this operation."
+        )
+    if req.cron_schedule:
+        raise InvalidArgument("CronSchedule is not supported by this server yet.")
+    check_blob_size(req.signal_input)
 
 
 def validate_signal(req: ws.SignalWorkflowExecutionRequest) -> None:
@@ -103,3 +183,32 @@ def start_request_from_signal_with_start(
         if req.HasField(field):
             getattr(start, field).CopyFrom(getattr(req, field))
     return start
+
+
+def prepare_activity_failure(
+    req: ws.RespondActivityTaskFailedRequest | ws.RespondActivityTaskFailedByIdRequest,
+) -> list[failure_pb.Failure]:
+    """Validate an activity failure and shrink what is too large, as the reference does.
+
+    Returns the failures to report back to the worker (heartbeat details that were dropped).
+    """
+    if req.HasField("failure") and not req.failure.HasField("application_failure_info"):
+        raise InvalidArgument("Failure must have ApplicationFailureInfo.")
+    reported: list[failure_pb.Failure] = []
+    if req.HasField("last_heartbeat_details") and exceeds_blob_limit(req.last_heartbeat_details.ByteSize()):
+        reported.append(_server_failure("Heartbeat details exceed size limit."))
+        req.ClearField("last_heartbeat_details")
+    if exceeds_blob_limit(req.failure.ByteSize()):
+        original = req.failure
+        replacement = _server_failure("Failure exceeds size limit.")
+        replacement.cause.message = original.message[:BLOB_SIZE_LIMIT_WARN]
+        replacement.cause.application_failure_info.type = original.application_failure_info.type
+        req.failure.CopyFrom(replacement)
+        reported.append(replacement)
+    return reported
+
+
+def _server_failure(message: str) -> failure_pb.Failure:
+    failure = failure_pb.Failure(message=message)
+    failure.server_failure_info.non_retryable = True
+    return failure

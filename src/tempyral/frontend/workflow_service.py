@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 from temporalio.api.common.v1 import message_pb2 as common
-from temporalio.api.enums.v1 import EventType, IndexedValueType
+from temporalio.api.enums.v1 import EventType, IndexedValueType, WorkflowIdConflictPolicy
 from temporalio.api.namespace.v1 import message_pb2 as namespace_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
@@ -20,6 +20,7 @@ from tempyral.common.limits import (
     check_blob_size,
     check_id,
 )
+from tempyral.common.tokens import decode_task_token
 from tempyral.history import reads
 from tempyral.history.engine import HistoryEngine
 from tempyral.namespace.registry import Namespace, NamespaceRegistry, validate_name
@@ -28,9 +29,13 @@ from tempyral.visibility.service import Visibility
 
 from .validation import (
     check_execution,
+    check_start_payloads,
     check_task_queue,
+    default_id_policies,
+    prepare_activity_failure,
     start_request_from_signal_with_start,
     validate_signal,
+    validate_signal_with_start,
     validate_start,
 )
 
@@ -249,12 +254,10 @@ class WorkflowService:
         self, req: ws.SignalWithStartWorkflowExecutionRequest, ctx: Ctx
     ) -> ws.SignalWithStartWorkflowExecutionResponse:
         ns = self.namespaces.get(req.namespace)
-        if not req.signal_name:
-            raise InvalidArgument("SignalName is not set on request.")
-        check_blob_size(req.signal_input)
+        validate_signal_with_start(ns, req)
         start = start_request_from_signal_with_start(req)
-        validate_start(ns, start)
-        req.request_id = start.request_id
+        default_id_policies(start, WorkflowIdConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING)
+        check_start_payloads(ns, start)
         result = await self.engine.start_workflow(ns, start, signal=req)
         return ws.SignalWithStartWorkflowExecutionResponse(run_id=result.run_id, started=result.started)
 
@@ -271,7 +274,6 @@ class WorkflowService:
     ) -> ws.TerminateWorkflowExecutionResponse:
         ns = self.namespaces.get(req.namespace)
         check_execution(req.workflow_execution)
-        check_blob_size(req.details)
         # marks user terminations apart from the server's own, as the reference does
         req.reason = req.reason or "terminated by user via frontend"
         req.identity = req.identity or "frontend-service"
@@ -356,16 +358,19 @@ class WorkflowService:
         self, req: ws.RespondActivityTaskFailedRequest, ctx: Ctx
     ) -> ws.RespondActivityTaskFailedResponse:
         ns = self.namespaces.get(req.namespace)
+        decode_task_token(req.task_token)  # a bad token is reported before a bad failure
+        resp = ws.RespondActivityTaskFailedResponse(failures=prepare_activity_failure(req))
         await self.engine.activities.fail(ns, req)
-        return ws.RespondActivityTaskFailedResponse()
+        return resp
 
     async def respond_activity_task_failed_by_id(
         self, req: ws.RespondActivityTaskFailedByIdRequest, ctx: Ctx
     ) -> ws.RespondActivityTaskFailedByIdResponse:
         ns = self.namespaces.get(req.namespace)
         _check_activity_id(req.workflow_id, req.run_id, req.activity_id)
+        resp = ws.RespondActivityTaskFailedByIdResponse(failures=prepare_activity_failure(req))
         await self.engine.activities.fail_by_id(ns, req)
-        return ws.RespondActivityTaskFailedByIdResponse()
+        return resp
 
     async def respond_activity_task_canceled(
         self, req: ws.RespondActivityTaskCanceledRequest, ctx: Ctx
@@ -386,7 +391,6 @@ class WorkflowService:
         self, req: ws.RecordActivityTaskHeartbeatRequest, ctx: Ctx
     ) -> ws.RecordActivityTaskHeartbeatResponse:
         ns = self.namespaces.get(req.namespace)
-        check_blob_size(req.details)
         cancel = await self.engine.activities.heartbeat(ns, req)
         return ws.RecordActivityTaskHeartbeatResponse(cancel_requested=cancel)
 
@@ -395,7 +399,6 @@ class WorkflowService:
     ) -> ws.RecordActivityTaskHeartbeatByIdResponse:
         ns = self.namespaces.get(req.namespace)
         _check_activity_id(req.workflow_id, req.run_id, req.activity_id)
-        check_blob_size(req.details)
         cancel = await self.engine.activities.heartbeat_by_id(ns, req)
         return ws.RecordActivityTaskHeartbeatByIdResponse(cancel_requested=cancel)
 

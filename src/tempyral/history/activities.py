@@ -34,6 +34,7 @@ TIMEOUT_NAMES: dict[int, str] = {
     TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE: "ScheduleToClose",
     TimeoutType.TIMEOUT_TYPE_HEARTBEAT: "Heartbeat",
 }
+ACTIVITY_NOT_FOUND = "invalid activityID or activity already timed out or invoking workflow is completed"
 NO_TIME_FOR_RETRY = "Not enough time to schedule next retry before activity ScheduleToClose timeout, giving up retrying"
 
 
@@ -71,6 +72,12 @@ def activity_task_response(ns: Namespace, ms: MutableState, ai: ActivityInfo) ->
     if ai.HasField("heartbeat_details"):
         resp.heartbeat_details.CopyFrom(ai.heartbeat_details)
     return resp
+
+
+def _server_failure(message: str) -> failure_pb.Failure:
+    failure = failure_pb.Failure(message=message)
+    failure.server_failure_info.non_retryable = True
+    return failure
 
 
 def timeout_failure(timeout_type: int, message: str | None = None) -> failure_pb.Failure:
@@ -136,7 +143,7 @@ class ActivityHandler:
             raise WorkflowCompleted()
         ai = ms.s.activities.get(token.scheduled_event_id)
         if ai is None or ai.attempt != token.attempt or not ai.started:
-            raise NotFound("Activity task not found.")
+            raise NotFound(ACTIVITY_NOT_FOUND)
         return ai
 
     @staticmethod
@@ -145,7 +152,10 @@ class ActivityHandler:
             raise WorkflowCompleted()
         ai = ms.activity_by_id(activity_id)
         if ai is None:
-            raise NotFound(f"No such activityID: {activity_id}")
+            raise NotFound(
+                f"cannot find pending activity with ActivityID {activity_id}, "
+                "check workflow execution history for more details"
+            )
         return ai
 
     async def _run(
@@ -194,10 +204,8 @@ class ActivityHandler:
     # ------------------------------------------------------------------ actions (run under the lock)
     def _complete(self, ms: MutableState, ai: ActivityInfo, req: ws.RespondActivityTaskCompletedRequest) -> None:
         if exceeds_blob_limit(payloads_size(req.result)):
-            # like the reference: the oversized result fails the attempt instead of entering history
-            failure = failure_pb.Failure(message="Complete result exceeds size limit.")
-            failure.server_failure_info.non_retryable = True
-            self._apply_failure(ms, ai, failure, req.identity)
+            # like the reference: the oversized result fails the activity instead of entering history
+            self._apply_failure(ms, ai, _server_failure("Complete result exceeds size limit."), req.identity)
             return
         ms.add_activity_task_completed(ai, req.result if req.HasField("result") else None, req.identity)
 
@@ -220,6 +228,10 @@ class ActivityHandler:
         ms.add_activity_task_canceled(ai, req.details if req.HasField("details") else None, req.identity)
 
     def _heartbeat(self, ms: MutableState, ai: ActivityInfo, req: ws.RecordActivityTaskHeartbeatRequest) -> bool:
+        if exceeds_blob_limit(payloads_size(req.details)):
+            # like the reference: the activity fails, and the worker is told to stop
+            self._apply_failure(ms, ai, _server_failure("Heartbeat details exceed size limit."), req.identity)
+            return True
         if req.HasField("details"):
             ai.heartbeat_details.CopyFrom(req.details)
         ai.last_heartbeat_time.CopyFrom(timestamp(ms.now))

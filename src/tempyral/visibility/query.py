@@ -49,17 +49,28 @@ def tokenize(query: str) -> list[Token]:
             break
         m = _TOKEN.match(query, pos)
         if not m or m.end() == pos:
-            raise InvalidArgument(f"invalid query: malformed SQL query: syntax error at position {pos + 1}")
+            raise syntax_error(pos)
         kind = m.lastgroup or ""
         tokens.append(Token(kind, m.group(kind), m.start(kind)))
         pos = m.end()
     return tokens
 
 
+# The reference parses the filter as the WHERE clause of this statement and reports syntax
+# error positions (1-based) within it.
+SQL_PREFIX_LENGTH = len("select * from table1 where ")
+
+
+def syntax_error(position: int) -> InvalidArgument:
+    return InvalidArgument(
+        f"invalid query: malformed SQL query: syntax error at position {SQL_PREFIX_LENGTH + position + 1}"
+    )
+
+
 class _Parser:
     def __init__(self, query: str, custom: dict[str, int]) -> None:
-        self.query = query
-        self.tokens = tokenize(query)
+        self.query = query.strip()
+        self.tokens = tokenize(self.query)
         self.i = 0
         self.custom = custom
         self.params: list[Any] = []
@@ -70,7 +81,7 @@ class _Parser:
     def take(self) -> Token:
         tok = self.peek()
         if tok is None:
-            raise InvalidArgument(f"invalid query: malformed SQL query: syntax error at position {len(self.query) + 1}")
+            raise syntax_error(len(self.query))
         self.i += 1
         return tok
 
@@ -101,7 +112,7 @@ class _Parser:
             order = ", ".join(parts)
         tok = self.peek()
         if tok is not None:
-            raise InvalidArgument(f"invalid query: malformed SQL query: syntax error at position {tok.pos + 1}")
+            raise syntax_error(tok.pos)
         return where, order
 
     def _at_order_by(self) -> bool:
@@ -126,14 +137,14 @@ class _Parser:
             inner = self.expr()
             closing = self.take()
             if closing.text != ")":
-                raise InvalidArgument(f"invalid query: malformed SQL query: syntax error at position {closing.pos + 1}")
+                raise syntax_error(closing.pos)
             return f"({inner})"
         if tok.kind != "word":
-            raise InvalidArgument(f"invalid query: malformed SQL query: syntax error at position {tok.pos + 1}")
+            raise syntax_error(tok.pos)
         column, vtype = self.column(tok)
         op = self.take()
         if op.kind != "op" or op.text in ("(", ")", ","):
-            raise InvalidArgument(f"invalid query: malformed SQL query: syntax error at position {op.pos + 1}")
+            raise syntax_error(op.pos)
         sql_op = "!=" if op.text == "<>" else op.text
         value = self.value(self.take(), tok.text, vtype)
         self.params.append(value)
@@ -158,7 +169,7 @@ class _Parser:
         elif tok.kind == "word" and tok.text.lower() in ("true", "false"):
             raw = tok.text.lower() == "true"
         else:
-            raise InvalidArgument(f"invalid query: malformed SQL query: syntax error at position {tok.pos + 1}")
+            raise syntax_error(tok.pos)
         if name == "ExecutionStatus":
             if raw not in STATUS_NAMES:
                 raise InvalidArgument(f"invalid query: invalid ExecutionStatus value '{raw}'")

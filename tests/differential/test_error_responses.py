@@ -1,0 +1,400 @@
+"""Bad input: the same malformed request on the reference server and on tempyral must get the
+same gRPC status code, the same error-detail type and (ids aside) the same message; and the
+server must stay up and keep its data."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from google.protobuf.duration_pb2 import Duration
+from temporalio.api.command.v1 import Command, ScheduleActivityTaskCommandAttributes
+from temporalio.api.common.v1 import Payload, Payloads, WorkflowExecution, WorkflowType
+from temporalio.api.enums.v1 import CommandType, EventType, WorkflowIdReusePolicy
+from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
+from temporalio.api.query.v1 import WorkflowQuery
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import (
+    DescribeNamespaceRequest,
+    DescribeWorkflowExecutionRequest,
+    GetWorkflowExecutionHistoryRequest,
+    ListWorkflowExecutionsRequest,
+    PollActivityTaskQueueRequest,
+    PollWorkflowTaskQueueRequest,
+    QueryWorkflowRequest,
+    RecordActivityTaskHeartbeatByIdRequest,
+    RecordActivityTaskHeartbeatRequest,
+    RegisterNamespaceRequest,
+    RequestCancelWorkflowExecutionRequest,
+    RespondActivityTaskCompletedByIdRequest,
+    RespondActivityTaskCompletedRequest,
+    RespondActivityTaskFailedRequest,
+    RespondQueryTaskCompletedRequest,
+    RespondWorkflowTaskCompletedRequest,
+    RespondWorkflowTaskFailedRequest,
+    SignalWithStartWorkflowExecutionRequest,
+    SignalWorkflowExecutionRequest,
+    StartWorkflowExecutionRequest,
+    TerminateWorkflowExecutionRequest,
+    UpdateNamespaceRequest,
+)
+from temporalio.client import Client
+from temporalio.service import RPCError
+from temporalio.worker import Worker
+
+from tests.support.servers import ServerProcess
+from tests.support.workflows import HelloWorkflow, greet
+
+BIG = Payloads(payloads=[Payload(metadata={"encoding": b"binary/plain"}, data=b"x" * (2 * 1024 * 1024 + 10))])
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+@dataclass
+class Ctx:
+    """Per-server fixtures of the cases: a running and a closed workflow."""
+
+    client: Client
+    running: str
+    closed: str
+    spare: str  # a running workflow that cases may change
+
+    @property
+    def ws(self) -> Any:
+        return self.client.workflow_service
+
+
+def start(**overrides: Any) -> StartWorkflowExecutionRequest:
+    fields: dict[str, Any] = dict(
+        namespace="default",
+        workflow_id=f"bad-{uuid.uuid4().hex}",
+        workflow_type=WorkflowType(name="T"),
+        task_queue=TaskQueue(name="bad-input-queue"),
+        request_id=str(uuid.uuid4()),
+    )
+    fields.update(overrides)
+    return StartWorkflowExecutionRequest(**fields)
+
+
+def signal(workflow_id: str, **overrides: Any) -> SignalWorkflowExecutionRequest:
+    fields: dict[str, Any] = dict(
+        namespace="default", workflow_execution=WorkflowExecution(workflow_id=workflow_id), signal_name="s"
+    )
+    fields.update(overrides)
+    return SignalWorkflowExecutionRequest(**fields)
+
+
+def execution(workflow_id: str, run_id: str = "") -> WorkflowExecution:
+    return WorkflowExecution(workflow_id=workflow_id, run_id=run_id)
+
+
+Case = Callable[[Ctx], Awaitable[Any]]
+CASES: dict[str, Case] = {
+    # empty and oversized ids
+    "start: empty workflow id": lambda c: c.ws.start_workflow_execution(start(workflow_id="")),
+    "start: workflow id too long": lambda c: c.ws.start_workflow_execution(start(workflow_id="x" * 1001)),
+    "start: empty workflow type": lambda c: c.ws.start_workflow_execution(start(workflow_type=WorkflowType())),
+    "start: empty task queue": lambda c: c.ws.start_workflow_execution(start(task_queue=TaskQueue())),
+    "signal: empty workflow id": lambda c: c.ws.signal_workflow_execution(signal("")),
+    "signal: empty signal name": lambda c: c.ws.signal_workflow_execution(signal(c.running, signal_name="")),
+    "signal-with-start: empty signal name": lambda c: c.ws.signal_with_start_workflow_execution(
+        SignalWithStartWorkflowExecutionRequest(
+            namespace="default",
+            workflow_id=f"bad-{uuid.uuid4().hex}",
+            workflow_type=WorkflowType(name="T"),
+            task_queue=TaskQueue(name="q"),
+        )
+    ),
+    "describe: run id not a uuid": lambda c: c.ws.describe_workflow_execution(
+        DescribeWorkflowExecutionRequest(namespace="default", execution=execution(c.running, "not-a-uuid"))
+    ),
+    "poll: empty task queue": lambda c: c.ws.poll_workflow_task_queue(
+        PollWorkflowTaskQueueRequest(namespace="default", task_queue=TaskQueue())
+    ),
+    "complete by id: empty activity id": lambda c: c.ws.respond_activity_task_completed_by_id(
+        RespondActivityTaskCompletedByIdRequest(namespace="default", workflow_id=c.running, activity_id="")
+    ),
+    # unknown namespace
+    "start: unknown namespace": lambda c: c.ws.start_workflow_execution(start(namespace="no-such-namespace")),
+    "signal: unknown namespace": lambda c: c.ws.signal_workflow_execution(signal(c.running, namespace="nope-ns")),
+    "describe namespace: unknown": lambda c: c.ws.describe_namespace(DescribeNamespaceRequest(namespace="nope-ns")),
+    "update namespace: unknown": lambda c: c.ws.update_namespace(UpdateNamespaceRequest(namespace="nope-ns")),
+    "poll activities: unknown namespace": lambda c: c.ws.poll_activity_task_queue(
+        PollActivityTaskQueueRequest(namespace="nope-ns", task_queue=TaskQueue(name="q"))
+    ),
+    "history: unknown namespace": lambda c: c.ws.get_workflow_execution_history(
+        GetWorkflowExecutionHistoryRequest(namespace="nope-ns", execution=execution(c.running))
+    ),
+    # unknown or garbage task tokens
+    "complete activity: empty token": lambda c: c.ws.respond_activity_task_completed(
+        RespondActivityTaskCompletedRequest(namespace="default")
+    ),
+    "complete activity: garbage token": lambda c: c.ws.respond_activity_task_completed(
+        RespondActivityTaskCompletedRequest(namespace="default", task_token=b"garbage")
+    ),
+    "fail activity: failure without application info": lambda c: c.ws.respond_activity_task_failed(
+        RespondActivityTaskFailedRequest(namespace="default", task_token=b"garbage", failure=Failure(message="m"))
+    ),
+    "fail activity: garbage token": lambda c: c.ws.respond_activity_task_failed(
+        RespondActivityTaskFailedRequest(namespace="default", task_token=b"garbage")
+    ),
+    "heartbeat: garbage token": lambda c: c.ws.record_activity_task_heartbeat(
+        RecordActivityTaskHeartbeatRequest(namespace="default", task_token=b"garbage")
+    ),
+    "complete workflow task: garbage token": lambda c: c.ws.respond_workflow_task_completed(
+        RespondWorkflowTaskCompletedRequest(namespace="default", task_token=b"garbage")
+    ),
+    "fail workflow task: garbage token": lambda c: c.ws.respond_workflow_task_failed(
+        RespondWorkflowTaskFailedRequest(namespace="default", task_token=b"garbage")
+    ),
+    "complete query task: garbage token": lambda c: c.ws.respond_query_task_completed(
+        RespondQueryTaskCompletedRequest(namespace="default", task_token=b"garbage")
+    ),
+    # wrong enum values (the reference accepts these)
+    "start: reuse policy 99": lambda c: c.ws.start_workflow_execution(start(workflow_id_reuse_policy=99)),
+    "start: conflict policy 99": lambda c: c.ws.start_workflow_execution(start(workflow_id_conflict_policy=99)),
+    "history: filter type 99": lambda c: c.ws.get_workflow_execution_history(
+        GetWorkflowExecutionHistoryRequest(
+            namespace="default", execution=execution(c.closed), history_event_filter_type=99
+        )
+    ),
+    # negative timeouts
+    "start: negative execution timeout": lambda c: c.ws.start_workflow_execution(
+        start(workflow_execution_timeout=Duration(seconds=-5))
+    ),
+    "start: negative run timeout": lambda c: c.ws.start_workflow_execution(
+        start(workflow_run_timeout=Duration(seconds=-5))
+    ),
+    "start: negative task timeout": lambda c: c.ws.start_workflow_execution(
+        start(workflow_task_timeout=Duration(seconds=-5))
+    ),
+    "register namespace: no retention": lambda c: c.ws.register_namespace(
+        RegisterNamespaceRequest(namespace=f"ns-{uuid.uuid4().hex[:8]}")
+    ),
+    # oversized payloads
+    "start: input over the blob limit": lambda c: c.ws.start_workflow_execution(start(input=BIG)),
+    "signal: input over the blob limit": lambda c: c.ws.signal_workflow_execution(signal(c.running, input=BIG)),
+    "signal-with-start: input over the blob limit": lambda c: c.ws.signal_with_start_workflow_execution(
+        SignalWithStartWorkflowExecutionRequest(
+            namespace="default",
+            workflow_id=c.running,
+            workflow_type=WorkflowType(name="T"),
+            task_queue=TaskQueue(name="q"),
+            signal_name="s",
+            signal_input=BIG,
+        )
+    ),
+    "query: args over the blob limit": lambda c: c.ws.query_workflow(
+        QueryWorkflowRequest(
+            namespace="default", execution=execution(c.running), query=WorkflowQuery(query_type="q", query_args=BIG)
+        )
+    ),
+    "heartbeat by id: details over the blob limit, unknown activity": lambda c: (
+        c.ws.record_activity_task_heartbeat_by_id(
+            RecordActivityTaskHeartbeatByIdRequest(
+                namespace="default", workflow_id=c.running, activity_id="nope", details=BIG
+            )
+        )
+    ),
+    "terminate: details over the blob limit": lambda c: c.ws.terminate_workflow_execution(
+        TerminateWorkflowExecutionRequest(namespace="default", workflow_execution=execution(c.spare), details=BIG)
+    ),
+    # unknown and closed workflows
+    "signal: unknown workflow": lambda c: c.ws.signal_workflow_execution(signal("no-such-workflow")),
+    "describe: unknown workflow": lambda c: c.ws.describe_workflow_execution(
+        DescribeWorkflowExecutionRequest(namespace="default", execution=execution("no-such-workflow"))
+    ),
+    "describe: unknown run of a known workflow": lambda c: c.ws.describe_workflow_execution(
+        DescribeWorkflowExecutionRequest(namespace="default", execution=execution(c.running, str(uuid.uuid4())))
+    ),
+    "history: unknown workflow": lambda c: c.ws.get_workflow_execution_history(
+        GetWorkflowExecutionHistoryRequest(namespace="default", execution=execution("no-such-workflow"))
+    ),
+    "history: bad page token": lambda c: c.ws.get_workflow_execution_history(
+        GetWorkflowExecutionHistoryRequest(namespace="default", execution=execution(c.closed), next_page_token=b"zzz")
+    ),
+    "terminate: unknown workflow": lambda c: c.ws.terminate_workflow_execution(
+        TerminateWorkflowExecutionRequest(namespace="default", workflow_execution=execution("no-such-workflow"))
+    ),
+    "cancel: unknown workflow": lambda c: c.ws.request_cancel_workflow_execution(
+        RequestCancelWorkflowExecutionRequest(namespace="default", workflow_execution=execution("no-such-workflow"))
+    ),
+    "query: unknown workflow": lambda c: c.ws.query_workflow(
+        QueryWorkflowRequest(
+            namespace="default", execution=execution("no-such-workflow"), query=WorkflowQuery(query_type="q")
+        )
+    ),
+    "complete by id: unknown workflow": lambda c: c.ws.respond_activity_task_completed_by_id(
+        RespondActivityTaskCompletedByIdRequest(namespace="default", workflow_id="no-such-workflow", activity_id="1")
+    ),
+    "signal: closed workflow": lambda c: c.ws.signal_workflow_execution(signal(c.closed)),
+    "terminate: closed workflow": lambda c: c.ws.terminate_workflow_execution(
+        TerminateWorkflowExecutionRequest(namespace="default", workflow_execution=execution(c.closed))
+    ),
+    "cancel: closed workflow": lambda c: c.ws.request_cancel_workflow_execution(
+        RequestCancelWorkflowExecutionRequest(namespace="default", workflow_execution=execution(c.closed))
+    ),
+    # duplicates
+    "start: id of a running workflow": lambda c: c.ws.start_workflow_execution(start(workflow_id=c.running)),
+    "start: reject duplicate of a closed workflow": lambda c: c.ws.start_workflow_execution(
+        start(
+            workflow_id=c.closed,
+            workflow_id_reuse_policy=WorkflowIdReusePolicy.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+        )
+    ),
+    "register namespace: duplicate": lambda c: c.ws.register_namespace(
+        RegisterNamespaceRequest(namespace="default", workflow_execution_retention_period=Duration(seconds=86400))
+    ),
+    # visibility
+    "list: malformed query": lambda c: c.ws.list_workflow_executions(
+        ListWorkflowExecutionsRequest(namespace="default", query="WorkflowType = ")
+    ),
+    "list: unknown search attribute": lambda c: c.ws.list_workflow_executions(
+        ListWorkflowExecutionsRequest(namespace="default", query="NoSuchAttribute = 'x'")
+    ),
+}
+
+
+def _normalize(message: str, ctx: Ctx) -> str:
+    message = message.replace(ctx.running, "<running>").replace(ctx.closed, "<closed>").replace(ctx.spare, "<spare>")
+    message = re.sub(r"bad-[0-9a-f]{32}", "<new>", message)
+    return UUID.sub("<uuid>", message)
+
+
+async def _outcome(ctx: Ctx, case: Case) -> tuple[str, str, list[str]]:
+    try:
+        await asyncio.wait_for(case(ctx), 30)
+    except RPCError as err:
+        details = [d.type_url.rsplit("/", 1)[-1] for d in (err.grpc_status.details if err.grpc_status else [])]
+        return err.status.name, _normalize(err.message, ctx), details
+    return "OK", "", []
+
+
+async def _context(address: str) -> Ctx:
+    client = await Client.connect(address)
+    running = f"bad-running-{uuid.uuid4().hex[:8]}"
+    closed = f"bad-closed-{uuid.uuid4().hex[:8]}"
+    spare = f"bad-spare-{uuid.uuid4().hex[:8]}"
+    for workflow_id in (running, closed, spare):
+        await client.workflow_service.start_workflow_execution(start(workflow_id=workflow_id))
+    await client.get_workflow_handle(closed).terminate("closed for the test")
+    return Ctx(client, running, closed, spare)
+
+
+@pytest.fixture(scope="module")
+async def contexts(server: ServerProcess, reference_server: ServerProcess) -> tuple[Ctx, Ctx]:
+    return await _context(reference_server.address), await _context(server.address)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+async def test_same_error_as_reference(name: str, contexts: tuple[Ctx, Ctx]) -> None:
+    reference, ours = contexts
+    expected = await _outcome(reference, CASES[name])
+    got = await _outcome(ours, CASES[name])
+    assert got == expected
+
+
+async def _manual_activity_token(client: Client) -> tuple[bytes, str]:
+    """Drive one workflow by hand up to a started activity, and return the activity's token."""
+    ws = client.workflow_service
+    queue = f"manual-{uuid.uuid4().hex[:8]}"
+    workflow_id = f"manual-{uuid.uuid4().hex[:8]}"
+    await ws.start_workflow_execution(start(workflow_id=workflow_id, task_queue=TaskQueue(name=queue)))
+    task = await ws.poll_workflow_task_queue(
+        PollWorkflowTaskQueueRequest(namespace="default", task_queue=TaskQueue(name=queue), identity="t"),
+        timeout=timedelta(seconds=20),
+    )
+    command = Command(
+        command_type=CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
+        schedule_activity_task_command_attributes=ScheduleActivityTaskCommandAttributes(
+            activity_id="a1",
+            activity_type={"name": "A"},
+            task_queue=TaskQueue(name=queue),
+            start_to_close_timeout=Duration(seconds=30),
+        ),
+    )
+    await ws.respond_workflow_task_completed(
+        RespondWorkflowTaskCompletedRequest(namespace="default", task_token=task.task_token, commands=[command])
+    )
+    activity = await ws.poll_activity_task_queue(
+        PollActivityTaskQueueRequest(namespace="default", task_queue=TaskQueue(name=queue), identity="t"),
+        timeout=timedelta(seconds=20),
+    )
+    return activity.task_token, workflow_id
+
+
+async def _complete_twice(client: Client) -> tuple[str, str]:
+    token, _ = await _manual_activity_token(client)
+    req = RespondActivityTaskCompletedRequest(namespace="default", task_token=token)
+    await client.workflow_service.respond_activity_task_completed(req)
+    try:
+        await client.workflow_service.respond_activity_task_completed(req)
+    except RPCError as err:
+        return err.status.name, err.message
+    return "OK", ""
+
+
+async def test_token_of_a_finished_task_is_not_found_like_the_reference(contexts: tuple[Ctx, Ctx]) -> None:
+    reference, ours = contexts
+    assert await _complete_twice(ours.client) == await _complete_twice(reference.client)
+
+
+OVERSIZED_ACTIVITY_CALLS: dict[str, Callable[[Any, bytes], Awaitable[Any]]] = {
+    "result": lambda ws, token: ws.respond_activity_task_completed(
+        RespondActivityTaskCompletedRequest(namespace="default", task_token=token, result=BIG)
+    ),
+    "failure": lambda ws, token: ws.respond_activity_task_failed(
+        RespondActivityTaskFailedRequest(
+            namespace="default",
+            task_token=token,
+            failure=Failure(
+                message="x" * (2 * 1024 * 1024 + 10), application_failure_info=ApplicationFailureInfo(type="Big")
+            ),
+        )
+    ),
+    "heartbeat details": lambda ws, token: ws.record_activity_task_heartbeat(
+        RecordActivityTaskHeartbeatRequest(namespace="default", task_token=token, details=BIG)
+    ),
+}
+
+
+@pytest.mark.parametrize("what", list(OVERSIZED_ACTIVITY_CALLS))
+async def test_oversized_activity_payload_like_the_reference(what: str, contexts: tuple[Ctx, Ctx]) -> None:
+    async def outcome(client: Client) -> tuple[str, str, list[str]]:
+        token, workflow_id = await _manual_activity_token(client)
+        try:
+            response = await OVERSIZED_ACTIVITY_CALLS[what](client.workflow_service, token)
+            answer = str([f.message for f in getattr(response, "failures", [])]) + str(
+                getattr(response, "cancel_requested", "")
+            )
+        except RPCError as err:
+            answer = f"{err.status.name}: {err.message}"
+        events = (await client.get_workflow_handle(workflow_id).fetch_history()).events
+        closing = [
+            f"{EventType.Name(e.event_type)} {e.activity_task_failed_event_attributes.failure.message}"
+            for e in events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
+        ]
+        return answer, str([EventType.Name(e.event_type) for e in events]), closing
+
+    reference, ours = contexts
+    assert await outcome(ours.client) == await outcome(reference.client)
+
+
+async def test_server_is_healthy_after_bad_input(contexts: tuple[Ctx, Ctx]) -> None:
+    _, ours = contexts
+    client = ours.client
+    queue = f"after-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=queue, workflows=[HelloWorkflow], activities=[greet]):
+        result = await client.execute_workflow(HelloWorkflow.run, "still here", id=f"after-{queue}", task_queue=queue)
+    assert result == "Hello, still here!"
+    # the workflows the cases targeted are intact
+    running = await client.get_workflow_handle(ours.running).describe()
+    closed = await client.get_workflow_handle(ours.closed).describe()
+    assert running.status is not None and running.status.name == "RUNNING"
+    assert closed.status is not None and closed.status.name == "TERMINATED"
