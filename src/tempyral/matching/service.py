@@ -90,17 +90,19 @@ class Matching:
             q.shut_down = False  # a worker came back to this sticky queue
         if q.backlog:
             return q.backlog.popleft()
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
         q.pollers.append(fut)
+        expiry = loop.call_later(timeout, _expire, fut)
         try:
-            return await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            return None
+            return await fut
         except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
+            # The poller went away. A task handed to it in the meantime must not be lost.
+            if fut.done() and not fut.cancelled() and fut.result() is not None:
                 self.add_front(key, fut.result())
             raise
         finally:
+            expiry.cancel()
             q.last_poll = time.monotonic()
             try:
                 q.pollers.remove(fut)
@@ -137,3 +139,8 @@ class Matching:
         if q is None:
             return 0, 0.0
         return len(q.backlog), q.last_poll
+
+
+def _expire(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_result(None)

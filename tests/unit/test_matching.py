@@ -1,0 +1,62 @@
+"""Task queues: FIFO, sync match, timeouts, cancellation never losing a task, sticky redirection."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tempyral.matching.service import WORKFLOW, Matching, QueueKey
+
+Q = QueueKey("ns", "q", WORKFLOW)
+
+
+async def test_backlog_is_fifo() -> None:
+    m = Matching()
+    for item in ("a", "b", "c"):
+        m.add(Q, item)
+    assert [await m.poll(Q, 1), await m.poll(Q, 1), await m.poll(Q, 1)] == ["a", "b", "c"]
+
+
+async def test_waiting_poller_gets_the_task_directly() -> None:
+    m = Matching()
+    poll = asyncio.create_task(m.poll(Q, 5))
+    await asyncio.sleep(0)
+    m.add(Q, "x")
+    assert await poll == "x"
+    assert m.backlog_size(Q) == 0
+
+
+async def test_poll_times_out_empty() -> None:
+    assert await Matching().poll(Q, 0.05) is None
+
+
+async def test_cancelled_poller_does_not_lose_a_handed_task() -> None:
+    m = Matching()
+    poll = asyncio.create_task(m.poll(Q, 5))
+    await asyncio.sleep(0)
+    m.add(Q, "x")  # handed to the poller ...
+    poll.cancel()  # ... which goes away before it runs
+    await asyncio.gather(poll, return_exceptions=True)
+    assert await m.poll(Q, 1) == "x"
+
+
+async def test_sticky_queue_without_a_worker_sends_tasks_to_the_normal_queue() -> None:
+    m = Matching()
+    sticky = QueueKey("ns", "worker-1-sticky", WORKFLOW)
+    m.add(sticky, "t1", sticky_normal_name="q")
+    assert await m.poll(Q, 1) == "t1"
+    # once a worker polls its sticky queue, tasks go there
+    poll = asyncio.create_task(m.poll(sticky, 5))
+    await asyncio.sleep(0)
+    m.add(sticky, "t2", sticky_normal_name="q")
+    assert await poll == "t2"
+
+
+async def test_shutting_down_a_sticky_queue_moves_its_backlog() -> None:
+    m = Matching()
+    sticky = QueueKey("ns", "worker-1-sticky", WORKFLOW)
+    assert await m.poll(sticky, 0.01) is None  # the worker polled once: the queue is alive
+    m.add(sticky, "t1", sticky_normal_name="q")
+    m.shutdown_sticky("ns", "worker-1-sticky")
+    assert await m.poll(Q, 1) == "t1"
+    m.add(sticky, "t2", sticky_normal_name="q")  # gone: straight to the normal queue
+    assert await m.poll(Q, 1) == "t2"

@@ -1,0 +1,225 @@
+"""Mutable state: workflow-task life cycle, buffering, activities and timers, and that replaying the
+recorded events through the appliers rebuilds the same state (DESIGN.md invariant 1)."""
+
+from __future__ import annotations
+
+from temporalio.api.enums.v1 import EventType, TaskQueueKind, TimeoutType, WorkflowTaskFailedCause
+from temporalio.api.history.v1 import message_pb2 as history
+from temporalio.api.taskqueue.v1 import TaskQueue
+
+from tempyral.common.clock import duration, seconds, ts_ns
+from tempyral.history import appliers
+from tempyral.history.mutable_state import MutableState
+from tempyral.proto.internal_pb2 import ExecutionState, TaskType
+
+E = EventType
+T0 = 1_700_000_000 * 1_000_000_000
+
+
+def new_state(backoff_s: float = 0.0, run_timeout_s: float = 0.0) -> MutableState:
+    ms = MutableState(ExecutionState(namespace_id="ns", workflow_id="wf", run_id="run", next_event_id=1), T0)
+    ms.begin(T0)
+    attrs = history.WorkflowExecutionStartedEventAttributes(
+        task_queue=TaskQueue(name="q", kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL), attempt=1
+    )
+    attrs.workflow_type.name = "W"
+    attrs.workflow_task_timeout.CopyFrom(duration(seconds(10)))
+    attrs.first_workflow_task_backoff.CopyFrom(duration(seconds(backoff_s)))
+    if run_timeout_s:
+        attrs.workflow_run_timeout.CopyFrom(duration(seconds(run_timeout_s)))
+    ms.add_workflow_execution_started(attrs)
+    return ms
+
+
+def types(ms: MutableState) -> list[int]:
+    return [e.event_type for e in ms.new_events]
+
+
+def activity_attrs(activity_id: str = "a1") -> history.ActivityTaskScheduledEventAttributes:
+    attrs = history.ActivityTaskScheduledEventAttributes(activity_id=activity_id)
+    attrs.activity_type.name = "A"
+    attrs.task_queue.name = "q"
+    attrs.start_to_close_timeout.CopyFrom(duration(seconds(5)))
+    attrs.schedule_to_close_timeout.CopyFrom(duration(seconds(60)))
+    attrs.schedule_to_start_timeout.CopyFrom(duration(seconds(60)))
+    attrs.heartbeat_timeout.CopyFrom(duration(seconds(2)))
+    return attrs
+
+
+def complete_task(ms: MutableState) -> history.HistoryEvent:
+    return ms.add_workflow_task_completed(None, "worker", None, None, None)
+
+
+def test_start_schedules_the_first_workflow_task_and_timeouts() -> None:
+    ms = new_state(run_timeout_s=30)
+    assert types(ms) == [E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED]
+    kinds = [t.type for t in ms.new_tasks]
+    assert TaskType.TASK_TYPE_DISPATCH_WORKFLOW_TASK in kinds
+    run_timeout = next(t for t in ms.new_tasks if t.type == TaskType.TASK_TYPE_WORKFLOW_RUN_TIMEOUT)
+    assert ts_ns(run_timeout.visibility_time) == T0 + seconds(30)
+
+
+def test_start_delay_sets_a_backoff_timer_instead_of_a_task() -> None:
+    ms = new_state(backoff_s=5)
+    assert types(ms) == [E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED]
+    timer = next(t for t in ms.new_tasks if t.type == TaskType.TASK_TYPE_WORKFLOW_BACKOFF_TIMER)
+    assert ts_ns(timer.visibility_time) == T0 + seconds(5)
+    assert ts_ns(ms.s.execution_time) == T0 + seconds(5)
+
+
+def test_events_arriving_during_a_task_are_buffered_and_flushed_completions_last() -> None:
+    ms = new_state()
+    ms.start_workflow_task("r1", "worker")
+    complete_task(ms)
+    ai = ms.add_activity_task_scheduled(activity_attrs())
+    ms.schedule_workflow_task()
+    ms.start_workflow_task("r2", "worker")
+    ms.begin(T0 + 1)
+    ms.start_activity(ai, "ra", "worker")
+    ms.add_activity_task_completed(ai, None, "worker")
+    ms.add_signaled("s", None, "client", None, "req-1")
+    assert ms.new_events == []  # all buffered while the task runs
+    assert [e.event_type for e in ms.s.buffered_events] == [
+        E.EVENT_TYPE_ACTIVITY_TASK_STARTED,
+        E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+    ]
+    assert ai.scheduled_event_id not in ms.s.activities  # state changes at once
+    complete_task(ms)
+    ms.flush_buffered_events()
+    assert types(ms) == [
+        E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+        E.EVENT_TYPE_ACTIVITY_TASK_STARTED,
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+        E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+    ]
+    started, completed = ms.new_events[1], ms.new_events[3]
+    assert completed.activity_task_completed_event_attributes.started_event_id == started.event_id
+    assert [e.event_id for e in ms.new_events] == list(range(ms.new_events[0].event_id, ms.s.next_event_id))
+
+
+def test_failed_task_becomes_transient_and_is_written_only_when_it_completes() -> None:
+    ms = new_state()
+    ms.start_workflow_task("r1", "worker")
+    ms.add_workflow_task_failed(
+        WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE, None, "w"
+    )
+    ms.schedule_workflow_task()
+    written = ms.s.next_event_id
+    assert ms.s.workflow_task.transient and ms.s.workflow_task.attempt == 2
+    ms.begin(T0 + 1)
+    ms.start_workflow_task("r2", "worker")
+    assert ms.new_events == []  # nothing written for attempt 2
+    virtual = ms.transient_workflow_task_events("worker")
+    assert [e.event_id for e in virtual] == [written, written + 1]
+    assert virtual[0].workflow_task_scheduled_event_attributes.attempt == 2
+    complete_task(ms)
+    assert types(ms) == [
+        E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+        E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+    ]
+    assert [e.event_id for e in ms.new_events] == [written, written + 1, written + 2]
+
+
+def test_transient_task_becomes_normal_when_an_event_arrives_before_it_starts() -> None:
+    ms = new_state()
+    ms.start_workflow_task("r1", "worker")
+    ms.add_workflow_task_failed(
+        WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE, None, "w"
+    )
+    ms.schedule_workflow_task()
+    ms.begin(T0 + 1)
+    ms.add_signaled("s", None, "client", None, "")
+    ms.start_workflow_task("r2", "worker")
+    assert types(ms) == [
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+        E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    ]
+    assert ms.s.workflow_task.attempt == 1 and not ms.s.workflow_task.transient
+
+
+def test_failure_on_a_sticky_queue_retries_once_on_the_normal_queue() -> None:
+    ms = new_state()
+    ms.start_workflow_task("r1", "worker")
+    ms.set_sticky(TaskQueue(name="sticky-1"), duration(seconds(5)))
+    complete_task(ms)
+    ms.schedule_workflow_task()
+    assert ms.s.workflow_task.task_queue.kind == TaskQueueKind.TASK_QUEUE_KIND_STICKY
+    ms.start_workflow_task("r2", "worker")
+    ms.add_workflow_task_failed(
+        WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE, None, "w"
+    )
+    assert not ms.s.sticky_task_queue.name
+    ms.schedule_workflow_task()
+    wt = ms.s.workflow_task
+    assert wt.attempt == 1 and not wt.transient and wt.task_queue.name == "q"
+
+
+def test_activity_start_retry_and_timers() -> None:
+    ms = new_state()
+    ms.start_workflow_task("r1", "worker")
+    complete_task(ms)
+    ms.begin(T0)
+    ai = ms.add_activity_task_scheduled(activity_attrs())
+    timeouts = {t.timeout_type for t in ms.new_tasks if t.type == TaskType.TASK_TYPE_ACTIVITY_TIMEOUT}
+    assert timeouts == {TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE, TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START}
+    ms.begin(T0 + seconds(1))
+    ms.start_activity(ai, "req", "worker")
+    started = {t.timeout_type: ts_ns(t.visibility_time) for t in ms.new_tasks}
+    assert started[TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE] == T0 + seconds(6)
+    assert started[TimeoutType.TIMEOUT_TYPE_HEARTBEAT] == T0 + seconds(3)
+    ms.begin(T0 + seconds(2))
+    from temporalio.api.failure.v1 import Failure
+
+    ms.retry_activity(ai, Failure(message="boom"), seconds(1))
+    assert ai.attempt == 2 and not ai.started and ai.last_failure.message == "boom"
+    retry = next(t for t in ms.new_tasks if t.type == TaskType.TASK_TYPE_ACTIVITY_RETRY_TIMER)
+    assert ts_ns(retry.visibility_time) == T0 + seconds(3) and retry.attempt == 2
+    assert ms.new_events == []  # retries write no events
+
+
+def test_replaying_the_events_rebuilds_the_state() -> None:
+    ms = new_state(run_timeout_s=100)
+    recorded: list[history.HistoryEvent] = []
+
+    def commit() -> None:
+        recorded.extend(history.HistoryEvent.FromString(e.SerializeToString()) for e in ms.new_events)
+        ms.begin(ms.now + 1)
+
+    ms.start_workflow_task("r1", "worker")
+    commit()
+    done = complete_task(ms)
+    first = ms.add_activity_task_scheduled(activity_attrs("a1"))
+    ms.add_activity_task_scheduled(activity_attrs("a2"))
+    ms.add_timer_started("t1", duration(seconds(30)), done.event_id)
+    ms.add_timer_started("t2", duration(seconds(60)), done.event_id)
+    commit()
+    ms.start_activity(first, "ra", "worker")
+    ms.add_activity_task_completed(first, None, "worker")
+    ms.add_timer_fired("t1")
+    ms.schedule_workflow_task()
+    commit()
+
+    rebuilt = ExecutionState(namespace_id="ns", workflow_id="wf", run_id="run")
+    for event in recorded:
+        appliers.apply(rebuilt, event)
+    live = ms.s
+    assert sorted(rebuilt.activities) == sorted(live.activities)
+    assert sorted(rebuilt.timers) == sorted(live.timers) == ["t2"]
+    assert rebuilt.status == live.status
+    assert rebuilt.workflow_task.scheduled_event_id == live.workflow_task.scheduled_event_id
+    assert rebuilt.last_completed_wft_started_event_id == live.last_completed_wft_started_event_id
+    assert ts_ns(rebuilt.run_expiration_time) == ts_ns(live.run_expiration_time)
+    assert rebuilt.timers["t2"].expiry_time == live.timers["t2"].expiry_time
+
+
+def test_terminating_flushes_buffered_events_before_the_close_event() -> None:
+    ms = new_state()
+    ms.start_workflow_task("r1", "worker")
+    ms.begin(T0 + 1)
+    ms.add_signaled("late", None, "client", None, "")
+    ms.add_terminated("stop", None, "me")
+    assert types(ms) == [E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED, E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED]
+    assert not ms.running and not ms.wft_pending
