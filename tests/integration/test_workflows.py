@@ -146,3 +146,18 @@ async def test_long_history_is_paged_to_the_worker_and_the_client(client: Client
     assert [e.event_id for e in events] == list(range(1, len(events) + 1))
     assert sum(e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED for e in events) == signals
     assert events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+
+
+async def test_history_long_poll_follows_a_running_workflow(client: Client, task_queue: str) -> None:
+    async with Worker(client, task_queue=task_queue, workflows=[SleepWorkflow]):
+        handle = await client.start_workflow(SleepWorkflow.run, 1.0, id=new_id(), task_queue=task_queue)
+        seen = []
+
+        async def follow() -> None:
+            async for event in handle.fetch_history_events(wait_new_event=True):
+                seen.append(event.event_type)
+
+        await within(follow())  # returns only once the close event has been delivered
+    assert seen[0] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
+    assert EventType.EVENT_TYPE_TIMER_FIRED in seen
+    assert seen[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
