@@ -47,7 +47,7 @@ def activity_attrs(activity_id: str = "a1") -> history.ActivityTaskScheduledEven
 
 
 def complete_task(ms: MutableState) -> history.HistoryEvent:
-    return ms.add_workflow_task_completed(None, "worker", None, None, None)
+    return ms.add_workflow_task_completed("worker", None, None, None)
 
 
 def test_start_schedules_the_first_workflow_task_and_timeouts() -> None:

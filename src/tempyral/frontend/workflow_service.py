@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 from temporalio.api.common.v1 import message_pb2 as common
-from temporalio.api.enums.v1 import EventType, IndexedValueType, WorkflowIdConflictPolicy
+from temporalio.api.enums.v1 import EventType, WorkflowIdConflictPolicy
 from temporalio.api.namespace.v1 import message_pb2 as namespace_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
@@ -25,6 +25,7 @@ from tempyral.history import reads
 from tempyral.history.engine import HistoryEngine
 from tempyral.namespace.registry import Namespace, NamespaceRegistry, validate_name
 from tempyral.proto.internal_pb2 import NamespaceRecord
+from tempyral.visibility.attributes import SYSTEM_ATTRIBUTES
 from tempyral.visibility.service import Visibility
 
 from .validation import (
@@ -132,8 +133,6 @@ class WorkflowService:
     async def get_search_attributes(
         self, req: ws.GetSearchAttributesRequest, ctx: Ctx
     ) -> ws.GetSearchAttributesResponse:
-        from tempyral.visibility.attributes import SYSTEM_ATTRIBUTES
-
         resp = ws.GetSearchAttributesResponse()
         resp.keys.update(SYSTEM_ATTRIBUTES)  # type: ignore[arg-type]
         for ns in self.namespaces.all():
@@ -440,6 +439,3 @@ class WorkflowService:
 def _check_activity_id(workflow_id: str, run_id: str, activity_id: str) -> None:
     check_execution(common.WorkflowExecution(workflow_id=workflow_id, run_id=run_id))
     check_id(activity_id, "ActivityId")
-
-
-INDEXED = IndexedValueType

@@ -10,17 +10,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from temporalio.api.command.v1 import message_pb2 as command_pb
-from temporalio.api.common.v1.message_pb2 import Payload, Payloads
+from temporalio.api.common.v1.message_pb2 import Payload, Payloads, SearchAttributes
 from temporalio.api.enums.v1 import CommandType, IndexedValueType, TaskQueueKind, WorkflowTaskFailedCause
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history
 
+from tempyral.common import ids
 from tempyral.common.clock import duration, duration_ns
 from tempyral.common.errors import InvalidArgument
 from tempyral.common.limits import MAX_ID_LENGTH, MAX_PENDING_ACTIVITIES, exceeds_blob_limit
 from tempyral.common.retry import RetryDecision, next_retry, normalize_retry_policy
 from tempyral.history.mutable_state import MutableState
+from tempyral.history.payloads import encode_string
 from tempyral.namespace.registry import Namespace
 from tempyral.proto.internal_pb2 import ActivityInfo
 
@@ -235,8 +237,6 @@ class CommandProcessor:
         ai = self.ms.s.activities[a.scheduled_event_id]
         if not ai.started:
             ai.cancel_request_event_id = cancel_id
-            from tempyral.history.payloads import encode_string
-
             self.ms.add_activity_task_canceled(ai, encode_string("ACTIVITY_ID_NOT_STARTED"), self.identity)
             self.result.activity_cancelled_before_start = True
             self.result.eager_activities = [
@@ -364,8 +364,6 @@ class CommandProcessor:
                 s.execution_expiration_time.seconds * 1_000_000_000 + s.execution_expiration_time.nanos,
             )
         if decision.retry:
-            from tempyral.common import ids
-
             new_run_id = ids.new_run_id()
             self.ms.add_failed(self.completed_id, a.failure, decision.state, new_run_id)
             self.result.retry = decision
@@ -379,10 +377,7 @@ class CommandProcessor:
         self.ms.add_canceled(self.completed_id, a.details if a.HasField("details") else None)
 
 
-def validate_search_attributes(ns: Namespace, search_attributes: object) -> None:
-    from temporalio.api.common.v1 import message_pb2 as common
-
-    assert isinstance(search_attributes, common.SearchAttributes)
+def validate_search_attributes(ns: Namespace, search_attributes: SearchAttributes) -> None:
     known = ns.record.search_attributes
     for name in search_attributes.indexed_fields:
         if name not in known and name not in SYSTEM_SETTABLE:

@@ -214,28 +214,6 @@ class HistoryEngine:
             lock = self._id_locks[key] = asyncio.Lock()
         return lock
 
-    def new_execution(
-        self,
-        ns: Namespace,
-        workflow_id: str,
-        run_id: str,
-        attrs: history.WorkflowExecutionStartedEventAttributes,
-        request_id: str,
-        now: int,
-    ) -> MutableState:
-        state = ExecutionState(
-            namespace_id=ns.id,
-            workflow_id=workflow_id,
-            run_id=run_id,
-            next_event_id=1,
-            start_request_id=request_id,
-        )
-        state.start_request_ids.append(request_id)
-        ms = MutableState(state, now)
-        ms.begin(now)
-        ms.add_workflow_execution_started(attrs)
-        return ms
-
     def started_attributes(
         self, ns: Namespace, req: ws.StartWorkflowExecutionRequest, run_id: str, now: int
     ) -> history.WorkflowExecutionStartedEventAttributes:

@@ -8,7 +8,6 @@ transaction changed is collected in `new_events` / `new_tasks` until the shard c
 from __future__ import annotations
 
 from temporalio.api.common.v1 import message_pb2 as common
-from temporalio.api.enums.v1 import event_type_pb2
 from temporalio.api.enums.v1 import task_queue_pb2 as tq_enums
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
@@ -335,7 +334,7 @@ class MutableState:
         wt.stamp = stamp
 
     def add_workflow_task_completed(
-        self, request: object, identity: str, sdk_metadata: object, metering: object, worker_version: object
+        self, identity: str, sdk_metadata: object, metering: object, worker_version: object
     ) -> history.HistoryEvent:
         self._write_transient_workflow_task()
         wt = self.s.workflow_task
@@ -682,6 +681,3 @@ class MutableState:
         if details is not None:
             attrs.details.CopyFrom(details)
         self._event(ev.WORKFLOW_EXECUTION_TERMINATED, workflow_execution_terminated_event_attributes=attrs)
-
-
-EVENT_TYPE = event_type_pb2.EventType

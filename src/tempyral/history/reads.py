@@ -21,8 +21,9 @@ from tempyral.common.clock import ts_ns
 from tempyral.common.errors import InvalidArgument
 from tempyral.common.tokens import decode_page_token, encode_page_token
 from tempyral.history.mutable_state import MutableState
+from tempyral.history.shard import ExecutionEntry, Shard
 from tempyral.namespace.registry import Namespace
-from tempyral.proto.internal_pb2 import HistoryPageToken
+from tempyral.proto.internal_pb2 import ActivityInfo, HistoryPageToken
 
 if TYPE_CHECKING:
     from tempyral.history.engine import HistoryEngine
@@ -78,16 +79,16 @@ async def get_history(
             pass
 
 
-def _waiter(entry: object) -> asyncio.Future[None]:
+def _waiter(entry: ExecutionEntry) -> asyncio.Future[None]:
     fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    entry.waiters.append(fut)  # type: ignore[attr-defined]
+    entry.waiters.append(fut)
     return fut
 
 
 async def _page(
     engine: HistoryEngine,
-    shard: object,
-    entry: object,
+    shard: Shard,
+    entry: ExecutionEntry,
     ms: MutableState,
     start: int,
     end: int,
@@ -96,7 +97,7 @@ async def _page(
     with_transient: bool,
 ) -> ws.GetWorkflowExecutionHistoryResponse:
     stop = min(end, start + page_size)
-    events = await engine.events(shard, entry, ms, start, stop)  # type: ignore[arg-type]
+    events = await engine.events(shard, entry, ms, start, stop)
     resp = ws.GetWorkflowExecutionHistoryResponse()
     resp.history.events.extend(events)
     if stop == end and with_transient and ms.running and not following:
@@ -158,10 +159,7 @@ def describe(ns: Namespace, ms: MutableState, matching_backlog: int = 0) -> ws.D
     return resp
 
 
-def pending_activity(ai: object) -> workflow_pb.PendingActivityInfo:
-    from tempyral.proto.internal_pb2 import ActivityInfo
-
-    assert isinstance(ai, ActivityInfo)
+def pending_activity(ai: ActivityInfo) -> workflow_pb.PendingActivityInfo:
     a = ai.scheduled
     p = workflow_pb.PendingActivityInfo(
         activity_id=a.activity_id,

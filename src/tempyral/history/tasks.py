@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from temporalio.api.enums.v1 import RetryState, TimeoutType
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 
+from tempyral.common import ids
 from tempyral.common.errors import NotFound
 from tempyral.common.retry import next_retry
 from tempyral.history.mutable_state import MutableState
@@ -145,8 +146,6 @@ class TaskExecutor:
         elif retryable:
             decision = next_retry(s.start.retry_policy, s.start.attempt, failure, ms.now, expiration)
             if decision.retry:
-                from tempyral.common import ids
-
                 ms.add_timed_out(decision.state, ids.new_run_id())
                 shard = self.engine.shard_for(ms.namespace_id, ms.workflow_id)
                 entry, new_ms = self.engine.retry_run(shard, ms, decision.backoff_ns, failure)

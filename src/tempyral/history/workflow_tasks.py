@@ -12,7 +12,7 @@ from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.api.enums.v1 import task_queue_pb2 as tq_enums
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history
-from temporalio.api.query.v1.message_pb2 import WorkflowQuery
+from temporalio.api.query.v1.message_pb2 import WorkflowQuery, WorkflowQueryResult
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common import ids
@@ -57,13 +57,10 @@ class WorkflowTaskHandler:
             item = await self.engine.matching.poll(key, remaining)
             if item is None:
                 return ws.PollWorkflowTaskQueueResponse()
-            try:
-                if isinstance(item, QueryTask):
-                    resp = await asyncio.shield(self._query_task(item, sticky, req.identity))
-                else:
-                    resp = await asyncio.shield(self._record_started(item, sticky, req.identity))
-            except asyncio.CancelledError:
-                raise
+            if isinstance(item, QueryTask):
+                resp = await asyncio.shield(self._query_task(item, sticky, req.identity))
+            else:
+                resp = await asyncio.shield(self._record_started(item, sticky, req.identity))
             if resp is not None:
                 return resp
 
@@ -218,7 +215,6 @@ class WorkflowTaskHandler:
             sticky = req.sticky_attributes.worker_task_queue
             ms.set_sticky(sticky if sticky.name else None, req.sticky_attributes.schedule_to_start_timeout)
             completed = ms.add_workflow_task_completed(
-                req,
                 req.identity,
                 req.sdk_metadata if req.HasField("sdk_metadata") else None,
                 req.metering_metadata if req.HasField("metering_metadata") else None,
@@ -315,9 +311,7 @@ class WorkflowTaskHandler:
         token = self._token(ns, req.task_token)
         if not token.query_id:
             raise InvalidArgument("Invalid query task token.")
-        from temporalio.api.query.v1 import message_pb2 as query_pb
-
-        result = query_pb.WorkflowQueryResult(
+        result = WorkflowQueryResult(
             result_type=req.completed_type,
             answer=req.query_result,
             error_message=req.error_message,
