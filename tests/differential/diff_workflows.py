@@ -283,3 +283,90 @@ class SlowFirstTask:
     @workflow.signal
     def add(self, item: str) -> None:
         self.items.append(item)
+
+
+@workflow.defn
+class Child:
+    @workflow.run
+    async def run(self, value: int) -> int:
+        if value < 0:
+            raise ApplicationError("negative", non_retryable=True)
+        return value * 2
+
+
+@workflow.defn
+class Parent:
+    @workflow.run
+    async def run(self, value: int) -> str:
+        try:
+            return str(
+                await workflow.execute_child_workflow(Child.run, value, id=f"{workflow.info().workflow_id}-child")
+            )
+        except Exception as err:
+            return type(err).__name__
+
+
+@workflow.defn
+class ParentOfExisting:
+    """Starts a child whose id is taken by a running workflow."""
+
+    @workflow.run
+    async def run(self, taken_id: str) -> str:
+        try:
+            await workflow.execute_child_workflow(Blocked.run, id=taken_id)
+        except Exception as err:
+            return type(err).__name__
+        return "started"
+
+
+@workflow.defn
+class ParentLeavesChild:
+    @workflow.run
+    async def run(self, policy: str) -> str:
+        await workflow.start_child_workflow(
+            Blocked.run,
+            id=f"{workflow.info().workflow_id}-child",
+            parent_close_policy=workflow.ParentClosePolicy[policy],
+        )
+        await workflow.sleep(1)  # the child gets to run its first task before the parent closes
+        return "left"
+
+
+@workflow.defn
+class Chain:
+    @workflow.run
+    async def run(self, remaining: int) -> int:
+        if remaining > 0:
+            workflow.continue_as_new(remaining - 1)
+        return remaining
+
+
+@workflow.defn
+class SignalSender:
+    @workflow.run
+    async def run(self, target: str) -> str:
+        handle = workflow.get_external_workflow_handle(target)
+        try:
+            await handle.signal("add", "from-workflow")
+        except Exception as err:
+            return type(err).__name__
+        return "sent"
+
+
+@workflow.defn
+class CancelSender:
+    @workflow.run
+    async def run(self, target: str) -> str:
+        handle = workflow.get_external_workflow_handle(target)
+        try:
+            await handle.cancel()
+        except Exception as err:
+            return type(err).__name__
+        return "sent"
+
+
+@workflow.defn
+class CronJob:
+    @workflow.run
+    async def run(self) -> str:
+        return "tick"

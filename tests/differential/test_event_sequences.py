@@ -23,6 +23,7 @@ WORKFLOWS = [
     w.OneActivity, w.Failing, w.RetryThenSucceed, w.NonRetryable, w.StartToCloseRetry, w.ScheduleToCloseStop,
     w.HeartbeatTimeout, w.CancelActivity, w.LocalActivity, w.Sleeper, w.WaitForSignal, w.CleanupOnCancel,
     w.Blocked, w.FailFirstRun, w.UpsertBoth, w.BrokenTask, w.ScheduleToCloseWhileRunning, w.SlowFirstTask,
+    w.Child, w.Parent, w.ParentOfExisting, w.ParentLeavesChild, w.Chain, w.SignalSender, w.CancelSender, w.CronJob,
 ]  # fmt: skip
 ACTIVITIES = [
     w.echo, w.fail_until, w.fail_hard, w.slow_first, w.always_fail, w.heartbeat_once_then_hang, w.wait_for_cancel,
@@ -37,10 +38,12 @@ def _run(handle: WorkflowHandle[Any, Any]) -> tuple[str, str]:
     return handle.id, handle.result_run_id or ""
 
 
-async def _until_event(client: Client, workflow_id: str, event_type: int, timeout: float = 20.0) -> None:
+async def _until_event(
+    client: Client, workflow_id: str, event_type: int, timeout: float = 20.0, run_id: str | None = None
+) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
         if any(e.event_type == event_type for e in history.events):
             return
         assert asyncio.get_running_loop().time() < deadline, f"no {EventType.Name(event_type)} in {workflow_id}"
@@ -176,6 +179,90 @@ async def sticky_worker_goes_away(c: Client, tq: str) -> Handles:
     return [_run(h)]
 
 
+async def child_succeeds(c: Client, tq: str) -> Handles:
+    h = await c.start_workflow(w.Parent.run, 21, id=f"{tq}-1", task_queue=tq)
+    await _result_ignoring_failure(h)
+    return [_run(h), (f"{tq}-1-child", "")]
+
+
+async def child_fails(c: Client, tq: str) -> Handles:
+    h = await c.start_workflow(w.Parent.run, -1, id=f"{tq}-1", task_queue=tq)
+    await _result_ignoring_failure(h)
+    return [_run(h), (f"{tq}-1-child", "")]
+
+
+async def child_id_taken(c: Client, tq: str) -> Handles:
+    blocker = await c.start_workflow(w.Blocked.run, id=f"{tq}-taken", task_queue=tq)
+    h = await c.start_workflow(w.ParentOfExisting.run, f"{tq}-taken", id=f"{tq}-1", task_queue=tq)
+    await _result_ignoring_failure(h)
+    await blocker.terminate("done")
+    return [_run(h)]
+
+
+async def parent_close_policies(c: Client, tq: str) -> Handles:
+    runs: Handles = []
+    for policy in ("TERMINATE", "REQUEST_CANCEL", "ABANDON"):
+        h = await c.start_workflow(w.ParentLeavesChild.run, policy, id=f"{tq}-{policy}", task_queue=tq)
+        await _result_ignoring_failure(h)
+        child = c.get_workflow_handle(f"{tq}-{policy}-child")
+        expected = {
+            "TERMINATE": EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+            "REQUEST_CANCEL": EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
+            "ABANDON": EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+        }[policy]
+        await _until_event(c, child.id, expected)
+        await asyncio.sleep(0.5)
+        runs += [_run(h), (child.id, "")]
+        if policy == "ABANDON":
+            await child.terminate("cleanup")
+    return runs
+
+
+async def continue_as_new_chain(c: Client, tq: str) -> Handles:
+    h = await c.start_workflow(w.Chain.run, 2, id=f"{tq}-1", task_queue=tq)
+    await _result_ignoring_failure(h)
+    runs: Handles = []
+    run_id = h.first_execution_run_id or ""
+    while run_id:
+        runs.append((h.id, run_id))
+        close = (await c.get_workflow_handle(h.id, run_id=run_id).fetch_history()).events[-1]
+        run_id = close.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+    return runs
+
+
+async def external_signal(c: Client, tq: str) -> Handles:
+    target = await c.start_workflow(w.WaitForSignal.run, args=[1, 30.0], id=f"{tq}-target", task_queue=tq)
+    await _until_event(c, target.id, EventType.EVENT_TYPE_TIMER_STARTED)
+    sender = await c.start_workflow(w.SignalSender.run, target.id, id=f"{tq}-sender", task_queue=tq)
+    await _result_ignoring_failure(sender)
+    await _result_ignoring_failure(target)
+    missing = await c.start_workflow(w.SignalSender.run, f"{tq}-nobody", id=f"{tq}-missing", task_queue=tq)
+    await _result_ignoring_failure(missing)
+    return [_run(sender), _run(target), _run(missing)]
+
+
+async def external_cancel(c: Client, tq: str) -> Handles:
+    target = await c.start_workflow(w.CleanupOnCancel.run, id=f"{tq}-target", task_queue=tq)
+    await _until_event(c, target.id, EventType.EVENT_TYPE_TIMER_STARTED)
+    sender = await c.start_workflow(w.CancelSender.run, target.id, id=f"{tq}-sender", task_queue=tq)
+    await _result_ignoring_failure(sender)
+    await _result_ignoring_failure(target)
+    return [_run(sender), _run(target)]
+
+
+async def cron_schedule(c: Client, tq: str) -> Handles:
+    h = await c.start_workflow(w.CronJob.run, id=f"{tq}-1", task_queue=tq, cron_schedule="@every 2s")
+    first = h.first_execution_run_id or ""
+    await _until_event(c, h.id, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, run_id=first)
+    second = (
+        (await c.get_workflow_handle(h.id, run_id=first).fetch_history())
+        .events[-1]
+        .workflow_execution_completed_event_attributes.new_execution_run_id
+    )
+    await h.terminate("enough")
+    return [(h.id, first), (h.id, second)]
+
+
 SCENARIOS: dict[str, Scenario] = {
     "one_activity": one_activity,
     "workflow_fails": _simple(w.Failing.run),
@@ -200,6 +287,14 @@ SCENARIOS: dict[str, Scenario] = {
     "workflow_task_failure": broken_workflow_task,
     "signals_while_a_task_runs": signals_while_a_task_runs,
     "sticky_worker_goes_away": sticky_worker_goes_away,
+    "child_succeeds": child_succeeds,
+    "child_fails": child_fails,
+    "child_id_taken": child_id_taken,
+    "parent_close_policies": parent_close_policies,
+    "continue_as_new_chain": continue_as_new_chain,
+    "external_signal": external_signal,
+    "external_cancel": external_cancel,
+    "cron_schedule": cron_schedule,
 }
 
 
@@ -211,7 +306,10 @@ def normalize(event: HistoryEvent) -> tuple[str, ...]:
     E = EventType
     if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
         a = event.workflow_execution_started_event_attributes
-        return name, f"attempt={a.attempt}", f"backoff={round(a.first_workflow_task_backoff.ToMilliseconds(), -2)}"
+        # only whether the first task waits: how long depends on each server's timing
+        backoff = "cron" if a.cron_schedule else a.first_workflow_task_backoff.ToMilliseconds() > 0
+        parent = bool(a.parent_workflow_execution.workflow_id)
+        return name, f"attempt={a.attempt}", f"backoff={backoff}", f"initiator={a.initiator}", f"parent={parent}"
     if t == E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
         a = event.workflow_task_scheduled_event_attributes
         return name, f"attempt={a.attempt}", f"kind={a.task_queue.kind}"
@@ -243,9 +341,21 @@ def normalize(event: HistoryEvent) -> tuple[str, ...]:
     if t == E.EVENT_TYPE_TIMER_STARTED:
         return name, f"id={event.timer_started_event_attributes.timer_id}"
     if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-        return name, f"signal={event.workflow_execution_signaled_event_attributes.signal_name}"
+        a = event.workflow_execution_signaled_event_attributes
+        return name, f"signal={a.signal_name}", f"external={bool(a.external_workflow_execution.workflow_id)}"
     if t == E.EVENT_TYPE_MARKER_RECORDED:
         return name, f"marker={event.marker_recorded_event_attributes.marker_name}"
+    if t == E.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_FAILED:
+        return name, f"cause={event.start_child_workflow_execution_failed_event_attributes.cause}"
+    if t == E.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED:
+        return name, f"cause={event.signal_external_workflow_execution_failed_event_attributes.cause}"
+    if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+        a = event.workflow_execution_cancel_requested_event_attributes
+        return name, f"external={bool(a.external_workflow_execution.workflow_id)}"
+    if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+        return name, f"initiator={event.workflow_execution_continued_as_new_event_attributes.initiator}"
+    if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+        return name, f"new_run={bool(event.workflow_execution_completed_event_attributes.new_execution_run_id)}"
     if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
         return name, f"reason={event.workflow_execution_terminated_event_attributes.reason}"
     return (name,)

@@ -9,7 +9,7 @@ from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
-from tempyral.common import ids
+from tempyral.common import cron, ids
 from tempyral.common.clock import duration_ns
 from tempyral.common.errors import InvalidArgument
 from tempyral.common.limits import BLOB_SIZE_LIMIT_WARN, MAX_ID_LENGTH, check_blob_size, check_id, exceeds_blob_limit
@@ -107,8 +107,7 @@ def validate_start(ns: Namespace, req: ws.StartWorkflowExecutionRequest) -> None
     if req.HasField("retry_policy"):
         normalize_retry_policy(req.retry_policy)
     _check_start_delay(req)
-    if req.cron_schedule:
-        raise InvalidArgument("CronSchedule is not supported by this server yet.")
+    cron.validate(req.cron_schedule)
     if not req.workflow_type.name:
         raise InvalidArgument("WorkflowType is not set on request.")
     if len(req.workflow_type.name) > MAX_ID_LENGTH:
@@ -144,8 +143,7 @@ def validate_signal_with_start(ns: Namespace, req: ws.SignalWithStartWorkflowExe
         raise InvalidArgument(
             "Invalid WorkflowIDConflictPolicy: WORKFLOW_ID_CONFLICT_POLICY_FAIL is not supported for this operation."
         )
-    if req.cron_schedule:
-        raise InvalidArgument("CronSchedule is not supported by this server yet.")
+    cron.validate(req.cron_schedule)
     check_blob_size(req.signal_input)
 
 

@@ -16,7 +16,7 @@ from temporalio.api.history.v1 import message_pb2 as history
 
 from tempyral.common.clock import duration_ns, timestamp, ts_ns
 from tempyral.history import events as ev
-from tempyral.proto.internal_pb2 import ActivityInfo, ExecutionState, TimerInfo
+from tempyral.proto.internal_pb2 import ActivityInfo, ChildInfo, ExecutionState, ExternalRequestInfo, TimerInfo
 
 Status = wf_enums.WorkflowExecutionStatus
 Applier = Callable[[ExecutionState, history.HistoryEvent], None]
@@ -154,6 +154,58 @@ def _timer_canceled(s: ExecutionState, e: history.HistoryEvent) -> None:
     s.timers.pop(e.timer_canceled_event_attributes.timer_id, None)
 
 
+def _child_initiated(s: ExecutionState, e: history.HistoryEvent) -> None:
+    info = ChildInfo(initiated_event_id=e.event_id, version=e.version)
+    info.initiated.CopyFrom(e.start_child_workflow_execution_initiated_event_attributes)
+    # Deterministic, so that a retried start of this child is recognised as the same request.
+    info.create_request_id = f"{s.run_id}:{e.event_id}"
+    s.children[e.event_id].CopyFrom(info)
+
+
+def _child_started(s: ExecutionState, e: history.HistoryEvent) -> None:
+    a = e.child_workflow_execution_started_event_attributes
+    info = s.children.get(a.initiated_event_id)
+    if info is not None:
+        info.started_event_id = e.event_id
+        info.started_run_id = a.workflow_execution.run_id
+
+
+def _child_start_failed(s: ExecutionState, e: history.HistoryEvent) -> None:
+    s.children.pop(e.start_child_workflow_execution_failed_event_attributes.initiated_event_id, None)
+
+
+def _child_closed(s: ExecutionState, e: history.HistoryEvent) -> None:
+    s.children.pop(getattr(e, ev.CHILD_CLOSE_ATTRS[e.event_type]).initiated_event_id, None)
+
+
+def _external_initiated(target: str) -> Applier:
+    def apply_initiated(s: ExecutionState, e: history.HistoryEvent) -> None:
+        info = ExternalRequestInfo(initiated_event_id=e.event_id, request_id=f"{s.run_id}:{e.event_id}")
+        info.initiated.CopyFrom(e)
+        getattr(s, target)[e.event_id].CopyFrom(info)
+
+    return apply_initiated
+
+
+def _external_resolved(target: str, attr: str) -> Applier:
+    def apply_resolved(s: ExecutionState, e: history.HistoryEvent) -> None:
+        getattr(s, target).pop(getattr(e, attr).initiated_event_id, None)
+
+    return apply_resolved
+
+
+def _update_accepted(s: ExecutionState, e: history.HistoryEvent) -> None:
+    update_id = e.workflow_execution_update_accepted_event_attributes.protocol_instance_id
+    s.updates[update_id].update_id = update_id
+    s.updates[update_id].accepted_event_id = e.event_id
+
+
+def _update_completed(s: ExecutionState, e: history.HistoryEvent) -> None:
+    update_id = e.workflow_execution_update_completed_event_attributes.meta.update_id
+    s.updates[update_id].update_id = update_id
+    s.updates[update_id].completed_event_id = e.event_id
+
+
 def _signaled(s: ExecutionState, e: history.HistoryEvent) -> None:
     s.signal_count += 1
 
@@ -219,6 +271,26 @@ APPLIERS: dict[int, Applier] = {
     ev.WORKFLOW_EXECUTION_CANCEL_REQUESTED: _cancel_requested,
     ev.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: _upsert_search_attributes,
     ev.WORKFLOW_PROPERTIES_MODIFIED: _properties_modified,
+    ev.START_CHILD_INITIATED: _child_initiated,
+    ev.CHILD_STARTED: _child_started,
+    ev.START_CHILD_FAILED: _child_start_failed,
+    **{t: _child_closed for t in ev.CHILD_CLOSE_ATTRS},
+    ev.SIGNAL_EXTERNAL_INITIATED: _external_initiated("external_signals"),
+    ev.EXTERNAL_SIGNALED: _external_resolved(
+        "external_signals", "external_workflow_execution_signaled_event_attributes"
+    ),
+    ev.SIGNAL_EXTERNAL_FAILED: _external_resolved(
+        "external_signals", "signal_external_workflow_execution_failed_event_attributes"
+    ),
+    ev.CANCEL_EXTERNAL_INITIATED: _external_initiated("external_cancels"),
+    ev.EXTERNAL_CANCEL_REQUESTED: _external_resolved(
+        "external_cancels", "external_workflow_execution_cancel_requested_event_attributes"
+    ),
+    ev.CANCEL_EXTERNAL_FAILED: _external_resolved(
+        "external_cancels", "request_cancel_external_workflow_execution_failed_event_attributes"
+    ),
+    ev.UPDATE_ACCEPTED: _update_accepted,
+    ev.UPDATE_COMPLETED: _update_completed,
     ev.WORKFLOW_EXECUTION_COMPLETED: _closer(
         Status.WORKFLOW_EXECUTION_STATUS_COMPLETED, "workflow_execution_completed_event_attributes"
     ),

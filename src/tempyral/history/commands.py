@@ -6,21 +6,30 @@ the task produced and records WorkflowTaskFailed with the cause instead.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from google.protobuf.message import Message
 from temporalio.api.command.v1 import message_pb2 as command_pb
+from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.common.v1.message_pb2 import Payload, Payloads, SearchAttributes
-from temporalio.api.enums.v1 import CommandType, IndexedValueType, TaskQueueKind, WorkflowTaskFailedCause
+from temporalio.api.enums.v1 import (
+    CommandType,
+    IndexedValueType,
+    ParentClosePolicy,
+    TaskQueueKind,
+    WorkflowTaskFailedCause,
+)
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
-from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history
 
-from tempyral.common import ids
-from tempyral.common.clock import duration, duration_ns
+from tempyral.common import cron, ids
+from tempyral.common.clock import duration, duration_ns, ts_ns
 from tempyral.common.errors import InvalidArgument
+from tempyral.common.ids import is_uuid
 from tempyral.common.limits import MAX_ID_LENGTH, MAX_PENDING_ACTIVITIES, exceeds_blob_limit
 from tempyral.common.retry import RetryDecision, next_retry, normalize_retry_policy
+from tempyral.history import next_run
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.payloads import encode_string
 from tempyral.namespace.registry import Namespace
@@ -76,6 +85,13 @@ def _check_size(size: int, cause: int, message: str) -> None:
         raise WorkflowTaskFailure(cause, message, terminate=True)
 
 
+def _copy_set_fields(source: Message, target: Message, names: tuple[str, ...]) -> None:
+    """Copy the message fields among `names` that are set on `source`."""
+    for descriptor, value in source.ListFields():
+        if descriptor.name in names:
+            getattr(target, descriptor.name).CopyFrom(value)
+
+
 def _map_size(fields: Mapping[str, Payload] | Mapping[str, Payloads]) -> int:
     return sum(p.ByteSize() for p in fields.values())
 
@@ -83,9 +99,8 @@ def _map_size(fields: Mapping[str, Payload] | Mapping[str, Payloads]) -> int:
 @dataclass(slots=True)
 class CommandResult:
     eager_activities: list[ActivityInfo] = field(default_factory=list)
-    # Set when the workflow closed with a retry: the new run to create, after `backoff_ns`.
-    retry: RetryDecision | None = None
-    retry_failure: failure_pb.Failure | None = None
+    # Set when the run closed into a new one (retry, continue-as-new, cron): its start.
+    next_run: history.WorkflowExecutionStartedEventAttributes | None = None
     activity_cancelled_before_start: bool = False
 
 
@@ -112,9 +127,12 @@ class CommandProcessor:
         wft_completed_event_id: int,
         identity: str,
         has_buffered_events: bool,
+        namespaces: Callable[[str], Namespace | None] = lambda name: None,
     ) -> None:
         self.ms = ms
         self.ns = ns
+        self.namespaces = namespaces
+        self.children_started: set[str] = set()
         self.completed_id = wft_completed_event_id
         self.identity = identity
         self.has_buffered = has_buffered_events
@@ -343,7 +361,11 @@ class CommandProcessor:
             Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,  # sic: the reference's cause
             "CompleteWorkflowExecutionCommandAttributes.Result exceeds size limit.",
         )
-        self.ms.add_completed(self.completed_id, a.result if a.HasField("result") else None)
+        result = a.result if a.HasField("result") else None
+        new_run_id = self._cron_run_id()
+        self.ms.add_completed(self.completed_id, result, new_run_id)
+        if new_run_id:
+            self.result.next_run = next_run.cron(self.ms.s, new_run_id, self._cron_backoff(), result, None)
 
     def _fail(self, command: command_pb.Command) -> None:
         self._check_can_close()
@@ -366,15 +388,210 @@ class CommandProcessor:
         if decision.retry:
             new_run_id = ids.new_run_id()
             self.ms.add_failed(self.completed_id, a.failure, decision.state, new_run_id)
-            self.result.retry = decision
-            self.result.retry_failure = a.failure
-        else:
-            self.ms.add_failed(self.completed_id, a.failure, decision.state)
+            self.result.next_run = next_run.retry(self.ms.s, new_run_id, decision.backoff_ns, a.failure)
+            return
+        new_run_id = self._cron_run_id()
+        self.ms.add_failed(self.completed_id, a.failure, decision.state, new_run_id)
+        if new_run_id:
+            self.result.next_run = next_run.cron(self.ms.s, new_run_id, self._cron_backoff(), None, a.failure)
+
+    def _cron_run_id(self) -> str:
+        return ids.new_run_id() if self.ms.s.start.cron_schedule else ""
+
+    def _cron_backoff(self) -> int:
+        s = self.ms.s
+        return cron.backoff_ns(s.start.cron_schedule, ts_ns(s.execution_time), self.ms.now)
 
     def _cancel(self, command: command_pb.Command) -> None:
         self._check_can_close()
         a = command.cancel_workflow_execution_command_attributes
         self.ms.add_canceled(self.completed_id, a.details if a.HasField("details") else None)
+
+    def _continue_as_new(self, command: command_pb.Command) -> None:
+        self._check_can_close()
+        a = command.continue_as_new_workflow_execution_command_attributes
+        cause = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CONTINUE_AS_NEW_ATTRIBUTES
+        s = self.ms.s
+        if not a.workflow_type.name:
+            a.workflow_type.CopyFrom(s.start.workflow_type)
+        if not a.task_queue.name:
+            a.task_queue.CopyFrom(s.start.task_queue)
+        if not a.task_queue.kind:
+            a.task_queue.kind = TaskQueueKind.TASK_QUEUE_KIND_NORMAL
+        for name, value in (
+            ("WorkflowRunTimeout", a.workflow_run_timeout),
+            ("WorkflowTaskTimeout", a.workflow_task_timeout),
+            ("BackoffStartInterval", a.backoff_start_interval),
+        ):
+            if duration_ns(value) < 0:
+                raise WorkflowTaskFailure(
+                    cause, f"Invalid {name} on ContinueAsNewWorkflowExecutionCommand: negative duration."
+                )
+        if duration_ns(a.workflow_run_timeout) == 0:
+            a.workflow_run_timeout.CopyFrom(s.start.workflow_run_timeout)
+        if duration_ns(a.workflow_task_timeout) == 0:
+            a.workflow_task_timeout.CopyFrom(s.start.workflow_task_timeout)
+        if a.HasField("retry_policy"):
+            try:
+                normalize_retry_policy(a.retry_policy)
+            except InvalidArgument as err:
+                raise WorkflowTaskFailure(cause, err.message) from err
+        try:
+            cron.validate(a.cron_schedule)
+            validate_search_attributes(self.ns, a.search_attributes)
+        except InvalidArgument as err:
+            raise WorkflowTaskFailure(cause, err.message) from err
+        _check_size(
+            a.input.ByteSize(), cause, "ContinueAsNewWorkflowExecutionCommandAttributes. Input exceeds size limit."
+        )
+        new_run_id = ids.new_run_id()
+        event = history.WorkflowExecutionContinuedAsNewEventAttributes(
+            new_execution_run_id=new_run_id,
+            workflow_type=a.workflow_type,
+            task_queue=a.task_queue,
+            workflow_run_timeout=a.workflow_run_timeout,
+            workflow_task_timeout=a.workflow_task_timeout,
+            workflow_task_completed_event_id=self.completed_id,
+            backoff_start_interval=a.backoff_start_interval,
+            initiator=a.initiator,
+        )
+        _copy_set_fields(
+            a, event, ("input", "failure", "last_completion_result", "header", "memo", "search_attributes")
+        )
+        self.ms.add_continued_as_new(event)
+        self.result.next_run = next_run.continue_as_new(s, new_run_id, a, self.ms.now)
+
+    # ------------------------------------------------------------------ children and other workflows
+    def _start_child(self, command: command_pb.Command) -> None:
+        a = command.start_child_workflow_execution_command_attributes
+        cause = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_CHILD_EXECUTION_ATTRIBUTES
+        wid, wtype, namespace = a.workflow_id, a.workflow_type.name, a.namespace or self.ns.name
+        where = f"WorkflowId={wid} WorkflowType={wtype} Namespace={namespace}"
+        if not wid:
+            raise WorkflowTaskFailure(
+                cause,
+                f"Required field WorkflowId is not set on StartChildWorkflowExecutionCommand. "
+                f"WorkflowType={wtype} Namespace={namespace}",
+            )
+        if not wtype:
+            raise WorkflowTaskFailure(
+                cause,
+                f"Required field WorkflowType is not set on StartChildWorkflowExecutionCommand. "
+                f"WorkflowId={wid} Namespace={namespace}",
+            )
+        if len(wid) > MAX_ID_LENGTH or len(wtype) > MAX_ID_LENGTH:
+            raise WorkflowTaskFailure(
+                cause, f"Id or type on StartChildWorkflowExecutionCommand exceeds length limit. {where}"
+            )
+        target = self.namespaces(namespace) if namespace != self.ns.name else self.ns
+        if target is None:
+            raise WorkflowTaskFailure(cause, f"Namespace {namespace} is not found. {where}")
+        for name, value in (
+            ("WorkflowExecutionTimeout", a.workflow_execution_timeout),
+            ("WorkflowRunTimeout", a.workflow_run_timeout),
+            ("WorkflowTaskTimeout", a.workflow_task_timeout),
+        ):
+            if duration_ns(value) < 0:
+                raise WorkflowTaskFailure(
+                    cause, f"Invalid {name} on StartChildWorkflowExecutionCommand: negative duration. {where}"
+                )
+        try:
+            if a.HasField("retry_policy"):
+                normalize_retry_policy(a.retry_policy)
+            cron.validate(a.cron_schedule)
+            validate_search_attributes(target, a.search_attributes)
+        except InvalidArgument as err:
+            raise WorkflowTaskFailure(cause, f"{err.message} {where}") from err
+        _check_size(a.input.ByteSize(), cause, "StartChildWorkflowExecutionCommandAttributes.Input exceeds size limit.")
+        attrs = history.StartChildWorkflowExecutionInitiatedEventAttributes(
+            namespace=target.name,
+            namespace_id=target.id,
+            workflow_id=wid,
+            workflow_type=a.workflow_type,
+            task_queue=a.task_queue if a.task_queue.name else self.ms.normal_task_queue,
+            workflow_execution_timeout=a.workflow_execution_timeout,
+            workflow_run_timeout=a.workflow_run_timeout,
+            workflow_task_timeout=a.workflow_task_timeout,
+            parent_close_policy=a.parent_close_policy or ParentClosePolicy.PARENT_CLOSE_POLICY_TERMINATE,
+            control=a.control,
+            workflow_task_completed_event_id=self.completed_id,
+            workflow_id_reuse_policy=a.workflow_id_reuse_policy,
+            cron_schedule=a.cron_schedule,
+            inherit_build_id=a.inherit_build_id,
+        )
+        if not attrs.task_queue.kind:
+            attrs.task_queue.kind = TaskQueueKind.TASK_QUEUE_KIND_NORMAL
+        _copy_set_fields(a, attrs, ("input", "retry_policy", "header", "memo", "search_attributes", "priority"))
+        self.ms.add_start_child_initiated(attrs)
+        self.children_started.add(wid)
+
+    def _signal_external(self, command: command_pb.Command) -> None:
+        a = command.signal_external_workflow_execution_command_attributes
+        cause = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SIGNAL_WORKFLOW_EXECUTION_ATTRIBUTES
+        wid, rid, namespace = a.execution.workflow_id, a.execution.run_id, a.namespace or self.ns.name
+        where = f"Namespace={namespace} RunId={rid} SignalName={a.signal_name}"
+        if not wid:
+            raise WorkflowTaskFailure(
+                cause, f"WorkflowId is not set on SignalExternalWorkflowExecutionCommand. {where}"
+            )
+        if rid and not is_uuid(rid):
+            raise WorkflowTaskFailure(
+                cause, f"Invalid RunId set on SignalExternalWorkflowExecutionCommand. WorkflowId={wid} {where}"
+            )
+        if not a.signal_name:
+            raise WorkflowTaskFailure(
+                cause,
+                f"SignalName is not set on SignalExternalWorkflowExecutionCommand. "
+                f"WorkflowId={wid} Namespace={namespace} RunId={rid}",
+            )
+        target = self.namespaces(namespace) if namespace != self.ns.name else self.ns
+        _check_size(
+            a.input.ByteSize(), cause, "SignalExternalWorkflowExecutionCommandAttributes.Input exceeds size limit."
+        )
+        attrs = history.SignalExternalWorkflowExecutionInitiatedEventAttributes(
+            workflow_task_completed_event_id=self.completed_id,
+            namespace=namespace,
+            namespace_id=target.id if target else "",
+            workflow_execution=a.execution,
+            signal_name=a.signal_name,
+            control=a.control,
+            child_workflow_only=a.child_workflow_only,
+        )
+        _copy_set_fields(a, attrs, ("input", "header"))
+        self.ms.add_signal_external_initiated(attrs)
+
+    def _cancel_external(self, command: command_pb.Command) -> None:
+        a = command.request_cancel_external_workflow_execution_command_attributes
+        cause = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES
+        namespace = a.namespace or self.ns.name
+        where = f"Namespace={namespace} RunId={a.run_id}"
+        if not a.workflow_id:
+            raise WorkflowTaskFailure(
+                cause, f"WorkflowId is not set on RequestCancelExternalWorkflowExecutionCommand. {where}"
+            )
+        if a.run_id and not is_uuid(a.run_id):
+            raise WorkflowTaskFailure(
+                cause,
+                f"Invalid RunId set on RequestCancelExternalWorkflowExecutionCommand. "
+                f"WorkflowId={a.workflow_id} RunId={a.run_id} Namespace={namespace}",
+            )
+        if a.workflow_id in self.children_started:
+            raise WorkflowTaskFailure(
+                cause,
+                "Start and RequestCancel for child workflow is not allowed in same workflow task. "
+                f"WorkflowId={a.workflow_id} RunId={a.run_id} Namespace={namespace}",
+            )
+        target = self.namespaces(namespace) if namespace != self.ns.name else self.ns
+        attrs = history.RequestCancelExternalWorkflowExecutionInitiatedEventAttributes(
+            workflow_task_completed_event_id=self.completed_id,
+            namespace=namespace,
+            namespace_id=target.id if target else "",
+            workflow_execution=common_pb.WorkflowExecution(workflow_id=a.workflow_id, run_id=a.run_id),
+            control=a.control,
+            child_workflow_only=a.child_workflow_only,
+            reason=a.reason,
+        )
+        self.ms.add_cancel_external_initiated(attrs)
 
 
 def validate_search_attributes(ns: Namespace, search_attributes: SearchAttributes) -> None:
@@ -398,4 +615,8 @@ _HANDLERS = {
     CommandType.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION: CommandProcessor._complete,
     CommandType.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION: CommandProcessor._fail,
     CommandType.COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION: CommandProcessor._cancel,
+    CommandType.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION: CommandProcessor._continue_as_new,
+    CommandType.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION: CommandProcessor._start_child,
+    CommandType.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION: CommandProcessor._signal_external,
+    CommandType.COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION: CommandProcessor._cancel_external,
 }

@@ -14,22 +14,31 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from temporalio.api.enums.v1 import ContinueAsNewInitiator, TaskQueueKind, WorkflowTaskFailedCause
+from temporalio.api.common.v1 import message_pb2 as common
+from temporalio.api.enums.v1 import (
+    ContinueAsNewInitiator,
+    ResourceExhaustedCause,
+    ResourceExhaustedScope,
+    TaskQueueKind,
+    WorkflowTaskFailedCause,
+)
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
-from temporalio.api.failure.v1 import message_pb2 as failure_pb
+from temporalio.api.errordetails.v1 import message_pb2 as errordetails
 from temporalio.api.history.v1 import message_pb2 as history
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
-from tempyral.common import ids
-from tempyral.common.clock import duration, duration_ns, timestamp
+from tempyral.common import cron, ids
+from tempyral.common.clock import duration, duration_ns, timestamp, ts_ns
 from tempyral.common.errors import (
     ConditionFailed,
     Internal,
+    ResourceExhausted,
     WorkflowAlreadyStarted,
     WorkflowCompleted,
     WorkflowNotFound,
 )
 from tempyral.history.mutable_state import MutableState
+from tempyral.history.parent import ParentInfo
 from tempyral.history.shard import ExecutionEntry, ExecutionKey, Mutation, Shard
 from tempyral.matching.service import ACTIVITY, WORKFLOW, Matching, QueueKey
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
@@ -51,6 +60,7 @@ FAILED_STATUSES = frozenset(
 ReusePolicy = wf_enums.WorkflowIdReusePolicy
 ConflictPolicy = wf_enums.WorkflowIdConflictPolicy
 FORCE_CLOSE_COMMAND = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND
+MIN_REUSE_INTERVAL_NS = 1_000_000_000
 DEFAULT_TASK_TIMEOUT_NS = 10 * 1_000_000_000
 MAX_TASK_TIMEOUT_NS = 120 * 1_000_000_000
 
@@ -215,7 +225,12 @@ class HistoryEngine:
         return lock
 
     def started_attributes(
-        self, ns: Namespace, req: ws.StartWorkflowExecutionRequest, run_id: str, now: int
+        self,
+        ns: Namespace,
+        req: ws.StartWorkflowExecutionRequest,
+        run_id: str,
+        now: int,
+        parent: ParentInfo | None = None,
     ) -> history.WorkflowExecutionStartedEventAttributes:
         attrs = history.WorkflowExecutionStartedEventAttributes(
             workflow_type=req.workflow_type,
@@ -244,7 +259,18 @@ class HistoryEngine:
         if run_timeout:
             attrs.workflow_run_timeout.CopyFrom(duration(run_timeout))
         attrs.workflow_task_timeout.CopyFrom(duration(task_timeout))
-        attrs.first_workflow_task_backoff.CopyFrom(duration(duration_ns(req.workflow_start_delay)))
+        backoff = duration_ns(req.workflow_start_delay)
+        if req.cron_schedule:
+            backoff = cron.backoff_ns(req.cron_schedule, now, now)
+            attrs.initiator = ContinueAsNewInitiator.CONTINUE_AS_NEW_INITIATOR_CRON_SCHEDULE
+        attrs.first_workflow_task_backoff.CopyFrom(duration(backoff))
+        if parent is not None:
+            attrs.parent_workflow_namespace = parent.namespace
+            attrs.parent_workflow_namespace_id = parent.namespace_id
+            attrs.parent_workflow_execution.workflow_id = parent.workflow_id
+            attrs.parent_workflow_execution.run_id = parent.run_id
+            attrs.parent_initiated_event_id = parent.initiated_event_id
+            attrs.root_workflow_execution.CopyFrom(parent.root)
         for field in ("retry_policy", "memo", "search_attributes", "header", "priority"):
             if req.HasField(field):
                 getattr(attrs, field).CopyFrom(getattr(req, field))
@@ -258,6 +284,7 @@ class HistoryEngine:
         ns: Namespace,
         req: ws.StartWorkflowExecutionRequest,
         signal: ws.SignalWithStartWorkflowExecutionRequest | None = None,
+        parent: ParentInfo | None = None,
     ) -> StartResult:
         """Start a run, or resolve the request against the current run by the id policies.
 
@@ -285,9 +312,9 @@ class HistoryEngine:
                         return outcome
                     if current.running:  # conflict policy: terminate the running one
                         current.add_terminated("TerminateExisting", None, req.identity or "history-service")
-                        result = await self._create_run(shard, ns, req, current_id, signal, [Mutation(entry, current)])
-                        return result
-            return await self._create_run(shard, ns, req, current_id, signal, [])
+                        others = [Mutation(entry, current)]
+                        return await self._create_run(shard, ns, req, current_id, signal, others, parent)
+            return await self._create_run(shard, ns, req, current_id, signal, [], parent)
 
     def _resolve_existing(
         self, current: MutableState, req: ws.StartWorkflowExecutionRequest, with_signal: bool
@@ -322,10 +349,10 @@ class HistoryEngine:
             ReusePolicy.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
             ReusePolicy.WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING,
         ):
-            return None
+            return self._throttle_reuse(current)
         if reuse == ReusePolicy.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY:
             if s.status in FAILED_STATUSES:
-                return None
+                return self._throttle_reuse(current)
             raise WorkflowAlreadyStarted(
                 f"Workflow execution already finished successfully. WorkflowId: {wid}, RunId: {rid}. "
                 "Workflow Id reuse policy: allow duplicate workflow Id if last run failed.",
@@ -341,6 +368,20 @@ class HistoryEngine:
             )
         raise Internal(f"Failed to process start workflow id reuse policy: {reuse}.")
 
+    @staticmethod
+    def _throttle_reuse(current: MutableState) -> None:
+        """Like the reference, an id is not started again within a second of its last start."""
+        since_start = time.time_ns() - ts_ns(current.s.start_time)
+        if since_start < MIN_REUSE_INTERVAL_NS:
+            raise ResourceExhausted(
+                f"Too many starts for workflow {current.workflow_id}. "
+                f"Time since last start: {since_start // 1_000_000} ms",
+                errordetails.ResourceExhaustedFailure(
+                    cause=ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_BUSY_WORKFLOW,
+                    scope=ResourceExhaustedScope.RESOURCE_EXHAUSTED_SCOPE_NAMESPACE,
+                ),
+            )
+
     async def _create_run(
         self,
         shard: Shard,
@@ -349,10 +390,11 @@ class HistoryEngine:
         previous_run_id: str | None,
         signal: ws.SignalWithStartWorkflowExecutionRequest | None,
         others: list[Mutation],
+        parent: ParentInfo | None = None,
     ) -> StartResult:
         now = time.time_ns()
         run_id = ids.new_run_id()
-        attrs = self.started_attributes(ns, req, run_id, now)
+        attrs = self.started_attributes(ns, req, run_id, now, parent)
         ms = MutableState(
             ExecutionState(
                 namespace_id=ns.id,
@@ -367,7 +409,8 @@ class HistoryEngine:
         ms.begin(now)
         ms.add_workflow_execution_started(
             attrs,
-            schedule_first_task=signal is None,
+            # a child's first task waits until its parent has recorded it as started
+            schedule_first_task=signal is None and parent is None,
             links=list(req.links),
             user_metadata=req.user_metadata if req.HasField("user_metadata") else None,
         )
@@ -386,28 +429,46 @@ class HistoryEngine:
         return StartResult(run_id, True)
 
     # ------------------------------------------------------------------ signals, cancel, terminate
-    async def signal(self, ns: Namespace, req: ws.SignalWorkflowExecutionRequest) -> None:
+    async def signal(
+        self,
+        ns: Namespace,
+        req: ws.SignalWorkflowExecutionRequest,
+        external: common.WorkflowExecution | None = None,
+        child_of: common.WorkflowExecution | None = None,
+    ) -> None:
+        """Signal a run. `external`: the workflow that sent it; `child_of`: only a child of that one."""
         ex = req.workflow_execution
         async with self.locked(ns.id, ex.workflow_id, ex.run_id) as (shard, entry, ms):
             if not ms.running:
                 raise WorkflowCompleted()
+            if child_of is not None and ms.s.start.parent_workflow_execution.workflow_id != child_of.workflow_id:
+                raise WorkflowNotFound.for_id(ex.workflow_id)
             if req.request_id and req.request_id in ms.s.signal_request_ids:
                 return  # a retried request: the signal is already in history
-            ms.add_signaled(req.signal_name, req.input, req.identity, req.header, req.request_id)
+            ms.add_signaled(req.signal_name, req.input, req.identity, req.header, req.request_id, external)
             if not ms.wft_pending:
                 ms.schedule_workflow_task()
             await shard.commit([Mutation(entry, ms)])
 
-    async def request_cancel(self, ns: Namespace, req: ws.RequestCancelWorkflowExecutionRequest) -> None:
+    async def request_cancel(
+        self,
+        ns: Namespace,
+        req: ws.RequestCancelWorkflowExecutionRequest,
+        external: common.WorkflowExecution | None = None,
+        external_initiated_event_id: int = 0,
+        child_of: common.WorkflowExecution | None = None,
+    ) -> None:
         ex = req.workflow_execution
         async with self.locked(ns.id, ex.workflow_id, ex.run_id) as (shard, entry, ms):
             if req.first_execution_run_id and ms.s.start.first_execution_run_id != req.first_execution_run_id:
+                raise WorkflowNotFound.for_id(ex.workflow_id)
+            if child_of is not None and ms.s.start.parent_workflow_execution.workflow_id != child_of.workflow_id:
                 raise WorkflowNotFound.for_id(ex.workflow_id)
             if not ms.running:
                 return  # like the reference: cancelling a closed workflow is not an error
             if ms.s.cancel_requested:
                 return
-            ms.add_cancel_requested(req.reason, req.identity, req.request_id)
+            ms.add_cancel_requested(req.reason, req.identity, req.request_id, external, external_initiated_event_id)
             if not ms.wft_pending:
                 ms.schedule_workflow_task()
             await shard.commit([Mutation(entry, ms)])
@@ -429,28 +490,16 @@ class HistoryEngine:
             ms.flush_buffered_events()
         ms.add_terminated(reason, details, identity)  # type: ignore[arg-type]
 
-    def retry_run(
-        self, shard: Shard, ms: MutableState, backoff_ns: int, failure: failure_pb.Failure | None
+    def next_run(
+        self, shard: Shard, ms: MutableState, attrs: history.WorkflowExecutionStartedEventAttributes
     ) -> tuple[ExecutionEntry, MutableState]:
-        """The next run of a workflow that retries: same start, attempt + 1, after a backoff."""
+        """The next run of a chain (retry, continue-as-new, cron), created with the closing one."""
         prev = ms.s
-        run_id = prev.new_execution_run_id
-        attrs = history.WorkflowExecutionStartedEventAttributes()
-        attrs.CopyFrom(prev.start)
-        attrs.attempt = prev.start.attempt + 1
-        attrs.continued_execution_run_id = prev.run_id
-        attrs.initiator = ContinueAsNewInitiator.CONTINUE_AS_NEW_INITIATOR_RETRY
-        attrs.original_execution_run_id = run_id
-        attrs.first_workflow_task_backoff.CopyFrom(duration(backoff_ns))
-        if failure is not None:
-            attrs.continued_failure.CopyFrom(failure)
-        attrs.memo.CopyFrom(prev.memo)
-        attrs.search_attributes.CopyFrom(prev.search_attributes)
         new_ms = MutableState(
             ExecutionState(
                 namespace_id=prev.namespace_id,
                 workflow_id=prev.workflow_id,
-                run_id=run_id,
+                run_id=attrs.original_execution_run_id,
                 next_event_id=1,
                 start_request_id=prev.start_request_id,
             ),
@@ -458,7 +507,7 @@ class HistoryEngine:
         )
         new_ms.begin(ms.now)
         new_ms.add_workflow_execution_started(attrs)
-        entry = shard.new_entry((prev.namespace_id, prev.workflow_id, run_id))
+        entry = shard.new_entry((prev.namespace_id, prev.workflow_id, attrs.original_execution_run_id))
         return entry, new_ms
 
     def next_run_current(self, ms: MutableState, new_ms: MutableState) -> CurrentWrite:

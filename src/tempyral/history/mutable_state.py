@@ -7,6 +7,8 @@ transaction changed is collected in `new_events` / `new_tasks` until the shard c
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import task_queue_pb2 as tq_enums
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
@@ -108,6 +110,7 @@ class MutableState:
         ordered = [e for e in buffered if e.event_type not in ev.REORDERED_TO_END]
         ordered += [e for e in buffered if e.event_type in ev.REORDERED_TO_END]
         started_ids: dict[int, int] = {}
+        child_started: dict[int, int] = {}
         for event in ordered:
             event.event_id = self.s.next_event_id
             self.s.next_event_id += 1
@@ -117,6 +120,19 @@ class MutableState:
                 attrs = getattr(event, ev.ACTIVITY_CLOSE_ATTRS[event.event_type])
                 if attrs.scheduled_event_id in started_ids:
                     attrs.started_event_id = started_ids[attrs.scheduled_event_id]
+            elif event.event_type == ev.CHILD_STARTED:
+                initiated = event.child_workflow_execution_started_event_attributes.initiated_event_id
+                child_started[initiated] = event.event_id
+                info = self.s.children.get(initiated)
+                if info is not None:
+                    info.started_event_id = event.event_id
+            elif event.event_type in ev.CHILD_CLOSE_ATTRS:
+                attrs = getattr(event, ev.CHILD_CLOSE_ATTRS[event.event_type])
+                if attrs.initiated_event_id in child_started:
+                    attrs.started_event_id = child_started[attrs.initiated_event_id]
+                    info = self.s.children.get(attrs.initiated_event_id)
+                    if info is not None:
+                        info.started_event_id = attrs.started_event_id
             self.new_events.append(event)
 
     # ------------------------------------------------------------------ tasks
@@ -593,10 +609,13 @@ class MutableState:
         identity: str,
         header: common.Header | None,
         request_id: str,
+        external: common.WorkflowExecution | None = None,
     ) -> history.HistoryEvent:
         attrs = history.WorkflowExecutionSignaledEventAttributes(
             signal_name=signal_name, identity=identity, request_id=request_id
         )
+        if external is not None:
+            attrs.external_workflow_execution.CopyFrom(external)
         if input is not None:
             attrs.input.CopyFrom(input)
         if header is not None and header.fields:
@@ -605,8 +624,19 @@ class MutableState:
             self.s.signal_request_ids.append(request_id)
         return self._event(ev.WORKFLOW_EXECUTION_SIGNALED, workflow_execution_signaled_event_attributes=attrs)
 
-    def add_cancel_requested(self, cause: str, identity: str, request_id: str) -> None:
-        attrs = history.WorkflowExecutionCancelRequestedEventAttributes(cause=cause, identity=identity)
+    def add_cancel_requested(
+        self,
+        cause: str,
+        identity: str,
+        request_id: str,
+        external: common.WorkflowExecution | None = None,
+        external_initiated_event_id: int = 0,
+    ) -> None:
+        attrs = history.WorkflowExecutionCancelRequestedEventAttributes(
+            cause=cause, identity=identity, external_initiated_event_id=external_initiated_event_id
+        )
+        if external is not None:
+            attrs.external_workflow_execution.CopyFrom(external)
         self.s.cancel_request_id = request_id
         self._event(ev.WORKFLOW_EXECUTION_CANCEL_REQUESTED, workflow_execution_cancel_requested_event_attributes=attrs)
 
@@ -631,11 +661,164 @@ class MutableState:
         self._event(ev.WORKFLOW_PROPERTIES_MODIFIED, workflow_properties_modified_event_attributes=attrs)
         self.visibility_dirty = True
 
+    # ------------------------------------------------------------------ children
+    def add_start_child_initiated(self, attrs: history.StartChildWorkflowExecutionInitiatedEventAttributes) -> int:
+        event = self._event(ev.START_CHILD_INITIATED, start_child_workflow_execution_initiated_event_attributes=attrs)
+        self._transfer(TaskType.TASK_TYPE_START_CHILD, event_id=event.event_id)
+        return event.event_id
+
+    def add_child_started(self, initiated_event_id: int, run_id: str) -> None:
+        info = self.s.children[initiated_event_id]
+        init = info.initiated
+        attrs = history.ChildWorkflowExecutionStartedEventAttributes(
+            namespace=init.namespace,
+            namespace_id=init.namespace_id,
+            initiated_event_id=initiated_event_id,
+            workflow_execution=common.WorkflowExecution(workflow_id=init.workflow_id, run_id=run_id),
+            workflow_type=init.workflow_type,
+            header=init.header,
+        )
+        event = self._event(ev.CHILD_STARTED, child_workflow_execution_started_event_attributes=attrs)
+        if event.event_id == ev.BUFFERED_EVENT_ID:
+            info.started_run_id = run_id  # the id comes when the buffer is flushed
+
+    def add_start_child_failed(self, initiated_event_id: int, cause: int) -> None:
+        init = self.s.children[initiated_event_id].initiated
+        attrs = history.StartChildWorkflowExecutionFailedEventAttributes(
+            namespace=init.namespace,
+            namespace_id=init.namespace_id,
+            workflow_id=init.workflow_id,
+            workflow_type=init.workflow_type,
+            cause=cause,  # type: ignore[arg-type]
+            control=init.control,
+            initiated_event_id=initiated_event_id,
+            workflow_task_completed_event_id=init.workflow_task_completed_event_id,
+        )
+        self._event(ev.START_CHILD_FAILED, start_child_workflow_execution_failed_event_attributes=attrs)
+
+    def add_child_closed(self, initiated_event_id: int, run_id: str, close: history.HistoryEvent) -> None:
+        """Record how a child ended, from the close event of its last run."""
+        info = self.s.children[initiated_event_id]
+        init = info.initiated
+        common_fields: dict[str, Any] = dict(
+            namespace=init.namespace,
+            namespace_id=init.namespace_id,
+            workflow_execution=common.WorkflowExecution(workflow_id=init.workflow_id, run_id=run_id),
+            workflow_type=init.workflow_type,
+            initiated_event_id=initiated_event_id,
+            started_event_id=info.started_event_id,
+        )
+        t = close.event_type
+        if t == ev.WORKFLOW_EXECUTION_COMPLETED:
+            attrs_c = history.ChildWorkflowExecutionCompletedEventAttributes(
+                result=close.workflow_execution_completed_event_attributes.result, **common_fields
+            )
+            self._event(ev.CHILD_COMPLETED, child_workflow_execution_completed_event_attributes=attrs_c)
+        elif t == ev.WORKFLOW_EXECUTION_FAILED:
+            src = close.workflow_execution_failed_event_attributes
+            attrs_f = history.ChildWorkflowExecutionFailedEventAttributes(
+                failure=src.failure, retry_state=src.retry_state, **common_fields
+            )
+            self._event(ev.CHILD_FAILED, child_workflow_execution_failed_event_attributes=attrs_f)
+        elif t == ev.WORKFLOW_EXECUTION_CANCELED:
+            attrs_x = history.ChildWorkflowExecutionCanceledEventAttributes(
+                details=close.workflow_execution_canceled_event_attributes.details, **common_fields
+            )
+            self._event(ev.CHILD_CANCELED, child_workflow_execution_canceled_event_attributes=attrs_x)
+        elif t == ev.WORKFLOW_EXECUTION_TIMED_OUT:
+            attrs_t = history.ChildWorkflowExecutionTimedOutEventAttributes(
+                retry_state=close.workflow_execution_timed_out_event_attributes.retry_state, **common_fields
+            )
+            self._event(ev.CHILD_TIMED_OUT, child_workflow_execution_timed_out_event_attributes=attrs_t)
+        else:
+            attrs_k = history.ChildWorkflowExecutionTerminatedEventAttributes(**common_fields)
+            self._event(ev.CHILD_TERMINATED, child_workflow_execution_terminated_event_attributes=attrs_k)
+
+    # ------------------------------------------------------------------ external signals and cancels
+    def add_signal_external_initiated(
+        self, attrs: history.SignalExternalWorkflowExecutionInitiatedEventAttributes
+    ) -> None:
+        event = self._event(
+            ev.SIGNAL_EXTERNAL_INITIATED, signal_external_workflow_execution_initiated_event_attributes=attrs
+        )
+        self._transfer(TaskType.TASK_TYPE_SIGNAL_EXTERNAL, event_id=event.event_id)
+
+    def add_external_signal_result(self, initiated_event_id: int, failed_cause: int = 0) -> None:
+        init = self.s.external_signals[
+            initiated_event_id
+        ].initiated.signal_external_workflow_execution_initiated_event_attributes
+        if failed_cause:
+            failed = history.SignalExternalWorkflowExecutionFailedEventAttributes(
+                cause=failed_cause,  # type: ignore[arg-type]
+                workflow_task_completed_event_id=init.workflow_task_completed_event_id,
+                namespace=init.namespace,
+                namespace_id=init.namespace_id,
+                workflow_execution=init.workflow_execution,
+                initiated_event_id=initiated_event_id,
+                control=init.control,
+            )
+            self._event(ev.SIGNAL_EXTERNAL_FAILED, signal_external_workflow_execution_failed_event_attributes=failed)
+            return
+        done = history.ExternalWorkflowExecutionSignaledEventAttributes(
+            initiated_event_id=initiated_event_id,
+            namespace=init.namespace,
+            namespace_id=init.namespace_id,
+            workflow_execution=init.workflow_execution,
+            control=init.control,
+        )
+        self._event(ev.EXTERNAL_SIGNALED, external_workflow_execution_signaled_event_attributes=done)
+
+    def add_cancel_external_initiated(
+        self, attrs: history.RequestCancelExternalWorkflowExecutionInitiatedEventAttributes
+    ) -> None:
+        event = self._event(
+            ev.CANCEL_EXTERNAL_INITIATED, request_cancel_external_workflow_execution_initiated_event_attributes=attrs
+        )
+        self._transfer(TaskType.TASK_TYPE_CANCEL_EXTERNAL, event_id=event.event_id)
+
+    def add_external_cancel_result(self, initiated_event_id: int, failed_cause: int = 0) -> None:
+        init = self.s.external_cancels[
+            initiated_event_id
+        ].initiated.request_cancel_external_workflow_execution_initiated_event_attributes
+        if failed_cause:
+            failed = history.RequestCancelExternalWorkflowExecutionFailedEventAttributes(
+                cause=failed_cause,  # type: ignore[arg-type]
+                workflow_task_completed_event_id=init.workflow_task_completed_event_id,
+                namespace=init.namespace,
+                namespace_id=init.namespace_id,
+                workflow_execution=init.workflow_execution,
+                initiated_event_id=initiated_event_id,
+                control=init.control,
+            )
+            self._event(
+                ev.CANCEL_EXTERNAL_FAILED, request_cancel_external_workflow_execution_failed_event_attributes=failed
+            )
+            return
+        done = history.ExternalWorkflowExecutionCancelRequestedEventAttributes(
+            initiated_event_id=initiated_event_id,
+            namespace=init.namespace,
+            namespace_id=init.namespace_id,
+            workflow_execution=init.workflow_execution,
+        )
+        self._event(ev.EXTERNAL_CANCEL_REQUESTED, external_workflow_execution_cancel_requested_event_attributes=done)
+
+    # ------------------------------------------------------------------ updates
+    def add_update_accepted(self, attrs: history.WorkflowExecutionUpdateAcceptedEventAttributes) -> int:
+        event = self._event(ev.UPDATE_ACCEPTED, workflow_execution_update_accepted_event_attributes=attrs)
+        return event.event_id
+
+    def add_update_completed(self, attrs: history.WorkflowExecutionUpdateCompletedEventAttributes) -> int:
+        event = self._event(ev.UPDATE_COMPLETED, workflow_execution_update_completed_event_attributes=attrs)
+        return event.event_id
+
     # ------------------------------------------------------------------ close
     def _closing(self) -> None:
         self.visibility_dirty = True
         # A closed run keeps no buffered events and no pending work.
         self.flush_buffered_events()
+        if self.s.start.HasField("parent_workflow_execution") or self.s.children:
+            # tell the parent, and apply the parent-close policies of the children
+            self._transfer(TaskType.TASK_TYPE_CLOSE_EXECUTION)
 
     def add_completed(self, wft_completed_event_id: int, result: common.Payloads | None, new_run_id: str = "") -> None:
         self._closing()
@@ -674,6 +857,10 @@ class MutableState:
         if details is not None:
             attrs.details.CopyFrom(details)
         self._event(ev.WORKFLOW_EXECUTION_CANCELED, workflow_execution_canceled_event_attributes=attrs)
+
+    def add_continued_as_new(self, attrs: history.WorkflowExecutionContinuedAsNewEventAttributes) -> None:
+        self._closing()
+        self._event(ev.WORKFLOW_EXECUTION_CONTINUED_AS_NEW, workflow_execution_continued_as_new_event_attributes=attrs)
 
     def add_terminated(self, reason: str, details: common.Payloads | None, identity: str) -> None:
         self._closing()

@@ -143,6 +143,16 @@ def describe(ns: Namespace, ms: MutableState, matching_backlog: int = 0) -> ws.D
     info.root_execution.run_id = st.root_workflow_execution.run_id or s.run_id
     for ai in sorted(s.activities.values(), key=lambda a: a.scheduled_event_id):
         resp.pending_activities.append(pending_activity(ai))
+    for child in sorted(s.children.values(), key=lambda c: c.initiated_event_id):
+        resp.pending_children.append(
+            workflow_pb.PendingChildExecutionInfo(
+                workflow_id=child.initiated.workflow_id,
+                run_id=child.started_run_id,
+                workflow_type_name=child.initiated.workflow_type.name,
+                initiated_id=child.initiated_event_id,
+                parent_close_policy=child.initiated.parent_close_policy,
+            )
+        )
     wt = s.workflow_task
     if wt.scheduled and s.status == Status.WORKFLOW_EXECUTION_STATUS_RUNNING:
         pw = resp.pending_workflow_task

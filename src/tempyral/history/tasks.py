@@ -9,16 +9,38 @@ import logging
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from temporalio.api.enums.v1 import RetryState, TimeoutType
+from temporalio.api.common.v1 import message_pb2 as common
+from temporalio.api.enums.v1 import (
+    CancelExternalWorkflowExecutionFailedCause as CancelFailed,
+)
+from temporalio.api.enums.v1 import (
+    ParentClosePolicy,
+    RetryState,
+    TimeoutType,
+)
+from temporalio.api.enums.v1 import (
+    SignalExternalWorkflowExecutionFailedCause as SignalFailed,
+)
+from temporalio.api.enums.v1 import (
+    StartChildWorkflowExecutionFailedCause as ChildStartFailed,
+)
+from temporalio.api.enums.v1 import WorkflowIdConflictPolicy as ConflictPolicy
+from temporalio.api.enums.v1 import WorkflowIdReusePolicy as ReusePolicy
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
+from temporalio.api.history.v1 import message_pb2 as history
+from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
-from tempyral.common import ids
-from tempyral.common.errors import NotFound
+from tempyral.common import cron, ids
+from tempyral.common.clock import duration_ns, ts_ns
+from tempyral.common.errors import NotFound, WorkflowAlreadyStarted
 from tempyral.common.retry import next_retry
+from tempyral.history import events as ev
+from tempyral.history import next_run
 from tempyral.history.mutable_state import MutableState
+from tempyral.history.parent import ParentInfo
 from tempyral.history.shard import Mutation
 from tempyral.persistence.store import CurrentWrite
-from tempyral.proto.internal_pb2 import Task, TaskCategory, TaskType
+from tempyral.proto.internal_pb2 import ChildInfo, ExternalRequestInfo, Task, TaskCategory, TaskType
 
 if TYPE_CHECKING:
     from tempyral.history.engine import HistoryEngine
@@ -26,6 +48,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 TIMER = TaskCategory.TASK_CATEGORY_TIMER
 ACK_FLUSH_DELAY_S = 0.05
+CHILD_NAMESPACE_NOT_FOUND = ChildStartFailed.START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE_NAMESPACE_NOT_FOUND
+CHILD_ALREADY_EXISTS = ChildStartFailed.START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE_WORKFLOW_ALREADY_EXISTS
+SIGNAL_NAMESPACE_NOT_FOUND = SignalFailed.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_NAMESPACE_NOT_FOUND
+SIGNAL_TARGET_NOT_FOUND = (
+    SignalFailed.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND
+)
+CANCEL_NAMESPACE_NOT_FOUND = CancelFailed.CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_NAMESPACE_NOT_FOUND
+CANCEL_TARGET_NOT_FOUND = (
+    CancelFailed.CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND
+)
+TRANSFER_RETRY_FIRST_S = 0.2
+TRANSFER_RETRY_MAX_S = 10.0
 
 
 class TaskExecutor:
@@ -33,6 +67,7 @@ class TaskExecutor:
         self.engine = engine
         self._acks: dict[int, list[tuple[int, int]]] = defaultdict(list)
         self._flusher: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ acknowledgements
     def ack(self, task: Task) -> None:
@@ -54,13 +89,278 @@ class TaskExecutor:
                 log.exception("could not delete %d finished tasks; they will be re-checked", len(keys))
 
     async def stop(self) -> None:
+        for runner in list(self._running):
+            runner.cancel()
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
         await self.flush()
 
     def submit_transfer(self, task: Task) -> None:
-        # No transfer task besides dispatch exists yet; anything else is finished.
+        """Run a transfer task in the background until it succeeds (it is idempotent)."""
+        runner = asyncio.get_running_loop().create_task(self._run_transfer(task))
+        self._running.add(runner)
+        runner.add_done_callback(self._running.discard)
+
+    async def _run_transfer(self, task: Task) -> None:
+        delay = TRANSFER_RETRY_FIRST_S
+        while True:
+            try:
+                await self._transfer(task)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("transfer task %d (type %d) failed; retrying in %.1fs", task.task_id, task.type, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, TRANSFER_RETRY_MAX_S)
+
+    async def _transfer(self, task: Task) -> None:
+        handler = {
+            TaskType.TASK_TYPE_START_CHILD: self._start_child,
+            TaskType.TASK_TYPE_SIGNAL_EXTERNAL: self._signal_external,
+            TaskType.TASK_TYPE_CANCEL_EXTERNAL: self._cancel_external,
+            TaskType.TASK_TYPE_CLOSE_EXECUTION: self._close_execution,
+        }.get(task.type)
+        if handler is not None:
+            await handler(task)
         self.ack(task)
+
+    # ------------------------------------------------------------------ children
+    async def _start_child(self, task: Task) -> None:
+        """Create the child, record it as started in the parent, then give the child its first task.
+
+        Each step checks whether it already happened, so a retried task repeats nothing.
+        """
+        engine = self.engine
+        try:
+            async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (_, _, parent):
+                info = parent.s.children.get(task.event_id)
+                if not parent.running or info is None:
+                    return
+                child = ChildInfo()
+                child.CopyFrom(info)
+                root = common.WorkflowExecution()
+                root.CopyFrom(parent.s.start.root_workflow_execution)
+                if not root.workflow_id:
+                    root.workflow_id, root.run_id = parent.workflow_id, parent.run_id
+                parent_namespace = engine.namespaces.get_by_id(parent.namespace_id).name
+        except NotFound:
+            return
+        init = child.initiated
+        target = engine.namespaces.find_by_id(init.namespace_id)
+        run_id = child.started_run_id
+        if not run_id:
+            if target is None:
+                await self._record_child_start_failed(
+                    task, ChildStartFailed.START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE_NAMESPACE_NOT_FOUND
+                )
+                return
+            parent_info = ParentInfo(
+                parent_namespace, task.namespace_id, task.workflow_id, task.run_id, task.event_id, root
+            )
+            try:
+                result = await engine.start_workflow(target, _child_start_request(child), parent=parent_info)
+            except WorkflowAlreadyStarted:
+                await self._record_child_start_failed(task, CHILD_ALREADY_EXISTS)
+                return
+            run_id = result.run_id
+            await self._record_child_started(task, run_id)
+        if target is not None:
+            await self._schedule_first_task(target.id, init.workflow_id, run_id)
+
+    async def _record_child_started(self, task: Task, run_id: str) -> None:
+        async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+            info = ms.s.children.get(task.event_id)
+            if not ms.running or info is None or info.started_run_id:
+                return
+            ms.add_child_started(task.event_id, run_id)
+            if not ms.wft_pending:
+                ms.schedule_workflow_task()
+            await shard.commit([Mutation(entry, ms)])
+
+    async def _record_child_start_failed(self, task: Task, cause: int) -> None:
+        async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+            info = ms.s.children.get(task.event_id)
+            if not ms.running or info is None or info.started_run_id:
+                return
+            ms.add_start_child_failed(task.event_id, cause)
+            if not ms.wft_pending:
+                ms.schedule_workflow_task()
+            await shard.commit([Mutation(entry, ms)])
+
+    async def _schedule_first_task(self, namespace_id: str, workflow_id: str, run_id: str) -> None:
+        try:
+            async with self.engine.locked(namespace_id, workflow_id, run_id) as (shard, entry, ms):
+                s = ms.s
+                delayed = duration_ns(s.start.first_workflow_task_backoff) > 0  # its backoff timer does it
+                never_scheduled = s.workflow_task.stamp == 0
+                if ms.running and never_scheduled and not ms.wft_pending and not delayed:
+                    ms.schedule_workflow_task()
+                    await shard.commit([Mutation(entry, ms)])
+        except NotFound:
+            return
+
+    # ------------------------------------------------------------------ signals and cancels to other workflows
+    async def _external(self, task: Task, target: str) -> tuple[ExternalRequestInfo, common.WorkflowExecution] | None:
+        try:
+            async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (_, _, ms):
+                info = getattr(ms.s, target).get(task.event_id)
+                if not ms.running or info is None:
+                    return None
+                copy = ExternalRequestInfo()
+                copy.CopyFrom(info)
+                return copy, common.WorkflowExecution(workflow_id=ms.workflow_id, run_id=ms.run_id)
+        except NotFound:
+            return None
+
+    async def _signal_external(self, task: Task) -> None:
+        found = await self._external(task, "external_signals")
+        if found is None:
+            return
+        info, source = found
+        init = info.initiated.signal_external_workflow_execution_initiated_event_attributes
+        target = self.engine.namespaces.find(init.namespace)
+        cause = 0
+        if target is None:
+            cause = SIGNAL_NAMESPACE_NOT_FOUND
+        else:
+            req = ws.SignalWorkflowExecutionRequest(
+                namespace=target.name,
+                workflow_execution=init.workflow_execution,
+                signal_name=init.signal_name,
+                input=init.input,
+                header=init.header,
+                request_id=info.request_id,
+            )
+            try:
+                await self.engine.signal(
+                    target, req, external=source, child_of=source if init.child_workflow_only else None
+                )
+            except NotFound:
+                cause = (
+                    SignalFailed.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND
+                )
+        async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+            if not ms.running or task.event_id not in ms.s.external_signals:
+                return
+            ms.add_external_signal_result(task.event_id, cause)
+            if not ms.wft_pending:
+                ms.schedule_workflow_task()
+            await shard.commit([Mutation(entry, ms)])
+
+    async def _cancel_external(self, task: Task) -> None:
+        found = await self._external(task, "external_cancels")
+        if found is None:
+            return
+        info, source = found
+        init = info.initiated.request_cancel_external_workflow_execution_initiated_event_attributes
+        target = self.engine.namespaces.find(init.namespace)
+        cause = 0
+        if target is None:
+            cause = CANCEL_NAMESPACE_NOT_FOUND
+        else:
+            req = ws.RequestCancelWorkflowExecutionRequest(
+                namespace=target.name,
+                workflow_execution=init.workflow_execution,
+                request_id=info.request_id,
+                reason=init.reason,
+            )
+            try:
+                await self.engine.request_cancel(
+                    target,
+                    req,
+                    external=source,
+                    external_initiated_event_id=task.event_id,
+                    child_of=source if init.child_workflow_only else None,
+                )
+            except NotFound:
+                cause = (
+                    CancelFailed.CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND
+                )
+        async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+            if not ms.running or task.event_id not in ms.s.external_cancels:
+                return
+            ms.add_external_cancel_result(task.event_id, cause)
+            if not ms.wft_pending:
+                ms.schedule_workflow_task()
+            await shard.commit([Mutation(entry, ms)])
+
+    # ------------------------------------------------------------------ closed runs
+    async def _close_execution(self, task: Task) -> None:
+        """A run closed: tell its parent, and apply its children's parent-close policies."""
+        engine = self.engine
+        try:
+            async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+                s = ms.s
+                close_events = await engine.events(shard, entry, ms, s.completion_event_id, s.completion_event_id + 1)
+                start = history.WorkflowExecutionStartedEventAttributes()
+                start.CopyFrom(s.start)
+                children = [ChildInfo().FromString(c.SerializeToString()) for c in s.children.values()]
+        except NotFound:
+            return
+        close = close_events[0] if close_events else None
+        if close is not None and start.HasField("parent_workflow_execution") and not _continues(close):
+            await self._notify_parent(start, task.run_id, close)
+        parent = common.WorkflowExecution(workflow_id=task.workflow_id, run_id=task.run_id)
+        for child in children:
+            await self._apply_parent_close_policy(child, parent)
+
+    async def _notify_parent(
+        self, start: history.WorkflowExecutionStartedEventAttributes, run_id: str, close: history.HistoryEvent
+    ) -> None:
+        parent = start.parent_workflow_execution
+        initiated = start.parent_initiated_event_id
+        try:
+            async with self.engine.locked(start.parent_workflow_namespace_id, parent.workflow_id, parent.run_id) as (
+                shard,
+                entry,
+                ms,
+            ):
+                info = ms.s.children.get(initiated)
+                if not ms.running or info is None:
+                    return
+                if not info.started_run_id:
+                    ms.add_child_started(initiated, start.first_execution_run_id)
+                ms.add_child_closed(initiated, run_id, close)
+                if not ms.wft_pending:
+                    ms.schedule_workflow_task()
+                await shard.commit([Mutation(entry, ms)])
+        except NotFound:
+            return
+
+    async def _apply_parent_close_policy(self, child: ChildInfo, parent: common.WorkflowExecution) -> None:
+        init = child.initiated
+        target = self.engine.namespaces.find_by_id(init.namespace_id)
+        if target is None or not child.started_run_id:
+            return
+        execution = common.WorkflowExecution(workflow_id=init.workflow_id)
+        try:
+            if init.parent_close_policy == ParentClosePolicy.PARENT_CLOSE_POLICY_TERMINATE:
+                await self.engine.terminate(
+                    target,
+                    ws.TerminateWorkflowExecutionRequest(
+                        namespace=target.name,
+                        workflow_execution=execution,
+                        reason="by parent close policy",
+                        identity="history-service",
+                        first_execution_run_id=child.started_run_id,
+                    ),
+                )
+            elif init.parent_close_policy == ParentClosePolicy.PARENT_CLOSE_POLICY_REQUEST_CANCEL:
+                await self.engine.request_cancel(
+                    target,
+                    ws.RequestCancelWorkflowExecutionRequest(
+                        namespace=target.name,
+                        workflow_execution=execution,
+                        identity="history-service",
+                        first_execution_run_id=child.started_run_id,
+                    ),
+                    external=parent,
+                )
+        except NotFound:
+            return
 
     # ------------------------------------------------------------------ timers
     async def execute_timer(self, task: Task) -> None:
@@ -141,17 +441,51 @@ class TaskExecutor:
         expiration = s.execution_expiration_time.seconds * 1_000_000_000 + s.execution_expiration_time.nanos
         # A run that times out at the end of the whole execution's time is not retried.
         retryable = retryable and (not expiration or expiration > ms.now)
+        attrs = None
         if retryable and not s.start.HasField("retry_policy"):
             state = RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET
         elif retryable:
             decision = next_retry(s.start.retry_policy, s.start.attempt, failure, ms.now, expiration)
-            if decision.retry:
-                ms.add_timed_out(decision.state, ids.new_run_id())
-                shard = self.engine.shard_for(ms.namespace_id, ms.workflow_id)
-                entry, new_ms = self.engine.retry_run(shard, ms, decision.backoff_ns, failure)
-                extra.append(Mutation(entry, new_ms, new=True))
-                current.append(self.engine.next_run_current(ms, new_ms))
-                return True
             state = decision.state  # type: ignore[assignment]
-        ms.add_timed_out(state)
+            if decision.retry:
+                attrs = next_run.retry(s, ids.new_run_id(), decision.backoff_ns, failure)
+        if attrs is None and retryable and s.start.cron_schedule:
+            backoff = cron.backoff_ns(s.start.cron_schedule, ts_ns(s.execution_time), ms.now)
+            attrs = next_run.cron(s, ids.new_run_id(), backoff, None, failure)
+        ms.add_timed_out(state, attrs.original_execution_run_id if attrs else "")
+        if attrs is not None:
+            shard = self.engine.shard_for(ms.namespace_id, ms.workflow_id)
+            entry, new_ms = self.engine.next_run(shard, ms, attrs)
+            extra.append(Mutation(entry, new_ms, new=True))
+            current.append(self.engine.next_run_current(ms, new_ms))
         return True
+
+
+def _continues(close: history.HistoryEvent) -> bool:
+    """The run closed into a new one of the same chain (continue-as-new, retry, cron)."""
+    if close.event_type == ev.WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+        return True
+    attr = close.WhichOneof("attributes")
+    return bool(attr and getattr(getattr(close, attr), "new_execution_run_id", ""))
+
+
+def _child_start_request(child: ChildInfo) -> ws.StartWorkflowExecutionRequest:
+    init = child.initiated
+    req = ws.StartWorkflowExecutionRequest(
+        namespace=init.namespace,
+        workflow_id=init.workflow_id,
+        workflow_type=init.workflow_type,
+        task_queue=init.task_queue,
+        workflow_execution_timeout=init.workflow_execution_timeout,
+        workflow_run_timeout=init.workflow_run_timeout,
+        workflow_task_timeout=init.workflow_task_timeout,
+        identity="history-service",
+        request_id=child.create_request_id,
+        workflow_id_reuse_policy=init.workflow_id_reuse_policy or ReusePolicy.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+        workflow_id_conflict_policy=ConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+        cron_schedule=init.cron_schedule,
+    )
+    for descriptor, value in init.ListFields():
+        if descriptor.name in ("input", "retry_policy", "memo", "search_attributes", "header", "priority"):
+            getattr(req, descriptor.name).CopyFrom(value)
+    return req

@@ -221,14 +221,16 @@ class WorkflowTaskHandler:
                 req.worker_version_stamp if req.HasField("worker_version_stamp") else None,
             )
             try:
-                result = CommandProcessor(ms, ns, completed.event_id, req.identity, has_buffered).process(commands)
+                result = CommandProcessor(
+                    ms, ns, completed.event_id, req.identity, has_buffered, engine.namespaces.find
+                ).process(commands)
             except WorkflowTaskFailure as failure:
                 return await self._fail_for_commands(shard, entry, token, failure, req.identity, attempt)
             ms.flush_buffered_events()
             mutations = [Mutation(entry, ms)]
             current = []
-            if result.retry is not None:
-                new_entry, new_ms = engine.retry_run(shard, ms, result.retry.backoff_ns, result.retry_failure)
+            if result.next_run is not None:
+                new_entry, new_ms = engine.next_run(shard, ms, result.next_run)
                 mutations.append(Mutation(new_entry, new_ms, new=True))
                 current.append(engine.next_run_current(ms, new_ms))
             elif not ms.running:

@@ -66,6 +66,9 @@ class NamespaceRegistry:
             raise NamespaceNotFound(name)
         return ns
 
+    def find(self, name: str) -> Namespace | None:
+        return self._by_name.get(name)
+
     def get_by_id(self, namespace_id: str) -> Namespace:
         ns = self._by_id.get(namespace_id)
         if ns is None:

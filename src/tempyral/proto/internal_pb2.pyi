@@ -30,6 +30,9 @@ class TaskType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_TYPE_DISPATCH_WORKFLOW_TASK: _ClassVar[TaskType]
     TASK_TYPE_DISPATCH_ACTIVITY_TASK: _ClassVar[TaskType]
     TASK_TYPE_CLOSE_EXECUTION: _ClassVar[TaskType]
+    TASK_TYPE_START_CHILD: _ClassVar[TaskType]
+    TASK_TYPE_SIGNAL_EXTERNAL: _ClassVar[TaskType]
+    TASK_TYPE_CANCEL_EXTERNAL: _ClassVar[TaskType]
     TASK_TYPE_WORKFLOW_TASK_TIMEOUT: _ClassVar[TaskType]
     TASK_TYPE_ACTIVITY_TIMEOUT: _ClassVar[TaskType]
     TASK_TYPE_USER_TIMER: _ClassVar[TaskType]
@@ -45,6 +48,9 @@ TASK_TYPE_UNSPECIFIED: TaskType
 TASK_TYPE_DISPATCH_WORKFLOW_TASK: TaskType
 TASK_TYPE_DISPATCH_ACTIVITY_TASK: TaskType
 TASK_TYPE_CLOSE_EXECUTION: TaskType
+TASK_TYPE_START_CHILD: TaskType
+TASK_TYPE_SIGNAL_EXTERNAL: TaskType
+TASK_TYPE_CANCEL_EXTERNAL: TaskType
 TASK_TYPE_WORKFLOW_TASK_TIMEOUT: TaskType
 TASK_TYPE_ACTIVITY_TIMEOUT: TaskType
 TASK_TYPE_USER_TIMER: TaskType
@@ -150,14 +156,44 @@ class TimerInfo(_message.Message):
     version: int
     def __init__(self, timer_id: _Optional[str] = ..., started_event_id: _Optional[int] = ..., expiry_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
 
-class PendingQuery(_message.Message):
-    __slots__ = ("query_id",)
-    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
-    query_id: str
-    def __init__(self, query_id: _Optional[str] = ...) -> None: ...
+class ChildInfo(_message.Message):
+    __slots__ = ("initiated_event_id", "initiated", "started_event_id", "started_run_id", "create_request_id", "version")
+    INITIATED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    INITIATED_FIELD_NUMBER: _ClassVar[int]
+    STARTED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STARTED_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATE_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    initiated_event_id: int
+    initiated: _message_pb2_1_1.StartChildWorkflowExecutionInitiatedEventAttributes
+    started_event_id: int
+    started_run_id: str
+    create_request_id: str
+    version: int
+    def __init__(self, initiated_event_id: _Optional[int] = ..., initiated: _Optional[_Union[_message_pb2_1_1.StartChildWorkflowExecutionInitiatedEventAttributes, _Mapping]] = ..., started_event_id: _Optional[int] = ..., started_run_id: _Optional[str] = ..., create_request_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class ExternalRequestInfo(_message.Message):
+    __slots__ = ("initiated_event_id", "request_id", "initiated")
+    INITIATED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    INITIATED_FIELD_NUMBER: _ClassVar[int]
+    initiated_event_id: int
+    request_id: str
+    initiated: _message_pb2_1_1.HistoryEvent
+    def __init__(self, initiated_event_id: _Optional[int] = ..., request_id: _Optional[str] = ..., initiated: _Optional[_Union[_message_pb2_1_1.HistoryEvent, _Mapping]] = ...) -> None: ...
+
+class UpdateInfo(_message.Message):
+    __slots__ = ("update_id", "accepted_event_id", "completed_event_id")
+    UPDATE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    update_id: str
+    accepted_event_id: int
+    completed_event_id: int
+    def __init__(self, update_id: _Optional[str] = ..., accepted_event_id: _Optional[int] = ..., completed_event_id: _Optional[int] = ...) -> None: ...
 
 class ExecutionState(_message.Message):
-    __slots__ = ("namespace_id", "workflow_id", "run_id", "start", "start_time", "execution_time", "close_time", "run_expiration_time", "execution_expiration_time", "status", "next_event_id", "last_completed_wft_started_event_id", "version_history", "db_version", "start_request_id", "sticky_task_queue", "sticky_schedule_to_start_timeout", "workflow_task", "activities", "timers", "buffered_events", "cancel_requested", "cancel_request_id", "search_attributes", "memo", "completion_event_id", "new_execution_run_id", "history_size_bytes", "signal_request_ids", "signal_count", "last_event_task_id", "version", "activity_count", "last_workflow_task_completed_event_id", "start_request_ids", "header", "user_metadata")
+    __slots__ = ("namespace_id", "workflow_id", "run_id", "start", "start_time", "execution_time", "close_time", "run_expiration_time", "execution_expiration_time", "status", "next_event_id", "last_completed_wft_started_event_id", "version_history", "db_version", "start_request_id", "sticky_task_queue", "sticky_schedule_to_start_timeout", "workflow_task", "activities", "timers", "buffered_events", "cancel_requested", "cancel_request_id", "search_attributes", "memo", "completion_event_id", "new_execution_run_id", "history_size_bytes", "signal_request_ids", "signal_count", "last_event_task_id", "version", "activity_count", "last_workflow_task_completed_event_id", "start_request_ids", "header", "user_metadata", "children", "external_signals", "external_cancels", "updates", "reset_run_id", "speculative_workflow_task")
     class ActivitiesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +208,34 @@ class ExecutionState(_message.Message):
         key: str
         value: TimerInfo
         def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[TimerInfo, _Mapping]] = ...) -> None: ...
+    class ChildrenEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: ChildInfo
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[_Union[ChildInfo, _Mapping]] = ...) -> None: ...
+    class ExternalSignalsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: ExternalRequestInfo
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[_Union[ExternalRequestInfo, _Mapping]] = ...) -> None: ...
+    class ExternalCancelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: ExternalRequestInfo
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[_Union[ExternalRequestInfo, _Mapping]] = ...) -> None: ...
+    class UpdatesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: UpdateInfo
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[UpdateInfo, _Mapping]] = ...) -> None: ...
     NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -209,6 +273,12 @@ class ExecutionState(_message.Message):
     START_REQUEST_IDS_FIELD_NUMBER: _ClassVar[int]
     HEADER_FIELD_NUMBER: _ClassVar[int]
     USER_METADATA_FIELD_NUMBER: _ClassVar[int]
+    CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_CANCELS_FIELD_NUMBER: _ClassVar[int]
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
+    RESET_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SPECULATIVE_WORKFLOW_TASK_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     workflow_id: str
     run_id: str
@@ -246,7 +316,13 @@ class ExecutionState(_message.Message):
     start_request_ids: _containers.RepeatedScalarFieldContainer[str]
     header: _message_pb2.Header
     user_metadata: _user_metadata_pb2.UserMetadata
-    def __init__(self, namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., start: _Optional[_Union[_message_pb2_1_1.WorkflowExecutionStartedEventAttributes, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., close_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[int] = ..., next_event_id: _Optional[int] = ..., last_completed_wft_started_event_id: _Optional[int] = ..., version_history: _Optional[_Iterable[_Union[VersionHistoryItem, _Mapping]]] = ..., db_version: _Optional[int] = ..., start_request_id: _Optional[str] = ..., sticky_task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1.TaskQueue, _Mapping]] = ..., sticky_schedule_to_start_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., workflow_task: _Optional[_Union[WorkflowTaskInfo, _Mapping]] = ..., activities: _Optional[_Mapping[int, ActivityInfo]] = ..., timers: _Optional[_Mapping[str, TimerInfo]] = ..., buffered_events: _Optional[_Iterable[_Union[_message_pb2_1_1.HistoryEvent, _Mapping]]] = ..., cancel_requested: _Optional[bool] = ..., cancel_request_id: _Optional[str] = ..., search_attributes: _Optional[_Union[_message_pb2.SearchAttributes, _Mapping]] = ..., memo: _Optional[_Union[_message_pb2.Memo, _Mapping]] = ..., completion_event_id: _Optional[int] = ..., new_execution_run_id: _Optional[str] = ..., history_size_bytes: _Optional[int] = ..., signal_request_ids: _Optional[_Iterable[str]] = ..., signal_count: _Optional[int] = ..., last_event_task_id: _Optional[int] = ..., version: _Optional[int] = ..., activity_count: _Optional[int] = ..., last_workflow_task_completed_event_id: _Optional[int] = ..., start_request_ids: _Optional[_Iterable[str]] = ..., header: _Optional[_Union[_message_pb2.Header, _Mapping]] = ..., user_metadata: _Optional[_Union[_user_metadata_pb2.UserMetadata, _Mapping]] = ...) -> None: ...
+    children: _containers.MessageMap[int, ChildInfo]
+    external_signals: _containers.MessageMap[int, ExternalRequestInfo]
+    external_cancels: _containers.MessageMap[int, ExternalRequestInfo]
+    updates: _containers.MessageMap[str, UpdateInfo]
+    reset_run_id: str
+    speculative_workflow_task: bool
+    def __init__(self, namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., start: _Optional[_Union[_message_pb2_1_1.WorkflowExecutionStartedEventAttributes, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., close_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[int] = ..., next_event_id: _Optional[int] = ..., last_completed_wft_started_event_id: _Optional[int] = ..., version_history: _Optional[_Iterable[_Union[VersionHistoryItem, _Mapping]]] = ..., db_version: _Optional[int] = ..., start_request_id: _Optional[str] = ..., sticky_task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1.TaskQueue, _Mapping]] = ..., sticky_schedule_to_start_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., workflow_task: _Optional[_Union[WorkflowTaskInfo, _Mapping]] = ..., activities: _Optional[_Mapping[int, ActivityInfo]] = ..., timers: _Optional[_Mapping[str, TimerInfo]] = ..., buffered_events: _Optional[_Iterable[_Union[_message_pb2_1_1.HistoryEvent, _Mapping]]] = ..., cancel_requested: _Optional[bool] = ..., cancel_request_id: _Optional[str] = ..., search_attributes: _Optional[_Union[_message_pb2.SearchAttributes, _Mapping]] = ..., memo: _Optional[_Union[_message_pb2.Memo, _Mapping]] = ..., completion_event_id: _Optional[int] = ..., new_execution_run_id: _Optional[str] = ..., history_size_bytes: _Optional[int] = ..., signal_request_ids: _Optional[_Iterable[str]] = ..., signal_count: _Optional[int] = ..., last_event_task_id: _Optional[int] = ..., version: _Optional[int] = ..., activity_count: _Optional[int] = ..., last_workflow_task_completed_event_id: _Optional[int] = ..., start_request_ids: _Optional[_Iterable[str]] = ..., header: _Optional[_Union[_message_pb2.Header, _Mapping]] = ..., user_metadata: _Optional[_Union[_user_metadata_pb2.UserMetadata, _Mapping]] = ..., children: _Optional[_Mapping[int, ChildInfo]] = ..., external_signals: _Optional[_Mapping[int, ExternalRequestInfo]] = ..., external_cancels: _Optional[_Mapping[int, ExternalRequestInfo]] = ..., updates: _Optional[_Mapping[str, UpdateInfo]] = ..., reset_run_id: _Optional[str] = ..., speculative_workflow_task: _Optional[bool] = ...) -> None: ...
 
 class Task(_message.Message):
     __slots__ = ("type", "category", "task_id", "shard_id", "visibility_time", "namespace_id", "workflow_id", "run_id", "event_id", "attempt", "stamp", "timeout_type", "task_queue", "timer_id", "version")

@@ -1,0 +1,123 @@
+"""The start of the next run in a chain: retry, continue-as-new or cron.
+
+Each builds the WorkflowExecutionStarted attributes of the new run from the closing one; the
+engine creates the run in the same transaction that closes the old one.
+"""
+
+from __future__ import annotations
+
+from temporalio.api.command.v1 import message_pb2 as command_pb
+from temporalio.api.common.v1 import message_pb2 as common
+from temporalio.api.enums.v1 import ContinueAsNewInitiator
+from temporalio.api.failure.v1 import message_pb2 as failure_pb
+from temporalio.api.history.v1 import message_pb2 as history
+
+from tempyral.common.clock import duration, duration_ns, ts_ns
+from tempyral.proto.internal_pb2 import ExecutionState
+
+Initiator = ContinueAsNewInitiator
+MIN_RUN_INTERVAL_NS = 1_000_000_000
+
+
+def _base(
+    prev: ExecutionState, new_run_id: str, initiator: int, backoff_ns: int
+) -> history.WorkflowExecutionStartedEventAttributes:
+    attrs = history.WorkflowExecutionStartedEventAttributes(
+        continued_execution_run_id=prev.run_id,
+        initiator=initiator,  # type: ignore[arg-type]
+        original_execution_run_id=new_run_id,
+        first_execution_run_id=prev.start.first_execution_run_id,
+        workflow_id=prev.workflow_id,
+        identity=prev.start.identity,
+    )
+    attrs.first_workflow_task_backoff.CopyFrom(duration(backoff_ns))
+    # what every run of a chain shares: its parent, its root, the whole execution's deadline
+    attrs.parent_workflow_namespace = prev.start.parent_workflow_namespace
+    attrs.parent_workflow_namespace_id = prev.start.parent_workflow_namespace_id
+    attrs.parent_initiated_event_id = prev.start.parent_initiated_event_id
+    for field in (
+        "parent_workflow_execution",
+        "root_workflow_execution",
+        "workflow_execution_expiration_time",
+        "workflow_execution_timeout",
+        "priority",
+    ):
+        if prev.start.HasField(field):
+            getattr(attrs, field).CopyFrom(getattr(prev.start, field))
+    attrs.completion_callbacks.extend(prev.start.completion_callbacks)
+    return attrs
+
+
+def _same_run_settings(prev: ExecutionState, attrs: history.WorkflowExecutionStartedEventAttributes) -> None:
+    s = prev.start
+    attrs.workflow_type.CopyFrom(s.workflow_type)
+    attrs.task_queue.CopyFrom(s.task_queue)
+    attrs.input.CopyFrom(s.input)
+    attrs.workflow_run_timeout.CopyFrom(s.workflow_run_timeout)
+    attrs.workflow_task_timeout.CopyFrom(s.workflow_task_timeout)
+    attrs.cron_schedule = s.cron_schedule
+    for field in ("retry_policy", "header"):
+        if s.HasField(field):
+            getattr(attrs, field).CopyFrom(getattr(s, field))
+    if prev.memo.fields:
+        attrs.memo.CopyFrom(prev.memo)
+    if prev.search_attributes.indexed_fields:
+        attrs.search_attributes.CopyFrom(prev.search_attributes)
+
+
+def retry(
+    prev: ExecutionState, new_run_id: str, backoff_ns: int, failure: failure_pb.Failure | None
+) -> history.WorkflowExecutionStartedEventAttributes:
+    attrs = _base(prev, new_run_id, Initiator.CONTINUE_AS_NEW_INITIATOR_RETRY, backoff_ns)
+    _same_run_settings(prev, attrs)
+    attrs.attempt = prev.start.attempt + 1
+    if failure is not None:
+        attrs.continued_failure.CopyFrom(failure)
+    return attrs
+
+
+def cron(
+    prev: ExecutionState,
+    new_run_id: str,
+    backoff_ns: int,
+    result: common.Payloads | None,
+    failure: failure_pb.Failure | None,
+) -> history.WorkflowExecutionStartedEventAttributes:
+    attrs = _base(prev, new_run_id, Initiator.CONTINUE_AS_NEW_INITIATOR_CRON_SCHEDULE, backoff_ns)
+    _same_run_settings(prev, attrs)
+    attrs.attempt = 1
+    if result is not None:
+        attrs.last_completion_result.CopyFrom(result)
+    elif prev.start.HasField("last_completion_result"):
+        attrs.last_completion_result.CopyFrom(prev.start.last_completion_result)
+    if failure is not None:
+        attrs.continued_failure.CopyFrom(failure)
+    return attrs
+
+
+def continue_as_new(
+    prev: ExecutionState,
+    new_run_id: str,
+    command: command_pb.ContinueAsNewWorkflowExecutionCommandAttributes,
+    now_ns: int,
+) -> history.WorkflowExecutionStartedEventAttributes:
+    """Like the reference, only what the command carries moves on (the SDK fills in memo and
+    search attributes when the workflow does not set them)."""
+    backoff = duration_ns(command.backoff_start_interval)
+    # Like the reference, a chain that continues faster than this is slowed down to it.
+    lifetime = now_ns - ts_ns(prev.execution_time)
+    if lifetime + backoff < MIN_RUN_INTERVAL_NS:
+        backoff = MIN_RUN_INTERVAL_NS - lifetime
+    attrs = _base(prev, new_run_id, Initiator.CONTINUE_AS_NEW_INITIATOR_WORKFLOW, backoff)
+    attrs.workflow_type.CopyFrom(command.workflow_type)
+    attrs.task_queue.CopyFrom(command.task_queue)
+    attrs.workflow_run_timeout.CopyFrom(command.workflow_run_timeout)
+    attrs.workflow_task_timeout.CopyFrom(command.workflow_task_timeout)
+    attrs.cron_schedule = command.cron_schedule
+    attrs.attempt = 1
+    for field in ("input", "header", "retry_policy", "memo", "search_attributes", "last_completion_result"):
+        if command.HasField(field):
+            getattr(attrs, field).CopyFrom(getattr(command, field))
+    if command.HasField("failure"):
+        attrs.continued_failure.CopyFrom(command.failure)
+    return attrs
