@@ -370,3 +370,31 @@ class CronJob:
     @workflow.run
     async def run(self) -> str:
         return "tick"
+
+
+@workflow.defn
+class Counter:
+    def __init__(self) -> None:
+        self.value = 0
+        self.done = False
+
+    @workflow.run
+    async def run(self) -> int:
+        await workflow.wait_condition(lambda: self.done)
+        return self.value
+
+    @workflow.update
+    async def add(self, amount: int) -> int:
+        if amount > 100:
+            await workflow.sleep(0.5)  # a slow update: accepted first, completed later
+        self.value += amount
+        return self.value
+
+    @add.validator
+    def validate_add(self, amount: int) -> None:
+        if amount < 0:
+            raise ValueError("amount must not be negative")
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True

@@ -24,6 +24,7 @@ WORKFLOWS = [
     w.HeartbeatTimeout, w.CancelActivity, w.LocalActivity, w.Sleeper, w.WaitForSignal, w.CleanupOnCancel,
     w.Blocked, w.FailFirstRun, w.UpsertBoth, w.BrokenTask, w.ScheduleToCloseWhileRunning, w.SlowFirstTask,
     w.Child, w.Parent, w.ParentOfExisting, w.ParentLeavesChild, w.Chain, w.SignalSender, w.CancelSender, w.CronJob,
+    w.Counter,
 ]  # fmt: skip
 ACTIVITIES = [
     w.echo, w.fail_until, w.fail_hard, w.slow_first, w.always_fail, w.heartbeat_once_then_hang, w.wait_for_cancel,
@@ -263,6 +264,24 @@ async def cron_schedule(c: Client, tq: str) -> Handles:
     return [(h.id, first), (h.id, second)]
 
 
+async def updates(c: Client, tq: str) -> Handles:
+    from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
+
+    h = await c.start_workflow(w.Counter.run, id=f"{tq}-1", task_queue=tq)
+    await _until_event(c, h.id, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+    assert await h.execute_update(w.Counter.add, 5, id="first") == 5
+    try:
+        await h.execute_update(w.Counter.add, -1, id="rejected")
+    except WorkflowUpdateFailedError:
+        pass
+    assert await h.execute_update(w.Counter.add, 5, id="first") == 5  # same id: same outcome, no new events
+    slow = await h.start_update(w.Counter.add, 200, id="slow", wait_for_stage=WorkflowUpdateStage.ACCEPTED)
+    assert await slow.result() == 205
+    await h.signal(w.Counter.finish)
+    await _result_ignoring_failure(h)
+    return [_run(h)]
+
+
 SCENARIOS: dict[str, Scenario] = {
     "one_activity": one_activity,
     "workflow_fails": _simple(w.Failing.run),
@@ -295,6 +314,7 @@ SCENARIOS: dict[str, Scenario] = {
     "external_signal": external_signal,
     "external_cancel": external_cancel,
     "cron_schedule": cron_schedule,
+    "updates": updates,
 }
 
 

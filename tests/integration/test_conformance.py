@@ -17,9 +17,10 @@ FILES = [
     "test_timers.py",
     "test_signals_queries_updates.py",
     "test_cancel_terminate.py",
+    "test_child_and_continue_as_new.py",
+    "test_visibility.py",
 ]
-# Workflow updates arrive with the next issue.
-NOT_YET = ["test_signals_queries_updates.py::test_update_accepted_and_rejected"]
+NOT_YET: list[str] = []
 
 
 def test_shared_conformance_suite(server: ServerProcess) -> None:

@@ -16,6 +16,7 @@ from tempyral.common.clock import duration_ns
 from tempyral.common.errors import InvalidArgument
 from tempyral.common.limits import (
     BLOB_SIZE_LIMIT_ERROR,
+    MAX_ID_LENGTH,
     WORKFLOW_TASK_COMPLETION_SIZE_LIMIT,
     check_blob_size,
     check_id,
@@ -302,6 +303,30 @@ class WorkflowService:
             raise InvalidArgument("QueryType is not set on request.")
         check_blob_size(req.query.query_args)
         return await reads.query(self.engine, ns, req, long_poll_timeout(ctx))
+
+    async def update_workflow_execution(
+        self, req: ws.UpdateWorkflowExecutionRequest, ctx: Ctx
+    ) -> ws.UpdateWorkflowExecutionResponse:
+        ns = self.namespaces.get(req.namespace)
+        check_execution(req.workflow_execution)
+        meta = req.request.meta
+        if not meta.update_id:
+            raise InvalidArgument("Update ID is not set on request.")
+        if len(meta.update_id) > MAX_ID_LENGTH:
+            raise InvalidArgument("UpdateId length exceeds limit.")
+        if not req.request.input.name:
+            raise InvalidArgument("Update name is not set on request.")
+        check_blob_size(req.request.input.args)
+        return await self.engine.updates.update(ns, req, long_poll_timeout(ctx))
+
+    async def poll_workflow_execution_update(
+        self, req: ws.PollWorkflowExecutionUpdateRequest, ctx: Ctx
+    ) -> ws.PollWorkflowExecutionUpdateResponse:
+        ns = self.namespaces.get(req.namespace)
+        check_execution(req.update_ref.workflow_execution)
+        if not req.update_ref.update_id:
+            raise InvalidArgument("Update ID is not set on request.")
+        return await self.engine.updates.poll(ns, req, long_poll_timeout(ctx))
 
     # ------------------------------------------------------------------ workers
     async def poll_workflow_task_queue(

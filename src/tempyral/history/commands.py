@@ -128,10 +128,12 @@ class CommandProcessor:
         identity: str,
         has_buffered_events: bool,
         namespaces: Callable[[str], Namespace | None] = lambda name: None,
+        on_message: Callable[[str], None] = lambda message_id: None,
     ) -> None:
         self.ms = ms
         self.ns = ns
         self.namespaces = namespaces
+        self.on_message = on_message
         self.children_started: set[str] = set()
         self.completed_id = wft_completed_event_id
         self.identity = identity
@@ -292,6 +294,9 @@ class CommandProcessor:
                 f"invalid history builder state for action: add-timer-canceled-event, TimerID: {a.timer_id}",
             )
         self.ms.add_timer_canceled(a.timer_id, self.completed_id, self.identity)
+
+    def _protocol_message(self, command: command_pb.Command) -> None:
+        self.on_message(command.protocol_message_command_attributes.message_id)
 
     # ------------------------------------------------------------------ markers, attributes
     def _record_marker(self, command: command_pb.Command) -> None:
@@ -616,6 +621,7 @@ _HANDLERS = {
     CommandType.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION: CommandProcessor._fail,
     CommandType.COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION: CommandProcessor._cancel,
     CommandType.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION: CommandProcessor._continue_as_new,
+    CommandType.COMMAND_TYPE_PROTOCOL_MESSAGE: CommandProcessor._protocol_message,
     CommandType.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION: CommandProcessor._start_child,
     CommandType.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION: CommandProcessor._signal_external,
     CommandType.COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION: CommandProcessor._cancel_external,

@@ -96,6 +96,7 @@ class HistoryEngine:
         from tempyral.history.queries import QueryRegistry
         from tempyral.history.tasks import TaskExecutor
         from tempyral.history.timer_queue import TimerQueue
+        from tempyral.history.updates import UpdateHandler
         from tempyral.history.workflow_tasks import WorkflowTaskHandler
 
         self.tasks = TaskExecutor(self)
@@ -103,6 +104,7 @@ class HistoryEngine:
         self.queries = QueryRegistry(matching)
         self.workflow_tasks = WorkflowTaskHandler(self)
         self.activities = ActivityHandler(self)
+        self.updates = UpdateHandler(self)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -482,6 +484,7 @@ class HistoryEngine:
                 raise WorkflowCompleted()
             self.terminate_locked(ms, req.reason, req.details if req.HasField("details") else None, req.identity)
             await shard.commit([Mutation(entry, ms)], current=[self.close_current(ms)])
+            self.updates.abort_closed(entry, continuing=False)
 
     def terminate_locked(self, ms: MutableState, reason: str, details: object, identity: str) -> None:
         if ms.wft_started:

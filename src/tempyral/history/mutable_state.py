@@ -230,6 +230,32 @@ class MutableState:
         if dispatch:
             self._generate_workflow_task_dispatch()
 
+    def schedule_speculative_workflow_task(self) -> None:
+        """A workflow task that only carries updates: its events are written only if the worker
+        does something with it (accepts an update, sends commands); a rejection leaves no trace."""
+        if self.wft_pending:
+            raise InvalidStateError("a workflow task is already pending")
+        s = self.s
+        wt = s.workflow_task
+        stamp = wt.stamp + 1
+        wt.Clear()
+        wt.stamp = stamp
+        wt.scheduled = True
+        wt.transient = True
+        wt.attempt = 1
+        wt.scheduled_event_id = s.next_event_id  # virtual until the task completes
+        wt.task_queue.CopyFrom(self.current_task_queue())
+        wt.start_to_close_timeout.CopyFrom(s.start.workflow_task_timeout)
+        wt.scheduled_time.CopyFrom(timestamp(self.now))
+        wt.original_scheduled_time.CopyFrom(timestamp(self.now))
+        s.speculative_workflow_task = True
+        self._generate_workflow_task_dispatch()
+
+    def discard_speculative_workflow_task(self) -> None:
+        """The worker rejected every update of a speculative task: nothing enters history."""
+        appliers.reset_workflow_task(self.s, 1)
+        self.s.speculative_workflow_task = False
+
     def _generate_workflow_task_dispatch(self) -> None:
         wt = self.s.workflow_task
         self._transfer(
@@ -264,6 +290,7 @@ class MutableState:
             wt.transient = False
             wt.attempt = 1
             write_scheduled = True
+            s.speculative_workflow_task = False
         if wt.transient:
             wt.started_event_id = s.next_event_id + 1
             wt.started_time.CopyFrom(timestamp(self.now))
@@ -348,6 +375,7 @@ class MutableState:
         )
         self.now = now
         wt.stamp = stamp
+        self.s.speculative_workflow_task = False
 
     def add_workflow_task_completed(
         self, identity: str, sdk_metadata: object, metering: object, worker_version: object
@@ -369,7 +397,9 @@ class MutableState:
         self, cause: int, failure: failure_pb.Failure | None, identity: str
     ) -> history.HistoryEvent | None:
         wt = self.s.workflow_task
-        if wt.transient:
+        if self.s.speculative_workflow_task:
+            self._write_transient_workflow_task()  # a failed speculative task is recorded
+        elif wt.transient:
             appliers.fail_workflow_task(self.s, increment_attempt=True)
             return None
         attrs = history.WorkflowTaskFailedEventAttributes(
@@ -384,7 +414,13 @@ class MutableState:
 
     def add_workflow_task_timed_out(self, timeout_type: int) -> history.HistoryEvent | None:
         wt = self.s.workflow_task
-        if wt.transient:
+        if self.s.speculative_workflow_task:
+            if not wt.started_event_id:
+                # never picked up: nothing to record, and the updates wait for the next task
+                self.discard_speculative_workflow_task()
+                return None
+            self._write_transient_workflow_task()
+        elif wt.transient:
             appliers.fail_workflow_task(
                 self.s, increment_attempt=timeout_type != TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START
             )

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from temporalio.api.history.v1 import message_pb2 as history
 from temporalio.api.query.v1.message_pb2 import WorkflowQuery
@@ -28,6 +29,9 @@ from tempyral.persistence.store import (
 )
 from tempyral.proto.internal_pb2 import ExecutionState, Task
 from tempyral.visibility.records import row_from_state
+
+if TYPE_CHECKING:
+    from tempyral.history.updates import UpdateRecord
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,8 @@ class ExecutionEntry:
     # running one. They live in memory only: a query is answered or fails, never replayed.
     buffered_queries: dict[str, WorkflowQuery] = field(default_factory=dict)
     inflight_queries: dict[str, WorkflowQuery] = field(default_factory=dict)
+    # Updates not yet completed, by update id (see history/updates.py).
+    updates: dict[str, UpdateRecord] = field(default_factory=dict)
 
     def evict_state(self) -> None:
         self.ms = None
@@ -135,7 +141,8 @@ class Shard:
             return
         victims = []
         for key, entry in self._entries.items():  # oldest first
-            if entry.users == 0 and not entry.waiters and not entry.buffered_queries and not entry.inflight_queries:
+            busy = entry.waiters or entry.buffered_queries or entry.inflight_queries or entry.updates
+            if entry.users == 0 and not busy:
                 victims.append(key)
                 if len(victims) >= excess:
                     break

@@ -385,6 +385,8 @@ class TaskExecutor:
                 await shard.commit(
                     [Mutation(entry, ms), *extra], current=current, deleted_tasks=[(TIMER, task.task_id)]
                 )
+                if not ms.running:
+                    engine.updates.abort_closed(entry, continuing=bool(extra))
         except NotFound:
             self.ack(task)
 
@@ -429,6 +431,7 @@ class TaskExecutor:
         ms.schedule_workflow_task()
         if entry is not None:
             self.engine.queries.requeue_inflight(entry)
+            self.engine.updates.resend_after_failure(entry)
         return True
 
     def _workflow_timeout(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from temporalio.api.common.v1 import message_pb2 as common
@@ -12,6 +13,7 @@ from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.api.enums.v1 import task_queue_pb2 as tq_enums
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history
+from temporalio.api.protocol.v1 import message_pb2 as protocol
 from temporalio.api.query.v1.message_pb2 import WorkflowQuery, WorkflowQueryResult
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
@@ -24,6 +26,7 @@ from tempyral.history.commands import CommandProcessor, WorkflowTaskFailure, val
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.queries import QueryTask
 from tempyral.history.shard import ExecutionEntry, Mutation, Shard
+from tempyral.history.updates import UpdateHandler
 from tempyral.matching.service import WORKFLOW, QueueKey
 from tempyral.namespace.registry import Namespace
 from tempyral.proto.internal_pb2 import HistoryPageToken, Task, TaskCategory, TaskToken
@@ -76,8 +79,9 @@ class WorkflowTaskHandler:
                     return None
                 ms.start_workflow_task(ids.new_id(), identity)
                 queries = engine.queries.attach(entry)
+                messages = UpdateHandler.messages_for_task(entry, ms)
                 await shard.commit([Mutation(entry, ms)], deleted_tasks=[(TRANSFER, task.task_id)])
-                return await self.task_response(shard, entry, ms, sticky_poll, identity, queries)
+                return await self.task_response(shard, entry, ms, sticky_poll, identity, queries, messages)
         except NotFound:
             engine.tasks.ack(task)
             return None
@@ -96,6 +100,7 @@ class WorkflowTaskHandler:
         sticky_poll: bool,
         identity: str,
         queries: dict[str, WorkflowQuery] | None = None,
+        messages: list[protocol.Message] | None = None,
     ) -> ws.PollWorkflowTaskQueueResponse:
         s = ms.s
         wt = s.workflow_task
@@ -123,6 +128,7 @@ class WorkflowTaskHandler:
         await self._fill_history(resp, shard, entry, ms, first, ms.transient_workflow_task_events(identity))
         for query_id, query in (queries or {}).items():
             resp.queries[query_id].CopyFrom(query)
+        resp.messages.extend(messages or [])
         return resp
 
     async def _fill_history(
@@ -211,21 +217,41 @@ class WorkflowTaskHandler:
             commands = list(req.commands)
             validate_command_sequence(commands)
             attempt = ms.s.workflow_task.attempt
+            stamp = ms.s.workflow_task.stamp
             has_buffered = bool(ms.s.buffered_events)
             sticky = req.sticky_attributes.worker_task_queue
             ms.set_sticky(sticky if sticky.name else None, req.sticky_attributes.schedule_to_start_timeout)
+            effects: list[Callable[[], None]] = []
+            if (
+                ms.s.speculative_workflow_task
+                and not has_buffered
+                and not req.force_create_new_workflow_task
+                and UpdateHandler.only_rejections(req)
+            ):
+                return await self._discard_speculative(shard, entry, ms, req, stamp, effects)
             completed = ms.add_workflow_task_completed(
                 req.identity,
                 req.sdk_metadata if req.HasField("sdk_metadata") else None,
                 req.metering_metadata if req.HasField("metering_metadata") else None,
                 req.worker_version_stamp if req.HasField("worker_version_stamp") else None,
             )
+            messages = {m.id: m for m in req.messages}
+
+            def on_message(message_id: str) -> None:
+                message = messages.pop(message_id, None)
+                if message is not None:
+                    UpdateHandler.apply_message(entry, ms, message, effects)
+
             try:
                 result = CommandProcessor(
-                    ms, ns, completed.event_id, req.identity, has_buffered, engine.namespaces.find
+                    ms, ns, completed.event_id, req.identity, has_buffered, engine.namespaces.find, on_message
                 ).process(commands)
+                for message_id in list(messages):
+                    if ms.running:
+                        on_message(message_id)
             except WorkflowTaskFailure as failure:
                 return await self._fail_for_commands(shard, entry, token, failure, req.identity, attempt)
+            UpdateHandler.reject_unprocessed(entry, stamp, effects)
             ms.flush_buffered_events()
             mutations = [Mutation(entry, ms)]
             current = []
@@ -242,8 +268,11 @@ class WorkflowTaskHandler:
             ):
                 inline = req.return_new_workflow_task
                 ms.schedule_workflow_task(dispatch=not inline)
-                if inline:
-                    ms.start_workflow_task(INLINE_REQUEST_ID, req.identity)
+            elif ms.running and UpdateHandler.has_admitted(entry):
+                inline = req.return_new_workflow_task
+                ms.schedule_speculative_workflow_task()
+            if inline:
+                ms.start_workflow_task(INLINE_REQUEST_ID, req.identity)
             eager = []
             if ms.running:
                 for ai in result.eager_activities:
@@ -251,15 +280,47 @@ class WorkflowTaskHandler:
                     eager.append(ai)
             engine.queries.complete_inflight(entry, dict(req.query_results))
             attached = engine.queries.attach(entry) if inline else {}
+            update_messages = UpdateHandler.messages_for_task(entry, ms) if inline else []
             await shard.commit(mutations, current=current)
+            for effect in effects:
+                effect()
+            if not ms.running:
+                UpdateHandler.abort_closed(entry, continuing=result.next_run is not None)
             if not ms.wft_pending and entry.buffered_queries:
                 engine.queries.redirect_buffered(entry, ms.current_task_queue().name, _normal_name(ms))
             resp = ws.RespondWorkflowTaskCompletedResponse()
             if inline:
-                resp.workflow_task.CopyFrom(await self.task_response(shard, entry, ms, True, req.identity, attached))
+                resp.workflow_task.CopyFrom(
+                    await self.task_response(shard, entry, ms, True, req.identity, attached, update_messages)
+                )
             for ai in eager:
                 resp.activity_tasks.append(activity_task_response(ns, ms, ai))
             return resp
+
+    async def _discard_speculative(
+        self,
+        shard: Shard,
+        entry: ExecutionEntry,
+        ms: MutableState,
+        req: ws.RespondWorkflowTaskCompletedRequest,
+        stamp: int,
+        effects: list[Callable[[], None]],
+    ) -> ws.RespondWorkflowTaskCompletedResponse:
+        """A speculative task whose worker only rejected updates: nothing enters history."""
+        for message in req.messages:
+            UpdateHandler.apply_message(entry, ms, message, effects)
+        UpdateHandler.reject_unprocessed(entry, stamp, effects)
+        ms.discard_speculative_workflow_task()
+        if UpdateHandler.has_admitted(entry):
+            ms.schedule_speculative_workflow_task()
+        self.engine.queries.complete_inflight(entry, dict(req.query_results))
+        await shard.commit([Mutation(entry, ms)])
+        for effect in effects:
+            effect()
+        if not ms.wft_pending and entry.buffered_queries:
+            self.engine.queries.redirect_buffered(entry, ms.current_task_queue().name, _normal_name(ms))
+        # the worker rolls its view of history back to the last task it completed
+        return ws.RespondWorkflowTaskCompletedResponse(reset_history_event_id=ms.s.last_completed_wft_started_event_id)
 
     async def _fail_for_commands(
         self,
@@ -290,6 +351,7 @@ class WorkflowTaskHandler:
         ms.add_workflow_task_failed(failure.cause, fail_info, identity)
         ms.flush_buffered_events()
         self.engine.queries.requeue_inflight(entry)
+        UpdateHandler.resend_after_failure(entry)
         if failure.terminate:
             # payloads over the size limits cannot enter history: the workflow is terminated
             ms.add_terminated(message, None, "history-service")
@@ -307,6 +369,7 @@ class WorkflowTaskHandler:
             ms.flush_buffered_events()
             ms.schedule_workflow_task()
             self.engine.queries.requeue_inflight(entry)
+            UpdateHandler.resend_after_failure(entry)
             await shard.commit([Mutation(entry, ms)])
 
     async def respond_query(self, ns: Namespace, req: ws.RespondQueryTaskCompletedRequest) -> None:

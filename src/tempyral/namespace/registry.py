@@ -98,6 +98,8 @@ class NamespaceRegistry:
         info.owner_email = owner_email
         info.data.update(data or {})
         info.supports_schedules = False
+        info.capabilities.sync_update = True
+        info.capabilities.async_update = True
         config = record.config
         config.workflow_execution_retention_ttl.CopyFrom(retention or DEFAULT_RETENTION)
         config.history_archival_state = ns_enums.ARCHIVAL_STATE_DISABLED
