@@ -398,3 +398,22 @@ class Counter:
     @workflow.signal
     def finish(self) -> None:
         self.done = True
+
+
+@workflow.defn
+class Resettable:
+    """Two activities and some signals: reset back to the first task, the signals come again."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        await workflow.execute_activity(echo, "one", start_to_close_timeout=timedelta(seconds=10))
+        await workflow.wait_condition(lambda: len(self.items) >= 2)
+        await workflow.execute_activity(echo, "two", start_to_close_timeout=timedelta(seconds=10))
+        return self.items
+
+    @workflow.signal
+    def add(self, item: str) -> None:
+        self.items.append(item)

@@ -24,7 +24,7 @@ WORKFLOWS = [
     w.HeartbeatTimeout, w.CancelActivity, w.LocalActivity, w.Sleeper, w.WaitForSignal, w.CleanupOnCancel,
     w.Blocked, w.FailFirstRun, w.UpsertBoth, w.BrokenTask, w.ScheduleToCloseWhileRunning, w.SlowFirstTask,
     w.Child, w.Parent, w.ParentOfExisting, w.ParentLeavesChild, w.Chain, w.SignalSender, w.CancelSender, w.CronJob,
-    w.Counter,
+    w.Counter, w.Resettable,
 ]  # fmt: skip
 ACTIVITIES = [
     w.echo, w.fail_until, w.fail_hard, w.slow_first, w.always_fail, w.heartbeat_once_then_hang, w.wait_for_cancel,
@@ -282,6 +282,53 @@ async def updates(c: Client, tq: str) -> Handles:
     return [_run(h)]
 
 
+async def reset_to_first_task(c: Client, tq: str) -> Handles:
+    from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+
+    h = await c.start_workflow(w.Resettable.run, id=f"{tq}-1", task_queue=tq)
+    await _until_event(c, h.id, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
+    await h.signal(w.Resettable.add, "a")
+    await h.signal(w.Resettable.add, "b")
+    await _result_ignoring_failure(h)
+    first = h.first_execution_run_id or ""
+    resp = await c.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace="default",
+            workflow_execution={"workflow_id": h.id, "run_id": first},
+            reason="try again",
+            workflow_task_finish_event_id=4,
+            request_id=f"{tq}-reset",
+        )
+    )
+    await _result_ignoring_failure(c.get_workflow_handle(h.id, run_id=resp.run_id))
+    return [(h.id, first), (h.id, resp.run_id)]
+
+
+async def reset_running(c: Client, tq: str) -> Handles:
+    from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+
+    h = await c.start_workflow(w.Resettable.run, id=f"{tq}-1", task_queue=tq)
+    await _until_event(c, h.id, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
+    await h.signal(w.Resettable.add, "a")
+    await _until_event(c, h.id, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
+    first = h.first_execution_run_id or ""
+    resp = await c.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace="default",
+            workflow_execution={"workflow_id": h.id},
+            reason="back to the start",
+            workflow_task_finish_event_id=4,
+            request_id=f"{tq}-reset",
+        )
+    )
+    # the new run replays, waits for the second signal again
+    await _until_event(c, h.id, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, run_id=resp.run_id)
+    await asyncio.sleep(0.5)
+    await c.get_workflow_handle(h.id).signal(w.Resettable.add, "b")
+    await _result_ignoring_failure(c.get_workflow_handle(h.id, run_id=resp.run_id))
+    return [(h.id, first), (h.id, resp.run_id)]
+
+
 SCENARIOS: dict[str, Scenario] = {
     "one_activity": one_activity,
     "workflow_fails": _simple(w.Failing.run),
@@ -315,6 +362,8 @@ SCENARIOS: dict[str, Scenario] = {
     "external_cancel": external_cancel,
     "cron_schedule": cron_schedule,
     "updates": updates,
+    "reset_to_first_task": reset_to_first_task,
+    "reset_running": reset_running,
 }
 
 
@@ -334,7 +383,8 @@ def normalize(event: HistoryEvent) -> tuple[str, ...]:
         a = event.workflow_task_scheduled_event_attributes
         return name, f"attempt={a.attempt}", f"kind={a.task_queue.kind}"
     if t == E.EVENT_TYPE_WORKFLOW_TASK_FAILED:
-        return name, f"cause={event.workflow_task_failed_event_attributes.cause}"
+        a = event.workflow_task_failed_event_attributes
+        return name, f"cause={a.cause}", f"reset={bool(a.new_run_id)}", f"failure={a.failure.message!r}"
     if t == E.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
         return name, f"type={event.workflow_task_timed_out_event_attributes.timeout_type}"
     if t == E.EVENT_TYPE_ACTIVITY_TASK_STARTED:
@@ -377,7 +427,8 @@ def normalize(event: HistoryEvent) -> tuple[str, ...]:
     if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
         return name, f"new_run={bool(event.workflow_execution_completed_event_attributes.new_execution_run_id)}"
     if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
-        return name, f"reason={event.workflow_execution_terminated_event_attributes.reason}"
+        a = event.workflow_execution_terminated_event_attributes
+        return name, f"reason={a.reason}", f"identity={a.identity}"
     return (name,)
 
 

@@ -22,7 +22,7 @@ from tempyral.common.limits import (
     check_id,
 )
 from tempyral.common.tokens import decode_task_token
-from tempyral.history import reads
+from tempyral.history import reads, reset
 from tempyral.history.engine import HistoryEngine
 from tempyral.namespace.registry import Namespace, NamespaceRegistry, validate_name
 from tempyral.proto.internal_pb2 import NamespaceRecord
@@ -327,6 +327,15 @@ class WorkflowService:
         if not req.update_ref.update_id:
             raise InvalidArgument("Update ID is not set on request.")
         return await self.engine.updates.poll(ns, req, long_poll_timeout(ctx))
+
+    async def reset_workflow_execution(
+        self, req: ws.ResetWorkflowExecutionRequest, ctx: Ctx
+    ) -> ws.ResetWorkflowExecutionResponse:
+        ns = self.namespaces.get(req.namespace)
+        check_execution(req.workflow_execution)
+        if len(req.request_id) > MAX_ID_LENGTH:
+            raise InvalidArgument("RequestId length exceeds limit.")
+        return ws.ResetWorkflowExecutionResponse(run_id=await reset.reset(self.engine, ns, req))
 
     # ------------------------------------------------------------------ workers
     async def poll_workflow_task_queue(

@@ -394,7 +394,12 @@ class MutableState:
         return self._event(ev.WORKFLOW_TASK_COMPLETED, workflow_task_completed_event_attributes=attrs)
 
     def add_workflow_task_failed(
-        self, cause: int, failure: failure_pb.Failure | None, identity: str
+        self,
+        cause: int,
+        failure: failure_pb.Failure | None,
+        identity: str,
+        base_run_id: str = "",
+        new_run_id: str = "",
     ) -> history.HistoryEvent | None:
         wt = self.s.workflow_task
         if self.s.speculative_workflow_task:
@@ -407,6 +412,8 @@ class MutableState:
             started_event_id=wt.started_event_id,
             cause=cause,  # type: ignore[arg-type]
             identity=identity,
+            base_run_id=base_run_id,
+            new_run_id=new_run_id,
         )
         if failure is not None:
             attrs.failure.CopyFrom(failure)
@@ -846,6 +853,40 @@ class MutableState:
     def add_update_completed(self, attrs: history.WorkflowExecutionUpdateCompletedEventAttributes) -> int:
         event = self._event(ev.UPDATE_COMPLETED, workflow_execution_update_completed_event_attributes=attrs)
         return event.event_id
+
+    # ------------------------------------------------------------------ rebuilt state
+    def regenerate_tasks(self) -> None:
+        """Tasks for everything pending in a state rebuilt from events (reset, replication)."""
+        s = self.s
+        if ts_ns(s.run_expiration_time):
+            self._timer(TaskType.TASK_TYPE_WORKFLOW_RUN_TIMEOUT, ts_ns(s.run_expiration_time))
+        if ts_ns(s.execution_expiration_time):
+            self._timer(TaskType.TASK_TYPE_WORKFLOW_EXECUTION_TIMEOUT, ts_ns(s.execution_expiration_time))
+        for ai in s.activities.values():
+            ai.current_attempt_scheduled_time.CopyFrom(timestamp(self.now))
+            self._generate_activity_dispatch(ai)
+            if ts_ns(ai.expiration_time):
+                self._timer(
+                    TaskType.TASK_TYPE_ACTIVITY_TIMEOUT,
+                    ts_ns(ai.expiration_time),
+                    event_id=ai.scheduled_event_id,
+                    attempt=ai.attempt,
+                    timeout_type=TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE,
+                )
+        for info in s.timers.values():
+            self._timer(
+                TaskType.TASK_TYPE_USER_TIMER,
+                ts_ns(info.expiry_time),
+                event_id=info.started_event_id,
+                timer_id=info.timer_id,
+            )
+        for child in s.children.values():
+            if not child.started_run_id:
+                self._transfer(TaskType.TASK_TYPE_START_CHILD, event_id=child.initiated_event_id)
+        for initiated in s.external_signals:
+            self._transfer(TaskType.TASK_TYPE_SIGNAL_EXTERNAL, event_id=initiated)
+        for initiated in s.external_cancels:
+            self._transfer(TaskType.TASK_TYPE_CANCEL_EXTERNAL, event_id=initiated)
 
     # ------------------------------------------------------------------ close
     def _closing(self) -> None:

@@ -1,0 +1,116 @@
+"""ResetWorkflowExecution: a new run made of the base run's history up to a workflow task, that
+task failed with cause RESET_WORKFLOW, and the signals that came after it re-applied.
+
+The new run's state is rebuilt with the same appliers as everything else (DESIGN.md
+invariant 1); its pending work gets fresh tasks. A running current run is terminated in the
+same transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from temporalio.api.enums.v1 import ResetReapplyExcludeType, ResetReapplyType, WorkflowTaskFailedCause
+from temporalio.api.failure.v1 import message_pb2 as failure_pb
+from temporalio.api.history.v1 import message_pb2 as history
+from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
+
+from tempyral.common import ids
+from tempyral.common.errors import InvalidArgument
+from tempyral.history import appliers
+from tempyral.history import events as ev
+from tempyral.history.mutable_state import MutableState
+from tempyral.history.shard import Mutation
+from tempyral.namespace.registry import Namespace
+from tempyral.persistence.store import CurrentWrite
+from tempyral.proto.internal_pb2 import ExecutionState
+
+if TYPE_CHECKING:
+    from tempyral.history.engine import HistoryEngine
+
+RESETTER = "history-resetter"
+RUNNING = 1
+
+
+async def reset(engine: HistoryEngine, ns: Namespace, req: ws.ResetWorkflowExecutionRequest) -> str:
+    ex = req.workflow_execution
+    async with engine.locked(ns.id, ex.workflow_id, ex.run_id) as (shard, base_entry, base):
+        last_event_id = base.s.next_event_id - 1
+        finish = req.workflow_task_finish_event_id
+        if finish <= 1 or finish > last_event_id:
+            raise InvalidArgument("Workflow task finish ID must be > 1 && <= workflow last event ID.")
+        events = await engine.events(shard, base_entry, base, 1, base.s.next_event_id)
+        base_run_id = base.run_id
+    current_run_id = await engine.current_run_id(ns.id, ex.workflow_id) or base_run_id
+    now = time.time_ns()
+    new_run_id = ids.new_run_id()
+    kept, after = events[: finish - 1], events[finish - 1 :]
+
+    state = ExecutionState(
+        namespace_id=ns.id,
+        workflow_id=ex.workflow_id,
+        run_id=new_run_id,
+        next_event_id=finish,
+        start_request_id=base.s.start_request_id,
+    )
+    state.start_request_ids.append(req.request_id or base.s.start_request_id)
+    copies = [history.HistoryEvent.FromString(e.SerializeToString()) for e in kept]
+    for event in copies:
+        appliers.apply(state, event)
+    wt = state.workflow_task
+    if not wt.scheduled:
+        raise InvalidArgument(
+            "Can only reset workflow to event ID in range "
+            f"[WorkflowTaskScheduled +1, WorkflowTaskStarted + 1]: {finish}"
+        )
+    reset_ms = MutableState(state, now)
+    reset_ms.begin(now)
+    reset_ms.new_events = copies  # the kept history is written again under the new run
+    if not wt.started_event_id:
+        reset_ms.start_workflow_task(ids.new_id(), "history-service")
+        reset_ms.new_tasks.clear()
+    reset_ms.add_workflow_task_failed(
+        WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW,
+        _reset_failure(req.reason),
+        "history-service",
+        base_run_id=base_run_id,
+        new_run_id=new_run_id,
+    )
+    appliers.reset_workflow_task(state, 1)
+    reset_ms.regenerate_tasks()
+    if _reapplies_signals(req):
+        for event in after:
+            if event.event_type == ev.WORKFLOW_EXECUTION_SIGNALED:
+                a = event.workflow_execution_signaled_event_attributes
+                reset_ms.add_signaled(a.signal_name, a.input, a.identity, a.header, a.request_id)
+    reset_ms.schedule_workflow_task()
+    reset_ms.visibility_dirty = True
+
+    key = (ns.id, ex.workflow_id, current_run_id)
+    async with shard.locked(key) as current_entry:
+        current = await shard.load(current_entry)
+        mutations = []
+        if current is not None and current.running:
+            current.begin(now)
+            engine.terminate_locked(current, req.reason, None, RESETTER)
+            mutations.append(Mutation(current_entry, current))
+        async with shard.locked((ns.id, ex.workflow_id, new_run_id)) as new_entry:
+            mutations.append(Mutation(new_entry, reset_ms, new=True))
+            write = CurrentWrite(ns.id, ex.workflow_id, new_run_id, RUNNING, state.start_request_id, current_run_id)
+            await shard.commit(mutations, current=[write])
+        if current is not None and current_entry.updates:
+            engine.updates.abort_closed(current_entry, continuing=False)
+    return new_run_id
+
+
+def _reset_failure(reason: str) -> failure_pb.Failure:
+    failure = failure_pb.Failure(message=reason)
+    failure.reset_workflow_failure_info.SetInParent()
+    return failure
+
+
+def _reapplies_signals(req: ws.ResetWorkflowExecutionRequest) -> bool:
+    if req.reset_reapply_type == ResetReapplyType.RESET_REAPPLY_TYPE_NONE:
+        return False
+    return ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_SIGNAL not in req.reset_reapply_exclude_types
