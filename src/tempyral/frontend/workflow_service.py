@@ -328,6 +328,14 @@ class WorkflowService:
             raise InvalidArgument("Update ID is not set on request.")
         return await self.engine.updates.poll(ns, req, long_poll_timeout(ctx))
 
+    async def delete_workflow_execution(
+        self, req: ws.DeleteWorkflowExecutionRequest, ctx: Ctx
+    ) -> ws.DeleteWorkflowExecutionResponse:
+        ns = self.namespaces.get(req.namespace)
+        check_execution(req.workflow_execution)
+        await self.engine.delete(ns, req.workflow_execution)
+        return ws.DeleteWorkflowExecutionResponse()
+
     async def reset_workflow_execution(
         self, req: ws.ResetWorkflowExecutionRequest, ctx: Ctx
     ) -> ws.ResetWorkflowExecutionResponse:

@@ -181,6 +181,8 @@ class HistoryEngine:
                     if latest and latest != target:
                         continue
                 ms.begin(time.time_ns())
+                namespace = self.namespaces.find_by_id(namespace_id)
+                ms.retention_ns = namespace.retention_ns if namespace is not None else 0
                 try:
                     yield shard, entry, ms
                 except BaseException:
@@ -527,3 +529,14 @@ class HistoryEngine:
                 return
             ms.set_sticky(None, None)
             await shard.commit([Mutation(entry, ms)])
+
+    async def delete(self, ns: Namespace, execution: common.WorkflowExecution) -> None:
+        """Delete a run (terminating it first if it runs), with its history and visibility."""
+        async with self.locked(ns.id, execution.workflow_id, execution.run_id) as (shard, entry, ms):
+            if ms.running:
+                ms.retention_ns = 0
+                self.terminate_locked(ms, "Delete workflow execution", None, "history-service")
+                await shard.commit([Mutation(entry, ms)], current=[self.close_current(ms)])
+                self.updates.abort_closed(entry, continuing=False)
+            await shard.delete(entry)
+            log.info("deleted workflow %s run %s", ms.workflow_id, ms.run_id)

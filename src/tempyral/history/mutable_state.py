@@ -41,7 +41,7 @@ class InvalidStateError(Exception):
 
 
 class MutableState:
-    __slots__ = ("new_events", "new_tasks", "now", "s", "visibility_dirty")
+    __slots__ = ("new_events", "new_tasks", "now", "retention_ns", "s", "visibility_dirty")
 
     def __init__(self, state: ExecutionState, now: int = 0) -> None:
         self.s = state
@@ -49,6 +49,8 @@ class MutableState:
         self.new_events: list[history.HistoryEvent] = []
         self.new_tasks: list[Task] = []
         self.visibility_dirty = False
+        # How long the run is kept once closed (set by the engine from the namespace).
+        self.retention_ns = 0
 
     # ------------------------------------------------------------------ views
     @property
@@ -891,6 +893,8 @@ class MutableState:
     # ------------------------------------------------------------------ close
     def _closing(self) -> None:
         self.visibility_dirty = True
+        if self.retention_ns:
+            self._timer(TaskType.TASK_TYPE_DELETE_HISTORY, self.now + self.retention_ns)
         # A closed run keeps no buffered events and no pending work.
         self.flush_buffered_events()
         if self.s.start.HasField("parent_workflow_execution") or self.s.children:

@@ -165,6 +165,15 @@ class Shard:
         entry.evict_state()
         return await self.load(entry)
 
+    async def delete(self, entry: ExecutionEntry) -> None:
+        """Remove a run with its history and visibility; the current pointer goes if it is this run."""
+        namespace_id, workflow_id, run_id = entry.key
+        await self.store.delete_execution(self.shard_id, self.range_id, namespace_id, workflow_id, run_id)
+        entry.evict_state()
+        self._entries.pop(entry.key, None)
+        if self._current.get((namespace_id, workflow_id)) == run_id:
+            del self._current[(namespace_id, workflow_id)]
+
     def current_run_cached(self, namespace_id: str, workflow_id: str) -> str | None:
         return self._current.get((namespace_id, workflow_id))
 

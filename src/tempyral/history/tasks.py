@@ -367,6 +367,11 @@ class TaskExecutor:
         engine = self.engine
         try:
             async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+                if task.type == TaskType.TASK_TYPE_DELETE_HISTORY:
+                    if not ms.running:  # the retention period of a closed run is over
+                        await shard.delete(entry)
+                    self.ack(task)
+                    return
                 if not ms.running:
                     self.ack(task)
                     return

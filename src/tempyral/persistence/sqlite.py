@@ -217,6 +217,26 @@ class SqliteStore:
 
         return await self._read(op)
 
+    async def delete_execution(
+        self, shard_id: int, range_id: int, namespace_id: str, workflow_id: str, run_id: str
+    ) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT range_id FROM shards WHERE shard_id=?", (shard_id,)).fetchone()
+            if row is None or row[0] != range_id:
+                raise ShardOwnershipLost(f"shard {shard_id}: range {range_id} is stale")
+            conn.execute(
+                "DELETE FROM executions WHERE namespace_id=? AND workflow_id=? AND run_id=?",
+                (namespace_id, workflow_id, run_id),
+            )
+            conn.execute("DELETE FROM history WHERE run_id=?", (run_id,))
+            conn.execute("DELETE FROM visibility WHERE namespace_id=? AND run_id=?", (namespace_id, run_id))
+            conn.execute(
+                "DELETE FROM current_executions WHERE namespace_id=? AND workflow_id=? AND run_id=?",
+                (namespace_id, workflow_id, run_id),
+            )
+
+        await self._write(op)
+
     async def load_tasks(self, shard_id: int, category: int) -> list[tuple[int, bytes]]:
         def op(conn: sqlite3.Connection) -> list[tuple[int, bytes]]:
             rows = conn.execute(
