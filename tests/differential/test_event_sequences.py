@@ -51,6 +51,17 @@ async def _until_event(
         await asyncio.sleep(0.1)
 
 
+async def _until_quiet(client: Client, workflow_id: str, events: int, timeout: float = 20.0) -> None:
+    """Wait until the history has `events` events and ends with a completed workflow task."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        history = (await client.get_workflow_handle(workflow_id).fetch_history()).events
+        if len(history) >= events and history[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"{workflow_id} never settled"
+        await asyncio.sleep(0.1)
+
+
 async def _result_ignoring_failure(handle: WorkflowHandle[Any, Any]) -> None:
     try:
         await asyncio.wait_for(handle.result(), TIMEOUT)
@@ -310,7 +321,7 @@ async def reset_running(c: Client, tq: str) -> Handles:
     h = await c.start_workflow(w.Resettable.run, id=f"{tq}-1", task_queue=tq)
     await _until_event(c, h.id, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
     await h.signal(w.Resettable.add, "a")
-    await _until_event(c, h.id, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
+    await _until_quiet(c, h.id, 14)  # the signal has been processed: nothing is in flight
     first = h.first_execution_run_id or ""
     resp = await c.workflow_service.reset_workflow_execution(
         ResetWorkflowExecutionRequest(
