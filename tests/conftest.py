@@ -13,20 +13,33 @@ from temporalio.client import Client
 
 from tests.support.servers import ServerProcess, reference, tempyral
 
+# Custom search attributes registered on both servers: the first two are used across the tests, the
+# Vis* ones (one of each type) by tests/differential/test_visibility_queries.py.
+SEARCH_ATTRIBUTES = [
+    "CustomerId=Keyword",
+    "Priority=Int",
+    "VisKeyword=Keyword",
+    "VisInt=Int",
+    "VisDouble=Double",
+    "VisBool=Bool",
+    "VisTime=Datetime",
+    "VisTags=KeywordList",
+    "VisText=Text",
+]
+SEARCH_ATTRIBUTE_FLAGS = [arg for sa in SEARCH_ATTRIBUTES for arg in ("--search-attribute", sa)]
+
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     db = tmp_path_factory.mktemp("tempyral") / "session.db"
-    proc = tempyral(
-        str(db), extra=["--search-attribute", "CustomerId=Keyword", "--search-attribute", "Priority=Int"]
-    ).start()
+    proc = tempyral(str(db), extra=SEARCH_ATTRIBUTE_FLAGS).start()
     yield proc
     proc.stop()
 
 
 @pytest.fixture(scope="session")
 def reference_server() -> Iterator[ServerProcess]:
-    proc = reference(extra=["--search-attribute", "CustomerId=Keyword", "--search-attribute", "Priority=Int"]).start()
+    proc = reference(extra=SEARCH_ATTRIBUTE_FLAGS).start()
     yield proc
     proc.stop()
 

@@ -477,6 +477,21 @@ class WorkflowService:
         ns = self.namespaces.get(req.namespace)
         return await self.visibility.count(ns, req.query)
 
+    async def scan_workflow_executions(
+        self, req: ws.ScanWorkflowExecutionsRequest, ctx: Ctx
+    ) -> ws.ScanWorkflowExecutionsResponse:
+        return await self.visibility.scan(self.namespaces.get(req.namespace), req)
+
+    async def list_open_workflow_executions(
+        self, req: ws.ListOpenWorkflowExecutionsRequest, ctx: Ctx
+    ) -> ws.ListOpenWorkflowExecutionsResponse:
+        return await self.visibility.list_open(self.namespaces.get(req.namespace), req)
+
+    async def list_closed_workflow_executions(
+        self, req: ws.ListClosedWorkflowExecutionsRequest, ctx: Ctx
+    ) -> ws.ListClosedWorkflowExecutionsResponse:
+        return await self.visibility.list_closed(self.namespaces.get(req.namespace), req)
+
 
 def _check_activity_id(workflow_id: str, run_id: str, activity_id: str) -> None:
     check_execution(common.WorkflowExecution(workflow_id=workflow_id, run_id=run_id))

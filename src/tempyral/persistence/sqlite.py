@@ -26,8 +26,11 @@ from tempyral.persistence.store import (
     ExecutionRow,
     Transaction,
     VisibilityQuery,
+    VisibilityQueryFailed,
     VisibilityRow,
 )
+from tempyral.persistence.visibility_sql import SqliteVisibilitySQL
+from tempyral.persistence.visibility_sql import register_functions as register_visibility_functions
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -59,6 +62,7 @@ class SqliteStore:
         conn.execute("PRAGMA busy_timeout=10000")
         conn.execute("PRAGMA cache_size=-65536")
         conn.execute("PRAGMA temp_store=MEMORY")
+        register_visibility_functions(conn)
         return conn
 
     async def open(self) -> None:
@@ -284,23 +288,21 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ visibility
     async def list_visibility(self, namespace_id: str, query: VisibilityQuery) -> list[VisibilityRow]:
-        order = query.order_by or "COALESCE(close_time, 9223372036854775807) DESC, start_time DESC, run_id"
-        sql = (
-            f"SELECT {VISIBILITY_COLUMNS} FROM visibility WHERE namespace_id=? AND ({query.where}) "
-            f"ORDER BY {order} LIMIT ? OFFSET ?"
+        sql, params = SqliteVisibilitySQL().select(
+            VISIBILITY_COLUMNS, namespace_id, query.filter, query.cursor, query.page_size
         )
-        params = [namespace_id, *query.params, query.page_size, query.offset]
-        return await self._read(lambda conn: [_visibility_row(r) for r in conn.execute(sql, params)])
+        return await self._read(lambda conn: [_visibility_row(r) for r in _visibility_query(conn, sql, params)])
 
-    async def count_visibility(self, namespace_id: str, query: VisibilityQuery, group_by: str | None) -> Any:
-        if group_by:
-            sql = (
-                f"SELECT {group_by}, COUNT(*) FROM visibility WHERE namespace_id=? AND ({query.where}) "
-                f"GROUP BY {group_by}"
-            )
-            return await self._read(lambda conn: conn.execute(sql, [namespace_id, *query.params]).fetchall())
-        sql = f"SELECT COUNT(*) FROM visibility WHERE namespace_id=? AND ({query.where})"
-        return await self._read(lambda conn: conn.execute(sql, [namespace_id, *query.params]).fetchone()[0])
+    async def count_visibility(self, namespace_id: str, query: VisibilityQuery) -> list[tuple[Any, ...]]:
+        sql, params = SqliteVisibilitySQL().count(namespace_id, query.filter, query.group_by)
+        return await self._read(lambda conn: [tuple(r) for r in _visibility_query(conn, sql, params)])
+
+
+def _visibility_query(conn: sqlite3.Connection, sql: str, params: list[Any]) -> list[Any]:
+    try:
+        return conn.execute(sql, params).fetchall()
+    except sqlite3.OperationalError as err:
+        raise VisibilityQueryFailed(str(err)) from err
 
 
 def _resolve_all(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tempyral.persistence.visibility_sql import Cursor, Filter
+
 
 @dataclass(slots=True)
 class ExecutionWrite:
@@ -97,15 +99,19 @@ class ExecutionRow:
     db_version: int
 
 
+class VisibilityQueryFailed(Exception):
+    """The database refused a compiled visibility filter (the reference reports these as
+    "<Operation> operation failed.: SQL logic error: <message> (1)")."""
+
+
 @dataclass(slots=True)
 class VisibilityQuery:
-    """A compiled visibility filter: a SQL boolean expression with ? parameters."""
+    """A compiled visibility filter (see visibility_sql), how to group a count, and which page to read."""
 
-    where: str = "1=1"
-    params: list[Any] = field(default_factory=list)
-    order_by: str = ""
+    filter: Filter | None = None
+    group_by: str = ""  # a search attribute name: ExecutionStatus (or TemporalNamespaceDivision)
     page_size: int = 1000
-    offset: int = 0
+    cursor: Cursor | None = None
 
 
 class Store(Protocol):
@@ -149,4 +155,6 @@ class Store(Protocol):
     # visibility
     async def list_visibility(self, namespace_id: str, query: VisibilityQuery) -> list[VisibilityRow]: ...
 
-    async def count_visibility(self, namespace_id: str, query: VisibilityQuery, group_by: str | None) -> Any: ...
+    async def count_visibility(self, namespace_id: str, query: VisibilityQuery) -> list[tuple[Any, ...]]:
+        """[(count,)], or [(group value, count), ...] when the query groups."""
+        ...

@@ -1,0 +1,323 @@
+"""Visibility filters as a small predicate tree, and their rendering as SQL.
+
+The query compiler (tempyral.visibility.query) turns Temporal's list-filter language into the
+predicates below; this module is the one place that turns them into SQL text. Values never go into
+the SQL text: each one is a `?` parameter. `SqliteVisibilitySQL` is the SQLite dialect; another
+database gets its own class with the same methods.
+
+Semantics follow the reference server's SQLite visibility store: attributes that are unset compare
+as NULL (so `!=` and `NOT` do not match them), Keyword-list and Text predicates are never NULL (the
+reference answers them from full-text tables: `rowid IN (...)`), Datetime search attributes compare
+as the same text the reference compares, and attributes the reference only records at close
+(HistoryLength, ExecutionDuration, ...) are NULL while a workflow runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+Value: TypeAlias = str | int | float | bool
+# A parenthesized list on the right of `=` or BETWEEN is kept as a row value, which SQL refuses
+# when the statement runs ("row value misused"), as the reference's SQL does.
+Operand: TypeAlias = Value | tuple[Value, ...]
+
+# The last instant the reference's page tokens and ordering give running workflows as close time.
+MAX_CLOSE_TIME_NS = 9223372036854775807
+KEYWORD_LIST_SEPARATOR = "\u2661"  # the reference joins keyword lists with '♡' in its full-text table
+
+
+@dataclass(frozen=True)
+class Field:
+    """A search attribute: its field name and type name (Keyword, Text, Int, Double, Bool,
+    Datetime, KeywordList)."""
+
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class Compare:
+    field: Field
+    op: str  # = != < > <= >=
+    value: Operand
+
+
+@dataclass(frozen=True)
+class InList:
+    field: Field
+    values: tuple[Value, ...]
+    negate: bool = False
+
+
+@dataclass(frozen=True)
+class Between:
+    field: Field
+    low: Operand
+    high: Operand
+    negate: bool = False
+
+
+@dataclass(frozen=True)
+class IsNull:
+    field: Field
+    negate: bool = False
+
+
+@dataclass(frozen=True)
+class StartsWith:
+    field: Field
+    prefix: str
+    negate: bool = False
+
+
+@dataclass(frozen=True)
+class ListMatch:
+    """A Keyword-list attribute has an element equal (ignoring case) to one of the values."""
+
+    field: Field
+    values: tuple[str, ...]
+    negate: bool = False
+
+
+@dataclass(frozen=True)
+class TextMatch:
+    """A Text attribute contains one of the phrases (words in order; case and accents ignored)."""
+
+    field: Field
+    phrases: tuple[str, ...]
+    negate: bool = False
+
+
+@dataclass(frozen=True)
+class Not:
+    expr: Filter
+
+
+@dataclass(frozen=True)
+class And:
+    items: tuple[Filter, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    items: tuple[Filter, ...]
+
+
+Filter: TypeAlias = Compare | InList | Between | IsNull | StartsWith | ListMatch | TextMatch | Not | And | Or
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page ended, in the listing order (close time desc, running first; start time
+    desc; run id)."""
+
+    close_time: int | None
+    start_time: int
+    run_id: str
+
+
+def _when_closed(column: str) -> str:
+    return f"(CASE WHEN close_time IS NULL THEN NULL ELSE {column} END)"
+
+
+class SqliteVisibilitySQL:
+    """The SQLite dialect of the visibility table."""
+
+    SYSTEM_COLUMNS: dict[str, str] = {
+        "WorkflowId": "workflow_id",
+        "RunId": "run_id",
+        "WorkflowType": "workflow_type",
+        "TaskQueue": "task_queue",
+        "ExecutionStatus": "status",
+        "StartTime": "start_time",
+        "ExecutionTime": "execution_time",
+        "CloseTime": "close_time",
+        "ExecutionDuration": "(close_time - execution_time)",
+        "HistoryLength": _when_closed("history_length"),
+        "HistorySizeBytes": _when_closed("history_size_bytes"),
+        "StateTransitionCount": _when_closed("state_transition_count"),
+        "ParentWorkflowId": "NULLIF(parent_workflow_id, '')",
+        "ParentRunId": "NULLIF(parent_run_id, '')",
+        "RootWorkflowId": "root_workflow_id",
+        "RootRunId": "root_run_id",
+    }
+    ORDER = f"COALESCE(close_time, {MAX_CLOSE_TIME_NS}) DESC, start_time DESC, run_id"
+
+    def __init__(self) -> None:
+        self.params: list[Any] = []
+
+    # ------------------------------------------------------------------ statements
+    def select(
+        self, columns: str, namespace_id: str, where: Filter | None, cursor: Cursor | None, limit: int
+    ) -> tuple[str, list[Any]]:
+        self.params = [namespace_id]
+        sql = f"SELECT {columns} FROM visibility WHERE namespace_id = ?"
+        if where is not None:
+            sql += f" AND {self.render(where)}"
+        if cursor is not None:
+            close = MAX_CLOSE_TIME_NS if cursor.close_time is None else cursor.close_time
+            ct = f"COALESCE(close_time, {MAX_CLOSE_TIME_NS})"
+            sql += f" AND (({ct} = ? AND start_time = ? AND run_id > ?) OR ({ct} = ? AND start_time < ?) OR {ct} < ?)"
+            self.params += [close, cursor.start_time, cursor.run_id, close, cursor.start_time, close]
+        sql += f" ORDER BY {self.ORDER} LIMIT ?"
+        self.params.append(limit)
+        return sql, self.params
+
+    def count(self, namespace_id: str, where: Filter | None, group_by: str) -> tuple[str, list[Any]]:
+        self.params = []
+        column = self.column(Field(group_by, "Keyword")) if group_by else ""
+        self.params.append(namespace_id)
+        condition = "namespace_id = ?"
+        if where is not None:
+            condition += f" AND {self.render(where)}"
+        if not group_by:
+            return f"SELECT COUNT(*) FROM visibility WHERE {condition}", self.params
+        return (
+            f"SELECT {column} AS grp, COUNT(*) FROM visibility WHERE {condition} GROUP BY grp ORDER BY grp",
+            self.params,
+        )
+
+    # ------------------------------------------------------------------ filters
+    def render(self, f: Filter) -> str:
+        if isinstance(f, And | Or):
+            joiner = " AND " if isinstance(f, And) else " OR "
+            return "(" + joiner.join(self.render(item) for item in f.items) + ")"
+        if isinstance(f, Not):
+            return f"(NOT {self.render(f.expr)})"
+        if isinstance(f, IsNull):
+            return f"({self.column(f.field)} IS {'NOT ' if f.negate else ''}NULL)"
+        if isinstance(f, ListMatch | TextMatch):
+            fn = "tempyral_list_match" if isinstance(f, ListMatch) else "tempyral_text_match"
+            terms = f.values if isinstance(f, ListMatch) else f.phrases
+            sql = f"{fn}({self.column(f.field)}, {self.param(json.dumps(list(terms)))})"
+            return f"(NOT {sql})" if f.negate else sql
+        column = self.column(f.field)
+        if isinstance(f, Compare):
+            return f"({column} {f.op} {self.value(f.field, f.value)})"
+        if isinstance(f, InList):
+            marks = ", ".join(self.value(f.field, v) for v in f.values)
+            return f"({column} {'NOT ' if f.negate else ''}IN ({marks}))"
+        if isinstance(f, Between):
+            low, high = self.value(f.field, f.low), self.value(f.field, f.high)
+            return f"({column} {'NOT ' if f.negate else ''}BETWEEN {low} AND {high})"
+        # StartsWith: a LIKE prefix pattern, with '!' escaping the pattern characters (as the reference)
+        pattern = "".join("!" + c if c in "%_!" else c for c in f.prefix) + "%"
+        return f"({column} {'NOT ' if f.negate else ''}LIKE {self.param(pattern)} ESCAPE '!')"
+
+    def column(self, field: Field) -> str:
+        system = self.SYSTEM_COLUMNS.get(field.name)
+        if system is not None:
+            return system
+        extract = f"json_extract(search_attributes_json, {self.param(json_path(field.name))})"
+        if field.type == "Datetime":
+            # The reference keeps these as text with milliseconds and compares them as text.
+            return f"strftime('%Y-%m-%d %H:%M:%f+00:00', {extract})"
+        return extract
+
+    def value(self, field: Field, value: Operand) -> str:
+        if isinstance(value, tuple):
+            return "(" + ", ".join(self.value(field, v) for v in value) + ")"
+        if field.type == "Datetime" and isinstance(value, int):
+            if field.name not in self.SYSTEM_COLUMNS:
+                return self.param(go_datetime_text(value))
+            return self.param(min(max(value, -(2**63)), 2**63 - 1))  # instants beyond the columns' range
+        return self.param(int(value) if isinstance(value, bool) else value)
+
+    def param(self, value: Any) -> str:
+        self.params.append(value)
+        return "?"
+
+
+def json_path(name: str) -> str:
+    return '$."' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def go_datetime_text(ns: int) -> str:
+    """An instant as the reference writes Datetime values into its SQL (Go's
+    "2006-01-02 15:04:05.999999-07:00" in UTC)."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    days, second_of_day = divmod(seconds, 86400)
+    year, month, day = _civil_from_days(days)
+    hour, minute, second = second_of_day // 3600, second_of_day // 60 % 60, second_of_day % 60
+    fraction = f"{rest // 1000:06d}".rstrip("0")
+    return (
+        f"{year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d}"
+        f"{'.' + fraction if fraction else ''}+00:00"
+    )
+
+
+def _civil_from_days(days: int) -> tuple[int, int, int]:
+    """The proleptic Gregorian date `days` after 1970-01-01."""
+    days += 719468
+    era = days // 146097
+    doe = days - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (month <= 2), month, day
+
+
+# ---------------------------------------------------------------------- full-text emulation
+def text_tokens(text: str) -> list[str]:
+    """Words as SQLite's `unicode61 remove_diacritics 2` tokenizer finds them: runs of letters,
+    digits and private-use characters, case-folded and without accents."""
+    words: list[str] = []
+    current: list[str] = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category[0] in "LN" or category == "Co":
+            base = unicodedata.normalize("NFD", ch)
+            current.append("".join(c for c in base if not unicodedata.combining(c)).lower() or ch.lower())
+        elif current:
+            words.append("".join(current))
+            current = []
+    if current:
+        words.append("".join(current))
+    return words
+
+
+def list_tokens(text: str) -> list[str]:
+    """Tokens as the reference's keyword-list tokenizer finds them: only '♡' separates, case-folded."""
+    return [t.lower() for t in text.split(KEYWORD_LIST_SEPARATOR) if t]
+
+
+def _contains_phrase(tokens: list[str], phrase: list[str]) -> bool:
+    if not phrase:
+        return False
+    n = len(phrase)
+    return any(tokens[i : i + n] == phrase for i in range(len(tokens) - n + 1))
+
+
+def _stored_text(value: Any, separator: str) -> str:
+    """What the reference indexes for an attribute value: lists joined by the separator."""
+    if isinstance(value, str):
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(decoded, list):
+            return separator.join(str(v) for v in decoded)
+        return value if not isinstance(decoded, str) else decoded
+    return "" if value is None else str(value)
+
+
+def list_match(stored: Any, terms_json: str) -> int:
+    tokens = list_tokens(_stored_text(stored, KEYWORD_LIST_SEPARATOR))
+    return int(any(_contains_phrase(tokens, list_tokens(term)) for term in json.loads(terms_json)))
+
+
+def text_match(stored: Any, phrases_json: str) -> int:
+    tokens = text_tokens(_stored_text(stored, " "))
+    return int(any(_contains_phrase(tokens, text_tokens(phrase)) for phrase in json.loads(phrases_json)))
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """The functions the SQLite dialect's filters call."""
+    conn.create_function("tempyral_list_match", 2, list_match, deterministic=True)
+    conn.create_function("tempyral_text_match", 2, text_match, deterministic=True)
