@@ -149,7 +149,13 @@ class UpdateHandler:
     def _record(entry: ExecutionEntry, ms: MutableState, update_id: str) -> UpdateRecord | None:
         record = entry.updates.get(update_id)
         info = ms.s.updates.get(update_id)
-        if record is None and info is not None and info.accepted_event_id and ms.running:
+        if (
+            record is None
+            and info is not None
+            and info.accepted_event_id
+            and not info.completed_event_id
+            and ms.running
+        ):
             # accepted before a restart: the worker will still complete it
             record = UpdateRecord(update_id, update_pb.Request(), "accepted", info.accepted_event_id)
             record.accepted.set_result(None)
@@ -180,6 +186,24 @@ class UpdateHandler:
         return out
 
     @staticmethod
+    def _resurrect(entry: ExecutionEntry, ms: MutableState, message: protocol.Message) -> UpdateRecord | None:
+        """An update the worker answers that this server no longer holds in memory (it restarted):
+        an admitted one comes back from the request its acceptance carries (the reference's
+        TryResurrect), an accepted one from the execution's state."""
+        update_id = message.protocol_instance_id
+        if message.body.Is(update_pb.Acceptance.DESCRIPTOR):
+            acceptance = update_pb.Acceptance()
+            message.body.Unpack(acceptance)
+            if update_id in ms.s.updates or not acceptance.HasField("accepted_request"):
+                return None
+            record = UpdateRecord(update_id, acceptance.accepted_request, "sent")
+            entry.updates[update_id] = record
+            return record
+        if message.body.Is(update_pb.Response.DESCRIPTOR):
+            return UpdateHandler._record(entry, ms, update_id)
+        return None
+
+    @staticmethod
     def only_rejections(req: ws.RespondWorkflowTaskCompletedRequest) -> bool:
         return not req.commands and all(m.body.Is(update_pb.Rejection.DESCRIPTOR) for m in req.messages)
 
@@ -189,7 +213,7 @@ class UpdateHandler:
     ) -> None:
         """Turn one message of the worker into events (and effects that run after the commit)."""
         update_id = message.protocol_instance_id
-        record = entry.updates.get(update_id)
+        record = entry.updates.get(update_id) or UpdateHandler._resurrect(entry, ms, message)
         if message.body.Is(update_pb.Acceptance.DESCRIPTOR):
             acceptance = update_pb.Acceptance()
             message.body.Unpack(acceptance)

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
@@ -250,7 +250,7 @@ class WorkflowTaskHandler:
                     if ms.running:
                         on_message(message_id)
             except WorkflowTaskFailure as failure:
-                return await self._fail_for_commands(shard, entry, token, failure, req.identity, attempt)
+                await self._fail_for_commands(shard, entry, token, failure, req.identity, attempt)
             UpdateHandler.reject_unprocessed(entry, stamp, effects)
             ms.flush_buffered_events()
             mutations = [Mutation(entry, ms)]
@@ -330,7 +330,7 @@ class WorkflowTaskHandler:
         failure: WorkflowTaskFailure,
         identity: str,
         attempt: int,
-    ) -> ws.RespondWorkflowTaskCompletedResponse:
+    ) -> NoReturn:
         """Discard what the commands did and fail the workflow task with their cause."""
         log.info(
             "failing workflow task of %s/%s: %s %s",
@@ -359,7 +359,9 @@ class WorkflowTaskHandler:
         else:
             ms.schedule_workflow_task()
             await shard.commit([Mutation(entry, ms)])
-        return ws.RespondWorkflowTaskCompletedResponse()
+        # Like the reference: the failure is committed, and the worker is told, so that it drops
+        # the state its commands built (it would otherwise carry on from a history that never was).
+        raise InvalidArgument(message)
 
     async def respond_failed(self, ns: Namespace, req: ws.RespondWorkflowTaskFailedRequest) -> None:
         token = self._token(ns, req.task_token)
