@@ -374,7 +374,6 @@ INVALID_LIST_QUERIES = [
     "WorkflowType = ",
     "NoSuchAttribute = 'x'",
     "{scope} AND WorkflowId = 'a' 'b'",
-    "{scope} ORDER BY StartTime DESC",
     "{scope} LIMIT 5",
     "VisInt = 'abc'",
     "VisKeyword = 5",

@@ -289,7 +289,7 @@ class SqliteStore:
     # ------------------------------------------------------------------ visibility
     async def list_visibility(self, namespace_id: str, query: VisibilityQuery) -> list[VisibilityRow]:
         sql, params = SqliteVisibilitySQL().select(
-            VISIBILITY_COLUMNS, namespace_id, query.filter, query.cursor, query.page_size
+            VISIBILITY_COLUMNS, namespace_id, query.filter, query.cursor, query.page_size, query.order_by
         )
         return await self._read(lambda conn: [_visibility_row(r) for r in _visibility_query(conn, sql, params)])
 
@@ -419,4 +419,5 @@ def _visibility_row(r: Any) -> VisibilityRow:
         root_workflow_id=r[16],
         root_run_id=r[17],
         state_transition_count=r[18],
+        sort_values=tuple(r[19:]),
     )

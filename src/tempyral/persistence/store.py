@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tempyral.persistence.visibility_sql import Cursor, Filter
+from tempyral.persistence.visibility_sql import Cursor, Field, Filter
 
 
 @dataclass(slots=True)
@@ -72,6 +72,7 @@ class VisibilityRow:
     root_workflow_id: str = ""
     root_run_id: str = ""
     state_transition_count: int = 0
+    sort_values: tuple[Any, ...] = ()  # the row's ORDER BY values, when the listing has one
 
 
 @dataclass(slots=True)
@@ -110,6 +111,7 @@ class VisibilityQuery:
 
     filter: Filter | None = None
     group_by: str = ""  # a search attribute name: ExecutionStatus (or TemporalNamespaceDivision)
+    order_by: tuple[tuple[Field, bool], ...] = ()  # (attribute, descending); empty: the default order
     page_size: int = 1000
     cursor: Cursor | None = None
 

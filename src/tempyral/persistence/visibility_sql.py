@@ -27,6 +27,16 @@ Operand: TypeAlias = Value | tuple[Value, ...]
 
 # The last instant the reference's page tokens and ordering give running workflows as close time.
 MAX_CLOSE_TIME_NS = 9223372036854775807
+STATUS_SORT_NAMES = {
+    0: "Unspecified",
+    1: "Running",
+    2: "Completed",
+    3: "Failed",
+    4: "Canceled",
+    5: "Terminated",
+    6: "ContinuedAsNew",
+    7: "TimedOut",
+}
 KEYWORD_LIST_SEPARATOR = "\u2661"  # the reference joins keyword lists with '♡' in its full-text table
 
 
@@ -113,11 +123,16 @@ Filter: TypeAlias = Compare | InList | Between | IsNull | StartsWith | ListMatch
 @dataclass(frozen=True)
 class Cursor:
     """Where a page ended, in the listing order (close time desc, running first; start time
-    desc; run id)."""
+    desc; run id). With an ORDER BY, `sort_values` holds the last row's values of its attributes
+    and the run id alone breaks ties."""
 
     close_time: int | None
     start_time: int
     run_id: str
+    sort_values: tuple[Any, ...] | None = None
+
+
+OrderBy: TypeAlias = tuple[tuple["Field", bool], ...]
 
 
 def _when_closed(column: str) -> str:
@@ -152,8 +167,18 @@ class SqliteVisibilitySQL:
 
     # ------------------------------------------------------------------ statements
     def select(
-        self, columns: str, namespace_id: str, where: Filter | None, cursor: Cursor | None, limit: int
+        self,
+        columns: str,
+        namespace_id: str,
+        where: Filter | None,
+        cursor: Cursor | None,
+        limit: int,
+        order_by: OrderBy = (),
     ) -> tuple[str, list[Any]]:
+        """Rows of one page. With an ORDER BY, the selected columns are followed by the row's
+        values of the ordering attributes (for the next page's cursor)."""
+        if order_by:
+            return self._select_ordered(columns, namespace_id, where, cursor, limit, order_by)
         self.params = [namespace_id]
         sql = f"SELECT {columns} FROM visibility WHERE namespace_id = ?"
         if where is not None:
@@ -166,6 +191,63 @@ class SqliteVisibilitySQL:
         sql += f" ORDER BY {self.ORDER} LIMIT ?"
         self.params.append(limit)
         return sql, self.params
+
+    def _select_ordered(
+        self,
+        columns: str,
+        namespace_id: str,
+        where: Filter | None,
+        cursor: Cursor | None,
+        limit: int,
+        order_by: OrderBy,
+    ) -> tuple[str, list[Any]]:
+        """ORDER BY as the reference's Elasticsearch store sorts: each attribute ascending or
+        descending with unset values last, then run id descending. Pages are keyset pages on
+        those values, so rows are neither repeated nor skipped while the data stays put."""
+        # Parameters are collected in textual order: sort expressions, filter, cursor, limit.
+        self.params = []
+        keys = [self.sort_key(f) for f, _ in order_by]
+        sql = f"SELECT {columns}, {', '.join(keys)} FROM visibility WHERE namespace_id = ?"
+        self.params.append(namespace_id)
+        if where is not None:
+            sql += f" AND {self.render(where)}"
+        if cursor is not None and cursor.sort_values is not None:
+            sql += f" AND {self._after(order_by, cursor.sort_values, cursor.run_id)}"
+        # Each use of a key renders it again: its parameters are bound where its text is.
+        terms = [
+            f"({self.sort_key(f)}) IS NULL, {self.sort_key(f)} {'DESC' if desc else 'ASC'}" for f, desc in order_by
+        ]
+        sql += f" ORDER BY {', '.join(terms)}, run_id DESC LIMIT ?"
+        self.params.append(limit)
+        return sql, self.params
+
+    def _after(self, order_by: OrderBy, values: tuple[Any, ...], run_id: str) -> str:
+        """Rows strictly after the row whose ordering values are `values`: equal on the first i
+        keys and later on key i, for each i; the run id (descending) decides full ties. Every
+        expression is rendered where it is used, so its parameters are bound in text order."""
+        keys = list(zip(order_by, values, strict=True))
+
+        def equal_on(count: int) -> list[str]:
+            return [f"({self.sort_key(f)}) IS {self.param(v)}" for (f, _), v in keys[:count]]
+
+        alternatives: list[str] = []
+        for i, ((f, desc), value) in enumerate(keys):
+            if value is None:  # unset values sort last: nothing but other unset values follows them
+                continue
+            prefix = equal_on(i)
+            is_unset = f"({self.sort_key(f)}) IS NULL"
+            later = f"({is_unset} OR {self.sort_key(f)} {'<' if desc else '>'} {self.param(value)})"
+            alternatives.append(" AND ".join([*prefix, later]))
+        alternatives.append(" AND ".join([*equal_on(len(keys)), f"run_id < {self.param(run_id)}"]))
+        return "(" + " OR ".join(f"({a})" for a in alternatives) + ")"
+
+    def sort_key(self, f: Field) -> str:
+        """What an attribute sorts by: its stored value; ExecutionStatus by its name, as it is a
+        keyword in the reference's Elasticsearch documents."""
+        if f.name == "ExecutionStatus":
+            names = " ".join(f"WHEN {code} THEN '{name}'" for code, name in STATUS_SORT_NAMES.items())
+            return f"(CASE status {names} END)"
+        return self.column(f)
 
     def count(self, namespace_id: str, where: Filter | None, group_by: str) -> tuple[str, list[Any]]:
         self.params = []

@@ -5,7 +5,8 @@ converted the way the reference's SQL visibility store does it: attribute names 
 predefined or the namespace's custom search attributes; values are checked against the attribute's
 type and turned into what is stored (ExecutionStatus names into codes, datetimes into instants,
 durations into nanoseconds); Keyword-list `=` / `IN` mean "has an element", Text `=` means "contains
-one of the words"; ORDER BY and LIMIT are refused, GROUP BY only takes ExecutionStatus. The result is
+one of the words"; LIMIT is refused, GROUP BY only takes ExecutionStatus. ORDER BY sorts as the
+reference's Elasticsearch visibility does (its SQL visibility refuses the clause). The result is
 a predicate tree (tempyral.persistence.visibility_sql) that a SQL dialect renders with parameters.
 Errors carry the reference's messages.
 """
@@ -123,16 +124,17 @@ class Compiler:
             if col.field not in GROUP_BY_FIELDS and not col.field.startswith("TemporalLowCardinalityKeyword"):
                 raise _err(NOT_SUPPORTED, f"'GROUP BY' clause is not supported for search attribute {col.alias}")
             group_by = col.field
-        for node in sel.order_by:
-            if self.column(node).type == "Text":
+        order_by: list[tuple[Field, bool]] = []
+        for node, descending in zip(sel.order_by, sel.order_desc, strict=True):
+            col = self.column(node)
+            if col.type == "Text":
                 raise _err(NOT_SUPPORTED, "unable to sort by search attribute type Text")
-        if sel.order_by:
-            raise _err(NOT_SUPPORTED, "'ORDER BY' clause")
+            order_by.append((self.field(col), descending))
         if not self.seen_namespace_division:
             # Workflows have no namespace division unless the filter asks for one.
             division = IsNull(Field(NAMESPACE_DIVISION, "Keyword"))
             where = division if where is None else And((where, division))
-        return VisibilityQuery(filter=where, group_by=group_by)
+        return VisibilityQuery(filter=where, group_by=group_by, order_by=tuple(order_by))
 
     # ------------------------------------------------------------------ expressions
     def where(self, node: ast.Node) -> Filter:

@@ -38,12 +38,13 @@ class Visibility:
     ) -> tuple[list[workflow_pb.WorkflowExecutionInfo], bytes]:
         compiled = compile_query(query, self._custom(ns))
         compiled.page_size = page_size if 0 < page_size <= MAX_PAGE_SIZE else MAX_PAGE_SIZE
-        compiled.cursor = decode_page_token(token)
+        compiled.cursor = decode_page_token(token, len(compiled.order_by))
         try:
             rows = await self.store.list_visibility(ns.id, compiled)
         except VisibilityQueryFailed as err:
             raise _failed("ListWorkflowExecutions", err) from err
-        next_token = encode_page_token(rows[-1]) if rows and len(rows) == compiled.page_size else b""
+        full_page = rows and len(rows) == compiled.page_size
+        next_token = encode_page_token(rows[-1], bool(compiled.order_by)) if full_page else b""
         return [execution_info(r) for r in rows], next_token
 
     async def count(self, ns: Namespace, query: str) -> ws.CountWorkflowExecutionsResponse:
@@ -138,19 +139,31 @@ def rfc3339_nano(ns: int) -> str:
 
 
 # ---------------------------------------------------------------------- page tokens
-def encode_page_token(last: VisibilityRow) -> bytes:
+def encode_page_token(last: VisibilityRow, ordered: bool = False) -> bytes:
     """Where the page ended, in the reference's token format (a keyset: no row is repeated or
-    skipped while the data does not change)."""
+    skipped while the data does not change). A listing with ORDER BY gets the reference's
+    Elasticsearch form: the last row's sort values, run id last."""
+    if ordered:
+        return json.dumps({"SearchAfter": [*last.sort_values, last.run_id]}, separators=(",", ":")).encode()
     close = RUNNING_CLOSE_TIME if last.close_time is None else rfc3339_nano(last.close_time)
     token = {"CloseTime": close, "StartTime": rfc3339_nano(last.start_time), "RunID": last.run_id}
     return json.dumps(token, separators=(",", ":")).encode()
 
 
-def decode_page_token(token: bytes) -> Cursor | None:
+def decode_page_token(token: bytes, sort_keys: int = 0) -> Cursor | None:
+    """The cursor of a page token; `sort_keys` is the number of ORDER BY attributes of the query
+    the token must belong to."""
     if not token:
         return None
     try:
         data = json.loads(token)
+        if sort_keys:
+            values = data["SearchAfter"]
+            if not isinstance(values, list) or len(values) != sort_keys + 1 or not isinstance(values[-1], str):
+                raise ValueError(values)
+            if not all(v is None or isinstance(v, str | int | float) for v in values):
+                raise TypeError(values)
+            return Cursor(None, 0, values[-1], sort_values=tuple(values[:-1]))
         close_text, start_text, run_id = data["CloseTime"], data["StartTime"], data["RunID"]
         close = None if close_text == RUNNING_CLOSE_TIME else parse_rfc3339_ns(close_text)
         if not isinstance(run_id, str):

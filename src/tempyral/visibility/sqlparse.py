@@ -530,6 +530,7 @@ class Select:
     group_by: list[Node] = field(default_factory=list)
     having: Node | None = None
     order_by: list[Node] = field(default_factory=list)
+    order_desc: list[bool] = field(default_factory=list)  # one per order_by entry
     limit: Node | None = None
 
 
@@ -605,8 +606,10 @@ class Parser:
             self.expect_kw("by")
             while True:
                 sel.order_by.append(self.expression())
+                descending = self.is_kw("desc")
                 if self.is_kw("asc", "desc"):
                     self.next()
+                sel.order_desc.append(descending)
                 if not self.is_op(","):
                     break
                 self.next()
