@@ -14,7 +14,7 @@ from tempyral.common.clock import duration_ns
 from tempyral.common.errors import InvalidArgument
 from tempyral.common.limits import BLOB_SIZE_LIMIT_WARN, MAX_ID_LENGTH, check_blob_size, check_id, exceeds_blob_limit
 from tempyral.common.retry import normalize_retry_policy
-from tempyral.history.commands import validate_search_attributes
+from tempyral.history.commands import check_and_type_search_attributes
 from tempyral.namespace.registry import Namespace
 
 
@@ -95,7 +95,7 @@ def _check_request_id(req: ws.StartWorkflowExecutionRequest | ws.SignalWithStart
 
 def check_start_payloads(ns: Namespace, req: ws.StartWorkflowExecutionRequest) -> None:
     if req.HasField("search_attributes"):
-        validate_search_attributes(ns, req.search_attributes)
+        check_and_type_search_attributes(ns, req.search_attributes)
     check_blob_size(req.input)
     check_blob_size(extra=[sum(len(p.data) for p in req.memo.fields.values())])
 

@@ -15,7 +15,6 @@ from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.common.v1.message_pb2 import Payload, Payloads, SearchAttributes
 from temporalio.api.enums.v1 import (
     CommandType,
-    IndexedValueType,
     ParentClosePolicy,
     TaskQueueKind,
     WorkflowTaskFailedCause,
@@ -34,6 +33,7 @@ from tempyral.history.mutable_state import MutableState
 from tempyral.history.payloads import encode_string
 from tempyral.namespace.registry import Namespace
 from tempyral.proto.internal_pb2 import ActivityInfo
+from tempyral.visibility.values import prepare_search_attributes
 
 Cause = WorkflowTaskFailedCause
 RetryState = wf_enums.RetryState
@@ -333,7 +333,7 @@ class CommandProcessor:
             "UpsertWorkflowSearchAttributesCommandAttributes exceeds size limit.",
         )
         try:
-            validate_search_attributes(self.ns, a.search_attributes)
+            check_and_type_search_attributes(self.ns, a.search_attributes)
         except InvalidArgument as err:
             raise WorkflowTaskFailure(cause, err.message) from err
         self.ms.add_upsert_search_attributes(self.completed_id, a.search_attributes)
@@ -443,7 +443,7 @@ class CommandProcessor:
                 raise WorkflowTaskFailure(cause, err.message) from err
         try:
             cron.validate(a.cron_schedule)
-            validate_search_attributes(self.ns, a.search_attributes)
+            check_and_type_search_attributes(self.ns, a.search_attributes)
         except InvalidArgument as err:
             raise WorkflowTaskFailure(cause, err.message) from err
         _check_size(
@@ -504,7 +504,7 @@ class CommandProcessor:
             if a.HasField("retry_policy"):
                 normalize_retry_policy(a.retry_policy)
             cron.validate(a.cron_schedule)
-            validate_search_attributes(target, a.search_attributes)
+            check_and_type_search_attributes(target, a.search_attributes)
         except InvalidArgument as err:
             raise WorkflowTaskFailure(cause, f"{err.message} {where}") from err
         _check_size(a.input.ByteSize(), cause, "StartChildWorkflowExecutionCommandAttributes.Input exceeds size limit.")
@@ -599,15 +599,11 @@ class CommandProcessor:
         self.ms.add_cancel_external_initiated(attrs)
 
 
-def validate_search_attributes(ns: Namespace, search_attributes: SearchAttributes) -> None:
-    known = ns.record.search_attributes
-    for name in search_attributes.indexed_fields:
-        if name not in known and name not in SYSTEM_SETTABLE:
-            raise InvalidArgument(f"search attribute {name} is not defined")
+def check_and_type_search_attributes(ns: Namespace, search_attributes: SearchAttributes) -> None:
+    """Refuse search attributes the namespace does not define or values of the wrong type; stamp
+    each payload with its attribute's type, as the reference shows them."""
+    prepare_search_attributes(ns.name, dict(ns.record.search_attributes), search_attributes)
 
-
-# System search attributes a workflow may set itself.
-SYSTEM_SETTABLE = {"TemporalChangeVersion": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST}
 
 _HANDLERS = {
     CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK: CommandProcessor._schedule_activity,
