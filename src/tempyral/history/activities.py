@@ -19,6 +19,7 @@ from tempyral.common.retry import next_retry
 from tempyral.common.tokens import decode_task_token, encode_task_token
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.shard import Mutation
+from tempyral.history.worker_version import stamp_from_poll
 from tempyral.matching.service import ACTIVITY, QueueKey
 from tempyral.namespace.registry import Namespace
 from tempyral.proto.internal_pb2 import ActivityInfo, Task, TaskCategory, TaskToken
@@ -104,12 +105,12 @@ class ActivityHandler:
             task = await self.engine.matching.poll(key, remaining)
             if task is None:
                 return ws.PollActivityTaskQueueResponse()
-            resp = await asyncio.shield(self._record_started(ns, task, req.identity))
+            resp = await asyncio.shield(self._record_started(ns, task, req.identity, stamp_from_poll(req)))
             if resp is not None:
                 return resp
 
     async def _record_started(
-        self, ns: Namespace, task: Task, identity: str
+        self, ns: Namespace, task: Task, identity: str, worker_version: common.WorkerVersionStamp | None
     ) -> ws.PollActivityTaskQueueResponse | None:
         engine = self.engine
         try:
@@ -118,7 +119,7 @@ class ActivityHandler:
                 if not ms.running or ai is None or ai.attempt != task.attempt or ai.started:
                     engine.tasks.ack(task)
                     return None
-                ms.start_activity(ai, ids.new_id(), identity)
+                ms.start_activity(ai, ids.new_id(), identity, worker_version)
                 await shard.commit([Mutation(entry, ms)], deleted_tasks=[(TRANSFER, task.task_id)])
                 return activity_task_response(ns, ms, ai)
         except NotFound:

@@ -8,6 +8,7 @@ Bookkeeping that no event carries (attempts, heartbeats, stamps) is kept by the 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from temporalio.api.common.v1 import message_pb2 as common
@@ -94,9 +95,42 @@ def _workflow_task_started(s: ExecutionState, e: history.HistoryEvent) -> None:
 
 
 def _workflow_task_completed(s: ExecutionState, e: history.HistoryEvent) -> None:
-    s.last_completed_wft_started_event_id = e.workflow_task_completed_event_attributes.started_event_id
+    a = e.workflow_task_completed_event_attributes
+    s.last_completed_wft_started_event_id = a.started_event_id
     s.last_workflow_task_completed_event_id = e.event_id
     reset_workflow_task(s, 1)
+    record_build_id(s, a.worker_version if a.HasField("worker_version") else None)
+    if a.HasField("worker_version"):
+        s.most_recent_worker_version.CopyFrom(a.worker_version)
+
+
+UNVERSIONED = "unversioned"
+
+
+def record_build_id(s: ExecutionState, stamp: common.WorkerVersionStamp | None) -> None:
+    """The BuildIds search attribute after a workflow task completed, as the reference keeps it
+    for workflows without worker versioning: "unversioned", then every build id that completed a
+    task ("unversioned:<id>", or "versioned:<id>" for a worker that asked for versioning)."""
+    fields = s.search_attributes.indexed_fields
+    existing: list[str] = []
+    if "BuildIds" in fields:
+        try:
+            existing = [str(v) for v in json.loads(fields["BuildIds"].data)]
+        except (ValueError, TypeError):
+            existing = []
+    values = [] if stamp is not None and stamp.use_versioning else [UNVERSIONED]
+    entry = ""
+    if stamp is not None and stamp.build_id:
+        entry = f"{'versioned' if stamp.use_versioning else UNVERSIONED}:{stamp.build_id}"
+    values += [v for v in existing if v != UNVERSIONED and not v.startswith(("assigned:", "pinned:"))]
+    if entry and entry not in values:
+        values.append(entry)
+    if values == existing:
+        return
+    payload = fields["BuildIds"]
+    payload.metadata["encoding"] = b"json/plain"
+    payload.metadata["type"] = b"KeywordList"
+    payload.data = json.dumps(values, separators=(",", ":")).encode()
 
 
 def _workflow_task_failed(s: ExecutionState, e: history.HistoryEvent) -> None:

@@ -279,8 +279,11 @@ class MutableState:
                     timeout_type=TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START,
                 )
 
-    def start_workflow_task(self, request_id: str, identity: str) -> None:
-        """Record that a worker took the pending workflow task."""
+    def start_workflow_task(
+        self, request_id: str, identity: str, worker_version: common.WorkerVersionStamp | None = None
+    ) -> None:
+        """Record that a worker took the pending workflow task (`worker_version`: the stamp of the
+        worker's build, recorded on the started event)."""
         s = self.s
         wt = s.workflow_task
         if not wt.scheduled or wt.started_event_id:
@@ -312,6 +315,8 @@ class MutableState:
                 request_id=request_id,
                 history_size_bytes=s.history_size_bytes,
             )
+            if worker_version is not None:
+                attrs_started.worker_version.CopyFrom(worker_version)
             self._event(ev.WORKFLOW_TASK_STARTED, workflow_task_started_event_attributes=attrs_started)
         self._timer(
             TaskType.TASK_TYPE_WORKFLOW_TASK_TIMEOUT,
@@ -349,8 +354,9 @@ class MutableState:
         started.event_time.CopyFrom(wt.started_time)
         return [scheduled, started]
 
-    def _write_transient_workflow_task(self) -> None:
-        """A transient task completes: its scheduled and started events enter history now."""
+    def _write_transient_workflow_task(self, worker_version: common.WorkerVersionStamp | None = None) -> None:
+        """A transient task completes: its scheduled and started events enter history now (the
+        started event with the version stamp the completing worker sent)."""
         wt = self.s.workflow_task
         if not wt.transient:
             return
@@ -369,20 +375,21 @@ class MutableState:
             ),
         )
         self.now = started_time
-        self._event(
-            ev.WORKFLOW_TASK_STARTED,
-            workflow_task_started_event_attributes=history.WorkflowTaskStartedEventAttributes(
-                scheduled_event_id=wt.scheduled_event_id, identity=identity, request_id=request_id
-            ),
+        started = history.WorkflowTaskStartedEventAttributes(
+            scheduled_event_id=wt.scheduled_event_id, identity=identity, request_id=request_id
         )
+        if worker_version is not None and not worker_version.use_versioning:
+            started.worker_version.CopyFrom(worker_version)
+        self._event(ev.WORKFLOW_TASK_STARTED, workflow_task_started_event_attributes=started)
         self.now = now
         wt.stamp = stamp
         self.s.speculative_workflow_task = False
 
     def add_workflow_task_completed(
-        self, identity: str, sdk_metadata: object, metering: object, worker_version: object
+        self, identity: str, sdk_metadata: object, metering: object, worker_version: common.WorkerVersionStamp | None
     ) -> history.HistoryEvent:
-        self._write_transient_workflow_task()
+        self._write_transient_workflow_task(worker_version)
+        build_ids_before = self.s.search_attributes.indexed_fields.get("BuildIds")
         wt = self.s.workflow_task
         attrs = history.WorkflowTaskCompletedEventAttributes(
             scheduled_event_id=wt.scheduled_event_id, started_event_id=wt.started_event_id, identity=identity
@@ -392,8 +399,11 @@ class MutableState:
         if metering is not None:
             attrs.metering_metadata.CopyFrom(metering)  # type: ignore[arg-type]
         if worker_version is not None:
-            attrs.worker_version.CopyFrom(worker_version)  # type: ignore[arg-type]
-        return self._event(ev.WORKFLOW_TASK_COMPLETED, workflow_task_completed_event_attributes=attrs)
+            attrs.worker_version.CopyFrom(worker_version)
+        event = self._event(ev.WORKFLOW_TASK_COMPLETED, workflow_task_completed_event_attributes=attrs)
+        if self.s.search_attributes.indexed_fields.get("BuildIds") != build_ids_before:
+            self.visibility_dirty = True  # the applier recorded a new build id
+        return event
 
     def add_workflow_task_failed(
         self,
@@ -496,9 +506,18 @@ class MutableState:
                 timeout_type=TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START,
             )
 
-    def start_activity(self, ai: ActivityInfo, request_id: str, identity: str) -> None:
-        """A worker took the activity: no event yet (ActivityTaskStarted is written when it closes)."""
+    def start_activity(
+        self, ai: ActivityInfo, request_id: str, identity: str, worker_version: common.WorkerVersionStamp | None = None
+    ) -> None:
+        """A worker took the activity: no event yet (ActivityTaskStarted is written when it closes).
+        A poller that names no build is taken to run the build that last completed a workflow task."""
         ai.started = True
+        if worker_version is not None:
+            ai.worker_version.CopyFrom(worker_version)
+        elif self.s.HasField("most_recent_worker_version"):
+            ai.worker_version.CopyFrom(self.s.most_recent_worker_version)
+        else:
+            ai.ClearField("worker_version")
         ai.started_time.CopyFrom(timestamp(self.now))
         ai.started_identity = identity
         ai.request_id = request_id
@@ -537,6 +556,8 @@ class MutableState:
         )
         if ai.HasField("last_failure"):
             attrs.last_failure.CopyFrom(ai.last_failure)
+        if ai.HasField("worker_version") and not ai.worker_version.use_versioning:
+            attrs.worker_version.CopyFrom(ai.worker_version)
         event = self._event(ev.ACTIVITY_TASK_STARTED, activity_task_started_event_attributes=attrs)
         return event.event_id
 

@@ -27,6 +27,7 @@ from tempyral.history.mutable_state import MutableState
 from tempyral.history.queries import QueryTask
 from tempyral.history.shard import ExecutionEntry, Mutation, Shard
 from tempyral.history.updates import UpdateHandler
+from tempyral.history.worker_version import stamp_from_completion, stamp_from_poll
 from tempyral.matching.service import WORKFLOW, QueueKey
 from tempyral.namespace.registry import Namespace
 from tempyral.proto.internal_pb2 import HistoryPageToken, Task, TaskCategory, TaskToken
@@ -63,12 +64,12 @@ class WorkflowTaskHandler:
             if isinstance(item, QueryTask):
                 resp = await asyncio.shield(self._query_task(item, sticky, req.identity))
             else:
-                resp = await asyncio.shield(self._record_started(item, sticky, req.identity))
+                resp = await asyncio.shield(self._record_started(item, sticky, req.identity, stamp_from_poll(req)))
             if resp is not None:
                 return resp
 
     async def _record_started(
-        self, task: Task, sticky_poll: bool, identity: str
+        self, task: Task, sticky_poll: bool, identity: str, worker_version: common.WorkerVersionStamp | None
     ) -> ws.PollWorkflowTaskQueueResponse | None:
         engine = self.engine
         try:
@@ -77,7 +78,7 @@ class WorkflowTaskHandler:
                 if not ms.running or not wt.scheduled or wt.stamp != task.stamp or wt.started_event_id:
                     engine.tasks.ack(task)
                     return None
-                ms.start_workflow_task(ids.new_id(), identity)
+                ms.start_workflow_task(ids.new_id(), identity, worker_version)
                 queries = engine.queries.attach(entry)
                 messages = UpdateHandler.messages_for_task(entry, ms)
                 await shard.commit([Mutation(entry, ms)], deleted_tasks=[(TRANSFER, task.task_id)])
@@ -233,7 +234,7 @@ class WorkflowTaskHandler:
                 req.identity,
                 req.sdk_metadata if req.HasField("sdk_metadata") else None,
                 req.metering_metadata if req.HasField("metering_metadata") else None,
-                req.worker_version_stamp if req.HasField("worker_version_stamp") else None,
+                stamp_from_completion(req),
             )
             messages = {m.id: m for m in req.messages}
 
@@ -272,11 +273,14 @@ class WorkflowTaskHandler:
                 inline = req.return_new_workflow_task
                 ms.schedule_speculative_workflow_task()
             if inline:
-                ms.start_workflow_task(INLINE_REQUEST_ID, req.identity)
+                stamp_in = stamp_from_completion(req)
+                ms.start_workflow_task(
+                    INLINE_REQUEST_ID, req.identity, None if stamp_in is None or stamp_in.use_versioning else stamp_in
+                )
             eager = []
             if ms.running:
                 for ai in result.eager_activities:
-                    ms.start_activity(ai, ids.new_id(), req.identity)
+                    ms.start_activity(ai, ids.new_id(), req.identity, stamp_from_completion(req))
                     eager.append(ai)
             engine.queries.complete_inflight(entry, dict(req.query_results))
             attached = engine.queries.attach(entry) if inline else {}
