@@ -141,6 +141,16 @@ def describe(ns: Namespace, ms: MutableState, matching_backlog: int = 0) -> ws.D
         info.parent_namespace_id = st.parent_workflow_namespace_id
     info.root_execution.workflow_id = st.root_workflow_execution.workflow_id or s.workflow_id
     info.root_execution.run_id = st.root_workflow_execution.run_id or s.run_id
+    extended = resp.workflow_extended_info
+    if ts_ns(s.execution_expiration_time):
+        extended.execution_expiration_time.CopyFrom(s.execution_expiration_time)
+    if ts_ns(s.run_expiration_time):
+        extended.run_expiration_time.CopyFrom(s.run_expiration_time)
+    extended.original_start_time.CopyFrom(s.start_time)
+    extended.cancel_requested = s.cancel_requested
+    extended.reset_run_id = s.reset_run_id
+    if st.original_execution_run_id and st.original_execution_run_id != s.run_id:
+        extended.last_reset_time.CopyFrom(s.start_time)  # a run made by a reset
     for ai in sorted(s.activities.values(), key=lambda a: a.scheduled_event_id):
         resp.pending_activities.append(pending_activity(ai))
     for child in sorted(s.children.values(), key=lambda c: c.initiated_event_id):

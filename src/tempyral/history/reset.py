@@ -8,6 +8,7 @@ same transaction.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from temporalio.api.history.v1 import message_pb2 as history
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common import ids
+from tempyral.common.clock import timestamp
 from tempyral.common.errors import InvalidArgument
 from tempyral.history import appliers
 from tempyral.history import events as ev
@@ -58,6 +60,9 @@ async def reset(engine: HistoryEngine, ns: Namespace, req: ws.ResetWorkflowExecu
     copies = [history.HistoryEvent.FromString(e.SerializeToString()) for e in kept]
     for event in copies:
         appliers.apply(state, event)
+    # The new run starts now (as the reference's rebuilt state does), not when the base run did.
+    state.start_time.CopyFrom(timestamp(now))
+    state.execution_time.CopyFrom(timestamp(now))
     wt = state.workflow_task
     if not wt.scheduled:
         raise InvalidArgument(
@@ -88,13 +93,26 @@ async def reset(engine: HistoryEngine, ns: Namespace, req: ws.ResetWorkflowExecu
     reset_ms.visibility_dirty = True
 
     key = (ns.id, ex.workflow_id, current_run_id)
-    async with shard.locked(key) as current_entry:
+    async with contextlib.AsyncExitStack() as stack:
+        current_entry = await stack.enter_async_context(shard.locked(key))
         current = await shard.load(current_entry)
         mutations = []
-        if current is not None and current.running:
+        is_base = current is not None and current.run_id == base_run_id
+        if current is not None and (current.running or is_base):
             current.begin(now)
-            engine.terminate_locked(current, req.reason, None, RESETTER)
+            if current.running:
+                engine.terminate_locked(current, req.reason, None, RESETTER)
             mutations.append(Mutation(current_entry, current))
+        # The run that was reset points at the run that replaced it (describe's reset run id).
+        if current is not None and is_base:
+            current.s.reset_run_id = new_run_id
+        else:
+            reset_entry = await stack.enter_async_context(shard.locked((ns.id, ex.workflow_id, base_run_id)))
+            reset_base = await shard.load(reset_entry)
+            if reset_base is not None:
+                reset_base.begin(now)
+                reset_base.s.reset_run_id = new_run_id
+                mutations.append(Mutation(reset_entry, reset_base))
         async with shard.locked((ns.id, ex.workflow_id, new_run_id)) as new_entry:
             mutations.append(Mutation(new_entry, reset_ms, new=True))
             write = CurrentWrite(ns.id, ex.workflow_id, new_run_id, RUNNING, state.start_request_id, current_run_id)
