@@ -257,10 +257,12 @@ class HistoryEngine:
         task_timeout = min(task_timeout, MAX_TASK_TIMEOUT_NS)
         if run_timeout:
             task_timeout = min(task_timeout, run_timeout)
-        if execution_timeout:
+        # A timeout given as zero is recorded as zero (the reference keeps what the request had).
+        if execution_timeout or req.HasField("workflow_execution_timeout"):
             attrs.workflow_execution_timeout.CopyFrom(duration(execution_timeout))
+        if execution_timeout:
             attrs.workflow_execution_expiration_time.CopyFrom(timestamp(now + execution_timeout))
-        if run_timeout:
+        if run_timeout or req.HasField("workflow_run_timeout"):
             attrs.workflow_run_timeout.CopyFrom(duration(run_timeout))
         attrs.workflow_task_timeout.CopyFrom(duration(task_timeout))
         backoff = duration_ns(req.workflow_start_delay)
@@ -278,8 +280,6 @@ class HistoryEngine:
         for field in ("retry_policy", "memo", "search_attributes", "header", "priority"):
             if req.HasField(field):
                 getattr(attrs, field).CopyFrom(getattr(req, field))
-        if not req.HasField("priority"):
-            attrs.priority.SetInParent()
         attrs.completion_callbacks.extend(req.completion_callbacks)
         return attrs
 
