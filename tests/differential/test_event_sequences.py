@@ -299,6 +299,7 @@ async def reset_to_first_task(c: Client, tq: str) -> Handles:
     h = await c.start_workflow(w.Resettable.run, id=f"{tq}-1", task_queue=tq)
     await _until_event(c, h.id, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
     await h.signal(w.Resettable.add, "a")
+    await _until_quiet(c, h.id, 14)  # one workflow task per signal on both servers, whatever the timing
     await h.signal(w.Resettable.add, "b")
     await _result_ignoring_failure(h)
     first = h.first_execution_run_id or ""
