@@ -13,7 +13,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral import SERVER_VERSION
 from tempyral.common.clock import duration_ns
-from tempyral.common.errors import InvalidArgument
+from tempyral.common.errors import InvalidArgument, PermissionDenied
 from tempyral.common.limits import (
     BLOB_SIZE_LIMIT_ERROR,
     MAX_ID_LENGTH,
@@ -80,6 +80,10 @@ def describe_namespace_response(ns: Namespace) -> ws.DescribeNamespaceResponse:
     )
 
 
+VERSIONING_V1_DISABLED = "Worker versioning v0.1 (Version Set-based, deprecated) is disabled on this namespace."
+VERSIONING_V2_DISABLED = "Worker versioning v0.2 (Rules-based, deprecated) is disabled on this namespace."
+
+
 class WorkflowService:
     def __init__(
         self,
@@ -108,7 +112,38 @@ class WorkflowService:
         caps.encoded_failure_attributes = True
         caps.upsert_memo = True
         caps.sdk_metadata = True
+        caps.count_group_by_execution_status = True
+        # Build ids are recorded on task events and in BuildIds, as on the reference, which claims
+        # this too while refusing the deprecated versioning APIs (below); SDKs send their build id
+        # with every task response only to servers that claim it.
+        caps.build_id_based_versioning = True
         return resp
+
+    # The deprecated worker-versioning APIs: refused as the reference's dev server refuses them.
+    async def update_worker_build_id_compatibility(
+        self, req: ws.UpdateWorkerBuildIdCompatibilityRequest, ctx: Ctx
+    ) -> ws.UpdateWorkerBuildIdCompatibilityResponse:
+        raise PermissionDenied(VERSIONING_V1_DISABLED)
+
+    async def get_worker_build_id_compatibility(
+        self, req: ws.GetWorkerBuildIdCompatibilityRequest, ctx: Ctx
+    ) -> ws.GetWorkerBuildIdCompatibilityResponse:
+        raise PermissionDenied(VERSIONING_V1_DISABLED)
+
+    async def update_worker_versioning_rules(
+        self, req: ws.UpdateWorkerVersioningRulesRequest, ctx: Ctx
+    ) -> ws.UpdateWorkerVersioningRulesResponse:
+        raise PermissionDenied(VERSIONING_V2_DISABLED)
+
+    async def get_worker_versioning_rules(
+        self, req: ws.GetWorkerVersioningRulesRequest, ctx: Ctx
+    ) -> ws.GetWorkerVersioningRulesResponse:
+        raise PermissionDenied(VERSIONING_V2_DISABLED)
+
+    async def get_worker_task_reachability(
+        self, req: ws.GetWorkerTaskReachabilityRequest, ctx: Ctx
+    ) -> ws.GetWorkerTaskReachabilityResponse:
+        raise PermissionDenied(VERSIONING_V2_DISABLED)
 
     async def get_cluster_info(self, req: ws.GetClusterInfoRequest, ctx: Ctx) -> ws.GetClusterInfoResponse:
         return ws.GetClusterInfoResponse(

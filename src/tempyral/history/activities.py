@@ -19,7 +19,6 @@ from tempyral.common.retry import next_retry
 from tempyral.common.tokens import decode_task_token, encode_task_token
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.shard import Mutation
-from tempyral.history.worker_version import stamp_from_poll
 from tempyral.matching.service import ACTIVITY, QueueKey
 from tempyral.namespace.registry import Namespace
 from tempyral.proto.internal_pb2 import ActivityInfo, Task, TaskCategory, TaskToken
@@ -82,7 +81,8 @@ def _server_failure(message: str) -> failure_pb.Failure:
 
 
 def timeout_failure(timeout_type: int, message: str | None = None) -> failure_pb.Failure:
-    f = failure_pb.Failure(message=message or f"activity {TIMEOUT_NAMES[timeout_type]} timeout")
+    # Timeouts are the server's failures: the reference marks them with source "Server".
+    f = failure_pb.Failure(message=message or f"activity {TIMEOUT_NAMES[timeout_type]} timeout", source="Server")
     f.timeout_failure_info.timeout_type = timeout_type  # type: ignore[assignment]
     return f
 
@@ -105,12 +105,12 @@ class ActivityHandler:
             task = await self.engine.matching.poll(key, remaining)
             if task is None:
                 return ws.PollActivityTaskQueueResponse()
-            resp = await asyncio.shield(self._record_started(ns, task, req.identity, stamp_from_poll(req)))
+            resp = await asyncio.shield(self._record_started(ns, task, req.identity))
             if resp is not None:
                 return resp
 
     async def _record_started(
-        self, ns: Namespace, task: Task, identity: str, worker_version: common.WorkerVersionStamp | None
+        self, ns: Namespace, task: Task, identity: str
     ) -> ws.PollActivityTaskQueueResponse | None:
         engine = self.engine
         try:
@@ -119,7 +119,7 @@ class ActivityHandler:
                 if not ms.running or ai is None or ai.attempt != task.attempt or ai.started:
                     engine.tasks.ack(task)
                     return None
-                ms.start_activity(ai, ids.new_id(), identity, worker_version)
+                ms.start_activity(ai, ids.new_id(), identity)
                 await shard.commit([Mutation(entry, ms)], deleted_tasks=[(TRANSFER, task.task_id)])
                 return activity_task_response(ns, ms, ai)
         except NotFound:
@@ -204,6 +204,7 @@ class ActivityHandler:
 
     # ------------------------------------------------------------------ actions (run under the lock)
     def _complete(self, ms: MutableState, ai: ActivityInfo, req: ws.RespondActivityTaskCompletedRequest) -> None:
+        _record_worker_version(ai, req)
         if exceeds_blob_limit(payloads_size(req.result)):
             # like the reference: the oversized result fails the activity instead of entering history
             self._apply_failure(ms, ai, _server_failure("Complete result exceeds size limit."), req.identity)
@@ -211,6 +212,7 @@ class ActivityHandler:
         ms.add_activity_task_completed(ai, req.result if req.HasField("result") else None, req.identity)
 
     def _fail(self, ms: MutableState, ai: ActivityInfo, req: ws.RespondActivityTaskFailedRequest) -> None:
+        _record_worker_version(ai, req)
         if req.HasField("last_heartbeat_details"):
             ai.heartbeat_details.CopyFrom(req.last_heartbeat_details)
         self._apply_failure(ms, ai, req.failure, req.identity)
@@ -226,6 +228,7 @@ class ActivityHandler:
             ms.add_activity_task_failed(ai, failure, decision.state, identity)
 
     def _cancel(self, ms: MutableState, ai: ActivityInfo, req: ws.RespondActivityTaskCanceledRequest) -> None:
+        # The reference writes no build id when the worker reports a cancellation.
         ms.add_activity_task_canceled(ai, req.details if req.HasField("details") else None, req.identity)
 
     def _heartbeat(self, ms: MutableState, ai: ActivityInfo, req: ws.RecordActivityTaskHeartbeatRequest) -> bool:
@@ -287,3 +290,11 @@ class ActivityHandler:
             return False
         ms.dispatch_activity_retry(ai)
         return True
+
+
+def _record_worker_version(ai: ActivityInfo, req: object) -> None:
+    """The build a worker reports when it completes or fails an activity goes on
+    ActivityTaskStarted (written now), as on the reference; timeouts and cancellations get none."""
+    stamp = getattr(req, "worker_version", None)
+    if isinstance(stamp, common.WorkerVersionStamp) and stamp.build_id:
+        ai.worker_version.CopyFrom(stamp)

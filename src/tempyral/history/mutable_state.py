@@ -348,7 +348,10 @@ class MutableState:
             event_type=ev.WORKFLOW_TASK_STARTED,
             version=self.s.version,
             workflow_task_started_event_attributes=history.WorkflowTaskStartedEventAttributes(
-                scheduled_event_id=wt.scheduled_event_id, identity=identity, request_id=wt.request_id
+                scheduled_event_id=wt.scheduled_event_id,
+                identity=identity,
+                request_id=wt.request_id,
+                history_size_bytes=self.s.history_size_bytes,
             ),
         )
         started.event_time.CopyFrom(wt.started_time)
@@ -376,7 +379,10 @@ class MutableState:
         )
         self.now = started_time
         started = history.WorkflowTaskStartedEventAttributes(
-            scheduled_event_id=wt.scheduled_event_id, identity=identity, request_id=request_id
+            scheduled_event_id=wt.scheduled_event_id,
+            identity=identity,
+            request_id=request_id,
+            history_size_bytes=self.s.history_size_bytes,
         )
         if worker_version is not None and not worker_version.use_versioning:
             started.worker_version.CopyFrom(worker_version)
@@ -506,18 +512,10 @@ class MutableState:
                 timeout_type=TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START,
             )
 
-    def start_activity(
-        self, ai: ActivityInfo, request_id: str, identity: str, worker_version: common.WorkerVersionStamp | None = None
-    ) -> None:
-        """A worker took the activity: no event yet (ActivityTaskStarted is written when it closes).
-        A poller that names no build is taken to run the build that last completed a workflow task."""
+    def start_activity(self, ai: ActivityInfo, request_id: str, identity: str) -> None:
+        """A worker took the activity: no event yet (ActivityTaskStarted is written when it closes)."""
         ai.started = True
-        if worker_version is not None:
-            ai.worker_version.CopyFrom(worker_version)
-        elif self.s.HasField("most_recent_worker_version"):
-            ai.worker_version.CopyFrom(self.s.most_recent_worker_version)
-        else:
-            ai.ClearField("worker_version")
+        ai.ClearField("worker_version")  # set by the worker that closes this attempt
         ai.started_time.CopyFrom(timestamp(self.now))
         ai.started_identity = identity
         ai.request_id = request_id
@@ -758,8 +756,7 @@ class MutableState:
             cause=cause,  # type: ignore[arg-type]
             control=init.control,
             initiated_event_id=initiated_event_id,
-            workflow_task_completed_event_id=init.workflow_task_completed_event_id,
-        )
+        )  # no workflow task completed event id: the reference leaves it empty on these failures
         self._event(ev.START_CHILD_FAILED, start_child_workflow_execution_failed_event_attributes=attrs)
 
     def add_child_closed(self, initiated_event_id: int, run_id: str, close: history.HistoryEvent) -> None:
@@ -816,7 +813,6 @@ class MutableState:
         if failed_cause:
             failed = history.SignalExternalWorkflowExecutionFailedEventAttributes(
                 cause=failed_cause,  # type: ignore[arg-type]
-                workflow_task_completed_event_id=init.workflow_task_completed_event_id,
                 namespace=init.namespace,
                 namespace_id=init.namespace_id,
                 workflow_execution=init.workflow_execution,
@@ -849,7 +845,6 @@ class MutableState:
         if failed_cause:
             failed = history.RequestCancelExternalWorkflowExecutionFailedEventAttributes(
                 cause=failed_cause,  # type: ignore[arg-type]
-                workflow_task_completed_event_id=init.workflow_task_completed_event_id,
                 namespace=init.namespace,
                 namespace_id=init.namespace_id,
                 workflow_execution=init.workflow_execution,

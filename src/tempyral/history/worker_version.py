@@ -8,12 +8,9 @@ from temporalio.api.enums.v1 import WorkerVersioningMode
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 
-def stamp_from_poll(
-    req: ws.PollWorkflowTaskQueueRequest | ws.PollActivityTaskQueueRequest,
-) -> common.WorkerVersionStamp | None:
+def stamp_from_poll(req: ws.PollWorkflowTaskQueueRequest) -> common.WorkerVersionStamp | None:
     """The build a polling worker runs, as the reference records it on the task's started event
-    (nothing for workers of a worker deployment). Workers that only send a binary checksum (the
-    SDKs' default build id) get that checksum as their build id, as the reference shows it."""
+    (nothing for workers of a worker deployment)."""
     caps = req.worker_version_capabilities
     options = req.deployment_options
     if (
@@ -23,14 +20,11 @@ def stamp_from_poll(
         return None
     if caps.use_versioning and caps.deployment_series_name:
         return None
-    if caps.build_id:
-        return common.WorkerVersionStamp(use_versioning=caps.use_versioning, build_id=caps.build_id)
-    checksum = getattr(req, "binary_checksum", "")
-    return common.WorkerVersionStamp(build_id=checksum) if checksum else None
+    if not caps.build_id:
+        return None
+    return common.WorkerVersionStamp(use_versioning=caps.use_versioning, build_id=caps.build_id)
 
 
 def stamp_from_completion(req: ws.RespondWorkflowTaskCompletedRequest) -> common.WorkerVersionStamp | None:
-    """The stamp a completing worker sent, or its binary checksum as an unversioned build id."""
-    if req.HasField("worker_version_stamp"):
-        return req.worker_version_stamp
-    return common.WorkerVersionStamp(build_id=req.binary_checksum) if req.binary_checksum else None
+    """The stamp a completing worker sent."""
+    return req.worker_version_stamp if req.HasField("worker_version_stamp") else None

@@ -280,7 +280,7 @@ class WorkflowTaskHandler:
             eager = []
             if ms.running:
                 for ai in result.eager_activities:
-                    ms.start_activity(ai, ids.new_id(), req.identity, stamp_from_completion(req))
+                    ms.start_activity(ai, ids.new_id(), req.identity)
                     eager.append(ai)
             engine.queries.complete_inflight(entry, dict(req.query_results))
             attached = engine.queries.attach(entry) if inline else {}
