@@ -39,3 +39,18 @@ def check_id(value: str, field: str) -> None:
         raise InvalidArgument(f"{field} is not set on request.")
     if len(value) > MAX_ID_LENGTH:
         raise InvalidArgument(f"{field} exceeds maximum allowed length ({len(value)}/{MAX_ID_LENGTH})")
+
+
+DEFAULT_WORKFLOW_TASK_TIMEOUT_NS = 10 * 1_000_000_000
+MAX_WORKFLOW_TASK_TIMEOUT_NS = 120 * 1_000_000_000
+
+
+def workflow_timeouts(execution_ns: int, run_ns: int, task_ns: int) -> tuple[int, int]:
+    """The run and workflow task timeouts a new run gets, as the reference derives them: a run
+    lasts at most the whole execution, a task at most 120 s (10 s when not given) and the run."""
+    if run_ns == 0 or (execution_ns and run_ns > execution_ns):
+        run_ns = execution_ns
+    task_ns = min(task_ns or DEFAULT_WORKFLOW_TASK_TIMEOUT_NS, MAX_WORKFLOW_TASK_TIMEOUT_NS)
+    if run_ns:
+        task_ns = min(task_ns, run_ns)
+    return run_ns, task_ns

@@ -17,6 +17,7 @@ from temporalio.api.history.v1 import message_pb2 as history
 
 from tempyral.common.clock import duration_ns, timestamp, ts_ns
 from tempyral.history import events as ev
+from tempyral.history import reset_points
 from tempyral.proto.internal_pb2 import ActivityInfo, ChildInfo, ExecutionState, ExternalRequestInfo, TimerInfo
 
 Status = wf_enums.WorkflowExecutionStatus
@@ -46,6 +47,8 @@ def _workflow_started(s: ExecutionState, e: history.HistoryEvent) -> None:
         s.search_attributes.CopyFrom(a.search_attributes)
     if a.HasField("header"):
         s.header.CopyFrom(a.header)
+    if a.HasField("prev_auto_reset_points"):
+        s.auto_reset_points.CopyFrom(a.prev_auto_reset_points)
     if e.HasField("user_metadata"):
         s.user_metadata.CopyFrom(e.user_metadata)
 
@@ -100,8 +103,7 @@ def _workflow_task_completed(s: ExecutionState, e: history.HistoryEvent) -> None
     s.last_workflow_task_completed_event_id = e.event_id
     reset_workflow_task(s, 1)
     record_build_id(s, a.worker_version if a.HasField("worker_version") else None)
-    if a.HasField("worker_version"):
-        s.most_recent_worker_version.CopyFrom(a.worker_version)
+    reset_points.record_completion(s, e)
 
 
 UNVERSIONED = "unversioned"

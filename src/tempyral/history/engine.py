@@ -37,6 +37,8 @@ from tempyral.common.errors import (
     WorkflowCompleted,
     WorkflowNotFound,
 )
+from tempyral.common.limits import workflow_timeouts
+from tempyral.history import reset_points
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.parent import ParentInfo
 from tempyral.history.shard import ExecutionEntry, ExecutionKey, Mutation, Shard
@@ -61,8 +63,6 @@ ReusePolicy = wf_enums.WorkflowIdReusePolicy
 ConflictPolicy = wf_enums.WorkflowIdConflictPolicy
 FORCE_CLOSE_COMMAND = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND
 MIN_REUSE_INTERVAL_NS = 1_000_000_000
-DEFAULT_TASK_TIMEOUT_NS = 10 * 1_000_000_000
-MAX_TASK_TIMEOUT_NS = 120 * 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -251,12 +251,9 @@ class HistoryEngine:
             attrs.input.CopyFrom(req.input)
         execution_timeout = duration_ns(req.workflow_execution_timeout)
         run_timeout = duration_ns(req.workflow_run_timeout)
-        if run_timeout == 0 or (execution_timeout and run_timeout > execution_timeout):
-            run_timeout = execution_timeout
-        task_timeout = duration_ns(req.workflow_task_timeout) or DEFAULT_TASK_TIMEOUT_NS
-        task_timeout = min(task_timeout, MAX_TASK_TIMEOUT_NS)
-        if run_timeout:
-            task_timeout = min(task_timeout, run_timeout)
+        run_timeout, task_timeout = workflow_timeouts(
+            execution_timeout, run_timeout, duration_ns(req.workflow_task_timeout)
+        )
         # A timeout given as zero is recorded as zero (the reference keeps what the request had).
         if execution_timeout or req.HasField("workflow_execution_timeout"):
             attrs.workflow_execution_timeout.CopyFrom(duration(execution_timeout))
@@ -305,7 +302,7 @@ class HistoryEngine:
                         if signal is not None and current.running:
                             current.add_signaled(
                                 signal.signal_name,
-                                signal.signal_input,
+                                signal.signal_input if signal.HasField("signal_input") else None,
                                 signal.identity,
                                 signal.header,
                                 signal.request_id,
@@ -419,7 +416,13 @@ class HistoryEngine:
             user_metadata=req.user_metadata if req.HasField("user_metadata") else None,
         )
         if signal is not None:
-            ms.add_signaled(signal.signal_name, signal.signal_input, signal.identity, signal.header, signal.request_id)
+            ms.add_signaled(
+                signal.signal_name,
+                signal.signal_input if signal.HasField("signal_input") else None,
+                signal.identity,
+                signal.header,
+                signal.request_id,
+            )
             if duration_ns(attrs.first_workflow_task_backoff) == 0:
                 ms.schedule_workflow_task()
         key: ExecutionKey = (ns.id, req.workflow_id, run_id)
@@ -449,7 +452,8 @@ class HistoryEngine:
                 raise WorkflowNotFound.for_id(ex.workflow_id)
             if req.request_id and req.request_id in ms.s.signal_request_ids:
                 return  # a retried request: the signal is already in history
-            ms.add_signaled(req.signal_name, req.input, req.identity, req.header, req.request_id, external)
+            signal_input = req.input if req.HasField("input") else None  # absent stays absent, as on the reference
+            ms.add_signaled(req.signal_name, signal_input, req.identity, req.header, req.request_id, external)
             if not ms.wft_pending:
                 ms.schedule_workflow_task()
             await shard.commit([Mutation(entry, ms)])
@@ -511,6 +515,9 @@ class HistoryEngine:
             ms.now,
         )
         new_ms.begin(ms.now)
+        points = reset_points.roll_over(prev.auto_reset_points, prev.run_id, ms.now, ms.retention_ns)
+        if points.points:
+            attrs.prev_auto_reset_points.CopyFrom(points)
         new_ms.add_workflow_execution_started(attrs)
         entry = shard.new_entry((prev.namespace_id, prev.workflow_id, attrs.original_execution_run_id))
         return entry, new_ms

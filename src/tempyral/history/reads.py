@@ -141,6 +141,8 @@ def describe(ns: Namespace, ms: MutableState, matching_backlog: int = 0) -> ws.D
         info.parent_namespace_id = st.parent_workflow_namespace_id
     info.root_execution.workflow_id = st.root_workflow_execution.workflow_id or s.workflow_id
     info.root_execution.run_id = st.root_workflow_execution.run_id or s.run_id
+    if s.auto_reset_points.points:
+        info.auto_reset_points.CopyFrom(s.auto_reset_points)
     extended = resp.workflow_extended_info
     if ts_ns(s.execution_expiration_time):
         extended.execution_expiration_time.CopyFrom(s.execution_expiration_time)
