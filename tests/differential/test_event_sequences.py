@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from google.protobuf.message import Message
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
@@ -380,8 +381,30 @@ SCENARIOS: dict[str, Scenario] = {
 
 
 # ---------------------------------------------------------------- normalization
+def field_paths(message: Message, prefix: str = "") -> list[str]:
+    """The fields a message has set, two levels deep (times and durations count as values): the
+    shape of an event, which must be the same on both servers even where values differ."""
+    out = []
+    for descriptor, value in message.ListFields():
+        name = prefix + descriptor.name
+        nested = descriptor.message_type is not None and not descriptor.is_repeated
+        if nested and descriptor.message_type.full_name not in VALUE_MESSAGES and not prefix:
+            out += field_paths(value, name + ".") or [name]
+        else:
+            out.append(name)
+    return out
+
+
+VALUE_MESSAGES = {"google.protobuf.Timestamp", "google.protobuf.Duration"}
+
+
 def normalize(event: HistoryEvent) -> tuple[str, ...]:
-    """The event type and the attributes whose values must agree between servers."""
+    """The event's shape, and its type with the attributes whose values must agree between servers."""
+    attributes = getattr(event, event.WhichOneof("attributes") or "")
+    return (*_values(event), "fields=" + ",".join(sorted(field_paths(attributes))))
+
+
+def _values(event: HistoryEvent) -> tuple[str, ...]:
     t = event.event_type
     name = EventType.Name(t).removeprefix("EVENT_TYPE_")
     E = EventType

@@ -19,7 +19,15 @@ def validate(schedule: str) -> None:
 
 
 def backoff_ns(schedule: str, start_ns: int, now_ns: int) -> int:
-    """How long to wait from now for the next scheduled time (anchored at start for @every)."""
+    """How long to wait from now for the next scheduled time (anchored at start for @every),
+    rounded up to whole seconds as the reference does."""
+    return -(-_raw_backoff_ns(schedule, start_ns, now_ns) // _SECOND_NS) * _SECOND_NS
+
+
+_SECOND_NS = 1_000_000_000
+
+
+def _raw_backoff_ns(schedule: str, start_ns: int, now_ns: int) -> int:
     schedule = schedule.strip()
     every = _EVERY.match(schedule)
     if every:

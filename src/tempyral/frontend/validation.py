@@ -166,18 +166,27 @@ def start_request_from_signal_with_start(
         workflow_id=req.workflow_id,
         workflow_type=req.workflow_type,
         task_queue=req.task_queue,
-        workflow_execution_timeout=req.workflow_execution_timeout,
-        workflow_run_timeout=req.workflow_run_timeout,
-        workflow_task_timeout=req.workflow_task_timeout,
         identity=req.identity,
         request_id=req.request_id,
         workflow_id_reuse_policy=req.workflow_id_reuse_policy,
         workflow_id_conflict_policy=req.workflow_id_conflict_policy,
         cron_schedule=req.cron_schedule,
-        workflow_start_delay=req.workflow_start_delay,
         links=req.links,
     )
-    for field in ("input", "retry_policy", "memo", "search_attributes", "header", "user_metadata", "priority"):
+    # Only what the request has: a timeout it leaves out is absent from the started event too.
+    for field in (
+        "input",
+        "retry_policy",
+        "memo",
+        "search_attributes",
+        "header",
+        "user_metadata",
+        "priority",
+        "workflow_execution_timeout",
+        "workflow_run_timeout",
+        "workflow_task_timeout",
+        "workflow_start_delay",
+    ):
         if req.HasField(field):
             getattr(start, field).CopyFrom(getattr(req, field))
     return start

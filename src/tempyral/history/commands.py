@@ -26,7 +26,7 @@ from tempyral.common import cron, ids
 from tempyral.common.clock import duration, duration_ns, ts_ns
 from tempyral.common.errors import InvalidArgument
 from tempyral.common.ids import is_uuid
-from tempyral.common.limits import MAX_ID_LENGTH, MAX_PENDING_ACTIVITIES, exceeds_blob_limit
+from tempyral.common.limits import MAX_ID_LENGTH, MAX_PENDING_ACTIVITIES, exceeds_blob_limit, workflow_timeouts
 from tempyral.common.retry import RetryDecision, next_retry, normalize_retry_policy
 from tempyral.history import next_run
 from tempyral.history.mutable_state import MutableState
@@ -457,11 +457,21 @@ class CommandProcessor:
             workflow_run_timeout=a.workflow_run_timeout,
             workflow_task_timeout=a.workflow_task_timeout,
             workflow_task_completed_event_id=self.completed_id,
-            backoff_start_interval=a.backoff_start_interval,
             initiator=a.initiator,
+            inherit_build_id=a.inherit_build_id,
         )
         _copy_set_fields(
-            a, event, ("input", "failure", "last_completion_result", "header", "memo", "search_attributes")
+            a,
+            event,
+            (
+                "input",
+                "failure",
+                "last_completion_result",
+                "header",
+                "memo",
+                "search_attributes",
+                "backoff_start_interval",
+            ),
         )
         self.ms.add_continued_as_new(event)
         self.result.next_run = next_run.continue_as_new(s, new_run_id, a, self.ms.now)
@@ -514,9 +524,6 @@ class CommandProcessor:
             workflow_id=wid,
             workflow_type=a.workflow_type,
             task_queue=a.task_queue if a.task_queue.name else self.ms.normal_task_queue,
-            workflow_execution_timeout=a.workflow_execution_timeout,
-            workflow_run_timeout=a.workflow_run_timeout,
-            workflow_task_timeout=a.workflow_task_timeout,
             parent_close_policy=a.parent_close_policy or ParentClosePolicy.PARENT_CLOSE_POLICY_TERMINATE,
             control=a.control,
             workflow_task_completed_event_id=self.completed_id,
@@ -526,7 +533,19 @@ class CommandProcessor:
         )
         if not attrs.task_queue.kind:
             attrs.task_queue.kind = TaskQueueKind.TASK_QUEUE_KIND_NORMAL
-        _copy_set_fields(a, attrs, ("input", "retry_policy", "header", "memo", "search_attributes", "priority"))
+        _copy_set_fields(
+            a, attrs, ("input", "retry_policy", "header", "search_attributes", "priority", "workflow_execution_timeout")
+        )
+        if a.memo.fields:  # an empty memo is left out, as on the reference
+            attrs.memo.CopyFrom(a.memo)
+        # The reference writes the run and task timeouts the child will get, defaults filled in.
+        run_timeout, task_timeout = workflow_timeouts(
+            duration_ns(a.workflow_execution_timeout),
+            duration_ns(a.workflow_run_timeout),
+            duration_ns(a.workflow_task_timeout),
+        )
+        attrs.workflow_run_timeout.CopyFrom(duration(run_timeout))
+        attrs.workflow_task_timeout.CopyFrom(duration(task_timeout))
         self.ms.add_start_child_initiated(attrs)
         self.children_started.add(wid)
 

@@ -28,7 +28,6 @@ def _base(
         original_execution_run_id=new_run_id,
         first_execution_run_id=prev.start.first_execution_run_id,
         workflow_id=prev.workflow_id,
-        identity=prev.start.identity,
     )
     attrs.first_workflow_task_backoff.CopyFrom(duration(backoff_ns))
     # what every run of a chain shares: its parent, its root, the whole execution's deadline
@@ -52,23 +51,20 @@ def _same_run_settings(prev: ExecutionState, attrs: history.WorkflowExecutionSta
     s = prev.start
     attrs.workflow_type.CopyFrom(s.workflow_type)
     attrs.task_queue.CopyFrom(s.task_queue)
-    attrs.input.CopyFrom(s.input)
-    attrs.workflow_run_timeout.CopyFrom(s.workflow_run_timeout)
     attrs.workflow_task_timeout.CopyFrom(s.workflow_task_timeout)
     attrs.cron_schedule = s.cron_schedule
-    for field in ("retry_policy", "header"):
+    # The reference starts the next run with what the first one was started with (memo and
+    # search attributes too, not what the run upserted since).
+    for field in ("input", "retry_policy", "header", "memo", "search_attributes", "workflow_run_timeout"):
         if s.HasField(field):
             getattr(attrs, field).CopyFrom(getattr(s, field))
-    if prev.memo.fields:
-        attrs.memo.CopyFrom(prev.memo)
-    if prev.search_attributes.indexed_fields:
-        attrs.search_attributes.CopyFrom(prev.search_attributes)
 
 
 def retry(
     prev: ExecutionState, new_run_id: str, backoff_ns: int, failure: failure_pb.Failure | None
 ) -> history.WorkflowExecutionStartedEventAttributes:
     attrs = _base(prev, new_run_id, Initiator.CONTINUE_AS_NEW_INITIATOR_RETRY, backoff_ns)
+    attrs.identity = prev.start.identity
     _same_run_settings(prev, attrs)
     attrs.attempt = prev.start.attempt + 1
     if failure is not None:

@@ -88,7 +88,9 @@ async def reset(engine: HistoryEngine, ns: Namespace, req: ws.ResetWorkflowExecu
         for event in after:
             if event.event_type == ev.WORKFLOW_EXECUTION_SIGNALED:
                 a = event.workflow_execution_signaled_event_attributes
-                reset_ms.add_signaled(a.signal_name, a.input, a.identity, a.header, a.request_id)
+                reset_ms.add_signaled(
+                    a.signal_name, a.input if a.HasField("input") else None, a.identity, a.header, a.request_id
+                )
     reset_ms.schedule_workflow_task()
     reset_ms.visibility_dirty = True
 

@@ -230,10 +230,12 @@ class TaskExecutor:
                 namespace=target.name,
                 workflow_execution=init.workflow_execution,
                 signal_name=init.signal_name,
-                input=init.input,
                 header=init.header,
                 request_id=info.request_id,
+                identity="history-service",  # the reference's identity for server-made requests
             )
+            if init.HasField("input"):
+                req.input.CopyFrom(init.input)
             try:
                 await self.engine.signal(
                     target, req, external=source, child_of=source if init.child_workflow_only else None
@@ -266,6 +268,7 @@ class TaskExecutor:
                 workflow_execution=init.workflow_execution,
                 request_id=info.request_id,
                 reason=init.reason,
+                identity="history-service",
             )
             try:
                 await self.engine.request_cancel(
@@ -443,7 +446,7 @@ class TaskExecutor:
         self, ms: MutableState, retryable: bool, extra: list[Mutation], current: list[CurrentWrite]
     ) -> bool:
         s = ms.s
-        failure = failure_pb.Failure(message="workflow timeout")
+        failure = failure_pb.Failure(message="workflow timeout", source="Server")
         failure.timeout_failure_info.timeout_type = TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE
         state = RetryState.RETRY_STATE_TIMEOUT
         expiration = s.execution_expiration_time.seconds * 1_000_000_000 + s.execution_expiration_time.nanos
@@ -484,16 +487,22 @@ def _child_start_request(child: ChildInfo) -> ws.StartWorkflowExecutionRequest:
         workflow_id=init.workflow_id,
         workflow_type=init.workflow_type,
         task_queue=init.task_queue,
-        workflow_execution_timeout=init.workflow_execution_timeout,
-        workflow_run_timeout=init.workflow_run_timeout,
-        workflow_task_timeout=init.workflow_task_timeout,
-        identity="history-service",
         request_id=child.create_request_id,
         workflow_id_reuse_policy=init.workflow_id_reuse_policy or ReusePolicy.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
         workflow_id_conflict_policy=ConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
         cron_schedule=init.cron_schedule,
     )
     for descriptor, value in init.ListFields():
-        if descriptor.name in ("input", "retry_policy", "memo", "search_attributes", "header", "priority"):
+        if descriptor.name in (
+            "input",
+            "retry_policy",
+            "memo",
+            "search_attributes",
+            "header",
+            "priority",
+            "workflow_execution_timeout",
+            "workflow_run_timeout",
+            "workflow_task_timeout",
+        ):
             getattr(req, descriptor.name).CopyFrom(value)
     return req
