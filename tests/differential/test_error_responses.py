@@ -5,6 +5,7 @@ server must stay up and keep its data."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.command.v1 import Command, ScheduleActivityTaskCommandAttributes
-from temporalio.api.common.v1 import Payload, Payloads, WorkflowExecution, WorkflowType
+from temporalio.api.common.v1 import Payload, Payloads, SearchAttributes, WorkflowExecution, WorkflowType
 from temporalio.api.enums.v1 import CommandType, EventType, WorkflowIdReusePolicy
 from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
 from temporalio.api.query.v1 import WorkflowQuery
@@ -23,6 +24,9 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
     DescribeNamespaceRequest,
     DescribeWorkflowExecutionRequest,
+    GetWorkerBuildIdCompatibilityRequest,
+    GetWorkerTaskReachabilityRequest,
+    GetWorkerVersioningRulesRequest,
     GetWorkflowExecutionHistoryRequest,
     ListWorkflowExecutionsRequest,
     PollActivityTaskQueueRequest,
@@ -87,6 +91,13 @@ def signal(workflow_id: str, **overrides: Any) -> SignalWorkflowExecutionRequest
     )
     fields.update(overrides)
     return SignalWorkflowExecutionRequest(**fields)
+
+
+def search_attributes(**values: Any) -> SearchAttributes:
+    sa = SearchAttributes()
+    for name, value in values.items():
+        sa.indexed_fields[name].CopyFrom(Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(value).encode()))
+    return sa
 
 
 def execution(workflow_id: str, run_id: str = "") -> WorkflowExecution:
@@ -256,6 +267,26 @@ CASES: dict[str, Case] = {
     ),
     "list: unknown search attribute": lambda c: c.ws.list_workflow_executions(
         ListWorkflowExecutionsRequest(namespace="default", query="NoSuchAttribute = 'x'")
+    ),
+    # search attributes set at start
+    "start: unknown search attribute": lambda c: c.ws.start_workflow_execution(
+        start(search_attributes=search_attributes(NoSuchAttribute="x"))
+    ),
+    "start: search attribute of the wrong type": lambda c: c.ws.start_workflow_execution(
+        start(search_attributes=search_attributes(Priority="high"))
+    ),
+    "start: a system search attribute": lambda c: c.ws.start_workflow_execution(
+        start(search_attributes=search_attributes(WorkflowType="Mine"))
+    ),
+    # the deprecated worker-versioning APIs, refused by the reference's dev server
+    "versioning: build id compatibility": lambda c: c.ws.get_worker_build_id_compatibility(
+        GetWorkerBuildIdCompatibilityRequest(namespace="default", task_queue="q")
+    ),
+    "versioning: rules": lambda c: c.ws.get_worker_versioning_rules(
+        GetWorkerVersioningRulesRequest(namespace="default", task_queue="q")
+    ),
+    "versioning: reachability": lambda c: c.ws.get_worker_task_reachability(
+        GetWorkerTaskReachabilityRequest(namespace="default", build_ids=["b1"])
     ),
 }
 

@@ -155,6 +155,8 @@ async def test_namespace_describe_list_update(cli: Cli) -> None:
     assert described["namespaceInfo"]["name"] == cli.namespace
     assert described["namespaceInfo"]["state"] == "NAMESPACE_STATE_REGISTERED"
     assert described["config"]["workflowExecutionRetentionTtl"] == "259200s"
+    assert described["replicationConfig"]["activeClusterName"] == "active"
+    assert described["replicationConfig"]["state"] == "REPLICATION_STATE_NORMAL"
 
     listed = json.loads(await cli.run("operator", "namespace", "list", "--output", "json"))
     names = [n["namespaceInfo"]["name"] for n in listed]

@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 from temporalio.api.common.v1 import message_pb2 as common
-from temporalio.api.enums.v1 import EventType, WorkflowIdConflictPolicy
+from temporalio.api.enums.v1 import EventType, ReplicationState, WorkflowIdConflictPolicy
 from temporalio.api.namespace.v1 import message_pb2 as namespace_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
@@ -189,6 +189,8 @@ class WorkflowService:
             req.owner_email,
             dict(req.data),
         )
+        # Registered namespaces show a replication state; the built-in ones do not (as on the reference).
+        record.replication_config.state = ReplicationState.REPLICATION_STATE_NORMAL
         await self.namespaces.create(record)
         return ws.RegisterNamespaceResponse()
 
