@@ -111,7 +111,8 @@ async def cli(server: ServerProcess) -> AsyncIterator[Cli]:
         yield tool
 
 
-async def _start(cli: Cli, workflow_id: str, name: str = "cli") -> str:
+async def _start(cli: Cli, workflow_id: str, name: str = "cli", *extra: str) -> str:
+    """Start a CliWorkflow with `temporal workflow start` (extra flags appended); its run id."""
     out = await cli.ns(
         "workflow",
         "start",
@@ -125,6 +126,7 @@ async def _start(cli: Cli, workflow_id: str, name: str = "cli") -> str:
         json.dumps(name),
         "--output",
         "json",
+        *extra,
     )
     started = json.loads(out)
     assert started["workflowId"] == workflow_id
@@ -182,22 +184,7 @@ async def test_search_attribute_create_list_remove(cli: Cli) -> None:
 
     # A workflow started with the attribute is found by it.
     workflow_id = f"cli-sa-{uuid.uuid4().hex[:8]}"
-    await cli.ns(
-        "workflow",
-        "start",
-        "--type",
-        "CliWorkflow",
-        "--task-queue",
-        "cli-tq",
-        "--workflow-id",
-        workflow_id,
-        "--input",
-        '"sa"',
-        "--search-attribute",
-        'CliColor="teal"',
-        "--search-attribute",
-        "CliSize=3",
-    )
+    await _start(cli, workflow_id, "sa", "--search-attribute", 'CliColor="teal"', "--search-attribute", "CliSize=3")
 
     async def found() -> Any:
         rows = await cli.json("workflow", "list", "--query", "CliColor = 'teal' AND CliSize >= 3")

@@ -12,6 +12,7 @@ name. The AST below keeps those names.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -289,11 +290,12 @@ def tokenize(sql: str) -> list[Tok]:
 
 
 # ---------------------------------------------------------------------- syntax tree
-class Node:
+class Node(ABC):
     go_type = ""
 
+    @abstractmethod
     def sql(self) -> str:
-        raise NotImplementedError
+        """The node as the reference's parser prints it back (its error messages quote this)."""
 
 
 @dataclass
