@@ -18,6 +18,7 @@ from tempyral.frontend.workflow_service import WorkflowService
 from tempyral.history.engine import EngineConfig, HistoryEngine
 from tempyral.matching.service import Matching
 from tempyral.namespace.registry import NamespaceRegistry
+from tempyral.nexus.endpoints import EndpointRegistry
 from tempyral.persistence.sqlite import SqliteStore
 from tempyral.proto.internal_pb2 import NamespaceRecord
 from tempyral.visibility.service import Visibility
@@ -33,6 +34,7 @@ class Server:
         self.config = config
         self.store = SqliteStore(config.db_filename, config.sqlite_synchronous)
         self.namespaces = NamespaceRegistry(self.store, config.cluster_name)
+        self.endpoints = EndpointRegistry(self.store, self.namespaces)
         self.matching = Matching()
         self.engine = HistoryEngine(
             self.store,
@@ -56,6 +58,7 @@ class Server:
                 record.CopyFrom(ns.record)
                 record.search_attributes.update(cfg.search_attributes)
                 await self.namespaces.save(record)
+        await self.endpoints.load()
         await self.engine.start()
 
         self._grpc = grpc.aio.server(
@@ -71,7 +74,7 @@ class Server:
         self._grpc.add_generic_rpc_handlers(
             (
                 generic_handler(WORKFLOW_SERVICE, workflow_service),
-                generic_handler(OPERATOR_SERVICE, OperatorService(self.namespaces)),
+                generic_handler(OPERATOR_SERVICE, OperatorService(self.namespaces, self.endpoints)),
                 health_handler(),
             )
         )

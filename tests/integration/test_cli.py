@@ -334,3 +334,57 @@ async def test_reset_reapplies_signals(cli: Cli) -> None:
     await cli.ns("workflow", "signal", "--workflow-id", workflow_id, "--name", "finish")
     result = await cli.json("workflow", "result", "--workflow-id", workflow_id)
     assert result["result"] == "rita:4"
+
+
+async def test_nexus_endpoint_create_get_list_update_delete(cli: Cli) -> None:
+    name = f"cli-ep-{uuid.uuid4().hex[:8]}"
+    created = await cli.run(
+        "operator",
+        "nexus",
+        "endpoint",
+        "create",
+        "--name",
+        name,
+        "--target-namespace",
+        cli.namespace,
+        "--target-task-queue",
+        "cli-nexus-q",
+        "--description",
+        "billing **service**",
+    )
+    assert f"Endpoint {name} successfully created." in created
+
+    got = json.loads(await cli.run("operator", "nexus", "endpoint", "get", "--name", name, "--output", "json"))
+    assert got["version"] == "1"
+    assert got["spec"]["target"]["worker"] == {"namespace": cli.namespace, "taskQueue": "cli-nexus-q"}
+    assert got["urlPrefix"] == f"/nexus/endpoints/{got['id']}/services"
+    assert "billing **service**" in await cli.run("operator", "nexus", "endpoint", "get", "--name", name)
+
+    listed = await cli.run("operator", "nexus", "endpoint", "list")
+    assert name in listed
+
+    await cli.run("operator", "nexus", "endpoint", "update", "--name", name, "--target-url", "http://127.0.0.1:9/x")
+    updated = json.loads(await cli.run("operator", "nexus", "endpoint", "get", "--name", name, "--output", "json"))
+    assert updated["version"] == "2"
+    assert updated["spec"]["target"] == {"external": {"url": "http://127.0.0.1:9/x"}}
+    assert updated["lastModifiedTime"]
+
+    refused = await cli.run(
+        "operator",
+        "nexus",
+        "endpoint",
+        "create",
+        "--name",
+        "not_valid",
+        "--target-namespace",
+        cli.namespace,
+        "--target-task-queue",
+        "q",
+        ok=False,
+    )
+    assert "endpoint name must match the regex" in refused
+
+    deleted = await cli.run("operator", "nexus", "endpoint", "delete", "--name", name)
+    assert f"Endpoint {name} successfully deleted" in deleted
+    missing = await cli.run("operator", "nexus", "endpoint", "get", "--name", name, ok=False)
+    assert f'endpoint not found: "{name}"' in missing

@@ -1,4 +1,4 @@
-"""The OperatorService: search attributes and cluster information."""
+"""The OperatorService: search attributes, Nexus endpoints and cluster information."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from temporalio.api.operatorservice.v1 import request_response_pb2 as ops
 
 from tempyral.common.errors import AlreadyExists, InvalidArgument, NotFound
 from tempyral.namespace.registry import NamespaceRegistry
+from tempyral.nexus.endpoints import EndpointRegistry
 from tempyral.proto.internal_pb2 import NamespaceRecord
 from tempyral.visibility.attributes import SYSTEM_ATTRIBUTES
 
@@ -18,8 +19,35 @@ MAX_CUSTOM_ATTRIBUTES = 100
 
 
 class OperatorService:
-    def __init__(self, namespaces: NamespaceRegistry) -> None:
+    def __init__(self, namespaces: NamespaceRegistry, endpoints: EndpointRegistry) -> None:
         self.namespaces = namespaces
+        self.endpoints = endpoints
+
+    # ------------------------------------------------------------------ Nexus endpoints
+    async def create_nexus_endpoint(
+        self, req: ops.CreateNexusEndpointRequest, ctx: Ctx
+    ) -> ops.CreateNexusEndpointResponse:
+        return ops.CreateNexusEndpointResponse(endpoint=await self.endpoints.create(req.spec))
+
+    async def update_nexus_endpoint(
+        self, req: ops.UpdateNexusEndpointRequest, ctx: Ctx
+    ) -> ops.UpdateNexusEndpointResponse:
+        return ops.UpdateNexusEndpointResponse(endpoint=await self.endpoints.update(req.id, req.version, req.spec))
+
+    async def delete_nexus_endpoint(
+        self, req: ops.DeleteNexusEndpointRequest, ctx: Ctx
+    ) -> ops.DeleteNexusEndpointResponse:
+        await self.endpoints.delete(req.id, req.version)
+        return ops.DeleteNexusEndpointResponse()
+
+    async def get_nexus_endpoint(self, req: ops.GetNexusEndpointRequest, ctx: Ctx) -> ops.GetNexusEndpointResponse:
+        return ops.GetNexusEndpointResponse(endpoint=self.endpoints.get(req.id))
+
+    async def list_nexus_endpoints(
+        self, req: ops.ListNexusEndpointsRequest, ctx: Ctx
+    ) -> ops.ListNexusEndpointsResponse:
+        endpoints, token = self.endpoints.list(req.page_size, req.next_page_token, req.name)
+        return ops.ListNexusEndpointsResponse(endpoints=endpoints, next_page_token=token)
 
     async def add_search_attributes(
         self, req: ops.AddSearchAttributesRequest, ctx: Ctx

@@ -67,6 +67,14 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX visibility_by_start ON visibility (namespace_id, start_time DESC)",
         "CREATE INDEX visibility_by_workflow_id ON visibility (namespace_id, workflow_id)",
     ],
+    [
+        # Nexus endpoints: global to the cluster; `data` is the API's Endpoint message.
+        """CREATE TABLE nexus_endpoints (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            version INTEGER NOT NULL,
+            data BLOB NOT NULL)""",
+    ],
 ]
 
 VISIBILITY_COLUMNS = (

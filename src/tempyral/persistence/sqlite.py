@@ -286,6 +286,44 @@ class SqliteStore:
     async def update_namespace(self, namespace_id: str, data: bytes) -> None:
         await self._write(lambda conn: conn.execute("UPDATE namespaces SET data=? WHERE id=?", (data, namespace_id)))
 
+    # ------------------------------------------------------------------ Nexus endpoints
+    async def load_nexus_endpoints(self) -> list[bytes]:
+        return await self._read(lambda conn: [r[0] for r in conn.execute("SELECT data FROM nexus_endpoints")])
+
+    async def insert_nexus_endpoint(self, endpoint_id: str, name: str, data: bytes) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(
+                    "INSERT INTO nexus_endpoints (id, name, version, data) VALUES (?, ?, 1, ?)",
+                    (endpoint_id, name, data),
+                )
+            except sqlite3.IntegrityError as err:
+                raise AlreadyExists(f"Nexus endpoint name {name} is taken") from err
+
+        await self._write(op)
+
+    async def update_nexus_endpoint(
+        self, endpoint_id: str, expected_version: int, name: str, version: int, data: bytes
+    ) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            try:
+                cursor = conn.execute(
+                    "UPDATE nexus_endpoints SET name=?, version=?, data=? WHERE id=? AND version=?",
+                    (name, version, data, endpoint_id, expected_version),
+                )
+            except sqlite3.IntegrityError as err:
+                raise AlreadyExists(f"Nexus endpoint name {name} is taken") from err
+            if cursor.rowcount != 1:
+                raise ConditionFailed(f"Nexus endpoint {endpoint_id} is not at version {expected_version}")
+
+        await self._write(op)
+
+    async def delete_nexus_endpoint(self, endpoint_id: str) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            return conn.execute("DELETE FROM nexus_endpoints WHERE id=?", (endpoint_id,)).rowcount == 1
+
+        return await self._write(op)
+
     # ------------------------------------------------------------------ visibility
     async def list_visibility(self, namespace_id: str, query: VisibilityQuery) -> list[VisibilityRow]:
         sql, params = SqliteVisibilitySQL().select(

@@ -154,6 +154,21 @@ class Store(Protocol):
 
     async def update_namespace(self, namespace_id: str, data: bytes) -> None: ...
 
+    # Nexus endpoints
+    async def load_nexus_endpoints(self) -> list[bytes]: ...
+
+    async def insert_nexus_endpoint(self, endpoint_id: str, name: str, data: bytes) -> None:
+        """Raises AlreadyExists when the name is taken."""
+
+    async def update_nexus_endpoint(
+        self, endpoint_id: str, expected_version: int, name: str, version: int, data: bytes
+    ) -> None:
+        """Raises ConditionFailed when the stored version is not `expected_version` (or the row is
+        gone), AlreadyExists when the new name is taken."""
+
+    async def delete_nexus_endpoint(self, endpoint_id: str) -> bool:
+        """False when there was no such endpoint."""
+
     # visibility
     async def list_visibility(self, namespace_id: str, query: VisibilityQuery) -> list[VisibilityRow]: ...
 

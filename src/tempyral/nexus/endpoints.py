@@ -1,0 +1,265 @@
+"""The Nexus endpoint registry: named routes from caller workflows to a handler namespace and task
+queue (a worker target) or to a URL (an external target).
+
+Endpoints are global to the cluster, few and read on every Nexus call, so all of them live in
+memory; every change is a conditional write on the endpoint's version, then the cache. Requests
+are checked, and answered, as the reference's frontend answers them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import re
+import time
+import uuid
+from urllib.parse import urlsplit
+
+from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
+
+from tempyral.common.clock import timestamp
+from tempyral.common.errors import (
+    AlreadyExists,
+    ConditionFailed,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NamespaceNotFound,
+    NotFound,
+)
+from tempyral.common.limits import MAX_ID_LENGTH
+from tempyral.namespace.registry import NamespaceRegistry
+from tempyral.persistence.store import Store
+
+log = logging.getLogger(__name__)
+
+NAME_PATTERN = r"^[a-zA-Z][a-zA-Z0-9\-]*[a-zA-Z0-9]$"
+MAX_NAME_LENGTH = 200  # component.nexusoperations.endpointNameMaxLength
+MAX_DESCRIPTION_BYTES = 20_000  # component.nexusoperations.endpointDescriptionMaxSize
+MAX_URL_LENGTH = 4 * 1024
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+RESERVED_TASK_QUEUE_PREFIX = "/_sys/"
+_NAME = re.compile(NAME_PATTERN)
+
+
+class EndpointRegistry:
+    def __init__(self, store: Store, namespaces: NamespaceRegistry) -> None:
+        self._store = store
+        self._namespaces = namespaces
+        self._by_id: dict[str, nexus_pb.Endpoint] = {}
+        self._lock = asyncio.Lock()  # one change at a time keeps the cache and the table in step
+
+    async def load(self) -> None:
+        for data in await self._store.load_nexus_endpoints():
+            endpoint = nexus_pb.Endpoint.FromString(data)
+            self._by_id[endpoint.id] = endpoint
+        log.info("loaded %d Nexus endpoints", len(self._by_id))
+
+    # ------------------------------------------------------------------ reads
+    def get(self, endpoint_id: str) -> nexus_pb.Endpoint:
+        _check_id(endpoint_id)
+        endpoint = self._by_id.get(endpoint_id)
+        if endpoint is None:
+            raise NotFound(f"Nexus endpoint with ID `{endpoint_id}` not found", "", "")
+        return _copy(endpoint)
+
+    def find_by_name(self, name: str) -> nexus_pb.Endpoint | None:
+        for endpoint in self._by_id.values():
+            if endpoint.spec.name == name:
+                return _copy(endpoint)
+        return None
+
+    def list(self, page_size: int, page_token: bytes, name: str = "") -> tuple[list[nexus_pb.Endpoint], bytes]:
+        """A page in id order, and the token of the next page (empty after the last full page
+        only when nothing follows it, as the reference's keyset paging does)."""
+        if name:  # the name filter ignores paging, as on the reference
+            found = self.find_by_name(name)
+            return ([found] if found else []), b""
+        if page_size < 0:
+            raise InvalidArgument("page_size is negative")
+        if page_size > MAX_PAGE_SIZE:
+            raise InvalidArgument(f"page_size exceeds limit of {MAX_PAGE_SIZE}")
+        size = page_size or DEFAULT_PAGE_SIZE
+        after = _decode_token(page_token)
+        ordered = sorted(self._by_id.values(), key=lambda e: uuid.UUID(e.id).bytes)
+        page = [e for e in ordered if after is None or uuid.UUID(e.id).bytes > after][:size]
+        token = _encode_token(uuid.UUID(page[-1].id).bytes) if len(page) == size else b""
+        return [_copy(e) for e in page], token
+
+    # ------------------------------------------------------------------ changes
+    async def create(self, spec: nexus_pb.EndpointSpec) -> nexus_pb.Endpoint:
+        self._check_spec(spec)
+        async with self._lock:
+            if self.find_by_name(spec.name) is not None:
+                raise _name_taken(spec.name)
+            endpoint = nexus_pb.Endpoint(version=1, id=str(uuid.uuid4()), spec=spec)
+            endpoint.created_time.CopyFrom(timestamp(time.time_ns()))
+            endpoint.url_prefix = url_prefix(endpoint.id)
+            try:
+                await self._store.insert_nexus_endpoint(endpoint.id, spec.name, endpoint.SerializeToString())
+            except AlreadyExists as err:
+                raise _name_taken(spec.name) from err
+            self._by_id[endpoint.id] = endpoint
+            log.info("created Nexus endpoint %s (%s)", spec.name, endpoint.id)
+            return _copy(endpoint)
+
+    async def update(self, endpoint_id: str, version: int, spec: nexus_pb.EndpointSpec) -> nexus_pb.Endpoint:
+        self._check_spec(spec)
+        async with self._lock:
+            current = self._by_id.get(endpoint_id)
+            if current is None:
+                raise NotFound(f"error updating Nexus endpoint. endpoint ID {endpoint_id} not found", "", "")
+            if version != current.version:
+                raise FailedPrecondition(
+                    f"nexus endpoint version mismatch. received: {version} expected {current.version}"
+                )
+            other = self.find_by_name(spec.name)
+            if other is not None and other.id != endpoint_id:
+                raise _name_taken(spec.name)
+            # As on the reference, an updated endpoint shows when it was last changed, not created;
+            # in milliseconds, like the reference's hybrid clock.
+            updated = nexus_pb.Endpoint(version=version + 1, id=endpoint_id, spec=spec, url_prefix=current.url_prefix)
+            updated.last_modified_time.CopyFrom(timestamp(time.time_ns() // 1_000_000 * 1_000_000))
+            try:
+                await self._store.update_nexus_endpoint(
+                    endpoint_id, version, spec.name, updated.version, updated.SerializeToString()
+                )
+            except ConditionFailed as err:
+                raise FailedPrecondition("nexus endpoint version mismatch") from err
+            except AlreadyExists as err:
+                raise _name_taken(spec.name) from err
+            self._by_id[endpoint_id] = updated
+            log.info("updated Nexus endpoint %s (%s) to version %d", spec.name, endpoint_id, updated.version)
+            return _copy(updated)
+
+    async def delete(self, endpoint_id: str, version: int) -> None:
+        """The version must be positive but, as on the reference, need not be the current one."""
+        issues = _id_issues(endpoint_id)
+        if version <= 0:
+            issues.append("endpoint version is non-positive")
+        if issues:
+            raise InvalidArgument(", ".join(issues))
+        async with self._lock:
+            if endpoint_id not in self._by_id or not await self._store.delete_nexus_endpoint(endpoint_id):
+                raise NotFound(f"error deleting nexus endpoint with ID: {endpoint_id}", "", "")
+            gone = self._by_id.pop(endpoint_id)
+            log.info("deleted Nexus endpoint %s (%s)", gone.spec.name, endpoint_id)
+
+    # ------------------------------------------------------------------ validation
+    def _check_spec(self, spec: nexus_pb.EndpointSpec) -> None:
+        issues = _name_issues(spec.name)
+        variant = spec.target.WhichOneof("variant")
+        if variant is None:
+            issues.append("empty target variant")
+            raise InvalidArgument(", ".join(issues))
+        if variant == "worker":
+            worker = spec.target.worker
+            if not worker.namespace:
+                issues.append("target namespace not set")
+            else:
+                try:
+                    self._namespaces.get(worker.namespace)
+                except NamespaceNotFound as err:
+                    raise FailedPrecondition(
+                        f"could not verify namespace referenced by target exists: {err.message}"
+                    ) from err
+            queue_issue = _task_queue_issue(worker.task_queue)
+            if queue_issue:
+                issues.append(f"invalid target task queue: {json.dumps(queue_issue)}")
+        else:
+            issues += _url_issues(spec.target.external.url)
+        if spec.description.ByteSize() > MAX_DESCRIPTION_BYTES:
+            issues.append(f"description size exceeds limit of {MAX_DESCRIPTION_BYTES}")
+        if issues:
+            raise InvalidArgument(", ".join(issues))
+
+
+def url_prefix(endpoint_id: str) -> str:
+    """Where the endpoint's Nexus HTTP API lives on the frontend."""
+    return f"/nexus/endpoints/{endpoint_id}/services"
+
+
+def _copy(endpoint: nexus_pb.Endpoint) -> nexus_pb.Endpoint:
+    copy = nexus_pb.Endpoint()
+    copy.CopyFrom(endpoint)
+    return copy
+
+
+def _name_taken(name: str) -> AlreadyExists:
+    return AlreadyExists(f"error creating Nexus endpoint. Endpoint with name {name} already registered")
+
+
+def _name_issues(name: str) -> list[str]:
+    if not name:
+        return ["endpoint name not set"]
+    issues = []
+    if len(name) > MAX_NAME_LENGTH:
+        issues.append(f"endpoint name exceeds length limit of {MAX_NAME_LENGTH}")
+    if not _NAME.match(name):
+        issues.append(f"endpoint name must match the regex: {json.dumps(NAME_PATTERN)}")
+    return issues
+
+
+def _task_queue_issue(name: str) -> str:
+    if not name:
+        return "taskQueue is not set"
+    if len(name) > MAX_ID_LENGTH:
+        return "taskQueue length exceeds limit"
+    if name.startswith(RESERVED_TASK_QUEUE_PREFIX):
+        return f"task queue name cannot start with reserved prefix {RESERVED_TASK_QUEUE_PREFIX}"
+    return ""
+
+
+def _url_issues(url: str) -> list[str]:
+    if not url:
+        return ["empty target URL"]
+    if len(url) > MAX_URL_LENGTH:
+        return [f"target URL length exceeds limit of {MAX_URL_LENGTH}"]
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError as err:
+        return [f"invalid target URL: {err}"]
+    if scheme not in ("http", "https"):
+        return [f"invalid target URL scheme: {json.dumps(scheme)}, expected http or https"]
+    return []
+
+
+def _id_issues(endpoint_id: str) -> list[str]:
+    if not endpoint_id:
+        return ["endpoint ID not set"]
+    try:
+        uuid.UUID(endpoint_id)
+    except ValueError:
+        return [f"malformed endpoint ID: {json.dumps(_uuid_error(endpoint_id))}"]
+    return []
+
+
+def _uuid_error(text: str) -> str:
+    """The reason Go's uuid.Parse gives for a string that is not a UUID."""
+    if len(text) not in (32, 36, 38, 45):
+        return f"invalid UUID length: {len(text)}"
+    return "invalid UUID format"
+
+
+def _check_id(endpoint_id: str) -> None:
+    issues = _id_issues(endpoint_id)
+    if issues:
+        raise InvalidArgument(", ".join(issues))
+
+
+def _encode_token(last_id: bytes) -> bytes:
+    return json.dumps({"LastID": base64.b64encode(last_id).decode()}, separators=(",", ":")).encode()
+
+
+def _decode_token(token: bytes) -> bytes | None:
+    if not token:
+        return None
+    try:
+        last = base64.b64decode(json.loads(token)["LastID"], validate=True)
+    except (ValueError, KeyError, TypeError) as err:
+        # The reference fails such a token deep in its store, with an internal error.
+        raise Internal("error listing Nexus endpoints") from err
+    return last
