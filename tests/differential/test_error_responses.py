@@ -23,6 +23,7 @@ from temporalio.api.query.v1 import WorkflowQuery
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
     DescribeNamespaceRequest,
+    DescribeTaskQueueRequest,
     DescribeWorkflowExecutionRequest,
     GetWorkerBuildIdCompatibilityRequest,
     GetWorkerTaskReachabilityRequest,
@@ -277,6 +278,13 @@ CASES: dict[str, Case] = {
     ),
     "start: a system search attribute": lambda c: c.ws.start_workflow_execution(
         start(search_attributes=search_attributes(WorkflowType="Mine"))
+    ),
+    # task queues
+    "describe task queue: no name": lambda c: c.ws.describe_task_queue(
+        DescribeTaskQueueRequest(namespace="default", task_queue=TaskQueue())
+    ),
+    "describe task queue: unknown namespace": lambda c: c.ws.describe_task_queue(
+        DescribeTaskQueueRequest(namespace="no-such-namespace", task_queue=TaskQueue(name="q"))
     ),
     # the deprecated worker-versioning APIs, refused by the reference's dev server
     "versioning: build id compatibility": lambda c: c.ws.get_worker_build_id_compatibility(

@@ -21,6 +21,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from tests.support.servers import ServerProcess, reference_binary
 
 CLI_TIMEOUT_S = 60.0
+CLI_WORKER_IDENTITY = "cli-test-worker@127.0.0.1"
 
 
 @activity.defn
@@ -107,6 +108,7 @@ async def cli(server: ServerProcess) -> AsyncIterator[Cli]:
         workflows=[CliWorkflow, Greet],
         activities=[shout],
         workflow_runner=UnsandboxedWorkflowRunner(),
+        identity=CLI_WORKER_IDENTITY,
     ):
         yield tool
 
@@ -388,3 +390,22 @@ async def test_nexus_endpoint_create_get_list_update_delete(cli: Cli) -> None:
     assert f"Endpoint {name} successfully deleted" in deleted
     missing = await cli.run("operator", "nexus", "endpoint", "get", "--name", name, ok=False)
     assert f'endpoint not found: "{name}"' in missing
+
+
+async def test_task_queue_describe_shows_the_polling_worker(cli: Cli) -> None:
+    async def described() -> Any:
+        out = await cli.ns("task-queue", "describe", "--task-queue", "cli-tq")
+        return out if out.count(CLI_WORKER_IDENTITY) == 2 else None  # a workflow and an activity poller
+
+    out = await _until(described, "the worker's pollers")
+    assert "Task Queue Statistics:" in out and "UNVERSIONED  workflow" in out and "UNVERSIONED  activity" in out
+
+    legacy = await cli.ns("task-queue", "describe", "--task-queue", "cli-tq", "--legacy-mode", "--output", "json")
+    pollers = json.loads(legacy)["pollers"]
+    assert [p["identity"] for p in pollers] == [CLI_WORKER_IDENTITY]
+    assert pollers[0]["rate_per_second"] == 100000
+
+    nobody = json.loads(
+        await cli.ns("task-queue", "describe", "--task-queue", "nobody-polls", "--legacy-mode", "--output", "json")
+    )
+    assert not nobody["pollers"]

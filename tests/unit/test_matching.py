@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from tempyral.matching.service import WORKFLOW, Matching, QueueKey
 
@@ -60,3 +61,16 @@ async def test_shutting_down_a_sticky_queue_moves_its_backlog() -> None:
     assert await m.poll(Q, 1) == "t1"
     m.add(sticky, "t2", sticky_normal_name="q")  # gone: straight to the normal queue
     assert await m.poll(Q, 1) == "t2"
+
+
+def test_describe_lists_recent_pollers_newest_first_and_forgets_old_ones() -> None:
+    m = Matching()
+    m.note_poller(Q, "old-worker", "")
+    m.note_poller(Q, "worker-a", "build-1")
+    m.note_poller(Q, "worker-b", "")
+    m.note_poller(Q, "worker-a", "build-2")  # the same worker polling again: one entry, updated
+    queue = m._queues[Q]
+    queue.seen["old-worker"] = queue.seen["old-worker"]._replace(last_access_ns=time.time_ns() - 301 * 10**9)
+    pollers = m.recent_pollers(Q)
+    assert [(p.identity, p.build_id) for p in pollers] == [("worker-a", "build-2"), ("worker-b", "")]
+    assert m.recent_pollers(QueueKey("ns", "never-polled", WORKFLOW)) == []

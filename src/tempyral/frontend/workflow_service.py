@@ -7,12 +7,18 @@ from typing import Any
 
 import grpc
 from temporalio.api.common.v1 import message_pb2 as common
-from temporalio.api.enums.v1 import EventType, ReplicationState, WorkflowIdConflictPolicy
+from temporalio.api.enums.v1 import (
+    DescribeTaskQueueMode,
+    EventType,
+    ReplicationState,
+    TaskQueueType,
+    WorkflowIdConflictPolicy,
+)
 from temporalio.api.namespace.v1 import message_pb2 as namespace_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral import SERVER_VERSION
-from tempyral.common.clock import duration_ns
+from tempyral.common.clock import duration_ns, timestamp
 from tempyral.common.errors import InvalidArgument, PermissionDenied
 from tempyral.common.limits import (
     BLOB_SIZE_LIMIT_ERROR,
@@ -24,6 +30,7 @@ from tempyral.common.limits import (
 from tempyral.common.tokens import decode_task_token
 from tempyral.history import reads, reset
 from tempyral.history.engine import HistoryEngine
+from tempyral.matching.service import ACTIVITY, WORKFLOW, QueueKey
 from tempyral.namespace.registry import Namespace, NamespaceRegistry, validate_name
 from tempyral.proto.internal_pb2 import NamespaceRecord
 from tempyral.visibility.attributes import SYSTEM_ATTRIBUTES
@@ -80,6 +87,10 @@ def describe_namespace_response(ns: Namespace) -> ws.DescribeNamespaceResponse:
     )
 
 
+DEFAULT_POLLER_RATE = 100_000.0  # what the reference reports for workers that set no limit
+UNVERSIONED = "__unversioned__"
+DEFAULT_TASK_QUEUE_TYPES = (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
+GO_ZERO_TIME_S = -62_135_596_800  # the reference's "never": Go's zero time
 VERSIONING_V1_DISABLED = "Worker versioning v0.1 (Version Set-based, deprecated) is disabled on this namespace."
 VERSIONING_V2_DISABLED = "Worker versioning v0.2 (Rules-based, deprecated) is disabled on this namespace."
 
@@ -389,6 +400,48 @@ class WorkflowService:
         ns = self.namespaces.get(req.namespace)
         check_task_queue(req.task_queue)
         return await self.engine.workflow_tasks.poll(ns, req, long_poll_timeout(ctx))
+
+    async def describe_task_queue(self, req: ws.DescribeTaskQueueRequest, ctx: Ctx) -> ws.DescribeTaskQueueResponse:
+        """The workers polling a queue lately and, when asked, its backlog (the reference's
+        classic answer; tempyral has no task queue partitions or rate limits to report)."""
+        ns = self.namespaces.get(req.namespace)
+        check_task_queue(req.task_queue)
+        resp = ws.DescribeTaskQueueResponse()
+        if req.api_mode == DescribeTaskQueueMode.DESCRIBE_TASK_QUEUE_MODE_ENHANCED:
+            # Only unversioned workers exist here: one version, "", with each requested type.
+            version = resp.versions_info[""]
+            for task_queue_type in req.task_queue_types or (
+                TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+                TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+            ):
+                info = version.types_info[task_queue_type]
+                key = self._queue_key(ns.id, req.task_queue.name, task_queue_type)
+                if req.report_pollers:
+                    self._add_pollers(info.pollers, key)
+                if req.report_stats:
+                    info.stats.approximate_backlog_count = self.engine.matching.backlog_size(key)
+                    info.stats.approximate_backlog_age.SetInParent()
+            return resp
+        key = self._queue_key(ns.id, req.task_queue.name, req.task_queue_type)
+        self._add_pollers(resp.pollers, key)
+        resp.versioning_info.current_version = UNVERSIONED
+        resp.versioning_info.update_time.seconds = GO_ZERO_TIME_S
+        if req.include_task_queue_status:
+            resp.task_queue_status.backlog_count_hint = self.engine.matching.backlog_size(key)
+        return resp
+
+    @staticmethod
+    def _queue_key(namespace_id: str, name: str, task_queue_type: int) -> QueueKey:
+        return QueueKey(
+            namespace_id, name, ACTIVITY if task_queue_type == TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY else WORKFLOW
+        )
+
+    def _add_pollers(self, target: Any, key: QueueKey) -> None:
+        for poller in self.engine.matching.recent_pollers(key):
+            info = target.add(identity=poller.identity, rate_per_second=DEFAULT_POLLER_RATE)
+            info.last_access_time.CopyFrom(timestamp(poller.last_access_ns))
+            if poller.build_id:
+                info.worker_version_capabilities.build_id = poller.build_id
 
     async def respond_workflow_task_completed(
         self, req: ws.RespondWorkflowTaskCompletedRequest, ctx: Ctx

@@ -96,6 +96,7 @@ class ActivityHandler:
         self, ns: Namespace, req: ws.PollActivityTaskQueueRequest, timeout: float
     ) -> ws.PollActivityTaskQueueResponse:
         key = QueueKey(ns.id, req.task_queue.name, ACTIVITY)
+        self.engine.matching.note_poller(key, req.identity, req.worker_version_capabilities.build_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:

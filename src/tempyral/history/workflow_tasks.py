@@ -52,6 +52,7 @@ class WorkflowTaskHandler:
     ) -> ws.PollWorkflowTaskQueueResponse:
         key = QueueKey(ns.id, req.task_queue.name, WORKFLOW)
         sticky = req.task_queue.kind == STICKY
+        self.engine.matching.note_poller(key, req.identity, req.worker_version_capabilities.build_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:

@@ -22,12 +22,20 @@ ACTIVITY = 2
 NEXUS = 3
 # A sticky queue that no worker polled for this long is treated as gone.
 STICKY_POLLER_GRACE_S = 10.0
+# Describe lists the workers that polled a queue within this time (the reference's poller history).
+POLLER_HISTORY_S = 300.0
 
 
 class QueueKey(NamedTuple):
     namespace_id: str
     name: str
     task_type: int  # WORKFLOW, ACTIVITY or NEXUS
+
+
+class Poller(NamedTuple):
+    identity: str
+    last_access_ns: int  # wall clock, for describe
+    build_id: str
 
 
 @dataclass(eq=False)
@@ -38,6 +46,7 @@ class _Queue:
     sticky: bool = False
     normal_name: str = ""
     shut_down: bool = False
+    seen: dict[str, Poller] = field(default_factory=dict)  # by identity
 
 
 class Matching:
@@ -133,6 +142,20 @@ class Matching:
     def has_poller(self, key: QueueKey) -> bool:
         q = self._queues.get(key)
         return bool(q and (q.pollers or time.monotonic() - q.last_poll < STICKY_POLLER_GRACE_S))
+
+    def note_poller(self, key: QueueKey, identity: str, build_id: str) -> None:
+        """A worker polls the queue: remembered for describe."""
+        self._queue(key).seen[identity] = Poller(identity, time.time_ns(), build_id)
+
+    def recent_pollers(self, key: QueueKey) -> list[Poller]:
+        """The workers that polled the queue lately, the most recent first."""
+        q = self._queues.get(key)
+        if q is None:
+            return []
+        horizon = time.time_ns() - int(POLLER_HISTORY_S * 1e9)
+        for identity in [i for i, p in q.seen.items() if p.last_access_ns < horizon]:
+            del q.seen[identity]
+        return sorted(q.seen.values(), key=lambda p: p.last_access_ns, reverse=True)
 
     def describe(self, key: QueueKey) -> tuple[int, float]:
         q = self._queues.get(key)
