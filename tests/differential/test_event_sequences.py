@@ -317,6 +317,32 @@ async def reset_to_first_task(c: Client, tq: str) -> Handles:
     return [(h.id, first), (h.id, resp.run_id)]
 
 
+async def reset_reapplies_updates(c: Client, tq: str) -> Handles:
+    """Updates after the reset point are admitted again in the new run, and run there."""
+    from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+
+    h = await c.start_workflow(w.Counter.run, id=f"{tq}-1", task_queue=tq)
+    await _until_event(c, h.id, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+    assert await h.execute_update(w.Counter.add, 2, id="two") == 2
+    assert await h.execute_update(w.Counter.add, 3, id="three") == 5
+    first = h.first_execution_run_id or ""
+    resp = await c.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace="default",
+            workflow_execution={"workflow_id": h.id, "run_id": first},
+            reason="again",
+            workflow_task_finish_event_id=4,
+            request_id=f"{tq}-reset",
+        )
+    )
+    new_run = c.get_workflow_handle(h.id, run_id=resp.run_id)
+    # both re-applied updates are answered by one workflow task: the first completion means both
+    await _until_event(c, h.id, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED)
+    await new_run.signal(w.Counter.finish)
+    assert await new_run.result() == 5
+    return [(h.id, first), (h.id, resp.run_id)]
+
+
 async def reset_running(c: Client, tq: str) -> Handles:
     from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 
@@ -377,6 +403,7 @@ SCENARIOS: dict[str, Scenario] = {
     "updates": updates,
     "reset_to_first_task": reset_to_first_task,
     "reset_running": reset_running,
+    "reset_reapplies_updates": reset_reapplies_updates,
 }
 
 

@@ -230,6 +230,11 @@ def _external_resolved(target: str, attr: str) -> Applier:
     return apply_resolved
 
 
+def _update_admitted(s: ExecutionState, e: history.HistoryEvent) -> None:
+    update_id = e.workflow_execution_update_admitted_event_attributes.request.meta.update_id
+    s.updates[update_id].update_id = update_id
+
+
 def _update_accepted(s: ExecutionState, e: history.HistoryEvent) -> None:
     update_id = e.workflow_execution_update_accepted_event_attributes.protocol_instance_id
     s.updates[update_id].update_id = update_id
@@ -325,6 +330,7 @@ APPLIERS: dict[int, Applier] = {
     ev.CANCEL_EXTERNAL_FAILED: _external_resolved(
         "external_cancels", "request_cancel_external_workflow_execution_failed_event_attributes"
     ),
+    ev.UPDATE_ADMITTED: _update_admitted,
     ev.UPDATE_ACCEPTED: _update_accepted,
     ev.UPDATE_COMPLETED: _update_completed,
     ev.WORKFLOW_EXECUTION_COMPLETED: _closer(

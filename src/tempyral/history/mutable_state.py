@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio.api.common.v1 import message_pb2 as common
+from temporalio.api.enums.v1 import UpdateAdmittedEventOrigin
 from temporalio.api.enums.v1 import task_queue_pb2 as tq_enums
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue
+from temporalio.api.update.v1 import message_pb2 as update_pb
 
 from tempyral.common.clock import duration_ns, timestamp, ts_ns
 from tempyral.history import appliers
@@ -864,6 +866,13 @@ class MutableState:
         self._event(ev.EXTERNAL_CANCEL_REQUESTED, external_workflow_execution_cancel_requested_event_attributes=done)
 
     # ------------------------------------------------------------------ updates
+    def add_update_admitted(self, request: update_pb.Request) -> int:
+        """An update re-applied by a reset: admitted durably, for the worker to find in history."""
+        attrs = history.WorkflowExecutionUpdateAdmittedEventAttributes(
+            request=request, origin=UpdateAdmittedEventOrigin.UPDATE_ADMITTED_EVENT_ORIGIN_REAPPLY
+        )
+        return self._event(ev.UPDATE_ADMITTED, workflow_execution_update_admitted_event_attributes=attrs).event_id
+
     def add_update_accepted(self, attrs: history.WorkflowExecutionUpdateAcceptedEventAttributes) -> int:
         event = self._event(ev.UPDATE_ACCEPTED, workflow_execution_update_accepted_event_attributes=attrs)
         return event.event_id

@@ -84,13 +84,7 @@ async def reset(engine: HistoryEngine, ns: Namespace, req: ws.ResetWorkflowExecu
     )
     appliers.reset_workflow_task(state, 1)
     reset_ms.regenerate_tasks()
-    if _reapplies_signals(req):
-        for event in after:
-            if event.event_type == ev.WORKFLOW_EXECUTION_SIGNALED:
-                a = event.workflow_execution_signaled_event_attributes
-                reset_ms.add_signaled(
-                    a.signal_name, a.input if a.HasField("input") else None, a.identity, a.header, a.request_id
-                )
+    _reapply(reset_ms, after, req)
     reset_ms.schedule_workflow_task()
     reset_ms.visibility_dirty = True
 
@@ -130,7 +124,27 @@ def _reset_failure(reason: str) -> failure_pb.Failure:
     return failure
 
 
-def _reapplies_signals(req: ws.ResetWorkflowExecutionRequest) -> bool:
-    if req.reset_reapply_type == ResetReapplyType.RESET_REAPPLY_TYPE_NONE:
-        return False
-    return ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_SIGNAL not in req.reset_reapply_exclude_types
+def _reapply(ms: MutableState, after: list[history.HistoryEvent], req: ws.ResetWorkflowExecutionRequest) -> None:
+    """What happened to the base run after the reset point and must not be lost, in history order:
+    signals, and updates (admitted again, for the worker to run), unless the request excludes them."""
+    excluded = set(req.reset_reapply_exclude_types)
+    none = req.reset_reapply_type == ResetReapplyType.RESET_REAPPLY_TYPE_NONE
+    signals = not none and ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_SIGNAL not in excluded
+    updates = (
+        not none
+        and req.reset_reapply_type != ResetReapplyType.RESET_REAPPLY_TYPE_SIGNAL
+        and ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_UPDATE not in excluded
+    )
+    reapplied_updates: set[str] = set()
+    for event in after:
+        if signals and event.event_type == ev.WORKFLOW_EXECUTION_SIGNALED:
+            a = event.workflow_execution_signaled_event_attributes
+            ms.add_signaled(a.signal_name, a.input if a.HasField("input") else None, a.identity, a.header, a.request_id)
+        elif updates and event.event_type in (ev.UPDATE_ADMITTED, ev.UPDATE_ACCEPTED):
+            if event.event_type == ev.UPDATE_ADMITTED:
+                request = event.workflow_execution_update_admitted_event_attributes.request
+            else:
+                request = event.workflow_execution_update_accepted_event_attributes.accepted_request
+            if request.meta.update_id not in reapplied_updates:
+                reapplied_updates.add(request.meta.update_id)
+                ms.add_update_admitted(request)

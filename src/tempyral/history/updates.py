@@ -160,6 +160,11 @@ class UpdateHandler:
             record = UpdateRecord(update_id, update_pb.Request(), "accepted", info.accepted_event_id)
             record.accepted.set_result(None)
             entry.updates[update_id] = record
+        elif record is None and info is not None and not info.accepted_event_id and ms.running:
+            # admitted durably (re-applied by a reset): the worker finds it in history, so it is
+            # waited on, never sent again
+            record = UpdateRecord(update_id, update_pb.Request(), "sent")
+            entry.updates[update_id] = record
         return record
 
     # ------------------------------------------------------------------ workflow tasks
@@ -194,7 +199,8 @@ class UpdateHandler:
         if message.body.Is(update_pb.Acceptance.DESCRIPTOR):
             acceptance = update_pb.Acceptance()
             message.body.Unpack(acceptance)
-            if update_id in ms.s.updates or not acceptance.HasField("accepted_request"):
+            info = ms.s.updates.get(update_id)
+            if (info is not None and info.accepted_event_id) or not acceptance.HasField("accepted_request"):
                 return None
             record = UpdateRecord(update_id, acceptance.accepted_request, "sent")
             entry.updates[update_id] = record
@@ -223,8 +229,9 @@ class UpdateHandler:
                 protocol_instance_id=update_id,
                 accepted_request_message_id=acceptance.accepted_request_message_id,
                 accepted_request_sequencing_event_id=acceptance.accepted_request_sequencing_event_id,
-                accepted_request=acceptance.accepted_request,
             )
+            if update_id not in ms.s.updates:  # a durably admitted update has its request in history already
+                attrs.accepted_request.CopyFrom(acceptance.accepted_request)
             record.accepted_event_id = ms.add_update_accepted(attrs)
             record.state = "accepted"
             effects.append(lambda: None if record.accepted.done() else record.accepted.set_result(None))
