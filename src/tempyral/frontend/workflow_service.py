@@ -30,7 +30,7 @@ from tempyral.common.limits import (
 from tempyral.common.tokens import decode_task_token
 from tempyral.history import reads, reset
 from tempyral.history.engine import HistoryEngine
-from tempyral.matching.service import ACTIVITY, WORKFLOW, QueueKey
+from tempyral.matching.service import ACTIVITY, NEXUS, WORKFLOW, QueueKey
 from tempyral.namespace.registry import Namespace, NamespaceRegistry, validate_name
 from tempyral.proto.internal_pb2 import NamespaceRecord
 from tempyral.visibility.attributes import SYSTEM_ATTRIBUTES
@@ -432,9 +432,11 @@ class WorkflowService:
 
     @staticmethod
     def _queue_key(namespace_id: str, name: str, task_queue_type: int) -> QueueKey:
-        return QueueKey(
-            namespace_id, name, ACTIVITY if task_queue_type == TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY else WORKFLOW
-        )
+        kinds: dict[int, int] = {
+            TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY: ACTIVITY,
+            TaskQueueType.TASK_QUEUE_TYPE_NEXUS: NEXUS,
+        }
+        return QueueKey(namespace_id, name, kinds.get(task_queue_type, WORKFLOW))
 
     def _add_pollers(self, target: Any, key: QueueKey) -> None:
         for poller in self.engine.matching.recent_pollers(key):
@@ -442,6 +444,29 @@ class WorkflowService:
             info.last_access_time.CopyFrom(timestamp(poller.last_access_ns))
             if poller.build_id:
                 info.worker_version_capabilities.build_id = poller.build_id
+
+    # Nexus handlers. No Nexus task is dispatched yet (issue 4: the caller side comes next), but a
+    # worker that hosts Nexus services polls here and must be able to run its workflows and
+    # activities meanwhile: its polls wait and come back empty, and it shows in DescribeTaskQueue.
+    async def poll_nexus_task_queue(self, req: ws.PollNexusTaskQueueRequest, ctx: Ctx) -> ws.PollNexusTaskQueueResponse:
+        ns = self.namespaces.get(req.namespace)
+        check_task_queue(req.task_queue)
+        key = QueueKey(ns.id, req.task_queue.name, NEXUS)
+        self.engine.matching.note_poller(key, req.identity, req.worker_version_capabilities.build_id)
+        await self.engine.matching.poll(key, long_poll_timeout(ctx))
+        return ws.PollNexusTaskQueueResponse()
+
+    async def respond_nexus_task_completed(
+        self, req: ws.RespondNexusTaskCompletedRequest, ctx: Ctx
+    ) -> ws.RespondNexusTaskCompletedResponse:
+        self.namespaces.get(req.namespace)
+        raise _no_such_nexus_task(req.task_token)
+
+    async def respond_nexus_task_failed(
+        self, req: ws.RespondNexusTaskFailedRequest, ctx: Ctx
+    ) -> ws.RespondNexusTaskFailedResponse:
+        self.namespaces.get(req.namespace)
+        raise _no_such_nexus_task(req.task_token)
 
     async def respond_workflow_task_completed(
         self, req: ws.RespondWorkflowTaskCompletedRequest, ctx: Ctx
@@ -586,3 +611,10 @@ class WorkflowService:
 def _check_activity_id(workflow_id: str, run_id: str, activity_id: str) -> None:
     check_execution(common.WorkflowExecution(workflow_id=workflow_id, run_id=run_id))
     check_id(activity_id, "ActivityId")
+
+
+def _no_such_nexus_task(token: bytes) -> InvalidArgument:
+    """tempyral has handed out no Nexus task yet, so no token can name one."""
+    if not token:
+        return InvalidArgument("Task token not set on request.")
+    return InvalidArgument("Error deserializing task token.")
