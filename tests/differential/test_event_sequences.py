@@ -14,6 +14,7 @@ import pytest
 from google.protobuf.message import Message
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
@@ -294,9 +295,22 @@ async def updates(c: Client, tq: str) -> Handles:
     return [_run(h)]
 
 
-async def reset_to_first_task(c: Client, tq: str) -> Handles:
-    from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+async def _reset_to_first_task(c: Client, tq: str, workflow_id: str, run_id: str, reason: str) -> str:
+    """Reset a run (the current one when `run_id` is empty) to its first completed workflow task;
+    the new run's id."""
+    resp = await c.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace="default",
+            workflow_execution={"workflow_id": workflow_id, "run_id": run_id},
+            reason=reason,
+            workflow_task_finish_event_id=4,
+            request_id=f"{tq}-reset",
+        )
+    )
+    return resp.run_id
 
+
+async def reset_to_first_task(c: Client, tq: str) -> Handles:
     h = await c.start_workflow(w.Resettable.run, id=f"{tq}-1", task_queue=tq)
     await _until_event(c, h.id, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
     await h.signal(w.Resettable.add, "a")
@@ -304,68 +318,40 @@ async def reset_to_first_task(c: Client, tq: str) -> Handles:
     await h.signal(w.Resettable.add, "b")
     await _result_ignoring_failure(h)
     first = h.first_execution_run_id or ""
-    resp = await c.workflow_service.reset_workflow_execution(
-        ResetWorkflowExecutionRequest(
-            namespace="default",
-            workflow_execution={"workflow_id": h.id, "run_id": first},
-            reason="try again",
-            workflow_task_finish_event_id=4,
-            request_id=f"{tq}-reset",
-        )
-    )
-    await _result_ignoring_failure(c.get_workflow_handle(h.id, run_id=resp.run_id))
-    return [(h.id, first), (h.id, resp.run_id)]
+    new_run_id = await _reset_to_first_task(c, tq, h.id, first, "try again")
+    await _result_ignoring_failure(c.get_workflow_handle(h.id, run_id=new_run_id))
+    return [(h.id, first), (h.id, new_run_id)]
 
 
 async def reset_reapplies_updates(c: Client, tq: str) -> Handles:
     """Updates after the reset point are admitted again in the new run, and run there."""
-    from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
-
     h = await c.start_workflow(w.Counter.run, id=f"{tq}-1", task_queue=tq)
     await _until_event(c, h.id, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
     assert await h.execute_update(w.Counter.add, 2, id="two") == 2
     assert await h.execute_update(w.Counter.add, 3, id="three") == 5
     first = h.first_execution_run_id or ""
-    resp = await c.workflow_service.reset_workflow_execution(
-        ResetWorkflowExecutionRequest(
-            namespace="default",
-            workflow_execution={"workflow_id": h.id, "run_id": first},
-            reason="again",
-            workflow_task_finish_event_id=4,
-            request_id=f"{tq}-reset",
-        )
-    )
-    new_run = c.get_workflow_handle(h.id, run_id=resp.run_id)
+    new_run_id = await _reset_to_first_task(c, tq, h.id, first, "again")
+    new_run = c.get_workflow_handle(h.id, run_id=new_run_id)
     # both re-applied updates are answered by one workflow task: the first completion means both
     await _until_event(c, h.id, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED)
     await new_run.signal(w.Counter.finish)
     assert await new_run.result() == 5
-    return [(h.id, first), (h.id, resp.run_id)]
+    return [(h.id, first), (h.id, new_run_id)]
 
 
 async def reset_running(c: Client, tq: str) -> Handles:
-    from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
-
     h = await c.start_workflow(w.Resettable.run, id=f"{tq}-1", task_queue=tq)
     await _until_event(c, h.id, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
     await h.signal(w.Resettable.add, "a")
     await _until_quiet(c, h.id, 14)  # the signal has been processed: nothing is in flight
     first = h.first_execution_run_id or ""
-    resp = await c.workflow_service.reset_workflow_execution(
-        ResetWorkflowExecutionRequest(
-            namespace="default",
-            workflow_execution={"workflow_id": h.id},
-            reason="back to the start",
-            workflow_task_finish_event_id=4,
-            request_id=f"{tq}-reset",
-        )
-    )
+    new_run_id = await _reset_to_first_task(c, tq, h.id, "", "back to the start")
     # the new run replays, waits for the second signal again
-    await _until_event(c, h.id, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, run_id=resp.run_id)
+    await _until_event(c, h.id, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, run_id=new_run_id)
     await asyncio.sleep(0.5)
     await c.get_workflow_handle(h.id).signal(w.Resettable.add, "b")
-    await _result_ignoring_failure(c.get_workflow_handle(h.id, run_id=resp.run_id))
-    return [(h.id, first), (h.id, resp.run_id)]
+    await _result_ignoring_failure(c.get_workflow_handle(h.id, run_id=new_run_id))
+    return [(h.id, first), (h.id, new_run_id)]
 
 
 SCENARIOS: dict[str, Scenario] = {
