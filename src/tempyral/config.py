@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tempyral.nexus.machinery import NexusLimits
+
 
 @dataclass
 class ServerConfig:
@@ -19,3 +21,5 @@ class ServerConfig:
     # "FULL" makes every commit durable against power loss; "NORMAL" only against crashes.
     sqlite_synchronous: str = "NORMAL"
     cluster_name: str = "active"
+    # Outbound Nexus calls: timeouts, retries, circuit breaker, rate limits, allowed callers.
+    nexus: NexusLimits = field(default_factory=NexusLimits)

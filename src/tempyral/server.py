@@ -18,9 +18,14 @@ from tempyral.frontend.workflow_service import WorkflowService
 from tempyral.history.engine import EngineConfig, HistoryEngine
 from tempyral.matching.service import Matching
 from tempyral.namespace.registry import NamespaceRegistry
+from tempyral.nexus.callbacks import CallbackDelivery
+from tempyral.nexus.dispatch import NexusDispatcher
 from tempyral.nexus.endpoints import EndpointRegistry
+from tempyral.nexus.invoker import NexusInvoker
+from tempyral.nexus.machinery import Machinery
+from tempyral.nexus.metrics import NexusMetrics
 from tempyral.persistence.sqlite import SqliteStore
-from tempyral.proto.internal_pb2 import NamespaceRecord
+from tempyral.proto.internal_pb2 import NamespaceRecord, TaskType
 from tempyral.visibility.service import Visibility
 
 log = logging.getLogger(__name__)
@@ -40,10 +45,29 @@ class Server:
             self.store,
             self.namespaces,
             self.matching,
-            EngineConfig(num_shards=config.num_shards, owner=f"{config.ip}:{config.port}"),
+            EngineConfig(num_shards=config.num_shards, owner=f"{config.ip}:{config.port}", nexus=config.nexus),
         )
+        self.nexus_dispatcher = NexusDispatcher(self.matching)
+        self.nexus_machinery = Machinery(config.nexus)
+        self.nexus_metrics = NexusMetrics()
+        self.nexus_invoker = NexusInvoker(
+            self.engine, self.endpoints, self.nexus_dispatcher, self.nexus_machinery, self.nexus_metrics
+        )
+        self.callbacks = CallbackDelivery(self.engine, self.nexus_machinery, self.nexus_metrics)
+        self.engine.outbound.update(
+            {
+                TaskType.TASK_TYPE_NEXUS_START: self.nexus_invoker.start,
+                TaskType.TASK_TYPE_NEXUS_CANCEL: self.nexus_invoker.cancel,
+                TaskType.TASK_TYPE_CALLBACK: self.callbacks.deliver,
+            }
+        )
+        self.engine.find_endpoint_id = self._endpoint_id
         self._grpc: grpc.aio.Server | None = None
         self.address = ""
+
+    def _endpoint_id(self, name: str) -> str | None:
+        endpoint = self.endpoints.find_by_name(name)
+        return endpoint.id if endpoint is not None else None
 
     async def start(self) -> None:
         cfg = self.config
@@ -69,7 +93,13 @@ class Server:
             ]
         )
         workflow_service = WorkflowService(
-            self.engine, self.namespaces, Visibility(self.store), cfg.cluster_name, cluster_id, "sqlite"
+            self.engine,
+            self.namespaces,
+            Visibility(self.store),
+            cfg.cluster_name,
+            cluster_id,
+            "sqlite",
+            self.nexus_dispatcher,
         )
         self._grpc.add_generic_rpc_handlers(
             (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import grpc
@@ -32,6 +33,7 @@ from tempyral.history import reads, reset
 from tempyral.history.engine import HistoryEngine
 from tempyral.matching.service import ACTIVITY, NEXUS, WORKFLOW, QueueKey
 from tempyral.namespace.registry import Namespace, NamespaceRegistry, validate_name
+from tempyral.nexus.dispatch import NexusDispatcher
 from tempyral.proto.internal_pb2 import NamespaceRecord
 from tempyral.visibility.attributes import SYSTEM_ATTRIBUTES
 from tempyral.visibility.service import Visibility
@@ -104,8 +106,10 @@ class WorkflowService:
         cluster_name: str,
         cluster_id: str,
         persistence_store: str,
+        nexus_dispatcher: NexusDispatcher | None = None,
     ) -> None:
         self.engine = engine
+        self.nexus_dispatcher = nexus_dispatcher or NexusDispatcher(engine.matching)
         self.namespaces = namespaces
         self.visibility = visibility
         self.cluster_name = cluster_name
@@ -445,28 +449,35 @@ class WorkflowService:
             if poller.build_id:
                 info.worker_version_capabilities.build_id = poller.build_id
 
-    # Nexus handlers. No Nexus task is dispatched yet (issue 4: the caller side comes next), but a
-    # worker that hosts Nexus services polls here and must be able to run its workflows and
-    # activities meanwhile: its polls wait and come back empty, and it shows in DescribeTaskQueue.
+    # Nexus handlers: tasks handed out by the dispatcher, which waits for the worker's reply.
     async def poll_nexus_task_queue(self, req: ws.PollNexusTaskQueueRequest, ctx: Ctx) -> ws.PollNexusTaskQueueResponse:
         ns = self.namespaces.get(req.namespace)
         check_task_queue(req.task_queue)
         key = QueueKey(ns.id, req.task_queue.name, NEXUS)
         self.engine.matching.note_poller(key, req.identity, req.worker_version_capabilities.build_id)
-        await self.engine.matching.poll(key, long_poll_timeout(ctx))
-        return ws.PollNexusTaskQueueResponse()
+        deadline = time.monotonic() + long_poll_timeout(ctx)
+        while True:
+            task = await self.engine.matching.poll(key, max(deadline - time.monotonic(), 0.0))
+            if task is None:
+                return ws.PollNexusTaskQueueResponse()
+            if self.nexus_dispatcher.claim(task, req.identity):
+                return ws.PollNexusTaskQueueResponse(
+                    task_token=self.nexus_dispatcher.token_for(task), request=task.request
+                )
 
     async def respond_nexus_task_completed(
         self, req: ws.RespondNexusTaskCompletedRequest, ctx: Ctx
     ) -> ws.RespondNexusTaskCompletedResponse:
-        self.namespaces.get(req.namespace)
-        raise _no_such_nexus_task(req.task_token)
+        ns = self.namespaces.get(req.namespace)
+        self.nexus_dispatcher.respond(ns.id, req.task_token, req)
+        return ws.RespondNexusTaskCompletedResponse()
 
     async def respond_nexus_task_failed(
         self, req: ws.RespondNexusTaskFailedRequest, ctx: Ctx
     ) -> ws.RespondNexusTaskFailedResponse:
-        self.namespaces.get(req.namespace)
-        raise _no_such_nexus_task(req.task_token)
+        ns = self.namespaces.get(req.namespace)
+        self.nexus_dispatcher.respond(ns.id, req.task_token, req)
+        return ws.RespondNexusTaskFailedResponse()
 
     async def respond_workflow_task_completed(
         self, req: ws.RespondWorkflowTaskCompletedRequest, ctx: Ctx
@@ -611,10 +622,3 @@ class WorkflowService:
 def _check_activity_id(workflow_id: str, run_id: str, activity_id: str) -> None:
     check_execution(common.WorkflowExecution(workflow_id=workflow_id, run_id=run_id))
     check_id(activity_id, "ActivityId")
-
-
-def _no_such_nexus_task(token: bytes) -> InvalidArgument:
-    """tempyral has handed out no Nexus task yet, so no token can name one."""
-    if not token:
-        return InvalidArgument("Task token not set on request.")
-    return InvalidArgument("Error deserializing task token.")

@@ -12,15 +12,25 @@ import json
 from collections.abc import Callable
 
 from temporalio.api.common.v1 import message_pb2 as common
+from temporalio.api.enums.v1 import NexusOperationCancellationState, PendingNexusOperationState
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.history.v1 import message_pb2 as history
 
 from tempyral.common.clock import duration_ns, timestamp, ts_ns
 from tempyral.history import events as ev
 from tempyral.history import reset_points
-from tempyral.proto.internal_pb2 import ActivityInfo, ChildInfo, ExecutionState, ExternalRequestInfo, TimerInfo
+from tempyral.proto.internal_pb2 import (
+    ActivityInfo,
+    ChildInfo,
+    ExecutionState,
+    ExternalRequestInfo,
+    NexusOperationInfo,
+    TimerInfo,
+)
 
 Status = wf_enums.WorkflowExecutionStatus
+NexusState = PendingNexusOperationState
+CancelState = NexusOperationCancellationState
 Applier = Callable[[ExecutionState, history.HistoryEvent], None]
 
 
@@ -247,6 +257,79 @@ def _update_completed(s: ExecutionState, e: history.HistoryEvent) -> None:
     s.updates[update_id].completed_event_id = e.event_id
 
 
+def _nexus_scheduled(s: ExecutionState, e: history.HistoryEvent) -> None:
+    a = e.nexus_operation_scheduled_event_attributes
+    info = NexusOperationInfo(
+        scheduled_event_id=e.event_id,
+        endpoint=a.endpoint,
+        endpoint_id=a.endpoint_id,
+        service=a.service,
+        operation=a.operation,
+        request_id=a.request_id,
+        state=NexusState.PENDING_NEXUS_OPERATION_STATE_SCHEDULED,
+        version=e.version,
+    )
+    info.scheduled_time.CopyFrom(e.event_time)
+    for name in ("schedule_to_close_timeout", "schedule_to_start_timeout", "start_to_close_timeout"):
+        if a.HasField(name):
+            getattr(info, name).CopyFrom(getattr(a, name))
+    s.nexus_operations[e.event_id].CopyFrom(info)
+
+
+def _nexus_started(s: ExecutionState, e: history.HistoryEvent) -> None:
+    a = e.nexus_operation_started_event_attributes
+    info = s.nexus_operations.get(a.scheduled_event_id)
+    if info is None:
+        return
+    info.state = NexusState.PENDING_NEXUS_OPERATION_STATE_STARTED
+    info.attempt += 1  # the attempt that started it
+    info.operation_token = a.operation_token or a.operation_id
+    info.started_time.CopyFrom(e.event_time)
+    info.blocked_reason = ""
+    info.ClearField("next_attempt_schedule_time")
+    info.ClearField("last_attempt_failure")
+    if (
+        info.HasField("cancellation")
+        and info.cancellation.state == CancelState.NEXUS_OPERATION_CANCELLATION_STATE_UNSPECIFIED
+    ):
+        # a cancel requested before the start is sent now that there is an operation to cancel
+        info.cancellation.state = CancelState.NEXUS_OPERATION_CANCELLATION_STATE_SCHEDULED
+        info.cancellation.requested_time.CopyFrom(e.event_time)
+
+
+def _nexus_closed(attr: str) -> Applier:
+    def close(s: ExecutionState, e: history.HistoryEvent) -> None:
+        s.nexus_operations.pop(getattr(e, attr).scheduled_event_id, None)
+
+    return close
+
+
+def _nexus_cancel_requested(s: ExecutionState, e: history.HistoryEvent) -> None:
+    a = e.nexus_operation_cancel_requested_event_attributes
+    info = s.nexus_operations.get(a.scheduled_event_id)
+    if info is None:
+        return
+    info.cancellation.requested_event_id = e.event_id
+    if info.state == NexusState.PENDING_NEXUS_OPERATION_STATE_STARTED:
+        info.cancellation.state = CancelState.NEXUS_OPERATION_CANCELLATION_STATE_SCHEDULED
+        info.cancellation.requested_time.CopyFrom(e.event_time)
+
+
+def _nexus_cancel_resolved(state: int) -> Applier:
+    def resolve(s: ExecutionState, e: history.HistoryEvent) -> None:
+        attrs = (
+            e.nexus_operation_cancel_request_completed_event_attributes
+            if e.HasField("nexus_operation_cancel_request_completed_event_attributes")
+            else e.nexus_operation_cancel_request_failed_event_attributes
+        )
+        info = s.nexus_operations.get(attrs.scheduled_event_id)
+        if info is not None:
+            info.cancellation.state = state
+            info.cancellation.last_attempt_complete_time.CopyFrom(e.event_time)
+
+    return resolve
+
+
 def _signaled(s: ExecutionState, e: history.HistoryEvent) -> None:
     s.signal_count += 1
 
@@ -330,6 +413,12 @@ APPLIERS: dict[int, Applier] = {
     ev.CANCEL_EXTERNAL_FAILED: _external_resolved(
         "external_cancels", "request_cancel_external_workflow_execution_failed_event_attributes"
     ),
+    ev.NEXUS_SCHEDULED: _nexus_scheduled,
+    ev.NEXUS_STARTED: _nexus_started,
+    **{t: _nexus_closed(attr) for t, attr in ev.NEXUS_CLOSE_ATTRS.items()},
+    ev.NEXUS_CANCEL_REQUESTED: _nexus_cancel_requested,
+    ev.NEXUS_CANCEL_REQUEST_COMPLETED: _nexus_cancel_resolved(CancelState.NEXUS_OPERATION_CANCELLATION_STATE_SUCCEEDED),
+    ev.NEXUS_CANCEL_REQUEST_FAILED: _nexus_cancel_resolved(CancelState.NEXUS_OPERATION_CANCELLATION_STATE_FAILED),
     ev.UPDATE_ADMITTED: _update_admitted,
     ev.UPDATE_ACCEPTED: _update_accepted,
     ev.UPDATE_COMPLETED: _update_completed,

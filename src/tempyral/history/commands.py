@@ -37,6 +37,10 @@ from tempyral.visibility.values import prepare_search_attributes
 
 Cause = WorkflowTaskFailedCause
 RetryState = wf_enums.RetryState
+MAX_NEXUS_NAME_LENGTH = 1000
+MAX_NEXUS_HEADER_SIZE = 8192
+# Headers the server sets itself on Nexus requests (the reference also refuses its internal routing headers).
+DISALLOWED_NEXUS_HEADERS = frozenset({"request-timeout"})
 CLOSE_COMMANDS = frozenset(
     {
         CommandType.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION,
@@ -129,8 +133,12 @@ class CommandProcessor:
         has_buffered_events: bool,
         namespaces: Callable[[str], Namespace | None] = lambda name: None,
         on_message: Callable[[str], None] = lambda message_id: None,
+        find_endpoint: Callable[[str], str | None] = lambda name: None,
+        max_pending_nexus: int = 30,
     ) -> None:
         self.ms = ms
+        self.find_endpoint = find_endpoint  # endpoint name -> id
+        self.max_pending_nexus = max_pending_nexus
         self.ns = ns
         self.namespaces = namespaces
         self.on_message = on_message
@@ -617,6 +625,96 @@ class CommandProcessor:
         )
         self.ms.add_cancel_external_initiated(attrs)
 
+    # ------------------------------------------------------------------ Nexus operations
+    def _schedule_nexus(self, command: command_pb.Command) -> None:
+        a = command.schedule_nexus_operation_command_attributes
+        cause = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_NEXUS_OPERATION_ATTRIBUTES
+        endpoint_id = self.find_endpoint(a.endpoint)
+        if endpoint_id is None:
+            raise WorkflowTaskFailure(cause, f'endpoint "{a.endpoint}" not found')
+        if len(a.service) > MAX_NEXUS_NAME_LENGTH:
+            raise WorkflowTaskFailure(
+                cause,
+                f"ScheduleNexusOperationCommandAttributes.Service exceeds length limit of {MAX_NEXUS_NAME_LENGTH}",
+            )
+        if len(a.operation) > MAX_NEXUS_NAME_LENGTH:
+            raise WorkflowTaskFailure(
+                cause,
+                f"ScheduleNexusOperationCommandAttributes.Operation exceeds length limit of {MAX_NEXUS_NAME_LENGTH}",
+            )
+        for name in ("ScheduleToCloseTimeout", "ScheduleToStartTimeout", "StartToCloseTimeout"):
+            value = getattr(a, _snake(name))
+            if duration_ns(value) < 0:
+                raise WorkflowTaskFailure(
+                    cause,
+                    f"ScheduleNexusOperationCommandAttributes.{name} is invalid: "
+                    f"duration is negative: {value.seconds}s",
+                )
+        _check_size(a.input.ByteSize(), cause, "ScheduleNexusOperationCommandAttributes.Input exceeds size limit")
+        header: dict[str, str] = {}
+        for key, value in a.nexus_header.items():
+            lower = key.lower()
+            if lower in DISALLOWED_NEXUS_HEADERS:
+                raise WorkflowTaskFailure(
+                    cause,
+                    f'ScheduleNexusOperationCommandAttributes.NexusHeader contains a disallowed header key: "{key}"',
+                )
+            header[lower] = value
+        if sum(len(k) + len(v) for k, v in header.items()) > MAX_NEXUS_HEADER_SIZE:
+            raise WorkflowTaskFailure(cause, "ScheduleNexusOperationCommandAttributes.NexusHeader exceeds size limit")
+        if len(self.ms.s.nexus_operations) >= self.max_pending_nexus:
+            raise WorkflowTaskFailure(
+                Cause.WORKFLOW_TASK_FAILED_CAUSE_PENDING_NEXUS_OPERATIONS_LIMIT_EXCEEDED,
+                f"workflow has reached the pending nexus operation limit of {self.max_pending_nexus} "
+                "for this namespace",
+            )
+        attrs = history.NexusOperationScheduledEventAttributes(
+            endpoint=a.endpoint,
+            endpoint_id=endpoint_id,
+            service=a.service,
+            operation=a.operation,
+            nexus_header=header,
+            request_id=ids.new_id(),
+            workflow_task_completed_event_id=self.completed_id,
+        )
+        if a.HasField("input"):
+            attrs.input.CopyFrom(a.input)
+        # The operation may not outlive the run: its timeout is capped by the run timeout.
+        s2c = duration_ns(a.schedule_to_close_timeout)
+        run_timeout = duration_ns(self.ms.s.start.workflow_run_timeout)
+        if run_timeout > 0 and (s2c == 0 or s2c > run_timeout):
+            s2c = run_timeout
+        if s2c:
+            attrs.schedule_to_close_timeout.CopyFrom(duration(s2c))
+        for field_name in ("schedule_to_start_timeout", "start_to_close_timeout"):
+            value_ns = duration_ns(getattr(a, field_name))
+            if value_ns:
+                getattr(attrs, field_name).CopyFrom(duration(min(value_ns, s2c) if s2c else value_ns))
+        metadata = command.user_metadata if command.HasField("user_metadata") else None
+        self.ms.add_nexus_scheduled(attrs, metadata)
+
+    def _cancel_nexus(self, command: command_pb.Command) -> None:
+        a = command.request_cancel_nexus_operation_command_attributes
+        cause = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_NEXUS_OPERATION_ATTRIBUTES
+        sid = a.scheduled_event_id
+        info = self.ms.s.nexus_operations.get(sid)
+        if info is None and not self.has_buffered:
+            raise WorkflowTaskFailure(
+                cause,
+                "requested cancelation for a non-existing or already completed operation with scheduled event ID "
+                f"of {sid}",
+            )
+        if info is not None and info.cancellation.requested_event_id:
+            raise WorkflowTaskFailure(
+                cause, f"cancelation was already requested for an operation with scheduled event ID {sid}"
+            )
+        # Written even when a buffered completion got there first: the worker's replay expects it.
+        self.ms.add_nexus_cancel_requested(sid, self.completed_id)
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
 
 def check_and_type_search_attributes(ns: Namespace, search_attributes: SearchAttributes) -> None:
     """Refuse search attributes the namespace does not define or values of the wrong type; stamp
@@ -640,4 +738,6 @@ _HANDLERS = {
     CommandType.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION: CommandProcessor._start_child,
     CommandType.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION: CommandProcessor._signal_external,
     CommandType.COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION: CommandProcessor._cancel_external,
+    CommandType.COMMAND_TYPE_SCHEDULE_NEXUS_OPERATION: CommandProcessor._schedule_nexus,
+    CommandType.COMMAND_TYPE_REQUEST_CANCEL_NEXUS_OPERATION: CommandProcessor._cancel_nexus,
 }

@@ -10,9 +10,9 @@ import asyncio
 import logging
 import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import (
@@ -44,6 +44,7 @@ from tempyral.history.parent import ParentInfo
 from tempyral.history.shard import ExecutionEntry, ExecutionKey, Mutation, Shard
 from tempyral.matching.service import ACTIVITY, WORKFLOW, Matching, QueueKey
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
+from tempyral.nexus.machinery import NexusLimits
 from tempyral.persistence.store import CurrentWrite, Store
 from tempyral.proto.internal_pb2 import ExecutionState, Task, TaskCategory, TaskType
 
@@ -71,6 +72,7 @@ class EngineConfig:
     cache_size: int = 20_000
     owner: str = "tempyral"
     long_poll_timeout_s: float = 60.0
+    nexus: NexusLimits = field(default_factory=NexusLimits)
 
 
 @dataclass(slots=True)
@@ -93,6 +95,7 @@ class HistoryEngine:
         self._id_locks: dict[tuple[str, str], asyncio.Lock] = {}
         # Handlers live in their own modules; they import this one, hence the late imports.
         from tempyral.history.activities import ActivityHandler
+        from tempyral.history.nexus_ops import NexusOperations
         from tempyral.history.queries import QueryRegistry
         from tempyral.history.tasks import TaskExecutor
         from tempyral.history.timer_queue import TimerQueue
@@ -105,6 +108,12 @@ class HistoryEngine:
         self.workflow_tasks = WorkflowTaskHandler(self)
         self.activities = ActivityHandler(self)
         self.updates = UpdateHandler(self)
+        self.nexus_limits = config.nexus
+        self.nexus_operations = NexusOperations(self)
+        # Outbound Nexus work (start / cancel requests, completion callbacks) and the endpoint
+        # lookup are attached by the server: they live in the nexus package.
+        self.outbound: dict[int, Callable[[Task], Awaitable[None]]] = {}
+        self.find_endpoint_id: Callable[[str], str | None] = lambda name: None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -274,9 +283,9 @@ class HistoryEngine:
             attrs.parent_workflow_execution.run_id = parent.run_id
             attrs.parent_initiated_event_id = parent.initiated_event_id
             attrs.root_workflow_execution.CopyFrom(parent.root)
-        for field in ("retry_policy", "memo", "search_attributes", "header", "priority"):
-            if req.HasField(field):
-                getattr(attrs, field).CopyFrom(getattr(req, field))
+        for name in ("retry_policy", "memo", "search_attributes", "header", "priority"):
+            if req.HasField(name):
+                getattr(attrs, name).CopyFrom(getattr(req, name))
         attrs.completion_callbacks.extend(req.completion_callbacks)
         return attrs
 

@@ -10,7 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio.api.common.v1 import message_pb2 as common
-from temporalio.api.enums.v1 import UpdateAdmittedEventOrigin
+from temporalio.api.enums.v1 import (
+    CallbackState as CallbackStateEnum,
+)
+from temporalio.api.enums.v1 import (
+    NexusOperationCancellationState,
+    PendingNexusOperationState,
+    UpdateAdmittedEventOrigin,
+)
 from temporalio.api.enums.v1 import task_queue_pb2 as tq_enums
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
@@ -23,13 +30,22 @@ from tempyral.history import appliers
 from tempyral.history import events as ev
 from tempyral.proto.internal_pb2 import (
     ActivityInfo,
+    CallbackState,
     ExecutionState,
+    NexusOperationInfo,
     Task,
     TaskCategory,
     TaskType,
 )
 
 Status = wf_enums.WorkflowExecutionStatus
+NexusState = PendingNexusOperationState
+CancelState = NexusOperationCancellationState
+_NEXUS_ATTR_TYPES = {
+    ev.NEXUS_FAILED: "NexusOperationFailedEventAttributes",
+    ev.NEXUS_CANCELED: "NexusOperationCanceledEventAttributes",
+    ev.NEXUS_TIMED_OUT: "NexusOperationTimedOutEventAttributes",
+}
 TimeoutType = wf_enums.TimeoutType
 RUNNING = Status.WORKFLOW_EXECUTION_STATUS_RUNNING
 TRANSFER = TaskCategory.TASK_CATEGORY_TRANSFER
@@ -865,6 +881,207 @@ class MutableState:
         )
         self._event(ev.EXTERNAL_CANCEL_REQUESTED, external_workflow_execution_cancel_requested_event_attributes=done)
 
+    # ------------------------------------------------------------------ Nexus operations
+    def add_nexus_scheduled(
+        self, attrs: history.NexusOperationScheduledEventAttributes, user_metadata: object | None = None
+    ) -> NexusOperationInfo:
+        extra: dict[str, object] = {}
+        if user_metadata is not None:
+            extra["user_metadata"] = user_metadata
+        event = self._event(ev.NEXUS_SCHEDULED, nexus_operation_scheduled_event_attributes=attrs, **extra)
+        info = self.s.nexus_operations[event.event_id]
+        self._nexus_start_task(info)
+        for name, timeout_type in (
+            ("schedule_to_close_timeout", TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE),
+            ("schedule_to_start_timeout", TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START),
+        ):
+            timeout = duration_ns(getattr(attrs, name))
+            if timeout > 0:
+                self._timer(
+                    TaskType.TASK_TYPE_NEXUS_TIMEOUT,
+                    self.now + timeout,
+                    event_id=event.event_id,
+                    timeout_type=timeout_type,
+                )
+        return info
+
+    def _nexus_start_task(self, info: NexusOperationInfo) -> None:
+        self._transfer(TaskType.TASK_TYPE_NEXUS_START, event_id=info.scheduled_event_id, attempt=info.attempt)
+
+    def nexus_attempt_failed(self, info: NexusOperationInfo, failure: failure_pb.Failure, retry_at: int) -> None:
+        """A start request failed and will be sent again at `retry_at` (no event: bookkeeping only)."""
+        info.state = NexusState.PENDING_NEXUS_OPERATION_STATE_BACKING_OFF
+        info.last_attempt_complete_time.CopyFrom(timestamp(self.now))
+        info.last_attempt_failure.CopyFrom(failure)
+        info.next_attempt_schedule_time.CopyFrom(timestamp(retry_at))
+        info.blocked_reason = ""
+        self._timer(TaskType.TASK_TYPE_NEXUS_BACKOFF, retry_at, event_id=info.scheduled_event_id, attempt=info.attempt)
+
+    def nexus_blocked(self, info: NexusOperationInfo, reason: str, retry_at: int) -> None:
+        """The request was not sent (circuit breaker open, rate limit): try again later, same attempt."""
+        info.state = NexusState.PENDING_NEXUS_OPERATION_STATE_BLOCKED
+        info.blocked_reason = reason
+        info.next_attempt_schedule_time.CopyFrom(timestamp(retry_at))
+        self._timer(TaskType.TASK_TYPE_NEXUS_BACKOFF, retry_at, event_id=info.scheduled_event_id, attempt=info.attempt)
+
+    def nexus_rescheduled(self, info: NexusOperationInfo) -> None:
+        """The backoff is over: send the start request again."""
+        info.state = NexusState.PENDING_NEXUS_OPERATION_STATE_SCHEDULED
+        info.blocked_reason = ""
+        info.ClearField("next_attempt_schedule_time")
+        self._nexus_start_task(info)
+
+    def add_nexus_started(
+        self,
+        scheduled_event_id: int,
+        operation_token: str,
+        links: list[common.Link],
+        event_time: int = 0,
+    ) -> None:
+        info = self.s.nexus_operations[scheduled_event_id]
+        attrs = history.NexusOperationStartedEventAttributes(
+            scheduled_event_id=scheduled_event_id,
+            operation_id=operation_token,
+            operation_token=operation_token,
+            request_id=info.request_id,
+        )
+        now = self.now
+        if event_time:
+            self.now = event_time
+        self._event(ev.NEXUS_STARTED, nexus_operation_started_event_attributes=attrs, links=links)
+        self.now = now
+        info.last_attempt_complete_time.CopyFrom(timestamp(self.now))
+        start_to_close = duration_ns(info.start_to_close_timeout)
+        if start_to_close > 0:
+            self._timer(
+                TaskType.TASK_TYPE_NEXUS_TIMEOUT,
+                self.now + start_to_close,
+                event_id=scheduled_event_id,
+                timeout_type=TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE,
+            )
+        if info.cancellation.state == CancelState.NEXUS_OPERATION_CANCELLATION_STATE_SCHEDULED:
+            self._nexus_cancel_task(info)
+
+    def add_nexus_completed(
+        self, scheduled_event_id: int, result: common.Payload | None, links: list[common.Link]
+    ) -> None:
+        info = self.s.nexus_operations[scheduled_event_id]
+        attrs = history.NexusOperationCompletedEventAttributes(
+            scheduled_event_id=scheduled_event_id, request_id=info.request_id
+        )
+        if result is not None:
+            attrs.result.CopyFrom(result)
+        self._event(ev.NEXUS_COMPLETED, nexus_operation_completed_event_attributes=attrs, links=links)
+
+    def add_nexus_closed_unsuccessfully(
+        self, event_type: int, scheduled_event_id: int, failure: failure_pb.Failure
+    ) -> None:
+        """Failed, canceled or timed out: `failure` is the whole failure the caller sees."""
+        info = self.s.nexus_operations[scheduled_event_id]
+        attr = ev.NEXUS_CLOSE_ATTRS[event_type]  # type: ignore[index]
+        attrs = getattr(history, _NEXUS_ATTR_TYPES[event_type])(  # type: ignore[index]
+            scheduled_event_id=scheduled_event_id, request_id=info.request_id
+        )
+        attrs.failure.CopyFrom(failure)
+        self._event(event_type, **{attr: attrs})
+
+    def add_nexus_cancel_requested(self, scheduled_event_id: int, wft_completed_event_id: int) -> None:
+        attrs = history.NexusOperationCancelRequestedEventAttributes(
+            scheduled_event_id=scheduled_event_id, workflow_task_completed_event_id=wft_completed_event_id
+        )
+        self._event(ev.NEXUS_CANCEL_REQUESTED, nexus_operation_cancel_requested_event_attributes=attrs)
+        info = self.s.nexus_operations.get(scheduled_event_id)
+        if info is not None and info.cancellation.state == CancelState.NEXUS_OPERATION_CANCELLATION_STATE_SCHEDULED:
+            self._nexus_cancel_task(info)
+
+    def _nexus_cancel_task(self, info: NexusOperationInfo) -> None:
+        self._transfer(
+            TaskType.TASK_TYPE_NEXUS_CANCEL,
+            event_id=info.scheduled_event_id,
+            attempt=info.cancellation.attempt + 1,
+        )
+
+    def nexus_cancel_attempt_failed(self, info: NexusOperationInfo, failure: failure_pb.Failure, retry_at: int) -> None:
+        c = info.cancellation
+        c.attempt += 1
+        c.state = CancelState.NEXUS_OPERATION_CANCELLATION_STATE_BACKING_OFF
+        c.last_attempt_complete_time.CopyFrom(timestamp(self.now))
+        c.last_attempt_failure.CopyFrom(failure)
+        c.next_attempt_schedule_time.CopyFrom(timestamp(retry_at))
+        self._timer(
+            TaskType.TASK_TYPE_NEXUS_CANCEL_BACKOFF, retry_at, event_id=info.scheduled_event_id, attempt=c.attempt
+        )
+
+    def nexus_cancel_rescheduled(self, info: NexusOperationInfo) -> None:
+        info.cancellation.state = CancelState.NEXUS_OPERATION_CANCELLATION_STATE_SCHEDULED
+        info.cancellation.ClearField("next_attempt_schedule_time")
+        self._nexus_cancel_task(info)
+
+    def add_nexus_cancel_request_result(
+        self, scheduled_event_id: int, failure: failure_pb.Failure | None = None
+    ) -> None:
+        info = self.s.nexus_operations[scheduled_event_id]
+        info.cancellation.attempt += 1
+        requested = info.cancellation.requested_event_id
+        if failure is None:
+            done = history.NexusOperationCancelRequestCompletedEventAttributes(
+                requested_event_id=requested, scheduled_event_id=scheduled_event_id
+            )
+            self._event(
+                ev.NEXUS_CANCEL_REQUEST_COMPLETED,
+                nexus_operation_cancel_request_completed_event_attributes=done,
+                worker_may_ignore=True,
+            )
+            return
+        info.cancellation.last_attempt_failure.CopyFrom(failure)
+        failed = history.NexusOperationCancelRequestFailedEventAttributes(
+            requested_event_id=requested, scheduled_event_id=scheduled_event_id
+        )
+        failed.failure.CopyFrom(failure)
+        self._event(
+            ev.NEXUS_CANCEL_REQUEST_FAILED,
+            nexus_operation_cancel_request_failed_event_attributes=failed,
+            worker_may_ignore=True,
+        )
+
+    # ------------------------------------------------------------------ completion callbacks
+    def callback_due(self, index: int, attempt: int) -> bool:
+        if index >= len(self.s.callbacks):
+            return False
+        state = self.s.callbacks[index]
+        return state.state == CallbackStateEnum.CALLBACK_STATE_SCHEDULED and state.attempt + 1 == attempt
+
+    def callback_succeeded(self, index: int) -> None:
+        state = self.s.callbacks[index]
+        state.attempt += 1
+        state.state = CallbackStateEnum.CALLBACK_STATE_SUCCEEDED
+        state.last_attempt_complete_time.CopyFrom(timestamp(self.now))
+        state.ClearField("next_attempt_schedule_time")
+
+    def callback_failed(self, index: int, failure: failure_pb.Failure, retry_at: int) -> None:
+        """A delivery failed; with `retry_at` it is tried again then, else it has failed for good."""
+        state = self.s.callbacks[index]
+        state.attempt += 1
+        state.last_attempt_complete_time.CopyFrom(timestamp(self.now))
+        state.last_attempt_failure.CopyFrom(failure)
+        if not retry_at:
+            state.state = CallbackStateEnum.CALLBACK_STATE_FAILED
+            return
+        state.state = CallbackStateEnum.CALLBACK_STATE_BACKING_OFF
+        state.next_attempt_schedule_time.CopyFrom(timestamp(retry_at))
+        self._timer(TaskType.TASK_TYPE_CALLBACK_BACKOFF, retry_at, callback_index=index, attempt=state.attempt)
+
+    def callback_rescheduled(self, index: int, attempt: int) -> bool:
+        if index >= len(self.s.callbacks):
+            return False
+        state = self.s.callbacks[index]
+        if state.state != CallbackStateEnum.CALLBACK_STATE_BACKING_OFF or state.attempt != attempt:
+            return False
+        state.state = CallbackStateEnum.CALLBACK_STATE_SCHEDULED
+        state.ClearField("next_attempt_schedule_time")
+        self._transfer(TaskType.TASK_TYPE_CALLBACK, callback_index=index, attempt=state.attempt + 1)
+        return True
+
     # ------------------------------------------------------------------ updates
     def add_update_admitted(self, request: update_pb.Request) -> int:
         """An update re-applied by a reset: admitted durably, for the worker to find in history."""
@@ -916,7 +1133,9 @@ class MutableState:
             self._transfer(TaskType.TASK_TYPE_CANCEL_EXTERNAL, event_id=initiated)
 
     # ------------------------------------------------------------------ close
-    def _closing(self) -> None:
+    def _closing(self, continues: bool = False) -> None:
+        """The run closes; `continues`: a new run carries on (continue-as-new, retry, cron), and
+        the completion callbacks move to it instead of firing."""
         self.visibility_dirty = True
         if self.retention_ns:
             self._timer(TaskType.TASK_TYPE_DELETE_HISTORY, self.now + self.retention_ns)
@@ -925,9 +1144,13 @@ class MutableState:
         if self.s.start.HasField("parent_workflow_execution") or self.s.children:
             # tell the parent, and apply the parent-close policies of the children
             self._transfer(TaskType.TASK_TYPE_CLOSE_EXECUTION)
+        if not continues:
+            for index, _ in enumerate(self.s.start.completion_callbacks):
+                self.s.callbacks.append(CallbackState(state=CallbackStateEnum.CALLBACK_STATE_SCHEDULED))
+                self._transfer(TaskType.TASK_TYPE_CALLBACK, callback_index=index, attempt=1)
 
     def add_completed(self, wft_completed_event_id: int, result: common.Payloads | None, new_run_id: str = "") -> None:
-        self._closing()
+        self._closing(continues=bool(new_run_id))
         attrs = history.WorkflowExecutionCompletedEventAttributes(
             workflow_task_completed_event_id=wft_completed_event_id, new_execution_run_id=new_run_id
         )
@@ -938,7 +1161,7 @@ class MutableState:
     def add_failed(
         self, wft_completed_event_id: int, failure: failure_pb.Failure, retry_state: int, new_run_id: str = ""
     ) -> None:
-        self._closing()
+        self._closing(continues=bool(new_run_id))
         attrs = history.WorkflowExecutionFailedEventAttributes(
             workflow_task_completed_event_id=wft_completed_event_id,
             retry_state=retry_state,  # type: ignore[arg-type]
@@ -948,7 +1171,7 @@ class MutableState:
         self._event(ev.WORKFLOW_EXECUTION_FAILED, workflow_execution_failed_event_attributes=attrs)
 
     def add_timed_out(self, retry_state: int, new_run_id: str = "") -> None:
-        self._closing()
+        self._closing(continues=bool(new_run_id))
         attrs = history.WorkflowExecutionTimedOutEventAttributes(
             retry_state=retry_state,  # type: ignore[arg-type]
             new_execution_run_id=new_run_id,
@@ -965,7 +1188,7 @@ class MutableState:
         self._event(ev.WORKFLOW_EXECUTION_CANCELED, workflow_execution_canceled_event_attributes=attrs)
 
     def add_continued_as_new(self, attrs: history.WorkflowExecutionContinuedAsNewEventAttributes) -> None:
-        self._closing()
+        self._closing(continues=True)
         self._event(ev.WORKFLOW_EXECUTION_CONTINUED_AS_NEW, workflow_execution_continued_as_new_event_attributes=attrs)
 
     def add_terminated(self, reason: str, details: common.Payloads | None, identity: str) -> None:

@@ -58,6 +58,13 @@ CANCEL_NAMESPACE_NOT_FOUND = CancelFailed.CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAI
 CANCEL_TARGET_NOT_FOUND = (
     CancelFailed.CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND
 )
+NEXUS_TIMERS = frozenset(
+    {
+        TaskType.TASK_TYPE_NEXUS_BACKOFF,
+        TaskType.TASK_TYPE_NEXUS_TIMEOUT,
+        TaskType.TASK_TYPE_NEXUS_CANCEL_BACKOFF,
+    }
+)
 TRANSFER_RETRY_FIRST_S = 0.2
 TRANSFER_RETRY_MAX_S = 10.0
 
@@ -122,7 +129,7 @@ class TaskExecutor:
             TaskType.TASK_TYPE_SIGNAL_EXTERNAL: self._signal_external,
             TaskType.TASK_TYPE_CANCEL_EXTERNAL: self._cancel_external,
             TaskType.TASK_TYPE_CLOSE_EXECUTION: self._close_execution,
-        }.get(task.type)
+        }.get(task.type) or self.engine.outbound.get(task.type)
         if handler is not None:
             await handler(task)
         self.ack(task)
@@ -375,6 +382,13 @@ class TaskExecutor:
                         await shard.delete(entry)
                     self.ack(task)
                     return
+                if task.type == TaskType.TASK_TYPE_CALLBACK_BACKOFF:
+                    # completion callbacks belong to closed runs
+                    if ms.callback_rescheduled(task.callback_index, task.attempt):
+                        await shard.commit([Mutation(entry, ms)], deleted_tasks=[(TIMER, task.task_id)])
+                    else:
+                        self.ack(task)
+                    return
                 if not ms.running:
                     self.ack(task)
                     return
@@ -417,6 +431,8 @@ class TaskExecutor:
                 return False
             ms.schedule_workflow_task()
             return True
+        if t in NEXUS_TIMERS:
+            return self.engine.nexus_operations.on_timer(ms, task)
         if t == TaskType.TASK_TYPE_WORKFLOW_RUN_TIMEOUT:
             return self._workflow_timeout(ms, retryable=True, extra=extra, current=current)
         if t == TaskType.TASK_TYPE_WORKFLOW_EXECUTION_TIMEOUT:

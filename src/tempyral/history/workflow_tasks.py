@@ -246,7 +246,15 @@ class WorkflowTaskHandler:
 
             try:
                 result = CommandProcessor(
-                    ms, ns, completed.event_id, req.identity, has_buffered, engine.namespaces.find, on_message
+                    ms,
+                    ns,
+                    completed.event_id,
+                    req.identity,
+                    has_buffered,
+                    engine.namespaces.find,
+                    on_message,
+                    find_endpoint=engine.find_endpoint_id,
+                    max_pending_nexus=engine.nexus_limits.max_pending_operations,
                 ).process(commands)
                 for message_id in list(messages):
                     if ms.running:

@@ -34,6 +34,9 @@ class TaskType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_TYPE_START_CHILD: _ClassVar[TaskType]
     TASK_TYPE_SIGNAL_EXTERNAL: _ClassVar[TaskType]
     TASK_TYPE_CANCEL_EXTERNAL: _ClassVar[TaskType]
+    TASK_TYPE_NEXUS_START: _ClassVar[TaskType]
+    TASK_TYPE_NEXUS_CANCEL: _ClassVar[TaskType]
+    TASK_TYPE_CALLBACK: _ClassVar[TaskType]
     TASK_TYPE_WORKFLOW_TASK_TIMEOUT: _ClassVar[TaskType]
     TASK_TYPE_ACTIVITY_TIMEOUT: _ClassVar[TaskType]
     TASK_TYPE_USER_TIMER: _ClassVar[TaskType]
@@ -42,6 +45,10 @@ class TaskType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_TYPE_ACTIVITY_RETRY_TIMER: _ClassVar[TaskType]
     TASK_TYPE_WORKFLOW_BACKOFF_TIMER: _ClassVar[TaskType]
     TASK_TYPE_DELETE_HISTORY: _ClassVar[TaskType]
+    TASK_TYPE_NEXUS_BACKOFF: _ClassVar[TaskType]
+    TASK_TYPE_NEXUS_TIMEOUT: _ClassVar[TaskType]
+    TASK_TYPE_NEXUS_CANCEL_BACKOFF: _ClassVar[TaskType]
+    TASK_TYPE_CALLBACK_BACKOFF: _ClassVar[TaskType]
 TASK_CATEGORY_UNSPECIFIED: TaskCategory
 TASK_CATEGORY_TRANSFER: TaskCategory
 TASK_CATEGORY_TIMER: TaskCategory
@@ -52,6 +59,9 @@ TASK_TYPE_CLOSE_EXECUTION: TaskType
 TASK_TYPE_START_CHILD: TaskType
 TASK_TYPE_SIGNAL_EXTERNAL: TaskType
 TASK_TYPE_CANCEL_EXTERNAL: TaskType
+TASK_TYPE_NEXUS_START: TaskType
+TASK_TYPE_NEXUS_CANCEL: TaskType
+TASK_TYPE_CALLBACK: TaskType
 TASK_TYPE_WORKFLOW_TASK_TIMEOUT: TaskType
 TASK_TYPE_ACTIVITY_TIMEOUT: TaskType
 TASK_TYPE_USER_TIMER: TaskType
@@ -60,6 +70,10 @@ TASK_TYPE_WORKFLOW_EXECUTION_TIMEOUT: TaskType
 TASK_TYPE_ACTIVITY_RETRY_TIMER: TaskType
 TASK_TYPE_WORKFLOW_BACKOFF_TIMER: TaskType
 TASK_TYPE_DELETE_HISTORY: TaskType
+TASK_TYPE_NEXUS_BACKOFF: TaskType
+TASK_TYPE_NEXUS_TIMEOUT: TaskType
+TASK_TYPE_NEXUS_CANCEL_BACKOFF: TaskType
+TASK_TYPE_CALLBACK_BACKOFF: TaskType
 
 class VersionHistoryItem(_message.Message):
     __slots__ = ("event_id", "version")
@@ -195,8 +209,110 @@ class UpdateInfo(_message.Message):
     completed_event_id: int
     def __init__(self, update_id: _Optional[str] = ..., accepted_event_id: _Optional[int] = ..., completed_event_id: _Optional[int] = ...) -> None: ...
 
+class NexusOperationInfo(_message.Message):
+    __slots__ = ("scheduled_event_id", "endpoint", "endpoint_id", "service", "operation", "request_id", "scheduled_time", "schedule_to_close_timeout", "schedule_to_start_timeout", "start_to_close_timeout", "state", "attempt", "last_attempt_complete_time", "last_attempt_failure", "next_attempt_schedule_time", "blocked_reason", "operation_token", "started_time", "version", "cancellation")
+    SCHEDULED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_TIME_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_TO_CLOSE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_TO_START_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    START_TO_CLOSE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ATTEMPT_COMPLETE_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_ATTEMPT_FAILURE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_SCHEDULE_TIME_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_REASON_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STARTED_TIME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CANCELLATION_FIELD_NUMBER: _ClassVar[int]
+    scheduled_event_id: int
+    endpoint: str
+    endpoint_id: str
+    service: str
+    operation: str
+    request_id: str
+    scheduled_time: _timestamp_pb2.Timestamp
+    schedule_to_close_timeout: _duration_pb2.Duration
+    schedule_to_start_timeout: _duration_pb2.Duration
+    start_to_close_timeout: _duration_pb2.Duration
+    state: int
+    attempt: int
+    last_attempt_complete_time: _timestamp_pb2.Timestamp
+    last_attempt_failure: _message_pb2_1.Failure
+    next_attempt_schedule_time: _timestamp_pb2.Timestamp
+    blocked_reason: str
+    operation_token: str
+    started_time: _timestamp_pb2.Timestamp
+    version: int
+    cancellation: NexusCancellationInfo
+    def __init__(self, scheduled_event_id: _Optional[int] = ..., endpoint: _Optional[str] = ..., endpoint_id: _Optional[str] = ..., service: _Optional[str] = ..., operation: _Optional[str] = ..., request_id: _Optional[str] = ..., scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., schedule_to_close_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., schedule_to_start_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., start_to_close_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., state: _Optional[int] = ..., attempt: _Optional[int] = ..., last_attempt_complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_attempt_failure: _Optional[_Union[_message_pb2_1.Failure, _Mapping]] = ..., next_attempt_schedule_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., blocked_reason: _Optional[str] = ..., operation_token: _Optional[str] = ..., started_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., cancellation: _Optional[_Union[NexusCancellationInfo, _Mapping]] = ...) -> None: ...
+
+class NexusCancellationInfo(_message.Message):
+    __slots__ = ("requested_event_id", "requested_time", "state", "attempt", "last_attempt_complete_time", "last_attempt_failure", "next_attempt_schedule_time", "blocked_reason")
+    REQUESTED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_TIME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ATTEMPT_COMPLETE_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_ATTEMPT_FAILURE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_SCHEDULE_TIME_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_REASON_FIELD_NUMBER: _ClassVar[int]
+    requested_event_id: int
+    requested_time: _timestamp_pb2.Timestamp
+    state: int
+    attempt: int
+    last_attempt_complete_time: _timestamp_pb2.Timestamp
+    last_attempt_failure: _message_pb2_1.Failure
+    next_attempt_schedule_time: _timestamp_pb2.Timestamp
+    blocked_reason: str
+    def __init__(self, requested_event_id: _Optional[int] = ..., requested_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[int] = ..., attempt: _Optional[int] = ..., last_attempt_complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_attempt_failure: _Optional[_Union[_message_pb2_1.Failure, _Mapping]] = ..., next_attempt_schedule_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., blocked_reason: _Optional[str] = ...) -> None: ...
+
+class CallbackState(_message.Message):
+    __slots__ = ("state", "attempt", "last_attempt_complete_time", "last_attempt_failure", "next_attempt_schedule_time")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ATTEMPT_COMPLETE_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_ATTEMPT_FAILURE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_SCHEDULE_TIME_FIELD_NUMBER: _ClassVar[int]
+    state: int
+    attempt: int
+    last_attempt_complete_time: _timestamp_pb2.Timestamp
+    last_attempt_failure: _message_pb2_1.Failure
+    next_attempt_schedule_time: _timestamp_pb2.Timestamp
+    def __init__(self, state: _Optional[int] = ..., attempt: _Optional[int] = ..., last_attempt_complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_attempt_failure: _Optional[_Union[_message_pb2_1.Failure, _Mapping]] = ..., next_attempt_schedule_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class NexusCallbackToken(_message.Message):
+    __slots__ = ("namespace_id", "workflow_id", "run_id", "scheduled_event_id", "request_id")
+    NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    scheduled_event_id: int
+    request_id: str
+    def __init__(self, namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., scheduled_event_id: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class NexusTaskToken(_message.Message):
+    __slots__ = ("namespace_id", "task_queue", "task_id")
+    NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_QUEUE_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    namespace_id: str
+    task_queue: str
+    task_id: str
+    def __init__(self, namespace_id: _Optional[str] = ..., task_queue: _Optional[str] = ..., task_id: _Optional[str] = ...) -> None: ...
+
 class ExecutionState(_message.Message):
-    __slots__ = ("namespace_id", "workflow_id", "run_id", "start", "start_time", "execution_time", "close_time", "run_expiration_time", "execution_expiration_time", "status", "next_event_id", "last_completed_wft_started_event_id", "version_history", "db_version", "start_request_id", "sticky_task_queue", "sticky_schedule_to_start_timeout", "workflow_task", "activities", "timers", "buffered_events", "cancel_requested", "cancel_request_id", "search_attributes", "memo", "completion_event_id", "new_execution_run_id", "history_size_bytes", "signal_request_ids", "signal_count", "last_event_task_id", "version", "activity_count", "last_workflow_task_completed_event_id", "start_request_ids", "header", "user_metadata", "children", "external_signals", "external_cancels", "updates", "reset_run_id", "speculative_workflow_task", "auto_reset_points")
+    __slots__ = ("namespace_id", "workflow_id", "run_id", "start", "start_time", "execution_time", "close_time", "run_expiration_time", "execution_expiration_time", "status", "next_event_id", "last_completed_wft_started_event_id", "version_history", "db_version", "start_request_id", "sticky_task_queue", "sticky_schedule_to_start_timeout", "workflow_task", "activities", "timers", "buffered_events", "cancel_requested", "cancel_request_id", "search_attributes", "memo", "completion_event_id", "new_execution_run_id", "history_size_bytes", "signal_request_ids", "signal_count", "last_event_task_id", "version", "activity_count", "last_workflow_task_completed_event_id", "start_request_ids", "header", "user_metadata", "children", "external_signals", "external_cancels", "updates", "reset_run_id", "speculative_workflow_task", "auto_reset_points", "nexus_operations", "callbacks")
     class ActivitiesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -239,6 +355,13 @@ class ExecutionState(_message.Message):
         key: str
         value: UpdateInfo
         def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[UpdateInfo, _Mapping]] = ...) -> None: ...
+    class NexusOperationsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: NexusOperationInfo
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[_Union[NexusOperationInfo, _Mapping]] = ...) -> None: ...
     NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -283,6 +406,8 @@ class ExecutionState(_message.Message):
     RESET_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     SPECULATIVE_WORKFLOW_TASK_FIELD_NUMBER: _ClassVar[int]
     AUTO_RESET_POINTS_FIELD_NUMBER: _ClassVar[int]
+    NEXUS_OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    CALLBACKS_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     workflow_id: str
     run_id: str
@@ -327,10 +452,12 @@ class ExecutionState(_message.Message):
     reset_run_id: str
     speculative_workflow_task: bool
     auto_reset_points: _message_pb2_1_1_1_1_1_1.ResetPoints
-    def __init__(self, namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., start: _Optional[_Union[_message_pb2_1_1.WorkflowExecutionStartedEventAttributes, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., close_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[int] = ..., next_event_id: _Optional[int] = ..., last_completed_wft_started_event_id: _Optional[int] = ..., version_history: _Optional[_Iterable[_Union[VersionHistoryItem, _Mapping]]] = ..., db_version: _Optional[int] = ..., start_request_id: _Optional[str] = ..., sticky_task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1.TaskQueue, _Mapping]] = ..., sticky_schedule_to_start_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., workflow_task: _Optional[_Union[WorkflowTaskInfo, _Mapping]] = ..., activities: _Optional[_Mapping[int, ActivityInfo]] = ..., timers: _Optional[_Mapping[str, TimerInfo]] = ..., buffered_events: _Optional[_Iterable[_Union[_message_pb2_1_1.HistoryEvent, _Mapping]]] = ..., cancel_requested: _Optional[bool] = ..., cancel_request_id: _Optional[str] = ..., search_attributes: _Optional[_Union[_message_pb2.SearchAttributes, _Mapping]] = ..., memo: _Optional[_Union[_message_pb2.Memo, _Mapping]] = ..., completion_event_id: _Optional[int] = ..., new_execution_run_id: _Optional[str] = ..., history_size_bytes: _Optional[int] = ..., signal_request_ids: _Optional[_Iterable[str]] = ..., signal_count: _Optional[int] = ..., last_event_task_id: _Optional[int] = ..., version: _Optional[int] = ..., activity_count: _Optional[int] = ..., last_workflow_task_completed_event_id: _Optional[int] = ..., start_request_ids: _Optional[_Iterable[str]] = ..., header: _Optional[_Union[_message_pb2.Header, _Mapping]] = ..., user_metadata: _Optional[_Union[_user_metadata_pb2.UserMetadata, _Mapping]] = ..., children: _Optional[_Mapping[int, ChildInfo]] = ..., external_signals: _Optional[_Mapping[int, ExternalRequestInfo]] = ..., external_cancels: _Optional[_Mapping[int, ExternalRequestInfo]] = ..., updates: _Optional[_Mapping[str, UpdateInfo]] = ..., reset_run_id: _Optional[str] = ..., speculative_workflow_task: _Optional[bool] = ..., auto_reset_points: _Optional[_Union[_message_pb2_1_1_1_1_1_1.ResetPoints, _Mapping]] = ...) -> None: ...
+    nexus_operations: _containers.MessageMap[int, NexusOperationInfo]
+    callbacks: _containers.RepeatedCompositeFieldContainer[CallbackState]
+    def __init__(self, namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., start: _Optional[_Union[_message_pb2_1_1.WorkflowExecutionStartedEventAttributes, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., close_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[int] = ..., next_event_id: _Optional[int] = ..., last_completed_wft_started_event_id: _Optional[int] = ..., version_history: _Optional[_Iterable[_Union[VersionHistoryItem, _Mapping]]] = ..., db_version: _Optional[int] = ..., start_request_id: _Optional[str] = ..., sticky_task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1.TaskQueue, _Mapping]] = ..., sticky_schedule_to_start_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., workflow_task: _Optional[_Union[WorkflowTaskInfo, _Mapping]] = ..., activities: _Optional[_Mapping[int, ActivityInfo]] = ..., timers: _Optional[_Mapping[str, TimerInfo]] = ..., buffered_events: _Optional[_Iterable[_Union[_message_pb2_1_1.HistoryEvent, _Mapping]]] = ..., cancel_requested: _Optional[bool] = ..., cancel_request_id: _Optional[str] = ..., search_attributes: _Optional[_Union[_message_pb2.SearchAttributes, _Mapping]] = ..., memo: _Optional[_Union[_message_pb2.Memo, _Mapping]] = ..., completion_event_id: _Optional[int] = ..., new_execution_run_id: _Optional[str] = ..., history_size_bytes: _Optional[int] = ..., signal_request_ids: _Optional[_Iterable[str]] = ..., signal_count: _Optional[int] = ..., last_event_task_id: _Optional[int] = ..., version: _Optional[int] = ..., activity_count: _Optional[int] = ..., last_workflow_task_completed_event_id: _Optional[int] = ..., start_request_ids: _Optional[_Iterable[str]] = ..., header: _Optional[_Union[_message_pb2.Header, _Mapping]] = ..., user_metadata: _Optional[_Union[_user_metadata_pb2.UserMetadata, _Mapping]] = ..., children: _Optional[_Mapping[int, ChildInfo]] = ..., external_signals: _Optional[_Mapping[int, ExternalRequestInfo]] = ..., external_cancels: _Optional[_Mapping[int, ExternalRequestInfo]] = ..., updates: _Optional[_Mapping[str, UpdateInfo]] = ..., reset_run_id: _Optional[str] = ..., speculative_workflow_task: _Optional[bool] = ..., auto_reset_points: _Optional[_Union[_message_pb2_1_1_1_1_1_1.ResetPoints, _Mapping]] = ..., nexus_operations: _Optional[_Mapping[int, NexusOperationInfo]] = ..., callbacks: _Optional[_Iterable[_Union[CallbackState, _Mapping]]] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("type", "category", "task_id", "shard_id", "visibility_time", "namespace_id", "workflow_id", "run_id", "event_id", "attempt", "stamp", "timeout_type", "task_queue", "timer_id", "version")
+    __slots__ = ("type", "category", "task_id", "shard_id", "visibility_time", "namespace_id", "workflow_id", "run_id", "event_id", "attempt", "stamp", "timeout_type", "task_queue", "timer_id", "version", "callback_index")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
@@ -346,6 +473,7 @@ class Task(_message.Message):
     TASK_QUEUE_FIELD_NUMBER: _ClassVar[int]
     TIMER_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_INDEX_FIELD_NUMBER: _ClassVar[int]
     type: TaskType
     category: TaskCategory
     task_id: int
@@ -361,7 +489,8 @@ class Task(_message.Message):
     task_queue: _message_pb2_1_1_1_1_1.TaskQueue
     timer_id: str
     version: int
-    def __init__(self, type: _Optional[_Union[TaskType, str]] = ..., category: _Optional[_Union[TaskCategory, str]] = ..., task_id: _Optional[int] = ..., shard_id: _Optional[int] = ..., visibility_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., event_id: _Optional[int] = ..., attempt: _Optional[int] = ..., stamp: _Optional[int] = ..., timeout_type: _Optional[int] = ..., task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1.TaskQueue, _Mapping]] = ..., timer_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+    callback_index: int
+    def __init__(self, type: _Optional[_Union[TaskType, str]] = ..., category: _Optional[_Union[TaskCategory, str]] = ..., task_id: _Optional[int] = ..., shard_id: _Optional[int] = ..., visibility_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., event_id: _Optional[int] = ..., attempt: _Optional[int] = ..., stamp: _Optional[int] = ..., timeout_type: _Optional[int] = ..., task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1.TaskQueue, _Mapping]] = ..., timer_id: _Optional[str] = ..., version: _Optional[int] = ..., callback_index: _Optional[int] = ...) -> None: ...
 
 class TaskToken(_message.Message):
     __slots__ = ("namespace_id", "workflow_id", "run_id", "scheduled_event_id", "attempt", "activity_id", "started_event_id", "query_id", "stamp", "activity_type")

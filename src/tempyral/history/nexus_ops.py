@@ -1,0 +1,196 @@
+"""A caller's Nexus operations: recording what the start and cancel requests came to, the
+timers of retries and timeouts, and completions that arrive by callback.
+
+Every entry point locks the caller's run and checks that the operation is still in the state
+the outcome belongs to, so a late, repeated or stale outcome changes nothing: each operation
+completes once, however often its callback is delivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from temporalio.api.common.v1 import message_pb2 as common
+from temporalio.api.enums.v1 import NexusOperationCancellationState, PendingNexusOperationState, TimeoutType
+from temporalio.api.failure.v1 import message_pb2 as failure_pb
+
+from tempyral.common.errors import NotFound
+from tempyral.history import events as ev
+from tempyral.history.mutable_state import MutableState
+from tempyral.history.shard import Mutation
+from tempyral.nexus import outcomes
+from tempyral.nexus.machinery import backoff_s
+from tempyral.nexus.outcomes import Kind, Outcome
+from tempyral.proto.internal_pb2 import NexusCallbackToken, NexusOperationInfo, Task, TaskType
+
+if TYPE_CHECKING:
+    from tempyral.history.engine import HistoryEngine
+
+log = logging.getLogger(__name__)
+State = PendingNexusOperationState
+CancelState = NexusOperationCancellationState
+SCHEDULED = State.PENDING_NEXUS_OPERATION_STATE_SCHEDULED
+STARTED = State.PENDING_NEXUS_OPERATION_STATE_STARTED
+
+
+class OperationNotFound(NotFound):
+    pass
+
+
+class NexusOperations:
+    def __init__(self, engine: HistoryEngine) -> None:
+        self.engine = engine
+
+    # ------------------------------------------------------------------ start requests
+    async def record_start(self, task: Task, outcome: Outcome) -> None:
+        async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+            info = ms.s.nexus_operations.get(task.event_id)
+            if not ms.running or info is None or info.state != SCHEDULED or info.attempt != task.attempt:
+                return  # settled meanwhile (callback, timeout, cancel) or a stale task
+            self._apply_start(ms, info, outcome)
+            self._schedule_workflow_task(ms)
+            await shard.commit([Mutation(entry, ms)])
+
+    def _apply_start(self, ms: MutableState, info: NexusOperationInfo, outcome: Outcome) -> None:
+        sid = info.scheduled_event_id
+        if outcome.kind == Kind.SUCCEEDED:
+            ms.add_nexus_completed(sid, outcome.result, outcome.links)
+        elif outcome.kind == Kind.STARTED:
+            ms.add_nexus_started(sid, outcome.token, outcome.links)
+        elif outcome.kind in (Kind.FAILED, Kind.CANCELED):
+            assert outcome.failure is not None
+            event_type = ev.NEXUS_CANCELED if outcome.kind == Kind.CANCELED else ev.NEXUS_FAILED
+            failure = outcome.failure
+            if outcome.kind == Kind.CANCELED and not failure.HasField("canceled_failure_info"):
+                failure = _as_canceled(failure)
+            ms.add_nexus_closed_unsuccessfully(event_type, sid, outcomes.operation_failure(info, failure))
+        else:
+            assert outcome.failure is not None
+            info.attempt += 1
+            retry_at = ms.now + int(backoff_s(self.engine.nexus_limits, info.attempt) * 1e9)
+            ms.nexus_attempt_failed(info, outcome.failure, retry_at)
+
+    async def record_blocked(self, task: Task, reason: str, delay_s: float) -> None:
+        """The request was held back (circuit breaker, rate limit): the same attempt goes later."""
+        async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+            info = ms.s.nexus_operations.get(task.event_id)
+            if not ms.running or info is None or info.state != SCHEDULED or info.attempt != task.attempt:
+                return
+            ms.nexus_blocked(info, reason, ms.now + int(delay_s * 1e9))
+            await shard.commit([Mutation(entry, ms)])
+
+    async def record_timeout(self, task: Task, timeout_type: int) -> None:
+        """No time left for another request before the operation's timeout."""
+        async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+            info = ms.s.nexus_operations.get(task.event_id)
+            if not ms.running or info is None or info.state != SCHEDULED or info.attempt != task.attempt:
+                return
+            self._time_out(ms, info, timeout_type)
+            self._schedule_workflow_task(ms)
+            await shard.commit([Mutation(entry, ms)])
+
+    @staticmethod
+    def _time_out(ms: MutableState, info: NexusOperationInfo, timeout_type: int) -> None:
+        failure = outcomes.operation_failure(info, outcomes.timeout_failure(timeout_type))
+        ms.add_nexus_closed_unsuccessfully(ev.NEXUS_TIMED_OUT, info.scheduled_event_id, failure)
+
+    # ------------------------------------------------------------------ cancel requests
+    async def record_cancel(self, task: Task, outcome: Outcome) -> None:
+        async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+            info = ms.s.nexus_operations.get(task.event_id)
+            if not ms.running or info is None or not _cancel_due(info, task):
+                return
+            if outcome.kind == Kind.SUCCEEDED:
+                ms.add_nexus_cancel_request_result(info.scheduled_event_id)
+            elif outcome.kind == Kind.RETRY:
+                assert outcome.failure is not None
+                delay = backoff_s(self.engine.nexus_limits, info.cancellation.attempt + 1)
+                ms.nexus_cancel_attempt_failed(info, outcome.failure, ms.now + int(delay * 1e9))
+            else:
+                assert outcome.failure is not None
+                ms.add_nexus_cancel_request_result(info.scheduled_event_id, outcome.failure)
+            self._schedule_workflow_task(ms)
+            await shard.commit([Mutation(entry, ms)])
+
+    # ------------------------------------------------------------------ timers
+    def on_timer(self, ms: MutableState, task: Task) -> bool:
+        info = ms.s.nexus_operations.get(task.event_id)
+        if info is None:
+            return False
+        if task.type == TaskType.TASK_TYPE_NEXUS_BACKOFF:
+            if info.state == STARTED or info.attempt != task.attempt or info.state == SCHEDULED:
+                return False
+            ms.nexus_rescheduled(info)
+            return True
+        if task.type == TaskType.TASK_TYPE_NEXUS_CANCEL_BACKOFF:
+            c = info.cancellation
+            if c.state != CancelState.NEXUS_OPERATION_CANCELLATION_STATE_BACKING_OFF or c.attempt != task.attempt:
+                return False
+            ms.nexus_cancel_rescheduled(info)
+            return True
+        if task.type == TaskType.TASK_TYPE_NEXUS_TIMEOUT:
+            if task.timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START and info.state == STARTED:
+                return False
+            self._time_out(ms, info, task.timeout_type)
+            return True
+        return False
+
+    # ------------------------------------------------------------------ completions by callback
+    async def complete(
+        self,
+        token: NexusCallbackToken,
+        operation_token: str,
+        start_links: list[common.Link],
+        start_time_ns: int,
+        result: common.Payload | None,
+        failure: failure_pb.Failure | None,
+        canceled: bool,
+    ) -> None:
+        """The handler's operation closed. Raises OperationNotFound if the caller is gone or the
+        operation is already settled (a repeated delivery)."""
+        try:
+            async with self.engine.locked(token.namespace_id, token.workflow_id, token.run_id) as (shard, entry, ms):
+                info = ms.s.nexus_operations.get(token.scheduled_event_id)
+                if not ms.running or info is None or info.request_id != token.request_id:
+                    raise OperationNotFound("operation not found")
+                sid = info.scheduled_event_id
+                if info.state != STARTED:
+                    # the completion overtook the start response: record the start first
+                    ms.add_nexus_started(sid, operation_token, start_links, event_time=start_time_ns)
+                if failure is None:
+                    ms.add_nexus_completed(sid, result, [])
+                else:
+                    event_type = ev.NEXUS_CANCELED if canceled else ev.NEXUS_FAILED
+                    ms.add_nexus_closed_unsuccessfully(event_type, sid, outcomes.operation_failure(info, failure))
+                self._schedule_workflow_task(ms)
+                await shard.commit([Mutation(entry, ms)])
+        except NotFound as err:
+            raise OperationNotFound("operation not found") from err
+
+    @staticmethod
+    def _schedule_workflow_task(ms: MutableState) -> None:
+        if ms.running and ms.new_events and not ms.wft_pending:
+            ms.schedule_workflow_task()
+
+
+def _cancel_due(info: NexusOperationInfo, task: Task) -> bool:
+    c = info.cancellation
+    return (
+        info.state == STARTED
+        and c.state == CancelState.NEXUS_OPERATION_CANCELLATION_STATE_SCHEDULED
+        and c.attempt + 1 == task.attempt
+    )
+
+
+def _as_canceled(failure: failure_pb.Failure) -> failure_pb.Failure:
+    out = failure_pb.Failure(message=failure.message, stack_trace=failure.stack_trace)
+    out.canceled_failure_info.SetInParent()
+    if failure.HasField("cause"):
+        out.cause.CopyFrom(failure.cause)
+    return out
+
+
+def monotonic_ms() -> int:
+    return int(time.monotonic() * 1000)

@@ -1,0 +1,293 @@
+"""Sends a caller's Nexus start and cancel requests to the endpoint's target and hands what came
+back to the history side (`history.nexus_ops`).
+
+Runs as the executor of the NEXUS_START / NEXUS_CANCEL outbox tasks. Before a request goes out:
+the endpoint must exist and admit the caller's namespace, the destination's circuit breaker
+must let it through, and the rate limits must have room; otherwise the operation fails (the first
+two) or waits (the last two) without spending an attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from temporalio.api.common.v1 import message_pb2 as common
+from temporalio.api.enums.v1 import PendingNexusOperationState, TimeoutType
+from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
+
+from tempyral.common.clock import duration_ns, timestamp, ts_ns
+from tempyral.common.errors import NotFound
+from tempyral.nexus import links as nexus_links
+from tempyral.nexus import outcomes
+from tempyral.nexus.dispatch import NexusDispatcher
+from tempyral.nexus.endpoints import EndpointRegistry
+from tempyral.nexus.machinery import Machinery
+from tempyral.nexus.metrics import NexusMetrics
+from tempyral.nexus.outcomes import Kind, Outcome
+from tempyral.proto.internal_pb2 import NexusCallbackToken, NexusOperationInfo, Task
+
+if TYPE_CHECKING:
+    from tempyral.history.engine import HistoryEngine
+
+log = logging.getLogger(__name__)
+SYSTEM_CALLBACK_URL = "temporal://system"
+CALLBACK_TOKEN_HEADER = "temporal-callback-token"
+OPERATION_TOKEN_HEADER = "nexus-operation-token"
+BREAKER_OPEN = "The circuit breaker is open."
+SCHEDULED = PendingNexusOperationState.PENDING_NEXUS_OPERATION_STATE_SCHEDULED
+
+ExternalCall = Callable[[nexus_pb.Endpoint, nexus_pb.Request, float], Awaitable[Outcome]]
+
+
+@dataclass
+class _Call:
+    """What a request needs, read from the caller's state."""
+
+    info: NexusOperationInfo
+    namespace: str
+    scheduled: common.Payload
+    header: dict[str, str]
+
+
+def encode_callback_token(token: NexusCallbackToken) -> str:
+    data = base64.b64encode(token.SerializeToString()).decode()
+    return json.dumps({"v": 1, "d": data}, separators=(",", ":"))
+
+
+def decode_callback_token(text: str) -> NexusCallbackToken | None:
+    try:
+        envelope = json.loads(text)
+        token = NexusCallbackToken.FromString(base64.b64decode(envelope["d"], validate=True))
+    except Exception:  # any malformed token is just "not a token of ours"
+        return None
+    if not (token.namespace_id and token.workflow_id and token.run_id and token.scheduled_event_id):
+        return None
+    return token
+
+
+def format_timeout(seconds: float) -> str:
+    return f"{max(int(seconds * 1000), 0)}ms"
+
+
+class NexusInvoker:
+    def __init__(
+        self,
+        engine: HistoryEngine,
+        endpoints: EndpointRegistry,
+        dispatcher: NexusDispatcher,
+        machinery: Machinery,
+        metrics: NexusMetrics,
+    ) -> None:
+        self.engine = engine
+        self.endpoints = endpoints
+        self.dispatcher = dispatcher
+        self.machinery = machinery
+        self.metrics = metrics
+        self.external: ExternalCall | None = None  # set by the HTTP module
+
+    # ------------------------------------------------------------------ start
+    async def start(self, task: Task) -> None:
+        call = await self._load(task, for_cancel=False)
+        if call is None:
+            return
+        info = call.info
+        ops = self.engine.nexus_operations
+        endpoint = self._endpoint(info)
+        if endpoint is None:
+            outcome = Outcome(
+                Kind.FAILED, failure=outcomes.handler_error("NOT_FOUND", "endpoint not registered"), label="no-endpoint"
+            )
+            await ops.record_start(task, outcome)
+            return
+        if not self.machinery.allowed(endpoint.spec.name, call.namespace):
+            message = f"caller namespace {call.namespace!r} is not allowed to use endpoint {endpoint.spec.name!r}"
+            log.warning("Nexus call refused: %s", message)
+            self.metrics.request(call.namespace, endpoint.spec.name, "StartOperation", "permission-denied")
+            await ops.record_start(
+                task, Outcome(Kind.FAILED, failure=outcomes.handler_error("UNAUTHORIZED", message), label="denied")
+            )
+            return
+        if await self._held_back(task, endpoint.spec.name, call.namespace):
+            return
+        timeout_s, timeout_type = self._call_timeout(info)
+        if timeout_s < self.machinery.limits.min_request_timeout_s:
+            await ops.record_timeout(task, timeout_type)
+            return
+        request = self._start_request(task, call, endpoint, timeout_s)
+        started = time.monotonic()
+        outcome = await self._send(endpoint, request, timeout_s, outcomes.start_outcome)
+        self._observe(call, endpoint, "StartOperation", outcome, started)
+        await ops.record_start(task, outcome)
+
+    def _start_request(
+        self, task: Task, call: _Call, endpoint: nexus_pb.Endpoint, timeout_s: float
+    ) -> nexus_pb.Request:
+        info = call.info
+        token = NexusCallbackToken(
+            namespace_id=task.namespace_id,
+            workflow_id=task.workflow_id,
+            run_id=task.run_id,
+            scheduled_event_id=info.scheduled_event_id,
+            request_id=info.request_id,
+        )
+        link = nexus_links.scheduled_event_link(call.namespace, task.workflow_id, task.run_id, info.scheduled_event_id)
+        header = dict(call.header)
+        header["request-timeout"] = format_timeout(timeout_s)
+        header["nexus-request-id"] = info.request_id
+        s2c = duration_ns(info.schedule_to_close_timeout)
+        if s2c and "operation-timeout" not in header:
+            remaining = (ts_ns(info.scheduled_time) + s2c - time.time_ns()) / 1e9
+            header["operation-timeout"] = format_timeout(remaining)
+        request = nexus_pb.Request(header=header, endpoint=endpoint.spec.name)
+        request.scheduled_time.CopyFrom(timestamp(time.time_ns()))
+        request.capabilities.temporal_failure_responses = True
+        start = request.start_operation
+        start.service = info.service
+        start.operation = info.operation
+        start.request_id = info.request_id
+        start.callback = SYSTEM_CALLBACK_URL if endpoint.spec.target.HasField("worker") else ""
+        start.callback_header[CALLBACK_TOKEN_HEADER] = encode_callback_token(token)
+        start.payload.CopyFrom(call.scheduled)
+        start.links.append(link)
+        return request
+
+    # ------------------------------------------------------------------ cancel
+    async def cancel(self, task: Task) -> None:
+        call = await self._load(task, for_cancel=True)
+        if call is None:
+            return
+        info = call.info
+        ops = self.engine.nexus_operations
+        endpoint = self._endpoint(info)
+        if endpoint is None:
+            failure = outcomes.handler_error("NOT_FOUND", "endpoint not registered")
+            await ops.record_cancel(task, Outcome(Kind.FAILED, failure=failure))
+            return
+        timeout_s = self.machinery.limits.request_timeout_s
+        request = nexus_pb.Request(header={"request-timeout": format_timeout(timeout_s)}, endpoint=endpoint.spec.name)
+        request.scheduled_time.CopyFrom(timestamp(time.time_ns()))
+        cancel = request.cancel_operation
+        cancel.service = info.service
+        cancel.operation = info.operation
+        cancel.operation_token = info.operation_token
+        cancel.operation_id = info.operation_token
+        started = time.monotonic()
+        outcome = await self._send(endpoint, request, timeout_s, outcomes.cancel_outcome)
+        self._observe(call, endpoint, "CancelOperation", outcome, started)
+        await ops.record_cancel(task, outcome)
+
+    # ------------------------------------------------------------------ shared
+    async def _load(self, task: Task, for_cancel: bool) -> _Call | None:
+        engine = self.engine
+        try:
+            async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+                info = ms.s.nexus_operations.get(task.event_id)
+                if not ms.running or info is None:
+                    return None
+                if for_cancel:
+                    if info.cancellation.attempt + 1 != task.attempt:
+                        return None
+                elif info.state != SCHEDULED or info.attempt != task.attempt:
+                    return None
+                copy = NexusOperationInfo()
+                copy.CopyFrom(info)
+                events = await engine.events(shard, entry, ms, info.scheduled_event_id, info.scheduled_event_id + 1)
+        except NotFound:
+            return None
+        namespace = engine.namespaces.find_by_id(task.namespace_id)
+        if not events or namespace is None:
+            return None
+        attrs = events[0].nexus_operation_scheduled_event_attributes
+        return _Call(copy, namespace.name, attrs.input, dict(attrs.nexus_header))
+
+    def _endpoint(self, info: NexusOperationInfo) -> nexus_pb.Endpoint | None:
+        # by id, then by name: an endpoint re-created under the same name still serves the call
+        if info.endpoint_id:
+            try:
+                return self.endpoints.get(info.endpoint_id)
+            except NotFound:
+                pass
+        return self.endpoints.find_by_name(info.endpoint)
+
+    async def _held_back(self, task: Task, endpoint_name: str, caller_namespace: str) -> bool:
+        """Circuit breaker open or rate limit reached: the operation waits, attempt unspent."""
+        wait = self.machinery.breaker(endpoint_name).allow()
+        reason = BREAKER_OPEN
+        if wait <= 0:
+            wait, reason = self.machinery.rate_delay(endpoint_name, caller_namespace)
+            if 0 < wait <= 0.5:
+                await asyncio.sleep(wait)  # a short wait is cheaper in place than through a timer
+                wait = 0.0
+        if wait <= 0:
+            return False
+        self.metrics.blocked(caller_namespace, endpoint_name, reason)
+        await self.engine.nexus_operations.record_blocked(task, reason, wait)
+        return True
+
+    def _call_timeout(self, info: NexusOperationInfo) -> tuple[float, int]:
+        timeout = self.machinery.limits.request_timeout_s
+        timeout_type = TimeoutType.TIMEOUT_TYPE_UNSPECIFIED
+        now = time.time_ns()
+        scheduled = ts_ns(info.scheduled_time)
+        for field, kind in (
+            ("schedule_to_close_timeout", TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE),
+            ("schedule_to_start_timeout", TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START),
+        ):
+            limit = duration_ns(getattr(info, field))
+            if limit:
+                remaining = (scheduled + limit - now) / 1e9
+                if remaining < timeout:
+                    timeout, timeout_type = remaining, kind
+        return timeout, timeout_type
+
+    async def _send(
+        self,
+        endpoint: nexus_pb.Endpoint,
+        request: nexus_pb.Request,
+        timeout_s: float,
+        classify: Callable[..., Outcome],
+    ) -> Outcome:
+        target = endpoint.spec.target
+        if target.HasField("worker"):
+            namespace = self.engine.namespaces.find(target.worker.namespace)
+            if namespace is None:
+                return Outcome(
+                    Kind.FAILED,
+                    failure=outcomes.handler_error("NOT_FOUND", f"namespace not found: {target.worker.namespace!r}"),
+                    label="no-namespace",
+                )
+            reply = await self.dispatcher.dispatch(namespace.id, target.worker.task_queue, request, timeout_s)
+            return outcomes.upstream_timeout() if reply is None else classify(reply)
+        if self.external is None:
+            return Outcome(
+                Kind.RETRY,
+                failure=outcomes.handler_error("UNAVAILABLE", "external endpoints are not served"),
+                destination_down=True,
+                label="no-http-client",
+            )
+        return await self.external(endpoint, request, timeout_s)
+
+    def _observe(self, call: _Call, endpoint: nexus_pb.Endpoint, method: str, outcome: Outcome, started: float) -> None:
+        name = endpoint.spec.name
+        breaker = self.machinery.breaker(name)
+        breaker.record(not outcome.destination_down)
+        self.metrics.request(
+            call.namespace, name, method, outcome.label or outcome.kind.value, time.monotonic() - started
+        )
+        if outcome.kind == Kind.RETRY:
+            log.info(
+                "Nexus %s to %s (%s/%s, attempt %d) failed, will retry: %s",
+                method,
+                name,
+                call.info.service,
+                call.info.operation,
+                call.info.attempt + 1,
+                outcome.failure.message if outcome.failure else "",
+            )
