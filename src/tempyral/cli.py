@@ -11,6 +11,7 @@ import sys
 from temporalio.api.enums.v1 import IndexedValueType
 
 from tempyral.config import ServerConfig
+from tempyral.nexus.machinery import NexusLimits
 from tempyral.server import Server
 
 ATTRIBUTE_TYPES = {
@@ -56,7 +57,60 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--sqlite-sync", default="NORMAL", choices=["OFF", "NORMAL", "FULL"], help="SQLite synchronous mode"
     )
+    _add_nexus_options(dev)
     return parser
+
+
+def _allowed_callers(value: str) -> tuple[str, frozenset[str]]:
+    endpoint, sep, namespaces = value.partition("=")
+    callers = frozenset(n.strip() for n in namespaces.split(",") if n.strip())
+    if not sep or not endpoint or not callers:
+        raise argparse.ArgumentTypeError(f"expected ENDPOINT=NAMESPACE[,NAMESPACE...], got {value!r}")
+    return endpoint, callers
+
+
+def _add_nexus_options(parser: argparse.ArgumentParser) -> None:
+    defaults = NexusLimits()
+    group = parser.add_argument_group("Nexus", "outbound Nexus calls (defaults are the reference server's)")
+    group.add_argument(
+        "--nexus-allow",
+        action="append",
+        default=[],
+        type=_allowed_callers,
+        metavar="ENDPOINT=NS[,NS...]",
+        help="only these caller namespaces may use ENDPOINT (repeatable; unlisted endpoints are open to all)",
+    )
+    group.add_argument("--nexus-request-timeout", type=float, default=defaults.request_timeout_s, metavar="SECONDS")
+    group.add_argument("--nexus-retry-initial", type=float, default=defaults.retry_initial_s, metavar="SECONDS")
+    group.add_argument("--nexus-retry-max", type=float, default=defaults.retry_max_s, metavar="SECONDS")
+    group.add_argument(
+        "--nexus-breaker-failures",
+        type=int,
+        default=defaults.breaker_failures,
+        help="the circuit breaker of a destination opens after more than this many consecutive failures",
+    )
+    group.add_argument("--nexus-breaker-open", type=float, default=defaults.breaker_open_s, metavar="SECONDS")
+    group.add_argument(
+        "--nexus-endpoint-rps", type=float, default=0.0, help="requests per second per endpoint (0: unlimited)"
+    )
+    group.add_argument(
+        "--nexus-namespace-rps", type=float, default=0.0, help="requests per second per caller namespace (0: unlimited)"
+    )
+    group.add_argument("--nexus-max-pending", type=int, default=defaults.max_pending_operations)
+
+
+def nexus_limits(args: argparse.Namespace) -> NexusLimits:
+    return NexusLimits(
+        request_timeout_s=args.nexus_request_timeout,
+        retry_initial_s=args.nexus_retry_initial,
+        retry_max_s=args.nexus_retry_max,
+        breaker_failures=args.nexus_breaker_failures,
+        breaker_open_s=args.nexus_breaker_open,
+        endpoint_rps=args.nexus_endpoint_rps,
+        namespace_rps=args.nexus_namespace_rps,
+        max_pending_operations=args.nexus_max_pending,
+        allowed_callers=dict(args.nexus_allow),
+    )
 
 
 async def _serve(config: ServerConfig) -> None:
@@ -84,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         log_level=args.log_level,
         num_shards=args.shards,
         sqlite_synchronous=args.sqlite_sync,
+        nexus=nexus_limits(args),
     )
     asyncio.run(_serve(config))
 
