@@ -1131,6 +1131,35 @@ class MutableState:
             self._transfer(TaskType.TASK_TYPE_SIGNAL_EXTERNAL, event_id=initiated)
         for initiated in s.external_cancels:
             self._transfer(TaskType.TASK_TYPE_CANCEL_EXTERNAL, event_id=initiated)
+        for op in s.nexus_operations.values():
+            self._regenerate_nexus_tasks(op)
+
+    def _regenerate_nexus_tasks(self, op: NexusOperationInfo) -> None:
+        if op.state != NexusState.PENDING_NEXUS_OPERATION_STATE_STARTED:
+            # the start request goes again; the handler recognises it by its request id
+            op.state = NexusState.PENDING_NEXUS_OPERATION_STATE_SCHEDULED
+            op.blocked_reason = ""
+            op.ClearField("next_attempt_schedule_time")
+            self._nexus_start_task(op)
+        elif op.cancellation.state in (
+            CancelState.NEXUS_OPERATION_CANCELLATION_STATE_SCHEDULED,
+            CancelState.NEXUS_OPERATION_CANCELLATION_STATE_BACKING_OFF,
+        ):
+            op.cancellation.state = CancelState.NEXUS_OPERATION_CANCELLATION_STATE_SCHEDULED
+            self._nexus_cancel_task(op)
+        scheduled = ts_ns(op.scheduled_time)
+        for name, timeout_type in (
+            ("schedule_to_close_timeout", TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE),
+            ("schedule_to_start_timeout", TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START),
+        ):
+            timeout = duration_ns(getattr(op, name))
+            if timeout > 0:
+                self._timer(
+                    TaskType.TASK_TYPE_NEXUS_TIMEOUT,
+                    scheduled + timeout,
+                    event_id=op.scheduled_event_id,
+                    timeout_type=timeout_type,
+                )
 
     # ------------------------------------------------------------------ close
     def _closing(self, continues: bool = False) -> None:

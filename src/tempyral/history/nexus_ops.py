@@ -149,25 +149,31 @@ class NexusOperations:
         canceled: bool,
     ) -> None:
         """The handler's operation closed. Raises OperationNotFound if the caller is gone or the
-        operation is already settled (a repeated delivery)."""
-        try:
-            async with self.engine.locked(token.namespace_id, token.workflow_id, token.run_id) as (shard, entry, ms):
-                info = ms.s.nexus_operations.get(token.scheduled_event_id)
-                if not ms.running or info is None or info.request_id != token.request_id:
-                    raise OperationNotFound("operation not found")
-                sid = info.scheduled_event_id
-                if info.state != STARTED:
-                    # the completion overtook the start response: record the start first
-                    ms.add_nexus_started(sid, operation_token, start_links, event_time=start_time_ns)
-                if failure is None:
-                    ms.add_nexus_completed(sid, result, [])
-                else:
-                    event_type = ev.NEXUS_CANCELED if canceled else ev.NEXUS_FAILED
-                    ms.add_nexus_closed_unsuccessfully(event_type, sid, outcomes.operation_failure(info, failure))
-                self._schedule_workflow_task(ms)
-                await shard.commit([Mutation(entry, ms)])
-        except NotFound as err:
-            raise OperationNotFound("operation not found") from err
+        operation is already settled (a repeated delivery).
+
+        A reset replaces the caller's run, and with it the run the token names: the operation is
+        then looked up, by its request id, in the workflow's current run."""
+        for run_id in (token.run_id, ""):
+            try:
+                async with self.engine.locked(token.namespace_id, token.workflow_id, run_id) as (shard, entry, ms):
+                    info = ms.s.nexus_operations.get(token.scheduled_event_id)
+                    if not ms.running or info is None or info.request_id != token.request_id:
+                        continue
+                    sid = info.scheduled_event_id
+                    if info.state != STARTED:
+                        # the completion overtook the start response: record the start first
+                        ms.add_nexus_started(sid, operation_token, start_links, event_time=start_time_ns)
+                    if failure is None:
+                        ms.add_nexus_completed(sid, result, [])
+                    else:
+                        event_type = ev.NEXUS_CANCELED if canceled else ev.NEXUS_FAILED
+                        ms.add_nexus_closed_unsuccessfully(event_type, sid, outcomes.operation_failure(info, failure))
+                    self._schedule_workflow_task(ms)
+                    await shard.commit([Mutation(entry, ms)])
+                    return
+            except NotFound:
+                continue
+        raise OperationNotFound("operation not found")
 
     @staticmethod
     def _schedule_workflow_task(ms: MutableState) -> None:

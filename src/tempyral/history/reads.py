@@ -6,6 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from temporalio.api.enums.v1 import (
+    CallbackState,
     HistoryEventFilterType,
     PendingActivityState,
     PendingWorkflowTaskState,
@@ -23,7 +24,7 @@ from tempyral.common.tokens import decode_page_token, encode_page_token
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.shard import ExecutionEntry, Shard
 from tempyral.namespace.registry import Namespace
-from tempyral.proto.internal_pb2 import ActivityInfo, HistoryPageToken
+from tempyral.proto.internal_pb2 import ActivityInfo, ExecutionState, HistoryPageToken, NexusOperationInfo
 
 if TYPE_CHECKING:
     from tempyral.history.engine import HistoryEngine
@@ -165,6 +166,10 @@ def describe(ns: Namespace, ms: MutableState, matching_backlog: int = 0) -> ws.D
                 parent_close_policy=child.initiated.parent_close_policy,
             )
         )
+    if s.status == Status.WORKFLOW_EXECUTION_STATUS_RUNNING:
+        for op in sorted(s.nexus_operations.values(), key=lambda o: o.scheduled_event_id):
+            resp.pending_nexus_operations.append(pending_nexus_operation(op))
+    _add_callbacks(resp, s)
     wt = s.workflow_task
     if wt.scheduled and s.status == Status.WORKFLOW_EXECUTION_STATUS_RUNNING:
         pw = resp.pending_workflow_task
@@ -179,6 +184,62 @@ def describe(ns: Namespace, ms: MutableState, matching_backlog: int = 0) -> ws.D
             pw.started_time.CopyFrom(wt.started_time)
         pw.attempt = wt.attempt
     return resp
+
+
+def pending_nexus_operation(op: NexusOperationInfo) -> workflow_pb.PendingNexusOperationInfo:
+    """A Nexus operation as describe shows it: where its start (and cancel) requests stand."""
+    out = workflow_pb.PendingNexusOperationInfo(
+        endpoint=op.endpoint,
+        service=op.service,
+        operation=op.operation,
+        operation_id=op.operation_token,
+        operation_token=op.operation_token,
+        scheduled_event_id=op.scheduled_event_id,
+        state=op.state,  # type: ignore[arg-type]
+        attempt=op.attempt,
+        blocked_reason=op.blocked_reason,
+    )
+    out.scheduled_time.CopyFrom(op.scheduled_time)
+    for name in (
+        "schedule_to_close_timeout",
+        "schedule_to_start_timeout",
+        "start_to_close_timeout",
+        "last_attempt_complete_time",
+        "last_attempt_failure",
+        "next_attempt_schedule_time",
+    ):
+        if op.HasField(name):
+            getattr(out, name).CopyFrom(getattr(op, name))
+    if op.cancellation.requested_event_id:
+        c = op.cancellation
+        info = out.cancellation_info
+        info.state = c.state  # type: ignore[assignment]
+        info.attempt = c.attempt
+        info.blocked_reason = c.blocked_reason
+        for name in (
+            "requested_time",
+            "last_attempt_complete_time",
+            "last_attempt_failure",
+            "next_attempt_schedule_time",
+        ):
+            if c.HasField(name):
+                getattr(info, name).CopyFrom(getattr(c, name))
+    return out
+
+
+def _add_callbacks(resp: ws.DescribeWorkflowExecutionResponse, s: ExecutionState) -> None:
+    """The run's completion callbacks: on standby until it closes, then their delivery state."""
+    for index, callback in enumerate(s.start.completion_callbacks):
+        info = resp.callbacks.add(callback=callback, state=CallbackState.CALLBACK_STATE_STANDBY)
+        info.trigger.workflow_closed.SetInParent()
+        info.registration_time.CopyFrom(s.start_time)
+        if index < len(s.callbacks):
+            st = s.callbacks[index]
+            info.state = st.state  # type: ignore[assignment]
+            info.attempt = st.attempt
+            for name in ("last_attempt_complete_time", "last_attempt_failure", "next_attempt_schedule_time"):
+                if st.HasField(name):
+                    getattr(info, name).CopyFrom(getattr(st, name))
 
 
 def pending_activity(ai: ActivityInfo) -> workflow_pb.PendingActivityInfo:

@@ -117,7 +117,8 @@ class NexusInvoker:
         if await self._held_back(task, endpoint.spec.name, call.namespace):
             return
         timeout_s, timeout_type = self._call_timeout(info)
-        if timeout_s < self.machinery.limits.min_request_timeout_s:
+        if timeout_type and timeout_s < self.machinery.limits.min_request_timeout_s:
+            # not enough time left before the operation's own timeout for another request
             await ops.record_timeout(task, timeout_type)
             return
         request = self._start_request(task, call, endpoint, timeout_s)
