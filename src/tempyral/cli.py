@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", "-p", type=int, default=7233, help="gRPC port (default 7233)")
     dev.add_argument("--ip", default="127.0.0.1", help="IP address to bind (default 127.0.0.1)")
     dev.add_argument(
+        "--http-port", type=int, default=None, help="port of the Nexus HTTP API (default: gRPC port + 10; 0: any free)"
+    )
+    dev.add_argument(
         "--db-filename", "-f", default=None, help="SQLite file to persist to (default: in-memory, lost at exit)"
     )
     dev.add_argument("--namespace", "-n", action="append", default=[], help="namespace to create at start (repeatable)")
@@ -116,7 +119,7 @@ def nexus_limits(args: argparse.Namespace) -> NexusLimits:
 async def _serve(config: ServerConfig) -> None:
     server = Server(config)
     await server.start()
-    print(f"tempyral server listening on {server.address}", flush=True)
+    print(f"tempyral server listening on {server.address} (Nexus HTTP: {server.http_address})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -132,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     config = ServerConfig(
         ip=args.ip,
         port=args.port,
+        http_port=args.http_port,
         db_filename=args.db_filename,
         namespaces=args.namespace,
         search_attributes=dict(args.search_attribute),

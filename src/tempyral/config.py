@@ -21,5 +21,7 @@ class ServerConfig:
     # "FULL" makes every commit durable against power loss; "NORMAL" only against crashes.
     sqlite_synchronous: str = "NORMAL"
     cluster_name: str = "active"
+    # The Nexus HTTP API: None = gRPC port + 10 (as the reference's 7243 for 7233), 0 = any free port.
+    http_port: int | None = None
     # Outbound Nexus calls: timeouts, retries, circuit breaker, rate limits, allowed callers.
     nexus: NexusLimits = field(default_factory=NexusLimits)

@@ -6,6 +6,7 @@ import logging
 import uuid
 
 import grpc
+from aiohttp import web
 from temporalio.api.operatorservice.v1 import service_pb2 as operator_service_pb
 from temporalio.api.workflowservice.v1 import service_pb2 as workflow_service_pb
 
@@ -21,6 +22,8 @@ from tempyral.namespace.registry import NamespaceRegistry
 from tempyral.nexus.callbacks import CallbackDelivery
 from tempyral.nexus.dispatch import NexusDispatcher
 from tempyral.nexus.endpoints import EndpointRegistry
+from tempyral.nexus.http_api import NexusHttpApi
+from tempyral.nexus.http_client import NexusHttpClient
 from tempyral.nexus.invoker import NexusInvoker
 from tempyral.nexus.machinery import Machinery
 from tempyral.nexus.metrics import NexusMetrics
@@ -62,8 +65,17 @@ class Server:
             }
         )
         self.engine.find_endpoint_id = self._endpoint_id
+        # Nexus over HTTP: outbound calls to external endpoints and callback URLs, and the HTTP API.
+        self.nexus_http_client = NexusHttpClient(config.nexus.request_timeout_s)
+        self.nexus_invoker.external = self.nexus_http_client.call
+        self.callbacks.external = self.nexus_http_client.deliver
+        self.nexus_http_api = NexusHttpApi(
+            self.engine, self.endpoints, self.nexus_dispatcher, self.nexus_machinery, self.nexus_metrics
+        )
+        self._http: web.AppRunner | None = None
         self._grpc: grpc.aio.Server | None = None
         self.address = ""
+        self.http_address = ""
 
     def _endpoint_id(self, name: str) -> str | None:
         endpoint = self.endpoints.find_by_name(name)
@@ -83,6 +95,9 @@ class Server:
                 record.search_attributes.update(cfg.search_attributes)
                 await self.namespaces.save(record)
         await self.endpoints.load()
+        # Before the engine: outbound tasks it resumes need the client and the callback URL.
+        await self.nexus_http_client.start()
+        await self._start_http()
         await self.engine.start()
 
         self._grpc = grpc.aio.server(
@@ -116,10 +131,29 @@ class Server:
         self.address = f"{host}:{bound}"
         log.info("tempyral listening on %s (database: %s)", self.address, cfg.db_filename or "in-memory")
 
+    async def _start_http(self) -> None:
+        cfg = self.config
+        port = cfg.port + 10 if cfg.http_port is None else cfg.http_port
+        self._http = web.AppRunner(self.nexus_http_api.app(), access_log=None)
+        await self._http.setup()
+        site = web.TCPSite(self._http, cfg.ip, port)
+        await site.start()
+        bound = self._http.addresses[0][1]
+        # A wildcard bind is not an address handlers can call back: use loopback in the URL.
+        callback_ip = "127.0.0.1" if cfg.ip in ("0.0.0.0", "") else "::1" if cfg.ip == "::" else cfg.ip
+        host = f"[{callback_ip}]" if ":" in callback_ip else callback_ip
+        self.http_address = f"{host}:{bound}"
+        self.nexus_invoker.callback_base_url = f"http://{self.http_address}"
+        log.info("Nexus HTTP API listening on http://%s", self.http_address)
+
     async def stop(self, grace: float = 2.0) -> None:
+        if self._http is not None:
+            await self._http.cleanup()
+            self._http = None
         if self._grpc is not None:
             await self._grpc.stop(grace)
             self._grpc = None
         await self.engine.stop()
+        await self.nexus_http_client.close()
         await self.store.close()
         log.info("tempyral stopped")

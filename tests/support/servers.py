@@ -43,6 +43,7 @@ class ServerProcess:
         self.port = port
         self.name = name
         self.proc: subprocess.Popen[bytes] | None = None
+        self.http_port: int | None = None  # tempyral's Nexus HTTP API
         self.log_path = os.path.join(tempfile.gettempdir(), f"{name}-{port}.log")
 
     @property
@@ -77,13 +78,23 @@ class ServerProcess:
             return ""
 
 
-def tempyral(db_filename: str | None = None, extra: list[str] | None = None, port: int | None = None) -> ServerProcess:
+def tempyral(
+    db_filename: str | None = None,
+    extra: list[str] | None = None,
+    port: int | None = None,
+    http_port: int | None = None,
+) -> ServerProcess:
+    """`http_port`: the Nexus HTTP API's port (default: a free one, in `ServerProcess.http_port`)."""
     port = port or free_port()
+    http_port = http_port or free_port()
     command = [sys.executable, "-m", "tempyral", "server", "start-dev", "--port", str(port), "--log-level", "warn"]
+    command += ["--http-port", str(http_port)]
     if db_filename:
         command += ["--db-filename", db_filename]
     command += extra or []
-    return ServerProcess(command, port, "tempyral")
+    proc = ServerProcess(command, port, "tempyral")
+    proc.http_port = http_port
+    return proc
 
 
 def reference_binary() -> str:

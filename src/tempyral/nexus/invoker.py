@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import PendingNexusOperationState, TimeoutType
@@ -72,6 +73,13 @@ def decode_callback_token(text: str) -> NexusCallbackToken | None:
     return token
 
 
+def external_callback_url(base_url: str, namespace: str) -> str:
+    """The callback URL of the HTTP API, for handlers that are not workers of this server."""
+    if not base_url:
+        return ""
+    return f"{base_url}/namespaces/{quote(namespace, safe='')}/nexus/callback"
+
+
 def format_timeout(seconds: float) -> str:
     return f"{max(int(seconds * 1000), 0)}ms"
 
@@ -91,6 +99,8 @@ class NexusInvoker:
         self.machinery = machinery
         self.metrics = metrics
         self.external: ExternalCall | None = None  # set by the HTTP module
+        # Where external handlers deliver completions: http://<ip>:<http port> (set by the server).
+        self.callback_base_url = ""
 
     # ------------------------------------------------------------------ start
     async def start(self, task: Task) -> None:
@@ -153,7 +163,11 @@ class NexusInvoker:
         start.service = info.service
         start.operation = info.operation
         start.request_id = info.request_id
-        start.callback = SYSTEM_CALLBACK_URL if endpoint.spec.target.HasField("worker") else ""
+        start.callback = (
+            SYSTEM_CALLBACK_URL
+            if endpoint.spec.target.HasField("worker")
+            else external_callback_url(self.callback_base_url, call.namespace)
+        )
         start.callback_header[CALLBACK_TOKEN_HEADER] = encode_callback_token(token)
         start.payload.CopyFrom(call.scheduled)
         start.links.append(link)
