@@ -8,6 +8,7 @@ pass through as the worker sent them, wrapped the way the reference wraps them.
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
 
 from temporalio.api.common.v1 import message_pb2 as common
@@ -76,7 +77,23 @@ def upstream_timeout() -> Outcome:
 
 
 def _from_nexus_failure(failure: nexus_pb.Failure) -> failure_pb.Failure:
+    """A Nexus failure (the older wire format) as a Temporal failure, the way the reference keeps
+    it: message and stack trace, and any metadata or details as a "NexusFailure" payload."""
     out = failure_pb.Failure(message=failure.message, stack_trace=failure.stack_trace)
+    if failure.metadata or failure.details:
+        extra: dict[str, object] = {}
+        if failure.metadata:
+            extra["metadata"] = dict(failure.metadata)
+        if failure.details:
+            try:
+                extra["details"] = json.loads(failure.details)
+            except ValueError:
+                extra["details"] = failure.details.decode(errors="replace")
+        info = out.application_failure_info
+        info.type = "NexusFailure"
+        info.details.payloads.add(
+            metadata={"encoding": b"json/plain"}, data=json.dumps(extra, separators=(",", ":")).encode()
+        )
     if failure.HasField("cause"):
         out.cause.CopyFrom(_from_nexus_failure(failure.cause))
     return out
@@ -88,9 +105,10 @@ def start_outcome(reply: ws.RespondNexusTaskCompletedRequest | ws.RespondNexusTa
         if reply.HasField("failure"):
             return handler_error_outcome(reply.failure, "handler-error")
         err = reply.error
-        failure = _from_nexus_failure(err.failure)
+        failure = failure_pb.Failure()  # the handler-error layer carries no message of its own
         failure.nexus_handler_failure_info.type = err.error_type or "INTERNAL"
         failure.nexus_handler_failure_info.retry_behavior = err.retry_behavior
+        failure.cause.CopyFrom(_from_nexus_failure(err.failure))
         return handler_error_outcome(failure, "handler-error")
     start = reply.response.start_operation
     variant = start.WhichOneof("variant")
@@ -130,8 +148,6 @@ def start_outcome(reply: ws.RespondNexusTaskCompletedRequest | ws.RespondNexusTa
         if op_error.operation_state == "canceled":
             cause.canceled_failure_info.SetInParent()
             return Outcome(Kind.CANCELED, failure=cause, label="operation-error")
-        cause.application_failure_info.type = "OperationError"
-        cause.application_failure_info.non_retryable = True
         return Outcome(Kind.FAILED, failure=cause, label="operation-error")
     return Outcome(
         Kind.RETRY,

@@ -1,0 +1,121 @@
+"""Circuit breaker, rate limits, backoff and outcome classification."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
+from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
+
+from tempyral.nexus import outcomes
+from tempyral.nexus.machinery import CircuitBreaker, Machinery, NexusLimits, TokenBucket, backoff_s
+from tempyral.nexus.outcomes import Kind
+
+
+def test_breaker_opens_after_more_than_n_failures_then_lets_one_probe_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    breaker = CircuitBreaker("ep", failures=2, open_s=60)
+    for _ in range(2):
+        breaker.record(ok=False)
+        assert breaker.allow() == 0 and breaker.state == "closed"
+    breaker.record(ok=False)
+    assert breaker.state == "open" and breaker.allow() == pytest.approx(60)
+    now[0] += 60
+    assert breaker.state == "half-open"
+    assert breaker.allow() == 0  # the probe
+    assert breaker.allow() > 0  # nobody else while it is out
+    breaker.record(ok=False)  # the probe failed: open again
+    assert breaker.state == "open"
+    now[0] += 60
+    assert breaker.allow() == 0
+    breaker.record(ok=True)
+    assert breaker.state == "closed" and breaker.allow() == 0
+
+
+def test_token_bucket_allows_a_burst_then_paces(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [0.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    bucket = TokenBucket(rate=2.0)
+    assert bucket.reserve() == 0 and bucket.reserve() == 0
+    assert bucket.reserve() == pytest.approx(0.5)
+    now[0] += 0.5
+    assert bucket.reserve() == 0
+
+
+def test_rate_limits_per_endpoint_and_per_namespace() -> None:
+    machinery = Machinery(NexusLimits(endpoint_rps=1, namespace_rps=100))
+    assert machinery.rate_delay("a", "ns")[0] == 0
+    delay, reason = machinery.rate_delay("a", "ns")
+    assert delay > 0 and "endpoint a" in reason
+    assert machinery.rate_delay("b", "ns")[0] == 0  # another endpoint has its own bucket
+    machinery = Machinery(NexusLimits(namespace_rps=1))
+    assert machinery.rate_delay("a", "ns1")[0] == 0
+    delay, reason = machinery.rate_delay("b", "ns1")
+    assert delay > 0 and "namespace ns1" in reason
+
+
+def test_access_control() -> None:
+    machinery = Machinery(NexusLimits(allowed_callers={"guarded": frozenset({"ok"})}))
+    assert machinery.allowed("guarded", "ok") and not machinery.allowed("guarded", "other")
+    assert machinery.allowed("open", "anyone")
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    limits = NexusLimits(retry_initial_s=1, retry_max_s=5, retry_jitter=0)
+    assert [backoff_s(limits, n) for n in (1, 2, 3, 4)] == [1, 2, 4, 5]
+
+
+def _failed(error_type: str, retry_behavior: int = 0) -> ws.RespondNexusTaskFailedRequest:
+    req = ws.RespondNexusTaskFailedRequest()
+    req.failure.message = "x"
+    req.failure.nexus_handler_failure_info.type = error_type
+    req.failure.nexus_handler_failure_info.retry_behavior = retry_behavior  # type: ignore[assignment]
+    return req
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind"),
+    [
+        (_failed("BAD_REQUEST"), Kind.FAILED),
+        (_failed("NOT_FOUND"), Kind.FAILED),
+        (_failed("INTERNAL"), Kind.RETRY),
+        (_failed("WEIRD"), Kind.RETRY),  # unknown types are retried, as on the reference
+        (_failed("INTERNAL", outcomes.RetryBehavior.NEXUS_HANDLER_ERROR_RETRY_BEHAVIOR_NON_RETRYABLE), Kind.FAILED),
+        (_failed("BAD_REQUEST", outcomes.RetryBehavior.NEXUS_HANDLER_ERROR_RETRY_BEHAVIOR_RETRYABLE), Kind.RETRY),
+    ],
+)
+def test_handler_errors_are_retried_by_type_and_behavior(reply: ws.RespondNexusTaskFailedRequest, kind: Kind) -> None:
+    assert outcomes.start_outcome(reply).kind == kind
+
+
+def test_start_responses() -> None:
+    ok = ws.RespondNexusTaskCompletedRequest()
+    ok.response.start_operation.sync_success.payload.data = b"1"
+    assert outcomes.start_outcome(ok).kind == Kind.SUCCEEDED
+    started = ws.RespondNexusTaskCompletedRequest()
+    started.response.start_operation.async_success.operation_token = "t"
+    assert outcomes.start_outcome(started).token == "t"
+    too_long = ws.RespondNexusTaskCompletedRequest()
+    too_long.response.start_operation.async_success.operation_token = "t" * 5000
+    assert outcomes.start_outcome(too_long).kind == Kind.FAILED
+    canceled = ws.RespondNexusTaskCompletedRequest()
+    canceled.response.start_operation.failure.canceled_failure_info.SetInParent()
+    assert outcomes.start_outcome(canceled).kind == Kind.CANCELED
+    legacy = ws.RespondNexusTaskCompletedRequest()
+    legacy.response.start_operation.operation_error.operation_state = "failed"
+    legacy.response.start_operation.operation_error.failure.message = "raw op failed"
+    out = outcomes.start_outcome(legacy)
+    assert out.kind == Kind.FAILED and out.failure is not None and out.failure.message == "raw op failed"
+
+
+def test_legacy_handler_error_keeps_its_failure_as_cause() -> None:
+    req = ws.RespondNexusTaskFailedRequest(error=nexus_pb.HandlerError(error_type="BAD_REQUEST"))
+    req.error.failure.message = "raw bad"
+    req.error.failure.metadata["k"] = "v"
+    out = outcomes.start_outcome(req)
+    assert out.kind == Kind.FAILED and out.failure is not None
+    assert out.failure.message == "" and out.failure.nexus_handler_failure_info.type == "BAD_REQUEST"
+    assert out.failure.cause.message == "raw bad"
+    assert out.failure.cause.application_failure_info.type == "NexusFailure"
