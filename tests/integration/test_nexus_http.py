@@ -291,6 +291,34 @@ async def test_an_external_handler_completes_the_operation_once_through_the_call
     assert [e.nexus_operation_started_event_attributes.operation_token for e in started] == ["ext-token-1"]
 
 
+async def test_an_external_handler_fails_the_operation_through_the_callback_url(
+    http: aiohttp.ClientSession, client: Client, task_queue: str, external_handler: ExternalHandler
+) -> None:
+    target = nexus_pb.EndpointTarget(external=nexus_pb.EndpointTarget.External(url=external_handler.url))
+    _, endpoint_name = await create_endpoint(client, target)
+    async with Worker(client, task_queue=task_queue, workflows=[HttpCallerWorkflow]):
+        handle = await client.start_workflow(HttpCallerWorkflow.run, endpoint_name, id=new_id(), task_queue=task_queue)
+        start = await within(external_handler.starts.get(), 30)
+        completion = {
+            "Temporal-Callback-Token": start.headers["Nexus-Callback-Temporal-Callback-Token"],
+            "Nexus-Operation-State": "failed",
+            "Nexus-Operation-Token": "ext-token-1",
+        }
+        # a failure must be JSON
+        status, body, _ = await post(
+            http, start.query["callback"], b"failed", {**completion, "Content-Type": "text/plain"}
+        )
+        assert status == 400, body
+        status, body, _ = await post(http, start.query["callback"], {"message": "external failure"}, completion)
+        assert status == 200, body
+        with pytest.raises(WorkflowFailureError):
+            await within(handle.result(), 30)
+    events = [e async for e in handle.fetch_history_events()]
+    failed = [e for e in events if e.event_type == EventType.EVENT_TYPE_NEXUS_OPERATION_FAILED]
+    assert len(failed) == 1
+    assert failed[0].nexus_operation_failed_event_attributes.failure.cause.message == "external failure"
+
+
 async def test_malformed_callbacks_are_refused_with_400(http: aiohttp.ClientSession, server: ServerProcess) -> None:
     url = f"{base_url(server)}/namespaces/default/nexus/callback"
     for headers in (

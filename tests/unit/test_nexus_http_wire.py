@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from multidict import CIMultiDict
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import NexusHandlerErrorRetryBehavior
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
 
+from tempyral.nexus import http_client
 from tempyral.nexus import http_wire as wire
+from tempyral.nexus.outcomes import Kind, Outcome
 
 
 def test_durations() -> None:
@@ -176,3 +179,46 @@ def test_handler_error_status_codes() -> None:
     assert wire.HANDLER_ERROR_BY_STATUS[403] == "UNAUTHORIZED"
     assert wire.HANDLER_ERROR_BY_STATUS[401] == "UNAUTHENTICATED"
     assert wire.handler_error_json("INTERNAL", "m", True)["details"] == {"type": "INTERNAL", "retryableOverride": True}
+
+
+# ---------------------------------------------------------------- outbound answers → outcomes
+class _Answer:
+    """What `http_client` reads of an aiohttp response: the status and the headers."""
+
+    def __init__(self, status: int, headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.headers = CIMultiDict(headers or {})
+
+
+def _start(status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> Outcome:
+    return http_client._start_outcome(_Answer(status, headers), body)  # type: ignore[arg-type]
+
+
+def test_start_answers_become_outcomes() -> None:
+    ok = _start(200, b'{"a":1}', {"Content-Type": "application/json"})
+    assert ok.kind == Kind.SUCCEEDED
+    assert ok.result == common.Payload(metadata={"encoding": b"json/plain"}, data=b'{"a":1}')
+    started = _start(201, b'{"token":"t1","state":"running"}', {"Content-Type": "application/json"})
+    assert (started.kind, started.token) == (Kind.STARTED, "t1")
+    assert _start(201, b"{}").kind == Kind.FAILED  # no token: the operation cannot go on
+
+    cause = wire.temporal_to_json(failure_pb.Failure(message="why"))
+    failed = _start(424, wire.dumps(wire.operation_error_json("failed", cause)), {"Nexus-Operation-State": "failed"})
+    assert failed.kind == Kind.FAILED
+    assert failed.failure is not None and failed.failure.message == "why"
+    canceled = _start(424, wire.dumps({"message": "stop"}), {"Nexus-Operation-State": "canceled"})
+    assert canceled.kind == Kind.CANCELED
+    assert canceled.failure is not None and canceled.failure.HasField("canceled_failure_info")
+
+    json_type = {"Content-Type": "application/json"}
+    bad = _start(400, wire.dumps(wire.handler_error_json("BAD_REQUEST", "no")), json_type)
+    assert bad.kind == Kind.FAILED and not bad.destination_down
+    for status in (429, 500, 503, 520):
+        retry = _start(status, b"oops")
+        assert retry.kind == Kind.RETRY and retry.destination_down, status
+        assert retry.failure is not None
+        assert retry.failure.nexus_handler_failure_info.type == wire.HANDLER_ERROR_BY_STATUS[status]
+    # the failure body wins over the status; Nexus-Request-Retryable overrides the type's default
+    forced = _start(500, wire.dumps(wire.handler_error_json("INTERNAL", "x", retryable=False)), json_type)
+    assert forced.kind == Kind.FAILED
+    assert _start(404, b"", {"Nexus-Request-Retryable": "true"}).kind == Kind.RETRY
