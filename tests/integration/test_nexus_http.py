@@ -18,6 +18,7 @@ import nexusrpc.handler
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from multidict import CIMultiDict
 from temporalio import nexus, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
@@ -165,6 +166,41 @@ async def test_an_async_operation_answers_201_and_cancels_over_http(
     status, body, _ = await post(http, f"{handler_endpoint}/hello/cancel")
     assert status == 400
     assert body["message"] == "missing operation token"
+
+
+async def test_a_handler_workflow_delivers_its_outcome_to_the_caller_callback_url(
+    http: aiohttp.ClientSession, handler_endpoint: str
+) -> None:
+    received: asyncio.Queue[tuple[CIMultiDict[str], bytes]] = asyncio.Queue()
+
+    async def callback(request: web.Request) -> web.Response:
+        await received.put((request.headers.copy(), await request.read()))  # case-insensitive
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/callback", callback)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        url = f"{handler_endpoint}/hello?callback=http://127.0.0.1:{port}/callback"
+        name = uuid.uuid4().hex[:10]
+        status, body, _ = await post(http, url, {"name": name}, {"Nexus-Callback-My-Token": "secret-1"})
+        assert status == 201, body
+        status, _, _ = await post(
+            http, f"{handler_endpoint}/hello/cancel", headers={"Nexus-Operation-Token": body["token"]}
+        )
+        assert status == 202
+        headers, data = await within(received.get(), 30)
+    finally:
+        await runner.cleanup()
+    assert headers["My-Token"] == "secret-1"
+    assert headers["Nexus-Operation-State"] == "canceled"
+    assert headers["Nexus-Operation-Token"] == body["token"]
+    assert headers["Content-Type"] == "application/json"
+    assert "Nexus-Operation-Start-Time" in headers
+    assert json.loads(data)["metadata"]["type"] == "temporal.api.failure.v1.Failure"
 
 
 async def test_failures_answer_with_the_spec_status_codes(http: aiohttp.ClientSession, handler_endpoint: str) -> None:
