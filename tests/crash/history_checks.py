@@ -18,6 +18,17 @@ CLOSE = {
 }
 
 
+WORKFLOW_TASK_EVENTS = frozenset(
+    {
+        E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+        E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+        E.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+        E.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+    }
+)
+
+
 def problems(history: History) -> list[str]:
     found: list[str] = []
     events = list(history.events)
@@ -32,8 +43,15 @@ def problems(history: History) -> list[str]:
     completed_for: Counter[int] = Counter()
     for i, e in enumerate(events):
         if e.event_type == E.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            # Other events (a signal, a Nexus completion) may come between a task's scheduled and
+            # started events, as on the reference; other workflow-task events may not.
             scheduled = e.workflow_task_started_event_attributes.scheduled_event_id
-            if i == 0 or events[i - 1].event_id != scheduled:
+            between = [x for x in events[:i] if x.event_id >= scheduled]
+            if (
+                not between
+                or between[0].event_type != E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED
+                or any(x.event_type in WORKFLOW_TASK_EVENTS for x in between[1:])
+            ):
                 found.append(f"WorkflowTaskStarted {e.event_id} does not follow its scheduled event")
         if e.event_type == E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
             completed_for[e.workflow_task_completed_event_attributes.scheduled_event_id] += 1
