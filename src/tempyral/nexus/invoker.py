@@ -43,6 +43,9 @@ CALLBACK_TOKEN_HEADER = "temporal-callback-token"
 OPERATION_TOKEN_HEADER = "nexus-operation-token"
 BREAKER_OPEN = "The circuit breaker is open."
 SCHEDULED = PendingNexusOperationState.PENDING_NEXUS_OPERATION_STATE_SCHEDULED
+# Rate-limited calls wait in place up to this long a few times before the operation is marked blocked.
+SHORT_WAIT_S = 0.5
+SHORT_WAITS = 3
 
 ExternalCall = Callable[[nexus_pb.Endpoint, nexus_pb.Request, float], Awaitable[Outcome]]
 
@@ -233,15 +236,18 @@ class NexusInvoker:
 
     async def _held_back(self, task: Task, endpoint_name: str, caller_namespace: str) -> bool:
         """Circuit breaker open or rate limit reached: the operation waits, attempt unspent."""
-        wait = self.machinery.breaker(endpoint_name).allow()
-        reason = BREAKER_OPEN
-        if wait <= 0:
+        # Rate limits first: a probe the breaker lets through must then really be sent.
+        wait, reason = 0.0, ""
+        for _ in range(SHORT_WAITS):
             wait, reason = self.machinery.rate_delay(endpoint_name, caller_namespace)
-            if 0 < wait <= 0.5:
-                await asyncio.sleep(wait)  # a short wait is cheaper in place than through a timer
-                wait = 0.0
+            if not 0 < wait <= SHORT_WAIT_S:
+                break
+            await asyncio.sleep(wait)  # a short wait is cheaper in place than through a timer
+        if wait <= 0:
+            wait, reason = self.machinery.breaker(endpoint_name).allow(), BREAKER_OPEN
         if wait <= 0:
             return False
+        log.info("Nexus call to %s held back for %.1fs: %s", endpoint_name, wait, reason)
         self.metrics.blocked(caller_namespace, endpoint_name, reason)
         await self.engine.nexus_operations.record_blocked(task, reason, wait)
         return True

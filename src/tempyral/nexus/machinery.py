@@ -50,6 +50,7 @@ class CircuitBreaker:
         self.consecutive = 0
         self.opened_at = 0.0
         self.probing = False
+        self.probe_started = 0.0
 
     @property
     def state(self) -> str:
@@ -64,8 +65,11 @@ class CircuitBreaker:
         state = self.state
         if state == "closed":
             return 0.0
-        if state == "half-open" and not self.probing:
+        now = time.monotonic()
+        # A probe whose verdict never came (its call was never made) does not hold the breaker forever.
+        if state == "half-open" and (not self.probing or now - self.probe_started > self.open_s):
             self.probing = True
+            self.probe_started = now
             return 0.0
         if state == "half-open":
             return 1.0  # a probe is out: wait for its verdict
