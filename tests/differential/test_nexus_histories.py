@@ -413,30 +413,11 @@ async def test_same_nexus_histories_as_reference(
     assert not reference_outcome.result.startswith("scenario raised"), reference_outcome.result
     assert our_outcome.result == reference_outcome.result
     assert set(our_outcome.histories) == set(reference_outcome.histories)
-    known_difference = False
     for label in ("caller", "handler"):
         reference_history, ours = reference_outcome.histories.get(label), our_outcome.histories.get(label)
         if reference_history is None or ours is None or ours == reference_history:
             continue
-        if label == "handler" and _without_started_event_links(ours) == reference_history:
-            known_difference = True
-            continue
         raise AssertionError(_first_difference(label, reference_history, ours))
-    if known_difference:
-        pytest.xfail(
-            "server: a StartWorkflowExecution with completion_callbacks (the SDK's workflow-run operation "
-            "sends its links both in request.links and in completion_callbacks[].links): tempyral copies "
-            "request.links onto the WorkflowExecutionStarted HistoryEvent.links, the reference leaves "
-            "HistoryEvent.links empty (it keeps request.links on the event only when there are no callbacks)"
-        )
-
-
-def _without_started_event_links(history: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
-    """The history as if its first event had no event-level links (the one known difference)."""
-    first = tuple(
-        "event_fields=[]" if v == "event_fields=['links']" else v for v in history[0] if not v.startswith("links=")
-    )
-    return [first, *history[1:]]
 
 
 def _first_difference(label: str, reference: list[tuple[str, ...]], ours: list[tuple[str, ...]]) -> str:

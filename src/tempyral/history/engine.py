@@ -421,7 +421,8 @@ class HistoryEngine:
             attrs,
             # a child's first task waits until its parent has recorded it as started
             schedule_first_task=signal is None and parent is None,
-            links=list(req.links),
+            # with completion callbacks the links travel in the callbacks only, as on the reference
+            links=[] if req.completion_callbacks else list(req.links),
             user_metadata=req.user_metadata if req.HasField("user_metadata") else None,
         )
         if signal is not None:
