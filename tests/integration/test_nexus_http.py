@@ -9,17 +9,14 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import aiohttp
-import nexusrpc
-import nexusrpc.handler
 import pytest
 import pytest_asyncio
 from aiohttp import web
 from multidict import CIMultiDict
-from temporalio import nexus, workflow
+from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
 from temporalio.api.operatorservice.v1 import CreateNexusEndpointRequest
@@ -29,60 +26,10 @@ from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():  # the workflow sandbox re-imports this module
     from tests.conftest import new_id, within
+    from tests.support.nexus_services import Call, Caller, GreeterHandler, GreeterWorkflow
     from tests.support.servers import ServerProcess, free_port, tempyral
 
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=30)
-
-
-@dataclass
-class Input:
-    name: str
-    mode: str = "ok"
-
-
-@dataclass
-class Output:
-    message: str
-
-
-@nexusrpc.service
-class HttpService:
-    echo: nexusrpc.Operation[Input, Output]
-    hello: nexusrpc.Operation[Input, Output]
-
-
-@workflow.defn
-class HangingHandlerWorkflow:
-    @workflow.run
-    async def run(self, inp: Input) -> Output:
-        await workflow.wait_condition(lambda: False)
-        return Output(inp.name)
-
-
-@nexusrpc.handler.service_handler(service=HttpService)
-class HttpServiceHandler:
-    @nexusrpc.handler.sync_operation
-    async def echo(self, ctx: nexusrpc.handler.StartOperationContext, inp: Input) -> Output:
-        if inp.mode == "operation-error":
-            raise nexusrpc.OperationError("operation failed on purpose", state=nexusrpc.OperationErrorState.FAILED)
-        if inp.mode == "bad-request":
-            raise nexusrpc.HandlerError("bad request on purpose", type=nexusrpc.HandlerErrorType.BAD_REQUEST)
-        return Output(f"echo {inp.name}")
-
-    @nexus.workflow_run_operation
-    async def hello(self, ctx: nexus.WorkflowRunOperationContext, inp: Input) -> nexus.WorkflowHandle[Output]:
-        return await ctx.start_workflow(HangingHandlerWorkflow.run, inp, id=f"http-handler-{inp.name}")
-
-
-@workflow.defn
-class HttpCallerWorkflow:
-    @workflow.run
-    async def run(self, endpoint: str) -> str:
-        client = workflow.create_nexus_client(service=HttpService, endpoint=endpoint)
-        result = await client.execute_operation(
-            HttpService.hello, Input("external"), schedule_to_close_timeout=timedelta(seconds=60)
-        )
-        return result.message
 
 
 # ---------------------------------------------------------------------- helpers
@@ -116,10 +63,10 @@ async def handler_endpoint(client: Client, task_queue: str, server: ServerProces
     async with Worker(
         client,
         task_queue=task_queue,
-        workflows=[HangingHandlerWorkflow],
-        nexus_service_handlers=[HttpServiceHandler()],
+        workflows=[GreeterWorkflow],
+        nexus_service_handlers=[GreeterHandler()],
     ):
-        yield f"{base_url(server)}/nexus/endpoints/{endpoint_id}/services/HttpService"
+        yield f"{base_url(server)}/nexus/endpoints/{endpoint_id}/services/Greeter"
 
 
 async def post(
@@ -142,7 +89,7 @@ async def test_a_sync_operation_answers_200_with_its_result(
     assert body == {"message": "echo http"}
     assert headers["Content-Type"].startswith("application/json")
     # the same operation, addressed by namespace and task queue
-    url = f"{base_url(server)}/namespaces/default/task-queues/{task_queue}/nexus-services/HttpService/echo"
+    url = f"{base_url(server)}/namespaces/default/task-queues/{task_queue}/nexus-services/Greeter/echo"
     status, body, _ = await post(http, url, {"name": "queue"})
     assert (status, body) == (200, {"message": "echo queue"})
 
@@ -151,12 +98,14 @@ async def test_an_async_operation_answers_201_and_cancels_over_http(
     http: aiohttp.ClientSession, handler_endpoint: str, client: Client
 ) -> None:
     name = uuid.uuid4().hex[:10]
-    status, body, _ = await post(http, f"{handler_endpoint}/hello", {"name": name}, {"Nexus-Request-Id": new_id("r")})
+    status, body, _ = await post(
+        http, f"{handler_endpoint}/hello", {"name": name, "mode": "hang"}, {"Nexus-Request-Id": new_id("r")}
+    )
     assert status == 201, body
     assert body["state"] == "running"
     token = body["token"]
     assert isinstance(token, str) and token
-    handle = client.get_workflow_handle(f"http-handler-{name}")
+    handle = client.get_workflow_handle(f"greeter-{name}")
     status, body, _ = await post(http, f"{handler_endpoint}/hello/cancel", headers={"Nexus-Operation-Token": token})
     assert status == 202, body
     with pytest.raises(WorkflowFailureError) as err:
@@ -186,7 +135,7 @@ async def test_a_handler_workflow_delivers_its_outcome_to_the_caller_callback_ur
     try:
         url = f"{handler_endpoint}/hello?callback=http://127.0.0.1:{port}/callback"
         name = uuid.uuid4().hex[:10]
-        status, body, _ = await post(http, url, {"name": name}, {"Nexus-Callback-My-Token": "secret-1"})
+        status, body, _ = await post(http, url, {"name": name, "mode": "hang"}, {"Nexus-Callback-My-Token": "secret-1"})
         assert status == 201, body
         status, _, _ = await post(
             http, f"{handler_endpoint}/hello/cancel", headers={"Nexus-Operation-Token": body["token"]}
@@ -232,7 +181,7 @@ async def test_bad_requests_are_refused_with_400(http: aiohttp.ClientSession, ha
 
 async def test_unknown_endpoints_answer_404(http: aiohttp.ClientSession, server: ServerProcess) -> None:
     for endpoint_id in (str(uuid.uuid4()), "not-an-id"):
-        url = f"{base_url(server)}/nexus/endpoints/{endpoint_id}/services/HttpService/echo"
+        url = f"{base_url(server)}/nexus/endpoints/{endpoint_id}/services/Greeter/echo"
         status, body, _ = await post(http, url, {"name": "x"})
         assert status == 404, body
         assert body["details"]["type"] == "NOT_FOUND"
@@ -242,7 +191,7 @@ async def test_no_worker_answers_520_within_the_request_timeout(
     http: aiohttp.ClientSession, client: Client, server: ServerProcess, task_queue: str
 ) -> None:
     endpoint_id, _ = await create_endpoint(client, worker_target(task_queue))
-    url = f"{base_url(server)}/nexus/endpoints/{endpoint_id}/services/HttpService/echo"
+    url = f"{base_url(server)}/nexus/endpoints/{endpoint_id}/services/Greeter/echo"
     status, body, _ = await within(post(http, url, {"name": "x"}, {"Request-Timeout": "2s"}), 20)
     assert status == 520, body
     assert body["details"]["type"] == "UPSTREAM_TIMEOUT"
@@ -294,10 +243,15 @@ async def test_an_external_handler_completes_the_operation_once_through_the_call
 ) -> None:
     target = nexus_pb.EndpointTarget(external=nexus_pb.EndpointTarget.External(url=external_handler.url))
     _, endpoint_name = await create_endpoint(client, target)
-    async with Worker(client, task_queue=task_queue, workflows=[HttpCallerWorkflow]):
-        handle = await client.start_workflow(HttpCallerWorkflow.run, endpoint_name, id=new_id(), task_queue=task_queue)
+    async with Worker(client, task_queue=task_queue, workflows=[Caller]):
+        handle = await client.start_workflow(
+            Caller.run,
+            Call(endpoint_name, "hello", "external", schedule_to_close_s=60),
+            id=new_id(),
+            task_queue=task_queue,
+        )
         start = await within(external_handler.starts.get(), 30)
-        assert start.match_info["service"] == "HttpService"
+        assert start.match_info["service"] == "Greeter"
         assert start.match_info["operation"] == "hello"
         callback_url = start.query["callback"]
         assert callback_url == f"{base_url(server)}/namespaces/default/nexus/callback"
@@ -332,8 +286,13 @@ async def test_an_external_handler_fails_the_operation_through_the_callback_url(
 ) -> None:
     target = nexus_pb.EndpointTarget(external=nexus_pb.EndpointTarget.External(url=external_handler.url))
     _, endpoint_name = await create_endpoint(client, target)
-    async with Worker(client, task_queue=task_queue, workflows=[HttpCallerWorkflow]):
-        handle = await client.start_workflow(HttpCallerWorkflow.run, endpoint_name, id=new_id(), task_queue=task_queue)
+    async with Worker(client, task_queue=task_queue, workflows=[Caller]):
+        handle = await client.start_workflow(
+            Caller.run,
+            Call(endpoint_name, "hello", "external", schedule_to_close_s=60),
+            id=new_id(),
+            task_queue=task_queue,
+        )
         start = await within(external_handler.starts.get(), 30)
         completion = {
             "Temporal-Callback-Token": start.headers["Nexus-Callback-Temporal-Callback-Token"],
@@ -382,11 +341,11 @@ async def test_endpoints_with_allowed_callers_refuse_http_callers(
     open_id, _ = await create_endpoint(guarded_client, worker_target(task_queue))
     spec = nexus_pb.EndpointSpec(name="guarded-endpoint", target=worker_target(task_queue))
     resp = await guarded_client.operator_service.create_nexus_endpoint(CreateNexusEndpointRequest(spec=spec))
-    guarded_url = f"{base_url(guarded_server)}/nexus/endpoints/{resp.endpoint.id}/services/HttpService/echo"
+    guarded_url = f"{base_url(guarded_server)}/nexus/endpoints/{resp.endpoint.id}/services/Greeter/echo"
     status, body, _ = await post(http, guarded_url, {"name": "x"})
     assert status == 403, body
     assert body["details"]["type"] == "UNAUTHORIZED"
     # an endpoint without a list still serves HTTP callers (no worker here: the upstream times out)
-    open_url = f"{base_url(guarded_server)}/nexus/endpoints/{open_id}/services/HttpService/echo"
+    open_url = f"{base_url(guarded_server)}/nexus/endpoints/{open_id}/services/Greeter/echo"
     status, body, _ = await within(post(http, open_url, {"name": "x"}, {"Request-Timeout": "1s"}), 20)
     assert status == 520, body

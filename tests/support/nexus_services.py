@@ -52,6 +52,8 @@ class GreeterHandler:
     @nexusrpc.handler.sync_operation
     async def echo(self, ctx: nexusrpc.handler.StartOperationContext, req: Req) -> Resp:
         self.calls += 1
+        if req.mode == "operation-error":
+            raise nexusrpc.OperationError("operation failed on purpose", state=nexusrpc.OperationErrorState.FAILED)
         if req.mode == "bad-request":
             raise nexusrpc.HandlerError("bad request on purpose", type=nexusrpc.HandlerErrorType.BAD_REQUEST)
         return Resp(f"echo {req.name}")
