@@ -349,3 +349,23 @@ async def test_endpoints_with_allowed_callers_refuse_http_callers(
     open_url = f"{base_url(guarded_server)}/nexus/endpoints/{open_id}/services/Greeter/echo"
     status, body, _ = await within(post(http, open_url, {"name": "x"}, {"Request-Timeout": "1s"}), 20)
     assert status == 520, body
+
+
+async def test_a_repeated_start_starts_the_handler_workflow_once(
+    http: aiohttp.ClientSession, handler_endpoint: str, client: Client
+) -> None:
+    """A start request sent again (a retry after a lost answer) carries the same request id: the
+    handler workflow it starts is the one the first request started."""
+    name = uuid.uuid4().hex[:10]
+    request_id = new_id("r")
+    answers = []
+    for _ in range(2):
+        status, body, _ = await post(
+            http, f"{handler_endpoint}/hello", {"name": name, "mode": "hang"}, {"Nexus-Request-Id": request_id}
+        )
+        assert status == 201, body
+        answers.append(body["token"])
+    assert answers[0] == answers[1]
+    runs = [w async for w in client.list_workflows(f"WorkflowId = 'greeter-{name}'")]
+    assert len(runs) == 1
+    await client.get_workflow_handle(f"greeter-{name}").terminate()

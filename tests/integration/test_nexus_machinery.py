@@ -20,7 +20,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.worker import Worker
 
 from tests.conftest import within
-from tests.support.nexus_services import Call, Caller, GreeterHandler, GreeterWorkflow
+from tests.support.nexus_services import Call, Caller, GreeterHandler, GreeterWorkflow, PingerHandler
 from tests.support.servers import ServerProcess, tempyral
 
 State = PendingNexusOperationState
@@ -179,6 +179,22 @@ async def test_workers_on_one_queue_share_the_load(clients: dict[str, Client]) -
     assert sorted(results) == sorted(f"echo n{i}" for i in range(30))
     assert first.calls + second.calls == 30
     assert first.calls > 0 and second.calls > 0
+
+
+async def test_several_services_share_one_task_queue(clients: dict[str, Client]) -> None:
+    handler_tq, caller_tq = _name("h"), _name("c")
+    endpoint, _ = await _endpoint(clients["default"], handler_tq)
+    worker = Worker(
+        clients["handler-ns"],
+        task_queue=handler_tq,
+        workflows=[GreeterWorkflow],
+        nexus_service_handlers=[GreeterHandler(), PingerHandler()],
+    )
+    async with worker, _caller(clients["caller-ns"], caller_tq):
+        greeted = await _start(clients["caller-ns"], caller_tq, Call(endpoint, "hello", _name("n")))
+        pinged = await _start(clients["caller-ns"], caller_tq, Call(endpoint, "ping", "x"))
+        assert (await within(greeted.result())).startswith("Hello, ")
+        assert await within(pinged.result()) == "pong x"
 
 
 async def test_unknown_endpoint_fails_the_workflow_task(clients: dict[str, Client]) -> None:

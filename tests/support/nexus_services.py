@@ -64,6 +64,20 @@ class GreeterHandler:
         return await ctx.start_workflow(GreeterWorkflow.run, req, id=f"greeter-{req.name}")
 
 
+@nexusrpc.service
+class Pinger:
+    ping: nexusrpc.Operation[Req, Resp]
+
+
+@nexusrpc.handler.service_handler(service=Pinger)
+class PingerHandler:
+    """A second service, to be served from the same task queue as Greeter."""
+
+    @nexusrpc.handler.sync_operation
+    async def ping(self, ctx: nexusrpc.handler.StartOperationContext, req: Req) -> Resp:
+        return Resp(f"pong {req.name}")
+
+
 @nexusrpc.service(name="Greeter")
 class GreeterWithUnknownOperation:
     """The Greeter service as a caller that expects an operation the handler does not have."""
@@ -74,7 +88,7 @@ class GreeterWithUnknownOperation:
 @dataclass
 class Call:
     endpoint: str
-    operation: str  # echo | hello | missing
+    operation: str  # echo | hello | missing | ping
     name: str
     mode: str = "ok"
     schedule_to_close_s: float = 0
@@ -91,6 +105,9 @@ class Caller:
         if call.operation == "missing":
             missing = workflow.create_nexus_client(service=GreeterWithUnknownOperation, endpoint=call.endpoint)
             return (await missing.execute_operation(GreeterWithUnknownOperation.missing, req)).message
+        if call.operation == "ping":
+            pinger = workflow.create_nexus_client(service=Pinger, endpoint=call.endpoint)
+            return (await pinger.execute_operation(Pinger.ping, req)).message
         client = workflow.create_nexus_client(service=Greeter, endpoint=call.endpoint)
         op = Greeter.echo if call.operation == "echo" else Greeter.hello
         if not call.cancel_type:
