@@ -148,7 +148,7 @@ async def test_a_handler_workflow_delivers_its_outcome_to_the_caller_callback_ur
     assert headers["Nexus-Operation-State"] == "canceled"
     assert headers["Nexus-Operation-Token"] == body["token"]
     assert headers["Content-Type"] == "application/json"
-    assert "Nexus-Operation-Start-Time" in headers
+    assert "Nexus-Operation-Start-Time" in headers and "Nexus-Operation-Close-Time" in headers
     assert json.loads(data)["metadata"]["type"] == "temporal.api.failure.v1.Failure"
 
 

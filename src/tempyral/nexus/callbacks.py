@@ -47,6 +47,7 @@ class Completion:
     operation_token: str
     start_link: common.Link
     start_time_ns: int
+    close_time_ns: int = 0
     result: common.Payload | None = None
     failure: failure_pb.Failure | None = None
     canceled: bool = False
@@ -81,7 +82,9 @@ def completion_from_close(
         )
     )
     lowered = {k.lower(): v for k, v in headers.items()}
-    done = Completion(lowered.get(OPERATION_TOKEN_HEADER, ""), link, start_time_ns, headers=lowered)
+    done = Completion(
+        lowered.get(OPERATION_TOKEN_HEADER, ""), link, start_time_ns, ts_ns(close.event_time), headers=lowered
+    )
     t = close.event_type
     if t == ev.WORKFLOW_EXECUTION_COMPLETED:
         payloads = close.workflow_execution_completed_event_attributes.result.payloads

@@ -105,7 +105,7 @@ class NexusHttpClient:
         headers = dict(done.headers)
         headers[wire.OPERATION_TOKEN] = done.operation_token
         headers[wire.OPERATION_START_TIME] = wire.format_http_time(done.start_time_ns)
-        headers[wire.OPERATION_CLOSE_TIME] = wire.format_rfc3339(time.time_ns())
+        headers[wire.OPERATION_CLOSE_TIME] = wire.format_rfc3339(done.close_time_ns or time.time_ns())
         link_values = []
         if done.start_link.HasField("workflow_event"):
             link_values.append(wire.format_link(nexus_links.workflow_event_to_nexus(done.start_link.workflow_event)))
