@@ -14,6 +14,7 @@ from tempyral.common.limits import GRPC_MAX_MESSAGE_BYTES
 from tempyral.config import ServerConfig
 from tempyral.frontend.grpc_handlers import generic_handler
 from tempyral.frontend.health import health_handler
+from tempyral.frontend.http_gateway import HttpGateway
 from tempyral.frontend.operator_service import OperatorService
 from tempyral.frontend.workflow_service import WorkflowService
 from tempyral.history.engine import EngineConfig, HistoryEngine
@@ -95,6 +96,17 @@ class Server:
                 record.search_attributes.update(cfg.search_attributes)
                 await self.namespaces.save(record)
         await self.endpoints.load()
+        workflow_service = WorkflowService(
+            self.engine,
+            self.namespaces,
+            Visibility(self.store),
+            cfg.cluster_name,
+            cluster_id,
+            "sqlite",
+            self.nexus_dispatcher,
+        )
+        operator_service = OperatorService(self.namespaces, self.endpoints)
+        self.http_gateway = HttpGateway([(WORKFLOW_SERVICE, workflow_service), (OPERATOR_SERVICE, operator_service)])
         # Before the engine: outbound tasks it resumes need the client and the callback URL.
         await self.nexus_http_client.start()
         await self._start_http()
@@ -107,19 +119,10 @@ class Server:
                 ("grpc.so_reuseport", 0),
             ]
         )
-        workflow_service = WorkflowService(
-            self.engine,
-            self.namespaces,
-            Visibility(self.store),
-            cfg.cluster_name,
-            cluster_id,
-            "sqlite",
-            self.nexus_dispatcher,
-        )
         self._grpc.add_generic_rpc_handlers(
             (
                 generic_handler(WORKFLOW_SERVICE, workflow_service),
-                generic_handler(OPERATOR_SERVICE, OperatorService(self.namespaces, self.endpoints)),
+                generic_handler(OPERATOR_SERVICE, operator_service),
                 health_handler(),
             )
         )
@@ -134,7 +137,9 @@ class Server:
     async def _start_http(self) -> None:
         cfg = self.config
         port = cfg.port + 10 if cfg.http_port is None else cfg.http_port
-        self._http = web.AppRunner(self.nexus_http_api.app(), access_log=None)
+        app = self.nexus_http_api.app()
+        self.http_gateway.add_to(app)  # the Temporal HTTP API (/api/v1/...) shares the port
+        self._http = web.AppRunner(app, access_log=None)
         await self._http.setup()
         site = web.TCPSite(self._http, cfg.ip, port)
         await site.start()

@@ -1,0 +1,291 @@
+"""The Temporal HTTP API (`/api/v1/...`): every route the `google.api.http` annotations of the
+WorkflowService and OperatorService descriptors declare, translated to the same servicer methods
+the gRPC API calls.
+
+JSON is plain protobuf JSON (what the Web UI reads; the reference's payload shorthand is not
+used). Routes are matched on the still-encoded path, so an id with a `/` in it (sent as `%2F`)
+stays one segment. Query parameters are accepted in camelCase and snake_case.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+import grpc
+from aiohttp import web
+from google.api import annotations_pb2
+from google.protobuf import any_pb2, json_format
+from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor, ServiceDescriptor
+from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
+from google.rpc import status_pb2
+from temporalio.api.errordetails.v1 import message_pb2 as _errordetails  # noqa: F401  (Any types in errors)
+
+from tempyral.common.errors import ServiceError
+from tempyral.frontend.grpc_handlers import snake_case
+
+log = logging.getLogger(__name__)
+PREFIX = "/api/v1"
+MAX_BODY_BYTES = 4 * 1024 * 1024  # as the reference's HTTP API
+HTTP_TIMEOUT_S = 70.0  # a long poll from the UI (waitNewEvent) must fit in it
+# grpc-gateway's mapping of status codes to HTTP statuses.
+HTTP_STATUS = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,
+}
+_VARIABLE = re.compile(r"^\{([^}=]+)(?:=[^}]*)?\}$")
+
+
+class _Fail(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str, details: Message | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+@dataclass(frozen=True)
+class Route:
+    http_method: str
+    segments: tuple[str, ...]  # literal text, or "{field.path}" for a variable
+    body: str  # "*", "" or a field name
+    method: MethodDescriptor
+    servicer: object
+
+    @property
+    def variables(self) -> int:
+        return sum(1 for s in self.segments if s.startswith("{"))
+
+    def match(self, parts: list[str]) -> dict[str, str] | None:
+        if len(parts) != len(self.segments):
+            return None
+        found: dict[str, str] = {}
+        for want, got in zip(self.segments, parts, strict=True):
+            variable = _VARIABLE.match(want)
+            if variable is None:
+                if want != got:
+                    return None
+            elif got:
+                found[variable.group(1)] = unquote(got)
+            else:
+                return None
+        return found
+
+
+class CallContext:
+    """What the servicers ask of a gRPC context, for a call that came over HTTP."""
+
+    def __init__(self, request: web.Request, timeout_s: float) -> None:
+        self._deadline = time.monotonic() + timeout_s
+        self._metadata = tuple(
+            (name.lower(), value)
+            for name, value in request.headers.items()
+            if name.lower() in ("client-name", "client-version", "caller-type", "user-agent")
+        )
+
+    def time_remaining(self) -> float:
+        return max(self._deadline - time.monotonic(), 0.0)
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
+
+
+def routes_for(service: ServiceDescriptor, servicer: object) -> list[Route]:
+    out: list[Route] = []
+    for method in service.methods:
+        rule = method.GetOptions().Extensions[annotations_pb2.http]
+        for binding in (rule, *rule.additional_bindings):
+            kind = binding.WhichOneof("pattern")
+            if kind is None:
+                continue
+            path = binding.custom.path if kind == "custom" else getattr(binding, kind)
+            http_method = binding.custom.kind.upper() if kind == "custom" else kind.upper()
+            if path.startswith(PREFIX + "/"):
+                segments = tuple(path[len(PREFIX) + 1 :].split("/"))
+                out.append(Route(http_method, segments, binding.body, method, servicer))
+    return out
+
+
+class HttpGateway:
+    def __init__(self, services: list[tuple[ServiceDescriptor, object]]) -> None:
+        routes = [route for service, servicer in services for route in routes_for(service, servicer)]
+        # More literal segments win: /namespaces/{ns}/workflow-count before /namespaces/{ns}/{...}.
+        self.routes = sorted(routes, key=lambda r: r.variables)
+
+    def add_to(self, app: web.Application) -> None:
+        app.router.add_route("*", PREFIX + "/{tail:.*}", self.handle)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._handle(request)
+        except _Fail as err:
+            return _error(err.code, err.message, err.details)
+        except ServiceError as err:
+            return _error(err.code, err.message, err.details)
+        except Exception as err:
+            log.exception("HTTP %s %s failed", request.method, request.raw_path)
+            return _error(grpc.StatusCode.INTERNAL, f"internal error: {err}")
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw_path = request.raw_path.split("?", 1)[0]
+        if not raw_path.startswith(PREFIX + "/"):
+            raise _Fail(grpc.StatusCode.NOT_FOUND, "Not Found")
+        parts = raw_path[len(PREFIX) + 1 :].rstrip("/").split("/")
+        route, variables = self._find(request.method, parts)
+        message_class = GetMessageClass(route.method.input_type)
+        message = message_class()
+        if route.body:
+            await self._read_body(request, message, route.body)
+        else:
+            _apply_query(message, request.query_string)
+        for path, value in variables.items():
+            _set_path(message, path.split("."), [value])
+        handler = getattr(route.servicer, snake_case(route.method.name), None)
+        if handler is None:
+            raise _Fail(grpc.StatusCode.UNIMPLEMENTED, f"{route.method.name} is not implemented by tempyral")
+        response: Message = await handler(message, CallContext(request, HTTP_TIMEOUT_S))
+        return _json(200, json_format.MessageToDict(response))
+
+    def _find(self, http_method: str, parts: list[str]) -> tuple[Route, dict[str, str]]:
+        path_matched = False
+        for route in self.routes:
+            variables = route.match(parts)
+            if variables is None:
+                continue
+            path_matched = True
+            if route.http_method == http_method:
+                return route, variables
+        if path_matched:
+            raise _Fail(grpc.StatusCode.UNIMPLEMENTED, "Method Not Allowed")
+        raise _Fail(grpc.StatusCode.NOT_FOUND, "Not Found")
+
+    @staticmethod
+    async def _read_body(request: web.Request, message: Message, body_field: str) -> None:
+        data = await request.content.read(MAX_BODY_BYTES + 1)
+        if len(data) > MAX_BODY_BYTES:
+            raise _Fail(grpc.StatusCode.INVALID_ARGUMENT, "request body too large")
+        if not data.strip():
+            return
+        try:
+            target = message if body_field == "*" else getattr(message, body_field)
+            json_format.Parse(data, target, ignore_unknown_fields=True)
+        except (json_format.ParseError, ValueError, AttributeError) as err:
+            raise _Fail(grpc.StatusCode.INVALID_ARGUMENT, f"invalid JSON body: {err}") from err
+
+
+# ---------------------------------------------------------------------- request fields from text
+def _field(descriptor: Any, name: str) -> FieldDescriptor | None:
+    return (
+        descriptor.fields_by_name.get(name)
+        or descriptor.fields_by_camelcase_name.get(name)
+        or (descriptor.fields_by_name.get(snake_case(name)))
+    )
+
+
+def _apply_query(message: Message, query_string: str) -> None:
+    """Query parameters name fields by dotted paths (`execution.runId`, `next_page_token`);
+    unknown ones are ignored, as grpc-gateway does."""
+    values: dict[str, list[str]] = {}
+    for key, value in parse_qsl(query_string, keep_blank_values=True):
+        values.setdefault(key, []).append(value)
+    for key, given in values.items():
+        try:
+            _set_path(message, key.split("."), given)
+        except _Fail:
+            raise
+        except (KeyError, TypeError):
+            continue
+
+
+def _set_path(message: Message, path: list[str], values: list[str]) -> None:
+    field = _field(message.DESCRIPTOR, path[0])
+    if field is None:
+        return
+    if len(path) > 1:
+        if field.type != FieldDescriptor.TYPE_MESSAGE or field.is_repeated:
+            return
+        _set_path(getattr(message, field.name), path[1:], values)
+        return
+    try:
+        converted = [_convert(field, v) for v in values]
+        if field.is_repeated:
+            getattr(message, field.name).extend(converted)
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            getattr(message, field.name).CopyFrom(converted[-1])
+        else:
+            setattr(message, field.name, converted[-1])
+    except (ValueError, TypeError, json_format.ParseError) as err:
+        raise _Fail(grpc.StatusCode.INVALID_ARGUMENT, f"invalid value for {'.'.join(path)}: {err}") from err
+
+
+def _convert(field: FieldDescriptor, text: str) -> Any:
+    t = field.type
+    if t == FieldDescriptor.TYPE_STRING:
+        return text
+    if t == FieldDescriptor.TYPE_BOOL:
+        if text.lower() in ("true", "1", ""):
+            return True
+        if text.lower() in ("false", "0"):
+            return False
+        raise ValueError(f"not a boolean: {text!r}")
+    if t == FieldDescriptor.TYPE_ENUM:
+        if text.lstrip("-").isdigit():
+            return int(text)
+        assert field.enum_type is not None
+        value = field.enum_type.values_by_name.get(text)
+        if value is None:
+            raise ValueError(f"unknown enum value {text!r}")
+        return value.number
+    if t == FieldDescriptor.TYPE_BYTES:
+        padded = text + "=" * (-len(text) % 4)
+        return base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_"))
+    if t in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE):
+        return float(text)
+    if t == FieldDescriptor.TYPE_MESSAGE:
+        # well-known types (Timestamp, Duration, FieldMask...) take their JSON string form
+        assert field.message_type is not None
+        message = GetMessageClass(field.message_type)()
+        json_format.Parse(json.dumps(text), message)
+        return message
+    return int(text)
+
+
+# ---------------------------------------------------------------------- errors
+def _error(code: grpc.StatusCode, message: str, details: Message | None = None) -> web.Response:
+    status = status_pb2.Status(code=code.value[0], message=message)
+    if details is not None:
+        packed = any_pb2.Any()
+        packed.Pack(details, type_url_prefix="type.googleapis.com/")
+        status.details.append(packed)
+    return _json(HTTP_STATUS.get(code, 500), json_format.MessageToDict(status))
+
+
+def _json(status: int, value: object) -> web.Response:
+    body = json.dumps(value, separators=(",", ":")).encode()
+    return web.Response(status=status, body=body, content_type="application/json")
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
