@@ -198,11 +198,9 @@ class HttpGateway:
 
 # ---------------------------------------------------------------------- request fields from text
 def _field(descriptor: Any, name: str) -> FieldDescriptor | None:
-    return (
-        descriptor.fields_by_name.get(name)
-        or descriptor.fields_by_camelcase_name.get(name)
-        or (descriptor.fields_by_name.get(snake_case(name)))
-    )
+    fields: dict[str, FieldDescriptor] = descriptor.fields_by_name
+    camel: dict[str, FieldDescriptor] = descriptor.fields_by_camelcase_name
+    return fields.get(name) or camel.get(name) or fields.get(snake_case(name))
 
 
 def _apply_query(message: Message, query_string: str) -> None:
