@@ -105,7 +105,7 @@ def reference_binary() -> str:
 
 
 def reference(extra: list[str] | None = None) -> ServerProcess:
-    port = free_port()
+    port, http_port = free_port(), free_port()
     command = [
         reference_binary(),
         "server",
@@ -114,11 +114,13 @@ def reference(extra: list[str] | None = None) -> ServerProcess:
         "--port",
         str(port),
         "--http-port",
-        str(free_port()),
+        str(http_port),
         "--metrics-port",
         str(free_port()),
         "--log-level",
         "error",
         *(extra or []),
     ]
-    return ServerProcess(command, port, "reference")
+    proc = ServerProcess(command, port, "reference")
+    proc.http_port = http_port  # its HTTP API (grpc-gateway)
+    return proc
