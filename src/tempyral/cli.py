@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--http-port", type=int, default=None, help="port of the Nexus HTTP API (default: gRPC port + 10; 0: any free)"
     )
     dev.add_argument(
+        "--ui-port", type=int, default=None, help="port of the Web UI (default: gRPC port + 1000; 0: any free)"
+    )
+    dev.add_argument("--headless", action="store_true", help="do not serve the Web UI")
+    dev.add_argument(
         "--db-filename", "-f", default=None, help="SQLite file to persist to (default: in-memory, lost at exit)"
     )
     dev.add_argument("--namespace", "-n", action="append", default=[], help="namespace to create at start (repeatable)")
@@ -120,6 +124,8 @@ async def _serve(config: ServerConfig) -> None:
     server = Server(config)
     await server.start()
     print(f"tempyral server listening on {server.address} (Nexus HTTP: {server.http_address})", flush=True)
+    if server.ui_address:
+        print(f"Web UI at http://{server.ui_address}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -136,6 +142,8 @@ def main(argv: list[str] | None = None) -> None:
         ip=args.ip,
         port=args.port,
         http_port=args.http_port,
+        ui_port=args.ui_port,
+        headless=args.headless,
         db_filename=args.db_filename,
         namespaces=args.namespace,
         search_attributes=dict(args.search_attribute),

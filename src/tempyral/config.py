@@ -23,5 +23,8 @@ class ServerConfig:
     cluster_name: str = "active"
     # The Nexus HTTP API: None = gRPC port + 10 (as the reference's 7243 for 7233), 0 = any free port.
     http_port: int | None = None
+    # The Web UI: None = gRPC port + 1000 (as the reference's 8233 for 7233), 0 = any free port; off when headless.
+    ui_port: int | None = None
+    headless: bool = False
     # Outbound Nexus calls: timeouts, retries, circuit breaker, rate limits, allowed callers.
     nexus: NexusLimits = field(default_factory=NexusLimits)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 
@@ -30,6 +31,8 @@ from tempyral.nexus.machinery import Machinery
 from tempyral.nexus.metrics import NexusMetrics
 from tempyral.persistence.sqlite import SqliteStore
 from tempyral.proto.internal_pb2 import NamespaceRecord, TaskType
+from tempyral.ui.assets import UiAssetsError, ensure_assets
+from tempyral.ui.server import ui_application
 from tempyral.visibility.service import Visibility
 
 log = logging.getLogger(__name__)
@@ -74,6 +77,8 @@ class Server:
             self.engine, self.endpoints, self.nexus_dispatcher, self.nexus_machinery, self.nexus_metrics
         )
         self._http: web.AppRunner | None = None
+        self._ui: web.AppRunner | None = None
+        self.ui_address = ""
         self._grpc: grpc.aio.Server | None = None
         self.address = ""
         self.http_address = ""
@@ -110,6 +115,7 @@ class Server:
         # Before the engine: outbound tasks it resumes need the client and the callback URL.
         await self.nexus_http_client.start()
         await self._start_http()
+        await self._start_ui()
         await self.engine.start()
 
         self._grpc = grpc.aio.server(
@@ -151,7 +157,31 @@ class Server:
         self.nexus_invoker.callback_base_url = f"http://{self.http_address}"
         log.info("Nexus HTTP API listening on http://%s", self.http_address)
 
+    async def _start_ui(self) -> None:
+        cfg = self.config
+        if cfg.headless:
+            return
+        try:
+            assets = await asyncio.to_thread(ensure_assets)
+        except UiAssetsError as e:
+            log.warning("running without the Web UI: %s", e)
+            return
+        port = cfg.port + 1000 if cfg.ui_port is None else cfg.ui_port
+        # The UI's /api/v1 calls go to the same HTTP API handler as the HTTP port's.
+        self._ui = web.AppRunner(ui_application(assets, self.http_gateway.handle), access_log=None)
+        await self._ui.setup()
+        await web.TCPSite(self._ui, cfg.ip, port).start()
+        ip = "127.0.0.1" if cfg.ip in ("0.0.0.0", "") else "::1" if cfg.ip == "::" else cfg.ip
+        self.ui_address = f"{f'[{ip}]' if ':' in ip else ip}:{self._ui.addresses[0][1]}"
+        log.info("Web UI at http://%s", self.ui_address)
+
+    async def _stop_ui(self) -> None:
+        if self._ui is not None:
+            await self._ui.cleanup()
+            self._ui = None
+
     async def stop(self, grace: float = 2.0) -> None:
+        await self._stop_ui()
         if self._http is not None:
             await self._http.cleanup()
             self._http = None

@@ -44,6 +44,7 @@ class ServerProcess:
         self.name = name
         self.proc: subprocess.Popen[bytes] | None = None
         self.http_port: int | None = None  # tempyral's Nexus HTTP API
+        self.ui_port: int | None = None  # tempyral's Web UI
         self.log_path = os.path.join(tempfile.gettempdir(), f"{name}-{port}.log")
 
     @property
@@ -83,17 +84,21 @@ def tempyral(
     extra: list[str] | None = None,
     port: int | None = None,
     http_port: int | None = None,
+    ui_port: int | None = None,
 ) -> ServerProcess:
-    """`http_port`: the Nexus HTTP API's port (default: a free one, in `ServerProcess.http_port`)."""
+    """`http_port`: the Nexus HTTP API's port (default: a free one, in `ServerProcess.http_port`); `ui_port` the
+    Web UI's (default: a free one, in `ServerProcess.ui_port`; `--headless` in `extra` turns the UI off)."""
     port = port or free_port()
     http_port = http_port or free_port()
+    ui_port = ui_port or free_port()
     command = [sys.executable, "-m", "tempyral", "server", "start-dev", "--port", str(port), "--log-level", "warn"]
-    command += ["--http-port", str(http_port)]
+    command += ["--http-port", str(http_port), "--ui-port", str(ui_port)]
     if db_filename:
         command += ["--db-filename", db_filename]
     command += extra or []
     proc = ServerProcess(command, port, "tempyral")
     proc.http_port = http_port
+    proc.ui_port = ui_port
     return proc
 
 

@@ -1,0 +1,90 @@
+"""`tempyral server start-dev` serves the official Web UI on --ui-port, and not with --headless."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import AsyncIterator, Iterator
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from tests.support.servers import ServerProcess, tempyral
+
+
+@pytest.fixture(scope="module")
+def ui_server() -> Iterator[ServerProcess]:
+    proc = tempyral().start()
+    yield proc
+    proc.stop()
+
+
+@pytest_asyncio.fixture
+async def http(ui_server: ServerProcess) -> AsyncIterator[aiohttp.ClientSession]:
+    # unsafe=True: keep cookies set by an IP-address host (the _csrf cookie of 127.0.0.1).
+    async with aiohttp.ClientSession(
+        base_url=f"http://127.0.0.1:{ui_server.ui_port}", cookie_jar=aiohttp.CookieJar(unsafe=True)
+    ) as session:
+        yield session
+
+
+async def test_the_ui_is_announced(ui_server: ServerProcess) -> None:
+    assert f"Web UI at http://127.0.0.1:{ui_server.ui_port}" in ui_server.log_tail(20000)
+
+
+async def test_index_fallback_and_assets(http: aiohttp.ClientSession) -> None:
+    r = await http.get("/")
+    assert r.status == 200 and r.content_type == "text/html"
+    index = await r.text()
+    assert "/_app/immutable/" in index
+    r = await http.get("/namespaces/default/workflows")
+    assert r.status == 200 and await r.text() == index
+    scripts = re.findall(r'"(/_app/immutable/[^"]+\.js)"', index)
+    assert scripts
+    r = await http.get(scripts[0])
+    assert r.status == 200 and r.headers["Content-Type"].startswith("text/javascript")
+    assert "immutable" in r.headers["Cache-Control"]
+    assert (await http.get("/_app/immutable/nope.js")).status == 404
+
+
+async def test_settings_and_render(http: aiohttp.ClientSession) -> None:
+    r = await http.get("/api/v1/settings")
+    assert r.status == 200
+    body = await r.json()
+    assert body["Auth"]["Enabled"] is False and body["DefaultNamespace"] == "default"
+    assert body["DisableNewsFetch"] is True and body["Version"] == "2.54.1"
+    r = await http.get("/render", params={"content": "<script>alert(1)</script>"})
+    assert r.status == 200
+    page = await r.text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page
+
+
+async def test_csrf_on_state_changing_requests(http: aiohttp.ClientSession) -> None:
+    path = "/api/v1/namespaces/default/workflows/ui-csrf-wf/signal/ping"
+    r = await http.post(path, json={})
+    assert r.status == 400 and await r.json() == {"message": "missing csrf token in request header"}
+    token = next(c.value for c in http.cookie_jar if c.key == "_csrf")
+    r = await http.post(path, json={}, headers={"X-CSRF-TOKEN": "f" * 32})
+    assert r.status == 403 and await r.json() == {"message": "invalid csrf token"}
+    # With a matching cookie and header the request reaches the HTTP API, which looks for the workflow.
+    r = await http.post(path, json={}, headers={"X-CSRF-TOKEN": token})
+    assert r.status == 404
+    body = await r.json()
+    assert body["code"] == 5 and "ui-csrf-wf" in body["message"]
+
+
+async def test_api_reads_reach_the_http_api(http: aiohttp.ClientSession) -> None:
+    r = await http.get("/api/v1/namespaces")
+    assert r.status == 200
+    assert "default" in [ns["namespaceInfo"]["name"] for ns in (await r.json())["namespaces"]]
+
+
+async def test_headless_serves_no_ui() -> None:
+    proc = tempyral(extra=["--headless"]).start()
+    try:
+        assert proc.ui_port is not None
+        with pytest.raises(OSError), socket.create_connection(("127.0.0.1", proc.ui_port), timeout=1):
+            pass
+    finally:
+        proc.stop()
