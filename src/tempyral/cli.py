@@ -34,6 +34,14 @@ def _search_attribute(value: str) -> tuple[str, int]:
     return name, ATTRIBUTE_TYPES[kind.lower()]
 
 
+def _flag(value: str) -> bool:
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tempyral", description="A Temporal-compatible server.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -47,7 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--ui-port", type=int, default=None, help="port of the Web UI (default: gRPC port + 1000; 0: any free)"
     )
-    dev.add_argument("--headless", action="store_true", help="do not serve the Web UI")
+    dev.add_argument(
+        "--headless",
+        nargs="?",
+        const=True,
+        default=False,
+        type=_flag,
+        metavar="true|false",
+        help="do not serve the Web UI (--headless=false, as the reference accepts, keeps it)",
+    )
     dev.add_argument(
         "--db-filename", "-f", default=None, help="SQLite file to persist to (default: in-memory, lost at exit)"
     )

@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from tempyral.cli import build_parser
 from tests.support.servers import ServerProcess, tempyral
 
 
@@ -88,3 +89,16 @@ async def test_headless_serves_no_ui() -> None:
             pass
     finally:
         proc.stop()
+
+
+def test_flags_parse_like_the_reference() -> None:
+    def parse(*args: str) -> tuple[bool, int | None]:
+        ns = build_parser().parse_args(["server", "start-dev", *args])
+        return ns.headless, ns.ui_port
+
+    assert parse() == (False, None)
+    assert parse("--headless") == (True, None)
+    assert parse("--headless=false", "--ui-port", "9000") == (False, 9000)
+    assert parse("--headless=true") == (True, None)
+    with pytest.raises(SystemExit):
+        parse("--headless=maybe")
