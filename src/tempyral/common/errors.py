@@ -24,7 +24,8 @@ class InvalidArgument(ServiceError):
 class NotFound(ServiceError):
     code = grpc.StatusCode.NOT_FOUND
 
-    def __init__(self, message: str, current_cluster: str = "active", active_cluster: str = "active") -> None:
+    # The reference leaves the clusters empty in the NotFoundFailure of a missing workflow, task or endpoint.
+    def __init__(self, message: str, current_cluster: str = "", active_cluster: str = "") -> None:
         super().__init__(
             message, errordetails.NotFoundFailure(current_cluster=current_cluster, active_cluster=active_cluster)
         )

@@ -18,7 +18,7 @@ from temporalio.api.query.v1 import message_pb2 as query_pb
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
-from tempyral.common.clock import ts_ns
+from tempyral.common.clock import duration_ns, ts_ns
 from tempyral.common.errors import InvalidArgument
 from tempyral.common.tokens import decode_page_token, encode_page_token
 from tempyral.history.mutable_state import MutableState
@@ -115,8 +115,10 @@ def describe(ns: Namespace, ms: MutableState, matching_backlog: int = 0) -> ws.D
     resp = ws.DescribeWorkflowExecutionResponse()
     cfg = resp.execution_config
     cfg.task_queue.CopyFrom(st.task_queue)
-    cfg.workflow_execution_timeout.CopyFrom(st.workflow_execution_timeout)
-    cfg.workflow_run_timeout.CopyFrom(st.workflow_run_timeout)
+    # unset when the workflow has none, as the reference shows it
+    for name in ("workflow_execution_timeout", "workflow_run_timeout"):
+        if duration_ns(getattr(st, name)):
+            getattr(cfg, name).CopyFrom(getattr(st, name))
     cfg.default_workflow_task_timeout.CopyFrom(st.workflow_task_timeout)
     if s.HasField("user_metadata"):
         cfg.user_metadata.CopyFrom(s.user_metadata)

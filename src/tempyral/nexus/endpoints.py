@@ -63,7 +63,7 @@ class EndpointRegistry:
         _check_id(endpoint_id)
         endpoint = self._by_id.get(endpoint_id)
         if endpoint is None:
-            raise NotFound(f"Nexus endpoint with ID `{endpoint_id}` not found", "", "")
+            raise NotFound(f"Nexus endpoint with ID `{endpoint_id}` not found")
         return _copy(endpoint)
 
     def find_by_name(self, name: str) -> nexus_pb.Endpoint | None:
@@ -111,7 +111,7 @@ class EndpointRegistry:
         async with self._lock:
             current = self._by_id.get(endpoint_id)
             if current is None:
-                raise NotFound(f"error updating Nexus endpoint. endpoint ID {endpoint_id} not found", "", "")
+                raise NotFound(f"error updating Nexus endpoint. endpoint ID {endpoint_id} not found")
             if version != current.version:
                 raise FailedPrecondition(
                     f"nexus endpoint version mismatch. received: {version} expected {current.version}"
@@ -144,7 +144,7 @@ class EndpointRegistry:
             raise InvalidArgument(", ".join(issues))
         async with self._lock:
             if endpoint_id not in self._by_id or not await self._store.delete_nexus_endpoint(endpoint_id):
-                raise NotFound(f"error deleting nexus endpoint with ID: {endpoint_id}", "", "")
+                raise NotFound(f"error deleting nexus endpoint with ID: {endpoint_id}")
             gone = self._by_id.pop(endpoint_id)
             log.info("deleted Nexus endpoint %s (%s)", gone.spec.name, endpoint_id)
 
