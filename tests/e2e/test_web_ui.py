@@ -61,10 +61,6 @@ ARTIFACTS = Path(os.environ.get("TEMPYRAL_TEST_ARTIFACTS") or REPO / "test-artif
 WAIT_MS = 20_000  # every wait for the UI is bounded by this
 TASK_QUEUE = "ui-e2e-tq"
 NEXUS_TASK_QUEUE = "ui-e2e-nexus-tq"
-# API calls known to fail on tempyral, and why; they are left out of the "no failing API calls" checks.
-KNOWN_FAILING_API = {
-    "/history-reverse": "GetWorkflowExecutionHistoryReverse is not implemented; the UI falls back to /history",
-}
 
 if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
     pytest.skip(
@@ -183,11 +179,9 @@ async def _eventually(check: Callable[[], Awaitable[bool]], what: str, timeout_s
         await asyncio.sleep(0.2)
 
 
-def failing_api_calls(page: Page, include_known: bool = True) -> list[str]:
+def failing_api_calls(page: Page) -> list[str]:
     failures: list[str] = page.failures  # type: ignore[attr-defined]
-    if include_known:
-        return list(failures)
-    return [f for f in failures if not any(known in f for known in KNOWN_FAILING_API)]
+    return list(failures)
 
 
 async def shows(page: Page, target: str | re.Pattern[str] | Locator, what: str | None = None) -> None:
@@ -206,7 +200,7 @@ async def shows(page: Page, target: str | re.Pattern[str] | Locator, what: str |
 
 
 def no_failing_api_calls(page: Page) -> None:
-    unexpected = failing_api_calls(page, include_known=False)
+    unexpected = failing_api_calls(page)
     assert not unexpected, f"API calls failed on {page.url}: {unexpected}"
 
 
@@ -457,18 +451,7 @@ async def test_parent_shows_its_child(page: Page, env: UiEnv) -> None:
 # ---------------------------------------------------------------------- Nexus endpoints
 async def test_nexus_endpoints_list_detail_create_and_edit(page: Page, env: UiEnv) -> None:
     info = await env.client.workflow_service.get_system_info(GetSystemInfoRequest())
-    forced = not info.capabilities.nexus
-    if forced:
-        # The UI hides its Nexus pages unless system-info claims the capability. Force it in the browser so
-        # that the pages themselves are still checked, and report the missing claim below.
-        async def claim_nexus(route: Any) -> None:
-            response = await route.fetch()
-            body = await response.json()
-            body.setdefault("capabilities", {})["nexus"] = True
-            await route.fulfill(response=response, body=json.dumps(body))
-
-        await page.route(re.compile(r"/api/v1/system-info"), claim_nexus)
-
+    assert info.capabilities.nexus  # without it the UI hides its Nexus pages
     await page.goto("/nexus")
     await shows(page, page.get_by_role("heading", name="Nexus Endpoints"))
     await shows(page, page.get_by_role("link", name="ui-endpoint", exact=True), "the endpoint ui-endpoint")
@@ -531,11 +514,6 @@ async def test_nexus_endpoints_list_detail_create_and_edit(page: Page, env: UiEn
     assert got.endpoint.version == endpoint.version + 1
     assert got.endpoint.spec.name == "ui-created-endpoint"
     no_failing_api_calls(page)
-    if forced:
-        pytest.xfail(
-            "the Nexus pages work, but GetSystemInfo does not claim capabilities.nexus (the reference does), so the "
-            "UI hides them: tempyral.frontend.workflow_service.get_system_info"
-        )
 
 
 async def _truthy(value: Awaitable[Any]) -> bool:

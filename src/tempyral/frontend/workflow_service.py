@@ -128,6 +128,7 @@ class WorkflowService:
         caps.upsert_memo = True
         caps.sdk_metadata = True
         caps.count_group_by_execution_status = True
+        caps.nexus = True  # the Web UI shows its Nexus pages only to servers that claim it
         # Build ids are recorded on task events and in BuildIds, as on the reference, which claims
         # this too while refusing the deprecated versioning APIs (below); SDKs send their build id
         # with every task response only to servers that claim it.
@@ -339,6 +340,13 @@ class WorkflowService:
         check_execution(req.execution)
         timeout = long_poll_timeout(ctx, 20.0) if req.wait_new_event else 0.0
         return await reads.get_history(self.engine, ns, req, timeout, with_transient=_is_sdk(ctx))
+
+    async def get_workflow_execution_history_reverse(
+        self, req: ws.GetWorkflowExecutionHistoryReverseRequest, ctx: Ctx
+    ) -> ws.GetWorkflowExecutionHistoryReverseResponse:
+        ns = self.namespaces.get(req.namespace)
+        check_execution(req.execution)
+        return await reads.get_history_reverse(self.engine, ns, req)
 
     async def describe_workflow_execution(
         self, req: ws.DescribeWorkflowExecutionRequest, ctx: Ctx

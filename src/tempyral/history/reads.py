@@ -80,6 +80,25 @@ async def get_history(
             pass
 
 
+async def get_history_reverse(
+    engine: HistoryEngine, ns: Namespace, req: ws.GetWorkflowExecutionHistoryReverseRequest
+) -> ws.GetWorkflowExecutionHistoryReverseResponse:
+    """The run's events newest first, a page at a time (the Web UI's default history view)."""
+    token = decode_page_token(req.next_page_token)
+    ex = req.execution
+    run_id = ex.run_id or (token.run_id if token else "")
+    page_size = req.maximum_page_size if req.maximum_page_size > 0 else DEFAULT_PAGE_SIZE
+    async with engine.locked(ns.id, ex.workflow_id, run_id) as (shard, entry, ms):
+        end = token.next_event_id if token else ms.s.next_event_id  # exclusive
+        start = max(1, end - page_size)
+        events = await engine.events(shard, entry, ms, start, end)
+        resp = ws.GetWorkflowExecutionHistoryReverseResponse()
+        resp.history.events.extend(reversed(events))
+        if start > 1:
+            resp.next_page_token = encode_page_token(HistoryPageToken(run_id=ms.run_id, next_event_id=start))
+        return resp
+
+
 def _waiter(entry: ExecutionEntry) -> asyncio.Future[None]:
     fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     entry.waiters.append(fut)
