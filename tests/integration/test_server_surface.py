@@ -33,7 +33,7 @@ async def test_system_and_cluster_info(client: Client) -> None:
     info = await client.workflow_service.get_system_info(GetSystemInfoRequest())
     assert info.server_version == "1.32.0"
     assert info.capabilities.sdk_metadata and info.capabilities.upsert_memo
-    assert not info.capabilities.nexus  # not implemented yet: not advertised
+    assert info.capabilities.nexus  # as on the reference; the Web UI hides its Nexus pages without it
     cluster = await client.workflow_service.get_cluster_info(GetClusterInfoRequest())
     assert cluster.cluster_name == "active"
     assert cluster.persistence_store == "sqlite"
