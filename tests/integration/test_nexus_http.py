@@ -20,7 +20,7 @@ from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
 from temporalio.api.operatorservice.v1 import CreateNexusEndpointRequest
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 from temporalio.worker import Worker
 
@@ -234,6 +234,19 @@ async def external_handler() -> AsyncIterator[ExternalHandler]:
         await runner.cleanup()
 
 
+async def call_external_handler(
+    client: Client, task_queue: str, external_handler: ExternalHandler
+) -> tuple[WorkflowHandle[Any, str], web.Request]:
+    """A caller workflow calls an endpoint whose target is the test's external handler: the
+    caller's handle, and the start request the handler received."""
+    target = nexus_pb.EndpointTarget(external=nexus_pb.EndpointTarget.External(url=external_handler.url))
+    _, endpoint_name = await create_endpoint(client, target)
+    handle = await client.start_workflow(
+        Caller.run, Call(endpoint_name, "hello", "external", schedule_to_close_s=60), id=new_id(), task_queue=task_queue
+    )
+    return handle, await within(external_handler.starts.get(), 30)
+
+
 async def test_an_external_handler_completes_the_operation_once_through_the_callback_url(
     http: aiohttp.ClientSession,
     client: Client,
@@ -241,16 +254,8 @@ async def test_an_external_handler_completes_the_operation_once_through_the_call
     task_queue: str,
     external_handler: ExternalHandler,
 ) -> None:
-    target = nexus_pb.EndpointTarget(external=nexus_pb.EndpointTarget.External(url=external_handler.url))
-    _, endpoint_name = await create_endpoint(client, target)
     async with Worker(client, task_queue=task_queue, workflows=[Caller]):
-        handle = await client.start_workflow(
-            Caller.run,
-            Call(endpoint_name, "hello", "external", schedule_to_close_s=60),
-            id=new_id(),
-            task_queue=task_queue,
-        )
-        start = await within(external_handler.starts.get(), 30)
+        handle, start = await call_external_handler(client, task_queue, external_handler)
         assert start.match_info["service"] == "Greeter"
         assert start.match_info["operation"] == "hello"
         callback_url = start.query["callback"]
@@ -284,16 +289,8 @@ async def test_an_external_handler_completes_the_operation_once_through_the_call
 async def test_an_external_handler_fails_the_operation_through_the_callback_url(
     http: aiohttp.ClientSession, client: Client, task_queue: str, external_handler: ExternalHandler
 ) -> None:
-    target = nexus_pb.EndpointTarget(external=nexus_pb.EndpointTarget.External(url=external_handler.url))
-    _, endpoint_name = await create_endpoint(client, target)
     async with Worker(client, task_queue=task_queue, workflows=[Caller]):
-        handle = await client.start_workflow(
-            Caller.run,
-            Call(endpoint_name, "hello", "external", schedule_to_close_s=60),
-            id=new_id(),
-            task_queue=task_queue,
-        )
-        start = await within(external_handler.starts.get(), 30)
+        handle, start = await call_external_handler(client, task_queue, external_handler)
         completion = {
             "Temporal-Callback-Token": start.headers["Nexus-Callback-Temporal-Callback-Token"],
             "Nexus-Operation-State": "failed",
