@@ -139,7 +139,7 @@ def nexus_limits(args: argparse.Namespace) -> NexusLimits:
 async def _serve(config: ServerConfig) -> None:
     server = Server(config)
     await server.start()
-    print(f"tempyral server listening on {server.address} (Nexus HTTP: {server.http_address})", flush=True)
+    print(f"tempyral server listening on {server.address} (HTTP API: {server.http_address})", flush=True)
     if server.ui_address:
         print(f"Web UI at http://{server.ui_address}", flush=True)
     stop = asyncio.Event()

@@ -155,7 +155,7 @@ class Server:
         host = f"[{callback_ip}]" if ":" in callback_ip else callback_ip
         self.http_address = f"{host}:{bound}"
         self.nexus_invoker.callback_base_url = f"http://{self.http_address}"
-        log.info("Nexus HTTP API listening on http://%s", self.http_address)
+        log.info("HTTP API (Temporal and Nexus) listening on http://%s", self.http_address)
 
     async def _start_ui(self) -> None:
         cfg = self.config
