@@ -14,7 +14,6 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -284,6 +283,3 @@ def _error(code: grpc.StatusCode, message: str, details: Message | None = None) 
 def _json(status: int, value: object) -> web.Response:
     body = json.dumps(value, separators=(",", ":")).encode()
     return web.Response(status=status, body=body, content_type="application/json")
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -891,19 +891,24 @@ class MutableState:
         event = self._event(ev.NEXUS_SCHEDULED, nexus_operation_scheduled_event_attributes=attrs, **extra)
         info = self.s.nexus_operations[event.event_id]
         self._nexus_start_task(info)
+        self._nexus_timeout_timers(info)
+        return info
+
+    def _nexus_timeout_timers(self, info: NexusOperationInfo) -> None:
+        """The schedule-to-close and schedule-to-start timers, counted from when it was scheduled."""
+        scheduled = ts_ns(info.scheduled_time)
         for name, timeout_type in (
             ("schedule_to_close_timeout", TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE),
             ("schedule_to_start_timeout", TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START),
         ):
-            timeout = duration_ns(getattr(attrs, name))
+            timeout = duration_ns(getattr(info, name))
             if timeout > 0:
                 self._timer(
                     TaskType.TASK_TYPE_NEXUS_TIMEOUT,
-                    self.now + timeout,
-                    event_id=event.event_id,
+                    scheduled + timeout,
+                    event_id=info.scheduled_event_id,
                     timeout_type=timeout_type,
                 )
-        return info
 
     def _nexus_start_task(self, info: NexusOperationInfo) -> None:
         self._transfer(TaskType.TASK_TYPE_NEXUS_START, event_id=info.scheduled_event_id, attempt=info.attempt)
@@ -1147,19 +1152,7 @@ class MutableState:
         ):
             op.cancellation.state = CancelState.NEXUS_OPERATION_CANCELLATION_STATE_SCHEDULED
             self._nexus_cancel_task(op)
-        scheduled = ts_ns(op.scheduled_time)
-        for name, timeout_type in (
-            ("schedule_to_close_timeout", TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE),
-            ("schedule_to_start_timeout", TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START),
-        ):
-            timeout = duration_ns(getattr(op, name))
-            if timeout > 0:
-                self._timer(
-                    TaskType.TASK_TYPE_NEXUS_TIMEOUT,
-                    scheduled + timeout,
-                    event_id=op.scheduled_event_id,
-                    timeout_type=timeout_type,
-                )
+        self._nexus_timeout_timers(op)
 
     # ------------------------------------------------------------------ close
     def _closing(self, continues: bool = False) -> None:

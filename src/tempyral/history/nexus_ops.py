@@ -9,7 +9,6 @@ completes once, however often its callback is delivered.
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING
 
 from temporalio.api.common.v1 import message_pb2 as common
@@ -33,6 +32,7 @@ State = PendingNexusOperationState
 CancelState = NexusOperationCancellationState
 SCHEDULED = State.PENDING_NEXUS_OPERATION_STATE_SCHEDULED
 STARTED = State.PENDING_NEXUS_OPERATION_STATE_STARTED
+BLOCKED = State.PENDING_NEXUS_OPERATION_STATE_BLOCKED
 
 
 class OperationNotFound(NotFound):
@@ -46,8 +46,8 @@ class NexusOperations:
     # ------------------------------------------------------------------ start requests
     async def record_start(self, task: Task, outcome: Outcome) -> None:
         async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
-            info = ms.s.nexus_operations.get(task.event_id)
-            if not ms.running or info is None or info.state != SCHEDULED or info.attempt != task.attempt:
+            info = start_due(ms, task)
+            if info is None:
                 return  # settled meanwhile (callback, timeout, cancel) or a stale task
             self._apply_start(ms, info, outcome)
             self._schedule_workflow_task(ms)
@@ -61,11 +61,7 @@ class NexusOperations:
             ms.add_nexus_started(sid, outcome.token, outcome.links)
         elif outcome.kind in (Kind.FAILED, Kind.CANCELED):
             assert outcome.failure is not None
-            event_type = ev.NEXUS_CANCELED if outcome.kind == Kind.CANCELED else ev.NEXUS_FAILED
-            failure = outcome.failure
-            if outcome.kind == Kind.CANCELED and not failure.HasField("canceled_failure_info"):
-                failure = _as_canceled(failure)
-            ms.add_nexus_closed_unsuccessfully(event_type, sid, outcomes.operation_failure(info, failure))
+            _close_unsuccessfully(ms, info, outcome.failure, canceled=outcome.kind == Kind.CANCELED)
         else:
             assert outcome.failure is not None
             info.attempt += 1
@@ -75,8 +71,8 @@ class NexusOperations:
     async def record_blocked(self, task: Task, reason: str, delay_s: float) -> None:
         """The request was held back (circuit breaker, rate limit): the same attempt goes later."""
         async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
-            info = ms.s.nexus_operations.get(task.event_id)
-            if not ms.running or info is None or info.state != SCHEDULED or info.attempt != task.attempt:
+            info = start_due(ms, task)
+            if info is None:
                 return
             ms.nexus_blocked(info, reason, ms.now + int(delay_s * 1e9))
             await shard.commit([Mutation(entry, ms)])
@@ -84,8 +80,8 @@ class NexusOperations:
     async def record_timeout(self, task: Task, timeout_type: int) -> None:
         """No time left for another request before the operation's timeout."""
         async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
-            info = ms.s.nexus_operations.get(task.event_id)
-            if not ms.running or info is None or info.state != SCHEDULED or info.attempt != task.attempt:
+            info = start_due(ms, task)
+            if info is None:
                 return
             self._time_out(ms, info, timeout_type)
             self._schedule_workflow_task(ms)
@@ -100,7 +96,7 @@ class NexusOperations:
     async def record_cancel(self, task: Task, outcome: Outcome) -> None:
         async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
             info = ms.s.nexus_operations.get(task.event_id)
-            if not ms.running or info is None or not _cancel_due(info, task):
+            if not ms.running or info is None or not cancel_due(info, task):
                 return
             if outcome.kind == Kind.SUCCEEDED:
                 ms.add_nexus_cancel_request_result(info.scheduled_event_id)
@@ -120,7 +116,10 @@ class NexusOperations:
         if info is None:
             return False
         if task.type == TaskType.TASK_TYPE_NEXUS_BACKOFF:
-            if info.state == STARTED or info.attempt != task.attempt or info.state == SCHEDULED:
+            if (
+                info.state not in (State.PENDING_NEXUS_OPERATION_STATE_BACKING_OFF, BLOCKED)
+                or info.attempt != task.attempt
+            ):
                 return False
             ms.nexus_rescheduled(info)
             return True
@@ -166,8 +165,7 @@ class NexusOperations:
                     if failure is None:
                         ms.add_nexus_completed(sid, result, [])
                     else:
-                        event_type = ev.NEXUS_CANCELED if canceled else ev.NEXUS_FAILED
-                        ms.add_nexus_closed_unsuccessfully(event_type, sid, outcomes.operation_failure(info, failure))
+                        _close_unsuccessfully(ms, info, failure, canceled)
                     self._schedule_workflow_task(ms)
                     await shard.commit([Mutation(entry, ms)])
                     return
@@ -181,7 +179,25 @@ class NexusOperations:
             ms.schedule_workflow_task()
 
 
-def _cancel_due(info: NexusOperationInfo, task: Task) -> bool:
+def start_due(ms: MutableState, task: Task) -> NexusOperationInfo | None:
+    """The operation a start-request task belongs to, if it still waits for that very attempt."""
+    info = ms.s.nexus_operations.get(task.event_id)
+    if not ms.running or info is None or info.state != SCHEDULED or info.attempt != task.attempt:
+        return None
+    return info
+
+
+def _close_unsuccessfully(
+    ms: MutableState, info: NexusOperationInfo, cause: failure_pb.Failure, canceled: bool
+) -> None:
+    """Failed or canceled, with `cause` inside the reference's operation failure."""
+    if canceled and not cause.HasField("canceled_failure_info"):
+        cause = _as_canceled(cause)
+    event_type = ev.NEXUS_CANCELED if canceled else ev.NEXUS_FAILED
+    ms.add_nexus_closed_unsuccessfully(event_type, info.scheduled_event_id, outcomes.operation_failure(info, cause))
+
+
+def cancel_due(info: NexusOperationInfo, task: Task) -> bool:
     c = info.cancellation
     return (
         info.state == STARTED
@@ -196,7 +212,3 @@ def _as_canceled(failure: failure_pb.Failure) -> failure_pb.Failure:
     if failure.HasField("cause"):
         out.cause.CopyFrom(failure.cause)
     return out
-
-
-def monotonic_ms() -> int:
-    return int(time.monotonic() * 1000)

@@ -120,10 +120,7 @@ class CallbackDelivery:
             async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
                 s = ms.s
                 index = task.callback_index
-                if index >= len(s.callbacks) or index >= len(s.start.completion_callbacks):
-                    return
-                state = s.callbacks[index]
-                if not ms.callback_due(index, task.attempt):
+                if index >= len(s.start.completion_callbacks) or not ms.callback_due(index, task.attempt):
                     return
                 callback = common.Callback()
                 callback.CopyFrom(s.start.completion_callbacks[index])
@@ -139,7 +136,6 @@ class CallbackDelivery:
                     close_events[0],
                     dict(callback.nexus.header),
                 )
-                attempt = state.attempt + 1
         except NotFound:
             return
         try:
@@ -157,7 +153,7 @@ class CallbackDelivery:
                 else:
                     failure = failure_pb.Failure(message=str(outcome))
                     failure.application_failure_info.non_retryable = not outcome.retryable
-                    retry_at = ms.now + int(backoff_s(self.machinery.limits, attempt) * 1e9)
+                    retry_at = ms.now + int(backoff_s(self.machinery.limits, task.attempt) * 1e9)
                     if outcome.retryable:
                         log.info("completion callback of %s failed, will retry: %s", task.workflow_id, outcome)
                     ms.callback_failed(task.callback_index, failure, retry_at if outcome.retryable else 0)

@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from temporalio.api.common.v1 import message_pb2 as common
-from temporalio.api.enums.v1 import PendingNexusOperationState, TimeoutType
+from temporalio.api.enums.v1 import TimeoutType
 from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
 
 from tempyral.common.clock import duration_ns, timestamp, ts_ns
 from tempyral.common.errors import NotFound
+from tempyral.history.nexus_ops import cancel_due, start_due
 from tempyral.nexus import links as nexus_links
 from tempyral.nexus import outcomes
 from tempyral.nexus.dispatch import NexusDispatcher
@@ -42,7 +43,6 @@ SYSTEM_CALLBACK_URL = "temporal://system"
 CALLBACK_TOKEN_HEADER = "temporal-callback-token"
 OPERATION_TOKEN_HEADER = "nexus-operation-token"
 BREAKER_OPEN = "The circuit breaker is open."
-SCHEDULED = PendingNexusOperationState.PENDING_NEXUS_OPERATION_STATE_SCHEDULED
 # Rate-limited calls wait in place up to this long a few times before the operation is marked blocked.
 SHORT_WAIT_S = 0.5
 SHORT_WAITS = 3
@@ -206,13 +206,9 @@ class NexusInvoker:
         engine = self.engine
         try:
             async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
-                info = ms.s.nexus_operations.get(task.event_id)
-                if not ms.running or info is None:
-                    return None
-                if for_cancel:
-                    if info.cancellation.attempt + 1 != task.attempt:
-                        return None
-                elif info.state != SCHEDULED or info.attempt != task.attempt:
+                # the same checks the outcome is recorded under: a stale task sends nothing
+                info = ms.s.nexus_operations.get(task.event_id) if for_cancel else start_due(ms, task)
+                if not ms.running or info is None or (for_cancel and not cancel_due(info, task)):
                     return None
                 copy = NexusOperationInfo()
                 copy.CopyFrom(info)

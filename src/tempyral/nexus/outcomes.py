@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 
 from temporalio.api.common.v1 import message_pb2 as common
-from temporalio.api.enums.v1 import NexusHandlerErrorRetryBehavior, TimeoutType
+from temporalio.api.enums.v1 import NexusHandlerErrorRetryBehavior
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
@@ -182,6 +182,3 @@ def timeout_failure(timeout_type: int) -> failure_pb.Failure:
     failure = failure_pb.Failure(message="operation timed out")
     failure.timeout_failure_info.timeout_type = timeout_type  # type: ignore[assignment]
     return failure
-
-
-SCHEDULE_TO_CLOSE = TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE
