@@ -4,6 +4,8 @@ same JSON once ids, times and other per-server values are normalized."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -140,3 +142,95 @@ async def test_nexus_endpoints(both: Any) -> None:
     our_status, our_body = await _get(our_base, f"/nexus/endpoints/{our_id}")
     assert our_status == ref_status == 200
     assert normalize(our_body) == normalize(ref_body)
+
+
+# ---------------------------------------------------------------------- request size and undecodable paths
+MIB = 1024 * 1024
+
+
+def _padded_signal_body(size: int) -> bytes:
+    """A valid SignalWorkflowExecution body of exactly `size` bytes (its identity is the padding)."""
+    head, tail = b'{"identity":"', b'"}'
+    return head + b"x" * (size - len(head) - len(tail)) + tail
+
+
+async def _post(url: str, data: Any, headers: dict[str, str] | None = None) -> tuple[int, Any, str | None]:
+    """Status, JSON body and Connection header (the reference's JSON comes as Content-Type `*`)."""
+    async with aiohttp.ClientSession() as session, session.post(url, data=data, headers=headers) as resp:
+        return resp.status, await resp.json(content_type=None), resp.headers.get("Connection")
+
+
+async def _both_post(both: Any, path: str, make_data: Any, headers: dict[str, str] | None = None) -> Any:
+    (ref_base, _), (our_base, _) = both
+    reference = await _post(f"{ref_base}{path}", make_data(), headers)
+    ours = await _post(f"{our_base}{path}", make_data(), headers)
+    return reference, ours
+
+
+async def test_a_300_kb_body_is_read_whole(both: Any) -> None:
+    data = base64.b64encode(b"x" * 300_000).decode()
+    body = json.dumps({"signalName": "s", "input": {"payloads": [{"data": data}]}}).encode()
+    reference, ours = await _both_post(
+        both, f"/namespaces/default/workflows/no-such-{uuid.uuid4().hex}/signal/s", lambda: body
+    )
+    assert ours[0] == reference[0] == 404, (ours, reference)
+    assert ours[1]["code"] == reference[1]["code"] == 5
+
+
+async def test_a_body_over_4_mib_is_refused_and_the_connection_closed(both: Any) -> None:
+    path = "/namespaces/default/workflows/size-wf/signal/s"
+    reference, ours = await _both_post(both, path, lambda: _padded_signal_body(4 * MIB + 1))
+    assert ours == reference == (400, {"code": 3, "message": "http: request body too large"}, "close")
+
+    def chunks() -> Any:  # no Content-Length: refused once more than 4 MiB have come
+        async def gen() -> AsyncIterator[bytes]:
+            yield b'{"identity":"'
+            for _ in range(80):
+                yield b"x" * 65536
+            yield b'"}'
+
+        return gen()
+
+    reference, ours = await _both_post(both, path, chunks)
+    assert ours == reference == (400, {"code": 3, "message": "http: request body too large"}, "close")
+
+
+async def test_a_request_over_the_grpc_message_limit_is_resource_exhausted(both: Any) -> None:
+    # The body is under 4 MiB, the request made of it and of the path's long id is not.
+    path = f"/namespaces/default/workflows/{'w' * 1000}/signal/s"
+    reference, ours = await _both_post(both, path, lambda: _padded_signal_body(4 * MIB - 64))
+    assert ours[0] == reference[0] == 429, (ours, reference)
+    assert ours[1]["code"] == reference[1]["code"] == 8
+    # The sizes in the messages differ by a few bytes: the reference's gateway adds fields of its own.
+    for answer in (ours, reference):
+        assert answer[1]["message"].startswith("grpc: received message larger than max (")
+
+
+async def test_undecodable_path_parameters(both: Any) -> None:
+    """The reference passes the raw bytes on and fails with INTERNAL where they become a string field (its
+    message is masked with a hash of the Go error); tempyral refuses them alike, never as U+FFFD text."""
+    (ref_base, _), (our_base, _) = both
+    for path in ("/namespaces/default/workflows/%FF%FE", "/namespaces/default/workflows/ok%FF/history"):
+        async with aiohttp.ClientSession() as session:
+            answers = []
+            for base in (ref_base, our_base):
+                async with session.get(f"{base}{path}") as resp:
+                    answers.append((resp.status, (await resp.json(content_type=None))["code"]))
+        assert answers[0] == answers[1] == (500, 13), (path, answers)
+    reference, ours = await _both_post(both, "/namespaces/default/workflows/%FF%FE/signal/s", lambda: b"{}")
+    assert (ours[0], ours[1]["code"]) == (reference[0], reference[1]["code"]) == (500, 13)
+
+
+async def test_nexus_bodies_over_2_mib_are_refused(both: Any) -> None:
+    (ref_base, ref_id), (our_base, our_id) = both
+    headers = {"Content-Type": "application/octet-stream", "Request-Timeout": "2s"}
+    for size, message, connection in [
+        (2 * MIB + 1, "invalid input", "close"),  # the body cannot be read whole
+        (2 * MIB, "input exceeds size limit", None),  # read, but its payload with the content type is too big
+    ]:
+        answers = []
+        for base, endpoint_id in ((ref_base, ref_id), (our_base, our_id)):
+            url = f"{base.removesuffix('/api/v1')}/nexus/endpoints/{endpoint_id}/services/s/op"
+            status, body, close = await _post(url, b"x" * size, headers)
+            answers.append((status, body["message"], body["details"]["type"], close))
+        assert answers[0] == answers[1] == (400, message, "BAD_REQUEST", connection), answers

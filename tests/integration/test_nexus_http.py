@@ -168,8 +168,12 @@ async def test_failures_answer_with_the_spec_status_codes(http: aiohttp.ClientSe
 
 
 async def test_bad_requests_are_refused_with_400(http: aiohttp.ClientSession, handler_endpoint: str) -> None:
+    # As the reference: a body over 2 MiB is not read whole ("invalid input", and the connection is closed);
+    # one that is read but makes a payload over the blob limit once its content type is added is too big.
     too_big = b'"' + b"x" * (2 * 1024 * 1024) + b'"'
-    status, body, _ = await post(http, f"{handler_endpoint}/echo", too_big)
+    status, body, headers = await post(http, f"{handler_endpoint}/echo", too_big)
+    assert (status, body["message"], headers["Connection"]) == (400, "invalid input", "close")
+    status, body, _ = await post(http, f"{handler_endpoint}/echo", b'"' + b"x" * (2 * 1024 * 1024 - 2) + b'"')
     assert (status, body["message"]) == (400, "input exceeds size limit")
     status, body, _ = await post(http, f"{handler_endpoint}/echo", b"{not json")
     assert status == 400 and body["message"].startswith("invalid input"), body
@@ -309,6 +313,31 @@ async def test_an_external_handler_fails_the_operation_through_the_callback_url(
     failed = [e for e in events if e.event_type == EventType.EVENT_TYPE_NEXUS_OPERATION_FAILED]
     assert len(failed) == 1
     assert failed[0].nexus_operation_failed_event_attributes.failure.cause.message == "external failure"
+
+
+async def test_completions_over_2_mib_are_refused_unread(
+    http: aiohttp.ClientSession, client: Client, task_queue: str, external_handler: ExternalHandler
+) -> None:
+    """As the reference's callback handler, whose body reader stops at 2 MiB: the operation stays open."""
+    async with Worker(client, task_queue=task_queue, workflows=[Caller]):
+        handle, start = await call_external_handler(client, task_queue, external_handler)
+        completion = {
+            "Temporal-Callback-Token": start.headers["Nexus-Callback-Temporal-Callback-Token"],
+            "Nexus-Operation-Token": "ext-token-1",
+        }
+        too_big = b'"' + b"x" * (2 * 1024 * 1024) + b'"'
+        for state, message in (
+            ("succeeded", "invalid result content"),
+            ("failed", "failed to read Failure from request body"),
+        ):
+            status, body, headers = await post(
+                http, start.query["callback"], too_big, {**completion, "Nexus-Operation-State": state}
+            )
+            assert (status, body["message"], headers["Connection"]) == (400, message, "close")
+        completion["Nexus-Operation-State"] = "succeeded"
+        status, body, _ = await post(http, start.query["callback"], {"message": "fits"}, completion)
+        assert status == 200, body
+        assert await within(handle.result(), 30) == "fits"
 
 
 async def test_malformed_callbacks_are_refused_with_400(http: aiohttp.ClientSession, server: ServerProcess) -> None:

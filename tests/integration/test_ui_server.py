@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -102,3 +104,28 @@ def test_flags_parse_like_the_reference() -> None:
     assert parse("--headless=true") == (True, None)
     with pytest.raises(SystemExit):
         parse("--headless=maybe")
+
+
+async def test_api_requests_through_the_ui_are_bounded_like_the_http_ports(
+    http: aiohttp.ClientSession, ui_server: ServerProcess
+) -> None:
+    """A 300 KB body is read whole, one over 4 MiB is refused unread, an undecodable path is refused: the same
+    answers as the HTTP port's (tests/differential/test_http_api.py compares those with the reference's)."""
+    await http.get("/api/v1/settings")  # sets the _csrf cookie
+    token = next(c.value for c in http.cookie_jar if c.key == "_csrf")
+    payload = base64.b64encode(b"x" * 300_000).decode()
+    requests = [
+        ("/workflows/ui-size-wf/signal/s", json.dumps({"input": {"payloads": [{"data": payload}]}}).encode()),
+        ("/workflows/ui-size-wf/signal/s", b'{"identity":"' + b"x" * (4 * 1024 * 1024) + b'"}'),
+        ("/workflows/%FF%FE/signal/s", b"{}"),
+    ]
+    answers = []
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{ui_server.http_port}") as direct:
+        for path, body in requests:
+            url = f"/api/v1/namespaces/default{path}"
+            async with http.post(url, data=body, headers={"X-CSRF-TOKEN": token}) as via_ui:
+                ui_answer = (via_ui.status, await via_ui.json())
+            async with direct.post(url, data=body) as on_http_port:
+                assert ui_answer == (on_http_port.status, await on_http_port.json())
+            answers.append((ui_answer[0], ui_answer[1]["code"]))
+    assert answers == [(404, 5), (400, 3), (500, 13)]

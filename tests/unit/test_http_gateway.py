@@ -4,6 +4,7 @@ errors in the reference's shape."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -126,3 +127,81 @@ async def test_errors_carry_status_code_and_details(gateway: Any) -> None:
     assert unimplemented.status == 501 and (await unimplemented.json())["code"] == 12
     bad_value = await client.get("/api/v1/namespaces/default/task-queues/q1?taskQueueType=NOPE")
     assert bad_value.status == 400
+
+
+# ---------------------------------------------------------------------- body size and undecodable input
+MIB = 1024 * 1024
+SIGNAL_PATH = "/api/v1/namespaces/default/workflows/wf-1/signal/ping"
+
+
+def _padded_signal_body(size: int) -> bytes:
+    """A valid SignalWorkflowExecution body of exactly `size` bytes (its identity is the padding)."""
+    head, tail = b'{"identity":"', b'"}'
+    return head + b"x" * (size - len(head) - len(tail)) + tail
+
+
+async def test_a_body_larger_than_one_read_is_read_whole(gateway: Any) -> None:
+    client, recorder = gateway
+    data = bytes(range(256)) * 1200  # 300 KB of payload, 400 KB of JSON: more than arrives at once
+    body = {"input": {"payloads": [{"data": base64.b64encode(data).decode()}]}}
+    resp = await client.post(SIGNAL_PATH, json=body)
+    assert resp.status == 200, await resp.text()
+    assert recorder.calls[-1][1].input.payloads[0].data == data
+
+
+async def test_a_body_up_to_4_mib_is_taken(gateway: Any) -> None:
+    client, recorder = gateway
+    resp = await client.post(SIGNAL_PATH, data=_padded_signal_body(4 * MIB - 64))
+    assert resp.status == 200, await resp.text()
+    assert len(recorder.calls[-1][1].identity) > 4 * MIB - 100
+
+
+async def test_a_body_over_4_mib_is_refused_and_the_connection_closed(gateway: Any) -> None:
+    client, recorder = gateway
+    calls = len(recorder.calls)
+    resp = await client.post(SIGNAL_PATH, data=_padded_signal_body(4 * MIB + 1))
+    assert resp.status == 400
+    assert await resp.json() == {"code": 3, "message": "http: request body too large"}
+    assert resp.headers["Connection"] == "close"
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: refused once 4 MiB have come
+        yield b'{"identity":"'
+        for _ in range(80):
+            yield b"x" * 65536
+        yield b'"}'
+
+    resp = await client.post(SIGNAL_PATH, data=chunks())
+    assert resp.status == 400 and (await resp.json())["message"] == "http: request body too large"
+    assert len(recorder.calls) == calls
+
+
+async def test_a_request_over_the_grpc_message_limit_is_resource_exhausted(gateway: Any) -> None:
+    client, recorder = gateway
+    calls = len(recorder.calls)
+    long_id = "w" * 1000  # the path adds to what the body holds
+    resp = await client.post(
+        f"/api/v1/namespaces/default/workflows/{long_id}/signal/ping", data=_padded_signal_body(4 * MIB - 64)
+    )
+    assert resp.status == 429
+    body = await resp.json()
+    assert body["code"] == 8 and body["message"].startswith("grpc: received message larger than max (")
+    assert body["message"].endswith(f" vs. {4 * MIB})")
+    assert len(recorder.calls) == calls
+
+
+async def test_path_and_query_values_that_are_not_utf8_are_refused(gateway: Any) -> None:
+    client, recorder = gateway
+    calls = len(recorder.calls)
+    for method, path in [
+        ("GET", "/api/v1/namespaces/default/workflows/%FF%FE/history"),
+        ("GET", "/api/v1/namespaces/%FF%FE/task-queues/q1"),
+        ("POST", "/api/v1/namespaces/default/workflows/wf-1/signal/%FF"),
+        ("GET", "/api/v1/namespaces/default/workflows/wf-1/history?execution.runId=%FF%FE"),
+    ]:
+        resp = await client.request(method, path, data=b"{}" if method == "POST" else None)
+        assert resp.status == 500, (path, await resp.text())
+        assert await resp.json() == {"code": 13, "message": "string field contains invalid UTF-8"}
+    assert len(recorder.calls) == calls  # nothing reached the servicer with a mangled value
+    resp = await client.get("/api/v1/namespaces/default/workflows/%C3%A9t%C3%A9/history?unknown%FF=1")
+    assert resp.status == 200  # UTF-8 decodes; an unknown parameter is ignored whatever its name
+    assert recorder.calls[-1][1].execution.workflow_id == "été"

@@ -5,6 +5,11 @@ the gRPC API calls.
 JSON is plain protobuf JSON (what the Web UI reads; the reference's payload shorthand is not
 used). Routes are matched on the still-encoded path, so an id with a `/` in it (sent as `%2F`)
 stays one segment. Query parameters are accepted in camelCase and snake_case.
+
+Limits, as the reference's HTTP API: a body is read whole up to 4 MiB (over that: 400 `http: request body
+too large`, and the connection is closed rather than drained); the request it makes must fit the 4 MiB its
+gRPC server takes (else 429 RESOURCE_EXHAUSTED). A path or query value that is not UTF-8 once
+percent-decoded cannot be a string field: 500 INTERNAL, never a value with U+FFFD in it.
 """
 
 from __future__ import annotations
@@ -29,11 +34,14 @@ from google.rpc import status_pb2
 from temporalio.api.errordetails.v1 import message_pb2 as _errordetails  # noqa: F401  (Any types in errors)
 
 from tempyral.common.errors import ServiceError
+from tempyral.common.http_body import read_bounded
 from tempyral.frontend.grpc_handlers import snake_case
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
 MAX_BODY_BYTES = 4 * 1024 * 1024  # as the reference's HTTP API
+# The reference's HTTP API hands each request to its gRPC server, which takes messages up to 4 MiB.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 HTTP_TIMEOUT_S = 70.0  # a long poll from the UI (waitNewEvent) must fit in it
 # grpc-gateway's mapping of status codes to HTTP statuses.
 HTTP_STATUS = {
@@ -59,11 +67,14 @@ _VARIABLE = re.compile(r"^\{([^}=]+)(?:=[^}]*)?\}$")
 
 
 class _Fail(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str, details: Message | None = None) -> None:
+    def __init__(
+        self, code: grpc.StatusCode, message: str, details: Message | None = None, close: bool = False
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.details = details
+        self.close = close  # the connection cannot be reused: part of the request is still unread
 
 
 @dataclass(frozen=True)
@@ -88,7 +99,8 @@ class Route:
                 if want != got:
                     return None
             elif got:
-                found[variable.group(1)] = unquote(got)
+                # Undecodable bytes stay recognisable (lone surrogates) so the field setter refuses them.
+                found[variable.group(1)] = unquote(got, errors="surrogateescape")
             else:
                 return None
         return found
@@ -141,7 +153,10 @@ class HttpGateway:
         try:
             return await self._handle(request)
         except _Fail as err:
-            return _error(err.code, err.message, err.details)
+            response = _error(err.code, err.message, err.details)
+            if err.close:
+                response.force_close()
+            return response
         except ServiceError as err:
             return _error(err.code, err.message, err.details)
         except Exception as err:
@@ -162,6 +177,12 @@ class HttpGateway:
             _apply_query(message, request.query_string)
         for path, value in variables.items():
             _set_path(message, path.split("."), [value])
+        size = message.ByteSize()
+        if size > MAX_MESSAGE_BYTES:
+            raise _Fail(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"grpc: received message larger than max ({size} vs. {MAX_MESSAGE_BYTES})",
+            )
         handler = getattr(route.servicer, snake_case(route.method.name), None)
         if handler is None:
             raise _Fail(grpc.StatusCode.UNIMPLEMENTED, f"{route.method.name} is not implemented by tempyral")
@@ -183,9 +204,9 @@ class HttpGateway:
 
     @staticmethod
     async def _read_body(request: web.Request, message: Message, body_field: str) -> None:
-        data = await request.content.read(MAX_BODY_BYTES + 1)
-        if len(data) > MAX_BODY_BYTES:
-            raise _Fail(grpc.StatusCode.INVALID_ARGUMENT, "request body too large")
+        data = await read_bounded(request, MAX_BODY_BYTES)
+        if data is None:
+            raise _Fail(grpc.StatusCode.INVALID_ARGUMENT, "http: request body too large", close=True)
         if not data.strip():
             return
         try:
@@ -206,8 +227,9 @@ def _apply_query(message: Message, query_string: str) -> None:
     """Query parameters name fields by dotted paths (`execution.runId`, `next_page_token`);
     unknown ones are ignored, as grpc-gateway does."""
     values: dict[str, list[str]] = {}
-    for key, value in parse_qsl(query_string, keep_blank_values=True):
-        values.setdefault(key, []).append(value)
+    for key, value in parse_qsl(query_string, keep_blank_values=True, errors="surrogateescape"):
+        if _is_utf8(key):  # an undecodable name names no field: ignored like any unknown one
+            values.setdefault(key, []).append(value)
     for key, given in values.items():
         try:
             _set_path(message, key.split("."), given)
@@ -241,6 +263,9 @@ def _set_path(message: Message, path: list[str], values: list[str]) -> None:
 def _convert(field: FieldDescriptor, text: str) -> Any:
     t = field.type
     if t == FieldDescriptor.TYPE_STRING:
+        if not text.isascii() and not _is_utf8(text):
+            # The reference answers INTERNAL too: its gRPC marshaling refuses the string.
+            raise _Fail(grpc.StatusCode.INTERNAL, "string field contains invalid UTF-8")
         return text
     if t == FieldDescriptor.TYPE_BOOL:
         if text.lower() in ("true", "1", ""):
@@ -268,6 +293,15 @@ def _convert(field: FieldDescriptor, text: str) -> Any:
         json_format.Parse(json.dumps(text), message)
         return message
     return int(text)
+
+
+def _is_utf8(text: str) -> bool:
+    """False for text holding bytes that did not decode (surrogateescape's lone surrogates)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------- errors

@@ -29,6 +29,8 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common.clock import timestamp
 from tempyral.common.errors import InvalidArgument, NotFound
+from tempyral.common.http_body import read_bounded
+from tempyral.common.limits import exceeds_blob_limit
 from tempyral.history.nexus_ops import OperationNotFound
 from tempyral.nexus import http_wire as wire
 from tempyral.nexus import links as nexus_links
@@ -57,11 +59,12 @@ _QUEUE_ROUTE = "/namespaces/{namespace}/task-queues/{task_queue}/nexus-services/
 class HandlerError(Exception):
     """Answered as a Nexus handler error: the spec's status code and a failure body."""
 
-    def __init__(self, error_type: str, message: str, retryable: bool | None = None) -> None:
+    def __init__(self, error_type: str, message: str, retryable: bool | None = None, close: bool = False) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.message = message
         self.retryable = retryable
+        self.close = close  # the connection cannot be reused: part of the request is still unread
 
 
 @dataclass
@@ -107,7 +110,7 @@ class NexusHttpApi:
 
     def app(self) -> web.Application:
         # Bodies are read (and limited) by the handlers, which answer the spec's 400, not aiohttp's 413.
-        app = web.Application(client_max_size=wire.MAX_BODY_BYTES * 2, middlewares=[_errors])
+        app = web.Application(middlewares=[_errors])
         app.router.add_post(_ENDPOINT_ROUTE, self.start_on_endpoint)
         app.router.add_post(_ENDPOINT_ROUTE + "/cancel", self.cancel_on_endpoint)
         app.router.add_post(_ENDPOINT_ROUTE + "/{token}/cancel", self.cancel_on_endpoint)  # before the header
@@ -169,11 +172,15 @@ class NexusHttpApi:
             links = wire.parse_links(request.headers.getall("Nexus-Link", []))
         except ValueError as err:
             raise HandlerError("BAD_REQUEST", f'invalid "Nexus-Link" header: {err}') from None
-        body = await _read_body(request)
+        body = await read_bounded(request, wire.MAX_BODY_BYTES)
+        if body is None:  # as the reference, whose reader fails at the limit
+            raise HandlerError("BAD_REQUEST", "invalid input", close=True)
         try:
             payload = wire.body_to_payload(request.headers.get("Content-Type"), body)
         except ValueError as err:
             raise HandlerError("BAD_REQUEST", f"invalid input: {err}") from None
+        if exceeds_blob_limit(payload.ByteSize()):  # the content headers became metadata, which counts too
+            raise HandlerError("BAD_REQUEST", "input exceeds size limit")
         request_pb = self._request(request, target, timeout_s)
         start = request_pb.start_operation
         start.service = request.match_info["service"]
@@ -258,7 +265,7 @@ class NexusHttpApi:
         except ValueError:
             raise HandlerError("BAD_REQUEST", "failed to decode links from request headers") from None
         state = request.headers.get("Nexus-Operation-State", "")
-        body = await _read_body(request)
+        body = await read_bounded(request, wire.MAX_BODY_BYTES)
         result, failure = self._completion_outcome(request, state, body)
         try:
             await self.engine.nexus_operations.complete(
@@ -276,17 +283,29 @@ class NexusHttpApi:
 
     @staticmethod
     def _completion_outcome(
-        request: web.Request, state: str, body: bytes
+        request: web.Request, state: str, body: bytes | None
     ) -> tuple[common.Payload | None, failure_pb.Failure | None]:
+        """`body` is None when it was over the size limit (the reference's reader fails then)."""
         if state == "succeeded":
+            if body is None:
+                raise HandlerError("BAD_REQUEST", "invalid result content", close=True)
             try:
-                return wire.body_to_payload(request.headers.get("Content-Type"), body), None
+                result = wire.body_to_payload(request.headers.get("Content-Type"), body)
             except ValueError:
                 raise HandlerError("BAD_REQUEST", "invalid result content") from None
+            if exceeds_blob_limit(result.ByteSize()):
+                raise HandlerError("BAD_REQUEST", "result exceeds size limit")
+            return result, None
         if state not in ("failed", "canceled"):
-            raise HandlerError("BAD_REQUEST", f"invalid request operation state: {state!r}")
+            raise HandlerError("BAD_REQUEST", f"invalid request operation state: {state!r}", close=body is None)
         if not wire.is_json(request.headers.get("Content-Type")):
-            raise HandlerError("BAD_REQUEST", f"invalid request content type: {request.headers.get('Content-Type')!r}")
+            raise HandlerError(
+                "BAD_REQUEST",
+                f"invalid request content type: {request.headers.get('Content-Type')!r}",
+                close=body is None,
+            )
+        if body is None:
+            raise HandlerError("BAD_REQUEST", "failed to read Failure from request body", close=True)
         try:
             failure = wire.json_to_temporal(wire.unwrap(wire.parse_failure(body)))
         except ValueError:
@@ -310,7 +329,10 @@ async def _errors(
     except HandlerError as err:
         if err.error_type in ("INTERNAL", "UPSTREAM_TIMEOUT"):
             log.info("Nexus HTTP %s %s: %s", request.method, request.path, err.message)
-        return handler_error_response(err.error_type, err.message, err.retryable)
+        response = handler_error_response(err.error_type, err.message, err.retryable)
+        if err.close:
+            response.force_close()
+        return response
     except web.HTTPException as err:
         if err.status == 404:  # no such route: answered like the spec's NOT_FOUND
             return handler_error_response("NOT_FOUND", "not found")
@@ -331,21 +353,6 @@ def _request_timeout(request: web.Request, default_s: float) -> float:
     except ValueError:
         raise HandlerError("BAD_REQUEST", "invalid request timeout header") from None
     return min(seconds, MAX_REQUEST_TIMEOUT_S)
-
-
-async def _read_body(request: web.Request) -> bytes:
-    if request.content_length is not None and request.content_length > wire.MAX_BODY_BYTES:
-        raise HandlerError("BAD_REQUEST", "input exceeds size limit")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await request.content.read(64 * 1024)
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > wire.MAX_BODY_BYTES:  # a chunked body that keeps coming
-            raise HandlerError("BAD_REQUEST", "input exceeds size limit")
-        chunks.append(chunk)
 
 
 def _links_headers(links: list[nexus_pb.Link]) -> list[tuple[str, str]]:
