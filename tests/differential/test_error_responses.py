@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.command.v1 import Command, ScheduleActivityTaskCommandAttributes
@@ -130,6 +131,17 @@ CASES: dict[str, Case] = {
     ),
     "complete by id: empty activity id": lambda c: c.ws.respond_activity_task_completed_by_id(
         RespondActivityTaskCompletedByIdRequest(namespace="default", workflow_id=c.running, activity_id="")
+    ),
+    # over-long namespace names: refused before any lookup, never echoed (the limit counts bytes)
+    "start: namespace name over 1000 bytes": lambda c: c.ws.start_workflow_execution(start(namespace="n" * 1001)),
+    "describe namespace: name of 10,000 characters": lambda c: c.ws.describe_namespace(
+        DescribeNamespaceRequest(namespace="n" * 10_000)
+    ),
+    "register namespace: 501 two-byte characters": lambda c: c.ws.register_namespace(
+        RegisterNamespaceRequest(namespace="é" * 501, workflow_execution_retention_period=Duration(seconds=86400))
+    ),
+    "start: over-long namespace comes before an empty workflow id": lambda c: c.ws.start_workflow_execution(
+        start(namespace="n" * 1001, workflow_id="")
     ),
     # unknown namespace
     "start: unknown namespace": lambda c: c.ws.start_workflow_execution(start(namespace="no-such-namespace")),
@@ -279,6 +291,10 @@ CASES: dict[str, Case] = {
     "start: a system search attribute": lambda c: c.ws.start_workflow_execution(
         start(search_attributes=search_attributes(WorkflowType="Mine"))
     ),
+    # a message over 4000 bytes is cut short, as the reference cuts it
+    "start: search attribute of the wrong type, 5000 characters": lambda c: c.ws.start_workflow_execution(
+        start(search_attributes=search_attributes(Priority="é" * 5000))
+    ),
     # task queues
     "describe task queue: no name": lambda c: c.ws.describe_task_queue(
         DescribeTaskQueueRequest(namespace="default", task_queue=TaskQueue())
@@ -300,6 +316,8 @@ CASES: dict[str, Case] = {
 
 
 def _normalize(message: str, ctx: Ctx) -> str:
+    # Go's protobuf errors put a space or, at random per build, a no-break space after "proto:".
+    message = message.replace("\xa0", " ")
     message = message.replace(ctx.running, "<running>").replace(ctx.closed, "<closed>").replace(ctx.spare, "<spare>")
     message = re.sub(r"bad-[0-9a-f]{32}", "<new>", message)
     return UUID.sub("<uuid>", message)
@@ -336,6 +354,60 @@ async def test_same_error_as_reference(name: str, contexts: tuple[Ctx, Ctx]) -> 
     expected = await _outcome(reference, CASES[name])
     got = await _outcome(ours, CASES[name])
     assert got == expected
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(number: int, data: bytes) -> bytes:
+    """A length-delimited protobuf field: bodies that the SDK's message classes would not build."""
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def _nested_failure(depth: int) -> bytes:
+    failure = _field(1, b"m")  # Failure.message
+    for _ in range(depth):
+        failure = _field(1, b"m") + _field(4, failure)  # Failure.cause
+    return failure
+
+
+# Request bodies that do not decode: grpc-go answers them before the reference's handlers run.
+UNDECODABLE: dict[str, tuple[str, bytes]] = {
+    "garbage bytes": ("StartWorkflowExecution", b"\xff" * 5),
+    "a truncated field": ("DescribeNamespace", b"\x0a\x05ab"),
+    "a string that is not UTF-8": ("DescribeNamespace", _field(1, b"\xff\xfe")),
+    "a failure with 10,000 nested causes": (
+        "RespondActivityTaskFailed",
+        _field(1, b"token") + _field(2, _nested_failure(10_000)) + _field(4, b"default"),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(UNDECODABLE))
+async def test_undecodable_request_like_the_reference(name: str, contexts: tuple[Ctx, Ctx]) -> None:
+    method, body = UNDECODABLE[name]
+
+    async def outcome(ctx: Ctx) -> tuple[str, str]:
+        async with grpc.aio.insecure_channel(ctx.client.service_client.config.target_host) as channel:
+            call = channel.unary_unary(
+                f"/temporal.api.workflowservice.v1.WorkflowService/{method}",
+                request_serializer=lambda raw: raw,
+                response_deserializer=lambda raw: raw,
+            )
+            try:
+                await call(body, timeout=30)
+            except grpc.aio.AioRpcError as err:
+                return err.code().name, _normalize(err.details() or "", ctx)
+        return "OK", ""
+
+    reference, ours = contexts
+    assert await outcome(ours) == await outcome(reference)
 
 
 async def _manual_activity_token(client: Client) -> tuple[bytes, str]:

@@ -20,6 +20,7 @@ from google.protobuf.message_factory import GetMessageClass
 from google.rpc import status_pb2
 
 from tempyral.common.errors import ServiceError
+from tempyral.frontend.intake import decoder, refusal, truncated
 
 log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -31,14 +32,16 @@ def snake_case(name: str) -> str:
 
 
 async def abort(context: Context, err: ServiceError) -> None:
-    status = status_pb2.Status(code=err.code.value[0], message=err.message)
-    if err.details is not None:
-        detail = any_pb2.Any()
-        detail.Pack(err.details, type_url_prefix="type.googleapis.com/")
-        status.details.append(detail)
-    await context.abort(
-        err.code, err.message, trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),)
-    )
+    message = truncated(err.message)
+    if err.details is None:
+        # As grpc-go: no status proto without details, so a long message is not sent twice
+        # (together they could pass the client's header size limit).
+        await context.abort(err.code, message)
+    status = status_pb2.Status(code=err.code.value[0], message=message)
+    detail = any_pb2.Any()
+    detail.Pack(err.details, type_url_prefix="type.googleapis.com/")
+    status.details.append(detail)
+    await context.abort(err.code, message, trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),))
 
 
 def _wrap(fn: Handler, method: str) -> Handler:
@@ -66,6 +69,18 @@ def _unimplemented(method: str) -> Handler:
     return handler
 
 
+def _refusing_early(handler: Handler) -> Handler:
+    """Undecodable requests and over-long namespace names are refused before anything else."""
+
+    async def refusing(request: Any, context: Context) -> Message:
+        err = refusal(request)
+        if err is not None:
+            await abort(context, err)
+        return await handler(request, context)
+
+    return refusing
+
+
 def generic_handler(service: ServiceDescriptor, impl: object) -> grpc.GenericRpcHandler[Any, Any]:
     handlers = {}
     for method in service.methods:
@@ -74,8 +89,8 @@ def generic_handler(service: ServiceDescriptor, impl: object) -> grpc.GenericRpc
         fn = getattr(impl, snake_case(method.name), None)
         handler = _wrap(fn, method.name) if fn is not None else _unimplemented(method.name)
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            handler,
-            request_deserializer=request_cls.FromString,
+            _refusing_early(handler),
+            request_deserializer=decoder(request_cls),
             response_serializer=response_cls.SerializeToString,
         )
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
