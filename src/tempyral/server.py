@@ -11,6 +11,7 @@ from aiohttp import web
 from temporalio.api.operatorservice.v1 import service_pb2 as operator_service_pb
 from temporalio.api.workflowservice.v1 import service_pb2 as workflow_service_pb
 
+from tempyral.common.bind import bound_addresses, host_port, local_host, warn_if_exposed
 from tempyral.common.limits import GRPC_MAX_MESSAGE_BYTES
 from tempyral.config import ServerConfig
 from tempyral.frontend.grpc_handlers import generic_handler
@@ -139,6 +140,7 @@ class Server:
         await self._grpc.start()
         self.address = f"{host}:{bound}"
         log.info("tempyral listening on %s (database: %s)", self.address, cfg.db_filename or "in-memory")
+        warn_if_exposed("The gRPC API", [cfg.ip], self.address)
 
     async def _start_http(self) -> None:
         cfg = self.config
@@ -149,13 +151,12 @@ class Server:
         await self._http.setup()
         site = web.TCPSite(self._http, cfg.ip, port)
         await site.start()
-        bound = self._http.addresses[0][1]
-        # A wildcard bind is not an address handlers can call back: use loopback in the URL.
-        callback_ip = "127.0.0.1" if cfg.ip in ("0.0.0.0", "") else "::1" if cfg.ip == "::" else cfg.ip
-        host = f"[{callback_ip}]" if ":" in callback_ip else callback_ip
-        self.http_address = f"{host}:{bound}"
-        self.nexus_invoker.callback_base_url = f"http://{self.http_address}"
+        sockets = self._http.addresses
+        # What is bound is what the log says; callback URLs need an address to call, never a wildcard.
+        self.http_address = ", ".join(bound_addresses(sockets))
+        self.nexus_invoker.callback_base_url = f"http://{host_port(local_host(cfg.ip), sockets[0][1])}"
         log.info("HTTP API (Temporal and Nexus) listening on http://%s", self.http_address)
+        warn_if_exposed("The HTTP API", [a[0] for a in sockets], self.http_address)
 
     async def _start_ui(self) -> None:
         cfg = self.config
@@ -171,9 +172,10 @@ class Server:
         self._ui = web.AppRunner(ui_application(assets, self.http_gateway.handle), access_log=None)
         await self._ui.setup()
         await web.TCPSite(self._ui, cfg.ip, port).start()
-        ip = "127.0.0.1" if cfg.ip in ("0.0.0.0", "") else "::1" if cfg.ip == "::" else cfg.ip
-        self.ui_address = f"{f'[{ip}]' if ':' in ip else ip}:{self._ui.addresses[0][1]}"
+        sockets = self._ui.addresses
+        self.ui_address = ", ".join(bound_addresses(sockets))
         log.info("Web UI at http://%s", self.ui_address)
+        warn_if_exposed("The Web UI", [a[0] for a in sockets], self.ui_address)
 
     async def _stop_ui(self) -> None:
         if self._ui is not None:
