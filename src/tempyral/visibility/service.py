@@ -12,6 +12,7 @@ from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
+from tempyral.common import gojson
 from tempyral.common.clock import ts_ns
 from tempyral.common.errors import InvalidArgument, Unavailable
 from tempyral.namespace.registry import Namespace
@@ -156,7 +157,7 @@ def decode_page_token(token: bytes, sort_keys: int = 0) -> Cursor | None:
     if not token:
         return None
     try:
-        data = json.loads(token)
+        data = gojson.loads(token.decode())  # a token nested too deep is just not a token
         if sort_keys:
             values = data["SearchAfter"]
             if not isinstance(values, list) or len(values) != sort_keys + 1 or not isinstance(values[-1], str):

@@ -8,12 +8,12 @@ once, when the attributes come in, gives the same payloads on every read without
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import IndexedValueType
 
+from tempyral.common import gojson
 from tempyral.common.errors import InvalidArgument
 from tempyral.visibility.attributes import SYSTEM_ATTRIBUTES
 from tempyral.visibility.query import TYPE_NAMES, go_float, go_v, parse_rfc3339_ns
@@ -110,8 +110,8 @@ def _decoded(payload: common.Payload) -> Any:
     if encoding != b"json/plain":
         return ValueError  # a value no type accepts
     try:
-        value = json.loads(payload.data)
-    except (ValueError, UnicodeDecodeError):
+        value = gojson.loads(payload.data.decode())
+    except ValueError:  # UnicodeDecodeError too
         return ValueError
     return _UNSET if value is None or value == [] else value
 
@@ -120,8 +120,8 @@ def _fits(value_type: int, value: Any) -> bool:
     if value_type == T.INDEXED_VALUE_TYPE_KEYWORD_LIST:
         return isinstance(value, list) and all(v is None or isinstance(v, str) for v in value)
     if isinstance(value, list):
-        # SQL visibility takes a list for other types only when it holds one value.
-        return len(value) == 1 and _fits(value_type, value[0])
+        # SQL visibility takes a list for other types only when it holds one value (not a list).
+        return len(value) == 1 and not isinstance(value[0], list) and _fits(value_type, value[0])
     if value_type in (T.INDEXED_VALUE_TYPE_KEYWORD, T.INDEXED_VALUE_TYPE_TEXT):
         return isinstance(value, str)
     if value_type == T.INDEXED_VALUE_TYPE_INT:
@@ -143,21 +143,71 @@ def _fits(value_type: int, value: Any) -> bool:
 
 def _shown(payload: common.Payload) -> str:
     """The value as the reference prints it: decoded as untyped JSON, formatted with Go's %v."""
-    if payload.metadata.get("encoding", b"") != b"json/plain":
-        return f"value from <{payload}>"
-    try:
-        return _go_any(json.loads(payload.data, parse_int=float))
-    except (ValueError, UnicodeDecodeError):
-        return f"value from <{payload}>"
+    if payload.metadata.get("encoding", b"") == b"json/plain":
+        try:
+            return _go_any(gojson.loads(payload.data.decode(), parse_int=float))
+        except ValueError:
+            pass
+    return f"value from <{go_text(payload)}>"
 
 
 def _go_any(value: Any) -> str:
-    if value is None:
-        return "<nil>"
-    if isinstance(value, float):
-        return go_float(value)
-    if isinstance(value, list):
-        return "[" + " ".join(_go_any(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{_go_any(value[k])}" for k in sorted(value)) + "]"
-    return go_v(value)
+    """Go's %v of an untyped JSON value, without recursion (values may nest 10,000 deep)."""
+    out: list[str] = []
+    todo: list[tuple[bool, Any]] = [(False, value)]  # (is text to write, item), last first
+    while todo:
+        is_text, item = todo.pop()
+        if is_text:
+            out.append(item)
+        elif item is None:
+            out.append("<nil>")
+        elif isinstance(item, float):
+            out.append(go_float(item))
+        elif isinstance(item, list | dict):
+            parts: list[tuple[bool, Any]] = [(True, "[" if isinstance(item, list) else "map[")]
+            entries = [(None, v) for v in item] if isinstance(item, list) else [(k, item[k]) for k in sorted(item)]
+            for n, (key, entry) in enumerate(entries):
+                if n:
+                    parts.append((True, " "))
+                if key is not None:
+                    parts.append((True, f"{key}:"))
+                parts.append((False, entry))
+            parts.append((True, "]"))
+            todo.extend(reversed(parts))
+        else:
+            out.append(go_v(item))
+    return "".join(out)
+
+
+def go_text(payload: common.Payload) -> str:
+    """A payload in Go's one-line protobuf text format (what the reference's String() gives)."""
+    fields = [
+        f"metadata:{{key:{_go_text_string(key.encode())} value:{_go_text_string(value)}}}"
+        for key, value in sorted(payload.metadata.items())
+    ]
+    if payload.data:
+        fields.append(f"data:{_go_text_string(payload.data)}")
+    for external in payload.external_payloads:
+        fields.append(f"external_payloads:{{{f'size_bytes:{external.size_bytes}' if external.size_bytes else ''}}}")
+    return " ".join(fields)
+
+
+def _go_text_string(data: bytes) -> str:
+    """Bytes quoted as Go's protobuf text format quotes them."""
+    out = ['"']
+    for char in data.decode(errors="surrogateescape"):
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif char in '"\\':
+            out.append("\\" + char)
+        elif char in "\n\r\t":
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}[char])
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif 0x80 <= code <= 0x9F:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
