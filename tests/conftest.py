@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -27,19 +28,32 @@ SEARCH_ATTRIBUTES = [
     "VisText=Text",
 ]
 SEARCH_ATTRIBUTE_FLAGS = [arg for sa in SEARCH_ATTRIBUTES for arg in ("--search-attribute", sa)]
+# Where completion callbacks and external Nexus endpoints may point, the same on both servers: test
+# listeners on 127.0.0.1 over plain http, localhost over https only (for the refusals on the session servers).
+CALLBACK_ADDRESSES = [("127.0.0.1:*", True), ("localhost:*", False)]
+TEMPYRAL_CALLBACK_FLAGS = [
+    arg
+    for pattern, insecure in CALLBACK_ADDRESSES
+    for arg in ("--callback-allowed-address", f"{pattern},allow-insecure" if insecure else pattern)
+]
+REFERENCE_CALLBACK_FLAGS = [
+    "--dynamic-config-value",
+    "callback.allowedAddresses="
+    + json.dumps([{"Pattern": pattern, "AllowInsecure": insecure} for pattern, insecure in CALLBACK_ADDRESSES]),
+]
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     db = tmp_path_factory.mktemp("tempyral") / "session.db"
-    proc = tempyral(str(db), extra=SEARCH_ATTRIBUTE_FLAGS).start()
+    proc = tempyral(str(db), extra=SEARCH_ATTRIBUTE_FLAGS + TEMPYRAL_CALLBACK_FLAGS).start()
     yield proc
     proc.stop()
 
 
 @pytest.fixture(scope="session")
 def reference_server() -> Iterator[ServerProcess]:
-    proc = reference(extra=SEARCH_ATTRIBUTE_FLAGS).start()
+    proc = reference(extra=SEARCH_ATTRIBUTE_FLAGS + REFERENCE_CALLBACK_FLAGS).start()
     yield proc
     proc.stop()
 

@@ -11,6 +11,7 @@ import sys
 from temporalio.api.enums.v1 import IndexedValueType
 
 from tempyral.config import ServerConfig
+from tempyral.nexus.addresses import AddressRule
 from tempyral.nexus.machinery import NexusLimits
 from tempyral.server import Server
 
@@ -92,9 +93,27 @@ def _allowed_callers(value: str) -> tuple[str, frozenset[str]]:
     return endpoint, callers
 
 
+def _allowed_address(value: str) -> AddressRule:
+    pattern, sep, flag = value.partition(",")
+    if not pattern or (sep and flag != "allow-insecure"):
+        raise argparse.ArgumentTypeError(
+            f"expected HOST[:PORT] pattern, optionally followed by ,allow-insecure, got {value!r}"
+        )
+    return AddressRule(pattern, allow_insecure=bool(sep))
+
+
 def _add_nexus_options(parser: argparse.ArgumentParser) -> None:
     defaults = NexusLimits()
     group = parser.add_argument_group("Nexus", "outbound Nexus calls (defaults are the reference server's)")
+    group.add_argument(
+        "--callback-allowed-address",
+        action="append",
+        default=[],
+        type=_allowed_address,
+        metavar="PATTERN[,allow-insecure]",
+        help="host[:port] ('*' matches anything) that completion callbacks and external endpoints may call, "
+        "https only unless ,allow-insecure (repeatable; default: only tempyral's own callback URL)",
+    )
     group.add_argument(
         "--nexus-allow",
         action="append",
@@ -167,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
         num_shards=args.shards,
         sqlite_synchronous=args.sqlite_sync,
         nexus=nexus_limits(args),
+        callback_allowed_addresses=args.callback_allowed_address,
     )
     asyncio.run(_serve(config))
 

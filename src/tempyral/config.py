@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tempyral.nexus.addresses import AddressRule
 from tempyral.nexus.machinery import NexusLimits
 
 
@@ -28,3 +29,6 @@ class ServerConfig:
     headless: bool = False
     # Outbound Nexus calls: timeouts, retries, circuit breaker, rate limits, allowed callers.
     nexus: NexusLimits = field(default_factory=NexusLimits)
+    # Where completion callbacks and external Nexus endpoints may point, besides tempyral's own
+    # callback URL and the internal ones: nowhere unless configured.
+    callback_allowed_addresses: list[AddressRule] = field(default_factory=list)

@@ -22,6 +22,7 @@ from tempyral.frontend.workflow_service import WorkflowService
 from tempyral.history.engine import EngineConfig, HistoryEngine
 from tempyral.matching.service import Matching
 from tempyral.namespace.registry import NamespaceRegistry
+from tempyral.nexus.addresses import OutboundAddresses
 from tempyral.nexus.callbacks import CallbackDelivery
 from tempyral.nexus.dispatch import NexusDispatcher
 from tempyral.nexus.endpoints import EndpointRegistry
@@ -47,7 +48,9 @@ class Server:
         self.config = config
         self.store = SqliteStore(config.db_filename, config.sqlite_synchronous)
         self.namespaces = NamespaceRegistry(self.store, config.cluster_name)
-        self.endpoints = EndpointRegistry(self.store, self.namespaces)
+        # Where completion callbacks and external endpoints may point; checked on request and before each call.
+        self.outbound_addresses = OutboundAddresses(config.callback_allowed_addresses)
+        self.endpoints = EndpointRegistry(self.store, self.namespaces, self.outbound_addresses)
         self.matching = Matching()
         self.engine = HistoryEngine(
             self.store,
@@ -71,7 +74,7 @@ class Server:
         )
         self.engine.find_endpoint_id = self._endpoint_id
         # Nexus over HTTP: outbound calls to external endpoints and callback URLs, and the HTTP API.
-        self.nexus_http_client = NexusHttpClient(config.nexus.request_timeout_s)
+        self.nexus_http_client = NexusHttpClient(config.nexus.request_timeout_s, self.outbound_addresses)
         self.nexus_invoker.external = self.nexus_http_client.call
         self.callbacks.external = self.nexus_http_client.deliver
         self.nexus_http_api = NexusHttpApi(
@@ -110,12 +113,14 @@ class Server:
             cluster_id,
             "sqlite",
             self.nexus_dispatcher,
+            self.outbound_addresses,
         )
         operator_service = OperatorService(self.namespaces, self.endpoints)
         self.http_gateway = HttpGateway([(WORKFLOW_SERVICE, workflow_service), (OPERATOR_SERVICE, operator_service)])
         # Before the engine: outbound tasks it resumes need the client and the callback URL.
         await self.nexus_http_client.start()
         await self._start_http()
+        self.outbound_addresses.own_base_url = self.nexus_invoker.callback_base_url
         await self._start_ui()
         await self.engine.start()
 

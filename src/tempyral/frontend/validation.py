@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import WorkflowIdConflictPolicy as ConflictPolicy
 from temporalio.api.enums.v1 import WorkflowIdReusePolicy as ReusePolicy
@@ -11,11 +13,18 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common import cron, ids
 from tempyral.common.clock import duration_ns
-from tempyral.common.errors import InvalidArgument
+from tempyral.common.errors import InvalidArgument, Unimplemented
 from tempyral.common.limits import BLOB_SIZE_LIMIT_WARN, MAX_ID_LENGTH, check_blob_size, check_id, exceeds_blob_limit
 from tempyral.common.retry import normalize_retry_policy
 from tempyral.history.commands import check_and_type_search_attributes
 from tempyral.namespace.registry import Namespace
+from tempyral.nexus.addresses import AddressRefused, OutboundAddresses
+
+# The reference's limits on completion callbacks (callback.maxPerExecution,
+# frontend.callbackURLMaxLength, frontend.callbackHeaderMaxLength).
+MAX_CALLBACKS = 2000
+MAX_CALLBACK_URL_LENGTH = 1000
+MAX_CALLBACK_HEADER_BYTES = 8 * 1024
 
 
 def check_task_queue(tq: taskqueue.TaskQueue) -> None:
@@ -100,7 +109,39 @@ def check_start_payloads(ns: Namespace, req: ws.StartWorkflowExecutionRequest) -
     check_blob_size(extra=[sum(len(p.data) for p in req.memo.fields.values())])
 
 
-def validate_start(ns: Namespace, req: ws.StartWorkflowExecutionRequest) -> None:
+def check_completion_callbacks(callbacks: Sequence[common.Callback], addresses: OutboundAddresses) -> None:
+    """Refuse callbacks the server may not call, as the reference does; lowercase their header keys
+    in place (Nexus headers are case-insensitive)."""
+    if len(callbacks) > MAX_CALLBACKS:
+        raise InvalidArgument(f"cannot attach more than {MAX_CALLBACKS} callbacks to an execution")
+    for callback in callbacks:
+        variant = callback.WhichOneof("variant")
+        if variant == "internal":
+            continue
+        if variant != "nexus":
+            raise Unimplemented("unknown callback variant: <nil>")
+        nexus = callback.nexus
+        if len(nexus.url) > MAX_CALLBACK_URL_LENGTH:
+            raise InvalidArgument(
+                f"invalid url: url length longer than max length allowed of {MAX_CALLBACK_URL_LENGTH}"
+            )
+        try:
+            addresses.check_callback(nexus.url)
+        except AddressRefused as err:
+            raise InvalidArgument(str(err)) from err
+        header = dict(nexus.header)
+        if sum(len(k) + len(v) for k, v in header.items()) > MAX_CALLBACK_HEADER_BYTES:
+            raise InvalidArgument(
+                f"invalid header: header size longer than max allowed size of {MAX_CALLBACK_HEADER_BYTES}"
+            )
+        nexus.header.clear()
+        nexus.header.update({k.lower(): v for k, v in header.items()})
+    if any(callback.HasField("internal") for callback in callbacks):
+        # past the frontend's checks, the reference's history service has no use for these
+        raise InvalidArgument("unsupported callback variant: *common.Callback_Internal_")
+
+
+def validate_start(ns: Namespace, req: ws.StartWorkflowExecutionRequest, addresses: OutboundAddresses) -> None:
     """Validate and normalize a start request in place, in the reference's order."""
     default_id_policies(req, ConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_FAIL)
     check_id(req.workflow_id, "WorkflowId")
@@ -116,6 +157,7 @@ def validate_start(ns: Namespace, req: ws.StartWorkflowExecutionRequest) -> None
     _check_timeouts(req)
     _check_request_id(req)
     _check_reuse_policy(req.workflow_id_reuse_policy, req.workflow_id_conflict_policy)
+    check_completion_callbacks(req.completion_callbacks, addresses)
     check_start_payloads(ns, req)
 
 

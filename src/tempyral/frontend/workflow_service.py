@@ -33,6 +33,7 @@ from tempyral.history import reads, reset
 from tempyral.history.engine import HistoryEngine
 from tempyral.matching.service import ACTIVITY, NEXUS, WORKFLOW, QueueKey
 from tempyral.namespace.registry import Namespace, NamespaceRegistry, validate_name
+from tempyral.nexus.addresses import OutboundAddresses
 from tempyral.nexus.dispatch import NexusDispatcher
 from tempyral.proto.internal_pb2 import NamespaceRecord
 from tempyral.visibility.attributes import SYSTEM_ATTRIBUTES
@@ -107,8 +108,11 @@ class WorkflowService:
         cluster_id: str,
         persistence_store: str,
         nexus_dispatcher: NexusDispatcher | None = None,
+        addresses: OutboundAddresses | None = None,
     ) -> None:
         self.engine = engine
+        # Which completion callback URLs start requests may name (default: the internal ones only).
+        self.addresses = addresses or OutboundAddresses()
         self.nexus_dispatcher = nexus_dispatcher or NexusDispatcher(engine.matching)
         self.namespaces = namespaces
         self.visibility = visibility
@@ -280,7 +284,7 @@ class WorkflowService:
         self, req: ws.StartWorkflowExecutionRequest, ctx: Ctx
     ) -> ws.StartWorkflowExecutionResponse:
         ns = self.namespaces.get(req.namespace)
-        validate_start(ns, req)
+        validate_start(ns, req, self.addresses)
         result = await self.engine.start_workflow(ns, req)
         resp = ws.StartWorkflowExecutionResponse(
             run_id=result.run_id,

@@ -24,12 +24,8 @@ from tempyral.common.errors import NotFound
 from tempyral.history import events as ev
 from tempyral.history.nexus_ops import OperationNotFound
 from tempyral.history.shard import Mutation
-from tempyral.nexus.invoker import (
-    CALLBACK_TOKEN_HEADER,
-    OPERATION_TOKEN_HEADER,
-    SYSTEM_CALLBACK_URL,
-    decode_callback_token,
-)
+from tempyral.nexus.addresses import INTERNAL_CALLBACK_URL, SYSTEM_CALLBACK_URL
+from tempyral.nexus.invoker import CALLBACK_TOKEN_HEADER, OPERATION_TOKEN_HEADER, decode_callback_token
 from tempyral.nexus.machinery import Machinery, backoff_s
 from tempyral.nexus.metrics import NexusMetrics
 from tempyral.proto.internal_pb2 import Task
@@ -180,6 +176,9 @@ class CallbackDelivery:
             except OperationNotFound as err:
                 raise DeliveryError(str(err), retryable=False) from err
             return
+        if url == INTERNAL_CALLBACK_URL:
+            # accepted on start as the reference accepts it, but no handler of tempyral's serves it
+            raise DeliveryError(f"unsupported callback URL {url}", retryable=False)
         if self.external is None:
             raise DeliveryError(f"cannot deliver to {url}: no HTTP client", retryable=True)
         await self.external(url, done)

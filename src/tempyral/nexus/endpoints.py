@@ -31,6 +31,7 @@ from tempyral.common.errors import (
 )
 from tempyral.common.limits import MAX_ID_LENGTH
 from tempyral.namespace.registry import NamespaceRegistry
+from tempyral.nexus.addresses import AddressRefused, OutboundAddresses
 from tempyral.persistence.store import Store
 
 log = logging.getLogger(__name__)
@@ -46,9 +47,11 @@ _NAME = re.compile(NAME_PATTERN)
 
 
 class EndpointRegistry:
-    def __init__(self, store: Store, namespaces: NamespaceRegistry) -> None:
+    def __init__(self, store: Store, namespaces: NamespaceRegistry, addresses: OutboundAddresses | None = None) -> None:
         self._store = store
         self._namespaces = namespaces
+        # Which external target URLs may be registered (default: none).
+        self._addresses = addresses or OutboundAddresses()
         self._by_id: dict[str, nexus_pb.Endpoint] = {}
         self._lock = asyncio.Lock()  # one change at a time keeps the cache and the table in step
 
@@ -170,7 +173,13 @@ class EndpointRegistry:
             if queue_issue:
                 issues.append(f"invalid target task queue: {json.dumps(queue_issue)}")
         else:
-            issues += _url_issues(spec.target.external.url)
+            url_issues = _url_issues(spec.target.external.url)
+            if not url_issues:
+                try:
+                    self._addresses.check_endpoint(spec.target.external.url)
+                except AddressRefused as err:
+                    url_issues.append(str(err))
+            issues += url_issues
         if spec.description.ByteSize() > MAX_DESCRIPTION_BYTES:
             issues.append(f"description size exceeds limit of {MAX_DESCRIPTION_BYTES}")
         if issues:

@@ -23,6 +23,7 @@ from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
 from tempyral.nexus import http_wire as wire
 from tempyral.nexus import links as nexus_links
 from tempyral.nexus import outcomes
+from tempyral.nexus.addresses import AddressRefused, OutboundAddresses
 from tempyral.nexus.callbacks import Completion, DeliveryError
 from tempyral.nexus.outcomes import Kind, Outcome
 
@@ -31,8 +32,11 @@ USER_AGENT = "tempyral"
 
 
 class NexusHttpClient:
-    def __init__(self, callback_timeout_s: float) -> None:
+    def __init__(self, callback_timeout_s: float, addresses: OutboundAddresses) -> None:
         self.callback_timeout_s = callback_timeout_s
+        # Checked again right before each request: what was stored under an older configuration
+        # (an endpoint, a run's callbacks) must not be called once the configuration no longer allows it.
+        self.addresses = addresses
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -51,6 +55,13 @@ class NexusHttpClient:
 
     # ------------------------------------------------------------------ operations (invoker.external)
     async def call(self, endpoint: nexus_pb.Endpoint, request: nexus_pb.Request, timeout_s: float) -> Outcome:
+        try:
+            self.addresses.check_endpoint(endpoint.spec.target.external.url)
+        except AddressRefused as err:
+            log.warning("Nexus call to endpoint %s refused: %s", endpoint.spec.name, err)
+            return Outcome(
+                Kind.FAILED, failure=outcomes.handler_error("UNAUTHORIZED", str(err)), label="address-refused"
+            )
         base = endpoint.spec.target.external.url.rstrip("/")
         variant = request.WhichOneof("variant")
         if variant == "start_operation":
@@ -101,6 +112,11 @@ class NexusHttpClient:
 
     # ------------------------------------------------------------------ completions (callbacks.external)
     async def deliver(self, url: str, done: Completion) -> None:
+        try:
+            self.addresses.check_callback(url)
+        except AddressRefused as err:
+            log.warning("completion callback refused: %s", err)
+            raise DeliveryError(str(err), retryable=False) from err
         # the callback headers the caller gave, as they were (already lowercase)
         headers = dict(done.headers)
         headers[wire.OPERATION_TOKEN] = done.operation_token

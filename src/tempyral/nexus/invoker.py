@@ -28,6 +28,7 @@ from tempyral.common.errors import NotFound
 from tempyral.history.nexus_ops import cancel_due, start_due
 from tempyral.nexus import links as nexus_links
 from tempyral.nexus import outcomes
+from tempyral.nexus.addresses import SYSTEM_CALLBACK_URL
 from tempyral.nexus.dispatch import NexusDispatcher
 from tempyral.nexus.endpoints import EndpointRegistry
 from tempyral.nexus.machinery import Machinery
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from tempyral.history.engine import HistoryEngine
 
 log = logging.getLogger(__name__)
-SYSTEM_CALLBACK_URL = "temporal://system"
 CALLBACK_TOKEN_HEADER = "temporal-callback-token"
 OPERATION_TOKEN_HEADER = "nexus-operation-token"
 BREAKER_OPEN = "The circuit breaker is open."
