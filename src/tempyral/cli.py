@@ -96,6 +96,13 @@ def _allowed_callers(value: str) -> tuple[str, frozenset[str]]:
 def _allowed_address(value: str) -> AddressRule:
     pattern, sep, flag = value.partition(",")
     if not pattern or (sep and flag != "allow-insecure"):
+    dev.add_argument(
+        "--history-cache-mb",
+        type=int,
+        default=256,
+        metavar="MB",
+        help="memory for cached workflow state and histories (default 256); the rest is read from the database",
+    )
         raise argparse.ArgumentTypeError(
             f"expected HOST[:PORT] pattern, optionally followed by ,allow-insecure, got {value!r}"
         )
@@ -193,3 +200,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+        history_cache_bytes=args.history_cache_mb * 1024 * 1024,

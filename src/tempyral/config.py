@@ -20,6 +20,8 @@ class ServerConfig:
     log_level: str = "info"
     num_shards: int = 4
     # "FULL" makes every commit durable against power loss; "NORMAL" only against crashes.
+    # Memory for cached workflow state and histories; beyond it the least recently used are re-read when needed.
+    history_cache_bytes: int = 256 * 1024 * 1024
     sqlite_synchronous: str = "NORMAL"
     cluster_name: str = "active"
     # The Nexus HTTP API: None = gRPC port + 10 (as the reference's 7243 for 7233), 0 = any free port.

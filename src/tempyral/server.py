@@ -56,7 +56,12 @@ class Server:
             self.store,
             self.namespaces,
             self.matching,
-            EngineConfig(num_shards=config.num_shards, owner=f"{config.ip}:{config.port}", nexus=config.nexus),
+            EngineConfig(
+                num_shards=config.num_shards,
+                owner=f"{config.ip}:{config.port}",
+                nexus=config.nexus,
+                cache_bytes=config.history_cache_bytes,
+            ),
         )
         self.nexus_dispatcher = NexusDispatcher(self.matching)
         self.nexus_machinery = Machinery(config.nexus)

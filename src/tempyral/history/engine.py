@@ -70,6 +70,8 @@ MIN_REUSE_INTERVAL_NS = 1_000_000_000
 class EngineConfig:
     num_shards: int = 4
     cache_size: int = 20_000
+    # Memory for cached workflow state and histories, over all shards.
+    cache_bytes: int = 256 * 1024 * 1024
     owner: str = "tempyral"
     long_poll_timeout_s: float = 60.0
     nexus: NexusLimits = field(default_factory=NexusLimits)
@@ -89,7 +91,14 @@ class HistoryEngine:
         self.matching = matching
         self.config = config
         self.shards = [
-            Shard(i, store, config.owner, self._on_tasks, config.cache_size // config.num_shards + 1)
+            Shard(
+                i,
+                store,
+                config.owner,
+                self._on_tasks,
+                config.cache_size // config.num_shards + 1,
+                config.cache_bytes // config.num_shards + 1,
+            )
             for i in range(config.num_shards)
         ]
         self._id_locks: dict[tuple[str, str], asyncio.Lock] = {}
@@ -196,7 +205,7 @@ class HistoryEngine:
                     yield shard, entry, ms
                 except BaseException:
                     if ms.new_events or ms.new_tasks or ms.visibility_dirty:
-                        entry.evict_state()
+                        shard.evict_state(entry)
                     raise
                 return
         raise Internal("the current run of this workflow keeps changing")
@@ -215,7 +224,7 @@ class HistoryEngine:
             for blob in blobs:
                 events.extend(history.History.FromString(blob).events)
             if len(events) == ms.s.next_event_id - 1 - len(ms.new_events):
-                entry.events = events
+                shard.cache_events(entry, events, sum(len(b) for b in blobs))
         if entry.events is not None:
             return entry.events[first_event_id - 1 : next_event_id - 1]
         blobs = await self.store.read_history(ms.namespace_id, ms.run_id, first_event_id, next_event_id)

@@ -59,11 +59,15 @@ class ExecutionEntry:
     inflight_queries: dict[str, WorkflowQuery] = field(default_factory=dict)
     # Updates not yet completed, by update id (see history/updates.py).
     updates: dict[str, UpdateRecord] = field(default_factory=dict)
+    # Serialized sizes of the cached state and events: what the cache's byte bound counts.
+    state_bytes: int = 0
+    events_bytes: int = 0
 
     def evict_state(self) -> None:
         self.ms = None
         self.events = None
         self.db_version = 0
+        self.state_bytes = self.events_bytes = 0
 
 
 @dataclass(slots=True)
@@ -81,6 +85,7 @@ class Shard:
         owner: str,
         on_tasks: Callable[[list[Task]], None],
         cache_size: int = 20_000,
+        cache_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.shard_id = shard_id
         self.store = store
@@ -90,7 +95,9 @@ class Shard:
         self._max_task_id = 0
         self._on_tasks = on_tasks
         self._cache_size = cache_size
+        self._cache_bytes = cache_bytes
         self._entries: OrderedDict[ExecutionKey, ExecutionEntry] = OrderedDict()
+        self._bytes = 0  # state_bytes + events_bytes of the entries in _entries
         self._current: dict[tuple[str, str], str] = {}
 
     async def acquire(self) -> None:
@@ -128,6 +135,7 @@ class Shard:
     def new_entry(self, key: ExecutionKey) -> ExecutionEntry:
         """An entry for a run that is being created (nobody else can know its id yet)."""
         entry = ExecutionEntry(key)
+        self._forget(key)
         self._entries[key] = entry
         self._evict()
         return entry
@@ -135,19 +143,48 @@ class Shard:
     def peek(self, key: ExecutionKey) -> ExecutionEntry | None:
         return self._entries.get(key)
 
+    @property
+    def cached_bytes(self) -> int:
+        return self._bytes
+
+    def _resize(self, entry: ExecutionEntry, state_bytes: int, events_bytes: int) -> None:
+        """Every change of what an entry holds goes through here, so the byte count stays true."""
+        if self._entries.get(entry.key) is entry:
+            self._bytes += state_bytes + events_bytes - entry.state_bytes - entry.events_bytes
+        entry.state_bytes, entry.events_bytes = state_bytes, events_bytes
+
+    def evict_state(self, entry: ExecutionEntry) -> None:
+        """Forget an entry's state (uncommitted changes included); it is read again when next used."""
+        self._resize(entry, 0, 0)
+        entry.evict_state()
+
+    def cache_events(self, entry: ExecutionEntry, events: list[history.HistoryEvent], size: int) -> None:
+        entry.events = events
+        self._resize(entry, entry.state_bytes, size)
+        self._evict()
+
     def _evict(self) -> None:
+        """Drop the least recently used idle entries while the cache is over its count or its bytes."""
         excess = len(self._entries) - self._cache_size
-        if excess <= 0:
+        excess_bytes = self._bytes - self._cache_bytes
+        if excess <= 0 and excess_bytes <= 0:
             return
         victims = []
         for key, entry in self._entries.items():  # oldest first
+            if excess <= 0 and excess_bytes <= 0:
+                break
             busy = entry.waiters or entry.buffered_queries or entry.inflight_queries or entry.updates
             if entry.users == 0 and not busy:
                 victims.append(key)
-                if len(victims) >= excess:
-                    break
+                excess -= 1
+                excess_bytes -= entry.state_bytes + entry.events_bytes
         for key in victims:
-            del self._entries[key]
+            self._forget(key)
+
+    def _forget(self, key: ExecutionKey) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._bytes -= entry.state_bytes + entry.events_bytes
 
     async def load(self, entry: ExecutionEntry) -> MutableState | None:
         """The entry's state, read from the store on a cache miss; None if there is no such run."""
@@ -158,19 +195,21 @@ class Shard:
             entry.ms = MutableState(ExecutionState.FromString(row.state))
             entry.db_version = row.db_version
             entry.events = None
+            self._resize(entry, len(row.state), 0)
+            self._evict()
         return entry.ms
 
     async def reload(self, entry: ExecutionEntry) -> MutableState | None:
         """Drop uncommitted in-memory changes and read the state again."""
-        entry.evict_state()
+        self.evict_state(entry)
         return await self.load(entry)
 
     async def delete(self, entry: ExecutionEntry) -> None:
         """Remove a run with its history and visibility; the current pointer goes if it is this run."""
         namespace_id, workflow_id, run_id = entry.key
         await self.store.delete_execution(self.shard_id, self.range_id, namespace_id, workflow_id, run_id)
-        entry.evict_state()
-        self._entries.pop(entry.key, None)
+        self.evict_state(entry)
+        self._forget(entry.key)
         if self._current.get((namespace_id, workflow_id)) == run_id:
             del self._current[(namespace_id, workflow_id)]
 
@@ -191,7 +230,7 @@ class Shard:
     ) -> None:
         txn = Transaction(self.shard_id, self.range_id)
         all_tasks: list[Task] = []
-        states: list[bytes] = []
+        sizes: list[tuple[int, int]] = []  # (state, new events) bytes of each mutation
         count = sum(len(m.ms.new_events) + len(m.ms.new_tasks) for m in mutations)
         task_id = await self._task_ids(count) if count else 0
         txn.range_id = self.range_id
@@ -201,9 +240,11 @@ class Shard:
             for event in ms.new_events:
                 event.task_id = task_id
                 task_id += 1
+            events_bytes = 0
             if ms.new_events:
                 s.last_event_task_id = ms.new_events[-1].task_id
                 blob = history.History(events=ms.new_events).SerializeToString()
+                events_bytes = len(blob)
                 s.history_size_bytes += len(blob)
                 txn.history.append(
                     HistoryWrite(
@@ -232,7 +273,7 @@ class Shard:
             new_version = m.entry.db_version + 1
             s.db_version = new_version
             state = s.SerializeToString()
-            states.append(state)
+            sizes.append((len(state), events_bytes))
             txn.executions.append(
                 ExecutionWrite(
                     s.namespace_id, s.workflow_id, s.run_id, state, new_version, 0 if m.new else m.entry.db_version
@@ -244,9 +285,9 @@ class Shard:
             await self.store.commit(txn)
         except BaseException:
             for m in mutations:
-                m.entry.evict_state()
+                self.evict_state(m.entry)
             raise
-        for m in mutations:
+        for m, (state_bytes, events_bytes) in zip(mutations, sizes, strict=True):
             entry, ms = m.entry, m.ms
             entry.ms = ms
             entry.db_version = ms.s.db_version
@@ -254,8 +295,10 @@ class Shard:
                 entry.events = list(ms.new_events)
             elif entry.events is not None:
                 entry.events.extend(ms.new_events)
+                events_bytes += entry.events_bytes
                 if len(entry.events) > MAX_CACHED_EVENTS:
                     entry.events = None
+            self._resize(entry, state_bytes, events_bytes if entry.events is not None else 0)
             if ms.new_events and entry.waiters:
                 waiters, entry.waiters = entry.waiters, []
                 for fut in waiters:
@@ -266,5 +309,6 @@ class Shard:
             ms.visibility_dirty = False
         for cw in txn.current:
             self.remember_current(cw.namespace_id, cw.workflow_id, cw.run_id)
+        self._evict()
         if all_tasks:
             self._on_tasks(all_tasks)
