@@ -10,9 +10,13 @@ import sys
 
 from temporalio.api.enums.v1 import IndexedValueType
 
+from tempyral import SERVER_VERSION, __version__
+from tempyral.common.errors import StartupError
 from tempyral.config import ServerConfig
+from tempyral.frontend.admission import AdmissionLimits
 from tempyral.nexus.addresses import AddressRule
 from tempyral.nexus.machinery import NexusLimits
+from tempyral.persistence.sqlite import check_pragma
 from tempyral.server import Server
 
 ATTRIBUTE_TYPES = {
@@ -35,6 +39,17 @@ def _search_attribute(value: str) -> tuple[str, int]:
     return name, ATTRIBUTE_TYPES[kind.lower()]
 
 
+def _pragma(value: str) -> tuple[str, str]:
+    name, sep, setting = value.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"invalid pragma: missing expected '=' in {value!r}")
+    try:
+        check_pragma(name.strip(), setting.strip())
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+    return name.strip(), setting.strip()
+
+
 def _flag(value: str) -> bool:
     if value.lower() in ("true", "1", "yes"):
         return True
@@ -45,6 +60,9 @@ def _flag(value: str) -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tempyral", description="A Temporal-compatible server.")
+    parser.add_argument(
+        "--version", action="version", version=f"tempyral {__version__} (Temporal server {SERVER_VERSION} API)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     server = commands.add_parser("server", help="run the server").add_subparsers(dest="server_command", required=True)
     dev = server.add_parser("start-dev", help="start a development server on embedded SQLite")
@@ -79,10 +97,45 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error"])
     dev.add_argument("--shards", type=int, default=4, help="number of history shards (default 4)")
     dev.add_argument(
+        "--history-cache-mb",
+        type=int,
+        default=256,
+        metavar="MB",
+        help="memory for cached workflow state and histories (default 256); the rest is read from the database",
+    )
+    dev.add_argument(
         "--sqlite-sync", default="NORMAL", choices=["OFF", "NORMAL", "FULL"], help="SQLite synchronous mode"
     )
+    dev.add_argument(
+        "--sqlite-pragma",
+        action="append",
+        default=[],
+        type=_pragma,
+        metavar="PRAGMA=VALUE",
+        help="SQLite pragma for every connection, as the reference's start-dev (repeatable)",
+    )
     _add_nexus_options(dev)
+    _add_admission_options(dev)
     return parser
+
+
+def _add_admission_options(parser: argparse.ArgumentParser) -> None:
+    defaults = AdmissionLimits()
+    group = parser.add_argument_group("Overload", "beyond these, requests get RESOURCE_EXHAUSTED, which clients retry")
+    group.add_argument(
+        "--max-inflight-requests",
+        type=int,
+        default=defaults.max_requests,
+        metavar="N",
+        help=f"client requests worked on at once, long polls aside (default {defaults.max_requests})",
+    )
+    group.add_argument(
+        "--max-inflight-mb",
+        type=int,
+        default=defaults.max_bytes // (1024 * 1024),
+        metavar="MB",
+        help=f"their size together (default {defaults.max_bytes // (1024 * 1024)})",
+    )
 
 
 def _allowed_callers(value: str) -> tuple[str, frozenset[str]]:
@@ -96,13 +149,6 @@ def _allowed_callers(value: str) -> tuple[str, frozenset[str]]:
 def _allowed_address(value: str) -> AddressRule:
     pattern, sep, flag = value.partition(",")
     if not pattern or (sep and flag != "allow-insecure"):
-    dev.add_argument(
-        "--history-cache-mb",
-        type=int,
-        default=256,
-        metavar="MB",
-        help="memory for cached workflow state and histories (default 256); the rest is read from the database",
-    )
         raise argparse.ArgumentTypeError(
             f"expected HOST[:PORT] pattern, optionally followed by ,allow-insecure, got {value!r}"
         )
@@ -191,13 +237,20 @@ def main(argv: list[str] | None = None) -> None:
         search_attributes=dict(args.search_attribute),
         log_level=args.log_level,
         num_shards=args.shards,
+        history_cache_bytes=args.history_cache_mb * 1024 * 1024,
         sqlite_synchronous=args.sqlite_sync,
+        sqlite_pragmas=dict(args.sqlite_pragma),
         nexus=nexus_limits(args),
         callback_allowed_addresses=args.callback_allowed_address,
+        admission=AdmissionLimits(args.max_inflight_requests, args.max_inflight_mb * 1024 * 1024),
     )
-    asyncio.run(_serve(config))
+    try:
+        asyncio.run(_serve(config))
+    except StartupError as err:
+        # Something the operator must fix: say what, in one line, without a traceback.
+        print(f"tempyral: error: {err}", file=sys.stderr, flush=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
     main()
-        history_cache_bytes=args.history_cache_mb * 1024 * 1024,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import uuid
 
 import grpc
@@ -11,9 +12,11 @@ from aiohttp import web
 from temporalio.api.operatorservice.v1 import service_pb2 as operator_service_pb
 from temporalio.api.workflowservice.v1 import service_pb2 as workflow_service_pb
 
-from tempyral.common.bind import bound_addresses, host_port, local_host, warn_if_exposed
-from tempyral.common.limits import GRPC_MAX_MESSAGE_BYTES
+from tempyral.common.bind import bound_addresses, check_free, host_port, listen, local_host, warn_if_exposed
+from tempyral.common.errors import StartupError
+from tempyral.common.limits import GRPC_MAX_PENDING_REQUESTS, GRPC_MAX_RECEIVE_BYTES, GRPC_MAX_SEND_BYTES
 from tempyral.config import ServerConfig
+from tempyral.frontend.admission import Admission
 from tempyral.frontend.grpc_handlers import generic_handler
 from tempyral.frontend.health import health_handler
 from tempyral.frontend.http_gateway import HttpGateway
@@ -46,12 +49,13 @@ OPERATOR_SERVICE = operator_service_pb.DESCRIPTOR.services_by_name["OperatorServ
 class Server:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.store = SqliteStore(config.db_filename, config.sqlite_synchronous)
+        self.store = SqliteStore(config.db_filename, config.sqlite_synchronous, config.sqlite_pragmas)
         self.namespaces = NamespaceRegistry(self.store, config.cluster_name)
         # Where completion callbacks and external endpoints may point; checked on request and before each call.
         self.outbound_addresses = OutboundAddresses(config.callback_allowed_addresses)
         self.endpoints = EndpointRegistry(self.store, self.namespaces, self.outbound_addresses)
         self.matching = Matching()
+        self.admission = Admission(config.admission)
         self.engine = HistoryEngine(
             self.store,
             self.namespaces,
@@ -89,6 +93,10 @@ class Server:
         self._ui: web.AppRunner | None = None
         self.ui_address = ""
         self._grpc: grpc.aio.Server | None = None
+        self._serving = False
+        # Bound before anything else starts, served once the rest is ready.
+        self._http_socket: socket.socket | None = None
+        self._ui_socket: socket.socket | None = None
         self.address = ""
         self.http_address = ""
 
@@ -97,6 +105,45 @@ class Server:
         return endpoint.id if endpoint is not None else None
 
     async def start(self) -> None:
+        """Bind every port, then lock and open the database, then serve. A port in use fails the start before
+        the database is touched, and a failed start releases whatever it took."""
+        try:
+            self._listen()
+            await self._start()
+        except BaseException:
+            await self.stop(grace=0)
+            raise
+
+    def _listen(self) -> None:
+        cfg = self.config
+        host = f"[{cfg.ip}]" if ":" in cfg.ip else cfg.ip
+        # gRPC binds in its C core, which logs its own failure at length: try the port here first.
+        check_free(cfg.ip, cfg.port, "the gRPC API")
+        self._grpc = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", GRPC_MAX_RECEIVE_BYTES),
+                ("grpc.max_send_message_length", GRPC_MAX_SEND_BYTES),
+                ("grpc.so_reuseport", 0),
+                # Let the transport queue bursts instead of cancelling calls; the admission limits
+                # (frontend/admission.py) bound the work and refuse the excess with a retryable error.
+                ("grpc.server.max_pending_requests", GRPC_MAX_PENDING_REQUESTS),
+                ("grpc.server.max_pending_requests_hard_limit", GRPC_MAX_PENDING_REQUESTS),
+            ]
+        )
+        try:
+            bound = self._grpc.add_insecure_port(f"{host}:{cfg.port}")
+        except RuntimeError:
+            bound = 0
+        if bound == 0:
+            raise StartupError(f"cannot listen on {host}:{cfg.port} for the gRPC API")
+        self.address = f"{host}:{bound}"
+        http_port = cfg.port + 10 if cfg.http_port is None else cfg.http_port
+        self._http_socket = listen(cfg.ip, http_port, "the HTTP API")
+        if not cfg.headless:
+            ui_port = cfg.port + 1000 if cfg.ui_port is None else cfg.ui_port
+            self._ui_socket = listen(cfg.ip, ui_port, "the Web UI")
+
+    async def _start(self) -> None:
         cfg = self.config
         await self.store.open()
         cluster_id = await self.store.get_or_set_metadata("cluster_id", str(uuid.uuid4()))
@@ -129,38 +176,28 @@ class Server:
         await self._start_ui()
         await self.engine.start()
 
-        self._grpc = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", GRPC_MAX_MESSAGE_BYTES),
-                ("grpc.so_reuseport", 0),
-            ]
-        )
+        assert self._grpc is not None
         self._grpc.add_generic_rpc_handlers(
             (
-                generic_handler(WORKFLOW_SERVICE, workflow_service),
-                generic_handler(OPERATOR_SERVICE, operator_service),
+                generic_handler(WORKFLOW_SERVICE, workflow_service, self.admission),
+                generic_handler(OPERATOR_SERVICE, operator_service, self.admission),
                 health_handler(),
             )
         )
-        host = f"[{cfg.ip}]" if ":" in cfg.ip else cfg.ip
-        bound = self._grpc.add_insecure_port(f"{host}:{cfg.port}")
-        if bound == 0:
-            raise OSError(f"could not listen on {host}:{cfg.port}")
         await self._grpc.start()
-        self.address = f"{host}:{bound}"
+        self._serving = True
         log.info("tempyral listening on %s (database: %s)", self.address, cfg.db_filename or "in-memory")
         warn_if_exposed("The gRPC API", [cfg.ip], self.address)
 
     async def _start_http(self) -> None:
         cfg = self.config
-        port = cfg.port + 10 if cfg.http_port is None else cfg.http_port
         app = self.nexus_http_api.app()
         self.http_gateway.add_to(app)  # the Temporal HTTP API (/api/v1/...) shares the port
         self._http = web.AppRunner(app, access_log=None)
         await self._http.setup()
-        site = web.TCPSite(self._http, cfg.ip, port)
-        await site.start()
+        assert self._http_socket is not None
+        await web.SockSite(self._http, self._http_socket).start()
+        self._http_socket = None  # the site owns it now
         sockets = self._http.addresses
         # What is bound is what the log says; callback URLs need an address to call, never a wildcard.
         self.http_address = ", ".join(bound_addresses(sockets))
@@ -169,19 +206,20 @@ class Server:
         warn_if_exposed("The HTTP API", [a[0] for a in sockets], self.http_address)
 
     async def _start_ui(self) -> None:
-        cfg = self.config
-        if cfg.headless:
+        if self._ui_socket is None:
             return
         try:
             assets = await asyncio.to_thread(ensure_assets)
         except UiAssetsError as e:
             log.warning("running without the Web UI: %s", e)
+            self._ui_socket.close()
+            self._ui_socket = None
             return
-        port = cfg.port + 1000 if cfg.ui_port is None else cfg.ui_port
         # The UI's /api/v1 calls go to the same HTTP API handler as the HTTP port's.
         self._ui = web.AppRunner(ui_application(assets, self.http_gateway.handle), access_log=None)
         await self._ui.setup()
-        await web.TCPSite(self._ui, cfg.ip, port).start()
+        await web.SockSite(self._ui, self._ui_socket).start()
+        self._ui_socket = None
         sockets = self._ui.addresses
         self.ui_address = ", ".join(bound_addresses(sockets))
         log.info("Web UI at http://%s", self.ui_address)
@@ -193,6 +231,11 @@ class Server:
             self._ui = None
 
     async def stop(self, grace: float = 2.0) -> None:
+        """Stop serving and release everything; also undoes a start that failed half-way."""
+        for sock in (self._http_socket, self._ui_socket):
+            if sock is not None:
+                sock.close()
+        self._http_socket = self._ui_socket = None
         await self._stop_ui()
         if self._http is not None:
             await self._http.cleanup()
@@ -203,4 +246,6 @@ class Server:
         await self.engine.stop()
         await self.nexus_http_client.close()
         await self.store.close()
-        log.info("tempyral stopped")
+        if self._serving:
+            log.info("tempyral stopped")
+        self._serving = False

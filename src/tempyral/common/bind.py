@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
+import socket
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+from tempyral.common.errors import StartupError
 
 log = logging.getLogger("tempyral.server")
 
@@ -53,3 +57,18 @@ def warn_if_exposed(what: str, hosts: Iterable[str], address: str) -> bool:
             address,
         )
     return bool(exposed)
+
+
+def listen(ip: str, port: int, what: str) -> socket.socket:
+    """A listening TCP socket on ip:port, or a StartupError that names the port and what it was for."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    try:
+        return socket.create_server((ip, port), family=family, backlog=1024)
+    except OSError as err:
+        reason = os.strerror(err.errno) if err.errno else str(err)
+        raise StartupError(f"cannot listen on {host_port(ip, port)} for {what}: {reason}") from err
+
+
+def check_free(ip: str, port: int, what: str) -> None:
+    """Fail as `listen` does when ip:port cannot be bound, without keeping it (for listeners bound elsewhere)."""
+    listen(ip, port, what).close()

@@ -123,3 +123,8 @@ class ConditionFailed(Exception):
 
 class ShardOwnershipLost(ConditionFailed):
     """This node no longer owns the shard: its range_id is stale."""
+
+
+class StartupError(Exception):
+    """The server cannot start for a reason the operator must fix (a port in use, a database that is missing,
+    locked or damaged). Its message is one line that says what to do; the command prints it and exits 1."""

@@ -12,8 +12,12 @@ BLOB_SIZE_LIMIT_ERROR = 2 * 1024 * 1024
 BLOB_SIZE_LIMIT_WARN = 512 * 1024
 WORKFLOW_TASK_COMPLETION_SIZE_LIMIT = 40 * 1024 * 1024
 MAX_ID_LENGTH = 1000
-# Whole-request ceiling accepted on the wire; the blob limit above gives the clear error.
-GRPC_MAX_MESSAGE_BYTES = 128 * 1024 * 1024
+# Whole-request ceiling accepted on the wire: grpc's default, which the reference keeps (RESOURCE_EXHAUSTED
+# above it). Responses are bounded by the history page size instead.
+GRPC_MAX_RECEIVE_BYTES = 4 * 1024 * 1024
+GRPC_MAX_SEND_BYTES = 128 * 1024 * 1024
+# Calls the transport holds before the server takes them up; far above what admission lets through.
+GRPC_MAX_PENDING_REQUESTS = 1_000_000
 HISTORY_PAGE_SIZE_DEFAULT = 256
 HISTORY_PAGE_BYTES = 2 * 1024 * 1024
 MAX_PENDING_ACTIVITIES = 2000

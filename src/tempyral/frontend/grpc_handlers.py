@@ -20,6 +20,7 @@ from google.protobuf.message_factory import GetMessageClass
 from google.rpc import status_pb2
 
 from tempyral.common.errors import ServiceError
+from tempyral.frontend.admission import Admission, overloaded_error
 from tempyral.frontend.intake import decoder, refusal, truncated
 
 log = logging.getLogger(__name__)
@@ -44,21 +45,34 @@ async def abort(context: Context, err: ServiceError) -> None:
     await context.abort(err.code, message, trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),))
 
 
-def _wrap(fn: Handler, method: str) -> Handler:
+def _wrap(fn: Handler, method: str, admission: Admission | None) -> Handler:
     async def handler(request: Any, context: Context) -> Message:
+        if admission is None:
+            return await _call(fn, method, request, context)
+        size = request.ByteSize()
+        if not admission.admit(method, size):
+            await abort(context, overloaded_error())
         try:
-            return await fn(request, context)
-        except ServiceError as err:
-            await abort(context, err)
-            raise  # unreachable: abort raises
-        except grpc.aio.AbortError:
-            raise
-        except Exception as err:
-            log.exception("%s failed", method)
-            await context.abort(grpc.StatusCode.INTERNAL, f"{method}: internal error: {err}")
-            raise
+            return await _call(fn, method, request, context)
+        finally:
+            admission.release(method, size)
 
     return handler
+
+
+async def _call(fn: Handler, method: str, request: Any, context: Context) -> Message:
+    """The implementation's answer, with its errors turned into statuses."""
+    try:
+        return await fn(request, context)
+    except ServiceError as err:
+        await abort(context, err)
+        raise  # unreachable: abort raises
+    except grpc.aio.AbortError:
+        raise
+    except Exception as err:
+        log.exception("%s failed", method)
+        await context.abort(grpc.StatusCode.INTERNAL, f"{method}: internal error: {err}")
+        raise
 
 
 def _unimplemented(method: str) -> Handler:
@@ -81,13 +95,15 @@ def _refusing_early(handler: Handler) -> Handler:
     return refusing
 
 
-def generic_handler(service: ServiceDescriptor, impl: object) -> grpc.GenericRpcHandler[Any, Any]:
+def generic_handler(
+    service: ServiceDescriptor, impl: object, admission: Admission | None = None
+) -> grpc.GenericRpcHandler[Any, Any]:
     handlers = {}
     for method in service.methods:
         request_cls = GetMessageClass(method.input_type)
         response_cls = GetMessageClass(method.output_type)
         fn = getattr(impl, snake_case(method.name), None)
-        handler = _wrap(fn, method.name) if fn is not None else _unimplemented(method.name)
+        handler = _wrap(fn, method.name, admission) if fn is not None else _unimplemented(method.name)
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
             _refusing_early(handler),
             request_deserializer=decoder(request_cls),

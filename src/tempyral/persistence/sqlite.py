@@ -8,9 +8,11 @@ does not undo its neighbours.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import queue
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -19,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from tempyral.common.errors import AlreadyExists, ConditionFailed, ShardOwnershipLost
+from tempyral.common.errors import AlreadyExists, ConditionFailed, ShardOwnershipLost, StartupError
 from tempyral.persistence.schema import MIGRATIONS, VISIBILITY_COLUMNS
 from tempyral.persistence.store import (
     CurrentRow,
@@ -39,8 +41,9 @@ MAX_BATCH = 512
 
 
 class SqliteStore:
-    def __init__(self, path: str | None, synchronous: str = "NORMAL") -> None:
-        """path None: a throwaway database that disappears at close (the dev server's default)."""
+    def __init__(self, path: str | None, synchronous: str = "NORMAL", pragmas: dict[str, str] | None = None) -> None:
+        """path None: a throwaway database that disappears at close (the dev server's default). `pragmas`: more
+        PRAGMA settings for every connection, given by the operator (names and values are checked first)."""
         self._tmpdir: str | None = None
         if path is None:
             self._tmpdir = tempfile.mkdtemp(prefix="tempyral-")
@@ -48,6 +51,8 @@ class SqliteStore:
             synchronous = "OFF"
         self.path = path
         self.synchronous = synchronous
+        self.pragmas = dict(pragmas or {})
+        self._lock_fd: int | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-read")
@@ -62,13 +67,22 @@ class SqliteStore:
         conn.execute("PRAGMA busy_timeout=10000")
         conn.execute("PRAGMA cache_size=-65536")
         conn.execute("PRAGMA temp_store=MEMORY")
+        for name, value in self.pragmas.items():
+            conn.execute(f"PRAGMA {name}={value}")  # both checked by check_pragma
         register_visibility_functions(conn)
         return conn
 
     async def open(self) -> None:
+        """Lock the database file for this process, then open and migrate it. Problems the operator must fix
+        (a missing directory, a file another server holds, a damaged file, a full disk) raise StartupError."""
         self._loop = asyncio.get_running_loop()
-        conn = self._connect()
-        self._migrate(conn)
+        self._lock()
+        try:
+            conn = self._connect()
+            self._migrate(conn)
+        except sqlite3.DatabaseError as err:
+            self._unlock()
+            raise StartupError(_database_problem(self.path, err)) from err
         self._writer = threading.Thread(target=self._write_loop, args=(conn,), name="sqlite-writer", daemon=True)
         self._writer.start()
 
@@ -78,13 +92,47 @@ class SqliteStore:
             await asyncio.to_thread(self._writer.join)
             self._writer = None
         self._readers.shutdown(wait=True)
+        self._unlock()  # last: closing a descriptor of the file would drop SQLite's own locks on it too
         if self._tmpdir:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+    def _lock(self) -> None:
+        """One server per database file: a second one is refused here, before it reads or writes anything.
+
+        flock() is independent of SQLite's own (fcntl) locks and goes away with the process, SIGKILL included."""
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(directory):
+            raise StartupError(f"cannot open database {self.path}: the directory {directory} does not exist")
+        existed = os.path.exists(self.path)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise StartupError(f"cannot open database {self.path} for writing: {err.strerror}") from err
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            os.close(fd)
+            raise StartupError(
+                f"database {self.path} is in use by another tempyral server: stop it, or give this one another file"
+            ) from err
+        self._lock_fd = fd
+        if self._tmpdir is None and (not existed or os.fstat(fd).st_size == 0):
+            log.info("%s is %s: creating a new database there", self.path, "empty" if existed else "new")
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         row = conn.execute("SELECT version FROM schema_version").fetchone()
         current = row[0] if row else 0
+        if current > len(MIGRATIONS):
+            raise StartupError(
+                f"database {self.path} has schema version {current}, written by a newer tempyral than this one "
+                f"(which knows {len(MIGRATIONS)}): upgrade tempyral"
+            )
         for version in range(current, len(MIGRATIONS)):
             log.info("applying schema migration %d", version + 1)
             conn.execute("BEGIN IMMEDIATE")
@@ -334,6 +382,28 @@ class SqliteStore:
     async def count_visibility(self, namespace_id: str, query: VisibilityQuery) -> list[tuple[Any, ...]]:
         sql, params = SqliteVisibilitySQL().count(namespace_id, query.filter, query.group_by)
         return await self._read(lambda conn: [tuple(r) for r in _visibility_query(conn, sql, params)])
+
+
+PRAGMA_NAME = re.compile(r"[A-Za-z_]+")
+PRAGMA_VALUE = re.compile(r"-?[A-Za-z0-9_]+")
+
+
+def check_pragma(name: str, value: str) -> None:
+    """PRAGMA takes no bound parameters, so what goes into one is held to plain names and numbers."""
+    if not PRAGMA_NAME.fullmatch(name) or not PRAGMA_VALUE.fullmatch(value):
+        raise ValueError(f"invalid pragma {name}={value}: expected a name and a plain value (letters, digits, _)")
+
+
+def _database_problem(path: str, err: sqlite3.DatabaseError) -> str:
+    """One line for an operator, from what SQLite said while opening the file."""
+    code = getattr(err, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
+    if code == sqlite3.SQLITE_FULL:
+        return f"cannot write database {path}: the disk is full"
+    if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+        return f"{path} is not a tempyral database or is damaged (SQLite: {err}); move it away to start afresh"
+    if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
+        return f"cannot write database {path} or its directory (SQLite: {err})"
+    return f"cannot open database {path} (SQLite: {err})"
 
 
 def _visibility_query(conn: sqlite3.Connection, sql: str, params: list[Any]) -> list[Any]:
