@@ -54,6 +54,7 @@ from .validation import (
 log = logging.getLogger(__name__)
 Ctx = grpc.aio.ServicerContext[Any, Any]
 MAX_LONG_POLL_S = 60.0
+QUERY_TIMEOUT_S = 30.0  # a query nobody answers fails after this, as on the reference
 LONG_POLL_MARGIN_S = 1.0
 
 
@@ -366,7 +367,7 @@ class WorkflowService:
         if not req.query.query_type:
             raise InvalidArgument("QueryType is not set on request.")
         check_blob_size(req.query.query_args)
-        return await reads.query(self.engine, ns, req, long_poll_timeout(ctx))
+        return await reads.query(self.engine, ns, req, long_poll_timeout(ctx, QUERY_TIMEOUT_S))
 
     async def update_workflow_execution(
         self, req: ws.UpdateWorkflowExecutionRequest, ctx: Ctx

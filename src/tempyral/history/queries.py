@@ -95,7 +95,7 @@ class QueryRegistry:
         try:
             result = await asyncio.wait_for(asyncio.shield(fut), timeout)
         except TimeoutError as err:
-            raise DeadlineExceeded("query timed out before a worker answered it") from err
+            raise DeadlineExceeded("query timed out before a worker could process it") from err
         if result.result_type == QueryResultType.QUERY_RESULT_TYPE_FAILED:
             raise QueryFailed(result.error_message, result.failure if result.HasField("failure") else None)
         return result
