@@ -28,6 +28,8 @@ SEARCH_ATTRIBUTES = [
     "VisText=Text",
 ]
 SEARCH_ATTRIBUTE_FLAGS = [arg for sa in SEARCH_ATTRIBUTES for arg in ("--search-attribute", sa)]
+# A snapshot of the shared acceptance suite: tests/integration/test_conformance.py runs it in its own pytest.
+collect_ignore = ["shared_conformance"]
 # Where completion callbacks and external Nexus endpoints may point, the same on both servers: test
 # listeners on 127.0.0.1 over plain http, localhost over https only (for the refusals on the session servers).
 CALLBACK_ADDRESSES = [("127.0.0.1:*", True), ("localhost:*", False)]
