@@ -39,11 +39,13 @@ from tests.e2e.ui_workflows import (
     compose_greeting,
     heartbeat_until_cancelled,
 )
+from tests.support.ci import cannot_run, in_ci
 from tests.support.servers import REPO, ServerProcess, tempyral
 
-pytest.importorskip(
-    "playwright.async_api", reason="the PyPI package playwright is not installed (pip install -e '.[test]')"
-)
+if not in_ci():  # in CI a missing playwright fails the collection instead
+    pytest.importorskip(
+        "playwright.async_api", reason="the PyPI package playwright is not installed (pip install -e '.[test]')"
+    )
 from playwright.async_api import Browser, Locator, Page, Response, async_playwright, expect
 
 CHROMIUM = os.environ.get("TEMPYRAL_CHROMIUM", "/usr/bin/chromium")
@@ -62,12 +64,20 @@ WAIT_MS = 20_000  # every wait for the UI is bounded by this
 TASK_QUEUE = "ui-e2e-tq"
 NEXUS_TASK_QUEUE = "ui-e2e-nexus-tq"
 
-if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-    pytest.skip(
-        f"no Chromium at {CHROMIUM}: install Debian's chromium package (scripts/test does when it runs as root with "
-        "apt-get; its log is /tmp/tempyral-chromium-install.log) or point TEMPYRAL_CHROMIUM at a Chromium binary",
-        allow_module_level=True,
-    )
+NO_CHROMIUM = (
+    ""
+    if os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)
+    else f"no Chromium at {CHROMIUM}: install Debian's chromium package (scripts/test does when it runs as root with "
+    "apt-get; its log is /tmp/tempyral-chromium-install.log; README.md says how without root) or point "
+    "TEMPYRAL_CHROMIUM at a Chromium binary"
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def chromium_installed() -> None:
+    """First of all: without a browser every test here skips, or fails in CI."""
+    if NO_CHROMIUM:
+        cannot_run(NO_CHROMIUM)
 
 
 @dataclass
