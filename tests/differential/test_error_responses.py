@@ -23,6 +23,7 @@ from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
 from temporalio.api.query.v1 import WorkflowQuery
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
+    CountWorkflowExecutionsRequest,
     DescribeNamespaceRequest,
     DescribeTaskQueueRequest,
     DescribeWorkflowExecutionRequest,
@@ -107,6 +108,10 @@ def raw_search_attribute(name: str, data: bytes) -> SearchAttributes:
     sa = SearchAttributes()
     sa.indexed_fields[name].CopyFrom(Payload(metadata={"encoding": b"json/plain"}, data=data))
     return sa
+
+
+def list_query(c: Ctx, query: str) -> Awaitable[Any]:
+    return c.ws.list_workflow_executions(ListWorkflowExecutionsRequest(namespace="default", query=query))
 
 
 def execution(workflow_id: str, run_id: str = "") -> WorkflowExecution:
@@ -288,6 +293,22 @@ CASES: dict[str, Case] = {
     "list: unknown search attribute": lambda c: c.ws.list_workflow_executions(
         ListWorkflowExecutionsRequest(namespace="default", query="NoSuchAttribute = 'x'")
     ),
+    # filters nested past the reference parser's limits (200 open levels, a tree 1000 deep)
+    "list: 5,000 nested parentheses": lambda c: list_query(c, "(" * 5000 + "WorkflowId = 'a'" + ")" * 5000),
+    "count: 5,000 nested parentheses": lambda c: c.ws.count_workflow_executions(
+        CountWorkflowExecutionsRequest(namespace="default", query="(" * 5000 + "WorkflowId = 'a'" + ")" * 5000)
+    ),
+    "list: NOT 200 times": lambda c: list_query(c, "NOT " * 200 + "WorkflowId = 'a'"),
+    "list: 300 minus signs": lambda c: list_query(c, "Priority = " + "- " * 300 + "1"),
+    "list: a function nested 300 deep": lambda c: list_query(c, "lower(" * 300 + "x" + ")" * 300 + " = 'a'"),
+    "list: 20,000 ORs": lambda c: list_query(c, " OR ".join(["WorkflowId = 'a'"] * 20_000)),
+    "list: 996 ORs": lambda c: list_query(c, " OR ".join(["WorkflowId = 'a'"] * 996)),
+    "list: 5,000 additions": lambda c: list_query(c, "Priority = " + " + ".join(["1"] * 5000)),
+    "list: a 990-term sum under a minus sign": lambda c: list_query(c, "Priority = -(" + "+".join(["1"] * 990) + ")"),
+    # and just within them
+    "list: 199 nested parentheses": lambda c: list_query(c, "(" * 199 + "WorkflowId = 'a'" + ")" * 199),
+    "list: NOT 199 times": lambda c: list_query(c, "NOT " * 199 + "WorkflowId = 'a'"),
+    "list: 995 ORs": lambda c: list_query(c, " OR ".join(["WorkflowId = 'a'"] * 995)),
     # search attributes set at start
     "start: unknown search attribute": lambda c: c.ws.start_workflow_execution(
         start(search_attributes=search_attributes(NoSuchAttribute="x"))

@@ -359,6 +359,14 @@ LIST_QUERIES = [
     "{scope} AND TemporalNamespaceDivision IS NULL",
     "{scope} GROUP BY ExecutionStatus",
     "{scope};",
+    # nested and chained as deep as the reference's parser takes (SQLite's parser takes far less)
+    "{scope} AND " + "NOT " * 198 + "VisKeyword = 'alpha'",
+    "{scope} AND " + "NOT " * 197 + "VisKeyword = 'alpha'",
+    "(" * 198 + "{scope} AND VisInt > 3" + ")" * 198,
+    "{scope} AND " + "(VisInt > 100 OR (VisKeyword IS NOT NULL AND " * 95 + "VisBool = true" + "))" * 95,
+    "{scope} AND NOT " + "(VisInt > 3 OR (VisKeyword = 'alpha' AND " * 60 + "NOT VisBool = true" + "))" * 60,
+    "{scope} AND (" + " OR ".join(f"VisInt = {n}" for n in range(990)) + ")",
+    "{scope} AND (" + " AND ".join(["VisTags != 'nope'"] * 900) + ")",
 ]
 COUNT_QUERIES = [
     "{scope}",
@@ -369,6 +377,11 @@ COUNT_QUERIES = [
     "{scope} AND VisTags = 'red'",
     "{scope} AND VisText = 'fox'",
     "{scope} GROUP BY TemporalNamespaceDivision",
+    "{scope} AND "
+    + "(VisInt > 100 OR (VisKeyword IS NOT NULL AND " * 95
+    + "VisBool = true"
+    + "))" * 95
+    + " GROUP BY ExecutionStatus",
 ]
 INVALID_LIST_QUERIES = [
     "WorkflowType = ",

@@ -5,6 +5,7 @@ SQLite visibility table."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
@@ -149,6 +150,49 @@ def test_identifiers_as_the_reference_prints_them() -> None:
     )
 
 
+# Positions are of the statement the filter becomes, "select * from table1 where <filter>".
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("(" * 5000 + "a = 1" + ")" * 5000, "max nesting level reached at position 228"),
+        ("NOT " * 200 + "a = 1", "max nesting level reached at position 827 near 'not'"),
+        ("a = " + "~" * 300 + "1", "max nesting level reached at position 232"),
+        ("a = " + "- " * 300 + "1", "max nesting level reached at position 431"),
+        ("a IN (" + "(" * 300 + "1" + ")" * 300 + ")", "max nesting level reached at position 233"),
+        ("f(" * 300 + "x" + ")" * 300 + " = 1", "max nesting level reached at position 428"),
+        ("EXISTS (select " + "(" * 300 + ")", "max nesting level reached at position 242"),
+        ("NOT (" * 150 + "a = 1" + ")" * 150, "max nesting level reached at position 528"),
+        (" OR ".join(["a = 1"] * 996), "max ast depth reached"),
+        ("a = 1 AND " * 20_000 + "a = 1", "max ast depth reached"),
+        ("a = " + "+".join(["1"] * 5000), "max ast depth reached"),
+    ],
+)
+def test_nesting_past_the_reference_limits(query: str, message: str) -> None:
+    with pytest.raises(ast.SyntaxErr, match=f"^{re.escape(message)}$"):
+        ast.parse_filter(query)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "(" * 199 + "a = 1" + ")" * 199,
+        "NOT " * 199 + "a = 1",
+        "(a = 1) AND " * 300 + "NOT " * 199 + "a = 1",  # levels close again
+        " OR ".join(["a = 1"] * 995),
+        "a = " + "+".join(["1"] * 995),
+        "ORDER BY " + "+".join(["1"] * 996),  # an ORDER BY expression sits one level deeper
+    ],
+)
+def test_nesting_within_the_reference_limits(query: str) -> None:
+    ast.parse_filter(query)
+
+
+def test_deep_trees_print_without_recursion() -> None:
+    where = ast.parse_filter("a = -(" + "+".join(["1"] * 990) + ")").where
+    assert isinstance(where, ast.ComparisonExpr)
+    assert where.right.sql() == "-(" + " + ".join(["1"] * 990) + ")"
+
+
 # ---------------------------------------------------------------------- compiler
 def test_empty_filter_only_excludes_namespace_divisions() -> None:
     assert compile_query("  ", CUSTOM).filter == DIVISION
@@ -182,6 +226,15 @@ def test_comparisons_of_every_type() -> None:
     assert where("StartTime > '0000-01-01T00:00:00,5Z'") == Compare(
         Field("StartTime", "Datetime"), ">", -62167219200 * SECOND + SECOND // 2
     )
+
+
+def test_nots_move_down_to_the_conditions_and_chains_become_one_node() -> None:
+    a, b, c = (Compare(Field("Priority", "Int"), "=", n) for n in (1, 2, 3))
+    assert where("NOT (Priority = 1 AND (Priority = 2 OR NOT Priority = 3))") == Or((Not(a), And((Not(b), c))))
+    assert where("NOT NOT Priority = 1") == a
+    assert where("Priority = 1 AND (Priority = 2 AND Priority = 3)") == And((a, b, c))
+    assert where("NOT (Priority = 1 OR Priority = 2 OR Priority = 3)") == And((Not(a), Not(b), Not(c)))
+    assert len(where(" OR ".join(["Priority = 1"] * 995)).items) == 995
 
 
 def test_group_by_execution_status_or_namespace_division() -> None:
@@ -377,6 +430,49 @@ def run(db: sqlite3.Connection, query: str, cursor: Cursor | None = None, limit:
 )
 def test_filters_select_the_reference_rows(db: sqlite3.Connection, query: str, runs: list[str]) -> None:
     assert run(db, query) == runs
+
+
+def _nested(levels: int, innermost: str) -> str:
+    """A filter nested `levels` groups deep that selects what `innermost` selects."""
+    query = innermost
+    for _ in range(levels):
+        query = f"(StartTime < 0 OR (StartTime >= 0 AND {query}))"  # false or (true and ...), never NULL
+    return query
+
+
+@pytest.mark.parametrize(
+    ("deep", "shallow"),
+    [
+        ("NOT " * 198 + "CustomerId = 'alpha'", "CustomerId = 'alpha'"),
+        ("NOT " * 197 + "CustomerId = 'alpha'", "NOT CustomerId = 'alpha'"),
+        ("(" * 199 + "Tags = 'red'" + ")" * 199, "Tags = 'red'"),
+        (_nested(95, "Priority > 1"), "Priority > 1"),
+        ("NOT " + _nested(60, "CustomerId = 'alpha'"), "NOT CustomerId = 'alpha'"),
+        (" OR ".join([f"Priority = {n}" for n in range(990)]), "Priority IN (1, 5)"),
+        (" AND ".join(["Notes != 'nope'"] * 990), ""),
+    ],
+)
+def test_deep_filters_select_the_rows_of_shallow_ones(db: sqlite3.Connection, deep: str, shallow: str) -> None:
+    """SQLite's parser refuses far less nesting than the reference's: the SQL must not nest as the filter does."""
+    assert run(db, deep) == run(db, shallow)
+    for query in (deep, shallow):
+        compiled = compile_query(query, CUSTOM)
+        sql, params = SqliteVisibilitySQL().count("ns", compiled.filter, "ExecutionStatus")
+        assert (
+            db.execute(sql, params).fetchall()
+            == db.execute(
+                *SqliteVisibilitySQL().count("ns", compile_query(shallow, CUSTOM).filter, "ExecutionStatus")
+            ).fetchall()
+        )
+    assert ordered(db, deep + " ORDER BY Priority", 1) == ordered(db, shallow + " ORDER BY Priority", 1)
+
+
+def test_groups_nested_deep_become_with_queries() -> None:
+    compiled = compile_query(_nested(40, "Priority > 1"), CUSTOM)
+    sql, params = SqliteVisibilitySQL().select("run_id", "ns", compiled.filter, None, 5)
+    assert sql.startswith("WITH deep1 AS (SELECT rowid FROM visibility WHERE namespace_id = ? AND")
+    assert sql.count(" AS (SELECT rowid FROM visibility") == 6  # 80 groups deep, 12 at a time
+    assert params[0] == "ns"
 
 
 def test_values_are_parameters(db: sqlite3.Connection) -> None:

@@ -20,6 +20,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from tempyral.common.trampoline import Step, run
+
 Value: TypeAlias = str | int | float | bool
 # A parenthesized list on the right of `=` or BETWEEN is kept as a row value, which SQL refuses
 # when the statement runs ("row value misused"), as the reference's SQL does.
@@ -117,7 +119,11 @@ class Or:
     items: tuple[Filter, ...]
 
 
-Filter: TypeAlias = Compare | InList | Between | IsNull | StartsWith | ListMatch | TextMatch | Not | And | Or
+Condition: TypeAlias = Compare | InList | Between | IsNull | StartsWith | ListMatch | TextMatch
+Filter: TypeAlias = Condition | Not | And | Or
+# How a filter is written into SQLite's limits (see SqliteVisibilitySQL._render).
+MAX_CHAIN = 32  # conditions in one AND or OR chain of the SQL text
+MAX_GROUP_DEPTH = 12  # parenthesized groups within groups in one expression
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,8 @@ class SqliteVisibilitySQL:
 
     def __init__(self) -> None:
         self.params: list[Any] = []
+        self.namespace_id = ""
+        self.with_queries: list[tuple[str, list[Any]]] = []  # for filters nested deep: text, parameters
 
     # ------------------------------------------------------------------ statements
     def select(
@@ -180,6 +188,7 @@ class SqliteVisibilitySQL:
         if order_by:
             return self._select_ordered(columns, namespace_id, where, cursor, limit, order_by)
         self.params = [namespace_id]
+        self.namespace_id = namespace_id
         sql = f"SELECT {columns} FROM visibility WHERE namespace_id = ?"
         if where is not None:
             sql += f" AND {self.render(where)}"
@@ -190,7 +199,7 @@ class SqliteVisibilitySQL:
             self.params += [close, cursor.start_time, cursor.run_id, close, cursor.start_time, close]
         sql += f" ORDER BY {self.ORDER} LIMIT ?"
         self.params.append(limit)
-        return sql, self.params
+        return self._statement(sql)
 
     def _select_ordered(
         self,
@@ -209,6 +218,7 @@ class SqliteVisibilitySQL:
         keys = [self.sort_key(f) for f, _ in order_by]
         sql = f"SELECT {columns}, {', '.join(keys)} FROM visibility WHERE namespace_id = ?"
         self.params.append(namespace_id)
+        self.namespace_id = namespace_id
         if where is not None:
             sql += f" AND {self.render(where)}"
         if cursor is not None and cursor.sort_values is not None:
@@ -219,7 +229,7 @@ class SqliteVisibilitySQL:
         ]
         sql += f" ORDER BY {', '.join(terms)}, run_id DESC LIMIT ?"
         self.params.append(limit)
-        return sql, self.params
+        return self._statement(sql)
 
     def _after(self, order_by: OrderBy, values: tuple[Any, ...], run_id: str) -> str:
         """Rows strictly after the row whose ordering values are `values`: equal on the first i
@@ -253,23 +263,61 @@ class SqliteVisibilitySQL:
         self.params = []
         column = self.column(Field(group_by, "Keyword")) if group_by else ""
         self.params.append(namespace_id)
+        self.namespace_id = namespace_id
         condition = "namespace_id = ?"
         if where is not None:
             condition += f" AND {self.render(where)}"
         if not group_by:
-            return f"SELECT COUNT(*) FROM visibility WHERE {condition}", self.params
-        return (
-            f"SELECT {column} AS grp, COUNT(*) FROM visibility WHERE {condition} GROUP BY grp ORDER BY grp",
-            self.params,
+            return self._statement(f"SELECT COUNT(*) FROM visibility WHERE {condition}")
+        return self._statement(
+            f"SELECT {column} AS grp, COUNT(*) FROM visibility WHERE {condition} GROUP BY grp ORDER BY grp"
         )
+
+    def _statement(self, sql: str) -> tuple[str, list[Any]]:
+        """The statement, after the WITH queries its filter needs; the parameters in text order."""
+        if not self.with_queries:
+            return sql, self.params
+        texts = ", ".join(text for text, _ in self.with_queries)
+        return f"WITH {texts} {sql}", [p for _, params in self.with_queries for p in params] + self.params
 
     # ------------------------------------------------------------------ filters
     def render(self, f: Filter) -> str:
+        return run(self._render(f, 0, False))
+
+    def _render(self, f: Filter, depth: int, negated: bool) -> Step[str]:
+        """`f` as SQL, `depth` groups deep in its expression. SQLite parses on a stack of 100
+        entries and refuses expression trees over 1000 levels: long chains are cut into groups,
+        and a group nested too deep becomes a WITH query of the rows it holds for. That is only
+        done outside NOT: inside, a row for which the group is NULL would wrongly match."""
         if isinstance(f, And | Or):
-            joiner = " AND " if isinstance(f, And) else " OR "
-            return "(" + joiner.join(self.render(item) for item in f.items) + ")"
+            if depth >= MAX_GROUP_DEPTH and not negated:
+                reference: str = yield self._with_query(f)
+                return reference
+            items = f.items
+            while len(items) > MAX_CHAIN:
+                items = tuple(
+                    type(f)(items[k : k + MAX_CHAIN]) if len(items[k : k + MAX_CHAIN]) > 1 else items[k]
+                    for k in range(0, len(items), MAX_CHAIN)
+                )
+            rendered = []
+            for item in items:
+                rendered.append((yield self._render(item, depth + 1, negated)))
+            return "(" + (" AND " if isinstance(f, And) else " OR ").join(rendered) + ")"
         if isinstance(f, Not):
-            return f"(NOT {self.render(f.expr)})"
+            inner = yield self._render(f.expr, depth + 1, not negated)
+            return f"(NOT {inner})"
+        return self._condition(f)
+
+    def _with_query(self, f: And | Or) -> Step[str]:
+        outer, self.params = self.params, [self.namespace_id]
+        body = yield self._render(f, 0, False)
+        name = f"deep{len(self.with_queries) + 1}"
+        text = f"{name} AS (SELECT rowid FROM visibility WHERE namespace_id = ? AND {body})"
+        self.with_queries.append((text, self.params))
+        self.params = outer
+        return f"(rowid IN {name})"
+
+    def _condition(self, f: Condition) -> str:
         if isinstance(f, IsNull):
             return f"({self.column(f.field)} IS {'NOT ' if f.negate else ''}NULL)"
         if isinstance(f, ListMatch | TextMatch):

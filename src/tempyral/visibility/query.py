@@ -23,6 +23,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 
 from tempyral.common.errors import InvalidArgument
+from tempyral.common.trampoline import Step, run
 from tempyral.persistence.store import VisibilityQuery
 from tempyral.persistence.visibility_sql import (
     And,
@@ -115,7 +116,7 @@ class Compiler:
             raise _err(MALFORMED, str(err)) from None
         if sel.limit is not None:
             raise _err(NOT_SUPPORTED, "'LIMIT' clause")
-        where = self.where(sel.where) if sel.where is not None else None
+        where = run(self.where(sel.where)) if sel.where is not None else None
         if len(sel.group_by) > 1:
             raise _err(NOT_SUPPORTED, "'GROUP BY' clause supports only a single field")
         group_by = ""
@@ -137,14 +138,26 @@ class Compiler:
         return VisibilityQuery(filter=where, group_by=group_by, order_by=tuple(order_by))
 
     # ------------------------------------------------------------------ expressions
-    def where(self, node: ast.Node) -> Filter:
-        if isinstance(node, ast.ParenExpr):
-            return self.where(node.expr)
-        if isinstance(node, ast.NotExpr):
-            return Not(self.where(node.expr))
-        if isinstance(node, ast.AndExpr | ast.OrExpr):
-            left, right = self.where(node.left), self.where(node.right)
-            return And((left, right)) if isinstance(node, ast.AndExpr) else Or((left, right))
+    def where(self, node: ast.Node, negated: bool = False) -> Step[Filter]:
+        """The filter a WHERE expression stands for, with NOTs moved down to the conditions (De
+        Morgan's laws, and NOT NOT x = x, hold in SQL's three-valued logic too) and each chain of
+        ANDs or ORs made one node, so that the SQL stays shallow however deep the filter nests.
+        Conditions are converted left to right: the first bad one is the one the reference names."""
+        while isinstance(node, ast.ParenExpr | ast.NotExpr):
+            negated ^= isinstance(node, ast.NotExpr)
+            node = node.expr
+        if not isinstance(node, ast.AndExpr | ast.OrExpr):
+            condition = self.condition(node)
+            return Not(condition) if negated else condition
+        conjunction = isinstance(node, ast.AndExpr) != negated
+        items: list[Filter] = []
+        for operand in _chain(node):
+            item = yield self.where(operand, negated)
+            same_kind = isinstance(item, And) if conjunction else isinstance(item, Or)
+            items.extend(item.items if same_kind else (item,))
+        return And(tuple(items)) if conjunction else Or(tuple(items))
+
+    def condition(self, node: ast.Node) -> Filter:
         if isinstance(node, ast.ComparisonExpr):
             return self.comparison(node)
         if isinstance(node, ast.RangeCond):
@@ -296,6 +309,21 @@ class Compiler:
             f"invalid value type for search attribute {col.alias} of type {col.type}: "
             f"{go_sharp_v(value)} (type: {go_type_name(value)})",
         )
+
+
+def _chain(node: ast.AndExpr | ast.OrExpr) -> list[ast.Node]:
+    """The operands of a chain of ANDs (or of ORs), parentheses aside, left to right."""
+    operands: list[ast.Node] = []
+    todo: list[ast.Node] = [node]
+    while todo:
+        item = todo.pop()
+        while isinstance(item, ast.ParenExpr):
+            item = item.expr
+        if isinstance(item, ast.AndExpr | ast.OrExpr) and type(item) is type(node):
+            todo += [item.right, item.left]
+        else:
+            operands.append(item)
+    return operands
 
 
 def parse_sql_value(node: ast.SQLVal) -> str | int | float:

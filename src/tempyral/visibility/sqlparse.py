@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
+
+from tempyral.common.trampoline import Step, run
 
 # Keywords of the reference's tokenizer. Reserved ones (and the few with their own grammar) cannot
 # name a column; non-reserved ones can, and then name it in lower case.
@@ -81,13 +84,14 @@ _DECODE_ESCAPES = {ord("0"): 0, ord("b"): 8, ord("n"): 10, ord("r"): 13, ord("t"
 
 
 class SyntaxErr(Exception):
-    """A position and token the reference would report, as "syntax error at position N near 'x'"."""
+    """What the reference's parser says of a statement it refuses: "syntax error at position N
+    near 'x'", "max nesting level reached at position N", "max ast depth reached"."""
 
-    def __init__(self, position: int, near: str | None) -> None:
+    def __init__(self, position: int | None, near: str | None, problem: str = "syntax error") -> None:
         self.position = position
         self.near = near
         where = f" near '{near}'" if near else ""
-        super().__init__(f"syntax error at position {position}{where}")
+        super().__init__(problem if position is None else f"{problem} at position {position}{where}")
 
 
 class Tok(NamedTuple):
@@ -290,12 +294,40 @@ def tokenize(sql: str) -> list[Tok]:
 
 
 # ---------------------------------------------------------------------- syntax tree
+# The reference's parser refuses statements nested too deep: 200 open parentheses, NOTs and unary
+# operators at once while parsing ("max nesting level reached"), and a syntax tree 1000 levels deep
+# ("max ast depth reached", counted on its tree, where e.g. a column name has two levels below it).
+MAX_NESTING = 200
+MAX_AST_DEPTH = 1000
+Part: TypeAlias = "str | Node"
+
+
 class Node(ABC):
     go_type = ""
+    # Levels of the reference's tree below this node that this tree leaves out (a column name's
+    # table qualifier and its identifiers, a function's argument list, a subquery's select).
+    go_hidden_levels = 0
+
+    def sql(self) -> str:
+        """The node as the reference's parser prints it back (its error messages quote this).
+        Written out from a list, not by recursion: a tree may be 1000 levels deep."""
+        out: list[str] = []
+        todo: list[Part] = [self]
+        while todo:
+            part = todo.pop()
+            if isinstance(part, str):
+                out.append(part)
+            else:
+                todo.extend(reversed(part.parts()))
+        return "".join(out)
 
     @abstractmethod
-    def sql(self) -> str:
-        """The node as the reference's parser prints it back (its error messages quote this)."""
+    def parts(self) -> Sequence[Part]:
+        """The node's text: strings and the child nodes between them."""
+
+    def go_children(self) -> Sequence[tuple[int, Node]]:
+        """The child nodes, each with how many levels below this one the reference's tree has it."""
+        return ()
 
 
 @dataclass
@@ -304,14 +336,14 @@ class SQLVal(Node):
     val: str
     go_type = "*sqlparser.SQLVal"
 
-    def sql(self) -> str:
+    def parts(self) -> Sequence[Part]:
         if self.kind == "str":
-            return "'" + re.sub(r"""[\x00'"\x08\n\r\t\x1a\\]""", _mysql_escape, self.val) + "'"
+            return ("'" + re.sub(r"""[\x00'"\x08\n\r\t\x1a\\]""", _mysql_escape, self.val) + "'",)
         if self.kind == "hex":
-            return f"X'{self.val}'"
+            return (f"X'{self.val}'",)
         if self.kind == "bit":
-            return f"B'{self.val}'"
-        return self.val
+            return (f"B'{self.val}'",)
+        return (self.val,)
 
 
 def _mysql_escape(m: re.Match[str]) -> str:
@@ -322,8 +354,8 @@ def _mysql_escape(m: re.Match[str]) -> str:
 class NullVal(Node):
     go_type = "*sqlparser.NullVal"
 
-    def sql(self) -> str:
-        return "null"
+    def parts(self) -> Sequence[Part]:
+        return ("null",)
 
 
 @dataclass
@@ -331,8 +363,8 @@ class BoolVal(Node):
     value: bool
     go_type = "sqlparser.BoolVal"
 
-    def sql(self) -> str:
-        return "true" if self.value else "false"
+    def parts(self) -> Sequence[Part]:
+        return ("true" if self.value else "false",)
 
 
 @dataclass
@@ -340,18 +372,32 @@ class ColName(Node):
     name: str
     qualifier: tuple[str, ...] = ()
     go_type = "*sqlparser.ColName"
+    go_hidden_levels = 2  # its TableName qualifier, and that one's identifiers
 
-    def sql(self) -> str:
-        return ".".join(format_id(part) for part in (*self.qualifier, self.name))
+    def parts(self) -> Sequence[Part]:
+        return (".".join(format_id(part) for part in (*self.qualifier, self.name)),)
 
 
 @dataclass
 class ValTuple(Node):
     items: list[Node]
     go_type = "sqlparser.ValTuple"
+    go_hidden_levels = 1  # the Exprs list between the tuple and its items
 
-    def sql(self) -> str:
-        return "(" + ", ".join(item.sql() for item in self.items) + ")"
+    def parts(self) -> Sequence[Part]:
+        return ("(", *_joined(self.items, ", "), ")")
+
+    def go_children(self) -> Sequence[tuple[int, Node]]:
+        return [(2, item) for item in self.items]
+
+
+def _joined(nodes: Sequence[Node], separator: str) -> list[Part]:
+    parts: list[Part] = []
+    for n, node in enumerate(nodes):
+        if n:
+            parts.append(separator)
+        parts.append(node)
+    return parts
 
 
 @dataclass
@@ -359,16 +405,20 @@ class ParenExpr(Node):
     expr: Node
     go_type = "*sqlparser.ParenExpr"
 
-    def sql(self) -> str:
-        return f"({self.expr.sql()})"
+    def parts(self) -> Sequence[Part]:
+        return ("(", self.expr, ")")
+
+    def go_children(self) -> Sequence[tuple[int, Node]]:
+        return [(1, self.expr)]
 
 
 @dataclass
 class StarExpr(Node):
     go_type = "*sqlparser.StarExpr"
+    go_hidden_levels = 2  # its TableName, and that one's identifiers
 
-    def sql(self) -> str:
-        return "*"
+    def parts(self) -> Sequence[Part]:
+        return ("*",)
 
 
 @dataclass
@@ -376,9 +426,14 @@ class FuncExpr(Node):
     name: str
     args: list[Node] = field(default_factory=list)
     go_type = "*sqlparser.FuncExpr"
+    go_hidden_levels = 1  # its name, qualifier and argument list
 
-    def sql(self) -> str:
-        return f"{self.name}({', '.join(a.sql() for a in self.args)})"
+    def parts(self) -> Sequence[Part]:
+        return (f"{self.name}(", *_joined(self.args, ", "), ")")
+
+    def go_children(self) -> Sequence[tuple[int, Node]]:
+        # An argument sits in the argument list, in an AliasedExpr unless it is a `*`.
+        return [(2 if isinstance(arg, StarExpr) else 3, arg) for arg in self.args]
 
 
 @dataclass
@@ -393,8 +448,11 @@ class BinaryExpr(Node):
     right: Node
     go_type = "*sqlparser.BinaryExpr"
 
-    def sql(self) -> str:
-        return f"{self.left.sql()} {self.op} {self.right.sql()}"
+    def parts(self) -> Sequence[Part]:
+        return (self.left, f" {self.op} ", self.right)
+
+    def go_children(self) -> Sequence[tuple[int, Node]]:
+        return [(1, self.left), (1, self.right)]
 
 
 @dataclass
@@ -403,9 +461,12 @@ class UnaryExpr(Node):
     expr: Node
     go_type = "*sqlparser.UnaryExpr"
 
-    def sql(self) -> str:
+    def parts(self) -> Sequence[Part]:
         space = " " if isinstance(self.expr, UnaryExpr) else ""
-        return f"{self.op}{space}{self.expr.sql()}"
+        return (f"{self.op}{space}", self.expr)
+
+    def go_children(self) -> Sequence[tuple[int, Node]]:
+        return [(1, self.expr)]
 
 
 @dataclass
@@ -414,8 +475,11 @@ class CollateExpr(Node):
     charset: str
     go_type = "*sqlparser.CollateExpr"
 
-    def sql(self) -> str:
-        return f"{self.expr.sql()} collate {self.charset}"
+    def parts(self) -> Sequence[Part]:
+        return (self.expr, f" collate {self.charset}")
+
+    def go_children(self) -> Sequence[tuple[int, Node]]:
+        return [(1, self.expr)]
 
 
 @dataclass
@@ -426,9 +490,12 @@ class ComparisonExpr(Node):
     escape: Node | None = None
     go_type = "*sqlparser.ComparisonExpr"
 
-    def sql(self) -> str:
-        escape = f" escape {self.escape.sql()}" if self.escape is not None else ""
-        return f"{self.left.sql()} {self.op} {self.right.sql()}{escape}"
+    def parts(self) -> Sequence[Part]:
+        escape: tuple[Part, ...] = (" escape ", self.escape) if self.escape is not None else ()
+        return (self.left, f" {self.op} ", self.right, *escape)
+
+    def go_children(self) -> Sequence[tuple[int, Node]]:
+        return [(1, node) for node in (self.left, self.right, self.escape) if node is not None]
 
 
 @dataclass
@@ -439,8 +506,11 @@ class RangeCond(Node):
     high: Node
     go_type = "*sqlparser.RangeCond"
 
-    def sql(self) -> str:
-        return f"{self.left.sql()} {self.op} {self.low.sql()} and {self.high.sql()}"
+    def parts(self) -> Sequence[Part]:
+        return (self.left, f" {self.op} ", self.low, " and ", self.high)
+
+    def go_children(self) -> Sequence[tuple[int, Node]]:
+        return [(1, self.left), (1, self.low), (1, self.high)]
 
 
 @dataclass
@@ -449,8 +519,11 @@ class IsExpr(Node):
     op: str  # "is null", "is not null", "is true", ...
     go_type = "*sqlparser.IsExpr"
 
-    def sql(self) -> str:
-        return f"{self.expr.sql()} {self.op}"
+    def parts(self) -> Sequence[Part]:
+        return (self.expr, f" {self.op}")
+
+    def go_children(self) -> Sequence[tuple[int, Node]]:
+        return [(1, self.expr)]
 
 
 @dataclass
@@ -459,8 +532,11 @@ class AndExpr(Node):
     right: Node
     go_type = "*sqlparser.AndExpr"
 
-    def sql(self) -> str:
-        return f"{self.left.sql()} and {self.right.sql()}"
+    def parts(self) -> Sequence[Part]:
+        return (self.left, " and ", self.right)
+
+    def go_children(self) -> Sequence[tuple[int, Node]]:
+        return [(1, self.left), (1, self.right)]
 
 
 @dataclass
@@ -469,8 +545,11 @@ class OrExpr(Node):
     right: Node
     go_type = "*sqlparser.OrExpr"
 
-    def sql(self) -> str:
-        return f"{self.left.sql()} or {self.right.sql()}"
+    def parts(self) -> Sequence[Part]:
+        return (self.left, " or ", self.right)
+
+    def go_children(self) -> Sequence[tuple[int, Node]]:
+        return [(1, self.left), (1, self.right)]
 
 
 @dataclass
@@ -478,8 +557,11 @@ class NotExpr(Node):
     expr: Node
     go_type = "*sqlparser.NotExpr"
 
-    def sql(self) -> str:
-        return f"not {self.expr.sql()}"
+    def parts(self) -> Sequence[Part]:
+        return ("not ", self.expr)
+
+    def go_children(self) -> Sequence[tuple[int, Node]]:
+        return [(1, self.expr)]
 
 
 @dataclass
@@ -487,25 +569,27 @@ class Subquery(Node):
     """A `(select ...)`; filters have no use for one, so only its extent is parsed."""
 
     go_type = "*sqlparser.Subquery"
+    go_hidden_levels = 5  # at least: its select, FROM list, table expression, table name, identifier
 
-    def sql(self) -> str:
-        return "(select ...)"
+    def parts(self) -> Sequence[Part]:
+        return ("(select ...)",)
 
 
 @dataclass
 class ExistsExpr(Node):
     go_type = "*sqlparser.ExistsExpr"
+    go_hidden_levels = 6  # its subquery's levels and the subquery itself
 
-    def sql(self) -> str:
-        return "exists (select ...)"
+    def parts(self) -> Sequence[Part]:
+        return ("exists (select ...)",)
 
 
 @dataclass
 class CaseExpr(Node):
     go_type = "*sqlparser.CaseExpr"
 
-    def sql(self) -> str:
-        return "case ... end"
+    def parts(self) -> Sequence[Part]:
+        return ("case ... end",)
 
 
 @dataclass
@@ -514,16 +598,19 @@ class IntervalExpr(Node):
     unit: str
     go_type = "*sqlparser.IntervalExpr"
 
-    def sql(self) -> str:
-        return f"interval {self.expr.sql()} {self.unit}"
+    def parts(self) -> Sequence[Part]:
+        return ("interval ", self.expr, f" {self.unit}")
+
+    def go_children(self) -> Sequence[tuple[int, Node]]:
+        return [(1, self.expr)]
 
 
 @dataclass
 class Default(Node):
     go_type = "*sqlparser.Default"
 
-    def sql(self) -> str:
-        return "default"
+    def parts(self) -> Sequence[Part]:
+        return ("default",)
 
 
 @dataclass
@@ -534,6 +621,22 @@ class Select:
     order_by: list[Node] = field(default_factory=list)
     order_desc: list[bool] = field(default_factory=list)  # one per order_by entry
     limit: Node | None = None
+
+    def go_children(self) -> list[tuple[int, Node]]:
+        """The clauses' expressions, at their levels in the reference's tree: WHERE, GROUP BY,
+        HAVING and LIMIT hold theirs one level down, ORDER BY its entries, which hold theirs."""
+        nodes = [(2, node) for node in (self.where, self.having, self.limit) if node is not None]
+        return nodes + [(2, node) for node in self.group_by] + [(3, node) for node in self.order_by]
+
+
+def check_ast_depth(sel: Select) -> None:
+    """Refuse a tree as deep as the reference refuses (walked with a list: it may be that deep)."""
+    todo = sel.go_children()
+    while todo:
+        depth, node = todo.pop()
+        if depth + node.go_hidden_levels >= MAX_AST_DEPTH:
+            raise SyntaxErr(None, None, "max ast depth reached")
+        todo.extend((depth + below, child) for below, child in node.go_children())
 
 
 def format_id(name: str) -> str:
@@ -548,11 +651,16 @@ def format_id(name: str) -> str:
 
 # ---------------------------------------------------------------------- parser
 class Parser:
-    """Recursive descent over the reference's grammar for `select * from table1 ...`."""
+    """Recursive descent over the reference's grammar for `select * from table1 ...`.
+
+    The rules that recurse are generators run by tempyral.common.trampoline: `x = yield
+    self.rule()` parses a rule, and however deep the filter nests, the interpreter's stack does not.
+    """
 
     def __init__(self, sql: str) -> None:
         self.tokens = tokenize(sql)
         self.i = 0
+        self.nesting = 0  # open parentheses, NOTs and unary operators, as the reference counts them
 
     def peek(self, ahead: int = 0) -> Tok:
         return self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
@@ -585,7 +693,21 @@ class Parser:
             raise self.fail()
         self.next()
 
-    def parse_select(self) -> Select:
+    def nest(self, tok: Tok) -> None:
+        """One more level open, just after `tok` was read (a `(`, NOT or unary operator)."""
+        self.nesting += 1
+        if self.nesting == MAX_NESTING:
+            raise SyntaxErr(tok.pos, tok.near, "max nesting level reached")
+
+    def open_paren(self) -> None:
+        self.expect_op("(")
+        self.nest(self.tokens[self.i - 1])
+
+    def close_paren(self) -> None:
+        self.expect_op(")")
+        self.nesting -= 1
+
+    def parse_select(self) -> Step[Select]:
         self.expect_kw("select")
         self.expect_op("*")
         self.expect_kw("from")
@@ -595,19 +717,19 @@ class Parser:
         sel = Select()
         if self.is_kw("where"):
             self.next()
-            sel.where = self.expression()
+            sel.where = yield self.expression()
         if self.is_kw("group"):
             self.next()
             self.expect_kw("by")
-            sel.group_by = self.expression_list()
+            sel.group_by = yield self.expression_list()
         if self.is_kw("having"):
             self.next()
-            sel.having = self.expression()
+            sel.having = yield self.expression()
         if self.is_kw("order"):
             self.next()
             self.expect_kw("by")
             while True:
-                sel.order_by.append(self.expression())
+                sel.order_by.append((yield self.expression()))
                 descending = self.is_kw("desc")
                 if self.is_kw("asc", "desc"):
                     self.next()
@@ -617,10 +739,10 @@ class Parser:
                 self.next()
         if self.is_kw("limit"):
             self.next()
-            sel.limit = self.expression()
+            sel.limit = yield self.expression()
             if self.is_op(",") or (self.peek().kind == "kw" and self.peek().val == "offset"):
                 self.next()
-                self.expression()
+                yield self.expression()
         if self.is_kw("for"):
             self.next()
             self.expect_kw("update")
@@ -639,42 +761,43 @@ class Parser:
             raise self.fail()
         return sel
 
-    def expression_list(self) -> list[Node]:
-        items = [self.expression()]
+    def expression_list(self) -> Step[list[Node]]:
+        items = [(yield self.expression())]
         while self.is_op(","):
             self.next()
-            items.append(self.expression())
+            items.append((yield self.expression()))
         return items
 
-    def expression(self, min_prec: int = 0) -> Node:
+    def expression(self, min_prec: int = 0) -> Step[Node]:
         left: Node
         if self.is_kw("not"):
-            self.next()
-            left = NotExpr(self.expression(PREC_NOT))
+            self.nest(self.next())
+            left = NotExpr((yield self.expression(PREC_NOT)))
+            self.nesting -= 1
         elif self.is_kw("default"):
             self.next()
             if self.is_op("("):
-                self.next()
+                self.open_paren()
                 if self.next().kind != "id":
                     raise self.fail(self.tokens[self.i - 1])
-                self.expect_op(")")
+                self.close_paren()
             left = Default()
         elif self.is_kw("exists"):
             self.next()
             if not (self.is_op("(") and self.peek(1).kind == "kw" and self.peek(1).val == "select"):
                 raise self.fail(self.peek(1) if self.is_op("(") else None)
-            self.next()
+            self.open_paren()
             self.subquery()
             left = ExistsExpr()
         else:
-            left = self.condition()
+            left = yield self.condition()
         while True:
             if self.is_kw("and") and PREC_AND > min_prec:
                 self.next()
-                left = AndExpr(left, self.expression(PREC_AND))
+                left = AndExpr(left, (yield self.expression(PREC_AND)))
             elif self.is_kw("or") and PREC_OR > min_prec:
                 self.next()
-                left = OrExpr(left, self.expression(PREC_OR))
+                left = OrExpr(left, (yield self.expression(PREC_OR)))
             elif self.is_kw("is") and PREC_COMPARE > min_prec:
                 self.next()
                 negate = self.is_kw("not")
@@ -687,12 +810,12 @@ class Parser:
             else:
                 return left
 
-    def condition(self) -> Node:
-        left = self.value_expression(0)
+    def condition(self) -> Step[Node]:
+        left: Node = yield self.value_expression(0)
         tok = self.peek()
         if tok.kind == "op" and tok.val in COMPARE_OPS:
             self.next()
-            return ComparisonExpr(left, tok.val, self.value_expression(PREC_COMPARE))
+            return ComparisonExpr(left, tok.val, (yield self.value_expression(PREC_COMPARE)))
         negate = False
         if self.is_kw("not"):
             self.next()
@@ -702,44 +825,44 @@ class Parser:
         prefix = "not " if negate else ""
         if self.is_kw("in"):
             self.next()
-            return ComparisonExpr(left, prefix + "in", self.col_tuple())
+            return ComparisonExpr(left, prefix + "in", (yield self.col_tuple()))
         if self.is_kw("like"):
             self.next()
-            right = self.value_expression(PREC_COMPARE)
+            right = yield self.value_expression(PREC_COMPARE)
             escape = None
             if self.is_kw("escape"):
                 self.next()
-                escape = self.value_expression(PREC_COMPARE)
+                escape = yield self.value_expression(PREC_COMPARE)
             return ComparisonExpr(left, prefix + "like", right, escape)
         if self.is_kw("regexp", "rlike"):
             self.next()
-            return ComparisonExpr(left, prefix + "regexp", self.value_expression(PREC_COMPARE))
+            return ComparisonExpr(left, prefix + "regexp", (yield self.value_expression(PREC_COMPARE)))
         if self.is_kw("starts_with"):
             self.next()
-            return ComparisonExpr(left, prefix + "starts_with", self.value_expression(PREC_COMPARE))
+            return ComparisonExpr(left, prefix + "starts_with", (yield self.value_expression(PREC_COMPARE)))
         if self.is_kw("between"):
             self.next()
-            low = self.value_expression(PREC_BETWEEN)
+            low = yield self.value_expression(PREC_BETWEEN)
             self.expect_kw("and")
-            return RangeCond(left, prefix + "between", low, self.value_expression(PREC_BETWEEN))
+            return RangeCond(left, prefix + "between", low, (yield self.value_expression(PREC_BETWEEN)))
         return left
 
-    def col_tuple(self) -> Node:
-        self.expect_op("(")
+    def col_tuple(self) -> Step[Node]:
+        self.open_paren()
         if self.is_kw("select"):
             return self.subquery()
-        items = self.expression_list()
-        self.expect_op(")")
+        items = yield self.expression_list()
+        self.close_paren()
         return ValTuple(items)
 
-    def value_expression(self, min_prec: int) -> Node:
-        left = self.primary()
+    def value_expression(self, min_prec: int) -> Step[Node]:
+        left: Node = yield self.primary()
         while True:
             tok = self.peek()
             prec = BINARY_OPS.get(tok.val) if tok.kind in ("op", "kw") else None
             if prec is not None and prec > min_prec and (tok.kind == "op" or tok.val in ("div", "mod")):
                 self.next()
-                left = BinaryExpr(left, tok.val, self.value_expression(prec))
+                left = BinaryExpr(left, tok.val, (yield self.value_expression(prec)))
             elif tok.kind == "kw" and tok.val == "collate" and PREC_COLLATE > min_prec:
                 self.next()
                 charset = self.next()
@@ -757,7 +880,7 @@ class Parser:
             else:
                 return left
 
-    def primary(self) -> Node:
+    def primary(self) -> Step[Node]:
         tok = self.next()
         if tok.kind in ("str", "int", "float", "hexnum", "hex", "bit", "arg"):
             return SQLVal(tok.kind, tok.val)
@@ -766,15 +889,18 @@ class Parser:
         if tok.kind == "kw" and tok.val in ("true", "false"):
             return BoolVal(tok.val == "true")
         if tok.kind == "op" and tok.val == "(":
+            self.nest(tok)
             if self.is_kw("select"):
                 return self.subquery()
-            items = self.expression_list()
-            self.expect_op(")")
+            items = yield self.expression_list()
+            self.close_paren()
             return ParenExpr(items[0]) if len(items) == 1 else ValTuple(items)
         if (tok.kind == "op" and tok.val in ("+", "-", "~", "!")) or (
             tok.kind == "kw" and tok.val in ("binary", "_binary")
         ):
-            operand = self.value_expression(PREC_UNARY)
+            self.nest(tok)
+            operand = yield self.value_expression(PREC_UNARY)
+            self.nesting -= 1
             op = tok.val if tok.kind == "op" else tok.val + " "
             if op in ("+", "-") and isinstance(operand, SQLVal) and operand.kind == "int":
                 if op == "+":
@@ -783,36 +909,38 @@ class Parser:
             return UnaryExpr(op, operand)
         if tok.kind == "kw" and tok.val == "case":
             if not self.is_kw("when"):
-                self.expression()
+                yield self.expression()
             if not self.is_kw("when"):
                 raise self.fail()
             while self.is_kw("when"):
                 self.next()
-                self.expression()
+                yield self.expression()
                 self.expect_kw("then")
-                self.expression()
+                yield self.expression()
             if self.is_kw("else"):
                 self.next()
-                self.expression()
+                yield self.expression()
             self.expect_kw("end")
             return CaseExpr()
         if tok.kind == "kw" and tok.val == "interval":
-            operand = self.value_expression(PREC_UNARY)
+            self.nest(tok)
+            operand = yield self.value_expression(PREC_UNARY)
             unit = self.next()
             if unit.kind != "id" and not (unit.kind == "kw" and unit.val in NON_RESERVED_WORDS):
                 raise self.fail(unit)
+            self.nesting -= 1
             return IntervalExpr(operand, unit.val)
         if tok.kind == "kw" and tok.val == "group_concat" and self.is_op("("):
-            return GroupConcatExpr("group_concat", self.call_args())
+            return GroupConcatExpr("group_concat", (yield self.call_args()))
         if tok.kind == "kw" and tok.val in FUNCTION_WORDS:
             if self.is_op("("):
-                return FuncExpr(tok.val, self.call_args())
+                return FuncExpr(tok.val, (yield self.call_args()))
             if tok.val in NILADIC_FUNCTIONS:
                 return FuncExpr(tok.val)
             raise self.fail()
         if tok.kind == "id" or (tok.kind == "kw" and tok.val in NON_RESERVED_WORDS):
             if self.is_op("("):
-                return FuncExpr(tok.val, self.call_args())
+                return FuncExpr(tok.val, (yield self.call_args()))
             if not self.is_op("."):
                 return ColName(tok.val)
             parts = [tok.val]
@@ -823,23 +951,27 @@ class Parser:
                     raise self.fail(part)
                 parts.append(part.val)
             if self.is_op("("):  # qualified function call
-                return FuncExpr(".".join(parts), self.call_args())
+                return FuncExpr(".".join(parts), (yield self.call_args()))
             return ColName(parts[-1], tuple(parts[:-1]))
         raise self.fail(tok)
 
     def subquery(self) -> Subquery:
-        """After `(`, at `select`: skip to the matching `)`."""
+        """After `(`, at `select`: skip to the matching `)` (its parentheses count as nesting)."""
         depth = 1
         while depth:
             tok = self.next()
             if tok.kind in ("eof", "err"):
                 raise self.fail(tok)
-            if tok.kind == "op" and tok.val in ("(", ")"):
-                depth += 1 if tok.val == "(" else -1
+            if tok.kind == "op" and tok.val == "(":
+                depth += 1
+                self.nest(tok)
+            elif tok.kind == "op" and tok.val == ")":
+                depth -= 1
+                self.nesting -= 1
         return Subquery()
 
-    def call_args(self) -> list[Node]:
-        self.expect_op("(")
+    def call_args(self) -> Step[list[Node]]:
+        self.open_paren()
         args: list[Node] = []
         if self.is_kw("distinct"):
             self.next()
@@ -848,7 +980,7 @@ class Parser:
                 self.next()
                 args.append(StarExpr())
             else:
-                args.append(self.expression())
+                args.append((yield self.expression()))
                 if self.is_kw("as"):
                     self.next()
                     alias = self.next()
@@ -859,7 +991,7 @@ class Parser:
             if not self.is_op(","):
                 break
             self.next()
-        self.expect_op(")")
+        self.close_paren()
         return args
 
 
@@ -870,4 +1002,6 @@ def parse_filter(query: str) -> Select:
     lowered = text.lower()
     if text and not lowered.startswith("order by") and not lowered.startswith("group by"):
         text = "where " + text
-    return Parser(STATEMENT_PREFIX + text).parse_select()
+    sel = run(Parser(STATEMENT_PREFIX + text).parse_select())
+    check_ast_depth(sel)
+    return sel
