@@ -41,3 +41,14 @@ class TimerWorkflow:
         start = workflow.now()
         await workflow.sleep(seconds)
         return (workflow.now() - start).total_seconds()
+
+
+@workflow.defn
+class Ticker:
+    """A few short timers around a large input: every step writes."""
+
+    @workflow.run
+    async def run(self, data: str) -> int:
+        for _ in range(3):
+            await workflow.sleep(timedelta(milliseconds=300))
+        return len(data)

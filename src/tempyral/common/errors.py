@@ -128,3 +128,8 @@ class ShardOwnershipLost(ConditionFailed):
 class StartupError(Exception):
     """The server cannot start for a reason the operator must fix (a port in use, a database that is missing,
     locked or damaged). Its message is one line that says what to do; the command prints it and exits 1."""
+
+
+class StorageUnavailable(Unavailable):
+    """The database cannot take writes now (its disk is full, an I/O error): retry later. The reference answers
+    persistence failures with UNAVAILABLE too."""

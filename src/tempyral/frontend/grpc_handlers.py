@@ -20,10 +20,12 @@ from google.protobuf.message_factory import GetMessageClass
 from google.rpc import status_pb2
 
 from tempyral.common.errors import ServiceError
+from tempyral.common.logs import ThrottledLog
 from tempyral.frontend.admission import Admission, overloaded_error
 from tempyral.frontend.intake import decoder, refusal, truncated
 
 log = logging.getLogger(__name__)
+_unexpected = ThrottledLog(log)  # a bug that every request meets must not flood the log
 Context = grpc.aio.ServicerContext[Any, Any]
 Handler = Callable[[Any, Context], Awaitable[Message]]
 
@@ -70,7 +72,7 @@ async def _call(fn: Handler, method: str, request: Any, context: Context) -> Mes
     except grpc.aio.AbortError:
         raise
     except Exception as err:
-        log.exception("%s failed", method)
+        _unexpected.failure(f"{method} failed", err)
         await context.abort(grpc.StatusCode.INTERNAL, f"{method}: internal error: {err}")
         raise
 

@@ -126,8 +126,8 @@ class ActivityHandler:
         except NotFound:
             engine.tasks.ack(task)
             return None
-        except Exception:
-            log.exception("could not start activity task of %s/%s", task.workflow_id, task.run_id)
+        except Exception as err:
+            engine.tasks.failures.failure("could not start activity tasks", err)
             engine.matching.add_front(QueueKey(task.namespace_id, task.task_queue.name, ACTIVITY), task)
             await asyncio.sleep(0.1)
             return None

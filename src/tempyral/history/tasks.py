@@ -33,6 +33,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from tempyral.common import cron, ids
 from tempyral.common.clock import duration_ns, ts_ns
 from tempyral.common.errors import NotFound, WorkflowAlreadyStarted
+from tempyral.common.logs import ThrottledLog
 from tempyral.common.retry import next_retry
 from tempyral.history import events as ev
 from tempyral.history import next_run
@@ -75,6 +76,8 @@ class TaskExecutor:
         self._acks: dict[int, list[tuple[int, int]]] = defaultdict(list)
         self._flusher: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
+        # Task failures come in floods when the database cannot take writes: logged a line per kind and interval.
+        self.failures = ThrottledLog(log)
 
     # ------------------------------------------------------------------ acknowledgements
     def ack(self, task: Task) -> None:
@@ -92,8 +95,8 @@ class TaskExecutor:
         for shard_id, keys in acks.items():
             try:
                 await self.engine.store.delete_tasks(shard_id, keys)
-            except Exception:
-                log.exception("could not delete %d finished tasks; they will be re-checked", len(keys))
+            except Exception as err:
+                self.failures.failure("could not delete finished tasks; they will be re-checked", err)
 
     async def stop(self) -> None:
         for runner in list(self._running):
@@ -118,8 +121,8 @@ class TaskExecutor:
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("transfer task %d (type %d) failed; retrying in %.1fs", task.task_id, task.type, delay)
+            except Exception as err:
+                self.failures.failure("transfer tasks failed; retrying with backoff", err)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, TRANSFER_RETRY_MAX_S)
 

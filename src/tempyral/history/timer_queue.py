@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 
 from tempyral.common.clock import ts_ns
+from tempyral.common.logs import ThrottledLog
 from tempyral.proto.internal_pb2 import Task
 
 log = logging.getLogger(__name__)
 MAX_CONCURRENT = 64
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 60.0
+RETRY_JITTER = 0.2
 
 
 class TimerQueue:
@@ -24,6 +29,8 @@ class TimerQueue:
         self._running: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(MAX_CONCURRENT)
         self._seq = 0
+        self._failed_attempts: dict[int, int] = {}  # task id -> failed attempts in a row, while it keeps failing
+        self._failures = ThrottledLog(log)
 
     def add(self, task: Task, at_ns: int | None = None) -> None:
         fire_at = at_ns if at_ns is not None else ts_ns(task.visibility_time)
@@ -67,8 +74,17 @@ class TimerQueue:
     async def _fire(self, task: Task) -> None:
         try:
             await self._execute(task)
-        except Exception:
-            log.exception("timer task %d failed; retrying in 1s", task.task_id)
-            self.add(task, time.time_ns() + 1_000_000_000)
+            self._failed_attempts.pop(task.task_id, None)
+        except Exception as err:
+            self._failures.failure("timer tasks failed; retrying with backoff", err)
+            self.add(task, time.time_ns() + self._retry_delay_ns(task.task_id))
         finally:
             self._slots.release()
+
+    def _retry_delay_ns(self, task_id: int) -> int:
+        """1 s, doubling to 60 s, with jitter: a timer that keeps failing (say, on a full disk) waits ever longer,
+        and timers that failed together do not all come back together."""
+        attempts = self._failed_attempts.get(task_id, 0) + 1
+        self._failed_attempts[task_id] = attempts
+        delay_s = min(RETRY_FIRST_S * 2 ** (attempts - 1), RETRY_MAX_S) * (1 - RETRY_JITTER * random.random())
+        return int(delay_s * 1_000_000_000)

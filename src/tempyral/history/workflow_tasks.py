@@ -87,8 +87,8 @@ class WorkflowTaskHandler:
         except NotFound:
             engine.tasks.ack(task)
             return None
-        except Exception:
-            log.exception("could not start workflow task of %s/%s", task.workflow_id, task.run_id)
+        except Exception as err:
+            engine.tasks.failures.failure("could not start workflow tasks", err)
             # leave the task to its outbox row: put it back so that another poller gets it
             engine.matching.add_front(QueueKey(task.namespace_id, task.task_queue.name, WORKFLOW), task)
             await asyncio.sleep(0.1)

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from tempyral.common.errors import AlreadyExists, ConditionFailed, ShardOwnershipLost, StartupError
+from tempyral.common.errors import AlreadyExists, ConditionFailed, ShardOwnershipLost, StartupError, StorageUnavailable
+from tempyral.common.logs import ThrottledLog
 from tempyral.persistence.schema import MIGRATIONS, VISIBILITY_COLUMNS
 from tempyral.persistence.store import (
     CurrentRow,
@@ -53,6 +54,7 @@ class SqliteStore:
         self.synchronous = synchronous
         self.pragmas = dict(pragmas or {})
         self._lock_fd: int | None = None
+        self._failures = ThrottledLog(log)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-read")
@@ -168,21 +170,27 @@ class SqliteStore:
                     conn.execute("SAVEPOINT op")
                     try:
                         value = op(conn)
-                    except BaseException as err:  # each op fails alone
-                        conn.execute("ROLLBACK TO op")
+                    except BaseException as err:
+                        if not conn.in_transaction:
+                            raise  # SQLite rolled the whole transaction back (a full disk, an I/O error)
+                        conn.execute("ROLLBACK TO op")  # otherwise each op fails alone
                         conn.execute("RELEASE op")
-                        results.append((fut, None, err))
+                        failure = _storage_failure(err)
+                        if failure is not err:
+                            self._failures.failure("commits failed", failure)
+                        results.append((fut, None, failure))
                     else:
                         conn.execute("RELEASE op")
                         results.append((fut, value, None))
                 conn.execute("COMMIT")
             except BaseException as err:
-                log.exception("sqlite commit failed")
+                failure = _storage_failure(err)
+                self._failures.failure("commits failed", failure)
                 try:
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
-                results = [(fut, None, err) for _, fut in batch]
+                results = [(fut, None, failure) for _, fut in batch]
             loop.call_soon_threadsafe(_resolve_all, results)
             if stop:
                 break
@@ -392,6 +400,16 @@ def check_pragma(name: str, value: str) -> None:
     """PRAGMA takes no bound parameters, so what goes into one is held to plain names and numbers."""
     if not PRAGMA_NAME.fullmatch(name) or not PRAGMA_VALUE.fullmatch(value):
         raise ValueError(f"invalid pragma {name}={value}: expected a name and a plain value (letters, digits, _)")
+
+
+def _storage_failure(err: BaseException) -> BaseException:
+    """What the callers of a failed batch get: StorageUnavailable (UNAVAILABLE, retryable) when the database cannot
+    take writes now, the error itself when it is something else."""
+    if isinstance(err, sqlite3.OperationalError | sqlite3.DatabaseError) and not isinstance(
+        err, sqlite3.IntegrityError | sqlite3.ProgrammingError
+    ):
+        return StorageUnavailable(f"the database cannot take writes: {err}")
+    return err
 
 
 def _database_problem(path: str, err: sqlite3.DatabaseError) -> str:
