@@ -8,6 +8,9 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 NANOS_PER_SECOND = 1_000_000_000
+# Nanoseconds in a signed 64-bit integer, as database columns and Go's time.Duration hold them.
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
 
 
 def now_ns() -> int:
@@ -37,3 +40,10 @@ def duration_ns(d: Duration) -> int:
 def seconds(value: float) -> int:
     """Nanoseconds in `value` seconds."""
     return int(value * NANOS_PER_SECOND)
+
+
+def int64_ns(ns: int) -> int:
+    """`ns` saturated to the signed 64-bit range. As an instant that range ends on 2262-04-11, while
+    the API accepts later ones (Timestamps run to the year 9999): a later instant becomes the last
+    one, after every earlier one, and never due."""
+    return min(max(ns, INT64_MIN), INT64_MAX)

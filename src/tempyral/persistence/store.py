@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tempyral.common.clock import int64_ns
 from tempyral.persistence.visibility_sql import Cursor, Field, Filter
 
 
@@ -47,8 +48,11 @@ class HistoryWrite:
 class TaskRow:
     category: int
     task_id: int
-    visibility_ns: int
+    visibility_ns: int  # 64-bit: a later instant is stored as the last one (the task in `data` keeps it)
     data: bytes  # a serialized tempyral Task
+
+    def __post_init__(self) -> None:
+        self.visibility_ns = int64_ns(self.visibility_ns)
 
 
 @dataclass(slots=True)
@@ -73,6 +77,13 @@ class VisibilityRow:
     root_run_id: str = ""
     state_transition_count: int = 0
     sort_values: tuple[Any, ...] = ()  # the row's ORDER BY values, when the listing has one
+
+    def __post_init__(self) -> None:
+        # The time columns are 64-bit nanoseconds: an instant past 2262 is stored as the last one.
+        self.start_time = int64_ns(self.start_time)
+        self.execution_time = int64_ns(self.execution_time)
+        if self.close_time is not None:
+            self.close_time = int64_ns(self.close_time)
 
 
 @dataclass(slots=True)

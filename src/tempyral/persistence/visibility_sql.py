@@ -20,6 +20,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from tempyral.common.clock import int64_ns
 from tempyral.common.trampoline import Step, run
 
 Value: TypeAlias = str | int | float | bool
@@ -193,10 +194,12 @@ class SqliteVisibilitySQL:
         if where is not None:
             sql += f" AND {self.render(where)}"
         if cursor is not None:
-            close = MAX_CLOSE_TIME_NS if cursor.close_time is None else cursor.close_time
+            # A token's times are compared as the columns hold them (within 64 bits).
+            close = MAX_CLOSE_TIME_NS if cursor.close_time is None else int64_ns(cursor.close_time)
+            start = int64_ns(cursor.start_time)
             ct = f"COALESCE(close_time, {MAX_CLOSE_TIME_NS})"
             sql += f" AND (({ct} = ? AND start_time = ? AND run_id > ?) OR ({ct} = ? AND start_time < ?) OR {ct} < ?)"
-            self.params += [close, cursor.start_time, cursor.run_id, close, cursor.start_time, close]
+            self.params += [close, start, cursor.run_id, close, start, close]
         sql += f" ORDER BY {self.ORDER} LIMIT ?"
         self.params.append(limit)
         return self._statement(sql)
@@ -354,7 +357,7 @@ class SqliteVisibilitySQL:
         if field.type == "Datetime" and isinstance(value, int):
             if field.name not in self.SYSTEM_COLUMNS:
                 return self.param(go_datetime_text(value))
-            return self.param(min(max(value, -(2**63)), 2**63 - 1))  # instants beyond the columns' range
+            return self.param(int64_ns(value))  # instants beyond the columns' range
         return self.param(int(value) if isinstance(value, bool) else value)
 
     def param(self, value: Any) -> str:

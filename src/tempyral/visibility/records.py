@@ -10,7 +10,9 @@ from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 
 from tempyral.common.clock import timestamp, ts_ns
 from tempyral.persistence.store import VisibilityRow
+from tempyral.persistence.visibility_sql import go_datetime_text
 from tempyral.proto.internal_pb2 import ExecutionState
+from tempyral.visibility.query import parse_rfc3339_ns
 
 
 def decode_payload(payload: common.Payload) -> Any:
@@ -21,8 +23,30 @@ def decode_payload(payload: common.Payload) -> Any:
         return None
 
 
+def indexed_value(payload: common.Payload) -> Any:
+    """A search attribute's value as the visibility table indexes it. Datetime values are kept as the
+    reference's SQL keeps them: in UTC, truncated to milliseconds (SQLite reads no finer, and rounding
+    would carry 9999-12-31T23:59:59.9999Z past the last day it can hold)."""
+    value = decode_payload(payload)
+    if payload.metadata.get("type") != b"Datetime":
+        return value
+    if isinstance(value, list):
+        return [_datetime_text(v) for v in value]
+    return _datetime_text(value)
+
+
+def _datetime_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        ns = parse_rfc3339_ns(value)
+    except ValueError:
+        return value
+    return go_datetime_text(ns - ns % 1_000_000)
+
+
 def row_from_state(s: ExecutionState, history_length: int) -> VisibilityRow:
-    decoded = {k: decode_payload(v) for k, v in s.search_attributes.indexed_fields.items()}
+    decoded = {k: indexed_value(v) for k, v in s.search_attributes.indexed_fields.items()}
     close = ts_ns(s.close_time) or None
     return VisibilityRow(
         namespace_id=s.namespace_id,

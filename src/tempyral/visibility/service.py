@@ -134,7 +134,8 @@ def _set_time(time_filter: Any, name: str) -> int | None:
 def rfc3339_nano(ns: int) -> str:
     """Go's time.RFC3339Nano of a UTC instant (trailing zeros of the fraction dropped)."""
     seconds, nanos = divmod(ns, 1_000_000_000)
-    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    moment = datetime.fromtimestamp(seconds, UTC)
+    text = f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}"  # %Y does not pad years before 1000
     fraction = f"{nanos:09d}".rstrip("0")
     return f"{text}{'.' + fraction if fraction else ''}Z"
 
