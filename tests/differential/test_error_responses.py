@@ -515,6 +515,42 @@ async def _complete_twice(client: Client) -> tuple[str, str]:
     return "OK", ""
 
 
+async def test_activity_failure_with_a_long_cause_chain_like_the_reference(contexts: tuple[Ctx, Ctx]) -> None:
+    """98 causes, the most protobuf's decoder reads in this request: both servers take it. The
+    reference stores them all, so deep that the SDK cannot read the history back ("recursion limit
+    reached"); tempyral, which could not read such events back either, keeps 64 and says so."""
+    non_retryable = _field(5, b"\x10\x01")  # application_failure_info.non_retryable
+    failure = _field(1, b"m") + non_retryable
+    for _ in range(98):
+        failure = _field(1, b"m") + _field(4, failure) + non_retryable
+
+    async def fail(ctx: Ctx) -> tuple[str, str]:
+        token, workflow_id = await _manual_activity_token(ctx.client)
+        async with grpc.aio.insecure_channel(ctx.client.service_client.config.target_host) as channel:
+            call = channel.unary_unary(
+                "/temporal.api.workflowservice.v1.WorkflowService/RespondActivityTaskFailed",
+                request_serializer=lambda raw: raw,
+                response_deserializer=lambda raw: raw,
+            )
+            try:
+                await call(_field(1, token) + _field(2, failure) + _field(4, b"default"), timeout=30)
+            except grpc.aio.AioRpcError as err:
+                return f"{err.code().name}: {err.details()}", workflow_id
+        return "OK", workflow_id
+
+    reference, ours = contexts
+    assert (await fail(reference))[0] == "OK"
+    answer, workflow_id = await fail(ours)
+    assert answer == "OK"
+    events = (await ours.client.get_workflow_handle(workflow_id).fetch_history()).events
+    failed = [e for e in events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED]
+    chain = [failed[0].activity_task_failed_event_attributes.failure]
+    while chain[-1].HasField("cause"):
+        chain.append(chain[-1].cause)
+    assert len(chain) == 65
+    assert chain[-1].message == "Failure causes exceed depth limit."
+
+
 async def test_token_of_a_finished_task_is_not_found_like_the_reference(contexts: tuple[Ctx, Ctx]) -> None:
     reference, ours = contexts
     assert await _complete_twice(ours.client) == await _complete_twice(reference.client)

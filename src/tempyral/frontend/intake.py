@@ -3,7 +3,8 @@
 grpc-go decodes a request before the service's interceptors run and answers a body it cannot
 decode with INTERNAL "grpc: error unmarshalling request: ..."; the reference's first interceptor
 then refuses a namespace name longer than the ID length limit, before any lookup (so the name is
-never echoed back whole); and every error message it sends is cut to 4000 bytes.
+never echoed back whole); and every error message it sends is cut to 4000 bytes. Failure cause
+chains are cut here too, to what tempyral can store (tempyral.frontend.deep_failures).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from google.protobuf.message import DecodeError, Message
 
 from tempyral.common.errors import Internal, InvalidArgument, ServiceError
 from tempyral.common.limits import MAX_ID_LENGTH
+from tempyral.frontend.deep_failures import cut_deep_failures
 
 MAX_ERROR_MESSAGE_BYTES = 4000  # the reference's system.maxServiceErrorMessageLength
 TRUNCATED_SUFFIX = "... <truncated>"
@@ -35,13 +37,16 @@ class Undecodable:
 
 
 def decoder(cls: type[Message]) -> Callable[[bytes], Message | Undecodable]:
-    """A request deserializer that never raises: gRPC Python would answer UNKNOWN."""
+    """A request deserializer that never raises (gRPC Python would answer UNKNOWN), and cuts
+    failure chains to what the server can store."""
 
     def decode(data: bytes) -> Message | Undecodable:
         try:
-            return cls.FromString(data)
+            request = cls.FromString(data)
         except DecodeError as err:
             return Undecodable(err)
+        cut_deep_failures(request)
+        return request
 
     return decode
 
