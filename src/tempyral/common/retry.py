@@ -2,37 +2,51 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+from google.protobuf.duration_pb2 import Duration
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 
-from tempyral.common.clock import NANOS_PER_SECOND, duration, duration_ns
+from tempyral.common.clock import INT64_MAX, NANOS_PER_SECOND, duration, duration_ns, int64_ns
+from tempyral.common.durations import InvalidDuration, saturated_ns, validate_and_cap
 from tempyral.common.errors import InvalidArgument
 
 RetryState = wf_enums.RetryState
 TIMEOUT_TYPE_NAMES = {1: "StartToClose", 2: "ScheduleToStart", 3: "ScheduleToClose", 4: "Heartbeat"}
+DEFAULT_MAXIMUM_INTERVAL_COEFFICIENT = 100
 
 
-def normalize_retry_policy(policy: common.RetryPolicy, field: str = "RetryPolicy") -> None:
-    """Fill Temporal's defaults in place and reject invalid values, as the reference does."""
-    if duration_ns(policy.initial_interval) < 0:
-        raise InvalidArgument(f"InitialInterval cannot be negative on {field}.")
+def normalize_retry_policy(policy: common.RetryPolicy) -> None:
+    """Fill Temporal's defaults in place, then validate the policy and cap its intervals at 100 years,
+    in the reference's order and with its messages."""
     if duration_ns(policy.initial_interval) == 0:
         policy.initial_interval.CopyFrom(duration(NANOS_PER_SECOND))
+    if duration_ns(policy.maximum_interval) == 0:
+        # Saturated where the reference's 64-bit arithmetic would wrap; the cap below applies anyway.
+        default = DEFAULT_MAXIMUM_INTERVAL_COEFFICIENT * saturated_ns(policy.initial_interval)
+        policy.maximum_interval.CopyFrom(duration(int64_ns(default)))
     if policy.backoff_coefficient == 0:
         policy.backoff_coefficient = 2.0
+    if policy.maximum_attempts == 1:
+        return  # a single attempt never retries: the reference checks nothing more
+    _check_interval(policy.initial_interval, "InitialInterval")
     if policy.backoff_coefficient < 1:
-        raise InvalidArgument(f"BackoffCoefficient cannot be less than 1 on {field}.")
-    if duration_ns(policy.maximum_interval) < 0:
-        raise InvalidArgument(f"MaximumInterval cannot be negative on {field}.")
-    if duration_ns(policy.maximum_interval) == 0:
-        policy.maximum_interval.CopyFrom(duration(100 * duration_ns(policy.initial_interval)))
-    elif duration_ns(policy.maximum_interval) < duration_ns(policy.initial_interval):
-        raise InvalidArgument(f"MaximumInterval cannot be less than InitialInterval on {field}.")
+        raise InvalidArgument("BackoffCoefficient cannot be less than 1 on retry policy.")
+    _check_interval(policy.maximum_interval, "MaximumInterval")
+    if 0 < duration_ns(policy.maximum_interval) < duration_ns(policy.initial_interval):
+        raise InvalidArgument("MaximumInterval cannot be less than InitialInterval on retry policy.")
     if policy.maximum_attempts < 0:
-        raise InvalidArgument(f"MaximumAttempts cannot be negative on {field}.")
+        raise InvalidArgument("MaximumAttempts cannot be negative on retry policy.")
+
+
+def _check_interval(interval: Duration, name: str) -> None:
+    try:
+        validate_and_cap(interval)
+    except InvalidDuration as err:
+        raise InvalidArgument(f"invalid {name} set on retry policy: {err}") from err
 
 
 def is_retryable(failure: failure_pb.Failure, non_retryable_types: list[str] | None) -> bool:
@@ -83,10 +97,12 @@ def next_retry(
     else:
         initial = duration_ns(policy.initial_interval) or NANOS_PER_SECOND
         coefficient = policy.backoff_coefficient or 2.0
-        backoff = int(initial * coefficient ** max(attempt - 1, 0))
+        try:
+            exponential = initial * coefficient ** max(attempt - 1, 0)
+        except OverflowError:  # many attempts, or a huge coefficient: past any maximum
+            exponential = math.inf
         maximum = duration_ns(policy.maximum_interval)
-        if maximum > 0:
-            backoff = min(backoff, maximum)
+        backoff = int(min(exponential, maximum if maximum > 0 else INT64_MAX))
     if expiration_ns and now_ns + backoff > expiration_ns:
         return RetryDecision(RetryState.RETRY_STATE_TIMEOUT)
     return RetryDecision(RetryState.RETRY_STATE_IN_PROGRESS, backoff)
@@ -97,5 +113,6 @@ def _explicit_delay(failure: failure_pb.Failure | None) -> int | None:
         return None
     info = failure.application_failure_info
     if info.HasField("next_retry_delay"):
-        return duration_ns(info.next_retry_delay)
+        # Unchecked, as on the reference, which reads it as 64-bit nanoseconds (at most ~292 years).
+        return saturated_ns(info.next_retry_delay)
     return None

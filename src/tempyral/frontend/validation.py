@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from google.protobuf.duration_pb2 import Duration
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import WorkflowIdConflictPolicy as ConflictPolicy
 from temporalio.api.enums.v1 import WorkflowIdReusePolicy as ReusePolicy
@@ -12,7 +13,7 @@ from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common import cron, ids
-from tempyral.common.clock import duration_ns
+from tempyral.common.durations import InvalidDuration, validate_and_cap
 from tempyral.common.errors import InvalidArgument, Unimplemented
 from tempyral.common.limits import BLOB_SIZE_LIMIT_WARN, MAX_ID_LENGTH, check_blob_size, check_id, exceeds_blob_limit
 from tempyral.common.retry import normalize_retry_policy
@@ -46,9 +47,12 @@ def check_execution(execution: common.WorkflowExecution) -> None:
     check_run_id(execution.run_id)
 
 
-def _check_timeout(value: object, name: str) -> None:
-    if duration_ns(value) < 0:  # type: ignore[arg-type]
-        raise InvalidArgument(f"An invalid {name} is set on request. cause: negative duration")
+def _check_duration(value: Duration, name: str) -> None:
+    """Refuse a negative duration, cap one over 100 years in place (as the reference does)."""
+    try:
+        validate_and_cap(value)
+    except InvalidDuration as err:
+        raise InvalidArgument(f"An invalid {name} is set on request. cause: {err}") from err
 
 
 def default_id_policies(req: ws.StartWorkflowExecutionRequest, conflict_default: int) -> None:
@@ -83,16 +87,15 @@ def _check_reuse_policy(reuse: int, conflict: int) -> None:
 
 
 def _check_timeouts(req: ws.StartWorkflowExecutionRequest | ws.SignalWithStartWorkflowExecutionRequest) -> None:
-    _check_timeout(req.workflow_execution_timeout, "WorkflowExecutionTimeoutSeconds")
-    _check_timeout(req.workflow_run_timeout, "WorkflowRunTimeoutSeconds")
-    _check_timeout(req.workflow_task_timeout, "WorkflowTaskTimeoutSeconds")
+    _check_duration(req.workflow_execution_timeout, "WorkflowExecutionTimeoutSeconds")
+    _check_duration(req.workflow_run_timeout, "WorkflowRunTimeoutSeconds")
+    _check_duration(req.workflow_task_timeout, "WorkflowTaskTimeoutSeconds")
 
 
 def _check_start_delay(req: ws.StartWorkflowExecutionRequest | ws.SignalWithStartWorkflowExecutionRequest) -> None:
     if req.cron_schedule and req.HasField("workflow_start_delay"):
         raise InvalidArgument("CronSchedule and WorkflowStartDelay may not be used together.")
-    if duration_ns(req.workflow_start_delay) < 0:
-        raise InvalidArgument("An invalid WorkflowStartDelaySeconds is set on request. cause: negative duration")
+    _check_duration(req.workflow_start_delay, "WorkflowStartDelaySeconds")
 
 
 def _check_request_id(req: ws.StartWorkflowExecutionRequest | ws.SignalWithStartWorkflowExecutionRequest) -> None:

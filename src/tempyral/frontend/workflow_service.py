@@ -19,7 +19,7 @@ from temporalio.api.namespace.v1 import message_pb2 as namespace_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral import SERVER_VERSION
-from tempyral.common.clock import duration_ns, timestamp
+from tempyral.common.clock import timestamp
 from tempyral.common.errors import InvalidArgument, PermissionDenied
 from tempyral.common.limits import (
     BLOB_SIZE_LIMIT_ERROR,
@@ -32,7 +32,7 @@ from tempyral.common.tokens import decode_task_token
 from tempyral.history import reads, reset
 from tempyral.history.engine import HistoryEngine
 from tempyral.matching.service import ACTIVITY, NEXUS, WORKFLOW, QueueKey
-from tempyral.namespace.registry import Namespace, NamespaceRegistry, validate_name
+from tempyral.namespace.registry import Namespace, NamespaceRegistry, check_retention, validate_name
 from tempyral.nexus.addresses import OutboundAddresses
 from tempyral.nexus.dispatch import NexusDispatcher
 from tempyral.proto.internal_pb2 import NamespaceRecord
@@ -199,8 +199,7 @@ class WorkflowService:
     # ------------------------------------------------------------------ namespaces
     async def register_namespace(self, req: ws.RegisterNamespaceRequest, ctx: Ctx) -> ws.RegisterNamespaceResponse:
         validate_name(req.namespace)
-        if duration_ns(req.workflow_execution_retention_period) <= 0:
-            raise InvalidArgument("A valid retention period is not set on request.")
+        check_retention(req.workflow_execution_retention_period)
         if req.is_global_namespace:
             raise InvalidArgument("Global namespaces are not supported by this cluster yet.")
         record = self.namespaces.new_record(
@@ -270,8 +269,7 @@ class WorkflowService:
     @staticmethod
     def _update_config(target: namespace_pb.NamespaceConfig, update: namespace_pb.NamespaceConfig) -> None:
         if update.HasField("workflow_execution_retention_ttl"):
-            if duration_ns(update.workflow_execution_retention_ttl) <= 0:
-                raise InvalidArgument("A valid retention period is not set on request.")
+            check_retention(update.workflow_execution_retention_ttl)
             target.workflow_execution_retention_ttl.CopyFrom(update.workflow_execution_retention_ttl)
         if update.history_archival_state:
             target.history_archival_state = update.history_archival_state

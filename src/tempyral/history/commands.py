@@ -6,9 +6,11 @@ the task produced and records WorkflowTaskFailed with the cause instead.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from temporalio.api.command.v1 import message_pb2 as command_pb
 from temporalio.api.common.v1 import message_pb2 as common_pb
@@ -21,9 +23,11 @@ from temporalio.api.enums.v1 import (
 )
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.history.v1 import message_pb2 as history
+from temporalio.api.taskqueue.v1.message_pb2 import TaskQueue
 
 from tempyral.common import cron, ids
 from tempyral.common.clock import duration, duration_ns, ts_ns
+from tempyral.common.durations import InvalidDuration, validate_and_cap
 from tempyral.common.errors import InvalidArgument
 from tempyral.common.ids import is_uuid
 from tempyral.common.limits import MAX_ID_LENGTH, MAX_PENDING_ACTIVITIES, exceeds_blob_limit, workflow_timeouts
@@ -87,6 +91,28 @@ class WorkflowTaskFailure(Exception):
 def _check_size(size: int, cause: int, message: str) -> None:
     if exceeds_blob_limit(size):
         raise WorkflowTaskFailure(cause, message, terminate=True)
+
+
+def _check_duration(value: Duration, cause: int, before: str, after: str = "") -> None:
+    """Cap a duration of a command at 100 years in place, or fail the task, the reason between
+    `before` and `after` in the message."""
+    try:
+        validate_and_cap(value)
+    except InvalidDuration as err:
+        raise WorkflowTaskFailure(cause, f"{before}{err}{after}") from err
+
+
+def _task_queue_text(tq: TaskQueue) -> str:
+    """A task queue as the reference's messages show it: Go's protobuf text format, whose field
+    separator the reference's build makes two spaces."""
+    fields = []
+    if tq.name:
+        fields.append(f"name:{json.dumps(tq.name, ensure_ascii=False)}")
+    if tq.kind:
+        fields.append(f"kind:{TaskQueueKind.Name(tq.kind)}")
+    if tq.normal_name:
+        fields.append(f"normal_name:{json.dumps(tq.normal_name, ensure_ascii=False)}")
+    return "  ".join(fields)
 
 
 def _copy_set_fields(source: Message, target: Message, names: tuple[str, ...]) -> None:
@@ -218,18 +244,17 @@ class CommandProcessor:
         self, a: command_pb.ScheduleActivityTaskCommandAttributes, attrs: history.ActivityTaskScheduledEventAttributes
     ) -> None:
         cause = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES
+        for name, value in (
+            ("ScheduleToCloseTimeout", a.schedule_to_close_timeout),
+            ("ScheduleToStartTimeout", a.schedule_to_start_timeout),
+            ("StartToCloseTimeout", a.start_to_close_timeout),
+            ("HeartbeatTimeout", a.heartbeat_timeout),
+        ):
+            _check_duration(value, cause, f"invalid {name}: ")
         s2c = duration_ns(a.schedule_to_close_timeout)
         s2s = duration_ns(a.schedule_to_start_timeout)
         stc = duration_ns(a.start_to_close_timeout)
         hb = duration_ns(a.heartbeat_timeout)
-        for name, value in (
-            ("ScheduleToCloseTimeout", s2c),
-            ("ScheduleToStartTimeout", s2s),
-            ("StartToCloseTimeout", stc),
-            ("HeartbeatTimeout", hb),
-        ):
-            if value < 0:
-                raise WorkflowTaskFailure(cause, f"invalid {name}: negative duration")
         run_timeout = duration_ns(self.ms.s.start.workflow_run_timeout)
         if s2c > 0:
             s2s = min(s2s, s2c) if s2s > 0 else s2c
@@ -279,15 +304,19 @@ class CommandProcessor:
             raise WorkflowTaskFailure(cause, "TimerId is not set on StartTimerCommand.")
         if len(a.timer_id) > MAX_ID_LENGTH:
             raise WorkflowTaskFailure(cause, "TimerId on StartTimerCommand exceeds length limit.")
-        if duration_ns(a.start_to_fire_timeout) <= 0:
-            raise WorkflowTaskFailure(
-                cause, f"An invalid StartToFireTimeout is set on StartTimerCommand. TimerId={a.timer_id}"
-            )
+        # A zero timeout is valid (`workflow.sleep(0)`): the timer fires right away.
+        _check_duration(
+            a.start_to_fire_timeout,
+            cause,
+            "An invalid StartToFireTimeout is set on StartTimerCommand: ",
+            f". TimerId={a.timer_id}",
+        )
         if a.timer_id in self.ms.s.timers:
             raise WorkflowTaskFailure(
                 Cause.WORKFLOW_TASK_FAILED_CAUSE_START_TIMER_DUPLICATE_ID, f"Duplicate timer ID: {a.timer_id}"
             )
-        self.ms.add_timer_started(a.timer_id, a.start_to_fire_timeout, self.completed_id)
+        start_to_fire = a.start_to_fire_timeout if a.HasField("start_to_fire_timeout") else None
+        self.ms.add_timer_started(a.timer_id, start_to_fire, self.completed_id)
 
     def _cancel_timer(self, command: command_pb.Command) -> None:
         a = command.cancel_timer_command_attributes
@@ -431,24 +460,38 @@ class CommandProcessor:
             a.task_queue.CopyFrom(s.start.task_queue)
         if not a.task_queue.kind:
             a.task_queue.kind = TaskQueueKind.TASK_QUEUE_KIND_NORMAL
+        where = f"WorkflowType={a.workflow_type.name} TaskQueue={_task_queue_text(a.task_queue)}"
         for name, value in (
             ("WorkflowRunTimeout", a.workflow_run_timeout),
             ("WorkflowTaskTimeout", a.workflow_task_timeout),
             ("BackoffStartInterval", a.backoff_start_interval),
         ):
-            if duration_ns(value) < 0:
-                raise WorkflowTaskFailure(
-                    cause, f"Invalid {name} on ContinueAsNewWorkflowExecutionCommand: negative duration."
-                )
+            _check_duration(
+                value,
+                cause,
+                f"Invalid {name} on ContinueAsNewWorkflowExecutionCommand: ",
+                f". {where}",
+            )
         if duration_ns(a.workflow_run_timeout) == 0:
             a.workflow_run_timeout.CopyFrom(s.start.workflow_run_timeout)
         if duration_ns(a.workflow_task_timeout) == 0:
             a.workflow_task_timeout.CopyFrom(s.start.workflow_task_timeout)
+        # The new run gets them as a start would: within the execution timeout, a task within 120 s.
+        run_timeout, task_timeout = workflow_timeouts(
+            duration_ns(s.start.workflow_execution_timeout),
+            duration_ns(a.workflow_run_timeout),
+            duration_ns(a.workflow_task_timeout),
+        )
+        a.workflow_run_timeout.CopyFrom(duration(run_timeout))
+        a.workflow_task_timeout.CopyFrom(duration(task_timeout))
         if a.HasField("retry_policy"):
             try:
                 normalize_retry_policy(a.retry_policy)
             except InvalidArgument as err:
-                raise WorkflowTaskFailure(cause, err.message) from err
+                raise WorkflowTaskFailure(
+                    cause,
+                    f"invalid WorkflowRetryPolicy on ContinueAsNewWorkflowExecutionCommand: {err.message}. {where}",
+                ) from err
         try:
             cron.validate(a.cron_schedule)
             check_and_type_search_attributes(self.ns, a.search_attributes)
@@ -514,13 +557,21 @@ class CommandProcessor:
             ("WorkflowRunTimeout", a.workflow_run_timeout),
             ("WorkflowTaskTimeout", a.workflow_task_timeout),
         ):
-            if duration_ns(value) < 0:
-                raise WorkflowTaskFailure(
-                    cause, f"Invalid {name} on StartChildWorkflowExecutionCommand: negative duration. {where}"
-                )
-        try:
-            if a.HasField("retry_policy"):
+            _check_duration(
+                value,
+                cause,
+                f"Invalid {name} on StartChildWorkflowExecutionCommand: ",
+                f". {where}",
+            )
+        if a.HasField("retry_policy"):
+            try:
                 normalize_retry_policy(a.retry_policy)
+            except InvalidArgument as err:
+                raise WorkflowTaskFailure(
+                    cause,
+                    f"invalid WorkflowRetryPolicy on StartChildWorkflowExecutionCommand: {err.message}. {where}",
+                ) from err
+        try:
             cron.validate(a.cron_schedule)
             check_and_type_search_attributes(target, a.search_attributes)
         except InvalidArgument as err:
@@ -643,13 +694,11 @@ class CommandProcessor:
                 f"ScheduleNexusOperationCommandAttributes.Operation exceeds length limit of {MAX_NEXUS_NAME_LENGTH}",
             )
         for name in ("ScheduleToCloseTimeout", "ScheduleToStartTimeout", "StartToCloseTimeout"):
-            value = getattr(a, _snake(name))
-            if duration_ns(value) < 0:
-                raise WorkflowTaskFailure(
-                    cause,
-                    f"ScheduleNexusOperationCommandAttributes.{name} is invalid: "
-                    f"duration is negative: {value.seconds}s",
-                )
+            _check_duration(
+                getattr(a, _snake(name)),
+                cause,
+                f"ScheduleNexusOperationCommandAttributes.{name} is invalid: ",
+            )
         _check_size(a.input.ByteSize(), cause, "ScheduleNexusOperationCommandAttributes.Input exceeds size limit")
         header: dict[str, str] = {}
         for key, value in a.nexus_header.items():

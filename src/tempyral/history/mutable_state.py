@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.protobuf.duration_pb2 import Duration
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import (
     CallbackState as CallbackStateEnum,
@@ -26,6 +27,7 @@ from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue
 from temporalio.api.update.v1 import message_pb2 as update_pb
 
 from tempyral.common.clock import duration_ns, timestamp, ts_ns
+from tempyral.common.durations import saturated_ns
 from tempyral.history import appliers
 from tempyral.history import events as ev
 from tempyral.proto.internal_pb2 import (
@@ -286,7 +288,7 @@ class MutableState:
             task_queue=wt.task_queue,
         )
         if wt.task_queue.kind == STICKY:
-            s2s = duration_ns(self.s.sticky_schedule_to_start_timeout)
+            s2s = saturated_ns(self.s.sticky_schedule_to_start_timeout)  # as the worker gave it: unchecked
             if s2s > 0:
                 self._timer(
                     TaskType.TASK_TYPE_WORKFLOW_TASK_TIMEOUT,
@@ -659,11 +661,13 @@ class MutableState:
         self._generate_activity_dispatch(ai)
 
     # ------------------------------------------------------------------ timers
-    def add_timer_started(self, timer_id: str, start_to_fire: object, wft_completed_event_id: int) -> None:
+    def add_timer_started(self, timer_id: str, start_to_fire: Duration | None, wft_completed_event_id: int) -> None:
+        """`start_to_fire` None: the command left it unset, and so does the event (it fires at once)."""
         attrs = history.TimerStartedEventAttributes(
             timer_id=timer_id, workflow_task_completed_event_id=wft_completed_event_id
         )
-        attrs.start_to_fire_timeout.CopyFrom(start_to_fire)  # type: ignore[arg-type]
+        if start_to_fire is not None:
+            attrs.start_to_fire_timeout.CopyFrom(start_to_fire)
         event = self._event(ev.TIMER_STARTED, timer_started_event_attributes=attrs)
         info = self.s.timers[timer_id]
         self._timer(TaskType.TASK_TYPE_USER_TIMER, ts_ns(info.expiry_time), event_id=event.event_id, timer_id=timer_id)

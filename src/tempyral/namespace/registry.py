@@ -13,6 +13,8 @@ from temporalio.api.namespace.v1 import message_pb2 as namespace_pb
 from temporalio.api.replication.v1 import message_pb2 as replication_pb
 
 from tempyral.common import ids
+from tempyral.common.clock import duration_ns
+from tempyral.common.durations import InvalidDuration, validate_and_cap
 from tempyral.common.errors import AlreadyExists, InvalidArgument, NamespaceAlreadyExists, NamespaceNotFound
 from tempyral.persistence.store import Store
 from tempyral.proto.internal_pb2 import NamespaceRecord
@@ -145,6 +147,16 @@ def validate_name(name: str) -> None:
         raise InvalidArgument("Namespace not set on request.")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidArgument(f"Namespace length exceeds limit ({len(name)}/{MAX_NAME_LENGTH}).")
+
+
+def check_retention(retention: Duration) -> None:
+    """Cap a retention period at 100 years in place; refuse a missing, negative or malformed one."""
+    try:
+        validate_and_cap(retention)
+    except InvalidDuration as err:
+        raise InvalidArgument("A valid retention period is not set on request.") from err
+    if duration_ns(retention) <= 0:
+        raise InvalidArgument("A valid retention period is not set on request.")
 
 
 def describe(ns: Namespace) -> tuple[namespace_pb.NamespaceInfo, namespace_pb.NamespaceConfig]:
