@@ -168,6 +168,7 @@ async def _script(address: str, suffix: str) -> list[str]:
         await s.call(o.list_nexus_endpoints, ListNexusEndpointsRequest(page_size=-1)),
         await s.call(o.list_nexus_endpoints, ListNexusEndpointsRequest(page_size=1001)),
         await s.call(o.list_nexus_endpoints, ListNexusEndpointsRequest(page_size=1, next_page_token=b"garbage")),
+        await s.call(o.list_nexus_endpoints, ListNexusEndpointsRequest(next_page_token=b"[" * 100_000)),
         # deleting: the version must be positive, not current; a second delete finds nothing
         await s.call(o.delete_nexus_endpoint, DeleteNexusEndpointRequest(id=billing, version=0)),
         await s.call(o.delete_nexus_endpoint, DeleteNexusEndpointRequest(id="bad", version=0)),

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
 
+from tempyral.common import gojson
 from tempyral.common.clock import timestamp
 from tempyral.common.errors import (
     AlreadyExists,
@@ -267,7 +268,7 @@ def _decode_token(token: bytes) -> bytes | None:
     if not token:
         return None
     try:
-        last = base64.b64decode(json.loads(token)["LastID"], validate=True)
+        last = base64.b64decode(gojson.loads(token.decode())["LastID"], validate=True)  # never recurses
     except (ValueError, KeyError, TypeError) as err:
         # The reference fails such a token deep in its store, with an internal error.
         raise Internal("error listing Nexus endpoints") from err
