@@ -286,6 +286,28 @@ async def retry_delay(ctx: Ctx, delay: Duration) -> Outcome:
     }
 
 
+async def workflow_retry_delay(ctx: Ctx, delay: Duration, policy: RetryPolicy) -> Outcome:
+    """A run fails asking for `delay` before the next: how long the next run's first task waits."""
+    workflow_id, _, _, token = await _first_task(ctx, retry_policy=policy)
+    cmd = Command(command_type=C.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION)
+    failure = cmd.fail_workflow_execution_command_attributes.failure
+    failure.message = "later"
+    failure.application_failure_info.next_retry_delay.CopyFrom(delay)
+    await ctx.ws.respond_workflow_task_completed(
+        RespondWorkflowTaskCompletedRequest(namespace="default", task_token=token, commands=[cmd], identity="test")
+    )
+    handle = ctx.client.get_workflow_handle(workflow_id)
+    first = (await handle.fetch_history()).events[0]
+    described = await handle.describe()
+    info = described.raw_description.workflow_execution_info
+    await handle.terminate("done")
+    return {
+        "attempt": first.workflow_execution_started_event_attributes.attempt,
+        **durations(first.workflow_execution_started_event_attributes),
+        "describe: execution - start (s)": info.execution_time.seconds - info.start_time.seconds,
+    }
+
+
 # ---------------------------------------------------------------- SDK workflows
 async def sdk_history(
     ctx: Ctx, workflow: Any, *args: Any, until: int = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, **options: Any
@@ -525,6 +547,13 @@ CASES: dict[str, Case] = {
     # what a worker asks for: unchecked, read as 64-bit nanoseconds (~292 years at most)
     "activity retry: next retry delay 10^11 s": lambda c: retry_delay(c, d(10**11)),
     "activity retry: next retry delay 10^15 s": lambda c: retry_delay(c, d(BIG)),
+    # ... while a workflow's stays within its policy's maximum interval
+    "workflow retry: next retry delay 1 hour": lambda c: workflow_retry_delay(c, d(3600), RetryPolicy()),
+    "workflow retry: next retry delay 10^15 s": lambda c: workflow_retry_delay(c, d(BIG), RetryPolicy()),
+    "workflow retry: next retry delay 10^15 s, maximum 10^15 s": lambda c: workflow_retry_delay(
+        c, d(BIG), RetryPolicy(maximum_interval=d(BIG))
+    ),
+    "workflow retry: next retry delay 0": lambda c: workflow_retry_delay(c, d(0), RetryPolicy()),
     # visibility
     "visibility: Datetime values from the year 1 to 9999": far_datetimes,
     "visibility: closed workflows since the year 1": closed_since_the_year_one,

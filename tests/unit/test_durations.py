@@ -128,6 +128,15 @@ def test_a_retry_delay_the_worker_asks_for_is_read_as_64_bit_nanoseconds() -> No
     assert (decision.state, decision.backoff_ns) == (RetryState.RETRY_STATE_IN_PROGRESS, INT64_MAX)
 
 
+def test_a_retry_delay_a_workflow_asks_for_stays_within_the_maximum_interval() -> None:
+    policy = RetryPolicy(maximum_interval=d(100))
+    for asked, waited in ((d(BIG), 100), (d(0), 100), (d(30), 30)):
+        failure = Failure(message="later")
+        failure.application_failure_info.next_retry_delay.CopyFrom(asked)
+        decision = next_retry(policy, 1, failure, 0, 0, delay_within_maximum=True)
+        assert decision.backoff_ns == waited * 10**9
+
+
 # ---------------------------------------------------------------- namespaces
 def test_retention_is_capped_and_must_be_positive_and_well_formed() -> None:
     retention = d(BIG)

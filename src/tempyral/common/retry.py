@@ -83,8 +83,12 @@ def next_retry(
     failure: failure_pb.Failure | None,
     now_ns: int,
     expiration_ns: int,
+    delay_within_maximum: bool = False,
 ) -> RetryDecision:
-    """Whether attempt `attempt` (which just failed) is followed by another, and after how long."""
+    """Whether attempt `attempt` (which just failed) is followed by another, and after how long.
+
+    A delay the failure asks for replaces the computed backoff. As on the reference, an activity's
+    replaces the maximum interval too, while a workflow's (`delay_within_maximum`) is kept within it."""
     if policy is None:
         return RetryDecision(RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET)
     if failure is not None and not is_retryable(failure, list(policy.non_retryable_error_types)):
@@ -92,8 +96,11 @@ def next_retry(
     if policy.maximum_attempts > 0 and attempt >= policy.maximum_attempts:
         return RetryDecision(RetryState.RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED)
     explicit = _explicit_delay(failure)
+    maximum = duration_ns(policy.maximum_interval)
     if explicit is not None:
         backoff = explicit
+        if delay_within_maximum and maximum > 0 and not 0 < backoff <= maximum:
+            backoff = maximum
     else:
         initial = duration_ns(policy.initial_interval) or NANOS_PER_SECOND
         coefficient = policy.backoff_coefficient or 2.0
@@ -101,7 +108,6 @@ def next_retry(
             exponential = initial * coefficient ** max(attempt - 1, 0)
         except OverflowError:  # many attempts, or a huge coefficient: past any maximum
             exponential = math.inf
-        maximum = duration_ns(policy.maximum_interval)
         backoff = int(min(exponential, maximum if maximum > 0 else INT64_MAX))
     if expiration_ns and now_ns + backoff > expiration_ns:
         return RetryDecision(RetryState.RETRY_STATE_TIMEOUT)

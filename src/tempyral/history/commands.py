@@ -426,6 +426,7 @@ class CommandProcessor:
                 a.failure,
                 self.ms.now,
                 s.execution_expiration_time.seconds * 1_000_000_000 + s.execution_expiration_time.nanos,
+                delay_within_maximum=True,
             )
         if decision.retry:
             new_run_id = ids.new_run_id()
