@@ -367,6 +367,9 @@ LIST_QUERIES = [
     "{scope} AND NOT " + "(VisInt > 3 OR (VisKeyword = 'alpha' AND " * 60 + "NOT VisBool = true" + "))" * 60,
     "{scope} AND (" + " OR ".join(f"VisInt = {n}" for n in range(990)) + ")",
     "{scope} AND (" + " AND ".join(["VisTags != 'nope'"] * 900) + ")",
+    # an IN list longer than SQLite takes parameters for (32,766 in its default build)
+    "{scope} AND WorkflowId IN ('{p}-w01', " + ", ".join(f"'{{p}}-x{n}'" for n in range(40_000)) + ", '{p}-w03')",
+    "{scope} AND VisInt NOT IN (" + ", ".join(str(n) for n in range(5, 40_000)) + ")",
 ]
 COUNT_QUERIES = [
     "{scope}",

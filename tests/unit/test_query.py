@@ -467,6 +467,27 @@ def test_deep_filters_select_the_rows_of_shallow_ones(db: sqlite3.Connection, de
     assert ordered(db, deep + " ORDER BY Priority", 1) == ordered(db, shallow + " ORDER BY Priority", 1)
 
 
+@pytest.mark.parametrize(
+    ("values", "shallow"),
+    [
+        ([f"'x{n}'" for n in range(1500)] + ["'wf-a'", "'wf_c'"], "WorkflowId IN ('wf-a', 'wf_c')"),
+        ([str(n * SECOND) for n in range(30, 1500)], "StartTime IN (30000000000, 40000000000)"),
+        ([f"'2024-01-01T00:{n // 60:02d}:{n % 60:02d}Z'" for n in range(1500)], "Due IN ('2024-01-01T00:00:00Z')"),
+    ],
+)
+def test_long_in_lists_select_the_rows_of_short_ones(db: sqlite3.Connection, values: list[str], shallow: str) -> None:
+    column = shallow.split(" ")[0]
+    for negate in ("", "NOT "):
+        assert run(db, f"{column} {negate}IN ({', '.join(values)})") == run(db, shallow.replace(" IN", f" {negate}IN"))
+
+
+def test_an_in_list_longer_than_sqlite_takes_parameters(db: sqlite3.Connection) -> None:
+    db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32766)  # SQLite's default; some builds allow more
+    values = ", ".join(str(n) for n in range(40_000))
+    assert run(db, f"Priority IN ({values})") == run(db, "Priority >= 0")
+    assert run(db, f"Priority = 1 OR Priority NOT IN ({values})") == run(db, "Priority = 1")
+
+
 def test_groups_nested_deep_become_with_queries() -> None:
     compiled = compile_query(_nested(40, "Priority > 1"), CUSTOM)
     sql, params = SqliteVisibilitySQL().select("run_id", "ns", compiled.filter, None, 5)

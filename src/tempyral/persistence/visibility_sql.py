@@ -125,6 +125,7 @@ Filter: TypeAlias = Condition | Not | And | Or
 # How a filter is written into SQLite's limits (see SqliteVisibilitySQL._render).
 MAX_CHAIN = 32  # conditions in one AND or OR chain of the SQL text
 MAX_GROUP_DEPTH = 12  # parenthesized groups within groups in one expression
+MAX_LISTED = 1000  # values of an IN list written as parameters each (longer lists: one JSON parameter)
 
 
 @dataclass(frozen=True)
@@ -332,8 +333,13 @@ class SqliteVisibilitySQL:
         if isinstance(f, Compare):
             return f"({column} {f.op} {self.value(f.field, f.value)})"
         if isinstance(f, InList):
+            negate = "NOT " if f.negate else ""
+            if len(f.values) > MAX_LISTED and not any(isinstance(v, tuple) for v in f.values):
+                # One parameter for the whole list: SQLite takes only so many per statement.
+                listed = json.dumps([self.bound(f.field, v) for v in f.values if not isinstance(v, tuple)])
+                return f"({column} {negate}IN (SELECT value FROM json_each({self.param(listed)})))"
             marks = ", ".join(self.value(f.field, v) for v in f.values)
-            return f"({column} {'NOT ' if f.negate else ''}IN ({marks}))"
+            return f"({column} {negate}IN ({marks}))"
         if isinstance(f, Between):
             low, high = self.value(f.field, f.low), self.value(f.field, f.high)
             return f"({column} {'NOT ' if f.negate else ''}BETWEEN {low} AND {high})"
@@ -354,11 +360,15 @@ class SqliteVisibilitySQL:
     def value(self, field: Field, value: Operand) -> str:
         if isinstance(value, tuple):
             return "(" + ", ".join(self.value(field, v) for v in value) + ")"
+        return self.param(self.bound(field, value))
+
+    def bound(self, field: Field, value: Value) -> Any:
+        """What a value is compared as."""
         if field.type == "Datetime" and isinstance(value, int):
             if field.name not in self.SYSTEM_COLUMNS:
-                return self.param(go_datetime_text(value))
-            return self.param(int64_ns(value))  # instants beyond the columns' range
-        return self.param(int(value) if isinstance(value, bool) else value)
+                return go_datetime_text(value)
+            return int64_ns(value)  # instants beyond the columns' range
+        return int(value) if isinstance(value, bool) else value
 
     def param(self, value: Any) -> str:
         self.params.append(value)
