@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +16,7 @@ from temporalio.api.enums.v1 import IndexedValueType as T
 
 from tempyral.common.errors import InvalidArgument
 from tempyral.persistence.schema import MIGRATIONS, VISIBILITY_COLUMNS
-from tempyral.persistence.store import VisibilityRow
+from tempyral.persistence.store import VisibilityQuery, VisibilityRow
 from tempyral.persistence.visibility_sql import (
     And,
     Compare,
@@ -32,6 +33,7 @@ from tempyral.persistence.visibility_sql import (
     register_functions,
     text_tokens,
 )
+from tempyral.visibility import service
 from tempyral.visibility import sqlparse as ast
 from tempyral.visibility.query import (
     compile_query,
@@ -486,6 +488,20 @@ def test_an_in_list_longer_than_sqlite_takes_parameters(db: sqlite3.Connection) 
     values = ", ".join(str(n) for n in range(40_000))
     assert run(db, f"Priority IN ({values})") == run(db, "Priority >= 0")
     assert run(db, f"Priority = 1 OR Priority NOT IN ({values})") == run(db, "Priority = 1")
+
+
+async def test_long_filters_are_compiled_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compiling a filter of a few MB takes seconds: meanwhile the server must answer everyone else."""
+    threads: list[int] = []
+
+    def compile_recording_thread(query: str, custom: dict[str, int]) -> VisibilityQuery:
+        threads.append(threading.get_ident())
+        return VisibilityQuery()
+
+    monkeypatch.setattr(service, "compile_query", compile_recording_thread)
+    await service.compile_filter("x" * service.LONG_FILTER, CUSTOM)
+    await service.compile_filter("WorkflowId = 'a'", CUSTOM)
+    assert threads[0] != threading.get_ident() and threads[1] == threading.get_ident()
 
 
 def test_groups_nested_deep_become_with_queries() -> None:

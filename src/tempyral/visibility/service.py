@@ -3,6 +3,7 @@ visibility table."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -16,13 +17,14 @@ from tempyral.common import gojson
 from tempyral.common.clock import ts_ns
 from tempyral.common.errors import InvalidArgument, Unavailable
 from tempyral.namespace.registry import Namespace
-from tempyral.persistence.store import Store, VisibilityQueryFailed, VisibilityRow
+from tempyral.persistence.store import Store, VisibilityQuery, VisibilityQueryFailed, VisibilityRow
 from tempyral.persistence.visibility_sql import Cursor
 from tempyral.visibility.query import STATUS_BY_CODE, compile_query, parse_rfc3339_ns
 from tempyral.visibility.records import execution_info
 
 MAX_PAGE_SIZE = 1000  # the reference's default frontend.visibilityMaxPageSize
 GO_ZERO_TIME_SECONDS = -62135596800  # 0001-01-01T00:00:00Z, which the reference treats as unset
+LONG_FILTER = 16 * 1024  # characters
 RUNNING_CLOSE_TIME = "9999-12-31T23:59:59Z"  # what the reference's page tokens give running workflows
 
 
@@ -37,7 +39,7 @@ class Visibility:
     async def list(
         self, ns: Namespace, query: str, page_size: int, token: bytes
     ) -> tuple[list[workflow_pb.WorkflowExecutionInfo], bytes]:
-        compiled = compile_query(query, self._custom(ns))
+        compiled = await compile_filter(query, self._custom(ns))
         compiled.page_size = page_size if 0 < page_size <= MAX_PAGE_SIZE else MAX_PAGE_SIZE
         compiled.cursor = decode_page_token(token, len(compiled.order_by))
         try:
@@ -49,7 +51,7 @@ class Visibility:
         return [execution_info(r) for r in rows], next_token
 
     async def count(self, ns: Namespace, query: str) -> ws.CountWorkflowExecutionsResponse:
-        compiled = compile_query(query, self._custom(ns))
+        compiled = await compile_filter(query, self._custom(ns))
         try:
             rows = await self.store.count_visibility(ns.id, compiled)
         except VisibilityQueryFailed as err:
@@ -102,6 +104,14 @@ class Visibility:
             parts.append(f"ExecutionStatus = '{STATUS_BY_CODE.get(status, str(int(status)))}'")
         executions, token = await self.list(ns, " AND ".join(parts), req.maximum_page_size, req.next_page_token)
         return ws.ListClosedWorkflowExecutionsResponse(executions=executions, next_page_token=token)
+
+
+async def compile_filter(query: str, custom: dict[str, int]) -> VisibilityQuery:
+    """A list filter compiled; a long one (up to the 4 MB a request may hold takes seconds) in a
+    thread, so that the server goes on answering everyone else meanwhile."""
+    if len(query) < LONG_FILTER:
+        return compile_query(query, custom)
+    return await asyncio.to_thread(compile_query, query, custom)
 
 
 def _failed(operation: str, err: VisibilityQueryFailed) -> Unavailable:

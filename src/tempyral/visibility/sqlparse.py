@@ -663,6 +663,8 @@ class Parser:
         self.nesting = 0  # open parentheses, NOTs and unary operators, as the reference counts them
 
     def peek(self, ahead: int = 0) -> Tok:
+        if not ahead:  # the common case, kept cheap: `i` never passes the last token (eof or err)
+            return self.tokens[self.i]
         return self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
 
     def next(self) -> Tok:
