@@ -12,6 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import grpc
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest, GetSystemInfoResponse
+
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 60.0
 
@@ -35,6 +38,26 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log_path: str) -> N
     raise RuntimeError(f"server did not listen on {port} within {START_TIMEOUT_S}s; log: {log_path}")
 
 
+def _wait_until_serving(address: str, proc: subprocess.Popen[bytes], log_path: str) -> None:
+    """The reference listens before its frontend is healthy and refuses every WorkflowService call
+    until then ("Frontend is not healthy yet"): a test that comes first would fail on a busy machine."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    with grpc.insecure_channel(address) as channel:
+        get_system_info = channel.unary_unary(
+            "/temporal.api.workflowservice.v1.WorkflowService/GetSystemInfo",
+            request_serializer=GetSystemInfoRequest.SerializeToString,
+            response_deserializer=GetSystemInfoResponse.FromString,
+        )
+        while True:
+            try:
+                get_system_info(GetSystemInfoRequest(), timeout=5)
+                return
+            except grpc.RpcError as err:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server at {address} never served: {err}; log: {log_path}") from err
+            time.sleep(0.1)
+
+
 class ServerProcess:
     """A server in its own process group, startable again on the same port and database."""
 
@@ -45,6 +68,7 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.http_port: int | None = None  # tempyral's Nexus HTTP API
         self.ui_port: int | None = None  # tempyral's Web UI
+        self.wait_until_serving = False  # after the port opens, until GetSystemInfo is answered
         self.log_path = os.path.join(tempfile.gettempdir(), f"{name}-{port}.log")
 
     @property
@@ -56,6 +80,8 @@ class ServerProcess:
         self.proc = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         _wait_for_port(self.port, self.proc, self.log_path)
+        if self.wait_until_serving:
+            _wait_until_serving(self.address, self.proc, self.log_path)
         return self
 
     def kill(self) -> None:
@@ -128,4 +154,5 @@ def reference(extra: list[str] | None = None) -> ServerProcess:
     ]
     proc = ServerProcess(command, port, "reference")
     proc.http_port = http_port  # its HTTP API (grpc-gateway)
+    proc.wait_until_serving = True
     return proc
