@@ -20,8 +20,9 @@ MIN_RUN_INTERVAL_NS = 1_000_000_000
 
 
 def _base(
-    prev: ExecutionState, new_run_id: str, initiator: int, backoff_ns: int
+    prev: ExecutionState, new_run_id: str, initiator: int, backoff_ns: int | None
 ) -> history.WorkflowExecutionStartedEventAttributes:
+    """`backoff_ns` None leaves first_workflow_task_backoff unset (not zero), as the reference does."""
     attrs = history.WorkflowExecutionStartedEventAttributes(
         continued_execution_run_id=prev.run_id,
         initiator=initiator,  # type: ignore[arg-type]
@@ -29,7 +30,8 @@ def _base(
         first_execution_run_id=prev.start.first_execution_run_id,
         workflow_id=prev.workflow_id,
     )
-    attrs.first_workflow_task_backoff.CopyFrom(duration(backoff_ns))
+    if backoff_ns is not None:
+        attrs.first_workflow_task_backoff.CopyFrom(duration(backoff_ns))
     # what every run of a chain shares: its parent, its root, the whole execution's deadline
     attrs.parent_workflow_namespace = prev.start.parent_workflow_namespace
     attrs.parent_workflow_namespace_id = prev.start.parent_workflow_namespace_id
@@ -99,10 +101,11 @@ def continue_as_new(
 ) -> history.WorkflowExecutionStartedEventAttributes:
     """Like the reference, only what the command carries moves on (the SDK fills in memo and
     search attributes when the workflow does not set them)."""
-    backoff = duration_ns(command.backoff_start_interval)
+    # The reference passes the command's interval on as it is: absent when the command has none.
+    backoff = duration_ns(command.backoff_start_interval) if command.HasField("backoff_start_interval") else None
     # Like the reference, a chain that continues faster than this is slowed down to it.
     lifetime = now_ns - ts_ns(prev.execution_time)
-    if lifetime + backoff < MIN_RUN_INTERVAL_NS:
+    if lifetime + (backoff or 0) < MIN_RUN_INTERVAL_NS:
         backoff = MIN_RUN_INTERVAL_NS - lifetime
     attrs = _base(prev, new_run_id, Initiator.CONTINUE_AS_NEW_INITIATOR_WORKFLOW, backoff)
     attrs.workflow_type.CopyFrom(command.workflow_type)

@@ -1,0 +1,46 @@
+"""Continue-as-new slows down tight loops as the reference does (its ContinueAsNewMinBackoff): a run
+that continues sooner than the minimal interval after it became due starts the next run only when
+the interval is up. The differential chain cannot show this deterministically (whether a run lives
+under a second depends on worker speed), so the rule is checked here, with the clock given."""
+
+from __future__ import annotations
+
+from temporalio.api.command.v1 import message_pb2 as command_pb
+
+from tempyral.common.clock import duration, duration_ns, timestamp
+from tempyral.history import next_run
+from tempyral.proto.internal_pb2 import ExecutionState
+
+MS = 1_000_000
+DUE = 1_700_000_000 * 1_000_000_000  # when the closing run became due (start + its own backoff)
+
+
+def _backoff_after(lifetime_ms: int, command_backoff_ms: int | None = None) -> int | None:
+    """The next run's first_workflow_task_backoff in ms; None when it is not set."""
+    prev = ExecutionState(workflow_id="wf", run_id="run-1")
+    prev.execution_time.CopyFrom(timestamp(DUE))
+    command = command_pb.ContinueAsNewWorkflowExecutionCommandAttributes()
+    command.workflow_type.name = "W"
+    if command_backoff_ms is not None:
+        command.backoff_start_interval.CopyFrom(duration(command_backoff_ms * MS))
+    attrs = next_run.continue_as_new(prev, "run-2", command, DUE + lifetime_ms * MS)
+    if not attrs.HasField("first_workflow_task_backoff"):
+        return None
+    return duration_ns(attrs.first_workflow_task_backoff) // MS
+
+
+def test_a_run_that_continues_at_once_waits_out_the_rest_of_the_interval() -> None:
+    assert _backoff_after(lifetime_ms=120) == 880
+
+
+def test_a_run_that_lived_the_interval_continues_without_delay() -> None:
+    # the reference passes on the command's (absent) interval: the field stays unset, not 0s
+    assert _backoff_after(lifetime_ms=1000) is None
+    assert _backoff_after(lifetime_ms=1500) is None
+    assert _backoff_after(lifetime_ms=1500, command_backoff_ms=0) == 0
+
+
+def test_the_commands_backoff_counts_towards_the_interval() -> None:
+    assert _backoff_after(lifetime_ms=300, command_backoff_ms=800) == 800
+    # still short of the interval: the next run is due one interval after this one was
+    assert _backoff_after(lifetime_ms=300, command_backoff_ms=200) == 700
