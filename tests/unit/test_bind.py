@@ -4,9 +4,9 @@ reach it from this machine, and a warning when it is served beyond loopback with
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import web
@@ -51,17 +51,16 @@ def test_serving_beyond_loopback_is_warned_about(caplog: pytest.LogCaptureFixtur
 # ---------------------------------------------------------------------- the server's start-up
 @pytest.fixture
 def wildcard_bind(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Sites told to bind 0.0.0.0 report that they did, but listen on loopback only (tests stay off the
+    """Sockets asked for on 0.0.0.0 report that they are, but listen on loopback only (tests stay off the
     network); a minimal UI build stands in for the extracted one."""
 
-    class LoopbackSite(web.TCPSite):
-        def __init__(self, runner: web.BaseRunner[Any], host: str, port: int) -> None:
-            assert host == "0.0.0.0"
-            super().__init__(runner, "127.0.0.1", port)
+    def loopback_listen(ip: str, port: int, what: str) -> socket.socket:
+        assert ip == "0.0.0.0"
+        return socket.create_server(("127.0.0.1", port))
 
     real = web.BaseRunner.addresses.fget
     assert real is not None
-    monkeypatch.setattr(web, "TCPSite", LoopbackSite)
+    monkeypatch.setattr(tempyral.server, "listen", loopback_listen)
     monkeypatch.setattr(web.AppRunner, "addresses", property(lambda r: [("0.0.0.0", *a[1:]) for a in real(r)]))
     (tmp_path / "index.html").write_text("<html></html>")
     monkeypatch.setattr(tempyral.server, "ensure_assets", lambda: tmp_path)
@@ -73,6 +72,9 @@ async def test_http_and_ui_say_the_wildcard_they_are_bound_to(
 ) -> None:
     server = Server(ServerConfig(ip="0.0.0.0", http_port=0, ui_port=0))
     server.http_gateway = HttpGateway([])
+    # What Server._listen binds before the database is opened (its gRPC part aside).
+    server._http_socket = tempyral.server.listen("0.0.0.0", 0, "the HTTP API")
+    server._ui_socket = tempyral.server.listen("0.0.0.0", 0, "the Web UI")
     try:
         with caplog.at_level(logging.INFO, logger="tempyral"):
             await server._start_http()
