@@ -38,7 +38,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from tests.differential import nexus_workflows as nw
-from tests.differential.test_event_sequences import normalize
+from tests.differential.test_event_sequences import first_difference, normalize
 from tests.support.servers import ServerProcess, reference, tempyral
 
 CALLER_NS = "caller-ns"
@@ -417,16 +417,4 @@ async def test_same_nexus_histories_as_reference(
         reference_history, ours = reference_outcome.histories.get(label), our_outcome.histories.get(label)
         if reference_history is None or ours is None or ours == reference_history:
             continue
-        raise AssertionError(_first_difference(label, reference_history, ours))
-
-
-def _first_difference(label: str, reference: list[tuple[str, ...]], ours: list[tuple[str, ...]]) -> str:
-    """Which event differs first, and in which of its values: pytest's own diff truncates them."""
-    for index, (theirs, mine) in enumerate(zip(reference, ours, strict=False)):
-        if theirs != mine:
-            only_theirs = [v for v in theirs if v not in mine]
-            only_mine = [v for v in mine if v not in theirs]
-            return f"{label} event {index + 1} ({theirs[0]}): reference has {only_theirs}, tempyral has {only_mine}"
-    return (
-        f"{label}: reference has {len(reference)} events {[e[0] for e in reference]}, tempyral {[e[0] for e in ours]}"
-    )
+        raise AssertionError(first_difference(label, reference_history, ours))
