@@ -13,15 +13,9 @@ import nexusrpc.handler
 from temporalio import activity, nexus, workflow
 from temporalio.exceptions import ApplicationError
 
-# The handler workflow takes a moment to close (a slow activity, a timer): the caller's workflow task
-# that follows NexusOperationStarted (or CancelRequestCompleted) then always completes before the
-# operation's outcome arrives, on both servers, so the histories do not depend on who polls first.
-SETTLE_S = 1.0
-
 
 @activity.defn
 async def greet(name: str) -> str:
-    await asyncio.sleep(SETTLE_S)
     return f"Hello, {name}!"
 
 
@@ -44,19 +38,30 @@ class GreetingService:
 
 @workflow.defn
 class NexusHandlerWorkflow:
+    """Closes only when the test releases it (`release`), which it does once the caller's workflow
+    task that saw NexusOperationStarted (or CancelRequestCompleted) has completed: the outcome then
+    never arrives while that task runs, and the histories do not depend on who is quicker."""
+
+    def __init__(self) -> None:
+        self.released = False
+
     @workflow.run
     async def run(self, inp: NexusInput) -> NexusOutput:
         if inp.mode == "hang":
             try:
                 await workflow.wait_condition(lambda: False)
             except asyncio.CancelledError:
-                await workflow.sleep(SETTLE_S)
+                await workflow.wait_condition(lambda: self.released)
                 raise
+        await workflow.wait_condition(lambda: self.released)
         if inp.mode == "fail":
-            await workflow.sleep(SETTLE_S)
             raise ApplicationError("handler workflow failed", non_retryable=True)
         msg = await workflow.execute_activity(greet, inp.name, start_to_close_timeout=timedelta(seconds=10))
         return NexusOutput(msg)
+
+    @workflow.signal
+    def release(self) -> None:
+        self.released = True
 
 
 # Start attempts of `retry-once` operations, per (handler task queue, name): both servers' handler
@@ -106,13 +111,17 @@ class NexusCallerWorkflow:
 
 @workflow.defn
 class NexusCancelCallerWorkflow:
-    """Starts a `hello` that hangs, cancels it a second later (WAIT_COMPLETED) and reports how it ended."""
+    """Starts a `hello` that hangs, cancels it when the test says so (WAIT_COMPLETED: once the handler
+    workflow's first task is done, whatever its speed) and reports how it ended."""
+
+    def __init__(self) -> None:
+        self.cancel_now = False
 
     @workflow.run
     async def run(self, inp: CallerInput) -> str:
         client = workflow.create_nexus_client(service=GreetingService, endpoint=inp.endpoint)
         handle = await client.start_operation(GreetingService.hello, NexusInput(inp.name, "hang"))
-        await workflow.sleep(1)
+        await workflow.wait_condition(lambda: self.cancel_now)
         handle.cancel()
         try:
             await handle
@@ -120,3 +129,7 @@ class NexusCancelCallerWorkflow:
         except Exception as err:  # the SDK raises NexusOperationError with a CancelledError cause
             cause = getattr(err, "cause", None)
             return f"{type(err).__name__}/{type(cause).__name__}"
+
+    @workflow.signal
+    def cancel(self) -> None:
+        self.cancel_now = True

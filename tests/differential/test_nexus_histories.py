@@ -3,13 +3,15 @@ scenarios (sync and workflow-run operations that succeed, fail, are canceled, ti
 terminated) against the reference server and against tempyral; the caller's history and the
 handler workflow's history must agree: event types in order, the values that carry meaning
 (failure messages, failure-info kinds and their fields, nested causes, timeouts, links, completion
-callbacks) and the shape of every event (its populated fields, two levels deep).
+callbacks) and the shape of every event (its populated fields, two levels deep). Every step waits
+until both sides are quiet, so no history depends on which worker is quicker.
 
 What legitimately differs is normalized: run ids become `<caller-run>`/`<handler-run>`, request
 ids `<request-N>` (by first appearance, so that SCHEDULED/STARTED/COMPLETED must still share one),
-the endpoint id `<endpoint-id>`; timestamps, task ids, stack-trace text and callback-token contents
-are reduced to whether they are there. Workflow ids, endpoint names and the SDK's operation tokens
-(derived from the handler workflow id) are the same on both servers, so they are compared as is.
+the endpoint ids `<endpoint-id>`/`<idle-endpoint-id>`; timestamps, task ids, stack-trace text and
+callback-token contents are reduced to whether they are there. Workflow ids, endpoint names and the
+SDK's operation tokens (derived from the handler workflow id) are the same on both servers, so they
+are compared as is.
 
 Both servers are started once for the module, with the namespaces `caller-ns` and `handler-ns`,
 and every scenario runs concurrently on both."""
@@ -46,8 +48,8 @@ HANDLER_NS = "handler-ns"
 NAMESPACE_FLAGS = ["--namespace", CALLER_NS, "--namespace", HANDLER_NS]
 SUFFIX = uuid.uuid4().hex[:8]  # the same on both servers: workflow ids and tokens then agree
 ENDPOINT = f"ep-{SUFFIX}"
+IDLE_ENDPOINT = f"ep-idle-{SUFFIX}"  # its task queue has no worker: operations on it are never started
 TIMEOUT = 60.0
-# 2 s is flaky on the reference (with under ~1 s left it gives up before starting the operation)
 SCHEDULE_TO_CLOSE_S = 4.0
 E = EventType
 
@@ -88,6 +90,7 @@ class Env:
     caller_tq: str
     handler_tq: str
     endpoint_id: str = ""
+    idle_endpoint_id: str = ""
 
 
 @dataclass
@@ -122,10 +125,12 @@ async def _result(handle: WorkflowHandle[Any, Any]) -> str:
         return f"error {_describe_error(err)}"
 
 
-async def _start_caller(env: Env, name: str, operation: str, mode: str, timeout: float = 0) -> WorkflowHandle[Any, Any]:
+async def _start_caller(
+    env: Env, name: str, operation: str, mode: str, timeout: float = 0, endpoint: str = ENDPOINT
+) -> WorkflowHandle[Any, Any]:
     return await env.caller.start_workflow(
         nw.NexusCallerWorkflow.run,
-        nw.CallerInput(ENDPOINT, operation, name, mode, timeout),
+        nw.CallerInput(endpoint, operation, name, mode, timeout),
         id=f"caller-{name}",
         task_queue=env.caller_tq,
     )
@@ -154,6 +159,23 @@ def _handler_quiet(events: list[HistoryEvent]) -> bool:
     return bool(events) and events[-1].event_type == E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
 
 
+def _cancel_answered_and_quiet(events: list[HistoryEvent]) -> bool:
+    """The caller saw its cancel request answered, and the workflow task that saw it completed."""
+    kinds = [e.event_type for e in events]
+    answered = E.EVENT_TYPE_NEXUS_OPERATION_CANCEL_REQUEST_COMPLETED in kinds
+    return answered and kinds[-1] == E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+
+
+def _cancel_seen_and_quiet(events: list[HistoryEvent]) -> bool:
+    kinds = [e.event_type for e in events]
+    return E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED in kinds and _handler_quiet(events)
+
+
+async def _release_handler(env: Env, name: str) -> None:
+    """Let the handler workflow close (nexus_workflows.NexusHandlerWorkflow)."""
+    await env.handler.get_workflow_handle(f"handler-{name}").signal(nw.NexusHandlerWorkflow.release)
+
+
 async def _finish(env: Env, handle: WorkflowHandle[Any, Any], name: str, with_handler: bool) -> Outcome:
     outcome = Outcome(result=await _result(handle), caller=(handle.id, handle.first_execution_run_id or ""))
     if with_handler:
@@ -162,11 +184,13 @@ async def _finish(env: Env, handle: WorkflowHandle[Any, Any], name: str, with_ha
     return outcome
 
 
-def _operation(operation: str, mode: str, with_handler: bool, timeout: float = 0) -> Scenario:
+def _operation(operation: str, mode: str, with_handler: bool) -> Scenario:
     async def scenario(env: Env, name: str) -> Outcome:
-        handle = await _start_caller(env, name, operation, mode, timeout)
-        if timeout:  # the handler workflow hangs: let its first task finish before comparing it
+        handle = await _start_caller(env, name, operation, mode)
+        if with_handler:  # the outcome comes only once both sides are quiet
+            await _until(env.caller, handle.id, _started_and_quiet)
             await _until(env.handler, f"handler-{name}", _handler_quiet)
+            await _release_handler(env, name)
         outcome = await _finish(env, handle, name, with_handler)
         if mode == "retry-once":  # the first attempt failed and the server did retry it
             outcome.result += f" attempts={nw.ATTEMPTS.get((env.handler_tq, name))}"
@@ -182,6 +206,13 @@ async def cancel_async(env: Env, name: str) -> Outcome:
         id=f"caller-{name}",
         task_queue=env.caller_tq,
     )
+    # each step waits until both sides are quiet: no event arrives while a workflow task runs
+    await _until(env.caller, handle.id, _started_and_quiet)
+    await _until(env.handler, f"handler-{name}", _handler_quiet)
+    await handle.signal(nw.NexusCancelCallerWorkflow.cancel)
+    await _until(env.caller, handle.id, _cancel_answered_and_quiet)
+    await _until(env.handler, f"handler-{name}", _cancel_seen_and_quiet)
+    await _release_handler(env, name)
     return await _finish(env, handle, name, True)
 
 
@@ -193,6 +224,14 @@ async def handler_terminated(env: Env, name: str) -> Outcome:
     return await _finish(env, handle, name, True)
 
 
+async def never_started(env: Env, name: str) -> Outcome:
+    """The schedule-to-close timeout of an operation no handler picks up. (Timing out a started one
+    would race the timeout against the caller's workflow task that sees it start, whose outcome
+    changes the history.)"""
+    handle = await _start_caller(env, name, "hello", "ok", SCHEDULE_TO_CLOSE_S, endpoint=IDLE_ENDPOINT)
+    return await _finish(env, handle, name, False)
+
+
 SCENARIOS: dict[str, Scenario] = {
     "sync_success": _operation("echo", "ok", False),
     "sync_operation_error": _operation("echo", "operation-error", False),
@@ -201,7 +240,7 @@ SCENARIOS: dict[str, Scenario] = {
     "async_success": _operation("hello", "ok", True),
     "async_handler_fails": _operation("hello", "fail", True),
     "async_canceled": cancel_async,
-    "async_schedule_to_close_timeout": _operation("hello", "hang", True, SCHEDULE_TO_CLOSE_S),
+    "schedule_to_close_timeout_never_started": never_started,
     "async_handler_terminated": handler_terminated,
 }
 
@@ -356,7 +395,13 @@ async def _run_scenario(env: Env, scenario: str) -> Outcome:
 
 
 async def _histories(env: Env, outcome: Outcome) -> Outcome:
-    ids = Ids({outcome.caller[1]: "<caller-run>", env.endpoint_id: "<endpoint-id>"})
+    ids = Ids(
+        {
+            outcome.caller[1]: "<caller-run>",
+            env.endpoint_id: "<endpoint-id>",
+            env.idle_endpoint_id: "<idle-endpoint-id>",
+        }
+    )
     if outcome.handler:
         ids.known[outcome.handler[1]] = "<handler-run>"
     for label, client, (workflow_id, run_id) in (
@@ -381,7 +426,17 @@ async def _run_all(address: str) -> dict[str, Outcome]:
             )
         )
     )
-    env = Env(caller, handler, caller_tq, handler_tq, created.endpoint.id)
+    idle = await caller.operator_service.create_nexus_endpoint(
+        CreateNexusEndpointRequest(
+            spec=EndpointSpec(
+                name=IDLE_ENDPOINT,
+                target=EndpointTarget(
+                    worker=EndpointTarget.Worker(namespace=HANDLER_NS, task_queue=f"{handler_tq}-idle")
+                ),
+            )
+        )
+    )
+    env = Env(caller, handler, caller_tq, handler_tq, created.endpoint.id, idle.endpoint.id)
     async with (
         Worker(
             handler,
