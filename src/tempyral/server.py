@@ -14,7 +14,12 @@ from temporalio.api.workflowservice.v1 import service_pb2 as workflow_service_pb
 
 from tempyral.common.bind import bound_addresses, check_free, host_port, listen, local_host, warn_if_exposed
 from tempyral.common.errors import StartupError
-from tempyral.common.limits import GRPC_MAX_PENDING_REQUESTS, GRPC_MAX_RECEIVE_BYTES, GRPC_MAX_SEND_BYTES
+from tempyral.common.limits import (
+    GRPC_MAX_METADATA_BYTES,
+    GRPC_MAX_PENDING_REQUESTS,
+    GRPC_MAX_RECEIVE_BYTES,
+    GRPC_MAX_SEND_BYTES,
+)
 from tempyral.config import ServerConfig
 from tempyral.frontend.admission import Admission
 from tempyral.frontend.grpc_handlers import generic_handler
@@ -123,6 +128,10 @@ class Server:
             options=[
                 ("grpc.max_receive_message_length", GRPC_MAX_RECEIVE_BYTES),
                 ("grpc.max_send_message_length", GRPC_MAX_SEND_BYTES),
+                # grpc-go's header limit, as the reference has it. gRPC's own refuses metadata over 8 KiB at
+                # random (RESOURCE_EXHAUSTED) and all over 16 KiB: the SDKs send the namespace name as a header.
+                ("grpc.max_metadata_size", GRPC_MAX_METADATA_BYTES),
+                ("grpc.absolute_max_metadata_size", GRPC_MAX_METADATA_BYTES),
                 ("grpc.so_reuseport", 0),
                 # Let the transport queue bursts instead of cancelling calls; the admission limits
                 # (frontend/admission.py) bound the work and refuse the excess with a retryable error.

@@ -16,6 +16,7 @@ MAX_ID_LENGTH = 1000
 # above it). Responses are bounded by the history page size instead.
 GRPC_MAX_RECEIVE_BYTES = 4 * 1024 * 1024
 GRPC_MAX_SEND_BYTES = 128 * 1024 * 1024
+GRPC_MAX_METADATA_BYTES = 16 * 1024 * 1024  # grpc-go's default header list limit
 # Calls the transport holds before the server takes them up; far above what admission lets through.
 GRPC_MAX_PENDING_REQUESTS = 1_000_000
 HISTORY_PAGE_SIZE_DEFAULT = 256
