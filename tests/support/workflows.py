@@ -126,3 +126,14 @@ class AsyncActivityWorkflow:
         return await workflow.execute_activity(
             complete_elsewhere, start_to_close_timeout=timedelta(seconds=60), activity_id="async-1"
         )
+
+
+@workflow.defn
+class EchoLengthOnSecondAttempt:
+    """Fails its first run; the retry run gets the same input (taken from the first run's start event)."""
+
+    @workflow.run
+    async def run(self, data: str) -> int:
+        if workflow.info().attempt == 1:
+            raise ApplicationError("first run fails")
+        return len(data)

@@ -6,9 +6,11 @@ under a second depends on worker speed), so the rule is checked here, with the c
 from __future__ import annotations
 
 from temporalio.api.command.v1 import message_pb2 as command_pb
+from temporalio.api.common.v1 import Header, Memo, Payload, Payloads, SearchAttributes
+from temporalio.api.history.v1 import message_pb2 as history
 
 from tempyral.common.clock import duration, duration_ns, timestamp
-from tempyral.history import next_run
+from tempyral.history import appliers, next_run
 from tempyral.proto.internal_pb2 import ExecutionState
 
 MS = 1_000_000
@@ -44,3 +46,57 @@ def test_the_commands_backoff_counts_towards_the_interval() -> None:
     assert _backoff_after(lifetime_ms=300, command_backoff_ms=800) == 800
     # still short of the interval: the next run is due one interval after this one was
     assert _backoff_after(lifetime_ms=300, command_backoff_ms=200) == 700
+
+
+# ---------------------------------------------------------------------- payloads of retry and cron runs
+def _started_with_payloads() -> history.WorkflowExecutionStartedEventAttributes:
+    started = history.WorkflowExecutionStartedEventAttributes(
+        input=Payloads(payloads=[Payload(data=b"the input")]),
+        memo=Memo(fields={"m": Payload(data=b"memo")}),
+        header=Header(fields={"h": Payload(data=b"header")}),
+        search_attributes=SearchAttributes(indexed_fields={"CustomerId": Payload(data=b'"c"')}),
+        last_completion_result=Payloads(payloads=[Payload(data=b"the run before's result")]),
+    )
+    started.workflow_type.name = "W"
+    return started
+
+
+def test_the_state_keeps_no_copy_of_the_start_payloads_and_a_retry_takes_them_from_the_event() -> None:
+    started = _started_with_payloads()
+    prev = ExecutionState(workflow_id="wf", run_id="run-1")
+    appliers.apply(
+        prev, history.HistoryEvent(event_id=1, event_type=1, workflow_execution_started_event_attributes=started)
+    )
+    assert prev.start.workflow_type.name == "W"
+    assert not any(prev.start.HasField(f) for f in ("input", "memo", "header", "search_attributes"))
+    assert prev.memo == started.memo  # the run's own memo and search attributes live on in the state
+
+    attrs = next_run.retry(prev, "run-2", 0, None)
+    next_run.inherit_payloads(started, attrs)
+    for field in ("input", "memo", "header", "search_attributes"):
+        assert getattr(attrs, field) == getattr(started, field)
+    assert not attrs.HasField("last_completion_result")
+
+
+def test_a_cron_run_keeps_the_last_result_when_its_predecessor_left_none() -> None:
+    started = _started_with_payloads()
+    prev = ExecutionState(workflow_id="wf", run_id="run-1")
+    appliers.apply(
+        prev, history.HistoryEvent(event_id=1, event_type=1, workflow_execution_started_event_attributes=started)
+    )
+    kept = next_run.cron(prev, "run-2", 0, None, None)
+    next_run.inherit_payloads(started, kept)
+    assert kept.last_completion_result == started.last_completion_result
+    fresh = next_run.cron(prev, "run-2", 0, Payloads(payloads=[Payload(data=b"new")]), None)
+    next_run.inherit_payloads(started, fresh)
+    assert fresh.last_completion_result.payloads[0].data == b"new"
+    assert fresh.input == started.input
+
+
+def test_a_continued_run_takes_nothing_from_the_event() -> None:
+    started = _started_with_payloads()
+    prev = ExecutionState(workflow_id="wf", run_id="run-1")
+    command = command_pb.ContinueAsNewWorkflowExecutionCommandAttributes()
+    attrs = next_run.continue_as_new(prev, "run-2", command, DUE)
+    next_run.inherit_payloads(started, attrs)
+    assert not attrs.HasField("input") and not attrs.HasField("memo")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Final
 
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import NexusOperationCancellationState, PendingNexusOperationState
@@ -40,9 +41,23 @@ def apply(state: ExecutionState, event: history.HistoryEvent) -> None:
         fn(state, event)
 
 
+# What the start event carries and the state does not keep a copy of: payloads can be megabytes, and the few
+# readers (the next run of a retry or cron chain) read the event.
+START_EVENT_ONLY: Final = (
+    "input",
+    "header",
+    "memo",
+    "search_attributes",
+    "last_completion_result",
+    "continued_failure",
+)
+
+
 def _workflow_started(s: ExecutionState, e: history.HistoryEvent) -> None:
     a = e.workflow_execution_started_event_attributes
     s.start.CopyFrom(a)
+    for name in START_EVENT_ONLY:
+        s.start.ClearField(name)
     s.start_time.CopyFrom(e.event_time)
     start_ns = ts_ns(e.event_time)
     s.execution_time.CopyFrom(timestamp(start_ns + duration_ns(a.first_workflow_task_backoff)))

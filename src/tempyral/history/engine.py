@@ -40,6 +40,7 @@ from tempyral.common.errors import (
 from tempyral.common.limits import workflow_timeouts
 from tempyral.history import reset_points
 from tempyral.history.mutable_state import MutableState
+from tempyral.history.next_run import INHERITING, inherit_payloads
 from tempyral.history.parent import ParentInfo
 from tempyral.history.shard import ExecutionEntry, ExecutionKey, Mutation, Shard
 from tempyral.matching.service import ACTIVITY, WORKFLOW, Matching, QueueKey
@@ -518,10 +519,18 @@ class HistoryEngine:
             ms.flush_buffered_events()
         ms.add_terminated(reason, details, identity)  # type: ignore[arg-type]
 
-    def next_run(
-        self, shard: Shard, ms: MutableState, attrs: history.WorkflowExecutionStartedEventAttributes
+    async def next_run(
+        self,
+        shard: Shard,
+        entry: ExecutionEntry,
+        ms: MutableState,
+        attrs: history.WorkflowExecutionStartedEventAttributes,
     ) -> tuple[ExecutionEntry, MutableState]:
-        """The next run of a chain (retry, continue-as-new, cron), created with the closing one."""
+        """The next run of a chain (retry, continue-as-new, cron) after the run in `entry`, created with the
+        closing one."""
+        if attrs.initiator in INHERITING:
+            (first,) = await self.events(shard, entry, ms, 1, 2)
+            inherit_payloads(first.workflow_execution_started_event_attributes, attrs)
         prev = ms.s
         new_ms = MutableState(
             ExecutionState(
@@ -538,8 +547,8 @@ class HistoryEngine:
         if points.points:
             attrs.prev_auto_reset_points.CopyFrom(points)
         new_ms.add_workflow_execution_started(attrs)
-        entry = shard.new_entry((prev.namespace_id, prev.workflow_id, attrs.original_execution_run_id))
-        return entry, new_ms
+        new_entry = shard.new_entry((prev.namespace_id, prev.workflow_id, attrs.original_execution_run_id))
+        return new_entry, new_ms
 
     def next_run_current(self, ms: MutableState, new_ms: MutableState) -> CurrentWrite:
         s = new_ms.s

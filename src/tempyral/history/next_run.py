@@ -6,6 +6,8 @@ engine creates the run in the same transaction that closes the old one.
 
 from __future__ import annotations
 
+from typing import Final
+
 from temporalio.api.command.v1 import message_pb2 as command_pb
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import ContinueAsNewInitiator
@@ -55,11 +57,30 @@ def _same_run_settings(prev: ExecutionState, attrs: history.WorkflowExecutionSta
     attrs.task_queue.CopyFrom(s.task_queue)
     attrs.workflow_task_timeout.CopyFrom(s.workflow_task_timeout)
     attrs.cron_schedule = s.cron_schedule
-    # The reference starts the next run with what the first one was started with (memo and
-    # search attributes too, not what the run upserted since).
-    for field in ("input", "retry_policy", "header", "memo", "search_attributes", "workflow_run_timeout"):
+    for field in ("retry_policy", "workflow_run_timeout"):
         if s.HasField(field):
             getattr(attrs, field).CopyFrom(getattr(s, field))
+    # The payloads come from the closing run's start event: see inherit_payloads.
+
+
+INHERITING = (Initiator.CONTINUE_AS_NEW_INITIATOR_RETRY, Initiator.CONTINUE_AS_NEW_INITIATOR_CRON_SCHEDULE)
+INHERITED_PAYLOADS: Final = ("input", "header", "memo", "search_attributes")
+
+
+def inherit_payloads(
+    started: history.WorkflowExecutionStartedEventAttributes, attrs: history.WorkflowExecutionStartedEventAttributes
+) -> None:
+    """A retry or cron run starts with what the run it follows was started with (memo and search attributes too,
+    not what that run upserted since), as the reference does; a cron run whose predecessor left no result keeps
+    the one before. `started` is the closing run's start event: the state does not keep these payloads."""
+    if attrs.initiator not in INHERITING:
+        return
+    for field in INHERITED_PAYLOADS:
+        if started.HasField(field):
+            getattr(attrs, field).CopyFrom(getattr(started, field))
+    cron = attrs.initiator == Initiator.CONTINUE_AS_NEW_INITIATOR_CRON_SCHEDULE
+    if cron and not attrs.HasField("last_completion_result") and started.HasField("last_completion_result"):
+        attrs.last_completion_result.CopyFrom(started.last_completion_result)
 
 
 def retry(
@@ -86,8 +107,6 @@ def cron(
     attrs.attempt = 1
     if result is not None:
         attrs.last_completion_result.CopyFrom(result)
-    elif prev.start.HasField("last_completion_result"):
-        attrs.last_completion_result.CopyFrom(prev.start.last_completion_result)
     if failure is not None:
         attrs.continued_failure.CopyFrom(failure)
     return attrs

@@ -395,12 +395,17 @@ class TaskExecutor:
                 if not ms.running:
                     self.ack(task)
                     return
-                extra: list[Mutation] = []
-                current: list[CurrentWrite] = []
-                changed = self._apply_timer(ms, task, extra, current)
+                next_runs: list[history.WorkflowExecutionStartedEventAttributes] = []
+                changed = self._apply_timer(ms, task, next_runs)
                 if not changed:
                     self.ack(task)
                     return
+                extra: list[Mutation] = []
+                current: list[CurrentWrite] = []
+                for attrs in next_runs:
+                    new_entry, new_ms = await engine.next_run(shard, entry, ms, attrs)
+                    extra.append(Mutation(new_entry, new_ms, new=True))
+                    current.append(engine.next_run_current(ms, new_ms))
                 if ms.running and not ms.wft_pending and ms.new_events:
                     ms.schedule_workflow_task()
                 if not ms.running and not current:
@@ -415,7 +420,10 @@ class TaskExecutor:
         except NotFound:
             self.ack(task)
 
-    def _apply_timer(self, ms: MutableState, task: Task, extra: list[Mutation], current: list[CurrentWrite]) -> bool:
+    def _apply_timer(
+        self, ms: MutableState, task: Task, next_runs: list[history.WorkflowExecutionStartedEventAttributes]
+    ) -> bool:
+        """Apply a fired timer; a run that times out into a next one (retry, cron) adds its start to `next_runs`."""
         t = task.type
         if t == TaskType.TASK_TYPE_USER_TIMER:
             info = ms.s.timers.get(task.timer_id)
@@ -437,9 +445,9 @@ class TaskExecutor:
         if t in NEXUS_TIMERS:
             return self.engine.nexus_operations.on_timer(ms, task)
         if t == TaskType.TASK_TYPE_WORKFLOW_RUN_TIMEOUT:
-            return self._workflow_timeout(ms, retryable=True, extra=extra, current=current)
+            return self._workflow_timeout(ms, retryable=True, next_runs=next_runs)
         if t == TaskType.TASK_TYPE_WORKFLOW_EXECUTION_TIMEOUT:
-            return self._workflow_timeout(ms, retryable=False, extra=extra, current=current)
+            return self._workflow_timeout(ms, retryable=False, next_runs=next_runs)
         log.warning("unknown timer task type %d", t)
         return False
 
@@ -462,7 +470,7 @@ class TaskExecutor:
         return True
 
     def _workflow_timeout(
-        self, ms: MutableState, retryable: bool, extra: list[Mutation], current: list[CurrentWrite]
+        self, ms: MutableState, retryable: bool, next_runs: list[history.WorkflowExecutionStartedEventAttributes]
     ) -> bool:
         s = ms.s
         failure = failure_pb.Failure(message="workflow timeout", source="Server")
@@ -484,10 +492,7 @@ class TaskExecutor:
             attrs = next_run.cron(s, ids.new_run_id(), backoff, None, failure)
         ms.add_timed_out(state, attrs.original_execution_run_id if attrs else "")
         if attrs is not None:
-            shard = self.engine.shard_for(ms.namespace_id, ms.workflow_id)
-            entry, new_ms = self.engine.next_run(shard, ms, attrs)
-            extra.append(Mutation(entry, new_ms, new=True))
-            current.append(self.engine.next_run_current(ms, new_ms))
+            next_runs.append(attrs)
         return True
 
 

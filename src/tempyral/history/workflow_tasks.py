@@ -266,7 +266,7 @@ class WorkflowTaskHandler:
             mutations = [Mutation(entry, ms)]
             current = []
             if result.next_run is not None:
-                new_entry, new_ms = engine.next_run(shard, ms, result.next_run)
+                new_entry, new_ms = await engine.next_run(shard, entry, ms, result.next_run)
                 mutations.append(Mutation(new_entry, new_ms, new=True))
                 current.append(engine.next_run_current(ms, new_ms))
             elif not ms.running:
