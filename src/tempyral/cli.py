@@ -99,9 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--history-cache-mb",
         type=int,
-        default=256,
+        default=128,
         metavar="MB",
-        help="memory for cached workflow state and histories (default 256); the rest is read from the database",
+        help="memory for cached workflow state and histories (default 128); the rest is read from the database",
     )
     dev.add_argument(
         "--sqlite-sync", default="NORMAL", choices=["OFF", "NORMAL", "FULL"], help="SQLite synchronous mode"

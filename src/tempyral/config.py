@@ -21,7 +21,7 @@ class ServerConfig:
     log_level: str = "info"
     num_shards: int = 4
     # Memory for cached workflow state and histories; beyond it the least recently used are re-read when needed.
-    history_cache_bytes: int = 256 * 1024 * 1024
+    history_cache_bytes: int = 128 * 1024 * 1024
     # "FULL" makes every commit durable against power loss; "NORMAL" only against crashes.
     sqlite_synchronous: str = "NORMAL"
     # More PRAGMA settings for every SQLite connection (--sqlite-pragma NAME=VALUE, as the reference's start-dev).

@@ -72,7 +72,7 @@ class EngineConfig:
     num_shards: int = 4
     cache_size: int = 20_000
     # Memory for cached workflow state and histories, over all shards.
-    cache_bytes: int = 256 * 1024 * 1024
+    cache_bytes: int = 128 * 1024 * 1024
     owner: str = "tempyral"
     long_poll_timeout_s: float = 60.0
     nexus: NexusLimits = field(default_factory=NexusLimits)
