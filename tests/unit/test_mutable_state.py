@@ -180,6 +180,22 @@ def test_activity_start_retry_and_timers() -> None:
     assert ms.new_events == []  # retries write no events
 
 
+def test_the_started_event_written_at_close_is_dated_when_the_attempt_started() -> None:
+    """As on the reference: the event's time is the attempt's start, not the time it is written."""
+    ms = new_state()
+    ms.start_workflow_task("r1", "worker")
+    complete_task(ms)
+    ai = ms.add_activity_task_scheduled(activity_attrs())
+    ms.begin(T0 + seconds(1))
+    ms.start_activity(ai, "req", "worker")
+    ms.begin(T0 + seconds(4))
+    ms.add_activity_task_completed(ai, None, "worker")
+    started, completed = ms.new_events
+    assert started.event_type == E.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    assert ts_ns(started.event_time) == T0 + seconds(1)
+    assert ts_ns(completed.event_time) == T0 + seconds(4)
+
+
 def test_replaying_the_events_rebuilds_the_state() -> None:
     ms = new_state(run_timeout_s=100)
     recorded: list[history.HistoryEvent] = []

@@ -577,6 +577,8 @@ class MutableState:
         if ai.HasField("worker_version") and not ai.worker_version.use_versioning:
             attrs.worker_version.CopyFrom(ai.worker_version)
         event = self._event(ev.ACTIVITY_TASK_STARTED, activity_task_started_event_attributes=attrs)
+        if ai.HasField("started_time"):  # written at close, dated when the attempt started, as the reference does
+            event.event_time.CopyFrom(ai.started_time)
         return event.event_id
 
     def add_activity_task_completed(self, ai: ActivityInfo, result: common.Payloads | None, identity: str) -> None:
