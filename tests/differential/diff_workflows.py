@@ -31,9 +31,8 @@ async def fail_hard() -> None:
 
 
 @activity.defn
-async def slow_first() -> int:
-    if activity.info().attempt == 1:
-        await asyncio.sleep(3)
+async def outlive_start_to_close() -> int:
+    await asyncio.sleep(3)  # three times StartToCloseRetry's timeout: however slow, the timeout comes first
     return activity.info().attempt
 
 
@@ -97,19 +96,30 @@ class NonRetryable:
 
 @workflow.defn
 class StartToCloseRetry:
+    """Every attempt outlives its start-to-close timeout: retried once, then the activity times out
+    with its attempts used up. (A later attempt that succeeds would race its own timeout.)"""
+
     @workflow.run
-    async def run(self) -> int:
-        return await workflow.execute_activity(
-            slow_first, start_to_close_timeout=timedelta(seconds=1), retry_policy=FAST
-        )
+    async def run(self) -> str:
+        try:
+            await workflow.execute_activity(
+                outlive_start_to_close,
+                start_to_close_timeout=timedelta(seconds=1),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(milliseconds=100), backoff_coefficient=1.0, maximum_attempts=2
+                ),
+            )
+        except ActivityError as err:
+            return f"{err.retry_state}"
+        return "no error"
 
 
 @workflow.defn
 class ScheduleToCloseStop:
-    """The next retry would start after schedule-to-close: the activity fails with TIMEOUT.
+    """The second retry would start after schedule-to-close: the activity fails with TIMEOUT.
 
-    (The intervals are long because the reference fires retry timers with about one second of
-    latency; a faster schedule would make the two servers run a different number of attempts.)
+    (The first retry comes at once and the second a minute later, both far from the 30 s timeout,
+    so the number of attempts does not depend on speed or on the reference's retry-timer latency.)
     """
 
     @workflow.run
@@ -117,8 +127,12 @@ class ScheduleToCloseStop:
         try:
             await workflow.execute_activity(
                 always_fail,
-                schedule_to_close_timeout=timedelta(seconds=3),
-                retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=1.0),
+                schedule_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(milliseconds=100),
+                    backoff_coefficient=600.0,
+                    maximum_interval=timedelta(minutes=1),
+                ),
             )
         except ActivityError as err:
             return f"{err.retry_state}"
@@ -321,6 +335,11 @@ class ParentOfExisting:
 
 @workflow.defn
 class ParentLeavesChild:
+    """Closes when the test says so (`leave`): once the child's first task is done, whatever its speed."""
+
+    def __init__(self) -> None:
+        self.leaving = False
+
     @workflow.run
     async def run(self, policy: str) -> str:
         await workflow.start_child_workflow(
@@ -328,8 +347,12 @@ class ParentLeavesChild:
             id=f"{workflow.info().workflow_id}-child",
             parent_close_policy=workflow.ParentClosePolicy[policy],
         )
-        await workflow.sleep(1)  # the child gets to run its first task before the parent closes
+        await workflow.wait_condition(lambda: self.leaving)
         return "left"
+
+    @workflow.signal
+    def leave(self) -> None:
+        self.leaving = True
 
 
 # Both servers delay a run that continues as new sooner than this after it became due (to break
@@ -374,8 +397,13 @@ class CancelSender:
 
 @workflow.defn
 class CronJob:
+    """The first run completes; the next one waits to be terminated (so that its history does not
+    depend on whether the test terminates it before or after its scheduled time)."""
+
     @workflow.run
     async def run(self) -> str:
+        if workflow.has_last_completion_result():
+            await workflow.wait_condition(lambda: False)
         return "tick"
 
 

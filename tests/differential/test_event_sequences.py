@@ -29,8 +29,8 @@ WORKFLOWS = [
     w.Counter, w.Resettable,
 ]  # fmt: skip
 ACTIVITIES = [
-    w.echo, w.fail_until, w.fail_hard, w.slow_first, w.always_fail, w.heartbeat_once_then_hang, w.wait_for_cancel,
-    w.sleep_long,
+    w.echo, w.fail_until, w.fail_hard, w.outlive_start_to_close, w.always_fail, w.heartbeat_once_then_hang,
+    w.wait_for_cancel, w.sleep_long,
 ]  # fmt: skip
 TIMEOUT = 60.0
 Handles = list[tuple[str, str]]  # (workflow id, run id) of every run whose history is compared
@@ -60,6 +60,22 @@ async def _until_quiet(client: Client, workflow_id: str, events: int, timeout: f
         history = (await client.get_workflow_handle(workflow_id).fetch_history()).events
         if len(history) >= events and history[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
             return
+        assert asyncio.get_running_loop().time() < deadline, f"{workflow_id} never settled"
+        await asyncio.sleep(0.1)
+
+
+async def _until_quiet_after(
+    client: Client, workflow_id: str, event_type: int, run_id: str | None = None, timeout: float = 20.0
+) -> None:
+    """Wait until the history has `event_type` and ends with a workflow task completed after it:
+    the workflow saw the event and nothing is in flight, so what comes next cannot interleave."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        history = (await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()).events
+        kinds = [e.event_type for e in history]
+        if event_type in kinds and kinds[-1] == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            if kinds.index(event_type) < len(kinds) - 1:
+                return
         assert asyncio.get_running_loop().time() < deadline, f"{workflow_id} never settled"
         await asyncio.sleep(0.1)
 
@@ -226,15 +242,18 @@ async def parent_close_policies(c: Client, tq: str) -> Handles:
     runs: Handles = []
     for policy in ("TERMINATE", "REQUEST_CANCEL", "ABANDON"):
         h = await c.start_workflow(w.ParentLeavesChild.run, policy, id=f"{tq}-{policy}", task_queue=tq)
-        await _result_ignoring_failure(h)
         child = c.get_workflow_handle(f"{tq}-{policy}-child")
-        expected = {
+        # the parent closes only once the child's first task is done and the parent saw it start
+        await _until_quiet_after(c, h.id, EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED)
+        await _until_event(c, child.id, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+        await h.signal(w.ParentLeavesChild.leave)
+        await _result_ignoring_failure(h)
+        closed = {
             "TERMINATE": EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
-            "REQUEST_CANCEL": EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
-            "ABANDON": EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
-        }[policy]
-        await _until_event(c, child.id, expected)
-        await asyncio.sleep(0.5)
+            "REQUEST_CANCEL": EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
+        }.get(policy)
+        if closed:  # the policy has run its course on the child
+            await _until_event(c, child.id, closed)
         runs += [_run(h), (child.id, "")]
         if policy == "ABANDON":
             await child.terminate("cleanup")
@@ -282,6 +301,8 @@ async def cron_schedule(c: Client, tq: str) -> Handles:
         .events[-1]
         .workflow_execution_completed_event_attributes.new_execution_run_id
     )
+    # the second run waits for this: terminated at its scheduled time or before, its history would differ
+    await _until_event(c, h.id, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, run_id=second)
     await h.terminate("enough")
     return [(h.id, first), (h.id, second)]
 
@@ -355,9 +376,8 @@ async def reset_running(c: Client, tq: str) -> Handles:
     await _until_quiet(c, h.id, 14)  # the signal has been processed: nothing is in flight
     first = h.first_execution_run_id or ""
     new_run_id = await _reset_to_first_task(c, tq, h.id, "", "back to the start")
-    # the new run replays, waits for the second signal again
-    await _until_event(c, h.id, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, run_id=new_run_id)
-    await asyncio.sleep(0.5)
+    # the new run replays and waits for the second signal again, with nothing in flight
+    await _until_quiet_after(c, h.id, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, run_id=new_run_id)
     await c.get_workflow_handle(h.id).signal(w.Resettable.add, "b")
     await _result_ignoring_failure(c.get_workflow_handle(h.id, run_id=new_run_id))
     return [(h.id, first), (h.id, new_run_id)]
