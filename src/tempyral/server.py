@@ -12,7 +12,7 @@ from aiohttp import web
 from temporalio.api.operatorservice.v1 import service_pb2 as operator_service_pb
 from temporalio.api.workflowservice.v1 import service_pb2 as workflow_service_pb
 
-from tempyral.common.bind import bound_addresses, check_free, host_port, listen, local_host, warn_if_exposed
+from tempyral.common.bind import bind, bound_addresses, check_free, host_port, local_host, warn_if_exposed
 from tempyral.common.errors import StartupError
 from tempyral.common.limits import (
     GRPC_MAX_METADATA_BYTES,
@@ -120,41 +120,25 @@ class Server:
             raise
 
     def _listen(self) -> None:
+        """Take the ports: bound, not yet listening, so nobody connects before the server serves."""
         cfg = self.config
-        host = f"[{cfg.ip}]" if ":" in cfg.ip else cfg.ip
-        # gRPC binds in its C core, which logs its own failure at length: try the port here first.
-        check_free(cfg.ip, cfg.port, "the gRPC API")
-        self._grpc = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", GRPC_MAX_RECEIVE_BYTES),
-                ("grpc.max_send_message_length", GRPC_MAX_SEND_BYTES),
-                # grpc-go's header limit, as the reference has it. gRPC's own refuses metadata over 8 KiB at
-                # random (RESOURCE_EXHAUSTED) and all over 16 KiB: the SDKs send the namespace name as a header.
-                ("grpc.max_metadata_size", GRPC_MAX_METADATA_BYTES),
-                ("grpc.absolute_max_metadata_size", GRPC_MAX_METADATA_BYTES),
-                ("grpc.so_reuseport", 0),
-                # Let the transport queue bursts instead of cancelling calls; the admission limits
-                # (frontend/admission.py) bound the work and refuse the excess with a retryable error.
-                ("grpc.server.max_pending_requests", GRPC_MAX_PENDING_REQUESTS),
-                ("grpc.server.max_pending_requests_hard_limit", GRPC_MAX_PENDING_REQUESTS),
-            ]
-        )
-        try:
-            bound = self._grpc.add_insecure_port(f"{host}:{cfg.port}")
-        except RuntimeError:
-            bound = 0
-        if bound == 0:
-            raise StartupError(f"cannot listen on {host}:{cfg.port} for the gRPC API")
-        self.address = f"{host}:{bound}"
+        check_free(cfg.ip, cfg.port, "the gRPC API")  # gRPC binds and listens at once: it comes last
         http_port = cfg.port + 10 if cfg.http_port is None else cfg.http_port
-        self._http_socket = listen(cfg.ip, http_port, "the HTTP API")
+        self._http_socket = bind(cfg.ip, http_port, "the HTTP API")
         if not cfg.headless:
             ui_port = cfg.port + 1000 if cfg.ui_port is None else cfg.ui_port
-            self._ui_socket = listen(cfg.ip, ui_port, "the Web UI")
+            self._ui_socket = bind(cfg.ip, ui_port, "the Web UI")
 
     async def _start(self) -> None:
         cfg = self.config
         await self.store.open()
+        # Executions map to shards by hash: another count would strand every outstanding task and timer.
+        shards = await self.store.get_or_set_metadata("history_shards", str(cfg.num_shards))
+        if int(shards) != cfg.num_shards:
+            raise StartupError(
+                f"database {cfg.db_filename} has {shards} history shards, and their number cannot change: "
+                f"start with --shards {shards}"
+            )
         cluster_id = await self.store.get_or_set_metadata("cluster_id", str(uuid.uuid4()))
         await self.namespaces.load()
         for name in ["default", *cfg.namespaces]:
@@ -177,29 +161,64 @@ class Server:
             self.outbound_addresses,
         )
         operator_service = OperatorService(self.namespaces, self.endpoints)
-        self.http_gateway = HttpGateway([(WORKFLOW_SERVICE, workflow_service), (OPERATOR_SERVICE, operator_service)])
+        self.http_gateway = HttpGateway(
+            [(WORKFLOW_SERVICE, workflow_service), (OPERATOR_SERVICE, operator_service)], self.admission
+        )
         # Before the engine: outbound tasks it resumes need the client and the callback URL.
         await self.nexus_http_client.start()
-        await self._start_http()
-        self.outbound_addresses.own_base_url = self.nexus_invoker.callback_base_url
-        await self._start_ui()
+        self._set_callback_base_url()
+        # The shards are owned before any door opens: no request meets an engine that cannot write yet.
         await self.engine.start()
+        await self._start_http()
+        await self._start_ui()
+        self._grpc = self._grpc_server(workflow_service, operator_service)
+        await self._grpc.start()
+        self._serving = True
+        log.info("tempyral listening on %s (database: %s)", self.address, cfg.db_filename or "in-memory")
+        warn_if_exposed("The gRPC API", [cfg.ip], self.address)
 
-        assert self._grpc is not None
-        self._grpc.add_generic_rpc_handlers(
+    def _grpc_server(self, workflow_service: WorkflowService, operator_service: OperatorService) -> grpc.aio.Server:
+        cfg = self.config
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", GRPC_MAX_RECEIVE_BYTES),
+                ("grpc.max_send_message_length", GRPC_MAX_SEND_BYTES),
+                # grpc-go's header limit, as the reference has it. gRPC's own refuses metadata over 8 KiB at
+                # random (RESOURCE_EXHAUSTED) and all over 16 KiB: the SDKs send the namespace name as a header.
+                ("grpc.max_metadata_size", GRPC_MAX_METADATA_BYTES),
+                ("grpc.absolute_max_metadata_size", GRPC_MAX_METADATA_BYTES),
+                ("grpc.so_reuseport", 0),
+                # Let the transport queue bursts instead of cancelling calls; the admission limits
+                # (frontend/admission.py) bound the work and refuse the excess with a retryable error.
+                ("grpc.server.max_pending_requests", GRPC_MAX_PENDING_REQUESTS),
+                ("grpc.server.max_pending_requests_hard_limit", GRPC_MAX_PENDING_REQUESTS),
+            ]
+        )
+        self._grpc = server  # stopped with the rest, should what follows fail
+        server.add_generic_rpc_handlers(
             (
                 generic_handler(WORKFLOW_SERVICE, workflow_service, self.admission),
                 generic_handler(OPERATOR_SERVICE, operator_service, self.admission),
                 health_handler(),
             )
         )
-        await self._grpc.start()
-        self._serving = True
-        log.info("tempyral listening on %s (database: %s)", self.address, cfg.db_filename or "in-memory")
-        warn_if_exposed("The gRPC API", [cfg.ip], self.address)
+        host = f"[{cfg.ip}]" if ":" in cfg.ip else cfg.ip
+        try:
+            bound = server.add_insecure_port(f"{host}:{cfg.port}")
+        except RuntimeError:
+            bound = 0
+        if bound == 0:  # taken since _listen checked it
+            raise StartupError(f"cannot listen on {host}:{cfg.port} for the gRPC API")
+        self.address = f"{host}:{bound}"
+        return server
+
+    def _set_callback_base_url(self) -> None:
+        """Where handlers send completions: the HTTP port, at an address to call (never a wildcard)."""
+        assert self._http_socket is not None
+        own = f"http://{host_port(local_host(self.config.ip), self._http_socket.getsockname()[1])}"
+        self.nexus_invoker.callback_base_url = self.outbound_addresses.own_base_url = own
 
     async def _start_http(self) -> None:
-        cfg = self.config
         app = self.nexus_http_api.app()
         self.http_gateway.add_to(app)  # the Temporal HTTP API (/api/v1/...) shares the port
         self._http = web.AppRunner(app, access_log=None)
@@ -208,9 +227,7 @@ class Server:
         await web.SockSite(self._http, self._http_socket).start()
         self._http_socket = None  # the site owns it now
         sockets = self._http.addresses
-        # What is bound is what the log says; callback URLs need an address to call, never a wildcard.
-        self.http_address = ", ".join(bound_addresses(sockets))
-        self.nexus_invoker.callback_base_url = f"http://{host_port(local_host(cfg.ip), sockets[0][1])}"
+        self.http_address = ", ".join(bound_addresses(sockets))  # what is bound is what the log says
         log.info("HTTP API (Temporal and Nexus) listening on http://%s", self.http_address)
         warn_if_exposed("The HTTP API", [a[0] for a in sockets], self.http_address)
 

@@ -234,3 +234,12 @@ async def test_nexus_bodies_over_2_mib_are_refused(both: Any) -> None:
             status, body, close = await _post(url, b"x" * size, headers)
             answers.append((status, body["message"], body["details"]["type"], close))
         assert answers[0] == answers[1] == (400, message, "BAD_REQUEST", connection), answers
+
+
+async def test_an_over_long_namespace_is_refused_before_any_lookup(both: Any) -> None:
+    """The checks the gRPC frontend makes before its servicers apply over HTTP too."""
+    (ref_base, _), (our_base, _) = both
+    path = f"/namespaces/{'n' * 1001}/workflows"
+    reference, ours = await _get(ref_base, path), await _get(our_base, path)
+    assert ours == reference
+    assert ours[0] == 400 and ours[1]["message"] == "Namespace length exceeds limit."

@@ -8,6 +8,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 
+import aiohttp
 import pytest
 from temporalio.api.enums.v1 import ResourceExhaustedCause, ResourceExhaustedScope
 from temporalio.api.errordetails.v1 import ResourceExhaustedFailure
@@ -70,6 +71,29 @@ async def test_over_the_limit_a_call_gets_resource_exhausted_and_is_served_once_
     # The slot is free again: calls are served (the SDK retries any that still meet a refusal).
     await within(client.start_workflow("Unpolled", id=f"after-{uuid.uuid4().hex}", task_queue="nobody-polls"))
     assert "overloaded: refusing requests with RESOURCE_EXHAUSTED" in small_server.log_tail(20_000)
+
+
+async def test_the_http_api_shares_the_limit(small_server: ServerProcess) -> None:
+    client = await Client.connect(small_server.address)
+    handle = await client.start_workflow("Unpolled", id=f"held-{uuid.uuid4().hex}", task_queue="nobody-polls")
+    held = asyncio.create_task(handle.query("anything"))
+    url = f"http://127.0.0.1:{small_server.http_port}/api/v1/namespaces/default"
+    try:
+        async with aiohttp.ClientSession() as session:
+            status, body = await within(_first_http_refusal(session, url), 30)
+    finally:
+        held.cancel()
+        await asyncio.gather(held, return_exceptions=True)
+    assert status == 429
+    assert (body["code"], body["message"]) == (8, "service rate limit exceeded")
+
+
+async def _first_http_refusal(session: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, object]]:
+    while True:
+        async with session.get(url) as resp:
+            if resp.status != 200:
+                return resp.status, await resp.json()
+        await asyncio.sleep(0.05)
 
 
 async def _first_refusal(client: Client) -> RPCError:

@@ -4,10 +4,12 @@ that fails."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +108,21 @@ async def test_an_empty_file_becomes_a_new_database_and_says_so(tmp_path: Path) 
         assert f"{empty} is empty: creating a new database there" in proc.log_tail(20_000)
     finally:
         proc.stop()
+
+
+def test_the_number_of_shards_cannot_change(running: Running) -> None:
+    line = refused(start_dev("--port", str(free_port()), "--shards", "8", "-f", str(running.db)))
+    assert "is in use by another tempyral server" in line  # the lock comes first
+    line = refused(start_dev("--port", str(free_port()), "--shards", "8", "-f", str(copy_of(running.db))))
+    assert line.endswith("has 4 history shards, and their number cannot change: start with --shards 4")
+
+
+def copy_of(db: Path) -> Path:
+    """A copy of a live database, as SQLite's backup makes it (the WAL included)."""
+    copy = db.with_name(f"copy-{uuid.uuid4().hex}.db")
+    with closing(sqlite3.connect(db)) as source, closing(sqlite3.connect(copy)) as target:
+        source.backup(target)
+    return copy
 
 
 def test_version() -> None:

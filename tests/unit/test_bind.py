@@ -54,13 +54,15 @@ def wildcard_bind(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     """Sockets asked for on 0.0.0.0 report that they are, but listen on loopback only (tests stay off the
     network); a minimal UI build stands in for the extracted one."""
 
-    def loopback_listen(ip: str, port: int, what: str) -> socket.socket:
+    def loopback_bind(ip: str, port: int, what: str) -> socket.socket:
         assert ip == "0.0.0.0"
-        return socket.create_server(("127.0.0.1", port))
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", port))
+        return sock
 
     real = web.BaseRunner.addresses.fget
     assert real is not None
-    monkeypatch.setattr(tempyral.server, "listen", loopback_listen)
+    monkeypatch.setattr(tempyral.server, "bind", loopback_bind)
     monkeypatch.setattr(web.AppRunner, "addresses", property(lambda r: [("0.0.0.0", *a[1:]) for a in real(r)]))
     (tmp_path / "index.html").write_text("<html></html>")
     monkeypatch.setattr(tempyral.server, "ensure_assets", lambda: tmp_path)
@@ -73,10 +75,11 @@ async def test_http_and_ui_say_the_wildcard_they_are_bound_to(
     server = Server(ServerConfig(ip="0.0.0.0", http_port=0, ui_port=0))
     server.http_gateway = HttpGateway([])
     # What Server._listen binds before the database is opened (its gRPC part aside).
-    server._http_socket = tempyral.server.listen("0.0.0.0", 0, "the HTTP API")
-    server._ui_socket = tempyral.server.listen("0.0.0.0", 0, "the Web UI")
+    server._http_socket = tempyral.server.bind("0.0.0.0", 0, "the HTTP API")
+    server._ui_socket = tempyral.server.bind("0.0.0.0", 0, "the Web UI")
     try:
         with caplog.at_level(logging.INFO, logger="tempyral"):
+            server._set_callback_base_url()
             await server._start_http()
             await server._start_ui()
     finally:

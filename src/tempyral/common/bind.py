@@ -59,16 +59,21 @@ def warn_if_exposed(what: str, hosts: Iterable[str], address: str) -> bool:
     return bool(exposed)
 
 
-def listen(ip: str, port: int, what: str) -> socket.socket:
-    """A listening TCP socket on ip:port, or a StartupError that names the port and what it was for."""
+def bind(ip: str, port: int, what: str) -> socket.socket:
+    """A TCP socket bound to ip:port, not yet listening (nobody can connect before the server serves), or a
+    StartupError that names the port and what it was for."""
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        return socket.create_server((ip, port), family=family, backlog=1024)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((ip, port))  # refused while another socket listens there, SO_REUSEADDR or not
     except OSError as err:
+        sock.close()
         reason = os.strerror(err.errno) if err.errno else str(err)
         raise StartupError(f"cannot listen on {host_port(ip, port)} for {what}: {reason}") from err
+    return sock
 
 
 def check_free(ip: str, port: int, what: str) -> None:
-    """Fail as `listen` does when ip:port cannot be bound, without keeping it (for listeners bound elsewhere)."""
-    listen(ip, port, what).close()
+    """Fail as `bind` does when ip:port is taken, without keeping it (for listeners bound elsewhere)."""
+    bind(ip, port, what).close()

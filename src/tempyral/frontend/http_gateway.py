@@ -35,9 +35,14 @@ from temporalio.api.errordetails.v1 import message_pb2 as _errordetails  # noqa:
 
 from tempyral.common.errors import ServiceError
 from tempyral.common.http_body import read_bounded
+from tempyral.common.logs import ThrottledLog
+from tempyral.frontend.admission import Admission, overloaded_error
+from tempyral.frontend.deep_failures import cut_deep_failures
 from tempyral.frontend.grpc_handlers import snake_case
+from tempyral.frontend.intake import refusal, truncated
 
 log = logging.getLogger(__name__)
+_unexpected = ThrottledLog(log)
 PREFIX = "/api/v1"
 MAX_BODY_BYTES = 4 * 1024 * 1024  # as the reference's HTTP API
 # The reference's HTTP API hands each request to its gRPC server, which takes messages up to 4 MiB.
@@ -141,7 +146,9 @@ def routes_for(service: ServiceDescriptor, servicer: object) -> list[Route]:
 
 
 class HttpGateway:
-    def __init__(self, services: list[tuple[ServiceDescriptor, object]]) -> None:
+    def __init__(self, services: list[tuple[ServiceDescriptor, object]], admission: Admission | None = None) -> None:
+        """`admission`: the bound on work in progress the gRPC frontend shares (None: unbounded, for tests)."""
+        self.admission = admission
         routes = [route for service, servicer in services for route in routes_for(service, servicer)]
         # More literal segments win: /namespaces/{ns}/workflow-count before /namespaces/{ns}/{...}.
         self.routes = sorted(routes, key=lambda r: r.variables)
@@ -158,10 +165,10 @@ class HttpGateway:
                 response.force_close()
             return response
         except ServiceError as err:
-            return _error(err.code, err.message, err.details)
+            return _error(err.code, truncated(err.message), err.details)
         except Exception as err:
-            log.exception("HTTP %s %s failed", request.method, request.raw_path)
-            return _error(grpc.StatusCode.INTERNAL, f"internal error: {err}")
+            _unexpected.failure("HTTP API requests failed", err)  # one kind: paths are the caller's to choose
+            return _error(grpc.StatusCode.INTERNAL, truncated(f"internal error: {err}"))
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw_path = request.raw_path.split("?", 1)[0]
@@ -186,7 +193,19 @@ class HttpGateway:
         handler = getattr(route.servicer, snake_case(route.method.name), None)
         if handler is None:
             raise _Fail(grpc.StatusCode.UNIMPLEMENTED, f"{route.method.name} is not implemented by tempyral")
-        response: Message = await handler(message, CallContext(request, HTTP_TIMEOUT_S))
+        # What the gRPC frontend does before its servicers, so that both doors answer alike.
+        cut_deep_failures(message)
+        refused = refusal(message)
+        if refused is not None:
+            raise refused
+        name = route.method.name
+        if self.admission is not None and not self.admission.admit(name, size):
+            raise overloaded_error()
+        try:
+            response: Message = await handler(message, CallContext(request, HTTP_TIMEOUT_S))
+        finally:
+            if self.admission is not None:
+                self.admission.release(name, size)
         return _json(200, json_format.MessageToDict(response))
 
     def _find(self, http_method: str, parts: list[str]) -> tuple[Route, dict[str, str]]:
