@@ -173,23 +173,37 @@ class HeartbeatTimeout:
 
 @workflow.defn
 class CancelActivity:
+    """Cancels its activity when the test says so (`cancel`: once the activity runs) and ends when
+    the test says so (`finish`: once the cancellation has run its course), so that no step races
+    another. No heartbeat timeout either: it would race the worker's heartbeats."""
+
+    def __init__(self) -> None:
+        self.cancelling = False
+        self.finishing = False
+
     @workflow.run
     async def run(self, cancellation_type: str) -> str:
         handle = workflow.start_activity(
             wait_for_cancel,
             start_to_close_timeout=timedelta(seconds=30),
-            heartbeat_timeout=timedelta(seconds=2),
             cancellation_type=workflow.ActivityCancellationType[cancellation_type],
         )
-        await workflow.sleep(1)
+        await workflow.wait_condition(lambda: self.cancelling)
         handle.cancel()
         try:
             await handle
         except ActivityError:
             pass
-        # a timer after the cancellation, so that every variant ends the same way
-        await workflow.sleep(2)
+        await workflow.wait_condition(lambda: self.finishing)
         return "done"
+
+    @workflow.signal
+    def cancel(self) -> None:
+        self.cancelling = True
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.finishing = True
 
 
 @workflow.defn
@@ -276,21 +290,16 @@ class BrokenTask:
         raise RuntimeError("bug in workflow code")
 
 
-@workflow.defn(sandboxed=False)
-class SlowFirstTask:
-    """The first workflow task takes a while, so that signals arrive while it runs (buffered)."""
+@workflow.defn
+class CollectSignals:
+    """Waits for `expected` signals (the test takes its first task itself, so that signals arrive while
+    that task runs)."""
 
     def __init__(self) -> None:
         self.items: list[str] = []
 
     @workflow.run
     async def run(self, expected: int) -> list[str]:
-        if not workflow.unsafe.is_replaying() and not self.items:
-            import time
-
-            until = time.monotonic() + 1.0
-            while time.monotonic() < until:
-                pass
         await workflow.wait_condition(lambda: len(self.items) >= expected)
         return self.items
 

@@ -12,9 +12,13 @@ from typing import Any
 
 import pytest
 from google.protobuf.message import Message
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+from temporalio.api.workflowservice.v1 import (
+    PollWorkflowTaskQueueRequest,
+    ResetWorkflowExecutionRequest,
+    RespondWorkflowTaskCompletedRequest,
+)
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
@@ -24,7 +28,7 @@ from tests.support.servers import ServerProcess
 WORKFLOWS = [
     w.OneActivity, w.Failing, w.RetryThenSucceed, w.NonRetryable, w.StartToCloseRetry, w.ScheduleToCloseStop,
     w.HeartbeatTimeout, w.CancelActivity, w.LocalActivity, w.Sleeper, w.WaitForSignal, w.CleanupOnCancel,
-    w.Blocked, w.FailFirstRun, w.UpsertBoth, w.BrokenTask, w.ScheduleToCloseWhileRunning, w.SlowFirstTask,
+    w.Blocked, w.FailFirstRun, w.UpsertBoth, w.BrokenTask, w.ScheduleToCloseWhileRunning, w.CollectSignals,
     w.Child, w.Parent, w.ParentOfExisting, w.ParentLeavesChild, w.Chain, w.SignalSender, w.CancelSender, w.CronJob,
     w.Counter, w.Resettable,
 ]  # fmt: skip
@@ -33,6 +37,7 @@ ACTIVITIES = [
     w.wait_for_cancel, w.sleep_long,
 ]  # fmt: skip
 TIMEOUT = 60.0
+MANUAL_WORKER = "differential-test"  # identity of the test when it takes a workflow task itself
 Handles = list[tuple[str, str]]  # (workflow id, run id) of every run whose history is compared
 Scenario = Callable[[Client, str], Awaitable[Handles]]
 
@@ -104,10 +109,27 @@ def _simple(workflow: Any, *args: Any) -> Scenario:
     return scenario
 
 
+async def _until_activity_runs(client: Client, workflow_id: str, timeout: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        pending = (await client.get_workflow_handle(workflow_id).describe()).raw_description.pending_activities
+        if any(a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED for a in pending):
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"the activity of {workflow_id} never started"
+        await asyncio.sleep(0.1)
+
+
 async def cancel_activity(c: Client, tq: str) -> Handles:
     handles = []
     for kind in ("TRY_CANCEL", "WAIT_CANCELLATION_COMPLETED", "ABANDON"):
         h = await c.start_workflow(w.CancelActivity.run, kind, id=f"{tq}-{kind}", task_queue=tq)
+        await _until_activity_runs(c, h.id)
+        await h.signal(w.CancelActivity.cancel)
+        if kind == "ABANDON":  # the server hears nothing of it: the activity runs on
+            await _until_quiet_after(c, h.id, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
+        else:  # the worker saw the cancellation and acknowledged it
+            await _until_quiet_after(c, h.id, EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED)
+        await h.signal(w.CancelActivity.finish)
         await _result_ignoring_failure(h)
         handles.append(_run(h))
     return handles
@@ -199,21 +221,32 @@ async def broken_workflow_task(c: Client, tq: str) -> Handles:
 
 
 async def signals_while_a_task_runs(c: Client, tq: str) -> Handles:
-    h = await c.start_workflow(w.SlowFirstTask.run, 3, id=f"{tq}-1", task_queue=tq)
-    await _until_event(c, h.id, EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED)
+    """Signals that arrive while a workflow task runs are buffered. The test takes the first task
+    itself, so that it runs for as long as the signals take, then a worker takes over."""
+    queue = f"{tq}-manual"
+    h = await c.start_workflow(w.CollectSignals.run, 3, id=f"{tq}-1", task_queue=queue)
+    poll = PollWorkflowTaskQueueRequest(namespace=c.namespace, identity=MANUAL_WORKER)
+    poll.task_queue.name = queue
+    task = await c.workflow_service.poll_workflow_task_queue(poll)
     for item in ("a", "b", "c"):
-        await h.signal(w.SlowFirstTask.add, item)
-    await _result_ignoring_failure(h)
+        await h.signal(w.CollectSignals.add, item)
+    await c.workflow_service.respond_workflow_task_completed(
+        RespondWorkflowTaskCompletedRequest(namespace=c.namespace, task_token=task.task_token, identity=MANUAL_WORKER)
+    )
+    async with Worker(c, task_queue=queue, workflows=[w.CollectSignals]):
+        await _result_ignoring_failure(h)
     return [_run(h)]
 
 
 async def sticky_worker_goes_away(c: Client, tq: str) -> Handles:
     queue = f"{tq}-sticky"
-    async with Worker(c, task_queue=queue, workflows=[w.Sleeper]):
-        h = await c.start_workflow(w.Sleeper.run, 2.0, id=f"{tq}-1", task_queue=queue)
+    async with Worker(c, task_queue=queue, workflows=[w.WaitForSignal]):
+        h = await c.start_workflow(w.WaitForSignal.run, args=[1, 30.0], id=f"{tq}-1", task_queue=queue)
         await _until_event(c, h.id, EventType.EVENT_TYPE_TIMER_STARTED)
-    # the first worker shut down (its sticky queue with it); another one finishes the workflow
-    async with Worker(c, task_queue=queue, workflows=[w.Sleeper]):
+    # the first worker shut down (its sticky queue with it) before the next task exists; another
+    # one finishes the workflow
+    await h.signal(w.WaitForSignal.add, "after")
+    async with Worker(c, task_queue=queue, workflows=[w.WaitForSignal]):
         await _result_ignoring_failure(h)
     return [_run(h)]
 
@@ -512,7 +545,14 @@ def _values(event: HistoryEvent) -> tuple[str, ...]:
 async def _histories(address: str, scenario: Scenario) -> list[list[tuple[str, ...]]]:
     client = await Client.connect(address)
     task_queue = f"diff-{uuid.uuid4().hex[:10]}"
-    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=ACTIVITIES):
+    # heartbeats without a heartbeat timeout go out at once, so a cancellation reaches the activity at once
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=ACTIVITIES,
+        default_heartbeat_throttle_interval=timedelta(milliseconds=100),
+    ):
         runs = await asyncio.wait_for(scenario(client, task_queue), TIMEOUT)
     out = []
     for workflow_id, run_id in runs:
