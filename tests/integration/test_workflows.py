@@ -52,7 +52,11 @@ async def test_workflow_retry_policy_starts_a_new_run(client: Client, task_queue
     assert started.attempt == 2
     assert started.continued_execution_run_id == handle.first_execution_run_id
     assert started.first_execution_run_id == handle.first_execution_run_id
-    assert started.first_workflow_task_backoff.ToMilliseconds() == 200
+    # the retry interval, or longer: as on the reference, the next run is due no sooner than a second
+    # after the one before became due (a run that fails at once is not retried in a tight loop)
+    backoff = started.first_workflow_task_backoff.ToNanoseconds()
+    due = second.events[0].event_time.ToNanoseconds() + backoff
+    assert backoff >= 200_000_000 and due - first.events[0].event_time.ToNanoseconds() >= 1_000_000_000
     assert started.continued_failure.message == "first attempt fails"
 
 

@@ -48,6 +48,20 @@ def test_the_commands_backoff_counts_towards_the_interval() -> None:
     assert _backoff_after(lifetime_ms=300, command_backoff_ms=200) == 700
 
 
+def test_retries_and_cron_runs_are_slowed_down_alike() -> None:
+    """The reference applies the same minimal interval to the next run of a retry or a cron."""
+    prev = ExecutionState(workflow_id="wf", run_id="run-1")
+    prev.execution_time.CopyFrom(timestamp(DUE))
+    retried = next_run.retry(prev, "run-2", 300 * MS, None, DUE + 100 * MS)
+    assert duration_ns(retried.first_workflow_task_backoff) // MS == 900
+    assert (
+        duration_ns(next_run.retry(prev, "run-2", 300 * MS, None, DUE + 800 * MS).first_workflow_task_backoff) // MS
+        == 300
+    )
+    cron_run = next_run.cron(prev, "run-2", 500 * MS, None, None, DUE + 200 * MS)
+    assert duration_ns(cron_run.first_workflow_task_backoff) // MS == 800
+
+
 # ---------------------------------------------------------------------- payloads of retry and cron runs
 def _started_with_payloads() -> history.WorkflowExecutionStartedEventAttributes:
     started = history.WorkflowExecutionStartedEventAttributes(
@@ -71,7 +85,7 @@ def test_the_state_keeps_no_copy_of_the_start_payloads_and_a_retry_takes_them_fr
     assert not any(prev.start.HasField(f) for f in ("input", "memo", "header", "search_attributes"))
     assert prev.memo == started.memo  # the run's own memo and search attributes live on in the state
 
-    attrs = next_run.retry(prev, "run-2", 0, None)
+    attrs = next_run.retry(prev, "run-2", 0, None, DUE)
     next_run.inherit_payloads(started, attrs)
     for field in ("input", "memo", "header", "search_attributes"):
         assert getattr(attrs, field) == getattr(started, field)
@@ -84,10 +98,10 @@ def test_a_cron_run_keeps_the_last_result_when_its_predecessor_left_none() -> No
     appliers.apply(
         prev, history.HistoryEvent(event_id=1, event_type=1, workflow_execution_started_event_attributes=started)
     )
-    kept = next_run.cron(prev, "run-2", 0, None, None)
+    kept = next_run.cron(prev, "run-2", 0, None, None, DUE)
     next_run.inherit_payloads(started, kept)
     assert kept.last_completion_result == started.last_completion_result
-    fresh = next_run.cron(prev, "run-2", 0, Payloads(payloads=[Payload(data=b"new")]), None)
+    fresh = next_run.cron(prev, "run-2", 0, Payloads(payloads=[Payload(data=b"new")]), None, DUE)
     next_run.inherit_payloads(started, fresh)
     assert fresh.last_completion_result.payloads[0].data == b"new"
     assert fresh.input == started.input

@@ -407,7 +407,7 @@ class CommandProcessor:
         new_run_id = self._cron_run_id()
         self.ms.add_completed(self.completed_id, result, new_run_id)
         if new_run_id:
-            self.result.next_run = next_run.cron(self.ms.s, new_run_id, self._cron_backoff(), result, None)
+            self.result.next_run = next_run.cron(self.ms.s, new_run_id, self._cron_backoff(), result, None, self.ms.now)
 
     def _fail(self, command: command_pb.Command) -> None:
         self._check_can_close()
@@ -431,12 +431,13 @@ class CommandProcessor:
         if decision.retry:
             new_run_id = ids.new_run_id()
             self.ms.add_failed(self.completed_id, a.failure, decision.state, new_run_id)
-            self.result.next_run = next_run.retry(self.ms.s, new_run_id, decision.backoff_ns, a.failure)
+            self.result.next_run = next_run.retry(self.ms.s, new_run_id, decision.backoff_ns, a.failure, self.ms.now)
             return
         new_run_id = self._cron_run_id()
         self.ms.add_failed(self.completed_id, a.failure, decision.state, new_run_id)
         if new_run_id:
-            self.result.next_run = next_run.cron(self.ms.s, new_run_id, self._cron_backoff(), None, a.failure)
+            backoff = self._cron_backoff()
+            self.result.next_run = next_run.cron(self.ms.s, new_run_id, backoff, None, a.failure, self.ms.now)
 
     def _cron_run_id(self) -> str:
         return ids.new_run_id() if self.ms.s.start.cron_schedule else ""

@@ -51,6 +51,15 @@ def _base(
     return attrs
 
 
+def _min_interval(prev: ExecutionState, backoff_ns: int | None, now_ns: int) -> int | None:
+    """Like the reference, a run that ends sooner than the minimal interval after it became due
+    starts the next one (retry, cron or continue-as-new) only once the interval is up: no tight loops."""
+    lifetime = now_ns - ts_ns(prev.execution_time)
+    if lifetime + (backoff_ns or 0) < MIN_RUN_INTERVAL_NS:
+        return MIN_RUN_INTERVAL_NS - lifetime
+    return backoff_ns
+
+
 def _same_run_settings(prev: ExecutionState, attrs: history.WorkflowExecutionStartedEventAttributes) -> None:
     s = prev.start
     attrs.workflow_type.CopyFrom(s.workflow_type)
@@ -84,9 +93,10 @@ def inherit_payloads(
 
 
 def retry(
-    prev: ExecutionState, new_run_id: str, backoff_ns: int, failure: failure_pb.Failure | None
+    prev: ExecutionState, new_run_id: str, backoff_ns: int, failure: failure_pb.Failure | None, now_ns: int
 ) -> history.WorkflowExecutionStartedEventAttributes:
-    attrs = _base(prev, new_run_id, Initiator.CONTINUE_AS_NEW_INITIATOR_RETRY, backoff_ns)
+    backoff = _min_interval(prev, backoff_ns, now_ns)
+    attrs = _base(prev, new_run_id, Initiator.CONTINUE_AS_NEW_INITIATOR_RETRY, backoff)
     attrs.identity = prev.start.identity
     _same_run_settings(prev, attrs)
     attrs.attempt = prev.start.attempt + 1
@@ -101,8 +111,10 @@ def cron(
     backoff_ns: int,
     result: common.Payloads | None,
     failure: failure_pb.Failure | None,
+    now_ns: int,
 ) -> history.WorkflowExecutionStartedEventAttributes:
-    attrs = _base(prev, new_run_id, Initiator.CONTINUE_AS_NEW_INITIATOR_CRON_SCHEDULE, backoff_ns)
+    backoff = _min_interval(prev, backoff_ns, now_ns)
+    attrs = _base(prev, new_run_id, Initiator.CONTINUE_AS_NEW_INITIATOR_CRON_SCHEDULE, backoff)
     _same_run_settings(prev, attrs)
     attrs.attempt = 1
     if result is not None:
@@ -122,11 +134,7 @@ def continue_as_new(
     search attributes when the workflow does not set them)."""
     # The reference passes the command's interval on as it is: absent when the command has none.
     backoff = duration_ns(command.backoff_start_interval) if command.HasField("backoff_start_interval") else None
-    # Like the reference, a chain that continues faster than this is slowed down to it.
-    lifetime = now_ns - ts_ns(prev.execution_time)
-    if lifetime + (backoff or 0) < MIN_RUN_INTERVAL_NS:
-        backoff = MIN_RUN_INTERVAL_NS - lifetime
-    attrs = _base(prev, new_run_id, Initiator.CONTINUE_AS_NEW_INITIATOR_WORKFLOW, backoff)
+    attrs = _base(prev, new_run_id, Initiator.CONTINUE_AS_NEW_INITIATOR_WORKFLOW, _min_interval(prev, backoff, now_ns))
     attrs.workflow_type.CopyFrom(command.workflow_type)
     attrs.task_queue.CopyFrom(command.task_queue)
     attrs.workflow_run_timeout.CopyFrom(command.workflow_run_timeout)

@@ -486,10 +486,10 @@ class TaskExecutor:
             decision = next_retry(s.start.retry_policy, s.start.attempt, failure, ms.now, expiration)
             state = decision.state  # type: ignore[assignment]
             if decision.retry:
-                attrs = next_run.retry(s, ids.new_run_id(), decision.backoff_ns, failure)
+                attrs = next_run.retry(s, ids.new_run_id(), decision.backoff_ns, failure, ms.now)
         if attrs is None and retryable and s.start.cron_schedule:
             backoff = cron.backoff_ns(s.start.cron_schedule, ts_ns(s.execution_time), ms.now)
-            attrs = next_run.cron(s, ids.new_run_id(), backoff, None, failure)
+            attrs = next_run.cron(s, ids.new_run_id(), backoff, None, failure, ms.now)
         ms.add_timed_out(state, attrs.original_execution_run_id if attrs else "")
         if attrs is not None:
             next_runs.append(attrs)
