@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -19,8 +20,32 @@ REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 60.0
 
 
+LOWEST_PORT = 10000  # below are well-known ones (7233, 8233, ...) that a developer's own servers may use
+
+
+def ephemeral_ports() -> range:
+    """The ports the kernel gives outgoing connections as source ports."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)  # Linux's default
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A free loopback port outside the ephemeral range. A port from bind(0) is an ephemeral one: any
+    outgoing connection may take it as its source port before the server binds it, and the server's
+    listen() then fails with "Address already in use" (seen on a busy machine)."""
+    ephemeral = ephemeral_ports()
+    candidates = [p for p in range(LOWEST_PORT, 65536) if p not in ephemeral]
+    for port in random.sample(candidates, min(len(candidates), 200)):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # no port outside the range is free: take any
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 

@@ -1,5 +1,6 @@
 """The test servers' start-up: a reference server is started only once its frontend serves, not when
-its port opens (it refuses calls for a moment after that, which failed whichever test came first)."""
+its port opens (it refuses calls for a moment after that, which failed whichever test came first); the
+ports given to servers are never ones an outgoing connection could take meanwhile."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import grpc
 import pytest
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest, GetSystemInfoResponse
 
-from tests.support.servers import ServerProcess, free_port
+from tests.support.servers import ServerProcess, ephemeral_ports, free_port
 
 # A frontend that listens at once but answers its first calls as the reference's does before it is
 # healthy: counted in calls, not time, so the test does not depend on speed.
@@ -62,3 +63,10 @@ def test_a_started_reference_answers_its_first_call(unhealthy_frontend: ServerPr
             assert get_system_info(GetSystemInfoRequest(), timeout=10).server_version == "fake"
     finally:
         unhealthy_frontend.stop()
+
+
+def test_free_ports_are_outside_the_ephemeral_range() -> None:
+    ephemeral = ephemeral_ports()
+    ports = {free_port() for _ in range(20)}
+    assert not any(port in ephemeral for port in ports)
+    assert len(ports) > 1  # chosen at random, not one after the other from a fixed start
