@@ -85,9 +85,10 @@ def test_a_missing_directory_is_named(tmp_path: Path) -> None:
 
 
 def test_a_place_the_server_cannot_write_is_named() -> None:
-    # sysfs refuses new files to everyone, root included.
+    # sysfs refuses new files to everyone, root included (Permission denied, or Read-only file system where it
+    # is mounted read-only).
     line = refused(start_dev("--port", str(free_port()), "-f", "/sys/tempyral-test.db"))
-    assert "cannot open database /sys/tempyral-test.db for writing: Permission denied" in line
+    assert "cannot open database /sys/tempyral-test.db for writing: " in line
 
 
 def test_a_damaged_database_is_named_and_left_as_it_was(tmp_path: Path) -> None:
