@@ -171,8 +171,7 @@ class Server:
         await self.engine.start()
         await self._start_http()
         await self._start_ui()
-        self._grpc = self._grpc_server(workflow_service, operator_service)
-        await self._grpc.start()
+        await self._grpc_server(workflow_service, operator_service).start()
         self._serving = True
         log.info("tempyral listening on %s (database: %s)", self.address, cfg.db_filename or "in-memory")
         warn_if_exposed("The gRPC API", [cfg.ip], self.address)
@@ -202,14 +201,13 @@ class Server:
                 health_handler(),
             )
         )
-        host = f"[{cfg.ip}]" if ":" in cfg.ip else cfg.ip
         try:
-            bound = server.add_insecure_port(f"{host}:{cfg.port}")
+            bound = server.add_insecure_port(host_port(cfg.ip, cfg.port))
         except RuntimeError:
             bound = 0
         if bound == 0:  # taken since _listen checked it
-            raise StartupError(f"cannot listen on {host}:{cfg.port} for the gRPC API")
-        self.address = f"{host}:{bound}"
+            raise StartupError(f"cannot listen on {host_port(cfg.ip, cfg.port)} for the gRPC API")
+        self.address = host_port(cfg.ip, bound)
         return server
 
     def _set_callback_base_url(self) -> None:
@@ -221,15 +219,10 @@ class Server:
     async def _start_http(self) -> None:
         app = self.nexus_http_api.app()
         self.http_gateway.add_to(app)  # the Temporal HTTP API (/api/v1/...) shares the port
-        self._http = web.AppRunner(app, access_log=None)
-        await self._http.setup()
         assert self._http_socket is not None
-        await web.SockSite(self._http, self._http_socket).start()
+        self._http, self.http_address = await _serve(app, self._http_socket, "The HTTP API")
         self._http_socket = None  # the site owns it now
-        sockets = self._http.addresses
-        self.http_address = ", ".join(bound_addresses(sockets))  # what is bound is what the log says
         log.info("HTTP API (Temporal and Nexus) listening on http://%s", self.http_address)
-        warn_if_exposed("The HTTP API", [a[0] for a in sockets], self.http_address)
 
     async def _start_ui(self) -> None:
         if self._ui_socket is None:
@@ -242,14 +235,10 @@ class Server:
             self._ui_socket = None
             return
         # The UI's /api/v1 calls go to the same HTTP API handler as the HTTP port's.
-        self._ui = web.AppRunner(ui_application(assets, self.http_gateway.handle), access_log=None)
-        await self._ui.setup()
-        await web.SockSite(self._ui, self._ui_socket).start()
+        app = ui_application(assets, self.http_gateway.handle)
+        self._ui, self.ui_address = await _serve(app, self._ui_socket, "The Web UI")
         self._ui_socket = None
-        sockets = self._ui.addresses
-        self.ui_address = ", ".join(bound_addresses(sockets))
         log.info("Web UI at http://%s", self.ui_address)
-        warn_if_exposed("The Web UI", [a[0] for a in sockets], self.ui_address)
 
     async def _stop_ui(self) -> None:
         if self._ui is not None:
@@ -275,3 +264,13 @@ class Server:
         if self._serving:
             log.info("tempyral stopped")
         self._serving = False
+
+
+async def _serve(app: web.Application, sock: socket.socket, what: str) -> tuple[web.AppRunner, str]:
+    """Serve `app` on a bound socket; the runner, and the address as bound (what the log says)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    address = ", ".join(bound_addresses(runner.addresses))
+    warn_if_exposed(what, [a[0] for a in runner.addresses], address)
+    return runner, address

@@ -35,6 +35,7 @@ from temporalio.api.errordetails.v1 import message_pb2 as _errordetails  # noqa:
 
 from tempyral.common.errors import ServiceError
 from tempyral.common.http_body import read_bounded
+from tempyral.common.limits import GRPC_MAX_RECEIVE_BYTES
 from tempyral.common.logs import ThrottledLog
 from tempyral.frontend.admission import Admission, overloaded_error
 from tempyral.frontend.deep_failures import cut_deep_failures
@@ -45,8 +46,8 @@ log = logging.getLogger(__name__)
 _unexpected = ThrottledLog(log)
 PREFIX = "/api/v1"
 MAX_BODY_BYTES = 4 * 1024 * 1024  # as the reference's HTTP API
-# The reference's HTTP API hands each request to its gRPC server, which takes messages up to 4 MiB.
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+# The reference's HTTP API hands each request to its gRPC server: the same message limit as tempyral's gRPC port.
+MAX_MESSAGE_BYTES = GRPC_MAX_RECEIVE_BYTES
 HTTP_TIMEOUT_S = 70.0  # a long poll from the UI (waitNewEvent) must fit in it
 # grpc-gateway's mapping of status codes to HTTP statuses.
 HTTP_STATUS = {
