@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 
 from google.protobuf.duration_pb2 import Duration
@@ -122,3 +123,15 @@ def _explicit_delay(failure: failure_pb.Failure | None) -> int | None:
         # Unchecked, as on the reference, which reads it as 64-bit nanoseconds (at most ~292 years).
         return saturated_ns(info.next_retry_delay)
     return None
+
+
+def jittered_backoff_s(
+    attempt: int, initial_s: float, maximum_s: float, coefficient: float = 2.0, jitter: float = 0.2
+) -> float:
+    """The server's own retry wait after `attempt` failed attempts: `initial_s` growing by `coefficient` up to
+    `maximum_s`, less up to `jitter` of it, so that what failed together does not come back together."""
+    try:
+        base = min(initial_s * coefficient ** max(attempt - 1, 0), maximum_s)
+    except OverflowError:  # thousands of attempts
+        base = maximum_s
+    return max(base * (1 - jitter * random.random()), 0.001)

@@ -57,19 +57,13 @@ class Admission:
         self.requests = 0
         self.bytes = 0
         self._refused = 0  # since the last log line
-        self._refused_total = 0
         self._flush: asyncio.TimerHandle | None = None
-
-    @property
-    def refused_total(self) -> int:
-        return self._refused_total
 
     def admit(self, method: str, size: int) -> bool:
         """Take on a request of `size` bytes, or refuse it (and say so in the log)."""
         if method in LONG_POLLS:
             return True
         if self.requests >= self.limits.max_requests or self.bytes + size > self.limits.max_bytes:
-            self._refused_total += 1
             if self._refused == 0 and self._flush is None:
                 log.warning(
                     "overloaded: refusing requests with RESOURCE_EXHAUSTED (clients retry them); working on %d "

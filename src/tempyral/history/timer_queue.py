@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 
 from tempyral.common.clock import ts_ns
 from tempyral.common.logs import ThrottledLog
+from tempyral.common.retry import jittered_backoff_s
 from tempyral.proto.internal_pb2 import Task
 
 log = logging.getLogger(__name__)
@@ -86,5 +86,4 @@ class TimerQueue:
         and timers that failed together do not all come back together."""
         attempts = self._failed_attempts.get(task_id, 0) + 1
         self._failed_attempts[task_id] = attempts
-        delay_s = min(RETRY_FIRST_S * 2 ** (attempts - 1), RETRY_MAX_S) * (1 - RETRY_JITTER * random.random())
-        return int(delay_s * 1_000_000_000)
+        return int(jittered_backoff_s(attempts, RETRY_FIRST_S, RETRY_MAX_S, jitter=RETRY_JITTER) * 1_000_000_000)

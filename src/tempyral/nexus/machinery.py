@@ -6,9 +6,10 @@ that would otherwise have waited."""
 from __future__ import annotations
 
 import logging
-import random
 import time
 from dataclasses import dataclass, field
+
+from tempyral.common.retry import jittered_backoff_s
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,9 @@ class NexusLimits:
 
 def backoff_s(limits: NexusLimits, attempt: int) -> float:
     """The wait before the next attempt after `attempt` failed ones, with jitter."""
-    base = min(limits.retry_initial_s * limits.retry_coefficient ** max(attempt - 1, 0), limits.retry_max_s)
-    return max(base * (1 - limits.retry_jitter * random.random()), 0.001)
+    return jittered_backoff_s(
+        attempt, limits.retry_initial_s, limits.retry_max_s, limits.retry_coefficient, limits.retry_jitter
+    )
 
 
 class CircuitBreaker:
