@@ -195,14 +195,18 @@ def timer(timeout: Duration | None) -> Command:
     return cmd
 
 
+def _set_retry_and_timeouts(attrs: Any, retry: RetryPolicy | None, timeouts: dict[str, Duration]) -> None:
+    if retry is not None:
+        attrs.retry_policy.CopyFrom(retry)
+    for name, value in timeouts.items():
+        getattr(attrs, name).CopyFrom(value)
+
+
 def activity(retry: RetryPolicy | None = None, **timeouts: Duration) -> Command:
     cmd = Command(command_type=C.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK)
     a = cmd.schedule_activity_task_command_attributes
     a.activity_id, a.activity_type.name, a.task_queue.name = "a", "A", "durations-nobody"
-    if retry is not None:
-        a.retry_policy.CopyFrom(retry)
-    for name, value in timeouts.items():
-        getattr(a, name).CopyFrom(value)
+    _set_retry_and_timeouts(a, retry, timeouts)
     return cmd
 
 
@@ -211,10 +215,7 @@ def child(retry: RetryPolicy | None = None, **timeouts: Duration) -> Command:
     a = cmd.start_child_workflow_execution_command_attributes
     a.workflow_id, a.workflow_type.name, a.task_queue.name = _new_id("child"), "Child", "durations-nobody"
     a.namespace = "default"
-    if retry is not None:
-        a.retry_policy.CopyFrom(retry)
-    for name, value in timeouts.items():
-        getattr(a, name).CopyFrom(value)
+    _set_retry_and_timeouts(a, retry, timeouts)
     return cmd
 
 
@@ -222,10 +223,7 @@ def continue_as_new(retry: RetryPolicy | None = None, **timeouts: Duration) -> C
     cmd = Command(command_type=C.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION)
     a = cmd.continue_as_new_workflow_execution_command_attributes
     a.workflow_type.name, a.task_queue.name = "Raw", "durations-nobody"
-    if retry is not None:
-        a.retry_policy.CopyFrom(retry)
-    for name, value in timeouts.items():
-        getattr(a, name).CopyFrom(value)
+    _set_retry_and_timeouts(a, retry, timeouts)
     return cmd
 
 

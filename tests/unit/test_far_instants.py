@@ -4,11 +4,8 @@ accepts): stored without overflow, indexed and listed."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from temporalio.api.common.v1 import Payload
 
 from tempyral.common.clock import INT64_MAX, INT64_MIN, int64_ns, timestamp
@@ -61,14 +58,6 @@ def test_datetime_values_are_indexed_in_utc_to_the_millisecond() -> None:
 
 def test_page_token_times_before_the_year_1000_are_written_with_four_digits() -> None:
     assert rfc3339_nano(parse_rfc3339_ns("0001-01-02T00:00:00Z")) == "0001-01-02T00:00:00Z"
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(str(tmp_path / "t.db"))
-    await s.open()
-    yield s
-    await s.close()
 
 
 @pytest.mark.asyncio(loop_scope="function")

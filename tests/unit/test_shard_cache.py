@@ -4,9 +4,6 @@ clients send."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 import pytest_asyncio
 from temporalio.api.common.v1 import Payload, Payloads
@@ -25,13 +22,10 @@ BUDGET = 1_000_000
 
 
 @pytest_asyncio.fixture(loop_scope="function")
-async def shard(tmp_path: Path) -> AsyncIterator[Shard]:
-    store = SqliteStore(str(tmp_path / "t.db"))
-    await store.open()
+async def shard(store: SqliteStore) -> Shard:
     shard = Shard(0, store, "me", lambda tasks: None, cache_size=1000, cache_bytes=BUDGET)
     await shard.acquire()
-    yield shard
-    await store.close()
+    return shard
 
 
 async def start_run(shard: Shard, run_id: str) -> None:

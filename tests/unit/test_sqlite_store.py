@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from tempyral.common.errors import AlreadyExists, ConditionFailed, ShardOwnershipLost
 from tempyral.persistence.sqlite import SqliteStore
 from tempyral.persistence.store import CurrentWrite, ExecutionWrite, HistoryWrite, TaskRow, Transaction
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(str(tmp_path / "t.db"))
-    await s.open()
-    yield s
-    await s.close()
 
 
 def create(range_id: int, run: str = "r1", workflow: str = "w", task_id: int = 100) -> Transaction:
