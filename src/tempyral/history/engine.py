@@ -17,22 +17,18 @@ from dataclasses import dataclass, field
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import (
     ContinueAsNewInitiator,
-    ResourceExhaustedCause,
-    ResourceExhaustedScope,
     TaskQueueKind,
     WorkflowTaskFailedCause,
 )
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
-from temporalio.api.errordetails.v1 import message_pb2 as errordetails
 from temporalio.api.history.v1 import message_pb2 as history
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common import cron, ids
-from tempyral.common.clock import duration, duration_ns, timestamp, ts_ns
+from tempyral.common.clock import duration, duration_ns, timestamp
 from tempyral.common.errors import (
     ConditionFailed,
     Internal,
-    ResourceExhausted,
     WorkflowAlreadyStarted,
     WorkflowCompleted,
     WorkflowNotFound,
@@ -64,7 +60,6 @@ FAILED_STATUSES = frozenset(
 ReusePolicy = wf_enums.WorkflowIdReusePolicy
 ConflictPolicy = wf_enums.WorkflowIdConflictPolicy
 FORCE_CLOSE_COMMAND = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND
-MIN_REUSE_INTERVAL_NS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -369,10 +364,10 @@ class HistoryEngine:
             ReusePolicy.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
             ReusePolicy.WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING,
         ):
-            return self._throttle_reuse(current)
+            return None
         if reuse == ReusePolicy.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY:
             if s.status in FAILED_STATUSES:
-                return self._throttle_reuse(current)
+                return None
             raise WorkflowAlreadyStarted(
                 f"Workflow execution already finished successfully. WorkflowId: {wid}, RunId: {rid}. "
                 "Workflow Id reuse policy: allow duplicate workflow Id if last run failed.",
@@ -387,20 +382,6 @@ class HistoryEngine:
                 rid,
             )
         raise Internal(f"Failed to process start workflow id reuse policy: {reuse}.")
-
-    @staticmethod
-    def _throttle_reuse(current: MutableState) -> None:
-        """Like the reference, an id is not started again within a second of its last start."""
-        since_start = time.time_ns() - ts_ns(current.s.start_time)
-        if since_start < MIN_REUSE_INTERVAL_NS:
-            raise ResourceExhausted(
-                f"Too many starts for workflow {current.workflow_id}. "
-                f"Time since last start: {since_start // 1_000_000} ms",
-                errordetails.ResourceExhaustedFailure(
-                    cause=ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_BUSY_WORKFLOW,
-                    scope=ResourceExhaustedScope.RESOURCE_EXHAUSTED_SCOPE_NAMESPACE,
-                ),
-            )
 
     async def _create_run(
         self,
