@@ -29,7 +29,7 @@ def _stamp(build_id: str | None) -> common.WorkerVersionStamp | None:
 
 
 def _build_ids(ms: MutableState) -> list[str]:
-    payload = ms.s.search_attributes.indexed_fields["BuildIds"]
+    payload = ms.state.search_attributes.indexed_fields["BuildIds"]
     assert payload.metadata["type"] == b"KeywordList"
     return list(json.loads(payload.data))
 
@@ -57,7 +57,7 @@ def test_one_reset_point_per_build_with_the_first_completion() -> None:
     first = _complete(ms, "b1")
     _complete(ms, "b1")
     third = _complete(ms, "b2")
-    points = ms.s.auto_reset_points.points
+    points = ms.state.auto_reset_points.points
     assert [(p.build_id, p.first_workflow_task_completed_id, p.run_id) for p in points] == [
         ("b1", first, "run"),
         ("b2", third, "run"),
@@ -67,22 +67,22 @@ def test_one_reset_point_per_build_with_the_first_completion() -> None:
 
 def test_a_point_taken_while_a_child_is_pending_is_not_resettable() -> None:
     ms = new_state()
-    ms.s.children[5].CopyFrom(ChildInfo(initiated_event_id=5))
+    ms.state.children[5].CopyFrom(ChildInfo(initiated_event_id=5))
     _complete(ms, "b1")
-    assert not ms.s.auto_reset_points.points[0].resettable
+    assert not ms.state.auto_reset_points.points[0].resettable
 
 
 def test_points_are_rebuilt_from_events() -> None:
     ms = new_state()
     _complete(ms, "b1")
     _complete(ms, "b2")
-    rebuilt = new_state().s
+    rebuilt = new_state().state
     rebuilt.ClearField("auto_reset_points")
     rebuilt.ClearField("search_attributes")
     for event in ms.new_events[1:]:
         appliers.apply(rebuilt, event)
-    assert rebuilt.auto_reset_points == ms.s.auto_reset_points
-    assert rebuilt.search_attributes == ms.s.search_attributes
+    assert rebuilt.auto_reset_points == ms.state.auto_reset_points
+    assert rebuilt.search_attributes == ms.state.search_attributes
 
 
 def test_roll_over_expires_the_previous_runs_points_and_drops_expired_ones() -> None:
@@ -105,5 +105,5 @@ def test_only_the_newest_points_are_kept() -> None:
     ms = new_state()
     for i in range(reset_points.MAX_RESET_POINTS + 3):
         _complete(ms, f"b{i}")
-    builds = [p.build_id for p in ms.s.auto_reset_points.points]
+    builds = [p.build_id for p in ms.state.auto_reset_points.points]
     assert builds == [f"b{i}" for i in range(3, reset_points.MAX_RESET_POINTS + 3)]

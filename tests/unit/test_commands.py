@@ -87,7 +87,7 @@ def test_activity_timeouts_are_normalized_like_the_reference(
 ) -> None:
     ms = running(run_timeout)
     process(ms, schedule(**given))
-    a = next(iter(ms.s.activities.values())).scheduled
+    a = next(iter(ms.state.activities.values())).scheduled
     got = tuple(
         duration_ns(d) / 1e9
         for d in (
@@ -137,9 +137,9 @@ def test_cancel_before_start_cancels_at_once_and_eager_activities_are_reported()
     eager.schedule_activity_task_command_attributes.request_eager_execution = True
     result = process(ms, eager, schedule("b", start_to_close_timeout=5))
     assert [a.scheduled.activity_id for a in result.eager_activities] == ["e"]  # type: ignore[attr-defined]
-    b = next(a for a in ms.s.activities.values() if a.scheduled.activity_id == "b")
+    b = next(a for a in ms.state.activities.values() if a.scheduled.activity_id == "b")
     cancel = Command(command_type=C.COMMAND_TYPE_REQUEST_CANCEL_ACTIVITY_TASK)
     cancel.request_cancel_activity_task_command_attributes.scheduled_event_id = b.scheduled_event_id
     outcome = process(ms, cancel)
     assert outcome.activity_cancelled_before_start  # type: ignore[attr-defined]
-    assert b.scheduled_event_id not in ms.s.activities
+    assert b.scheduled_event_id not in ms.state.activities

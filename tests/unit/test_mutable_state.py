@@ -64,7 +64,7 @@ def test_start_delay_sets_a_backoff_timer_instead_of_a_task() -> None:
     assert types(ms) == [E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED]
     timer = next(t for t in ms.new_tasks if t.type == TaskType.TASK_TYPE_WORKFLOW_BACKOFF_TIMER)
     assert ts_ns(timer.visibility_time) == T0 + seconds(5)
-    assert ts_ns(ms.s.execution_time) == T0 + seconds(5)
+    assert ts_ns(ms.state.execution_time) == T0 + seconds(5)
 
 
 def test_events_arriving_during_a_task_are_buffered_and_flushed_completions_last() -> None:
@@ -79,12 +79,12 @@ def test_events_arriving_during_a_task_are_buffered_and_flushed_completions_last
     ms.add_activity_task_completed(ai, None, "worker")
     ms.add_signaled("s", None, "client", None, "req-1")
     assert ms.new_events == []  # all buffered while the task runs
-    assert [e.event_type for e in ms.s.buffered_events] == [
+    assert [e.event_type for e in ms.state.buffered_events] == [
         E.EVENT_TYPE_ACTIVITY_TASK_STARTED,
         E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
         E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
     ]
-    assert ai.scheduled_event_id not in ms.s.activities  # state changes at once
+    assert ai.scheduled_event_id not in ms.state.activities  # state changes at once
     complete_task(ms)
     ms.flush_buffered_events()
     assert types(ms) == [
@@ -95,7 +95,7 @@ def test_events_arriving_during_a_task_are_buffered_and_flushed_completions_last
     ]
     started, completed = ms.new_events[1], ms.new_events[3]
     assert completed.activity_task_completed_event_attributes.started_event_id == started.event_id
-    assert [e.event_id for e in ms.new_events] == list(range(ms.new_events[0].event_id, ms.s.next_event_id))
+    assert [e.event_id for e in ms.new_events] == list(range(ms.new_events[0].event_id, ms.state.next_event_id))
 
 
 def test_failed_task_becomes_transient_and_is_written_only_when_it_completes() -> None:
@@ -105,8 +105,8 @@ def test_failed_task_becomes_transient_and_is_written_only_when_it_completes() -
         WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE, None, "w"
     )
     ms.schedule_workflow_task()
-    written = ms.s.next_event_id
-    assert ms.s.workflow_task.transient and ms.s.workflow_task.attempt == 2
+    written = ms.state.next_event_id
+    assert ms.state.workflow_task.transient and ms.state.workflow_task.attempt == 2
     ms.begin(T0 + 1)
     ms.start_workflow_task("r2", "worker")
     assert ms.new_events == []  # nothing written for attempt 2
@@ -137,7 +137,7 @@ def test_transient_task_becomes_normal_when_an_event_arrives_before_it_starts() 
         E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
         E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
     ]
-    assert ms.s.workflow_task.attempt == 1 and not ms.s.workflow_task.transient
+    assert ms.state.workflow_task.attempt == 1 and not ms.state.workflow_task.transient
 
 
 def test_failure_on_a_sticky_queue_retries_once_on_the_normal_queue() -> None:
@@ -146,14 +146,14 @@ def test_failure_on_a_sticky_queue_retries_once_on_the_normal_queue() -> None:
     ms.set_sticky(TaskQueue(name="sticky-1"), duration(seconds(5)))
     complete_task(ms)
     ms.schedule_workflow_task()
-    assert ms.s.workflow_task.task_queue.kind == TaskQueueKind.TASK_QUEUE_KIND_STICKY
+    assert ms.state.workflow_task.task_queue.kind == TaskQueueKind.TASK_QUEUE_KIND_STICKY
     ms.start_workflow_task("r2", "worker")
     ms.add_workflow_task_failed(
         WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE, None, "w"
     )
-    assert not ms.s.sticky_task_queue.name
+    assert not ms.state.sticky_task_queue.name
     ms.schedule_workflow_task()
-    wt = ms.s.workflow_task
+    wt = ms.state.workflow_task
     assert wt.attempt == 1 and not wt.transient and wt.task_queue.name == "q"
 
 
@@ -221,7 +221,7 @@ def test_replaying_the_events_rebuilds_the_state() -> None:
     rebuilt = ExecutionState(namespace_id="ns", workflow_id="wf", run_id="run")
     for event in recorded:
         appliers.apply(rebuilt, event)
-    live = ms.s
+    live = ms.state
     assert sorted(rebuilt.activities) == sorted(live.activities)
     assert sorted(rebuilt.timers) == sorted(live.timers) == ["t2"]
     assert rebuilt.status == live.status

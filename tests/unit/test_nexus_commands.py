@@ -75,7 +75,7 @@ def test_schedule_writes_the_event_and_a_start_task() -> None:
     assert a.request_id and a.workflow_task_completed_event_id == 4
     assert dict(a.nexus_header) == {"x-custom": "v"}  # keys lowered, as the reference stores them
     assert not a.HasField("schedule_to_close_timeout")
-    op = ms.s.nexus_operations[event.event_id]
+    op = ms.state.nexus_operations[event.event_id]
     assert op.state == State.PENDING_NEXUS_OPERATION_STATE_SCHEDULED and op.attempt == 0
     assert [t.type for t in ms.new_tasks if t.type == TaskType.TASK_TYPE_NEXUS_START] == [
         TaskType.TASK_TYPE_NEXUS_START
@@ -138,7 +138,7 @@ def test_cancel_before_start_waits_for_the_start() -> None:
     sid = ms.new_events[-1].event_id
     ms.new_tasks.clear()
     process(ms, cancel(sid))
-    op = ms.s.nexus_operations[sid]
+    op = ms.state.nexus_operations[sid]
     assert op.cancellation.state == NexusOperationCancellationState.NEXUS_OPERATION_CANCELLATION_STATE_UNSPECIFIED
     assert not [t for t in ms.new_tasks if t.type == TaskType.TASK_TYPE_NEXUS_CANCEL]
     ms.add_nexus_started(sid, "token", [])
@@ -151,7 +151,7 @@ def test_attempt_failures_back_off_and_reschedule_the_same_attempt_count() -> No
     ms = running()
     process(ms, schedule())
     sid = ms.new_events[-1].event_id
-    op = ms.s.nexus_operations[sid]
+    op = ms.state.nexus_operations[sid]
     op.attempt += 1
     ms.nexus_attempt_failed(op, outcomes.handler_error("UPSTREAM_TIMEOUT", "upstream timeout"), ms.now + 10**9)
     assert op.state == State.PENDING_NEXUS_OPERATION_STATE_BACKING_OFF and op.attempt == 1
@@ -166,7 +166,7 @@ def test_attempt_failures_back_off_and_reschedule_the_same_attempt_count() -> No
 def test_operation_failure_wraps_the_cause_like_the_reference() -> None:
     ms = running()
     process(ms, schedule())
-    op = ms.s.nexus_operations[ms.new_events[-1].event_id]
+    op = ms.state.nexus_operations[ms.new_events[-1].event_id]
     wrapped = outcomes.operation_failure(op, Failure(message="boom"))
     assert wrapped.message == "nexus operation completed unsuccessfully"
     info = wrapped.nexus_operation_execution_failure_info

@@ -52,7 +52,7 @@ async def test_big_executions_are_evicted_to_stay_within_the_byte_budget(shard: 
     assert shard.peek(key) is None
     async with shard.locked(key) as entry:
         ms = await shard.load(entry)
-        assert ms is not None and ms.s.run_id == "run-0"
+        assert ms is not None and ms.state.run_id == "run-0"
         assert entry.state_bytes > 0
     assert shard.cached_bytes <= BUDGET
 

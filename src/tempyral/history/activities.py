@@ -40,7 +40,7 @@ NO_TIME_FOR_RETRY = "Not enough time to schedule next retry before activity Sche
 
 def activity_task_response(ns: Namespace, ms: MutableState, ai: ActivityInfo) -> ws.PollActivityTaskQueueResponse:
     a = ai.scheduled
-    s = ms.s
+    s = ms.state
     token = TaskToken(
         namespace_id=s.namespace_id,
         workflow_id=s.workflow_id,
@@ -116,7 +116,7 @@ class ActivityHandler:
         engine = self.engine
         try:
             async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
-                ai = ms.s.activities.get(task.event_id)
+                ai = ms.state.activities.get(task.event_id)
                 if not ms.running or ai is None or ai.attempt != task.attempt or ai.started:
                     engine.tasks.ack(task)
                     return None
@@ -143,7 +143,7 @@ class ActivityHandler:
     def _by_token(ms: MutableState, token: TaskToken) -> ActivityInfo:
         if not ms.running:
             raise WorkflowCompleted()
-        ai = ms.s.activities.get(token.scheduled_event_id)
+        ai = ms.state.activities.get(token.scheduled_event_id)
         if ai is None or ai.attempt != token.attempt or not ai.started:
             raise NotFound(ACTIVITY_NOT_FOUND)
         return ai
@@ -245,7 +245,7 @@ class ActivityHandler:
     # ------------------------------------------------------------------ timers
     def on_timeout(self, ms: MutableState, task: Task) -> bool:
         """An activity timer fired. Returns whether the state changed."""
-        ai = ms.s.activities.get(task.event_id)
+        ai = ms.state.activities.get(task.event_id)
         if ai is None:
             return False
         tt = task.timeout_type
@@ -286,7 +286,7 @@ class ActivityHandler:
         return True
 
     def on_retry_timer(self, ms: MutableState, task: Task) -> bool:
-        ai = ms.s.activities.get(task.event_id)
+        ai = ms.state.activities.get(task.event_id)
         if ai is None or ai.attempt != task.attempt or ai.started or not ai.HasField("next_attempt_schedule_time"):
             return False
         ms.dispatch_activity_retry(ai)

@@ -200,7 +200,7 @@ class CommandProcessor:
                 cause, f"activityId exceeds length limit. Length={len(a.activity_id)} Limit={MAX_ID_LENGTH}"
             )
         _check_size(a.input.ByteSize(), cause, "ScheduleActivityTaskCommandAttributes.Input exceeds size limit.")
-        if len(self.ms.s.activities) >= MAX_PENDING_ACTIVITIES:
+        if len(self.ms.state.activities) >= MAX_PENDING_ACTIVITIES:
             raise WorkflowTaskFailure(
                 Cause.WORKFLOW_TASK_FAILED_CAUSE_PENDING_ACTIVITIES_LIMIT_EXCEEDED,
                 "the number of pending activities exceeds the limit",
@@ -255,7 +255,7 @@ class CommandProcessor:
         s2s = duration_ns(a.schedule_to_start_timeout)
         stc = duration_ns(a.start_to_close_timeout)
         hb = duration_ns(a.heartbeat_timeout)
-        run_timeout = duration_ns(self.ms.s.start.workflow_run_timeout)
+        run_timeout = duration_ns(self.ms.state.start.workflow_run_timeout)
         if s2c > 0:
             s2s = min(s2s, s2c) if s2s > 0 else s2c
             stc = min(stc, s2c) if stc > 0 else s2c
@@ -279,7 +279,7 @@ class CommandProcessor:
 
     def _request_cancel_activity(self, command: command_pb.Command) -> None:
         a = command.request_cancel_activity_task_command_attributes
-        ai = self.ms.s.activities.get(a.scheduled_event_id)
+        ai = self.ms.state.activities.get(a.scheduled_event_id)
         if ai is None:
             raise WorkflowTaskFailure(
                 Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES,
@@ -287,7 +287,7 @@ class CommandProcessor:
                 f"ScheduledEventID: {a.scheduled_event_id}",
             )
         cancel_id = self.ms.add_activity_task_cancel_requested(a.scheduled_event_id, self.completed_id)
-        ai = self.ms.s.activities[a.scheduled_event_id]
+        ai = self.ms.state.activities[a.scheduled_event_id]
         if not ai.started:
             ai.cancel_request_event_id = cancel_id
             self.ms.add_activity_task_canceled(ai, encode_string("ACTIVITY_ID_NOT_STARTED"), self.identity)
@@ -311,7 +311,7 @@ class CommandProcessor:
             "An invalid StartToFireTimeout is set on StartTimerCommand: ",
             f". TimerId={a.timer_id}",
         )
-        if a.timer_id in self.ms.s.timers:
+        if a.timer_id in self.ms.state.timers:
             raise WorkflowTaskFailure(
                 Cause.WORKFLOW_TASK_FAILED_CAUSE_START_TIMER_DUPLICATE_ID, f"Duplicate timer ID: {a.timer_id}"
             )
@@ -325,7 +325,7 @@ class CommandProcessor:
                 Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CANCEL_TIMER_ATTRIBUTES,
                 "TimerId is not set on CancelTimerCommand.",
             )
-        if a.timer_id not in self.ms.s.timers:
+        if a.timer_id not in self.ms.state.timers:
             raise WorkflowTaskFailure(
                 Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CANCEL_TIMER_ATTRIBUTES,
                 f"invalid history builder state for action: add-timer-canceled-event, TimerID: {a.timer_id}",
@@ -407,7 +407,9 @@ class CommandProcessor:
         new_run_id = self._cron_run_id()
         self.ms.add_completed(self.completed_id, result, new_run_id)
         if new_run_id:
-            self.result.next_run = next_run.cron(self.ms.s, new_run_id, self._cron_backoff(), result, None, self.ms.now)
+            self.result.next_run = next_run.cron(
+                self.ms.state, new_run_id, self._cron_backoff(), result, None, self.ms.now
+            )
 
     def _fail(self, command: command_pb.Command) -> None:
         self._check_can_close()
@@ -417,7 +419,7 @@ class CommandProcessor:
             Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES,
             "FailWorkflowExecutionCommandAttributes.Failure exceeds size limit.",
         )
-        s = self.ms.s
+        s = self.ms.state
         decision = RetryDecision(RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET)
         if s.start.HasField("retry_policy"):
             decision = next_retry(
@@ -431,19 +433,21 @@ class CommandProcessor:
         if decision.retry:
             new_run_id = ids.new_run_id()
             self.ms.add_failed(self.completed_id, a.failure, decision.state, new_run_id)
-            self.result.next_run = next_run.retry(self.ms.s, new_run_id, decision.backoff_ns, a.failure, self.ms.now)
+            self.result.next_run = next_run.retry(
+                self.ms.state, new_run_id, decision.backoff_ns, a.failure, self.ms.now
+            )
             return
         new_run_id = self._cron_run_id()
         self.ms.add_failed(self.completed_id, a.failure, decision.state, new_run_id)
         if new_run_id:
             backoff = self._cron_backoff()
-            self.result.next_run = next_run.cron(self.ms.s, new_run_id, backoff, None, a.failure, self.ms.now)
+            self.result.next_run = next_run.cron(self.ms.state, new_run_id, backoff, None, a.failure, self.ms.now)
 
     def _cron_run_id(self) -> str:
-        return ids.new_run_id() if self.ms.s.start.cron_schedule else ""
+        return ids.new_run_id() if self.ms.state.start.cron_schedule else ""
 
     def _cron_backoff(self) -> int:
-        s = self.ms.s
+        s = self.ms.state
         return cron.backoff_ns(s.start.cron_schedule, ts_ns(s.execution_time), self.ms.now)
 
     def _cancel(self, command: command_pb.Command) -> None:
@@ -455,7 +459,7 @@ class CommandProcessor:
         self._check_can_close()
         a = command.continue_as_new_workflow_execution_command_attributes
         cause = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CONTINUE_AS_NEW_ATTRIBUTES
-        s = self.ms.s
+        s = self.ms.state
         if not a.workflow_type.name:
             a.workflow_type.CopyFrom(s.start.workflow_type)
         if not a.task_queue.name:
@@ -713,7 +717,7 @@ class CommandProcessor:
             header[lower] = value
         if sum(len(k) + len(v) for k, v in header.items()) > MAX_NEXUS_HEADER_SIZE:
             raise WorkflowTaskFailure(cause, "ScheduleNexusOperationCommandAttributes.NexusHeader exceeds size limit")
-        if len(self.ms.s.nexus_operations) >= self.max_pending_nexus:
+        if len(self.ms.state.nexus_operations) >= self.max_pending_nexus:
             raise WorkflowTaskFailure(
                 Cause.WORKFLOW_TASK_FAILED_CAUSE_PENDING_NEXUS_OPERATIONS_LIMIT_EXCEEDED,
                 f"workflow has reached the pending nexus operation limit of {self.max_pending_nexus} "
@@ -732,7 +736,7 @@ class CommandProcessor:
             attrs.input.CopyFrom(a.input)
         # The operation may not outlive the run: its timeout is capped by the run timeout.
         s2c = duration_ns(a.schedule_to_close_timeout)
-        run_timeout = duration_ns(self.ms.s.start.workflow_run_timeout)
+        run_timeout = duration_ns(self.ms.state.start.workflow_run_timeout)
         if run_timeout > 0 and (s2c == 0 or s2c > run_timeout):
             s2c = run_timeout
         if s2c:
@@ -748,7 +752,7 @@ class CommandProcessor:
         a = command.request_cancel_nexus_operation_command_attributes
         cause = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_NEXUS_OPERATION_ATTRIBUTES
         sid = a.scheduled_event_id
-        info = self.ms.s.nexus_operations.get(sid)
+        info = self.ms.state.nexus_operations.get(sid)
         if info is None and not self.has_buffered:
             raise WorkflowTaskFailure(
                 cause,

@@ -214,12 +214,12 @@ class HistoryEngine:
         self, shard: Shard, entry: ExecutionEntry, ms: MutableState, first_event_id: int, next_event_id: int
     ) -> list[history.HistoryEvent]:
         """Committed events in [first_event_id, next_event_id), from the cache or the store."""
-        if entry.events is None and ms.s.next_event_id <= 1000:
-            blobs = await self.store.read_history(ms.namespace_id, ms.run_id, 1, ms.s.next_event_id)
+        if entry.events is None and ms.state.next_event_id <= 1000:
+            blobs = await self.store.read_history(ms.namespace_id, ms.run_id, 1, ms.state.next_event_id)
             events: list[history.HistoryEvent] = []
             for blob in blobs:
                 events.extend(history.History.FromString(blob).events)
-            if len(events) == ms.s.next_event_id - 1 - len(ms.new_events):
+            if len(events) == ms.state.next_event_id - 1 - len(ms.new_events):
                 shard.cache_events(entry, events, sum(len(b) for b in blobs))
         if entry.events is not None:
             return entry.events[first_event_id - 1 : next_event_id - 1]
@@ -335,7 +335,7 @@ class HistoryEngine:
         self, current: MutableState, req: ws.StartWorkflowExecutionRequest, with_signal: bool
     ) -> StartResult | None:
         """None: go ahead and create a new run. A StartResult: answer with the current run."""
-        s = current.s
+        s = current.state
         if req.request_id and req.request_id in s.start_request_ids:
             return StartResult(s.run_id, True, s.status)
         wid, rid = s.workflow_id, s.run_id
@@ -406,7 +406,7 @@ class HistoryEngine:
             ),
             now,
         )
-        ms.s.start_request_ids.append(req.request_id)
+        ms.state.start_request_ids.append(req.request_id)
         ms.begin(now)
         ms.add_workflow_execution_started(
             attrs,
@@ -449,9 +449,9 @@ class HistoryEngine:
         async with self.locked(ns.id, ex.workflow_id, ex.run_id) as (shard, entry, ms):
             if not ms.running:
                 raise WorkflowCompleted()
-            if child_of is not None and ms.s.start.parent_workflow_execution.workflow_id != child_of.workflow_id:
+            if child_of is not None and ms.state.start.parent_workflow_execution.workflow_id != child_of.workflow_id:
                 raise WorkflowNotFound.for_id(ex.workflow_id)
-            if req.request_id and req.request_id in ms.s.signal_request_ids:
+            if req.request_id and req.request_id in ms.state.signal_request_ids:
                 return  # a retried request: the signal is already in history
             signal_input = req.input if req.HasField("input") else None  # absent stays absent, as on the reference
             ms.add_signaled(req.signal_name, signal_input, req.identity, req.header, req.request_id, external)
@@ -469,13 +469,13 @@ class HistoryEngine:
     ) -> None:
         ex = req.workflow_execution
         async with self.locked(ns.id, ex.workflow_id, ex.run_id) as (shard, entry, ms):
-            if req.first_execution_run_id and ms.s.start.first_execution_run_id != req.first_execution_run_id:
+            if req.first_execution_run_id and ms.state.start.first_execution_run_id != req.first_execution_run_id:
                 raise WorkflowNotFound.for_id(ex.workflow_id)
-            if child_of is not None and ms.s.start.parent_workflow_execution.workflow_id != child_of.workflow_id:
+            if child_of is not None and ms.state.start.parent_workflow_execution.workflow_id != child_of.workflow_id:
                 raise WorkflowNotFound.for_id(ex.workflow_id)
             if not ms.running:
                 return  # like the reference: cancelling a closed workflow is not an error
-            if ms.s.cancel_requested:
+            if ms.state.cancel_requested:
                 return
             ms.add_cancel_requested(req.reason, req.identity, req.request_id, external, external_initiated_event_id)
             if not ms.wft_pending:
@@ -485,7 +485,7 @@ class HistoryEngine:
     async def terminate(self, ns: Namespace, req: ws.TerminateWorkflowExecutionRequest) -> None:
         ex = req.workflow_execution
         async with self.locked(ns.id, ex.workflow_id, ex.run_id) as (shard, entry, ms):
-            if req.first_execution_run_id and ms.s.start.first_execution_run_id != req.first_execution_run_id:
+            if req.first_execution_run_id and ms.state.start.first_execution_run_id != req.first_execution_run_id:
                 raise WorkflowNotFound.for_id(ex.workflow_id)
             if not ms.running:
                 raise WorkflowCompleted()
@@ -512,7 +512,7 @@ class HistoryEngine:
         if attrs.initiator in INHERITING:
             (first,) = await self.events(shard, entry, ms, 1, 2)
             inherit_payloads(first.workflow_execution_started_event_attributes, attrs)
-        prev = ms.s
+        prev = ms.state
         new_ms = MutableState(
             ExecutionState(
                 namespace_id=prev.namespace_id,
@@ -532,16 +532,16 @@ class HistoryEngine:
         return new_entry, new_ms
 
     def next_run_current(self, ms: MutableState, new_ms: MutableState) -> CurrentWrite:
-        s = new_ms.s
+        s = new_ms.state
         return CurrentWrite(s.namespace_id, s.workflow_id, s.run_id, RUNNING, s.start_request_id, ms.run_id)
 
     def close_current(self, ms: MutableState) -> CurrentWrite:
-        s = ms.s
+        s = ms.state
         return CurrentWrite(s.namespace_id, s.workflow_id, s.run_id, s.status, s.start_request_id, s.run_id)
 
     async def reset_sticky(self, ns: Namespace, workflow_id: str, run_id: str) -> None:
         async with self.locked(ns.id, workflow_id, run_id) as (shard, entry, ms):
-            if not ms.running or not ms.s.sticky_task_queue.name:
+            if not ms.running or not ms.state.sticky_task_queue.name:
                 return
             ms.set_sticky(None, None)
             await shard.commit([Mutation(entry, ms)])

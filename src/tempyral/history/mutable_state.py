@@ -61,10 +61,10 @@ class InvalidStateError(Exception):
 
 
 class MutableState:
-    __slots__ = ("new_events", "new_tasks", "now", "retention_ns", "s", "visibility_dirty")
+    __slots__ = ("new_events", "new_tasks", "now", "retention_ns", "state", "visibility_dirty")
 
     def __init__(self, state: ExecutionState, now: int = 0) -> None:
-        self.s = state
+        self.state = state
         self.now = now
         self.new_events: list[history.HistoryEvent] = []
         self.new_tasks: list[Task] = []
@@ -75,32 +75,32 @@ class MutableState:
     # ------------------------------------------------------------------ views
     @property
     def namespace_id(self) -> str:
-        return self.s.namespace_id
+        return self.state.namespace_id
 
     @property
     def workflow_id(self) -> str:
-        return self.s.workflow_id
+        return self.state.workflow_id
 
     @property
     def run_id(self) -> str:
-        return self.s.run_id
+        return self.state.run_id
 
     @property
     def running(self) -> bool:
-        return self.s.status == RUNNING
+        return self.state.status == RUNNING
 
     @property
     def wft_pending(self) -> bool:
-        return self.s.workflow_task.scheduled
+        return self.state.workflow_task.scheduled
 
     @property
     def wft_started(self) -> bool:
-        wt = self.s.workflow_task
+        wt = self.state.workflow_task
         return wt.scheduled and wt.started_event_id != 0
 
     @property
     def normal_task_queue(self) -> taskqueue.TaskQueue:
-        return self.s.start.task_queue
+        return self.state.start.task_queue
 
     def begin(self, now: int) -> None:
         """Start a new transaction at time `now` (ns)."""
@@ -111,31 +111,31 @@ class MutableState:
 
     # ------------------------------------------------------------------ events
     def _event(self, event_type: int, **attributes: object) -> history.HistoryEvent:
-        event = history.HistoryEvent(event_type=event_type, version=self.s.version, **attributes)  # type: ignore[arg-type]
+        event = history.HistoryEvent(event_type=event_type, version=self.state.version, **attributes)  # type: ignore[arg-type]
         event.event_time.CopyFrom(timestamp(self.now))
         if self.wft_started and event_type not in ev.UNBUFFERED:
             event.event_id = ev.BUFFERED_EVENT_ID
-            self.s.buffered_events.append(event)
+            self.state.buffered_events.append(event)
         else:
-            event.event_id = self.s.next_event_id
-            self.s.next_event_id += 1
+            event.event_id = self.state.next_event_id
+            self.state.next_event_id += 1
             self.new_events.append(event)
-        appliers.apply(self.s, event)
+        appliers.apply(self.state, event)
         return event
 
     def flush_buffered_events(self) -> None:
         """Give buffered events their ids, completions last, and wire the started-event ids."""
-        if not self.s.buffered_events:
+        if not self.state.buffered_events:
             return
-        buffered = list(self.s.buffered_events)
-        del self.s.buffered_events[:]
+        buffered = list(self.state.buffered_events)
+        del self.state.buffered_events[:]
         ordered = [e for e in buffered if e.event_type not in ev.REORDERED_TO_END]
         ordered += [e for e in buffered if e.event_type in ev.REORDERED_TO_END]
         started_ids: dict[int, int] = {}
         child_started: dict[int, int] = {}
         for event in ordered:
-            event.event_id = self.s.next_event_id
-            self.s.next_event_id += 1
+            event.event_id = self.state.next_event_id
+            self.state.next_event_id += 1
             if event.event_type == ev.ACTIVITY_TASK_STARTED:
                 started_ids[event.activity_task_started_event_attributes.scheduled_event_id] = event.event_id
             elif event.event_type in ev.ACTIVITY_CLOSE_ATTRS:
@@ -145,14 +145,14 @@ class MutableState:
             elif event.event_type == ev.CHILD_STARTED:
                 initiated = event.child_workflow_execution_started_event_attributes.initiated_event_id
                 child_started[initiated] = event.event_id
-                info = self.s.children.get(initiated)
+                info = self.state.children.get(initiated)
                 if info is not None:
                     info.started_event_id = event.event_id
             elif event.event_type in ev.CHILD_CLOSE_ATTRS:
                 attrs = getattr(event, ev.CHILD_CLOSE_ATTRS[event.event_type])
                 if attrs.initiated_event_id in child_started:
                     attrs.started_event_id = child_started[attrs.initiated_event_id]
-                    info = self.s.children.get(attrs.initiated_event_id)
+                    info = self.state.children.get(attrs.initiated_event_id)
                     if info is not None:
                         info.started_event_id = attrs.started_event_id
             self.new_events.append(event)
@@ -162,9 +162,9 @@ class MutableState:
         task = Task(
             type=task_type,  # type: ignore[arg-type]
             category=TRANSFER,
-            namespace_id=self.s.namespace_id,
-            workflow_id=self.s.workflow_id,
-            run_id=self.s.run_id,
+            namespace_id=self.state.namespace_id,
+            workflow_id=self.state.workflow_id,
+            run_id=self.state.run_id,
             **fields,  # type: ignore[arg-type]
         )
         self.new_tasks.append(task)
@@ -174,9 +174,9 @@ class MutableState:
         task = Task(
             type=task_type,  # type: ignore[arg-type]
             category=TIMER,
-            namespace_id=self.s.namespace_id,
-            workflow_id=self.s.workflow_id,
-            run_id=self.s.run_id,
+            namespace_id=self.state.namespace_id,
+            workflow_id=self.state.workflow_id,
+            run_id=self.state.run_id,
             **fields,  # type: ignore[arg-type]
         )
         task.visibility_time.CopyFrom(timestamp(fire_at))
@@ -191,8 +191,8 @@ class MutableState:
         links: list[common.Link] | None = None,
         user_metadata: object | None = None,
     ) -> history.HistoryEvent:
-        if self.s.next_event_id == 0:
-            self.s.next_event_id = 1
+        if self.state.next_event_id == 0:
+            self.state.next_event_id = 1
         extra: dict[str, object] = {}
         if links:
             extra["links"] = links
@@ -200,13 +200,13 @@ class MutableState:
             extra["user_metadata"] = user_metadata
         event = self._event(ev.WORKFLOW_EXECUTION_STARTED, workflow_execution_started_event_attributes=attrs, **extra)
         self.visibility_dirty = True
-        if ts_ns(self.s.run_expiration_time):
-            self._timer(TaskType.TASK_TYPE_WORKFLOW_RUN_TIMEOUT, ts_ns(self.s.run_expiration_time))
-        if ts_ns(self.s.execution_expiration_time) and (
-            not ts_ns(self.s.run_expiration_time)
-            or ts_ns(self.s.execution_expiration_time) < ts_ns(self.s.run_expiration_time)
+        if ts_ns(self.state.run_expiration_time):
+            self._timer(TaskType.TASK_TYPE_WORKFLOW_RUN_TIMEOUT, ts_ns(self.state.run_expiration_time))
+        if ts_ns(self.state.execution_expiration_time) and (
+            not ts_ns(self.state.run_expiration_time)
+            or ts_ns(self.state.execution_expiration_time) < ts_ns(self.state.run_expiration_time)
         ):
-            self._timer(TaskType.TASK_TYPE_WORKFLOW_EXECUTION_TIMEOUT, ts_ns(self.s.execution_expiration_time))
+            self._timer(TaskType.TASK_TYPE_WORKFLOW_EXECUTION_TIMEOUT, ts_ns(self.state.execution_expiration_time))
         backoff = duration_ns(attrs.first_workflow_task_backoff)
         if backoff > 0:
             self._timer(TaskType.TASK_TYPE_WORKFLOW_BACKOFF_TIMER, self.now + backoff)
@@ -216,15 +216,15 @@ class MutableState:
 
     # ------------------------------------------------------------------ workflow tasks
     def current_task_queue(self) -> taskqueue.TaskQueue:
-        if self.s.sticky_task_queue.name:
-            return self.s.sticky_task_queue
+        if self.state.sticky_task_queue.name:
+            return self.state.sticky_task_queue
         return self.normal_task_queue
 
     def schedule_workflow_task(self, dispatch: bool = True) -> None:
         """Schedule the next workflow task: written now, or transient while attempts keep failing."""
         if self.wft_pending:
             raise InvalidStateError("a workflow task is already pending")
-        s = self.s
+        s = self.state
         attempt = s.workflow_task.attempt or 1
         if s.buffered_events:
             self.flush_buffered_events()
@@ -257,7 +257,7 @@ class MutableState:
         does something with it (accepts an update, sends commands); a rejection leaves no trace."""
         if self.wft_pending:
             raise InvalidStateError("a workflow task is already pending")
-        s = self.s
+        s = self.state
         wt = s.workflow_task
         stamp = wt.stamp + 1
         wt.Clear()
@@ -275,11 +275,11 @@ class MutableState:
 
     def discard_speculative_workflow_task(self) -> None:
         """The worker rejected every update of a speculative task: nothing enters history."""
-        appliers.reset_workflow_task(self.s, 1)
-        self.s.speculative_workflow_task = False
+        appliers.reset_workflow_task(self.state, 1)
+        self.state.speculative_workflow_task = False
 
     def _generate_workflow_task_dispatch(self) -> None:
-        wt = self.s.workflow_task
+        wt = self.state.workflow_task
         self._transfer(
             TaskType.TASK_TYPE_DISPATCH_WORKFLOW_TASK,
             event_id=wt.scheduled_event_id,
@@ -288,7 +288,7 @@ class MutableState:
             task_queue=wt.task_queue,
         )
         if wt.task_queue.kind == STICKY:
-            s2s = saturated_ns(self.s.sticky_schedule_to_start_timeout)  # as the worker gave it: unchecked
+            s2s = saturated_ns(self.state.sticky_schedule_to_start_timeout)  # as the worker gave it: unchecked
             if s2s > 0:
                 self._timer(
                     TaskType.TASK_TYPE_WORKFLOW_TASK_TIMEOUT,
@@ -304,7 +304,7 @@ class MutableState:
     ) -> None:
         """Record that a worker took the pending workflow task (`worker_version`: the stamp of the
         worker's build, recorded on the started event)."""
-        s = self.s
+        s = self.state
         wt = s.workflow_task
         if not wt.scheduled or wt.started_event_id:
             raise InvalidStateError("no workflow task to start")
@@ -349,13 +349,13 @@ class MutableState:
 
     def transient_workflow_task_events(self, identity: str) -> list[history.HistoryEvent]:
         """The scheduled/started events a transient task shows its worker, not yet in history."""
-        wt = self.s.workflow_task
+        wt = self.state.workflow_task
         if not (wt.scheduled and wt.transient):
             return []
         scheduled = history.HistoryEvent(
             event_id=wt.scheduled_event_id,
             event_type=ev.WORKFLOW_TASK_SCHEDULED,
-            version=self.s.version,
+            version=self.state.version,
             workflow_task_scheduled_event_attributes=history.WorkflowTaskScheduledEventAttributes(
                 task_queue=wt.task_queue, start_to_close_timeout=wt.start_to_close_timeout, attempt=wt.attempt
             ),
@@ -366,12 +366,12 @@ class MutableState:
         started = history.HistoryEvent(
             event_id=wt.started_event_id,
             event_type=ev.WORKFLOW_TASK_STARTED,
-            version=self.s.version,
+            version=self.state.version,
             workflow_task_started_event_attributes=history.WorkflowTaskStartedEventAttributes(
                 scheduled_event_id=wt.scheduled_event_id,
                 identity=identity,
                 request_id=wt.request_id,
-                history_size_bytes=self.s.history_size_bytes,
+                history_size_bytes=self.state.history_size_bytes,
             ),
         )
         started.event_time.CopyFrom(wt.started_time)
@@ -380,7 +380,7 @@ class MutableState:
     def _write_transient_workflow_task(self, worker_version: common.WorkerVersionStamp | None = None) -> None:
         """A transient task completes: its scheduled and started events enter history now (the
         started event with the version stamp the completing worker sent)."""
-        wt = self.s.workflow_task
+        wt = self.state.workflow_task
         if not wt.transient:
             return
         stamp, attempt, request_id, identity = wt.stamp, wt.attempt, wt.request_id, wt.identity
@@ -402,21 +402,21 @@ class MutableState:
             scheduled_event_id=wt.scheduled_event_id,
             identity=identity,
             request_id=request_id,
-            history_size_bytes=self.s.history_size_bytes,
+            history_size_bytes=self.state.history_size_bytes,
         )
         if worker_version is not None and not worker_version.use_versioning:
             started.worker_version.CopyFrom(worker_version)
         self._event(ev.WORKFLOW_TASK_STARTED, workflow_task_started_event_attributes=started)
         self.now = now
         wt.stamp = stamp
-        self.s.speculative_workflow_task = False
+        self.state.speculative_workflow_task = False
 
     def add_workflow_task_completed(
         self, identity: str, sdk_metadata: object, metering: object, worker_version: common.WorkerVersionStamp | None
     ) -> history.HistoryEvent:
         self._write_transient_workflow_task(worker_version)
-        build_ids_before = self.s.search_attributes.indexed_fields.get("BuildIds")
-        wt = self.s.workflow_task
+        build_ids_before = self.state.search_attributes.indexed_fields.get("BuildIds")
+        wt = self.state.workflow_task
         attrs = history.WorkflowTaskCompletedEventAttributes(
             scheduled_event_id=wt.scheduled_event_id, started_event_id=wt.started_event_id, identity=identity
         )
@@ -427,7 +427,7 @@ class MutableState:
         if worker_version is not None:
             attrs.worker_version.CopyFrom(worker_version)
         event = self._event(ev.WORKFLOW_TASK_COMPLETED, workflow_task_completed_event_attributes=attrs)
-        if self.s.search_attributes.indexed_fields.get("BuildIds") != build_ids_before:
+        if self.state.search_attributes.indexed_fields.get("BuildIds") != build_ids_before:
             self.visibility_dirty = True  # the applier recorded a new build id
         return event
 
@@ -439,11 +439,11 @@ class MutableState:
         base_run_id: str = "",
         new_run_id: str = "",
     ) -> history.HistoryEvent | None:
-        wt = self.s.workflow_task
-        if self.s.speculative_workflow_task:
+        wt = self.state.workflow_task
+        if self.state.speculative_workflow_task:
             self._write_transient_workflow_task()  # a failed speculative task is recorded
         elif wt.transient:
-            appliers.fail_workflow_task(self.s, increment_attempt=True)
+            appliers.fail_workflow_task(self.state, increment_attempt=True)
             return None
         attrs = history.WorkflowTaskFailedEventAttributes(
             scheduled_event_id=wt.scheduled_event_id,
@@ -458,8 +458,8 @@ class MutableState:
         return self._event(ev.WORKFLOW_TASK_FAILED, workflow_task_failed_event_attributes=attrs)
 
     def add_workflow_task_timed_out(self, timeout_type: int) -> history.HistoryEvent | None:
-        wt = self.s.workflow_task
-        if self.s.speculative_workflow_task:
+        wt = self.state.workflow_task
+        if self.state.speculative_workflow_task:
             if not wt.started_event_id:
                 # never picked up: nothing to record, and the updates wait for the next task
                 self.discard_speculative_workflow_task()
@@ -467,7 +467,7 @@ class MutableState:
             self._write_transient_workflow_task()
         elif wt.transient:
             appliers.fail_workflow_task(
-                self.s, increment_attempt=timeout_type != TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START
+                self.state, increment_attempt=timeout_type != TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START
             )
             return None
         attrs = history.WorkflowTaskTimedOutEventAttributes(
@@ -479,19 +479,19 @@ class MutableState:
 
     def set_sticky(self, task_queue: taskqueue.TaskQueue | None, schedule_to_start: object | None) -> None:
         if task_queue is None or not task_queue.name:
-            self.s.ClearField("sticky_task_queue")
-            self.s.ClearField("sticky_schedule_to_start_timeout")
+            self.state.ClearField("sticky_task_queue")
+            self.state.ClearField("sticky_schedule_to_start_timeout")
             return
-        self.s.sticky_task_queue.CopyFrom(task_queue)
-        self.s.sticky_task_queue.kind = STICKY
-        if not self.s.sticky_task_queue.normal_name:
-            self.s.sticky_task_queue.normal_name = self.normal_task_queue.name
+        self.state.sticky_task_queue.CopyFrom(task_queue)
+        self.state.sticky_task_queue.kind = STICKY
+        if not self.state.sticky_task_queue.normal_name:
+            self.state.sticky_task_queue.normal_name = self.normal_task_queue.name
         if schedule_to_start is not None:
-            self.s.sticky_schedule_to_start_timeout.CopyFrom(schedule_to_start)  # type: ignore[arg-type]
+            self.state.sticky_schedule_to_start_timeout.CopyFrom(schedule_to_start)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ activities
     def activity_by_id(self, activity_id: str) -> ActivityInfo | None:
-        for ai in self.s.activities.values():
+        for ai in self.state.activities.values():
             if ai.scheduled.activity_id == activity_id:
                 return ai
         return None
@@ -500,7 +500,7 @@ class MutableState:
         self, attrs: history.ActivityTaskScheduledEventAttributes, dispatch: bool = True
     ) -> ActivityInfo:
         event = self._event(ev.ACTIVITY_TASK_SCHEDULED, activity_task_scheduled_event_attributes=attrs)
-        ai = self.s.activities[event.event_id]
+        ai = self.state.activities[event.event_id]
         if dispatch:
             self._generate_activity_dispatch(ai)
         s2c = duration_ns(attrs.schedule_to_close_timeout)
@@ -671,16 +671,16 @@ class MutableState:
         if start_to_fire is not None:
             attrs.start_to_fire_timeout.CopyFrom(start_to_fire)
         event = self._event(ev.TIMER_STARTED, timer_started_event_attributes=attrs)
-        info = self.s.timers[timer_id]
+        info = self.state.timers[timer_id]
         self._timer(TaskType.TASK_TYPE_USER_TIMER, ts_ns(info.expiry_time), event_id=event.event_id, timer_id=timer_id)
 
     def add_timer_fired(self, timer_id: str) -> None:
-        info = self.s.timers[timer_id]
+        info = self.state.timers[timer_id]
         attrs = history.TimerFiredEventAttributes(timer_id=timer_id, started_event_id=info.started_event_id)
         self._event(ev.TIMER_FIRED, timer_fired_event_attributes=attrs)
 
     def add_timer_canceled(self, timer_id: str, wft_completed_event_id: int, identity: str) -> None:
-        info = self.s.timers[timer_id]
+        info = self.state.timers[timer_id]
         attrs = history.TimerCanceledEventAttributes(
             timer_id=timer_id,
             started_event_id=info.started_event_id,
@@ -709,7 +709,7 @@ class MutableState:
         if header is not None and header.fields:
             attrs.header.CopyFrom(header)
         if request_id:
-            self.s.signal_request_ids.append(request_id)
+            self.state.signal_request_ids.append(request_id)
         return self._event(ev.WORKFLOW_EXECUTION_SIGNALED, workflow_execution_signaled_event_attributes=attrs)
 
     def add_cancel_requested(
@@ -725,7 +725,7 @@ class MutableState:
         )
         if external is not None:
             attrs.external_workflow_execution.CopyFrom(external)
-        self.s.cancel_request_id = request_id
+        self.state.cancel_request_id = request_id
         self._event(ev.WORKFLOW_EXECUTION_CANCEL_REQUESTED, workflow_execution_cancel_requested_event_attributes=attrs)
 
     def add_marker_recorded(self, attrs: history.MarkerRecordedEventAttributes) -> None:
@@ -756,7 +756,7 @@ class MutableState:
         return event.event_id
 
     def add_child_started(self, initiated_event_id: int, run_id: str) -> None:
-        info = self.s.children[initiated_event_id]
+        info = self.state.children[initiated_event_id]
         init = info.initiated
         attrs = history.ChildWorkflowExecutionStartedEventAttributes(
             namespace=init.namespace,
@@ -771,7 +771,7 @@ class MutableState:
             info.started_run_id = run_id  # the id comes when the buffer is flushed
 
     def add_start_child_failed(self, initiated_event_id: int, cause: int) -> None:
-        init = self.s.children[initiated_event_id].initiated
+        init = self.state.children[initiated_event_id].initiated
         attrs = history.StartChildWorkflowExecutionFailedEventAttributes(
             namespace=init.namespace,
             namespace_id=init.namespace_id,
@@ -785,7 +785,7 @@ class MutableState:
 
     def add_child_closed(self, initiated_event_id: int, run_id: str, close: history.HistoryEvent) -> None:
         """Record how a child ended, from the close event of its last run."""
-        info = self.s.children[initiated_event_id]
+        info = self.state.children[initiated_event_id]
         init = info.initiated
         common_fields: dict[str, Any] = dict(
             namespace=init.namespace,
@@ -831,7 +831,7 @@ class MutableState:
         self._transfer(TaskType.TASK_TYPE_SIGNAL_EXTERNAL, event_id=event.event_id)
 
     def add_external_signal_result(self, initiated_event_id: int, failed_cause: int = 0) -> None:
-        init = self.s.external_signals[
+        init = self.state.external_signals[
             initiated_event_id
         ].initiated.signal_external_workflow_execution_initiated_event_attributes
         if failed_cause:
@@ -863,7 +863,7 @@ class MutableState:
         self._transfer(TaskType.TASK_TYPE_CANCEL_EXTERNAL, event_id=event.event_id)
 
     def add_external_cancel_result(self, initiated_event_id: int, failed_cause: int = 0) -> None:
-        init = self.s.external_cancels[
+        init = self.state.external_cancels[
             initiated_event_id
         ].initiated.request_cancel_external_workflow_execution_initiated_event_attributes
         if failed_cause:
@@ -895,7 +895,7 @@ class MutableState:
         if user_metadata is not None:
             extra["user_metadata"] = user_metadata
         event = self._event(ev.NEXUS_SCHEDULED, nexus_operation_scheduled_event_attributes=attrs, **extra)
-        info = self.s.nexus_operations[event.event_id]
+        info = self.state.nexus_operations[event.event_id]
         self._nexus_start_task(info)
         self._nexus_timeout_timers(info)
         return info
@@ -949,7 +949,7 @@ class MutableState:
         links: list[common.Link],
         event_time: int = 0,
     ) -> None:
-        info = self.s.nexus_operations[scheduled_event_id]
+        info = self.state.nexus_operations[scheduled_event_id]
         attrs = history.NexusOperationStartedEventAttributes(
             scheduled_event_id=scheduled_event_id,
             operation_id=operation_token,
@@ -976,7 +976,7 @@ class MutableState:
     def add_nexus_completed(
         self, scheduled_event_id: int, result: common.Payload | None, links: list[common.Link]
     ) -> None:
-        info = self.s.nexus_operations[scheduled_event_id]
+        info = self.state.nexus_operations[scheduled_event_id]
         attrs = history.NexusOperationCompletedEventAttributes(
             scheduled_event_id=scheduled_event_id, request_id=info.request_id
         )
@@ -988,7 +988,7 @@ class MutableState:
         self, event_type: int, scheduled_event_id: int, failure: failure_pb.Failure
     ) -> None:
         """Failed, canceled or timed out: `failure` is the whole failure the caller sees."""
-        info = self.s.nexus_operations[scheduled_event_id]
+        info = self.state.nexus_operations[scheduled_event_id]
         attr = ev.NEXUS_CLOSE_ATTRS[event_type]  # type: ignore[index]
         attrs = getattr(history, _NEXUS_ATTR_TYPES[event_type])(  # type: ignore[index]
             scheduled_event_id=scheduled_event_id, request_id=info.request_id
@@ -1001,7 +1001,7 @@ class MutableState:
             scheduled_event_id=scheduled_event_id, workflow_task_completed_event_id=wft_completed_event_id
         )
         self._event(ev.NEXUS_CANCEL_REQUESTED, nexus_operation_cancel_requested_event_attributes=attrs)
-        info = self.s.nexus_operations.get(scheduled_event_id)
+        info = self.state.nexus_operations.get(scheduled_event_id)
         if info is not None and info.cancellation.state == CancelState.NEXUS_OPERATION_CANCELLATION_STATE_SCHEDULED:
             self._nexus_cancel_task(info)
 
@@ -1031,7 +1031,7 @@ class MutableState:
     def add_nexus_cancel_request_result(
         self, scheduled_event_id: int, failure: failure_pb.Failure | None = None
     ) -> None:
-        info = self.s.nexus_operations[scheduled_event_id]
+        info = self.state.nexus_operations[scheduled_event_id]
         info.cancellation.attempt += 1
         requested = info.cancellation.requested_event_id
         if failure is None:
@@ -1057,13 +1057,13 @@ class MutableState:
 
     # ------------------------------------------------------------------ completion callbacks
     def callback_due(self, index: int, attempt: int) -> bool:
-        if index >= len(self.s.callbacks):
+        if index >= len(self.state.callbacks):
             return False
-        state = self.s.callbacks[index]
+        state = self.state.callbacks[index]
         return state.state == CallbackStateEnum.CALLBACK_STATE_SCHEDULED and state.attempt + 1 == attempt
 
     def callback_succeeded(self, index: int) -> None:
-        state = self.s.callbacks[index]
+        state = self.state.callbacks[index]
         state.attempt += 1
         state.state = CallbackStateEnum.CALLBACK_STATE_SUCCEEDED
         state.last_attempt_complete_time.CopyFrom(timestamp(self.now))
@@ -1071,7 +1071,7 @@ class MutableState:
 
     def callback_failed(self, index: int, failure: failure_pb.Failure, retry_at: int) -> None:
         """A delivery failed; with `retry_at` it is tried again then, else it has failed for good."""
-        state = self.s.callbacks[index]
+        state = self.state.callbacks[index]
         state.attempt += 1
         state.last_attempt_complete_time.CopyFrom(timestamp(self.now))
         state.last_attempt_failure.CopyFrom(failure)
@@ -1083,9 +1083,9 @@ class MutableState:
         self._timer(TaskType.TASK_TYPE_CALLBACK_BACKOFF, retry_at, callback_index=index, attempt=state.attempt)
 
     def callback_rescheduled(self, index: int, attempt: int) -> bool:
-        if index >= len(self.s.callbacks):
+        if index >= len(self.state.callbacks):
             return False
-        state = self.s.callbacks[index]
+        state = self.state.callbacks[index]
         if state.state != CallbackStateEnum.CALLBACK_STATE_BACKING_OFF or state.attempt != attempt:
             return False
         state.state = CallbackStateEnum.CALLBACK_STATE_SCHEDULED
@@ -1112,7 +1112,7 @@ class MutableState:
     # ------------------------------------------------------------------ rebuilt state
     def regenerate_tasks(self) -> None:
         """Tasks for everything pending in a state rebuilt from events (reset, replication)."""
-        s = self.s
+        s = self.state
         if ts_ns(s.run_expiration_time):
             self._timer(TaskType.TASK_TYPE_WORKFLOW_RUN_TIMEOUT, ts_ns(s.run_expiration_time))
         if ts_ns(s.execution_expiration_time):
@@ -1169,12 +1169,12 @@ class MutableState:
             self._timer(TaskType.TASK_TYPE_DELETE_HISTORY, self.now + self.retention_ns)
         # A closed run keeps no buffered events and no pending work.
         self.flush_buffered_events()
-        if self.s.start.HasField("parent_workflow_execution") or self.s.children:
+        if self.state.start.HasField("parent_workflow_execution") or self.state.children:
             # tell the parent, and apply the parent-close policies of the children
             self._transfer(TaskType.TASK_TYPE_CLOSE_EXECUTION)
         if not continues:
-            for index, _ in enumerate(self.s.start.completion_callbacks):
-                self.s.callbacks.append(CallbackState(state=CallbackStateEnum.CALLBACK_STATE_SCHEDULED))
+            for index, _ in enumerate(self.state.start.completion_callbacks):
+                self.state.callbacks.append(CallbackState(state=CallbackStateEnum.CALLBACK_STATE_SCHEDULED))
                 self._transfer(TaskType.TASK_TYPE_CALLBACK, callback_index=index, attempt=1)
 
     def add_completed(self, wft_completed_event_id: int, result: common.Payloads | None, new_run_id: str = "") -> None:

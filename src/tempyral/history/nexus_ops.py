@@ -95,7 +95,7 @@ class NexusOperations:
     # ------------------------------------------------------------------ cancel requests
     async def record_cancel(self, task: Task, outcome: Outcome) -> None:
         async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
-            info = ms.s.nexus_operations.get(task.event_id)
+            info = ms.state.nexus_operations.get(task.event_id)
             if not ms.running or info is None or not cancel_due(info, task):
                 return
             if outcome.kind == Kind.SUCCEEDED:
@@ -112,7 +112,7 @@ class NexusOperations:
 
     # ------------------------------------------------------------------ timers
     def on_timer(self, ms: MutableState, task: Task) -> bool:
-        info = ms.s.nexus_operations.get(task.event_id)
+        info = ms.state.nexus_operations.get(task.event_id)
         if info is None:
             return False
         if task.type == TaskType.TASK_TYPE_NEXUS_BACKOFF:
@@ -155,7 +155,7 @@ class NexusOperations:
         for run_id in (token.run_id, ""):
             try:
                 async with self.engine.locked(token.namespace_id, token.workflow_id, run_id) as (shard, entry, ms):
-                    info = ms.s.nexus_operations.get(token.scheduled_event_id)
+                    info = ms.state.nexus_operations.get(token.scheduled_event_id)
                     if not ms.running or info is None or info.request_id != token.request_id:
                         continue
                     sid = info.scheduled_event_id
@@ -181,7 +181,7 @@ class NexusOperations:
 
 def start_due(ms: MutableState, task: Task) -> NexusOperationInfo | None:
     """The operation a start-request task belongs to, if it still waits for that very attempt."""
-    info = ms.s.nexus_operations.get(task.event_id)
+    info = ms.state.nexus_operations.get(task.event_id)
     if not ms.running or info is None or info.state != SCHEDULED or info.attempt != task.attempt:
         return None
     return info

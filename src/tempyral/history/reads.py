@@ -55,7 +55,7 @@ async def get_history(
             if req.history_event_filter_type == CLOSE_EVENT:
                 if not ms.running:
                     events = await engine.events(
-                        shard, entry, ms, ms.s.completion_event_id, ms.s.completion_event_id + 1
+                        shard, entry, ms, ms.state.completion_event_id, ms.state.completion_event_id + 1
                     )
                     return ws.GetWorkflowExecutionHistoryResponse(history=history_pb.History(events=events))
                 if not req.wait_new_event:
@@ -63,7 +63,7 @@ async def get_history(
                 waiter = _waiter(entry)
             else:
                 start = token.next_event_id if token else 1
-                end = ms.s.next_event_id
+                end = ms.state.next_event_id
                 if start < end or not req.wait_new_event or not ms.running:
                     return await _page(
                         engine, shard, entry, ms, start, end, page_size, req.wait_new_event, with_transient
@@ -89,7 +89,7 @@ async def get_history_reverse(
     run_id = ex.run_id or (token.run_id if token else "")
     page_size = req.maximum_page_size if req.maximum_page_size > 0 else DEFAULT_PAGE_SIZE
     async with engine.locked(ns.id, ex.workflow_id, run_id) as (shard, entry, ms):
-        end = token.next_event_id if token else ms.s.next_event_id  # exclusive
+        end = token.next_event_id if token else ms.state.next_event_id  # exclusive
         start = max(1, end - page_size)
         events = await engine.events(shard, entry, ms, start, end)
         resp = ws.GetWorkflowExecutionHistoryReverseResponse()
@@ -122,14 +122,14 @@ async def _page(
     resp.history.events.extend(events)
     if stop == end and with_transient and ms.running and not following:
         # like the reference, SDK clients also see the events of a transient workflow task
-        resp.history.events.extend(ms.transient_workflow_task_events(ms.s.workflow_task.identity))
+        resp.history.events.extend(ms.transient_workflow_task_events(ms.state.workflow_task.identity))
     if stop < end or (following and ms.running):
         resp.next_page_token = encode_page_token(HistoryPageToken(run_id=ms.run_id, next_event_id=stop))
     return resp
 
 
 def describe(ns: Namespace, ms: MutableState, matching_backlog: int = 0) -> ws.DescribeWorkflowExecutionResponse:
-    s = ms.s
+    s = ms.state
     st = s.start
     resp = ws.DescribeWorkflowExecutionResponse()
     cfg = resp.execution_config
@@ -310,14 +310,16 @@ async def query(
 ) -> ws.QueryWorkflowResponse:
     ex = req.execution
     async with engine.locked(ns.id, ex.workflow_id, ex.run_id) as (_, entry, ms):
-        status = ms.s.status
+        status = ms.state.status
         rejected = _rejected(req.query_reject_condition, status)
         if rejected:
             return ws.QueryWorkflowResponse(query_rejected=query_pb.QueryRejected(status=status))  # type: ignore[arg-type]
         if ms.running and ms.wft_pending:
             query_id = engine.queries.buffer(entry, req.query)
-        elif ms.running and ms.s.sticky_task_queue.name:
-            query_id = engine.queries.dispatch(entry, req.query, ms.s.sticky_task_queue.name, ms.normal_task_queue.name)
+        elif ms.running and ms.state.sticky_task_queue.name:
+            query_id = engine.queries.dispatch(
+                entry, req.query, ms.state.sticky_task_queue.name, ms.normal_task_queue.name
+            )
         else:
             query_id = engine.queries.dispatch(entry, req.query, ms.normal_task_queue.name)
     try:

@@ -38,11 +38,11 @@ RUNNING = 1
 async def reset(engine: HistoryEngine, ns: Namespace, req: ws.ResetWorkflowExecutionRequest) -> str:
     ex = req.workflow_execution
     async with engine.locked(ns.id, ex.workflow_id, ex.run_id) as (shard, base_entry, base):
-        last_event_id = base.s.next_event_id - 1
+        last_event_id = base.state.next_event_id - 1
         finish = req.workflow_task_finish_event_id
         if finish <= 1 or finish > last_event_id:
             raise InvalidArgument("Workflow task finish ID must be > 1 && <= workflow last event ID.")
-        events = await engine.events(shard, base_entry, base, 1, base.s.next_event_id)
+        events = await engine.events(shard, base_entry, base, 1, base.state.next_event_id)
         base_run_id = base.run_id
     current_run_id = await engine.current_run_id(ns.id, ex.workflow_id) or base_run_id
     now = time.time_ns()
@@ -54,9 +54,9 @@ async def reset(engine: HistoryEngine, ns: Namespace, req: ws.ResetWorkflowExecu
         workflow_id=ex.workflow_id,
         run_id=new_run_id,
         next_event_id=finish,
-        start_request_id=base.s.start_request_id,
+        start_request_id=base.state.start_request_id,
     )
-    state.start_request_ids.append(req.request_id or base.s.start_request_id)
+    state.start_request_ids.append(req.request_id or base.state.start_request_id)
     copies = [history.HistoryEvent.FromString(e.SerializeToString()) for e in kept]
     for event in copies:
         appliers.apply(state, event)
@@ -101,13 +101,13 @@ async def reset(engine: HistoryEngine, ns: Namespace, req: ws.ResetWorkflowExecu
             mutations.append(Mutation(current_entry, current))
         # The run that was reset points at the run that replaced it (describe's reset run id).
         if current is not None and is_base:
-            current.s.reset_run_id = new_run_id
+            current.state.reset_run_id = new_run_id
         else:
             reset_entry = await stack.enter_async_context(shard.locked((ns.id, ex.workflow_id, base_run_id)))
             reset_base = await shard.load(reset_entry)
             if reset_base is not None:
                 reset_base.begin(now)
-                reset_base.s.reset_run_id = new_run_id
+                reset_base.state.reset_run_id = new_run_id
                 mutations.append(Mutation(reset_entry, reset_base))
         async with shard.locked((ns.id, ex.workflow_id, new_run_id)) as new_entry:
             mutations.append(Mutation(new_entry, reset_ms, new=True))

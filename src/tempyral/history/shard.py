@@ -236,7 +236,7 @@ class Shard:
         txn.range_id = self.range_id
         for m in mutations:
             ms = m.ms
-            s = ms.s
+            s = ms.state
             for event in ms.new_events:
                 event.task_id = task_id
                 task_id += 1
@@ -290,7 +290,7 @@ class Shard:
         for m, (state_bytes, events_bytes) in zip(mutations, sizes, strict=True):
             entry, ms = m.entry, m.ms
             entry.ms = ms
-            entry.db_version = ms.s.db_version
+            entry.db_version = ms.state.db_version
             if m.new:
                 entry.events = list(ms.new_events)
             elif entry.events is not None:

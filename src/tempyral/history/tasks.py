@@ -146,13 +146,13 @@ class TaskExecutor:
         engine = self.engine
         try:
             async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (_, _, parent):
-                info = parent.s.children.get(task.event_id)
+                info = parent.state.children.get(task.event_id)
                 if not parent.running or info is None:
                     return
                 child = ChildInfo()
                 child.CopyFrom(info)
                 root = common.WorkflowExecution()
-                root.CopyFrom(parent.s.start.root_workflow_execution)
+                root.CopyFrom(parent.state.start.root_workflow_execution)
                 if not root.workflow_id:
                     root.workflow_id, root.run_id = parent.workflow_id, parent.run_id
                 parent_namespace = engine.namespaces.get_by_id(parent.namespace_id).name
@@ -182,7 +182,7 @@ class TaskExecutor:
 
     async def _record_child_started(self, task: Task, run_id: str) -> None:
         async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
-            info = ms.s.children.get(task.event_id)
+            info = ms.state.children.get(task.event_id)
             if not ms.running or info is None or info.started_run_id:
                 return
             ms.add_child_started(task.event_id, run_id)
@@ -192,7 +192,7 @@ class TaskExecutor:
 
     async def _record_child_start_failed(self, task: Task, cause: int) -> None:
         async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
-            info = ms.s.children.get(task.event_id)
+            info = ms.state.children.get(task.event_id)
             if not ms.running or info is None or info.started_run_id:
                 return
             ms.add_start_child_failed(task.event_id, cause)
@@ -203,7 +203,7 @@ class TaskExecutor:
     async def _schedule_first_task(self, namespace_id: str, workflow_id: str, run_id: str) -> None:
         try:
             async with self.engine.locked(namespace_id, workflow_id, run_id) as (shard, entry, ms):
-                s = ms.s
+                s = ms.state
                 delayed = duration_ns(s.start.first_workflow_task_backoff) > 0  # its backoff timer does it
                 never_scheduled = s.workflow_task.stamp == 0
                 if ms.running and never_scheduled and not ms.wft_pending and not delayed:
@@ -216,7 +216,7 @@ class TaskExecutor:
     async def _external(self, task: Task, target: str) -> tuple[ExternalRequestInfo, common.WorkflowExecution] | None:
         try:
             async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (_, _, ms):
-                info = getattr(ms.s, target).get(task.event_id)
+                info = getattr(ms.state, target).get(task.event_id)
                 if not ms.running or info is None:
                     return None
                 copy = ExternalRequestInfo()
@@ -255,7 +255,7 @@ class TaskExecutor:
                     SignalFailed.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND
                 )
         async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
-            if not ms.running or task.event_id not in ms.s.external_signals:
+            if not ms.running or task.event_id not in ms.state.external_signals:
                 return
             ms.add_external_signal_result(task.event_id, cause)
             if not ms.wft_pending:
@@ -293,7 +293,7 @@ class TaskExecutor:
                     CancelFailed.CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND
                 )
         async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
-            if not ms.running or task.event_id not in ms.s.external_cancels:
+            if not ms.running or task.event_id not in ms.state.external_cancels:
                 return
             ms.add_external_cancel_result(task.event_id, cause)
             if not ms.wft_pending:
@@ -306,7 +306,7 @@ class TaskExecutor:
         engine = self.engine
         try:
             async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
-                s = ms.s
+                s = ms.state
                 close_events = await engine.events(shard, entry, ms, s.completion_event_id, s.completion_event_id + 1)
                 start = history.WorkflowExecutionStartedEventAttributes()
                 start.CopyFrom(s.start)
@@ -331,7 +331,7 @@ class TaskExecutor:
                 entry,
                 ms,
             ):
-                info = ms.s.children.get(initiated)
+                info = ms.state.children.get(initiated)
                 if not ms.running or info is None:
                     return
                 if not info.started_run_id:
@@ -426,7 +426,7 @@ class TaskExecutor:
         """Apply a fired timer; a run that times out into a next one (retry, cron) adds its start to `next_runs`."""
         t = task.type
         if t == TaskType.TASK_TYPE_USER_TIMER:
-            info = ms.s.timers.get(task.timer_id)
+            info = ms.state.timers.get(task.timer_id)
             if info is None or info.started_event_id != task.event_id:
                 return False
             ms.add_timer_fired(task.timer_id)
@@ -438,7 +438,7 @@ class TaskExecutor:
         if t == TaskType.TASK_TYPE_ACTIVITY_RETRY_TIMER:
             return self.engine.activities.on_retry_timer(ms, task)
         if t == TaskType.TASK_TYPE_WORKFLOW_BACKOFF_TIMER:
-            if ms.wft_pending or ms.s.last_completed_wft_started_event_id:
+            if ms.wft_pending or ms.state.last_completed_wft_started_event_id:
                 return False
             ms.schedule_workflow_task()
             return True
@@ -452,7 +452,7 @@ class TaskExecutor:
         return False
 
     def _workflow_task_timeout(self, ms: MutableState, task: Task) -> bool:
-        wt = ms.s.workflow_task
+        wt = ms.state.workflow_task
         if not wt.scheduled or wt.stamp != task.stamp:
             return False
         schedule_to_start = task.timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START
@@ -472,7 +472,7 @@ class TaskExecutor:
     def _workflow_timeout(
         self, ms: MutableState, retryable: bool, next_runs: list[history.WorkflowExecutionStartedEventAttributes]
     ) -> bool:
-        s = ms.s
+        s = ms.state
         failure = failure_pb.Failure(message="workflow timeout", source="Server")
         failure.timeout_failure_info.timeout_type = TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE
         state = RetryState.RETRY_STATE_TIMEOUT

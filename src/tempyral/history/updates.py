@@ -95,7 +95,7 @@ class UpdateHandler:
         ex = req.workflow_execution
         update_id = req.request.meta.update_id
         async with self.engine.locked(ns.id, ex.workflow_id, ex.run_id) as (shard, entry, ms):
-            if req.first_execution_run_id and ms.s.start.first_execution_run_id != req.first_execution_run_id:
+            if req.first_execution_run_id and ms.state.start.first_execution_run_id != req.first_execution_run_id:
                 raise NotFound(f"workflow execution not found for workflow ID {ex.workflow_id!r}")
             run = common.WorkflowExecution(workflow_id=ms.workflow_id, run_id=ms.run_id)
             done = await self._completed_outcome(entry, ms, update_id)
@@ -138,7 +138,7 @@ class UpdateHandler:
     async def _completed_outcome(
         self, entry: ExecutionEntry, ms: MutableState, update_id: str
     ) -> update_pb.Outcome | None:
-        info = ms.s.updates.get(update_id)
+        info = ms.state.updates.get(update_id)
         if info is None or not info.completed_event_id:
             return None
         shard = self.engine.shard_for(ms.namespace_id, ms.workflow_id)
@@ -148,7 +148,7 @@ class UpdateHandler:
     @staticmethod
     def _record(entry: ExecutionEntry, ms: MutableState, update_id: str) -> UpdateRecord | None:
         record = entry.updates.get(update_id)
-        info = ms.s.updates.get(update_id)
+        info = ms.state.updates.get(update_id)
         if (
             record is None
             and info is not None
@@ -172,7 +172,7 @@ class UpdateHandler:
     def messages_for_task(entry: ExecutionEntry, ms: MutableState) -> list[protocol.Message]:
         """Hand the admitted updates to the workflow task that is starting."""
         out = []
-        wt = ms.s.workflow_task
+        wt = ms.state.workflow_task
         for record in entry.updates.values():
             if record.state != "admitted":
                 continue
@@ -199,7 +199,7 @@ class UpdateHandler:
         if message.body.Is(update_pb.Acceptance.DESCRIPTOR):
             acceptance = update_pb.Acceptance()
             message.body.Unpack(acceptance)
-            info = ms.s.updates.get(update_id)
+            info = ms.state.updates.get(update_id)
             if (info is not None and info.accepted_event_id) or not acceptance.HasField("accepted_request"):
                 return None
             record = UpdateRecord(update_id, acceptance.accepted_request, "sent")
@@ -230,7 +230,7 @@ class UpdateHandler:
                 accepted_request_message_id=acceptance.accepted_request_message_id,
                 accepted_request_sequencing_event_id=acceptance.accepted_request_sequencing_event_id,
             )
-            if update_id not in ms.s.updates:  # a durably admitted update has its request in history already
+            if update_id not in ms.state.updates:  # a durably admitted update has its request in history already
                 attrs.accepted_request.CopyFrom(acceptance.accepted_request)
             record.accepted_event_id = ms.add_update_accepted(attrs)
             record.state = "accepted"

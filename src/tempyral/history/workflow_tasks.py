@@ -75,7 +75,7 @@ class WorkflowTaskHandler:
         engine = self.engine
         try:
             async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
-                wt = ms.s.workflow_task
+                wt = ms.state.workflow_task
                 if not ms.running or not wt.scheduled or wt.stamp != task.stamp or wt.started_event_id:
                     engine.tasks.ack(task)
                     return None
@@ -104,7 +104,7 @@ class WorkflowTaskHandler:
         queries: dict[str, WorkflowQuery] | None = None,
         messages: list[protocol.Message] | None = None,
     ) -> ws.PollWorkflowTaskQueueResponse:
-        s = ms.s
+        s = ms.state
         wt = s.workflow_task
         token = TaskToken(
             namespace_id=s.namespace_id,
@@ -143,7 +143,7 @@ class WorkflowTaskHandler:
         transient: list[history.HistoryEvent],
     ) -> None:
         """The events a task shows, first page only when the history is long."""
-        end = ms.s.next_event_id
+        end = ms.state.next_event_id
         last = min(end, first + POLL_PAGE_EVENTS)
         events = await self.engine.events(shard, entry, ms, first, last)
         size = 0
@@ -169,7 +169,7 @@ class WorkflowTaskHandler:
         engine = self.engine
         try:
             async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
-                s = ms.s
+                s = ms.state
                 token = TaskToken(
                     namespace_id=task.namespace_id,
                     workflow_id=task.workflow_id,
@@ -193,7 +193,7 @@ class WorkflowTaskHandler:
 
     # ------------------------------------------------------------------ completion
     def _validate_token(self, ns: Namespace, ms: MutableState, token: TaskToken) -> None:
-        wt = ms.s.workflow_task
+        wt = ms.state.workflow_task
         if (
             not ms.running
             or not wt.scheduled
@@ -218,14 +218,14 @@ class WorkflowTaskHandler:
             self._validate_token(ns, ms, token)
             commands = list(req.commands)
             validate_command_sequence(commands)
-            attempt = ms.s.workflow_task.attempt
-            stamp = ms.s.workflow_task.stamp
-            has_buffered = bool(ms.s.buffered_events)
+            attempt = ms.state.workflow_task.attempt
+            stamp = ms.state.workflow_task.stamp
+            has_buffered = bool(ms.state.buffered_events)
             sticky = req.sticky_attributes.worker_task_queue
             ms.set_sticky(sticky if sticky.name else None, req.sticky_attributes.schedule_to_start_timeout)
             effects: list[Callable[[], None]] = []
             if (
-                ms.s.speculative_workflow_task
+                ms.state.speculative_workflow_task
                 and not has_buffered
                 and not req.force_create_new_workflow_task
                 and UpdateHandler.only_rejections(req)
@@ -333,7 +333,9 @@ class WorkflowTaskHandler:
         if not ms.wft_pending and entry.buffered_queries:
             self.engine.queries.redirect_buffered(entry, ms.current_task_queue().name, _normal_name(ms))
         # the worker rolls its view of history back to the last task it completed
-        return ws.RespondWorkflowTaskCompletedResponse(reset_history_event_id=ms.s.last_completed_wft_started_event_id)
+        return ws.RespondWorkflowTaskCompletedResponse(
+            reset_history_event_id=ms.state.last_completed_wft_started_event_id
+        )
 
     async def _fail_for_commands(
         self,
@@ -403,4 +405,4 @@ class WorkflowTaskHandler:
 
 
 def _normal_name(ms: MutableState) -> str:
-    return ms.normal_task_queue.name if ms.s.sticky_task_queue.name else ""
+    return ms.normal_task_queue.name if ms.state.sticky_task_queue.name else ""

@@ -114,7 +114,7 @@ class CallbackDelivery:
         engine = self.engine
         try:
             async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
-                s = ms.s
+                s = ms.state
                 index = task.callback_index
                 if index >= len(s.start.completion_callbacks) or not ms.callback_due(index, task.attempt):
                     return

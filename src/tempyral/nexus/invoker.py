@@ -207,7 +207,7 @@ class NexusInvoker:
         try:
             async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
                 # the same checks the outcome is recorded under: a stale task sends nothing
-                info = ms.s.nexus_operations.get(task.event_id) if for_cancel else start_due(ms, task)
+                info = ms.state.nexus_operations.get(task.event_id) if for_cancel else start_due(ms, task)
                 if not ms.running or info is None or (for_cancel and not cancel_due(info, task)):
                     return None
                 copy = NexusOperationInfo()
