@@ -2,7 +2,7 @@
 
 Appliers are the only code that moves state forward from events. The active path (commands,
 API calls, timers) and every passive path (rebuild, replication, reset) run through them,
-so an execution's state is always what its history says (DESIGN.md invariant 1).
+so an execution's state is always what its history says (docs/DESIGN.md, invariant 1).
 Bookkeeping that no event carries (attempts, heartbeats, stamps) is kept by the callers.
 """
 

@@ -1,7 +1,7 @@
 """ResetWorkflowExecution: a new run made of the base run's history up to a workflow task, that
 task failed with cause RESET_WORKFLOW, and the signals that came after it re-applied.
 
-The new run's state is rebuilt with the same appliers as everything else (DESIGN.md
+The new run's state is rebuilt with the same appliers as everything else (docs/DESIGN.md,
 invariant 1); its pending work gets fresh tasks. A running current run is terminated in the
 same transaction.
 """

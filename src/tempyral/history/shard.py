@@ -1,6 +1,6 @@
 """A history shard: owned through a fenced lease, it caches executions and commits their mutations.
 
-A mutation is one transaction (DESIGN.md invariant 3): new events, the state snapshot, the
+A mutation is one transaction (docs/DESIGN.md, invariant 3): new events, the state snapshot, the
 tasks it made and the visibility row. Only after the commit are tasks handed on and
 waiters woken.
 """

@@ -1,5 +1,5 @@
 """Executes outbox tasks. Each handler re-reads the execution and does nothing if the task is stale
-(DESIGN.md invariant 4); a task's row is deleted in the transaction that acts on it, or, for a
+(docs/DESIGN.md, invariant 4); a task's row is deleted in the transaction that acts on it, or, for a
 stale task, in the next batch of acknowledgements."""
 
 from __future__ import annotations

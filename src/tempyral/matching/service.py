@@ -1,7 +1,7 @@
 """Task queues: hand tasks to long-polling workers.
 
 A task reaches a queue only after the transaction that made it committed, and its outbox row
-stays in the database until a worker has started it (DESIGN.md invariant 5): what is held
+stays in the database until a worker has started it (docs/DESIGN.md, invariant 5): what is held
 here is an in-memory index over durable rows, rebuilt from the outbox at start-up. Pollers
 waiting on an empty queue get tasks handed over directly (sync match).
 """

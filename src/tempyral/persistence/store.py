@@ -1,7 +1,7 @@
 """The storage interface: what the history, matching, namespace and visibility layers need.
 
 One mutation of an execution is one `Transaction`, committed atomically with conditions on
-the execution's db_version, the current-run pointer and the shard's range_id (DESIGN.md §2-3).
+the execution's db_version, the current-run pointer and the shard's range_id (docs/DESIGN.md §4).
 """
 
 from __future__ import annotations

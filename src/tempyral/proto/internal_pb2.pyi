@@ -83,8 +83,40 @@ class VersionHistoryItem(_message.Message):
     version: int
     def __init__(self, event_id: _Optional[int] = ..., version: _Optional[int] = ...) -> None: ...
 
+class HistoryBranchRange(_message.Message):
+    __slots__ = ("branch_id", "end_event_id")
+    BRANCH_ID_FIELD_NUMBER: _ClassVar[int]
+    END_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    branch_id: str
+    end_event_id: int
+    def __init__(self, branch_id: _Optional[str] = ..., end_event_id: _Optional[int] = ...) -> None: ...
+
+class HistoryBranch(_message.Message):
+    __slots__ = ("branch_id", "ancestors")
+    BRANCH_ID_FIELD_NUMBER: _ClassVar[int]
+    ANCESTORS_FIELD_NUMBER: _ClassVar[int]
+    branch_id: str
+    ancestors: _containers.RepeatedCompositeFieldContainer[HistoryBranchRange]
+    def __init__(self, branch_id: _Optional[str] = ..., ancestors: _Optional[_Iterable[_Union[HistoryBranchRange, _Mapping]]] = ...) -> None: ...
+
+class VersionHistory(_message.Message):
+    __slots__ = ("branch", "items")
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    branch: HistoryBranch
+    items: _containers.RepeatedCompositeFieldContainer[VersionHistoryItem]
+    def __init__(self, branch: _Optional[_Union[HistoryBranch, _Mapping]] = ..., items: _Optional[_Iterable[_Union[VersionHistoryItem, _Mapping]]] = ...) -> None: ...
+
+class VersionHistories(_message.Message):
+    __slots__ = ("current_index", "histories")
+    CURRENT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    HISTORIES_FIELD_NUMBER: _ClassVar[int]
+    current_index: int
+    histories: _containers.RepeatedCompositeFieldContainer[VersionHistory]
+    def __init__(self, current_index: _Optional[int] = ..., histories: _Optional[_Iterable[_Union[VersionHistory, _Mapping]]] = ...) -> None: ...
+
 class WorkflowTaskInfo(_message.Message):
-    __slots__ = ("scheduled_event_id", "started_event_id", "attempt", "scheduled_time", "started_time", "task_queue", "start_to_close_timeout", "request_id", "identity", "transient", "stamp", "original_scheduled_time", "scheduled")
+    __slots__ = ("scheduled_event_id", "started_event_id", "attempt", "scheduled_time", "started_time", "task_queue", "start_to_close_timeout", "request_id", "identity", "transient", "stamp", "original_scheduled_time", "scheduled", "version")
     SCHEDULED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     STARTED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -98,6 +130,7 @@ class WorkflowTaskInfo(_message.Message):
     STAMP_FIELD_NUMBER: _ClassVar[int]
     ORIGINAL_SCHEDULED_TIME_FIELD_NUMBER: _ClassVar[int]
     SCHEDULED_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     scheduled_event_id: int
     started_event_id: int
     attempt: int
@@ -111,7 +144,8 @@ class WorkflowTaskInfo(_message.Message):
     stamp: int
     original_scheduled_time: _timestamp_pb2.Timestamp
     scheduled: bool
-    def __init__(self, scheduled_event_id: _Optional[int] = ..., started_event_id: _Optional[int] = ..., attempt: _Optional[int] = ..., scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1.TaskQueue, _Mapping]] = ..., start_to_close_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., request_id: _Optional[str] = ..., identity: _Optional[str] = ..., transient: _Optional[bool] = ..., stamp: _Optional[int] = ..., original_scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scheduled: _Optional[bool] = ...) -> None: ...
+    version: int
+    def __init__(self, scheduled_event_id: _Optional[int] = ..., started_event_id: _Optional[int] = ..., attempt: _Optional[int] = ..., scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1.TaskQueue, _Mapping]] = ..., start_to_close_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., request_id: _Optional[str] = ..., identity: _Optional[str] = ..., transient: _Optional[bool] = ..., stamp: _Optional[int] = ..., original_scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scheduled: _Optional[bool] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ActivityInfo(_message.Message):
     __slots__ = ("scheduled_event_id", "scheduled", "scheduled_time", "current_attempt_scheduled_time", "attempt", "started", "started_time", "started_identity", "request_id", "heartbeat_details", "last_heartbeat_time", "last_failure", "last_worker_identity", "cancel_requested", "cancel_request_event_id", "next_attempt_schedule_time", "stamp", "version", "started_event_id", "expiration_time", "has_retry_policy", "worker_version")
@@ -190,14 +224,16 @@ class ChildInfo(_message.Message):
     def __init__(self, initiated_event_id: _Optional[int] = ..., initiated: _Optional[_Union[_message_pb2_1_1.StartChildWorkflowExecutionInitiatedEventAttributes, _Mapping]] = ..., started_event_id: _Optional[int] = ..., started_run_id: _Optional[str] = ..., create_request_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ExternalRequestInfo(_message.Message):
-    __slots__ = ("initiated_event_id", "request_id", "initiated")
+    __slots__ = ("initiated_event_id", "request_id", "initiated", "version")
     INITIATED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     INITIATED_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     initiated_event_id: int
     request_id: str
     initiated: _message_pb2_1_1.HistoryEvent
-    def __init__(self, initiated_event_id: _Optional[int] = ..., request_id: _Optional[str] = ..., initiated: _Optional[_Union[_message_pb2_1_1.HistoryEvent, _Mapping]] = ...) -> None: ...
+    version: int
+    def __init__(self, initiated_event_id: _Optional[int] = ..., request_id: _Optional[str] = ..., initiated: _Optional[_Union[_message_pb2_1_1.HistoryEvent, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class UpdateInfo(_message.Message):
     __slots__ = ("update_id", "accepted_event_id", "completed_event_id")
@@ -312,7 +348,7 @@ class NexusTaskToken(_message.Message):
     def __init__(self, namespace_id: _Optional[str] = ..., task_queue: _Optional[str] = ..., task_id: _Optional[str] = ...) -> None: ...
 
 class ExecutionState(_message.Message):
-    __slots__ = ("namespace_id", "workflow_id", "run_id", "start", "start_time", "execution_time", "close_time", "run_expiration_time", "execution_expiration_time", "status", "next_event_id", "last_completed_wft_started_event_id", "version_history", "db_version", "start_request_id", "sticky_task_queue", "sticky_schedule_to_start_timeout", "workflow_task", "activities", "timers", "buffered_events", "cancel_requested", "cancel_request_id", "search_attributes", "memo", "completion_event_id", "new_execution_run_id", "history_size_bytes", "signal_request_ids", "signal_count", "last_event_task_id", "version", "activity_count", "last_workflow_task_completed_event_id", "start_request_ids", "header", "user_metadata", "children", "external_signals", "external_cancels", "updates", "reset_run_id", "speculative_workflow_task", "auto_reset_points", "nexus_operations", "callbacks")
+    __slots__ = ("namespace_id", "workflow_id", "run_id", "start", "start_time", "execution_time", "close_time", "run_expiration_time", "execution_expiration_time", "status", "next_event_id", "last_completed_wft_started_event_id", "db_version", "start_request_id", "sticky_task_queue", "sticky_schedule_to_start_timeout", "workflow_task", "activities", "timers", "buffered_events", "cancel_requested", "cancel_request_id", "search_attributes", "memo", "completion_event_id", "new_execution_run_id", "history_size_bytes", "signal_request_ids", "signal_count", "last_event_task_id", "version", "activity_count", "last_workflow_task_completed_event_id", "start_request_ids", "header", "user_metadata", "children", "external_signals", "external_cancels", "updates", "reset_run_id", "speculative_workflow_task", "auto_reset_points", "nexus_operations", "callbacks", "version_histories")
     class ActivitiesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -374,7 +410,6 @@ class ExecutionState(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     NEXT_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     LAST_COMPLETED_WFT_STARTED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
-    VERSION_HISTORY_FIELD_NUMBER: _ClassVar[int]
     DB_VERSION_FIELD_NUMBER: _ClassVar[int]
     START_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     STICKY_TASK_QUEUE_FIELD_NUMBER: _ClassVar[int]
@@ -408,6 +443,7 @@ class ExecutionState(_message.Message):
     AUTO_RESET_POINTS_FIELD_NUMBER: _ClassVar[int]
     NEXUS_OPERATIONS_FIELD_NUMBER: _ClassVar[int]
     CALLBACKS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_HISTORIES_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     workflow_id: str
     run_id: str
@@ -420,7 +456,6 @@ class ExecutionState(_message.Message):
     status: int
     next_event_id: int
     last_completed_wft_started_event_id: int
-    version_history: _containers.RepeatedCompositeFieldContainer[VersionHistoryItem]
     db_version: int
     start_request_id: str
     sticky_task_queue: _message_pb2_1_1_1_1_1.TaskQueue
@@ -454,7 +489,8 @@ class ExecutionState(_message.Message):
     auto_reset_points: _message_pb2_1_1_1_1_1_1.ResetPoints
     nexus_operations: _containers.MessageMap[int, NexusOperationInfo]
     callbacks: _containers.RepeatedCompositeFieldContainer[CallbackState]
-    def __init__(self, namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., start: _Optional[_Union[_message_pb2_1_1.WorkflowExecutionStartedEventAttributes, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., close_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[int] = ..., next_event_id: _Optional[int] = ..., last_completed_wft_started_event_id: _Optional[int] = ..., version_history: _Optional[_Iterable[_Union[VersionHistoryItem, _Mapping]]] = ..., db_version: _Optional[int] = ..., start_request_id: _Optional[str] = ..., sticky_task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1.TaskQueue, _Mapping]] = ..., sticky_schedule_to_start_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., workflow_task: _Optional[_Union[WorkflowTaskInfo, _Mapping]] = ..., activities: _Optional[_Mapping[int, ActivityInfo]] = ..., timers: _Optional[_Mapping[str, TimerInfo]] = ..., buffered_events: _Optional[_Iterable[_Union[_message_pb2_1_1.HistoryEvent, _Mapping]]] = ..., cancel_requested: _Optional[bool] = ..., cancel_request_id: _Optional[str] = ..., search_attributes: _Optional[_Union[_message_pb2.SearchAttributes, _Mapping]] = ..., memo: _Optional[_Union[_message_pb2.Memo, _Mapping]] = ..., completion_event_id: _Optional[int] = ..., new_execution_run_id: _Optional[str] = ..., history_size_bytes: _Optional[int] = ..., signal_request_ids: _Optional[_Iterable[str]] = ..., signal_count: _Optional[int] = ..., last_event_task_id: _Optional[int] = ..., version: _Optional[int] = ..., activity_count: _Optional[int] = ..., last_workflow_task_completed_event_id: _Optional[int] = ..., start_request_ids: _Optional[_Iterable[str]] = ..., header: _Optional[_Union[_message_pb2.Header, _Mapping]] = ..., user_metadata: _Optional[_Union[_user_metadata_pb2.UserMetadata, _Mapping]] = ..., children: _Optional[_Mapping[int, ChildInfo]] = ..., external_signals: _Optional[_Mapping[int, ExternalRequestInfo]] = ..., external_cancels: _Optional[_Mapping[int, ExternalRequestInfo]] = ..., updates: _Optional[_Mapping[str, UpdateInfo]] = ..., reset_run_id: _Optional[str] = ..., speculative_workflow_task: _Optional[bool] = ..., auto_reset_points: _Optional[_Union[_message_pb2_1_1_1_1_1_1.ResetPoints, _Mapping]] = ..., nexus_operations: _Optional[_Mapping[int, NexusOperationInfo]] = ..., callbacks: _Optional[_Iterable[_Union[CallbackState, _Mapping]]] = ...) -> None: ...
+    version_histories: VersionHistories
+    def __init__(self, namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., start: _Optional[_Union[_message_pb2_1_1.WorkflowExecutionStartedEventAttributes, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., close_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[int] = ..., next_event_id: _Optional[int] = ..., last_completed_wft_started_event_id: _Optional[int] = ..., db_version: _Optional[int] = ..., start_request_id: _Optional[str] = ..., sticky_task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1.TaskQueue, _Mapping]] = ..., sticky_schedule_to_start_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., workflow_task: _Optional[_Union[WorkflowTaskInfo, _Mapping]] = ..., activities: _Optional[_Mapping[int, ActivityInfo]] = ..., timers: _Optional[_Mapping[str, TimerInfo]] = ..., buffered_events: _Optional[_Iterable[_Union[_message_pb2_1_1.HistoryEvent, _Mapping]]] = ..., cancel_requested: _Optional[bool] = ..., cancel_request_id: _Optional[str] = ..., search_attributes: _Optional[_Union[_message_pb2.SearchAttributes, _Mapping]] = ..., memo: _Optional[_Union[_message_pb2.Memo, _Mapping]] = ..., completion_event_id: _Optional[int] = ..., new_execution_run_id: _Optional[str] = ..., history_size_bytes: _Optional[int] = ..., signal_request_ids: _Optional[_Iterable[str]] = ..., signal_count: _Optional[int] = ..., last_event_task_id: _Optional[int] = ..., version: _Optional[int] = ..., activity_count: _Optional[int] = ..., last_workflow_task_completed_event_id: _Optional[int] = ..., start_request_ids: _Optional[_Iterable[str]] = ..., header: _Optional[_Union[_message_pb2.Header, _Mapping]] = ..., user_metadata: _Optional[_Union[_user_metadata_pb2.UserMetadata, _Mapping]] = ..., children: _Optional[_Mapping[int, ChildInfo]] = ..., external_signals: _Optional[_Mapping[int, ExternalRequestInfo]] = ..., external_cancels: _Optional[_Mapping[int, ExternalRequestInfo]] = ..., updates: _Optional[_Mapping[str, UpdateInfo]] = ..., reset_run_id: _Optional[str] = ..., speculative_workflow_task: _Optional[bool] = ..., auto_reset_points: _Optional[_Union[_message_pb2_1_1_1_1_1_1.ResetPoints, _Mapping]] = ..., nexus_operations: _Optional[_Mapping[int, NexusOperationInfo]] = ..., callbacks: _Optional[_Iterable[_Union[CallbackState, _Mapping]]] = ..., version_histories: _Optional[_Union[VersionHistories, _Mapping]] = ...) -> None: ...
 
 class Task(_message.Message):
     __slots__ = ("type", "category", "task_id", "shard_id", "visibility_time", "namespace_id", "workflow_id", "run_id", "event_id", "attempt", "stamp", "timeout_type", "task_queue", "timer_id", "version", "callback_index")
