@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-MIGRATIONS: list[list[str]] = [
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class CopyRows:
+    """A migration step that copies every row of `source` (a rowid table) into `target`: `INSERT INTO target
+    (columns) SELECT expressions FROM source`, run in chunks of rowids so that a store can log its progress."""
+
+    source: str
+    target: str
+    columns: str
+    expressions: str
+
+
+MIGRATIONS: list[list[str | CopyRows]] = [
     [
         """CREATE TABLE metadata (
             key TEXT PRIMARY KEY,
@@ -74,6 +88,27 @@ MIGRATIONS: list[list[str]] = [
             name TEXT NOT NULL UNIQUE,
             version INTEGER NOT NULL,
             data BLOB NOT NULL)""",
+    ],
+    [
+        # History branches: a run's history can fork (docs/DESIGN.md §4, history/branches.py). Every row belongs to
+        # a branch; the rows written before branches existed are on the run's first branch, whose id is the run id.
+        # SQLite cannot change a primary key, so the table is rebuilt.
+        """CREATE TABLE history_v3 (
+            namespace_id TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            branch_id TEXT NOT NULL,
+            first_event_id INTEGER NOT NULL,
+            last_event_id INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (run_id, branch_id, first_event_id))""",
+        CopyRows(
+            source="history",
+            target="history_v3",
+            columns="namespace_id, run_id, branch_id, first_event_id, last_event_id, data",
+            expressions="namespace_id, run_id, run_id, first_event_id, last_event_id, data",
+        ),
+        "DROP TABLE history",
+        "ALTER TABLE history_v3 RENAME TO history",
     ],
 ]
 

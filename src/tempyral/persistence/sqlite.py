@@ -17,13 +17,17 @@ import shutil
 import sqlite3
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from temporalio.api.history.v1 import message_pb2 as history_pb
+
 from tempyral.common.errors import AlreadyExists, ConditionFailed, ShardOwnershipLost, StartupError, StorageUnavailable
 from tempyral.common.logs import ThrottledLog
-from tempyral.persistence.schema import MIGRATIONS, VISIBILITY_COLUMNS
+from tempyral.history import branches
+from tempyral.persistence.schema import MIGRATIONS, VISIBILITY_COLUMNS, CopyRows
 from tempyral.persistence.store import (
     CurrentRow,
     ExecutionRow,
@@ -34,11 +38,14 @@ from tempyral.persistence.store import (
 )
 from tempyral.persistence.visibility_sql import SqliteVisibilitySQL
 from tempyral.persistence.visibility_sql import register_functions as register_visibility_functions
+from tempyral.proto.internal_pb2 import HistoryBranch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _STOP = object()
 MAX_BATCH = 512
+COPY_CHUNK = 10_000  # rows per statement when a migration copies a table
+COPY_PROGRESS_SECONDS = 5.0  # how often a long copy logs its progress
 
 
 class SqliteStore:
@@ -138,11 +145,19 @@ class SqliteStore:
         for version in range(current, len(MIGRATIONS)):
             log.info("applying schema migration %d", version + 1)
             conn.execute("BEGIN IMMEDIATE")
-            for statement in MIGRATIONS[version]:
-                conn.execute(statement)
-            conn.execute("DELETE FROM schema_version")
-            conn.execute("INSERT INTO schema_version VALUES (?)", (version + 1,))
-            conn.execute("COMMIT")
+            try:
+                for step in MIGRATIONS[version]:
+                    if isinstance(step, CopyRows):
+                        _copy_rows(conn, step)
+                    else:
+                        conn.execute(step)
+                conn.execute("DELETE FROM schema_version")
+                conn.execute("INSERT INTO schema_version VALUES (?)", (version + 1,))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")  # the file stays at the last version that was applied whole
+                raise
 
     # ------------------------------------------------------------------ plumbing
     def _write_loop(self, conn: sqlite3.Connection) -> None:
@@ -265,17 +280,45 @@ class SqliteStore:
         return await self._read(op)
 
     async def read_history(
-        self, namespace_id: str, run_id: str, first_event_id: int, next_event_id: int
+        self,
+        namespace_id: str,
+        run_id: str,
+        first_event_id: int,
+        next_event_id: int,
+        branch: HistoryBranch | None = None,
     ) -> list[bytes]:
-        def op(conn: sqlite3.Connection) -> list[bytes]:
-            rows = conn.execute(
-                "SELECT data FROM history WHERE run_id=? AND last_event_id>=? AND first_event_id<? "
-                "ORDER BY first_event_id",
-                (run_id, first_event_id, next_event_id),
-            ).fetchall()
-            return [r[0] for r in rows]
+        if branch is None or not branch.ancestors:
+            branch_id = branch.branch_id if branch is not None and branch.branch_id else run_id
 
-        return await self._read(op)
+            def op(conn: sqlite3.Connection) -> list[bytes]:
+                rows = conn.execute(
+                    "SELECT data FROM history WHERE run_id=? AND branch_id=? AND last_event_id>=? AND first_event_id<? "
+                    "ORDER BY first_event_id",
+                    (run_id, branch_id, first_event_id, next_event_id),
+                ).fetchall()
+                return [r[0] for r in rows]
+
+            return await self._read(op)
+        pieces = branches.ranges(branch, first_event_id, next_event_id)
+
+        def forked(conn: sqlite3.Connection) -> list[bytes]:
+            out: list[bytes] = []
+            for branch_id, lo, hi in pieces:
+                rows = conn.execute(
+                    "SELECT first_event_id, last_event_id, data FROM history "
+                    "WHERE run_id=? AND branch_id=? AND last_event_id>=? AND first_event_id<? ORDER BY first_event_id",
+                    (run_id, branch_id, lo, hi),
+                ).fetchall()
+                out.extend(_trimmed(first, last, data, lo, hi) for first, last, data in rows)
+            return [blob for blob in out if blob]
+
+        return await self._read(forked)
+
+    async def delete_history_branch(self, run_id: str, branch_id: str) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            return conn.execute("DELETE FROM history WHERE run_id=? AND branch_id=?", (run_id, branch_id)).rowcount
+
+        return await self._write(op)
 
     async def delete_execution(
         self, shard_id: int, range_id: int, namespace_id: str, workflow_id: str, run_id: str
@@ -288,7 +331,7 @@ class SqliteStore:
                 "DELETE FROM executions WHERE namespace_id=? AND workflow_id=? AND run_id=?",
                 (namespace_id, workflow_id, run_id),
             )
-            conn.execute("DELETE FROM history WHERE run_id=?", (run_id,))
+            conn.execute("DELETE FROM history WHERE run_id=?", (run_id,))  # every branch of the run
             conn.execute("DELETE FROM visibility WHERE namespace_id=? AND run_id=?", (namespace_id, run_id))
             conn.execute(
                 "DELETE FROM current_executions WHERE namespace_id=? AND workflow_id=? AND run_id=?",
@@ -431,6 +474,45 @@ def _visibility_query(conn: sqlite3.Connection, sql: str, params: list[Any]) -> 
         raise VisibilityQueryFailed(str(err)) from err
 
 
+def _copy_rows(conn: sqlite3.Connection, step: CopyRows) -> None:
+    """Copy `step.source` into `step.target` in chunks of rowids, logging progress while it takes long."""
+    total, lowest = conn.execute(f"SELECT count(*), min(rowid) FROM {step.source}").fetchone()
+    if not total:
+        return
+    log.info("copying %d rows of table %s", total, step.source)
+    started = last_log = time.monotonic()
+    copied, after = 0, lowest - 1
+    while True:
+        # the rowid that ends this chunk (keyset steps: gaps left by deleted rows cost nothing)
+        until = conn.execute(
+            f"SELECT max(rowid) FROM (SELECT rowid FROM {step.source} WHERE rowid > ? ORDER BY rowid LIMIT ?)",
+            (after, COPY_CHUNK),
+        ).fetchone()[0]
+        if until is None:
+            break
+        copied += conn.execute(
+            f"INSERT INTO {step.target} ({step.columns}) SELECT {step.expressions} FROM {step.source} "
+            "WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
+            (after, until),
+        ).rowcount
+        after = until
+        if time.monotonic() - last_log >= COPY_PROGRESS_SECONDS:
+            log.info("copied %d of %d rows of table %s (%d%%)", copied, total, step.source, copied * 100 // total)
+            last_log = time.monotonic()
+    log.info("copied %d rows of table %s in %.1f s", copied, step.source, time.monotonic() - started)
+
+
+def _trimmed(first: int, last: int, data: bytes, lo: int, hi: int) -> bytes:
+    """A stored batch of events [first, last] as read for events [lo, hi) of a branch: as stored when it lies
+    inside, else only its events in [lo, hi) (b"" for none). A batch of an ancestor can straddle the fork point,
+    and its events past it belong to another branch."""
+    if lo <= first and last < hi:
+        return data
+    batch = history_pb.History.FromString(data)
+    kept = [e for e in batch.events if lo <= e.event_id < hi]
+    return history_pb.History(events=kept).SerializeToString() if kept else b""
+
+
 def _resolve_all(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
     for fut, value, err in results:
         if fut.done():
@@ -483,8 +565,12 @@ def _apply_transaction(conn: sqlite3.Connection, txn: Transaction) -> None:
                 raise ConditionFailed(f"execution {ew.workflow_id}/{ew.run_id} changed")
     if txn.history:
         conn.executemany(
-            "INSERT INTO history (namespace_id, run_id, first_event_id, last_event_id, data) VALUES (?, ?, ?, ?, ?)",
-            [(h.namespace_id, h.run_id, h.first_event_id, h.last_event_id, h.data) for h in txn.history],
+            "INSERT INTO history (namespace_id, run_id, branch_id, first_event_id, last_event_id, data) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (h.namespace_id, h.run_id, h.branch_id or h.run_id, h.first_event_id, h.last_event_id, h.data)
+                for h in txn.history
+            ],
         )
     if txn.tasks:
         conn.executemany(

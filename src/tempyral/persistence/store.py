@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from tempyral.common.clock import int64_ns
 from tempyral.persistence.visibility_sql import Cursor, Field, Filter
+from tempyral.proto.internal_pb2 import HistoryBranch
 
 
 @dataclass(slots=True)
@@ -42,6 +43,7 @@ class HistoryWrite:
     first_event_id: int
     last_event_id: int
     data: bytes  # a serialized temporal.api.history.v1.History
+    branch_id: str = ""  # the history branch the events go to; "": the run's first branch (its id is run_id)
 
 
 @dataclass(slots=True)
@@ -147,12 +149,29 @@ class Store(Protocol):
     async def get_current(self, namespace_id: str, workflow_id: str) -> CurrentRow | None: ...
 
     async def read_history(
-        self, namespace_id: str, run_id: str, first_event_id: int, next_event_id: int
-    ) -> list[bytes]: ...
+        self,
+        namespace_id: str,
+        run_id: str,
+        first_event_id: int,
+        next_event_id: int,
+        branch: HistoryBranch | None = None,
+    ) -> list[bytes]:
+        """Serialized History batches that hold, in event order, every event of `branch` (None: the run's first
+        branch) in [first_event_id, next_event_id). Callers filter by event id: a batch may also hold events of
+        the same branch outside the range. Events of other branches are never returned, even where a stored batch
+        of an ancestor runs past the point the branch forked at (history/branches.py)."""
+        ...
+
+    async def delete_history_branch(self, run_id: str, branch_id: str) -> int:
+        """Delete the rows of one branch of the run (not those of its ancestors), for a branch no longer used; the
+        number of rows deleted. A branch that another one still reads its prefix from must be kept."""
+        ...
 
     async def delete_execution(
         self, shard_id: int, range_id: int, namespace_id: str, workflow_id: str, run_id: str
-    ) -> None: ...
+    ) -> None:
+        """Delete the run: its state, current pointer, visibility row and the history of all its branches."""
+        ...
 
     async def load_tasks(self, shard_id: int, category: int) -> list[tuple[int, bytes]]: ...
 
