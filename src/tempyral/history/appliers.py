@@ -13,7 +13,14 @@ from collections.abc import Callable
 from typing import Final
 
 from temporalio.api.common.v1 import message_pb2 as common
-from temporalio.api.enums.v1 import NexusOperationCancellationState, PendingNexusOperationState
+from temporalio.api.enums.v1 import (
+    CallbackState as CallbackStateEnum,
+)
+from temporalio.api.enums.v1 import (
+    NexusOperationCancellationState,
+    PendingNexusOperationState,
+    WorkflowTaskFailedCause,
+)
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.history.v1 import message_pb2 as history
 
@@ -22,6 +29,7 @@ from tempyral.history import events as ev
 from tempyral.history import reset_points
 from tempyral.proto.internal_pb2 import (
     ActivityInfo,
+    CallbackState,
     ChildInfo,
     ExecutionState,
     ExternalRequestInfo,
@@ -35,10 +43,19 @@ CancelState = NexusOperationCancellationState
 Applier = Callable[[ExecutionState, history.HistoryEvent], None]
 
 
+class NoApplierError(ValueError):
+    """An event of a type the server does not know how to apply (it never writes one)."""
+
+
 def apply(state: ExecutionState, event: history.HistoryEvent) -> None:
     fn = APPLIERS.get(event.event_type)
-    if fn is not None:
-        fn(state, event)
+    if fn is None:
+        raise NoApplierError(f"no applier for event type {ev.ET.Name(event.event_type)} (event {event.event_id})")
+    fn(state, event)
+
+
+def _no_state(s: ExecutionState, e: history.HistoryEvent) -> None:
+    """The event changes no execution state (what it records is read from history)."""
 
 
 # What the start event carries and the state does not keep a copy of: payloads can be megabytes, and the few
@@ -111,6 +128,7 @@ def _workflow_task_scheduled(s: ExecutionState, e: history.HistoryEvent) -> None
     wt.start_to_close_timeout.CopyFrom(a.start_to_close_timeout)
     wt.scheduled_time.CopyFrom(e.event_time)
     wt.original_scheduled_time.CopyFrom(e.event_time)
+    wt.version = e.version
 
 
 def _workflow_task_started(s: ExecutionState, e: history.HistoryEvent) -> None:
@@ -162,6 +180,14 @@ def record_build_id(s: ExecutionState, stamp: common.WorkerVersionStamp | None) 
 
 def _workflow_task_failed(s: ExecutionState, e: history.HistoryEvent) -> None:
     fail_workflow_task(s, increment_attempt=True)
+    if (
+        e.workflow_task_failed_event_attributes.cause
+        == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW
+    ):
+        # The run a reset made starts when the reset wrote this event, not when the base run did
+        # (as the reference's rebuilt state does).
+        s.start_time.CopyFrom(e.event_time)
+        s.execution_time.CopyFrom(e.event_time)
 
 
 def _workflow_task_timed_out(s: ExecutionState, e: history.HistoryEvent) -> None:
@@ -241,7 +267,9 @@ def _child_closed(s: ExecutionState, e: history.HistoryEvent) -> None:
 
 def _external_initiated(target: str) -> Applier:
     def apply_initiated(s: ExecutionState, e: history.HistoryEvent) -> None:
-        info = ExternalRequestInfo(initiated_event_id=e.event_id, request_id=f"{s.run_id}:{e.event_id}")
+        info = ExternalRequestInfo(
+            initiated_event_id=e.event_id, request_id=f"{s.run_id}:{e.event_id}", version=e.version
+        )
         info.initiated.CopyFrom(e)
         getattr(s, target)[e.event_id].CopyFrom(info)
 
@@ -341,12 +369,18 @@ def _nexus_cancel_resolved(state: int) -> Applier:
         if info is not None:
             info.cancellation.state = state
             info.cancellation.last_attempt_complete_time.CopyFrom(e.event_time)
+            if e.HasField("nexus_operation_cancel_request_failed_event_attributes"):
+                failure = e.nexus_operation_cancel_request_failed_event_attributes.failure
+                info.cancellation.last_attempt_failure.CopyFrom(failure)
 
     return resolve
 
 
 def _signaled(s: ExecutionState, e: history.HistoryEvent) -> None:
     s.signal_count += 1
+    request_id = e.workflow_execution_signaled_event_attributes.request_id
+    if request_id:
+        s.signal_request_ids.append(request_id)  # a retried signal request is recognised by it
 
 
 def _cancel_requested(s: ExecutionState, e: history.HistoryEvent) -> None:
@@ -361,6 +395,12 @@ def _closer(status: int, attr: str | None) -> Applier:
         if attr is not None:
             s.new_execution_run_id = getattr(e, attr).new_execution_run_id
         reset_workflow_task(s, 1)
+        # The completion callbacks fire when the run's chain ends here; when a new run carries on
+        # (continue-as-new, retry, cron) they move to it instead.
+        continues = e.event_type == ev.WORKFLOW_EXECUTION_CONTINUED_AS_NEW or bool(s.new_execution_run_id)
+        if not continues:
+            for _ in s.start.completion_callbacks:
+                s.callbacks.append(CallbackState(state=CallbackStateEnum.CALLBACK_STATE_SCHEDULED))
 
     return close
 
@@ -406,6 +446,9 @@ APPLIERS: dict[int, Applier] = {
     ev.TIMER_STARTED: _timer_started,
     ev.TIMER_FIRED: _timer_fired,
     ev.TIMER_CANCELED: _timer_canceled,
+    ev.MARKER_RECORDED: _no_state,
+    # never written here (a rejected update leaves no trace), but a valid history may hold one
+    ev.ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_REJECTED: _no_state,
     ev.WORKFLOW_EXECUTION_SIGNALED: _signaled,
     ev.WORKFLOW_EXECUTION_CANCEL_REQUESTED: _cancel_requested,
     ev.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: _upsert_search_attributes,

@@ -27,17 +27,14 @@ from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue
 from temporalio.api.update.v1 import message_pb2 as update_pb
 
 from tempyral.common.clock import duration_ns, timestamp, ts_ns
-from tempyral.common.durations import saturated_ns
-from tempyral.history import appliers
+from tempyral.history import appliers, rebuild, version_history
 from tempyral.history import events as ev
+from tempyral.history import task_generator as tg
 from tempyral.proto.internal_pb2 import (
     ActivityInfo,
-    CallbackState,
     ExecutionState,
     NexusOperationInfo,
     Task,
-    TaskCategory,
-    TaskType,
 )
 
 Status = wf_enums.WorkflowExecutionStatus
@@ -50,8 +47,6 @@ _NEXUS_ATTR_TYPES = {
 }
 TimeoutType = wf_enums.TimeoutType
 RUNNING = Status.WORKFLOW_EXECUTION_STATUS_RUNNING
-TRANSFER = TaskCategory.TASK_CATEGORY_TRANSFER
-TIMER = TaskCategory.TASK_CATEGORY_TIMER
 STICKY = tq_enums.TASK_QUEUE_KIND_STICKY
 NORMAL = tq_enums.TASK_QUEUE_KIND_NORMAL
 
@@ -118,6 +113,7 @@ class MutableState:
             self.state.buffered_events.append(event)
         else:
             event.event_id = self.state.next_event_id
+            version_history.record(self.state, event.event_id, event.version)
             self.state.next_event_id += 1
             self.new_events.append(event)
         appliers.apply(self.state, event)
@@ -135,6 +131,7 @@ class MutableState:
         child_started: dict[int, int] = {}
         for event in ordered:
             event.event_id = self.state.next_event_id
+            version_history.record(self.state, event.event_id, event.version)
             self.state.next_event_id += 1
             if event.event_type == ev.ACTIVITY_TASK_STARTED:
                 started_ids[event.activity_task_started_event_attributes.scheduled_event_id] = event.event_id
@@ -158,30 +155,9 @@ class MutableState:
             self.new_events.append(event)
 
     # ------------------------------------------------------------------ tasks
-    def _transfer(self, task_type: int, **fields: object) -> Task:
-        task = Task(
-            type=task_type,  # type: ignore[arg-type]
-            category=TRANSFER,
-            namespace_id=self.state.namespace_id,
-            workflow_id=self.state.workflow_id,
-            run_id=self.state.run_id,
-            **fields,  # type: ignore[arg-type]
-        )
-        self.new_tasks.append(task)
-        return task
-
-    def _timer(self, task_type: int, fire_at: int, **fields: object) -> Task:
-        task = Task(
-            type=task_type,  # type: ignore[arg-type]
-            category=TIMER,
-            namespace_id=self.state.namespace_id,
-            workflow_id=self.state.workflow_id,
-            run_id=self.state.run_id,
-            **fields,  # type: ignore[arg-type]
-        )
-        task.visibility_time.CopyFrom(timestamp(fire_at))
-        self.new_tasks.append(task)
-        return task
+    def _tasks(self, tasks: list[Task]) -> None:
+        """Tasks from `task_generator` that this transaction commits."""
+        self.new_tasks.extend(tasks)
 
     # ------------------------------------------------------------------ start
     def add_workflow_execution_started(
@@ -200,16 +176,9 @@ class MutableState:
             extra["user_metadata"] = user_metadata
         event = self._event(ev.WORKFLOW_EXECUTION_STARTED, workflow_execution_started_event_attributes=attrs, **extra)
         self.visibility_dirty = True
-        if ts_ns(self.state.run_expiration_time):
-            self._timer(TaskType.TASK_TYPE_WORKFLOW_RUN_TIMEOUT, ts_ns(self.state.run_expiration_time))
-        if ts_ns(self.state.execution_expiration_time) and (
-            not ts_ns(self.state.run_expiration_time)
-            or ts_ns(self.state.execution_expiration_time) < ts_ns(self.state.run_expiration_time)
-        ):
-            self._timer(TaskType.TASK_TYPE_WORKFLOW_EXECUTION_TIMEOUT, ts_ns(self.state.execution_expiration_time))
-        backoff = duration_ns(attrs.first_workflow_task_backoff)
-        if backoff > 0:
-            self._timer(TaskType.TASK_TYPE_WORKFLOW_BACKOFF_TIMER, self.now + backoff)
+        self._tasks(tg.workflow_timeouts(self.state))
+        if duration_ns(attrs.first_workflow_task_backoff) > 0:
+            self._tasks(tg.workflow_backoff(self.state))
         elif schedule_first_task:
             self.schedule_workflow_task()
         return event
@@ -244,6 +213,7 @@ class MutableState:
             wt.start_to_close_timeout.CopyFrom(timeout)
             wt.scheduled_time.CopyFrom(timestamp(self.now))
             wt.original_scheduled_time.CopyFrom(timestamp(self.now))
+            wt.version = s.version
         else:
             attrs = history.WorkflowTaskScheduledEventAttributes(attempt=1)
             attrs.task_queue.CopyFrom(tq)
@@ -270,6 +240,7 @@ class MutableState:
         wt.start_to_close_timeout.CopyFrom(s.start.workflow_task_timeout)
         wt.scheduled_time.CopyFrom(timestamp(self.now))
         wt.original_scheduled_time.CopyFrom(timestamp(self.now))
+        wt.version = s.version
         s.speculative_workflow_task = True
         self._generate_workflow_task_dispatch()
 
@@ -279,25 +250,7 @@ class MutableState:
         self.state.speculative_workflow_task = False
 
     def _generate_workflow_task_dispatch(self) -> None:
-        wt = self.state.workflow_task
-        self._transfer(
-            TaskType.TASK_TYPE_DISPATCH_WORKFLOW_TASK,
-            event_id=wt.scheduled_event_id,
-            attempt=wt.attempt,
-            stamp=wt.stamp,
-            task_queue=wt.task_queue,
-        )
-        if wt.task_queue.kind == STICKY:
-            s2s = saturated_ns(self.state.sticky_schedule_to_start_timeout)  # as the worker gave it: unchecked
-            if s2s > 0:
-                self._timer(
-                    TaskType.TASK_TYPE_WORKFLOW_TASK_TIMEOUT,
-                    self.now + s2s,
-                    event_id=wt.scheduled_event_id,
-                    attempt=wt.attempt,
-                    stamp=wt.stamp,
-                    timeout_type=TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START,
-                )
+        self._tasks(tg.workflow_task_dispatch(self.state, self.now))
 
     def start_workflow_task(
         self, request_id: str, identity: str, worker_version: common.WorkerVersionStamp | None = None
@@ -338,14 +291,7 @@ class MutableState:
             if worker_version is not None:
                 attrs_started.worker_version.CopyFrom(worker_version)
             self._event(ev.WORKFLOW_TASK_STARTED, workflow_task_started_event_attributes=attrs_started)
-        self._timer(
-            TaskType.TASK_TYPE_WORKFLOW_TASK_TIMEOUT,
-            self.now + duration_ns(wt.start_to_close_timeout),
-            event_id=wt.scheduled_event_id,
-            attempt=wt.attempt,
-            stamp=wt.stamp,
-            timeout_type=TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE,
-        )
+        self._tasks(tg.workflow_task_timeout(s))
 
     def transient_workflow_task_events(self, identity: str) -> list[history.HistoryEvent]:
         """The scheduled/started events a transient task shows its worker, not yet in history."""
@@ -502,35 +448,9 @@ class MutableState:
         event = self._event(ev.ACTIVITY_TASK_SCHEDULED, activity_task_scheduled_event_attributes=attrs)
         ai = self.state.activities[event.event_id]
         if dispatch:
-            self._generate_activity_dispatch(ai)
-        s2c = duration_ns(attrs.schedule_to_close_timeout)
-        if s2c > 0:
-            self._timer(
-                TaskType.TASK_TYPE_ACTIVITY_TIMEOUT,
-                self.now + s2c,
-                event_id=ai.scheduled_event_id,
-                attempt=ai.attempt,
-                timeout_type=TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE,
-            )
+            self._tasks(tg.activity_dispatch(self.state, ai, self.now))
+        self._tasks(tg.activity_schedule_to_close(self.state, ai))
         return ai
-
-    def _generate_activity_dispatch(self, ai: ActivityInfo) -> None:
-        self._transfer(
-            TaskType.TASK_TYPE_DISPATCH_ACTIVITY_TASK,
-            event_id=ai.scheduled_event_id,
-            attempt=ai.attempt,
-            stamp=ai.stamp,
-            task_queue=ai.scheduled.task_queue,
-        )
-        s2s = duration_ns(ai.scheduled.schedule_to_start_timeout)
-        if s2s > 0:
-            self._timer(
-                TaskType.TASK_TYPE_ACTIVITY_TIMEOUT,
-                self.now + s2s,
-                event_id=ai.scheduled_event_id,
-                attempt=ai.attempt,
-                timeout_type=TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START,
-            )
 
     def start_activity(self, ai: ActivityInfo, request_id: str, identity: str) -> None:
         """A worker took the activity: no event yet (ActivityTaskStarted is written when it closes)."""
@@ -541,28 +461,11 @@ class MutableState:
         ai.request_id = request_id
         ai.last_worker_identity = identity
         ai.ClearField("next_attempt_schedule_time")
-        s2c = duration_ns(ai.scheduled.start_to_close_timeout)
-        if s2c > 0:
-            self._timer(
-                TaskType.TASK_TYPE_ACTIVITY_TIMEOUT,
-                self.now + s2c,
-                event_id=ai.scheduled_event_id,
-                attempt=ai.attempt,
-                timeout_type=TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE,
-            )
+        self._tasks(tg.activity_start_to_close(self.state, ai))
         self.schedule_heartbeat_timeout(ai)
 
     def schedule_heartbeat_timeout(self, ai: ActivityInfo) -> None:
-        hb = duration_ns(ai.scheduled.heartbeat_timeout)
-        if hb > 0:
-            last = ts_ns(ai.last_heartbeat_time) or ts_ns(ai.started_time)
-            self._timer(
-                TaskType.TASK_TYPE_ACTIVITY_TIMEOUT,
-                max(last, ts_ns(ai.started_time)) + hb,
-                event_id=ai.scheduled_event_id,
-                attempt=ai.attempt,
-                timeout_type=TimeoutType.TIMEOUT_TYPE_HEARTBEAT,
-            )
+        self._tasks(tg.activity_heartbeat_timeout(self.state, ai))
 
     def _add_activity_started_event(self, ai: ActivityInfo) -> int:
         """Write ActivityTaskStarted for the attempt that is closing; returns its event id."""
@@ -649,18 +552,12 @@ class MutableState:
         fire_at = self.now + backoff_ns
         ai.next_attempt_schedule_time.CopyFrom(timestamp(fire_at))
         ai.current_attempt_scheduled_time.CopyFrom(timestamp(fire_at))
-        self._timer(
-            TaskType.TASK_TYPE_ACTIVITY_RETRY_TIMER,
-            fire_at,
-            event_id=ai.scheduled_event_id,
-            attempt=ai.attempt,
-            stamp=ai.stamp,
-        )
+        self._tasks(tg.activity_retry_timer(self.state, ai))
 
     def dispatch_activity_retry(self, ai: ActivityInfo) -> None:
         ai.ClearField("next_attempt_schedule_time")
         ai.current_attempt_scheduled_time.CopyFrom(timestamp(self.now))
-        self._generate_activity_dispatch(ai)
+        self._tasks(tg.activity_dispatch(self.state, ai, self.now))
 
     # ------------------------------------------------------------------ timers
     def add_timer_started(self, timer_id: str, start_to_fire: Duration | None, wft_completed_event_id: int) -> None:
@@ -670,9 +567,8 @@ class MutableState:
         )
         if start_to_fire is not None:
             attrs.start_to_fire_timeout.CopyFrom(start_to_fire)
-        event = self._event(ev.TIMER_STARTED, timer_started_event_attributes=attrs)
-        info = self.state.timers[timer_id]
-        self._timer(TaskType.TASK_TYPE_USER_TIMER, ts_ns(info.expiry_time), event_id=event.event_id, timer_id=timer_id)
+        self._event(ev.TIMER_STARTED, timer_started_event_attributes=attrs)
+        self._tasks(tg.user_timer(self.state, self.state.timers[timer_id]))
 
     def add_timer_fired(self, timer_id: str) -> None:
         info = self.state.timers[timer_id]
@@ -708,8 +604,6 @@ class MutableState:
             attrs.input.CopyFrom(input)
         if header is not None and header.fields:
             attrs.header.CopyFrom(header)
-        if request_id:
-            self.state.signal_request_ids.append(request_id)
         return self._event(ev.WORKFLOW_EXECUTION_SIGNALED, workflow_execution_signaled_event_attributes=attrs)
 
     def add_cancel_requested(
@@ -752,7 +646,7 @@ class MutableState:
     # ------------------------------------------------------------------ children
     def add_start_child_initiated(self, attrs: history.StartChildWorkflowExecutionInitiatedEventAttributes) -> int:
         event = self._event(ev.START_CHILD_INITIATED, start_child_workflow_execution_initiated_event_attributes=attrs)
-        self._transfer(TaskType.TASK_TYPE_START_CHILD, event_id=event.event_id)
+        self._tasks(tg.start_child(self.state, self.state.children[event.event_id]))
         return event.event_id
 
     def add_child_started(self, initiated_event_id: int, run_id: str) -> None:
@@ -828,7 +722,7 @@ class MutableState:
         event = self._event(
             ev.SIGNAL_EXTERNAL_INITIATED, signal_external_workflow_execution_initiated_event_attributes=attrs
         )
-        self._transfer(TaskType.TASK_TYPE_SIGNAL_EXTERNAL, event_id=event.event_id)
+        self._tasks(tg.signal_external(self.state, self.state.external_signals[event.event_id]))
 
     def add_external_signal_result(self, initiated_event_id: int, failed_cause: int = 0) -> None:
         init = self.state.external_signals[
@@ -860,7 +754,7 @@ class MutableState:
         event = self._event(
             ev.CANCEL_EXTERNAL_INITIATED, request_cancel_external_workflow_execution_initiated_event_attributes=attrs
         )
-        self._transfer(TaskType.TASK_TYPE_CANCEL_EXTERNAL, event_id=event.event_id)
+        self._tasks(tg.cancel_external(self.state, self.state.external_cancels[event.event_id]))
 
     def add_external_cancel_result(self, initiated_event_id: int, failed_cause: int = 0) -> None:
         init = self.state.external_cancels[
@@ -896,28 +790,9 @@ class MutableState:
             extra["user_metadata"] = user_metadata
         event = self._event(ev.NEXUS_SCHEDULED, nexus_operation_scheduled_event_attributes=attrs, **extra)
         info = self.state.nexus_operations[event.event_id]
-        self._nexus_start_task(info)
-        self._nexus_timeout_timers(info)
+        self._tasks(tg.nexus_start(self.state, info))
+        self._tasks(tg.nexus_timeouts(self.state, info))
         return info
-
-    def _nexus_timeout_timers(self, info: NexusOperationInfo) -> None:
-        """The schedule-to-close and schedule-to-start timers, counted from when it was scheduled."""
-        scheduled = ts_ns(info.scheduled_time)
-        for name, timeout_type in (
-            ("schedule_to_close_timeout", TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE),
-            ("schedule_to_start_timeout", TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START),
-        ):
-            timeout = duration_ns(getattr(info, name))
-            if timeout > 0:
-                self._timer(
-                    TaskType.TASK_TYPE_NEXUS_TIMEOUT,
-                    scheduled + timeout,
-                    event_id=info.scheduled_event_id,
-                    timeout_type=timeout_type,
-                )
-
-    def _nexus_start_task(self, info: NexusOperationInfo) -> None:
-        self._transfer(TaskType.TASK_TYPE_NEXUS_START, event_id=info.scheduled_event_id, attempt=info.attempt)
 
     def nexus_attempt_failed(self, info: NexusOperationInfo, failure: failure_pb.Failure, retry_at: int) -> None:
         """A start request failed and will be sent again at `retry_at` (no event: bookkeeping only)."""
@@ -926,21 +801,21 @@ class MutableState:
         info.last_attempt_failure.CopyFrom(failure)
         info.next_attempt_schedule_time.CopyFrom(timestamp(retry_at))
         info.blocked_reason = ""
-        self._timer(TaskType.TASK_TYPE_NEXUS_BACKOFF, retry_at, event_id=info.scheduled_event_id, attempt=info.attempt)
+        self._tasks(tg.nexus_backoff(self.state, info))
 
     def nexus_blocked(self, info: NexusOperationInfo, reason: str, retry_at: int) -> None:
         """The request was not sent (circuit breaker open, rate limit): try again later, same attempt."""
         info.state = NexusState.PENDING_NEXUS_OPERATION_STATE_BLOCKED
         info.blocked_reason = reason
         info.next_attempt_schedule_time.CopyFrom(timestamp(retry_at))
-        self._timer(TaskType.TASK_TYPE_NEXUS_BACKOFF, retry_at, event_id=info.scheduled_event_id, attempt=info.attempt)
+        self._tasks(tg.nexus_backoff(self.state, info))
 
     def nexus_rescheduled(self, info: NexusOperationInfo) -> None:
         """The backoff is over: send the start request again."""
         info.state = NexusState.PENDING_NEXUS_OPERATION_STATE_SCHEDULED
         info.blocked_reason = ""
         info.ClearField("next_attempt_schedule_time")
-        self._nexus_start_task(info)
+        self._tasks(tg.nexus_start(self.state, info))
 
     def add_nexus_started(
         self,
@@ -962,16 +837,9 @@ class MutableState:
         self._event(ev.NEXUS_STARTED, nexus_operation_started_event_attributes=attrs, links=links)
         self.now = now
         info.last_attempt_complete_time.CopyFrom(timestamp(self.now))
-        start_to_close = duration_ns(info.start_to_close_timeout)
-        if start_to_close > 0:
-            self._timer(
-                TaskType.TASK_TYPE_NEXUS_TIMEOUT,
-                self.now + start_to_close,
-                event_id=scheduled_event_id,
-                timeout_type=TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE,
-            )
+        self._tasks(tg.nexus_start_to_close(self.state, info))
         if info.cancellation.state == CancelState.NEXUS_OPERATION_CANCELLATION_STATE_SCHEDULED:
-            self._nexus_cancel_task(info)
+            self._tasks(tg.nexus_cancel(self.state, info))
 
     def add_nexus_completed(
         self, scheduled_event_id: int, result: common.Payload | None, links: list[common.Link]
@@ -1003,14 +871,7 @@ class MutableState:
         self._event(ev.NEXUS_CANCEL_REQUESTED, nexus_operation_cancel_requested_event_attributes=attrs)
         info = self.state.nexus_operations.get(scheduled_event_id)
         if info is not None and info.cancellation.state == CancelState.NEXUS_OPERATION_CANCELLATION_STATE_SCHEDULED:
-            self._nexus_cancel_task(info)
-
-    def _nexus_cancel_task(self, info: NexusOperationInfo) -> None:
-        self._transfer(
-            TaskType.TASK_TYPE_NEXUS_CANCEL,
-            event_id=info.scheduled_event_id,
-            attempt=info.cancellation.attempt + 1,
-        )
+            self._tasks(tg.nexus_cancel(self.state, info))
 
     def nexus_cancel_attempt_failed(self, info: NexusOperationInfo, failure: failure_pb.Failure, retry_at: int) -> None:
         c = info.cancellation
@@ -1019,14 +880,12 @@ class MutableState:
         c.last_attempt_complete_time.CopyFrom(timestamp(self.now))
         c.last_attempt_failure.CopyFrom(failure)
         c.next_attempt_schedule_time.CopyFrom(timestamp(retry_at))
-        self._timer(
-            TaskType.TASK_TYPE_NEXUS_CANCEL_BACKOFF, retry_at, event_id=info.scheduled_event_id, attempt=c.attempt
-        )
+        self._tasks(tg.nexus_cancel_backoff(self.state, info))
 
     def nexus_cancel_rescheduled(self, info: NexusOperationInfo) -> None:
         info.cancellation.state = CancelState.NEXUS_OPERATION_CANCELLATION_STATE_SCHEDULED
         info.cancellation.ClearField("next_attempt_schedule_time")
-        self._nexus_cancel_task(info)
+        self._tasks(tg.nexus_cancel(self.state, info))
 
     def add_nexus_cancel_request_result(
         self, scheduled_event_id: int, failure: failure_pb.Failure | None = None
@@ -1044,7 +903,6 @@ class MutableState:
                 worker_may_ignore=True,
             )
             return
-        info.cancellation.last_attempt_failure.CopyFrom(failure)
         failed = history.NexusOperationCancelRequestFailedEventAttributes(
             requested_event_id=requested, scheduled_event_id=scheduled_event_id
         )
@@ -1080,7 +938,7 @@ class MutableState:
             return
         state.state = CallbackStateEnum.CALLBACK_STATE_BACKING_OFF
         state.next_attempt_schedule_time.CopyFrom(timestamp(retry_at))
-        self._timer(TaskType.TASK_TYPE_CALLBACK_BACKOFF, retry_at, callback_index=index, attempt=state.attempt)
+        self._tasks(tg.callback_backoff(self.state, index))
 
     def callback_rescheduled(self, index: int, attempt: int) -> bool:
         if index >= len(self.state.callbacks):
@@ -1090,7 +948,7 @@ class MutableState:
             return False
         state.state = CallbackStateEnum.CALLBACK_STATE_SCHEDULED
         state.ClearField("next_attempt_schedule_time")
-        self._transfer(TaskType.TASK_TYPE_CALLBACK, callback_index=index, attempt=state.attempt + 1)
+        self._tasks(tg.callback(self.state, index))
         return True
 
     # ------------------------------------------------------------------ updates
@@ -1111,85 +969,39 @@ class MutableState:
 
     # ------------------------------------------------------------------ rebuilt state
     def regenerate_tasks(self) -> None:
-        """Tasks for everything pending in a state rebuilt from events (reset, replication)."""
-        s = self.state
-        if ts_ns(s.run_expiration_time):
-            self._timer(TaskType.TASK_TYPE_WORKFLOW_RUN_TIMEOUT, ts_ns(s.run_expiration_time))
-        if ts_ns(s.execution_expiration_time):
-            self._timer(TaskType.TASK_TYPE_WORKFLOW_EXECUTION_TIMEOUT, ts_ns(s.execution_expiration_time))
-        for ai in s.activities.values():
-            ai.current_attempt_scheduled_time.CopyFrom(timestamp(self.now))
-            self._generate_activity_dispatch(ai)
-            if ts_ns(ai.expiration_time):
-                self._timer(
-                    TaskType.TASK_TYPE_ACTIVITY_TIMEOUT,
-                    ts_ns(ai.expiration_time),
-                    event_id=ai.scheduled_event_id,
-                    attempt=ai.attempt,
-                    timeout_type=TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE,
-                )
-        for info in s.timers.values():
-            self._timer(
-                TaskType.TASK_TYPE_USER_TIMER,
-                ts_ns(info.expiry_time),
-                event_id=info.started_event_id,
-                timer_id=info.timer_id,
-            )
-        for child in s.children.values():
-            if not child.started_run_id:
-                self._transfer(TaskType.TASK_TYPE_START_CHILD, event_id=child.initiated_event_id)
-        for initiated in s.external_signals:
-            self._transfer(TaskType.TASK_TYPE_SIGNAL_EXTERNAL, event_id=initiated)
-        for initiated in s.external_cancels:
-            self._transfer(TaskType.TASK_TYPE_CANCEL_EXTERNAL, event_id=initiated)
-        for op in s.nexus_operations.values():
-            self._regenerate_nexus_tasks(op)
-
-    def _regenerate_nexus_tasks(self, op: NexusOperationInfo) -> None:
-        if op.state != NexusState.PENDING_NEXUS_OPERATION_STATE_STARTED:
-            # the start request goes again; the handler recognises it by its request id
-            op.state = NexusState.PENDING_NEXUS_OPERATION_STATE_SCHEDULED
-            op.blocked_reason = ""
-            op.ClearField("next_attempt_schedule_time")
-            self._nexus_start_task(op)
-        elif op.cancellation.state in (
-            CancelState.NEXUS_OPERATION_CANCELLATION_STATE_SCHEDULED,
-            CancelState.NEXUS_OPERATION_CANCELLATION_STATE_BACKING_OFF,
-        ):
-            op.cancellation.state = CancelState.NEXUS_OPERATION_CANCELLATION_STATE_SCHEDULED
-            self._nexus_cancel_task(op)
-        self._nexus_timeout_timers(op)
+        """Deprecated (callers move to `rebuild.reset_bookkeeping_for_rebuild` and
+        `task_generator.regenerate`): the bookkeeping and tasks of a state rebuilt from events."""
+        rebuild.reset_bookkeeping_for_rebuild(self.state, self.now)
+        self._tasks(tg.regenerate(self.state, self.now, self.retention_ns))
 
     # ------------------------------------------------------------------ close
-    def _closing(self, continues: bool = False) -> None:
-        """The run closes; `continues`: a new run carries on (continue-as-new, retry, cron), and
-        the completion callbacks move to it instead of firing."""
+    def _closing(self) -> None:
+        """The run is about to close: a closed run keeps no buffered events."""
         self.visibility_dirty = True
-        if self.retention_ns:
-            self._timer(TaskType.TASK_TYPE_DELETE_HISTORY, self.now + self.retention_ns)
-        # A closed run keeps no buffered events and no pending work.
         self.flush_buffered_events()
-        if self.state.start.HasField("parent_workflow_execution") or self.state.children:
-            # tell the parent, and apply the parent-close policies of the children
-            self._transfer(TaskType.TASK_TYPE_CLOSE_EXECUTION)
-        if not continues:
-            for index, _ in enumerate(self.state.start.completion_callbacks):
-                self.state.callbacks.append(CallbackState(state=CallbackStateEnum.CALLBACK_STATE_SCHEDULED))
-                self._transfer(TaskType.TASK_TYPE_CALLBACK, callback_index=index, attempt=1)
+
+    def _closed(self) -> None:
+        """The close event is applied: tell the parent and apply the children's parent-close
+        policies, deliver the completion callbacks (the applier scheduled them unless a new run
+        carries on), and delete the run after its retention."""
+        self._tasks(tg.close_execution(self.state))
+        self._tasks(tg.callbacks(self.state))
+        self._tasks(tg.delete_history(self.state, self.retention_ns))
 
     def add_completed(self, wft_completed_event_id: int, result: common.Payloads | None, new_run_id: str = "") -> None:
-        self._closing(continues=bool(new_run_id))
+        self._closing()
         attrs = history.WorkflowExecutionCompletedEventAttributes(
             workflow_task_completed_event_id=wft_completed_event_id, new_execution_run_id=new_run_id
         )
         if result is not None:
             attrs.result.CopyFrom(result)
         self._event(ev.WORKFLOW_EXECUTION_COMPLETED, workflow_execution_completed_event_attributes=attrs)
+        self._closed()
 
     def add_failed(
         self, wft_completed_event_id: int, failure: failure_pb.Failure, retry_state: int, new_run_id: str = ""
     ) -> None:
-        self._closing(continues=bool(new_run_id))
+        self._closing()
         attrs = history.WorkflowExecutionFailedEventAttributes(
             workflow_task_completed_event_id=wft_completed_event_id,
             retry_state=retry_state,  # type: ignore[arg-type]
@@ -1197,14 +1009,16 @@ class MutableState:
         )
         attrs.failure.CopyFrom(failure)
         self._event(ev.WORKFLOW_EXECUTION_FAILED, workflow_execution_failed_event_attributes=attrs)
+        self._closed()
 
     def add_timed_out(self, retry_state: int, new_run_id: str = "") -> None:
-        self._closing(continues=bool(new_run_id))
+        self._closing()
         attrs = history.WorkflowExecutionTimedOutEventAttributes(
             retry_state=retry_state,  # type: ignore[arg-type]
             new_execution_run_id=new_run_id,
         )
         self._event(ev.WORKFLOW_EXECUTION_TIMED_OUT, workflow_execution_timed_out_event_attributes=attrs)
+        self._closed()
 
     def add_canceled(self, wft_completed_event_id: int, details: common.Payloads | None) -> None:
         self._closing()
@@ -1214,10 +1028,12 @@ class MutableState:
         if details is not None:
             attrs.details.CopyFrom(details)
         self._event(ev.WORKFLOW_EXECUTION_CANCELED, workflow_execution_canceled_event_attributes=attrs)
+        self._closed()
 
     def add_continued_as_new(self, attrs: history.WorkflowExecutionContinuedAsNewEventAttributes) -> None:
-        self._closing(continues=True)
+        self._closing()
         self._event(ev.WORKFLOW_EXECUTION_CONTINUED_AS_NEW, workflow_execution_continued_as_new_event_attributes=attrs)
+        self._closed()
 
     def add_terminated(self, reason: str, details: common.Payloads | None, identity: str) -> None:
         self._closing()
@@ -1225,3 +1041,4 @@ class MutableState:
         if details is not None:
             attrs.details.CopyFrom(details)
         self._event(ev.WORKFLOW_EXECUTION_TERMINATED, workflow_execution_terminated_event_attributes=attrs)
+        self._closed()
