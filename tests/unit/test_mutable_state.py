@@ -1,5 +1,6 @@
 """Mutable state: workflow-task life cycle, buffering, activities and timers, and that replaying the
-recorded events through the appliers rebuilds the same state (DESIGN.md invariant 1)."""
+recorded events through the appliers rebuilds the same state (DESIGN.md invariant 1): every scenario
+ends by comparing the live state with its replayed history as whole messages (`rebuild.comparable`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from temporalio.api.history.v1 import message_pb2 as history
 from temporalio.api.taskqueue.v1 import TaskQueue
 
 from tempyral.common.clock import duration, seconds, ts_ns
-from tempyral.history import appliers
+from tempyral.history import rebuild
 from tempyral.history.mutable_state import MutableState
 from tempyral.proto.internal_pb2 import ExecutionState, TaskType
 
@@ -16,8 +17,33 @@ E = EventType
 T0 = 1_700_000_000 * 1_000_000_000
 
 
+class Recorded(MutableState):
+    """A MutableState that keeps every event it wrote (each `begin` commits the last transaction's)."""
+
+    __slots__ = ("written",)
+
+    def __init__(self, state: ExecutionState, now: int = 0) -> None:
+        super().__init__(state, now)
+        self.written: list[history.HistoryEvent] = []
+
+    def begin(self, now: int) -> None:
+        self.written += [history.HistoryEvent.FromString(e.SerializeToString()) for e in self.new_events]
+        super().begin(now)
+
+    def history(self) -> list[history.HistoryEvent]:
+        return self.written + list(self.new_events)
+
+
+def assert_replays(ms: MutableState) -> None:
+    """The run's written history replays to its live state, but for what no event carries."""
+    assert isinstance(ms, Recorded)
+    assert not ms.state.buffered_events, "a state with buffered events is ahead of its history"
+    replayed = rebuild.replay("ns", "wf", "run", ms.history())
+    assert rebuild.comparable(replayed) == rebuild.comparable(ms.state)
+
+
 def new_state(backoff_s: float = 0.0, run_timeout_s: float = 0.0) -> MutableState:
-    ms = MutableState(ExecutionState(namespace_id="ns", workflow_id="wf", run_id="run", next_event_id=1), T0)
+    ms = Recorded(ExecutionState(namespace_id="ns", workflow_id="wf", run_id="run", next_event_id=1), T0)
     ms.begin(T0)
     attrs = history.WorkflowExecutionStartedEventAttributes(
         task_queue=TaskQueue(name="q", kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL), attempt=1
@@ -57,6 +83,7 @@ def test_start_schedules_the_first_workflow_task_and_timeouts() -> None:
     assert TaskType.TASK_TYPE_DISPATCH_WORKFLOW_TASK in kinds
     run_timeout = next(t for t in ms.new_tasks if t.type == TaskType.TASK_TYPE_WORKFLOW_RUN_TIMEOUT)
     assert ts_ns(run_timeout.visibility_time) == T0 + seconds(30)
+    assert_replays(ms)
 
 
 def test_start_delay_sets_a_backoff_timer_instead_of_a_task() -> None:
@@ -65,6 +92,7 @@ def test_start_delay_sets_a_backoff_timer_instead_of_a_task() -> None:
     timer = next(t for t in ms.new_tasks if t.type == TaskType.TASK_TYPE_WORKFLOW_BACKOFF_TIMER)
     assert ts_ns(timer.visibility_time) == T0 + seconds(5)
     assert ts_ns(ms.state.execution_time) == T0 + seconds(5)
+    assert_replays(ms)
 
 
 def test_events_arriving_during_a_task_are_buffered_and_flushed_completions_last() -> None:
@@ -96,6 +124,7 @@ def test_events_arriving_during_a_task_are_buffered_and_flushed_completions_last
     started, completed = ms.new_events[1], ms.new_events[3]
     assert completed.activity_task_completed_event_attributes.started_event_id == started.event_id
     assert [e.event_id for e in ms.new_events] == list(range(ms.new_events[0].event_id, ms.state.next_event_id))
+    assert_replays(ms)
 
 
 def test_failed_task_becomes_transient_and_is_written_only_when_it_completes() -> None:
@@ -120,6 +149,7 @@ def test_failed_task_becomes_transient_and_is_written_only_when_it_completes() -
         E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
     ]
     assert [e.event_id for e in ms.new_events] == [written, written + 1, written + 2]
+    assert_replays(ms)
 
 
 def test_transient_task_becomes_normal_when_an_event_arrives_before_it_starts() -> None:
@@ -138,6 +168,7 @@ def test_transient_task_becomes_normal_when_an_event_arrives_before_it_starts() 
         E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
     ]
     assert ms.state.workflow_task.attempt == 1 and not ms.state.workflow_task.transient
+    assert_replays(ms)
 
 
 def test_failure_on_a_sticky_queue_retries_once_on_the_normal_queue() -> None:
@@ -155,6 +186,7 @@ def test_failure_on_a_sticky_queue_retries_once_on_the_normal_queue() -> None:
     ms.schedule_workflow_task()
     wt = ms.state.workflow_task
     assert wt.attempt == 1 and not wt.transient and wt.task_queue.name == "q"
+    assert_replays(ms)
 
 
 def test_activity_start_retry_and_timers() -> None:
@@ -178,6 +210,7 @@ def test_activity_start_retry_and_timers() -> None:
     retry = next(t for t in ms.new_tasks if t.type == TaskType.TASK_TYPE_ACTIVITY_RETRY_TIMER)
     assert ts_ns(retry.visibility_time) == T0 + seconds(3) and retry.attempt == 2
     assert ms.new_events == []  # retries write no events
+    assert_replays(ms)
 
 
 def test_the_started_event_written_at_close_is_dated_when_the_attempt_started() -> None:
@@ -194,41 +227,50 @@ def test_the_started_event_written_at_close_is_dated_when_the_attempt_started() 
     assert started.event_type == E.EVENT_TYPE_ACTIVITY_TASK_STARTED
     assert ts_ns(started.event_time) == T0 + seconds(1)
     assert ts_ns(completed.event_time) == T0 + seconds(4)
+    assert_replays(ms)
 
 
 def test_replaying_the_events_rebuilds_the_state() -> None:
     ms = new_state(run_timeout_s=100)
-    recorded: list[history.HistoryEvent] = []
-
-    def commit() -> None:
-        recorded.extend(history.HistoryEvent.FromString(e.SerializeToString()) for e in ms.new_events)
-        ms.begin(ms.now + 1)
-
     ms.start_workflow_task("r1", "worker")
-    commit()
+    ms.begin(ms.now + 1)
     done = complete_task(ms)
     first = ms.add_activity_task_scheduled(activity_attrs("a1"))
     ms.add_activity_task_scheduled(activity_attrs("a2"))
     ms.add_timer_started("t1", duration(seconds(30)), done.event_id)
     ms.add_timer_started("t2", duration(seconds(60)), done.event_id)
-    commit()
+    ms.begin(ms.now + 1)
     ms.start_activity(first, "ra", "worker")
     ms.add_activity_task_completed(first, None, "worker")
     ms.add_timer_fired("t1")
     ms.schedule_workflow_task()
-    commit()
+    assert sorted(ms.state.timers) == ["t2"] and len(ms.state.activities) == 1
+    assert_replays(ms)
+    ms.begin(ms.now + 1)
+    ms.start_workflow_task("r2", "worker")
+    ms.add_signaled("during", None, "client", None, "req-9")  # buffered
+    complete_task(ms)
+    ms.add_timer_canceled("t2", ms.state.last_workflow_task_completed_event_id, "worker")
+    ms.flush_buffered_events()
+    assert_replays(ms)
 
-    rebuilt = ExecutionState(namespace_id="ns", workflow_id="wf", run_id="run")
-    for event in recorded:
-        appliers.apply(rebuilt, event)
-    live = ms.state
-    assert sorted(rebuilt.activities) == sorted(live.activities)
-    assert sorted(rebuilt.timers) == sorted(live.timers) == ["t2"]
-    assert rebuilt.status == live.status
-    assert rebuilt.workflow_task.scheduled_event_id == live.workflow_task.scheduled_event_id
-    assert rebuilt.last_completed_wft_started_event_id == live.last_completed_wft_started_event_id
-    assert ts_ns(rebuilt.run_expiration_time) == ts_ns(live.run_expiration_time)
-    assert rebuilt.timers["t2"].expiry_time == live.timers["t2"].expiry_time
+
+def test_a_transient_task_that_keeps_failing_leaves_the_history_that_replays() -> None:
+    ms = new_state()
+    cause = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE
+    ms.start_workflow_task("r1", "worker")
+    ms.add_workflow_task_failed(cause, None, "w")
+    for attempt in (2, 3):
+        ms.schedule_workflow_task()
+        assert_replays(ms)  # the transient task is not in history
+        ms.begin(ms.now + 1)
+        ms.start_workflow_task(f"r{attempt}", "worker")
+        ms.add_workflow_task_failed(cause, None, "w")
+    ms.schedule_workflow_task()
+    ms.start_workflow_task("r4", "worker")
+    complete_task(ms)
+    assert ms.state.workflow_task.attempt == 1
+    assert_replays(ms)
 
 
 def test_terminating_flushes_buffered_events_before_the_close_event() -> None:
@@ -239,3 +281,4 @@ def test_terminating_flushes_buffered_events_before_the_close_event() -> None:
     ms.add_terminated("stop", None, "me")
     assert types(ms) == [E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED, E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED]
     assert not ms.running and not ms.wft_pending
+    assert_replays(ms)
