@@ -282,3 +282,45 @@ def test_terminating_flushes_buffered_events_before_the_close_event() -> None:
     assert types(ms) == [E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED, E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED]
     assert not ms.running and not ms.wft_pending
     assert_replays(ms)
+
+
+def test_children_external_requests_nexus_and_updates_replay() -> None:
+    from temporalio.api.failure.v1 import Failure
+
+    ms = new_state()
+    ms.start_workflow_task("r1", "worker")
+    complete_task(ms)
+    child = history.StartChildWorkflowExecutionInitiatedEventAttributes(namespace="ns", workflow_id="kid")
+    child.workflow_type.name = "K"
+    initiated = ms.add_start_child_initiated(child)
+    signal = history.SignalExternalWorkflowExecutionInitiatedEventAttributes(signal_name="s")
+    signal.workflow_execution.workflow_id = "other"
+    ms.add_signal_external_initiated(signal)
+    cancel = history.RequestCancelExternalWorkflowExecutionInitiatedEventAttributes()
+    cancel.workflow_execution.workflow_id = "other"
+    ms.add_cancel_external_initiated(cancel)
+    nexus = history.NexusOperationScheduledEventAttributes(endpoint="e", service="s", operation="o", request_id="n")
+    op = ms.add_nexus_scheduled(nexus).scheduled_event_id
+    ms.add_cancel_requested("because", "client", "cancel-req")
+    ms.schedule_workflow_task()
+    ms.begin(ms.now + 1)
+    ms.start_workflow_task("r2", "worker")
+    ms.add_child_started(initiated, "kid-run")  # buffered while the task runs
+    ms.add_external_signal_result(next(iter(ms.state.external_signals)))
+    ms.add_nexus_started(op, "token", [])
+    accepted = history.WorkflowExecutionUpdateAcceptedEventAttributes(protocol_instance_id="u1")
+    complete_task(ms)
+    ms.add_update_accepted(accepted)
+    ms.add_nexus_cancel_requested(op, ms.state.last_workflow_task_completed_event_id)
+    ms.flush_buffered_events()
+    assert ms.state.children[initiated].started_event_id > 0
+    assert_replays(ms)
+    ms.begin(ms.now + 1)
+    ms.nexus_cancel_attempt_failed(ms.state.nexus_operations[op], Failure(message="busy"), ms.now + 5)
+    ms.add_external_cancel_result(next(iter(ms.state.external_cancels)), failed_cause=1)
+    close = history.HistoryEvent(event_type=E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED)
+    close.workflow_execution_completed_event_attributes.result.payloads.add(data=b"1")
+    ms.add_child_closed(initiated, "kid-run", close)
+    ms.schedule_workflow_task()
+    assert_replays(ms)
+    assert ms.state.cancel_requested and ms.state.cancel_request_id == "cancel-req"

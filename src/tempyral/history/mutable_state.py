@@ -660,9 +660,8 @@ class MutableState:
             workflow_type=init.workflow_type,
             header=init.header,
         )
-        event = self._event(ev.CHILD_STARTED, child_workflow_execution_started_event_attributes=attrs)
-        if event.event_id == ev.BUFFERED_EVENT_ID:
-            info.started_run_id = run_id  # the id comes when the buffer is flushed
+        # buffered, it gets its id (and the child its started event id) when the buffer is flushed
+        self._event(ev.CHILD_STARTED, child_workflow_execution_started_event_attributes=attrs)
 
     def add_start_child_failed(self, initiated_event_id: int, cause: int) -> None:
         init = self.state.children[initiated_event_id].initiated
