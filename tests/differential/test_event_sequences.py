@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from google.protobuf.message import Message
-from temporalio.api.enums.v1 import EventType, PendingActivityState
-from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.enums.v1 import ContinueAsNewInitiator, EventType, PendingActivityState
+from temporalio.api.history.v1 import HistoryEvent, WorkflowExecutionStartedEventAttributes
 from temporalio.api.workflowservice.v1 import (
     PollWorkflowTaskQueueRequest,
     ResetWorkflowExecutionRequest,
@@ -473,20 +473,62 @@ def field_paths(message: Message, prefix: str = "") -> list[str]:
 VALUE_MESSAGES = {"google.protobuf.Timestamp", "google.protobuf.Duration"}
 
 
-def normalize(event: HistoryEvent) -> tuple[str, ...]:
-    """The event's shape, and its type with the attributes whose values must agree between servers."""
+def normalize(event: HistoryEvent, previous_run: Sequence[HistoryEvent] = ()) -> tuple[str, ...]:
+    """The event's shape, and its type with the attributes whose values must agree between servers.
+    `previous_run`: the history of the run this one continued as new from, for its start event."""
     attributes = getattr(event, event.WhichOneof("attributes") or "")
-    return (*_values(event), "fields=" + ",".join(sorted(field_paths(attributes))))
+    fields = field_paths(attributes)
+    min_interval = _min_interval_backoff(event, previous_run)
+    if min_interval is not None:  # set or not by the rule, which min_interval checks
+        fields = [f for f in fields if f != "first_workflow_task_backoff"]
+    return (*_values(event, min_interval), "fields=" + ",".join(sorted(fields)))
 
 
-def _values(event: HistoryEvent) -> tuple[str, ...]:
+# How far a server's own reading of the clock for the minimal interval (the reference reads it once more,
+# apart from the event times) may be from what the events' times say.
+CLOCK_READS_S = 0.05
+
+
+def _min_interval_backoff(event: HistoryEvent, previous_run: Sequence[HistoryEvent]) -> str | None:
+    """For the start of a run that a workflow continued as new: whether its first_workflow_task_backoff is what
+    both servers' minimal interval between runs asks for, given how long the previous run lived on that server
+    (from its own event times): what is left of w.MIN_RUN_INTERVAL_S after it became due, or none once it has
+    passed. The value itself depends on the workers' speed, the rule does not. None for any other event."""
+    a = event.workflow_execution_started_event_attributes
+    if (
+        event.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
+        or a.initiator != ContinueAsNewInitiator.CONTINUE_AS_NEW_INITIATOR_WORKFLOW
+        or not previous_run
+    ):
+        return None
+    started, continued = previous_run[0], previous_run[-1]
+    became_due = started.event_time.ToNanoseconds() + _backoff_ns(started.workflow_execution_started_event_attributes)
+    lifetime_s = (continued.event_time.ToNanoseconds() - became_due) / 1e9
+    wanted_s = max(w.MIN_RUN_INTERVAL_S - lifetime_s, 0.0)
+    if a.HasField("first_workflow_task_backoff"):  # a delay: what was left of the interval
+        backoff = f"{_backoff_ns(a) / 1e9:.3f} s"
+        as_asked = abs(_backoff_ns(a) / 1e9 - wanted_s) <= CLOCK_READS_S
+    else:  # none (not even zero): the interval had passed
+        backoff = "none"
+        as_asked = wanted_s <= CLOCK_READS_S
+    if as_asked:
+        return "as the minimal interval asks"
+    return f"{backoff} after a run that lived {lifetime_s:.3f} s (the minimal interval asks {wanted_s:.3f} s)"
+
+
+def _backoff_ns(a: WorkflowExecutionStartedEventAttributes) -> int:
+    return int(a.first_workflow_task_backoff.ToNanoseconds())
+
+
+def _values(event: HistoryEvent, min_interval: str | None = None) -> tuple[str, ...]:
     t = event.event_type
     name = EventType.Name(t).removeprefix("EVENT_TYPE_")
     E = EventType
     if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
         a = event.workflow_execution_started_event_attributes
-        # only whether the first task waits: how long depends on each server's timing
-        backoff = "cron" if a.cron_schedule else a.first_workflow_task_backoff.ToMilliseconds() > 0
+        # only whether the first task waits: how long depends on each server's timing; a run continued as new
+        # waits as the minimal interval asks, which depends on how long the previous run lived on that server
+        backoff = min_interval or ("cron" if a.cron_schedule else a.first_workflow_task_backoff.ToMilliseconds() > 0)
         parent = bool(a.parent_workflow_execution.workflow_id)
         return name, f"attempt={a.attempt}", f"backoff={backoff}", f"initiator={a.initiator}", f"parent={parent}"
     if t == E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
@@ -554,10 +596,17 @@ async def _histories(address: str, scenario: Scenario) -> list[list[tuple[str, .
         default_heartbeat_throttle_interval=timedelta(milliseconds=100),
     ):
         runs = await asyncio.wait_for(scenario(client, task_queue), TIMEOUT)
+    histories = [(await client.get_workflow_handle(wid, run_id=rid).fetch_history()).events for wid, rid in runs]
+    # the history of each run that continued as new, by the id of the run it continued as
+    continued_as = {
+        events[-1].workflow_execution_continued_as_new_event_attributes.new_execution_run_id: events
+        for events in histories
+        if events and events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+    }
     out = []
-    for workflow_id, run_id in runs:
-        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-        out.append([normalize(e) for e in history.events])
+    for (_, run_id), events in zip(runs, histories, strict=True):
+        previous = continued_as.get(run_id, []) if run_id else []
+        out.append([normalize(e, previous if i == 0 else ()) for i, e in enumerate(events)])
     return out
 
 
