@@ -12,10 +12,9 @@ from temporalio.api.enums.v1 import IndexedValueType
 
 from tempyral import SERVER_VERSION, __version__
 from tempyral.common.errors import StartupError
-from tempyral.config import ServerConfig
+from tempyral.config import NexusLimits, ServerConfig
 from tempyral.frontend.admission import AdmissionLimits
 from tempyral.nexus.addresses import AddressRule
-from tempyral.nexus.machinery import NexusLimits
 from tempyral.persistence.sqlite import check_pragma
 from tempyral.server import Server
 

@@ -6,7 +6,26 @@ from dataclasses import dataclass, field
 
 from tempyral.frontend.admission import AdmissionLimits
 from tempyral.nexus.addresses import AddressRule
-from tempyral.nexus.machinery import NexusLimits
+
+
+@dataclass(frozen=True)
+class NexusLimits:
+    """Configuration of the outbound machinery (defaults are the reference's)."""
+
+    request_timeout_s: float = 10.0
+    # Not enough time left before a timeout to make another call: the operation times out.
+    min_request_timeout_s: float = 1.5
+    retry_initial_s: float = 1.0
+    retry_max_s: float = 3600.0
+    retry_coefficient: float = 2.0
+    retry_jitter: float = 0.2
+    breaker_failures: int = 5  # opens after more than this many consecutive failures
+    breaker_open_s: float = 60.0
+    endpoint_rps: float = 0.0  # 0: unlimited
+    namespace_rps: float = 0.0
+    max_pending_operations: int = 30
+    # Endpoint name -> caller namespaces allowed to use it; endpoints not listed are open to all.
+    allowed_callers: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass

@@ -39,6 +39,7 @@ from tempyral.nexus.http_client import NexusHttpClient
 from tempyral.nexus.invoker import NexusInvoker
 from tempyral.nexus.machinery import Machinery
 from tempyral.nexus.metrics import NexusMetrics
+from tempyral.nexus.operations import NexusOperations
 from tempyral.persistence.sqlite import SqliteStore
 from tempyral.proto.internal_pb2 import NamespaceRecord, TaskType
 from tempyral.ui.assets import UiAssetsError, ensure_assets
@@ -68,17 +69,27 @@ class Server:
             EngineConfig(
                 num_shards=config.num_shards,
                 owner=f"{config.ip}:{config.port}",
-                nexus=config.nexus,
+                max_pending_nexus_operations=config.nexus.max_pending_operations,
                 cache_bytes=config.history_cache_bytes,
             ),
         )
         self.nexus_dispatcher = NexusDispatcher(self.matching)
         self.nexus_machinery = Machinery(config.nexus)
         self.nexus_metrics = NexusMetrics()
+        # The history side of Nexus operations: it records outcomes and applies their timers.
+        self.nexus_operations = NexusOperations(self.engine.executions, config.nexus)
+        self.engine.tasks.timer_handlers.update(self.nexus_operations.timer_handlers())
         self.nexus_invoker = NexusInvoker(
-            self.engine, self.endpoints, self.nexus_dispatcher, self.nexus_machinery, self.nexus_metrics
+            self.nexus_operations,
+            self.namespaces,
+            self.endpoints,
+            self.nexus_dispatcher,
+            self.nexus_machinery,
+            self.nexus_metrics,
         )
-        self.callbacks = CallbackDelivery(self.engine, self.nexus_machinery, self.nexus_metrics)
+        self.callbacks = CallbackDelivery(
+            self.nexus_operations, self.namespaces, self.nexus_machinery, self.nexus_metrics
+        )
         self.engine.outbound.update(
             {
                 TaskType.TASK_TYPE_NEXUS_START: self.nexus_invoker.start,
@@ -92,7 +103,12 @@ class Server:
         self.nexus_invoker.external = self.nexus_http_client.call
         self.callbacks.external = self.nexus_http_client.deliver
         self.nexus_http_api = NexusHttpApi(
-            self.engine, self.endpoints, self.nexus_dispatcher, self.nexus_machinery, self.nexus_metrics
+            self.nexus_operations,
+            self.namespaces,
+            self.endpoints,
+            self.nexus_dispatcher,
+            self.nexus_machinery,
+            self.nexus_metrics,
         )
         self._http: web.AppRunner | None = None
         self._ui: web.AppRunner | None = None

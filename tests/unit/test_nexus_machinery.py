@@ -8,8 +8,9 @@ import pytest
 from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
+from tempyral.config import NexusLimits
 from tempyral.nexus import outcomes
-from tempyral.nexus.machinery import CircuitBreaker, Machinery, NexusLimits, TokenBucket, backoff_s
+from tempyral.nexus.machinery import CircuitBreaker, Machinery, TokenBucket, backoff_s
 from tempyral.nexus.outcomes import Kind
 
 

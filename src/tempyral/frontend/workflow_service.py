@@ -342,14 +342,14 @@ class WorkflowService:
         ns = self.namespaces.get(req.namespace)
         check_execution(req.execution)
         timeout = long_poll_timeout(ctx, 20.0) if req.wait_new_event else 0.0
-        return await reads.get_history(self.engine, ns, req, timeout, with_transient=_is_sdk(ctx))
+        return await reads.get_history(self.engine.executions, ns, req, timeout, with_transient=_is_sdk(ctx))
 
     async def get_workflow_execution_history_reverse(
         self, req: ws.GetWorkflowExecutionHistoryReverseRequest, ctx: Ctx
     ) -> ws.GetWorkflowExecutionHistoryReverseResponse:
         ns = self.namespaces.get(req.namespace)
         check_execution(req.execution)
-        return await reads.get_history_reverse(self.engine, ns, req)
+        return await reads.get_history_reverse(self.engine.executions, ns, req)
 
     async def describe_workflow_execution(
         self, req: ws.DescribeWorkflowExecutionRequest, ctx: Ctx
@@ -365,7 +365,9 @@ class WorkflowService:
         if not req.query.query_type:
             raise InvalidArgument("QueryType is not set on request.")
         check_blob_size(req.query.query_args)
-        return await reads.query(self.engine, ns, req, long_poll_timeout(ctx, QUERY_TIMEOUT_S))
+        return await reads.query(
+            self.engine.executions, self.engine.queries, ns, req, long_poll_timeout(ctx, QUERY_TIMEOUT_S)
+        )
 
     async def update_workflow_execution(
         self, req: ws.UpdateWorkflowExecutionRequest, ctx: Ctx
@@ -406,7 +408,7 @@ class WorkflowService:
         check_execution(req.workflow_execution)
         if len(req.request_id) > MAX_ID_LENGTH:
             raise InvalidArgument("RequestId length exceeds limit.")
-        return ws.ResetWorkflowExecutionResponse(run_id=await reset.reset(self.engine, ns, req))
+        return ws.ResetWorkflowExecutionResponse(run_id=await reset.reset(self.engine.executions, ns, req))
 
     # ------------------------------------------------------------------ workers
     async def poll_workflow_task_queue(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import RetryState, TimeoutType
@@ -17,17 +17,15 @@ from tempyral.common.errors import InvalidArgument, NotFound, WorkflowCompleted
 from tempyral.common.limits import exceeds_blob_limit, payloads_size
 from tempyral.common.retry import next_retry
 from tempyral.common.tokens import decode_task_token, encode_task_token
+from tempyral.history.executions import Executions
 from tempyral.history.mutable_state import MutableState
-from tempyral.history.shard import Mutation
-from tempyral.matching.service import ACTIVITY, QueueKey
+from tempyral.history.outbox import Outbox
+from tempyral.history.task_generator import task_is_current
+from tempyral.matching.service import ACTIVITY, Matching, QueueKey
 from tempyral.namespace.registry import Namespace
-from tempyral.proto.internal_pb2 import ActivityInfo, Task, TaskCategory, TaskToken
-
-if TYPE_CHECKING:
-    from tempyral.history.engine import HistoryEngine
+from tempyral.proto.internal_pb2 import ActivityInfo, Task, TaskToken, TaskType
 
 log = logging.getLogger(__name__)
-TRANSFER = TaskCategory.TASK_CATEGORY_TRANSFER
 TIMEOUT_NAMES: dict[int, str] = {
     TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE: "StartToClose",
     TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START: "ScheduleToStart",
@@ -88,22 +86,31 @@ def timeout_failure(timeout_type: int, message: str | None = None) -> failure_pb
 
 
 class ActivityHandler:
-    def __init__(self, engine: HistoryEngine) -> None:
-        self.engine = engine
+    def __init__(self, executions: Executions, matching: Matching, outbox: Outbox) -> None:
+        self.executions = executions
+        self.matching = matching
+        self.outbox = outbox
+
+    def timer_handlers(self) -> dict[int, Callable[[MutableState, Task], bool]]:
+        """The timer tasks this handler applies (see TaskExecutor.timer_handlers)."""
+        return {
+            TaskType.TASK_TYPE_ACTIVITY_TIMEOUT: self.on_timeout,
+            TaskType.TASK_TYPE_ACTIVITY_RETRY_TIMER: self.on_retry_timer,
+        }
 
     # ------------------------------------------------------------------ poll
     async def poll(
         self, ns: Namespace, req: ws.PollActivityTaskQueueRequest, timeout: float
     ) -> ws.PollActivityTaskQueueResponse:
         key = QueueKey(ns.id, req.task_queue.name, ACTIVITY)
-        self.engine.matching.note_poller(key, req.identity, req.worker_version_capabilities.build_id)
+        self.matching.note_poller(key, req.identity, req.worker_version_capabilities.build_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return ws.PollActivityTaskQueueResponse()
-            task = await self.engine.matching.poll(key, remaining)
+            task = await self.matching.poll(key, remaining)
             if task is None:
                 return ws.PollActivityTaskQueueResponse()
             resp = await asyncio.shield(self._record_started(ns, task, req.identity))
@@ -113,22 +120,29 @@ class ActivityHandler:
     async def _record_started(
         self, ns: Namespace, task: Task, identity: str
     ) -> ws.PollActivityTaskQueueResponse | None:
-        engine = self.engine
         try:
-            async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+            async with self.executions.update(task.namespace_id, task.workflow_id, task.run_id) as change:
+                ms = change.ms
                 ai = ms.state.activities.get(task.event_id)
-                if not ms.running or ai is None or ai.attempt != task.attempt or ai.started:
-                    engine.tasks.ack(task)
+                if (
+                    not ms.running
+                    or ai is None
+                    or ai.attempt != task.attempt
+                    or ai.started
+                    or not task_is_current(ms.state, task)
+                ):
+                    self.outbox.ack(task)
                     return None
                 ms.start_activity(ai, ids.new_id(), identity)
-                await shard.commit([Mutation(entry, ms)], deleted_tasks=[(TRANSFER, task.task_id)])
+                change.task_done(task)
+                await change.commit()
                 return activity_task_response(ns, ms, ai)
         except NotFound:
-            engine.tasks.ack(task)
+            self.outbox.ack(task)
             return None
         except Exception as err:
-            engine.tasks.failures.failure("could not start activity tasks", err)
-            engine.matching.add_front(QueueKey(task.namespace_id, task.task_queue.name, ACTIVITY), task)
+            self.outbox.failures.failure("could not start activity tasks", err)
+            self.matching.add_front(QueueKey(task.namespace_id, task.task_queue.name, ACTIVITY), task)
             await asyncio.sleep(0.1)
             return None
 
@@ -164,15 +178,14 @@ class ActivityHandler:
         self, ns: Namespace, workflow_id: str, run_id: str, activity: TaskToken | str, action: str, req: object
     ) -> object:
         """Lock the run, find the activity (by token or id) and apply `action` to it."""
-        async with self.engine.locked(ns.id, workflow_id, run_id) as (shard, entry, ms):
+        async with self.executions.update(ns.id, workflow_id, run_id) as change:
+            ms = change.ms
             if isinstance(activity, TaskToken):
                 ai = self._by_token(ms, activity)
             else:
                 ai = self._by_id(ms, activity)
             result = getattr(self, action)(ms, ai, req)
-            if not ms.wft_pending and ms.running and ms.new_events:
-                ms.schedule_workflow_task()
-            await shard.commit([Mutation(entry, ms)])
+            await change.commit(schedule_workflow_task=bool(ms.new_events))
             return result
 
     async def complete(self, ns: Namespace, req: ws.RespondActivityTaskCompletedRequest) -> None:

@@ -60,6 +60,14 @@ def ranges(branch: HistoryBranch, first_event_id: int, next_event_id: int) -> li
     return out
 
 
+def current_branch_id(state: ExecutionState) -> str:
+    """The id of `current_branch(state)`, without copying the branch (every commit asks)."""
+    histories = state.version_histories.histories
+    if not histories:
+        return state.run_id
+    return histories[state.version_histories.current_index].branch.branch_id or state.run_id
+
+
 def current_branch(state: ExecutionState) -> HistoryBranch:
     """The branch the run's reads and new events use: that of its current version history, or the run's first
     branch when the state has none (states written before version histories existed)."""

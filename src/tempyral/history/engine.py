@@ -1,7 +1,8 @@
-"""The history engine: owns the shards, routes tasks, and runs every mutation of an execution.
+"""The history engine: builds the history service from its parts, routes committed tasks, and
+serves the client-facing operations on executions (start, signal, cancel, terminate, delete).
 
-Client-facing operations live here; workflow-task, activity and timer handling live in
-their own modules and reach executions through `HistoryEngine.locked`.
+Workflow tasks, activities, updates, timers and transfer tasks live in their own modules, which
+get the narrow collaborators they use; every change goes through `Executions.update`.
 """
 
 from __future__ import annotations
@@ -9,17 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from temporalio.api.common.v1 import message_pb2 as common
-from temporalio.api.enums.v1 import (
-    ContinueAsNewInitiator,
-    TaskQueueKind,
-    WorkflowTaskFailedCause,
-)
+from temporalio.api.enums.v1 import ContinueAsNewInitiator, TaskQueueKind
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.history.v1 import message_pb2 as history
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
@@ -34,14 +29,19 @@ from tempyral.common.errors import (
     WorkflowNotFound,
 )
 from tempyral.common.limits import workflow_timeouts
-from tempyral.history import reset_points
+from tempyral.history.activities import ActivityHandler
+from tempyral.history.executions import Change, Executions, terminate
 from tempyral.history.mutable_state import MutableState
-from tempyral.history.next_run import INHERITING, inherit_payloads
-from tempyral.history.parent import ParentInfo
-from tempyral.history.shard import ExecutionEntry, ExecutionKey, Mutation, Shard
+from tempyral.history.outbox import Outbox
+from tempyral.history.queries import QueryRegistry
+from tempyral.history.shard import Mutation, Shard
+from tempyral.history.starts import ParentInfo, StartResult
+from tempyral.history.tasks import TaskExecutor
+from tempyral.history.timer_queue import TimerQueue
+from tempyral.history.updates import UpdateHandler
+from tempyral.history.workflow_tasks import WorkflowTaskHandler
 from tempyral.matching.service import ACTIVITY, WORKFLOW, Matching, QueueKey
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
-from tempyral.nexus.machinery import NexusLimits
 from tempyral.persistence.store import CurrentWrite, Store
 from tempyral.proto.internal_pb2 import ExecutionState, Task, TaskCategory, TaskType
 
@@ -59,7 +59,6 @@ FAILED_STATUSES = frozenset(
 )
 ReusePolicy = wf_enums.WorkflowIdReusePolicy
 ConflictPolicy = wf_enums.WorkflowIdConflictPolicy
-FORCE_CLOSE_COMMAND = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND
 
 
 @dataclass(frozen=True)
@@ -70,17 +69,14 @@ class EngineConfig:
     cache_bytes: int = 128 * 1024 * 1024
     owner: str = "tempyral"
     long_poll_timeout_s: float = 60.0
-    nexus: NexusLimits = field(default_factory=NexusLimits)
-
-
-@dataclass(slots=True)
-class StartResult:
-    run_id: str
-    started: bool
-    status: int = RUNNING
+    # Nexus operations a run may have pending at once (the reference's default).
+    max_pending_nexus_operations: int = 30
 
 
 class HistoryEngine:
+    """The composition root of the history service and its client-facing operations (start, signal,
+    cancel, terminate, delete). Handlers get the narrow collaborators they use, never the engine."""
+
     def __init__(self, store: Store, namespaces: NamespaceRegistry, matching: Matching, config: EngineConfig) -> None:
         self.store = store
         self.namespaces = namespaces
@@ -97,28 +93,32 @@ class HistoryEngine:
             )
             for i in range(config.num_shards)
         ]
+        self.executions = Executions(store, namespaces, self.shards)
         self._id_locks: dict[tuple[str, str], asyncio.Lock] = {}
-        # Handlers live in their own modules; they import this one, hence the late imports.
-        from tempyral.history.activities import ActivityHandler
-        from tempyral.history.nexus_ops import NexusOperations
-        from tempyral.history.queries import QueryRegistry
-        from tempyral.history.tasks import TaskExecutor
-        from tempyral.history.timer_queue import TimerQueue
-        from tempyral.history.updates import UpdateHandler
-        from tempyral.history.workflow_tasks import WorkflowTaskHandler
-
-        self.tasks = TaskExecutor(self)
-        self.timer_queue = TimerQueue(self.tasks.execute_timer)
+        self.outbox = Outbox(store)
         self.queries = QueryRegistry(matching)
-        self.workflow_tasks = WorkflowTaskHandler(self)
-        self.activities = ActivityHandler(self)
-        self.updates = UpdateHandler(self)
-        self.nexus_limits = config.nexus
-        self.nexus_operations = NexusOperations(self)
-        # Outbound Nexus work (start / cancel requests, completion callbacks) and the endpoint
-        # lookup are attached by the server: they live in the nexus package.
-        self.outbound: dict[int, Callable[[Task], Awaitable[None]]] = {}
+        self.updates = UpdateHandler(self.executions)
+        self.executions.closed_listeners.append(UpdateHandler.abort_closed)
+        self.tasks = TaskExecutor(self.executions, namespaces, self.outbox, self.queries, self)
+        self.timer_queue = TimerQueue(self.tasks.execute_timer)
+        self.activities = ActivityHandler(self.executions, matching, self.outbox)
+        self.tasks.timer_handlers.update(self.activities.timer_handlers())
+        # The endpoint lookup is attached by the server: endpoints live in the nexus package.
         self.find_endpoint_id: Callable[[str], str | None] = lambda name: None
+        self.workflow_tasks = WorkflowTaskHandler(
+            self.executions,
+            matching,
+            self.queries,
+            self.outbox,
+            namespaces,
+            lambda name: self.find_endpoint_id(name),
+            config.max_pending_nexus_operations,
+        )
+
+    @property
+    def outbound(self) -> dict[int, Callable[[Task], Awaitable[None]]]:
+        """Transfer tasks run outside history (Nexus requests, completion callbacks), by task type."""
+        return self.tasks.outbound
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -137,10 +137,10 @@ class HistoryEngine:
     async def stop(self) -> None:
         await self.timer_queue.stop()
         await self.tasks.stop()
+        await self.outbox.stop()
 
     def shard_for(self, namespace_id: str, workflow_id: str) -> Shard:
-        h = zlib.crc32(f"{namespace_id}/{workflow_id}".encode())
-        return self.shards[h % len(self.shards)]
+        return self.executions.shard_for(namespace_id, workflow_id)
 
     def _on_tasks(self, tasks: list[Task]) -> None:
         """Committed tasks: dispatch tasks go to matching, timers to the timer queue."""
@@ -157,79 +157,8 @@ class HistoryEngine:
             else:
                 self.tasks.submit_transfer(task)
 
-    # ------------------------------------------------------------------ access to executions
-    async def current_run_id(self, namespace_id: str, workflow_id: str) -> str | None:
-        shard = self.shard_for(namespace_id, workflow_id)
-        cached = shard.current_run_cached(namespace_id, workflow_id)
-        if cached is not None:
-            return cached
-        row = await self.store.get_current(namespace_id, workflow_id)
-        if row is None:
-            return None
-        shard.remember_current(namespace_id, workflow_id, row.run_id)
-        return row.run_id
-
-    @asynccontextmanager
-    async def locked(
-        self, namespace_id: str, workflow_id: str, run_id: str = ""
-    ) -> AsyncIterator[tuple[Shard, ExecutionEntry, MutableState]]:
-        """Lock a run (the current one when run_id is empty) and load its state.
-
-        Uncommitted changes are dropped if the block raises, so a failed request leaves
-        nothing behind in the cache.
-        """
-        shard = self.shard_for(namespace_id, workflow_id)
-        for _ in range(5):
-            target = run_id or await self.current_run_id(namespace_id, workflow_id)
-            if not target:
-                raise WorkflowNotFound.for_id(workflow_id)
-            async with shard.locked((namespace_id, workflow_id, target)) as entry:
-                ms = await shard.load(entry)
-                if ms is None:
-                    if run_id:
-                        raise WorkflowNotFound.for_run(workflow_id, run_id)
-                    raise WorkflowNotFound.for_id(workflow_id)
-                if not run_id and not ms.running:
-                    # a newer run may have become current while we waited for the lock
-                    latest = await self.current_run_id(namespace_id, workflow_id)
-                    if latest and latest != target:
-                        continue
-                ms.begin(time.time_ns())
-                namespace = self.namespaces.find_by_id(namespace_id)
-                ms.retention_ns = namespace.retention_ns if namespace is not None else 0
-                try:
-                    yield shard, entry, ms
-                except BaseException:
-                    if ms.new_events or ms.new_tasks or ms.visibility_dirty:
-                        shard.evict_state(entry)
-                    raise
-                return
-        raise Internal("the current run of this workflow keeps changing")
-
     async def read_state(self, namespace_id: str, workflow_id: str, run_id: str = "") -> MutableState:
-        async with self.locked(namespace_id, workflow_id, run_id) as (_, _, ms):
-            return ms
-
-    async def events(
-        self, shard: Shard, entry: ExecutionEntry, ms: MutableState, first_event_id: int, next_event_id: int
-    ) -> list[history.HistoryEvent]:
-        """Committed events in [first_event_id, next_event_id), from the cache or the store."""
-        if entry.events is None and ms.state.next_event_id <= 1000:
-            blobs = await self.store.read_history(ms.namespace_id, ms.run_id, 1, ms.state.next_event_id)
-            events: list[history.HistoryEvent] = []
-            for blob in blobs:
-                events.extend(history.History.FromString(blob).events)
-            if len(events) == ms.state.next_event_id - 1 - len(ms.new_events):
-                shard.cache_events(entry, events, sum(len(b) for b in blobs))
-        if entry.events is not None:
-            return entry.events[first_event_id - 1 : next_event_id - 1]
-        blobs = await self.store.read_history(ms.namespace_id, ms.run_id, first_event_id, next_event_id)
-        out: list[history.HistoryEvent] = []
-        for blob in blobs:
-            for event in history.History.FromString(blob).events:
-                if first_event_id <= event.event_id < next_event_id:
-                    out.append(event)
-        return out
+        return await self.executions.read_state(namespace_id, workflow_id, run_id)
 
     # ------------------------------------------------------------------ start
     def _id_lock(self, namespace_id: str, workflow_id: str) -> asyncio.Lock:
@@ -294,6 +223,9 @@ class HistoryEngine:
         attrs.completion_callbacks.extend(req.completion_callbacks)
         return attrs
 
+    async def current_run_id(self, namespace_id: str, workflow_id: str) -> str | None:
+        return await self.executions.current_run_id(namespace_id, workflow_id)
+
     async def start_workflow(
         self,
         ns: Namespace,
@@ -308,9 +240,10 @@ class HistoryEngine:
         """
         shard = self.shard_for(ns.id, req.workflow_id)
         async with self._id_lock(ns.id, req.workflow_id):
-            current_id = await self.current_run_id(ns.id, req.workflow_id)
+            current_id = await self.executions.current_run_id(ns.id, req.workflow_id)
             if current_id is not None:
-                async with self.locked(ns.id, req.workflow_id, current_id) as (_, entry, current):
+                async with self.executions.update(ns.id, req.workflow_id, current_id) as change:
+                    current = change.ms
                     outcome = self._resolve_existing(current, req, signal is not None)
                     if outcome is not None:
                         if signal is not None and current.running:
@@ -321,15 +254,12 @@ class HistoryEngine:
                                 signal.header,
                                 signal.request_id,
                             )
-                            if not current.wft_pending:
-                                current.schedule_workflow_task()
-                            await shard.commit([Mutation(entry, current)])
+                            await change.commit(schedule_workflow_task=True)
                         return outcome
                     if current.running:  # conflict policy: terminate the running one
                         current.add_terminated("TerminateExisting", None, req.identity or "history-service")
-                        others = [Mutation(entry, current)]
-                        return await self._create_run(shard, ns, req, current_id, signal, others, parent)
-            return await self._create_run(shard, ns, req, current_id, signal, [], parent)
+                        return await self._create_run(shard, ns, req, current_id, signal, change, parent)
+            return await self._create_run(shard, ns, req, current_id, signal, None, parent)
 
     def _resolve_existing(
         self, current: MutableState, req: ws.StartWorkflowExecutionRequest, with_signal: bool
@@ -390,9 +320,10 @@ class HistoryEngine:
         req: ws.StartWorkflowExecutionRequest,
         previous_run_id: str | None,
         signal: ws.SignalWithStartWorkflowExecutionRequest | None,
-        others: list[Mutation],
+        terminated: Change | None,
         parent: ParentInfo | None = None,
     ) -> StartResult:
+        """Create a run; `terminated`: the change that terminated the running one, committed with it."""
         now = time.time_ns()
         run_id = ids.new_run_id()
         attrs = self.started_attributes(ns, req, run_id, now, parent)
@@ -407,7 +338,7 @@ class HistoryEngine:
             now,
         )
         ms.state.start_request_ids.append(req.request_id)
-        ms.begin(now)
+        self.executions.prepare(ms, now)
         ms.add_workflow_execution_started(
             attrs,
             # a child's first task waits until its parent has recorded it as started
@@ -426,14 +357,21 @@ class HistoryEngine:
             )
             if duration_ns(attrs.first_workflow_task_backoff) == 0:
                 ms.schedule_workflow_task()
-        key: ExecutionKey = (ns.id, req.workflow_id, run_id)
         current = CurrentWrite(ns.id, req.workflow_id, run_id, RUNNING, req.request_id, previous_run_id)
-        async with shard.locked(key) as entry:
+        async with self.executions.creating(shard, ms) as change:
+            change.current.append(current)
+            if terminated is not None:
+                # the terminated run is written in the same transaction
+                change.others.append(Mutation(terminated.entry, terminated.ms))
+                terminated.committed = True
             try:
-                await shard.commit([*others, Mutation(entry, ms, new=True)], current=[current])
+                await change.commit()
             except ConditionFailed as err:
                 # Another node (or a stale cache) raced us on this workflow id.
                 raise Internal(f"workflow id {req.workflow_id} changed concurrently: {err}") from err
+        if terminated is not None:
+            for listener in self.executions.closed_listeners:
+                listener(terminated.entry, False)
         return StartResult(run_id, True)
 
     # ------------------------------------------------------------------ signals, cancel, terminate
@@ -446,7 +384,8 @@ class HistoryEngine:
     ) -> None:
         """Signal a run. `external`: the workflow that sent it; `child_of`: only a child of that one."""
         ex = req.workflow_execution
-        async with self.locked(ns.id, ex.workflow_id, ex.run_id) as (shard, entry, ms):
+        async with self.executions.update(ns.id, ex.workflow_id, ex.run_id) as change:
+            ms = change.ms
             if not ms.running:
                 raise WorkflowCompleted()
             if child_of is not None and ms.state.start.parent_workflow_execution.workflow_id != child_of.workflow_id:
@@ -455,9 +394,7 @@ class HistoryEngine:
                 return  # a retried request: the signal is already in history
             signal_input = req.input if req.HasField("input") else None  # absent stays absent, as on the reference
             ms.add_signaled(req.signal_name, signal_input, req.identity, req.header, req.request_id, external)
-            if not ms.wft_pending:
-                ms.schedule_workflow_task()
-            await shard.commit([Mutation(entry, ms)])
+            await change.commit(schedule_workflow_task=True)
 
     async def request_cancel(
         self,
@@ -468,7 +405,8 @@ class HistoryEngine:
         child_of: common.WorkflowExecution | None = None,
     ) -> None:
         ex = req.workflow_execution
-        async with self.locked(ns.id, ex.workflow_id, ex.run_id) as (shard, entry, ms):
+        async with self.executions.update(ns.id, ex.workflow_id, ex.run_id) as change:
+            ms = change.ms
             if req.first_execution_run_id and ms.state.start.first_execution_run_id != req.first_execution_run_id:
                 raise WorkflowNotFound.for_id(ex.workflow_id)
             if child_of is not None and ms.state.start.parent_workflow_execution.workflow_id != child_of.workflow_id:
@@ -478,81 +416,34 @@ class HistoryEngine:
             if ms.state.cancel_requested:
                 return
             ms.add_cancel_requested(req.reason, req.identity, req.request_id, external, external_initiated_event_id)
-            if not ms.wft_pending:
-                ms.schedule_workflow_task()
-            await shard.commit([Mutation(entry, ms)])
+            await change.commit(schedule_workflow_task=True)
 
     async def terminate(self, ns: Namespace, req: ws.TerminateWorkflowExecutionRequest) -> None:
         ex = req.workflow_execution
-        async with self.locked(ns.id, ex.workflow_id, ex.run_id) as (shard, entry, ms):
+        async with self.executions.update(ns.id, ex.workflow_id, ex.run_id) as change:
+            ms = change.ms
             if req.first_execution_run_id and ms.state.start.first_execution_run_id != req.first_execution_run_id:
                 raise WorkflowNotFound.for_id(ex.workflow_id)
             if not ms.running:
                 raise WorkflowCompleted()
-            self.terminate_locked(ms, req.reason, req.details if req.HasField("details") else None, req.identity)
-            await shard.commit([Mutation(entry, ms)], current=[self.close_current(ms)])
-            self.updates.abort_closed(entry, continuing=False)
-
-    def terminate_locked(self, ms: MutableState, reason: str, details: object, identity: str) -> None:
-        if ms.wft_started:
-            # the running workflow task can no longer complete: fail it first, like the reference
-            ms.add_workflow_task_failed(FORCE_CLOSE_COMMAND, None, "history-service")
-            ms.flush_buffered_events()
-        ms.add_terminated(reason, details, identity)  # type: ignore[arg-type]
-
-    async def next_run(
-        self,
-        shard: Shard,
-        entry: ExecutionEntry,
-        ms: MutableState,
-        attrs: history.WorkflowExecutionStartedEventAttributes,
-    ) -> tuple[ExecutionEntry, MutableState]:
-        """The next run of a chain (retry, continue-as-new, cron) after the run in `entry`, created with the
-        closing one."""
-        if attrs.initiator in INHERITING:
-            (first,) = await self.events(shard, entry, ms, 1, 2)
-            inherit_payloads(first.workflow_execution_started_event_attributes, attrs)
-        prev = ms.state
-        new_ms = MutableState(
-            ExecutionState(
-                namespace_id=prev.namespace_id,
-                workflow_id=prev.workflow_id,
-                run_id=attrs.original_execution_run_id,
-                next_event_id=1,
-                start_request_id=prev.start_request_id,
-            ),
-            ms.now,
-        )
-        new_ms.begin(ms.now)
-        points = reset_points.roll_over(prev.auto_reset_points, prev.run_id, ms.now, ms.retention_ns)
-        if points.points:
-            attrs.prev_auto_reset_points.CopyFrom(points)
-        new_ms.add_workflow_execution_started(attrs)
-        new_entry = shard.new_entry((prev.namespace_id, prev.workflow_id, attrs.original_execution_run_id))
-        return new_entry, new_ms
-
-    def next_run_current(self, ms: MutableState, new_ms: MutableState) -> CurrentWrite:
-        s = new_ms.state
-        return CurrentWrite(s.namespace_id, s.workflow_id, s.run_id, RUNNING, s.start_request_id, ms.run_id)
-
-    def close_current(self, ms: MutableState) -> CurrentWrite:
-        s = ms.state
-        return CurrentWrite(s.namespace_id, s.workflow_id, s.run_id, s.status, s.start_request_id, s.run_id)
+            terminate(ms, req.reason, req.details if req.HasField("details") else None, req.identity)
+            await change.commit()
 
     async def reset_sticky(self, ns: Namespace, workflow_id: str, run_id: str) -> None:
-        async with self.locked(ns.id, workflow_id, run_id) as (shard, entry, ms):
+        async with self.executions.update(ns.id, workflow_id, run_id) as change:
+            ms = change.ms
             if not ms.running or not ms.state.sticky_task_queue.name:
                 return
             ms.set_sticky(None, None)
-            await shard.commit([Mutation(entry, ms)])
+            await change.commit()
 
     async def delete(self, ns: Namespace, execution: common.WorkflowExecution) -> None:
         """Delete a run (terminating it first if it runs), with its history and visibility."""
-        async with self.locked(ns.id, execution.workflow_id, execution.run_id) as (shard, entry, ms):
+        async with self.executions.update(ns.id, execution.workflow_id, execution.run_id) as change:
+            ms = change.ms
             if ms.running:
                 ms.retention_ns = 0
-                self.terminate_locked(ms, "Delete workflow execution", None, "history-service")
-                await shard.commit([Mutation(entry, ms)], current=[self.close_current(ms)])
-                self.updates.abort_closed(entry, continuing=False)
-            await shard.delete(entry)
+                terminate(ms, "Delete workflow execution", None, "history-service")
+                await change.commit()
+            await change.shard.delete(change.entry)
             log.info("deleted workflow %s run %s", ms.workflow_id, ms.run_id)

@@ -27,7 +27,7 @@ from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue
 from temporalio.api.update.v1 import message_pb2 as update_pb
 
 from tempyral.common.clock import duration_ns, timestamp, ts_ns
-from tempyral.history import appliers, rebuild, version_history
+from tempyral.history import appliers, version_history
 from tempyral.history import events as ev
 from tempyral.history import task_generator as tg
 from tempyral.proto.internal_pb2 import (
@@ -965,13 +965,6 @@ class MutableState:
     def add_update_completed(self, attrs: history.WorkflowExecutionUpdateCompletedEventAttributes) -> int:
         event = self._event(ev.UPDATE_COMPLETED, workflow_execution_update_completed_event_attributes=attrs)
         return event.event_id
-
-    # ------------------------------------------------------------------ rebuilt state
-    def regenerate_tasks(self) -> None:
-        """Deprecated (callers move to `rebuild.reset_bookkeeping_for_rebuild` and
-        `task_generator.regenerate`): the bookkeeping and tasks of a state rebuilt from events."""
-        rebuild.reset_bookkeeping_for_rebuild(self.state, self.now)
-        self._tasks(tg.regenerate(self.state, self.now, self.retention_ns))
 
     # ------------------------------------------------------------------ close
     def _closing(self) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from temporalio.api.enums.v1 import (
     CallbackState,
@@ -21,13 +20,12 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from tempyral.common.clock import duration_ns, ts_ns
 from tempyral.common.errors import InvalidArgument
 from tempyral.common.tokens import decode_page_token, encode_page_token
+from tempyral.history.executions import Change, Executions
 from tempyral.history.mutable_state import MutableState
-from tempyral.history.shard import ExecutionEntry, Shard
+from tempyral.history.queries import QueryRegistry
+from tempyral.history.shard import ExecutionEntry
 from tempyral.namespace.registry import Namespace
 from tempyral.proto.internal_pb2 import ActivityInfo, ExecutionState, HistoryPageToken, NexusOperationInfo
-
-if TYPE_CHECKING:
-    from tempyral.history.engine import HistoryEngine
 
 Status = wf_enums.WorkflowExecutionStatus
 DEFAULT_PAGE_SIZE = 1000
@@ -35,7 +33,7 @@ CLOSE_EVENT = HistoryEventFilterType.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT
 
 
 async def get_history(
-    engine: HistoryEngine,
+    executions: Executions,
     ns: Namespace,
     req: ws.GetWorkflowExecutionHistoryRequest,
     timeout: float,
@@ -50,13 +48,12 @@ async def get_history(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        async with engine.locked(ns.id, ex.workflow_id, run_id) as (shard, entry, ms):
+        async with executions.update(ns.id, ex.workflow_id, run_id) as change:
+            ms, entry = change.ms, change.entry
             run_id = ms.run_id
             if req.history_event_filter_type == CLOSE_EVENT:
                 if not ms.running:
-                    events = await engine.events(
-                        shard, entry, ms, ms.state.completion_event_id, ms.state.completion_event_id + 1
-                    )
+                    events = await change.events(ms.state.completion_event_id, ms.state.completion_event_id + 1)
                     return ws.GetWorkflowExecutionHistoryResponse(history=history_pb.History(events=events))
                 if not req.wait_new_event:
                     return ws.GetWorkflowExecutionHistoryResponse()
@@ -65,9 +62,7 @@ async def get_history(
                 start = token.next_event_id if token else 1
                 end = ms.state.next_event_id
                 if start < end or not req.wait_new_event or not ms.running:
-                    return await _page(
-                        engine, shard, entry, ms, start, end, page_size, req.wait_new_event, with_transient
-                    )
+                    return await _page(change, start, end, page_size, req.wait_new_event, with_transient)
                 waiter = _waiter(entry)
         remaining = deadline - loop.time()
         if remaining <= 0:
@@ -81,17 +76,18 @@ async def get_history(
 
 
 async def get_history_reverse(
-    engine: HistoryEngine, ns: Namespace, req: ws.GetWorkflowExecutionHistoryReverseRequest
+    executions: Executions, ns: Namespace, req: ws.GetWorkflowExecutionHistoryReverseRequest
 ) -> ws.GetWorkflowExecutionHistoryReverseResponse:
     """The run's events newest first, a page at a time (the Web UI's default history view)."""
     token = decode_page_token(req.next_page_token)
     ex = req.execution
     run_id = ex.run_id or (token.run_id if token else "")
     page_size = req.maximum_page_size if req.maximum_page_size > 0 else DEFAULT_PAGE_SIZE
-    async with engine.locked(ns.id, ex.workflow_id, run_id) as (shard, entry, ms):
+    async with executions.update(ns.id, ex.workflow_id, run_id) as change:
+        ms = change.ms
         end = token.next_event_id if token else ms.state.next_event_id  # exclusive
         start = max(1, end - page_size)
-        events = await engine.events(shard, entry, ms, start, end)
+        events = await change.events(start, end)
         resp = ws.GetWorkflowExecutionHistoryReverseResponse()
         resp.history.events.extend(reversed(events))
         if start > 1:
@@ -106,18 +102,16 @@ def _waiter(entry: ExecutionEntry) -> asyncio.Future[None]:
 
 
 async def _page(
-    engine: HistoryEngine,
-    shard: Shard,
-    entry: ExecutionEntry,
-    ms: MutableState,
+    change: Change,
     start: int,
     end: int,
     page_size: int,
     following: bool,
     with_transient: bool,
 ) -> ws.GetWorkflowExecutionHistoryResponse:
+    ms = change.ms
     stop = min(end, start + page_size)
-    events = await engine.events(shard, entry, ms, start, stop)
+    events = await change.events(start, stop)
     resp = ws.GetWorkflowExecutionHistoryResponse()
     resp.history.events.extend(events)
     if stop == end and with_transient and ms.running and not following:
@@ -306,26 +300,24 @@ def pending_activity(ai: ActivityInfo) -> workflow_pb.PendingActivityInfo:
 
 
 async def query(
-    engine: HistoryEngine, ns: Namespace, req: ws.QueryWorkflowRequest, timeout: float
+    executions: Executions, queries: QueryRegistry, ns: Namespace, req: ws.QueryWorkflowRequest, timeout: float
 ) -> ws.QueryWorkflowResponse:
     ex = req.execution
-    async with engine.locked(ns.id, ex.workflow_id, ex.run_id) as (_, entry, ms):
+    async with executions.locked(ns.id, ex.workflow_id, ex.run_id) as (_, entry, ms):
         status = ms.state.status
         rejected = _rejected(req.query_reject_condition, status)
         if rejected:
             return ws.QueryWorkflowResponse(query_rejected=query_pb.QueryRejected(status=status))  # type: ignore[arg-type]
         if ms.running and ms.wft_pending:
-            query_id = engine.queries.buffer(entry, req.query)
+            query_id = queries.buffer(entry, req.query)
         elif ms.running and ms.state.sticky_task_queue.name:
-            query_id = engine.queries.dispatch(
-                entry, req.query, ms.state.sticky_task_queue.name, ms.normal_task_queue.name
-            )
+            query_id = queries.dispatch(entry, req.query, ms.state.sticky_task_queue.name, ms.normal_task_queue.name)
         else:
-            query_id = engine.queries.dispatch(entry, req.query, ms.normal_task_queue.name)
+            query_id = queries.dispatch(entry, req.query, ms.normal_task_queue.name)
     try:
-        result = await engine.queries.wait(query_id, timeout)
+        result = await queries.wait(query_id, timeout)
     finally:
-        engine.queries.forget(entry, query_id)
+        queries.forget(entry, query_id)
     return ws.QueryWorkflowResponse(query_result=result.answer)
 
 

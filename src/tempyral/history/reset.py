@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING
 
 from temporalio.api.enums.v1 import ResetReapplyExcludeType, ResetReapplyType, WorkflowTaskFailedCause
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
@@ -18,33 +17,31 @@ from temporalio.api.history.v1 import message_pb2 as history
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common import ids
-from tempyral.common.clock import timestamp
 from tempyral.common.errors import InvalidArgument
-from tempyral.history import appliers
+from tempyral.history import appliers, rebuild, task_generator
 from tempyral.history import events as ev
+from tempyral.history.executions import Executions, terminate
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.shard import Mutation
 from tempyral.namespace.registry import Namespace
 from tempyral.persistence.store import CurrentWrite
 from tempyral.proto.internal_pb2 import ExecutionState
 
-if TYPE_CHECKING:
-    from tempyral.history.engine import HistoryEngine
-
 RESETTER = "history-resetter"
 RUNNING = 1
 
 
-async def reset(engine: HistoryEngine, ns: Namespace, req: ws.ResetWorkflowExecutionRequest) -> str:
+async def reset(executions: Executions, ns: Namespace, req: ws.ResetWorkflowExecutionRequest) -> str:
     ex = req.workflow_execution
-    async with engine.locked(ns.id, ex.workflow_id, ex.run_id) as (shard, base_entry, base):
+    async with executions.update(ns.id, ex.workflow_id, ex.run_id) as base_change:
+        shard, base = base_change.shard, base_change.ms
         last_event_id = base.state.next_event_id - 1
         finish = req.workflow_task_finish_event_id
         if finish <= 1 or finish > last_event_id:
             raise InvalidArgument("Workflow task finish ID must be > 1 && <= workflow last event ID.")
-        events = await engine.events(shard, base_entry, base, 1, base.state.next_event_id)
+        events = await base_change.events(1, base.state.next_event_id)
         base_run_id = base.run_id
-    current_run_id = await engine.current_run_id(ns.id, ex.workflow_id) or base_run_id
+    current_run_id = await executions.current_run_id(ns.id, ex.workflow_id) or base_run_id
     now = time.time_ns()
     new_run_id = ids.new_run_id()
     kept, after = events[: finish - 1], events[finish - 1 :]
@@ -53,16 +50,14 @@ async def reset(engine: HistoryEngine, ns: Namespace, req: ws.ResetWorkflowExecu
         namespace_id=ns.id,
         workflow_id=ex.workflow_id,
         run_id=new_run_id,
-        next_event_id=finish,
+        next_event_id=1,
         start_request_id=base.state.start_request_id,
     )
     state.start_request_ids.append(req.request_id or base.state.start_request_id)
     copies = [history.HistoryEvent.FromString(e.SerializeToString()) for e in kept]
-    for event in copies:
-        appliers.apply(state, event)
-    # The new run starts now (as the reference's rebuilt state does), not when the base run did.
-    state.start_time.CopyFrom(timestamp(now))
-    state.execution_time.CopyFrom(timestamp(now))
+    rebuild.apply_events(state, copies)  # next_event_id is `finish` after them
+    # The new run starts now (as the reference's rebuilt state does), not when the base run did:
+    # the applier of the WorkflowTaskFailed (cause RESET_WORKFLOW) written below sets that.
     wt = state.workflow_task
     if not wt.scheduled:
         raise InvalidArgument(
@@ -70,7 +65,7 @@ async def reset(engine: HistoryEngine, ns: Namespace, req: ws.ResetWorkflowExecu
             f"[WorkflowTaskScheduled +1, WorkflowTaskStarted + 1]: {finish}"
         )
     reset_ms = MutableState(state, now)
-    reset_ms.begin(now)
+    executions.prepare(reset_ms, now)
     reset_ms.new_events = copies  # the kept history is written again under the new run
     if not wt.started_event_id:
         reset_ms.start_workflow_task(ids.new_id(), "history-service")
@@ -83,7 +78,8 @@ async def reset(engine: HistoryEngine, ns: Namespace, req: ws.ResetWorkflowExecu
         new_run_id=new_run_id,
     )
     appliers.reset_workflow_task(state, 1)
-    reset_ms.regenerate_tasks()
+    rebuild.reset_bookkeeping_for_rebuild(state, now)
+    reset_ms.new_tasks.extend(task_generator.regenerate(state, now))
     _reapply(reset_ms, after, req)
     reset_ms.schedule_workflow_task()
     reset_ms.visibility_dirty = True
@@ -94,10 +90,11 @@ async def reset(engine: HistoryEngine, ns: Namespace, req: ws.ResetWorkflowExecu
         current = await shard.load(current_entry)
         mutations = []
         is_base = current is not None and current.run_id == base_run_id
+        terminated = current is not None and current.running
         if current is not None and (current.running or is_base):
-            current.begin(now)
+            executions.prepare(current, now)
             if current.running:
-                engine.terminate_locked(current, req.reason, None, RESETTER)
+                terminate(current, req.reason, None, RESETTER)
             mutations.append(Mutation(current_entry, current))
         # The run that was reset points at the run that replaced it (describe's reset run id).
         if current is not None and is_base:
@@ -106,15 +103,18 @@ async def reset(engine: HistoryEngine, ns: Namespace, req: ws.ResetWorkflowExecu
             reset_entry = await stack.enter_async_context(shard.locked((ns.id, ex.workflow_id, base_run_id)))
             reset_base = await shard.load(reset_entry)
             if reset_base is not None:
-                reset_base.begin(now)
+                executions.prepare(reset_base, now)
                 reset_base.state.reset_run_id = new_run_id
                 mutations.append(Mutation(reset_entry, reset_base))
-        async with shard.locked((ns.id, ex.workflow_id, new_run_id)) as new_entry:
-            mutations.append(Mutation(new_entry, reset_ms, new=True))
-            write = CurrentWrite(ns.id, ex.workflow_id, new_run_id, RUNNING, state.start_request_id, current_run_id)
-            await shard.commit(mutations, current=[write])
-        if current is not None and current_entry.updates:
-            engine.updates.abort_closed(current_entry, continuing=False)
+        async with executions.creating(shard, reset_ms) as change:
+            change.others.extend(mutations)
+            change.current.append(
+                CurrentWrite(ns.id, ex.workflow_id, new_run_id, RUNNING, state.start_request_id, current_run_id)
+            )
+            await change.commit()
+        if terminated:
+            for listener in executions.closed_listeners:
+                listener(current_entry, False)
     return new_run_id
 
 

@@ -13,12 +13,13 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from temporalio.api.history.v1 import message_pb2 as history
 from temporalio.api.query.v1.message_pb2 import WorkflowQuery
 
+from tempyral.history.branches import current_branch_id
 from tempyral.history.mutable_state import MutableState
+from tempyral.history.update_record import UpdateRecord
 from tempyral.persistence.store import (
     CurrentWrite,
     ExecutionWrite,
@@ -29,9 +30,6 @@ from tempyral.persistence.store import (
 )
 from tempyral.proto.internal_pb2 import ExecutionState, Task
 from tempyral.visibility.records import row_from_state
-
-if TYPE_CHECKING:
-    from tempyral.history.updates import UpdateRecord
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +251,7 @@ class Shard:
                         ms.new_events[0].event_id,
                         ms.new_events[-1].event_id,
                         blob,
+                        branch_id=current_branch_id(s),
                     )
                 )
             for task in ms.new_tasks:

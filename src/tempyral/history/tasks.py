@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import (
@@ -33,22 +33,21 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from tempyral.common import cron, ids
 from tempyral.common.clock import duration_ns, ts_ns
 from tempyral.common.errors import NotFound, WorkflowAlreadyStarted
-from tempyral.common.logs import ThrottledLog
 from tempyral.common.retry import next_retry
 from tempyral.history import events as ev
 from tempyral.history import next_run
+from tempyral.history.executions import Change, Executions
 from tempyral.history.mutable_state import MutableState
-from tempyral.history.parent import ParentInfo
-from tempyral.history.shard import Mutation
-from tempyral.persistence.store import CurrentWrite
+from tempyral.history.outbox import Outbox
+from tempyral.history.queries import QueryRegistry
+from tempyral.history.starts import ParentInfo, StartResult
+from tempyral.history.task_generator import task_is_current
+from tempyral.history.updates import UpdateHandler
+from tempyral.namespace.registry import Namespace, NamespaceRegistry
 from tempyral.proto.internal_pb2 import ChildInfo, ExternalRequestInfo, Task, TaskCategory, TaskType
-
-if TYPE_CHECKING:
-    from tempyral.history.engine import HistoryEngine
 
 log = logging.getLogger(__name__)
 TIMER = TaskCategory.TASK_CATEGORY_TIMER
-ACK_FLUSH_DELAY_S = 0.05
 CHILD_NAMESPACE_NOT_FOUND = ChildStartFailed.START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE_NAMESPACE_NOT_FOUND
 CHILD_ALREADY_EXISTS = ChildStartFailed.START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE_WORKFLOW_ALREADY_EXISTS
 SIGNAL_NAMESPACE_NOT_FOUND = SignalFailed.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_NAMESPACE_NOT_FOUND
@@ -59,53 +58,68 @@ CANCEL_NAMESPACE_NOT_FOUND = CancelFailed.CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAI
 CANCEL_TARGET_NOT_FOUND = (
     CancelFailed.CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND
 )
-NEXUS_TIMERS = frozenset(
-    {
-        TaskType.TASK_TYPE_NEXUS_BACKOFF,
-        TaskType.TASK_TYPE_NEXUS_TIMEOUT,
-        TaskType.TASK_TYPE_NEXUS_CANCEL_BACKOFF,
-    }
-)
 TRANSFER_RETRY_FIRST_S = 0.2
 TRANSFER_RETRY_MAX_S = 10.0
 
 
+class WorkflowOps(Protocol):
+    """The client-facing operations that transfer tasks perform on other workflows."""
+
+    async def start_workflow(
+        self, ns: Namespace, req: ws.StartWorkflowExecutionRequest, *, parent: ParentInfo | None = None
+    ) -> StartResult: ...
+
+    async def signal(
+        self,
+        ns: Namespace,
+        req: ws.SignalWorkflowExecutionRequest,
+        external: common.WorkflowExecution | None = None,
+        child_of: common.WorkflowExecution | None = None,
+    ) -> None: ...
+
+    async def request_cancel(
+        self,
+        ns: Namespace,
+        req: ws.RequestCancelWorkflowExecutionRequest,
+        external: common.WorkflowExecution | None = None,
+        external_initiated_event_id: int = 0,
+        child_of: common.WorkflowExecution | None = None,
+    ) -> None: ...
+
+    async def terminate(self, ns: Namespace, req: ws.TerminateWorkflowExecutionRequest) -> None: ...
+
+
+# A timer task handled by another component (activities, Nexus operations): True if it changed the run.
+TimerHandler = Callable[[MutableState, Task], bool]
+
+
 class TaskExecutor:
-    def __init__(self, engine: HistoryEngine) -> None:
-        self.engine = engine
-        self._acks: dict[int, list[tuple[int, int]]] = defaultdict(list)
-        self._flusher: asyncio.Task[None] | None = None
+    def __init__(
+        self,
+        executions: Executions,
+        namespaces: NamespaceRegistry,
+        outbox: Outbox,
+        queries: QueryRegistry,
+        workflows: WorkflowOps,
+    ) -> None:
+        self.executions = executions
+        self.namespaces = namespaces
+        self.outbox = outbox
+        self.queries = queries
+        self.workflows = workflows
+        self.timer_handlers: dict[int, TimerHandler] = {}
+        # Transfer tasks run outside history (Nexus requests, completion callbacks), registered by the server.
+        self.outbound: dict[int, Callable[[Task], Awaitable[None]]] = {}
         self._running: set[asyncio.Task[None]] = set()
-        # Task failures come in floods when the database cannot take writes: logged a line per kind and interval.
-        self.failures = ThrottledLog(log)
 
-    # ------------------------------------------------------------------ acknowledgements
     def ack(self, task: Task) -> None:
-        """The task needs no more work: delete its row soon (batched)."""
-        self._acks[task.shard_id].append((task.category, task.task_id))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
-
-    async def _flush_later(self) -> None:
-        await asyncio.sleep(ACK_FLUSH_DELAY_S)
-        await self.flush()
-
-    async def flush(self) -> None:
-        acks, self._acks = self._acks, defaultdict(list)
-        for shard_id, keys in acks.items():
-            try:
-                await self.engine.store.delete_tasks(shard_id, keys)
-            except Exception as err:
-                self.failures.failure("could not delete finished tasks; they will be re-checked", err)
+        self.outbox.ack(task)
 
     async def stop(self) -> None:
         for runner in list(self._running):
             runner.cancel()
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
-        if self._flusher is not None:
-            await asyncio.gather(self._flusher, return_exceptions=True)
-        await self.flush()
 
     def submit_transfer(self, task: Task) -> None:
         """Run a transfer task in the background until it succeeds (it is idempotent)."""
@@ -122,20 +136,31 @@ class TaskExecutor:
             except asyncio.CancelledError:
                 raise
             except Exception as err:
-                self.failures.failure("transfer tasks failed; retrying with backoff", err)
+                self.outbox.failures.failure("transfer tasks failed; retrying with backoff", err)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, TRANSFER_RETRY_MAX_S)
 
     async def _transfer(self, task: Task) -> None:
+        if not await self._current(task):
+            self.ack(task)  # written under a version this run has moved past
+            return
         handler = {
             TaskType.TASK_TYPE_START_CHILD: self._start_child,
             TaskType.TASK_TYPE_SIGNAL_EXTERNAL: self._signal_external,
             TaskType.TASK_TYPE_CANCEL_EXTERNAL: self._cancel_external,
             TaskType.TASK_TYPE_CLOSE_EXECUTION: self._close_execution,
-        }.get(task.type) or self.engine.outbound.get(task.type)
+        }.get(task.type) or self.outbound.get(task.type)
         if handler is not None:
             await handler(task)
         self.ack(task)
+
+    async def _current(self, task: Task) -> bool:
+        """Whether the task still matches the version of what it serves (a gone run: let the handler see)."""
+        try:
+            async with self.executions.locked(task.namespace_id, task.workflow_id, task.run_id) as (_, _, ms):
+                return task_is_current(ms.state, task)
+        except NotFound:
+            return True
 
     # ------------------------------------------------------------------ children
     async def _start_child(self, task: Task) -> None:
@@ -143,9 +168,8 @@ class TaskExecutor:
 
         Each step checks whether it already happened, so a retried task repeats nothing.
         """
-        engine = self.engine
         try:
-            async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (_, _, parent):
+            async with self.executions.locked(task.namespace_id, task.workflow_id, task.run_id) as (_, _, parent):
                 info = parent.state.children.get(task.event_id)
                 if not parent.running or info is None:
                     return
@@ -155,11 +179,11 @@ class TaskExecutor:
                 root.CopyFrom(parent.state.start.root_workflow_execution)
                 if not root.workflow_id:
                     root.workflow_id, root.run_id = parent.workflow_id, parent.run_id
-                parent_namespace = engine.namespaces.get_by_id(parent.namespace_id).name
+                parent_namespace = self.namespaces.get_by_id(parent.namespace_id).name
         except NotFound:
             return
         init = child.initiated
-        target = engine.namespaces.find_by_id(init.namespace_id)
+        target = self.namespaces.find_by_id(init.namespace_id)
         run_id = child.started_run_id
         if not run_id:
             if target is None:
@@ -171,7 +195,7 @@ class TaskExecutor:
                 parent_namespace, task.namespace_id, task.workflow_id, task.run_id, task.event_id, root
             )
             try:
-                result = await engine.start_workflow(target, _child_start_request(child), parent=parent_info)
+                result = await self.workflows.start_workflow(target, _child_start_request(child), parent=parent_info)
             except WorkflowAlreadyStarted:
                 await self._record_child_start_failed(task, CHILD_ALREADY_EXISTS)
                 return
@@ -181,41 +205,39 @@ class TaskExecutor:
             await self._schedule_first_task(target.id, init.workflow_id, run_id)
 
     async def _record_child_started(self, task: Task, run_id: str) -> None:
-        async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+        async with self.executions.update(task.namespace_id, task.workflow_id, task.run_id) as change:
+            ms = change.ms
             info = ms.state.children.get(task.event_id)
             if not ms.running or info is None or info.started_run_id:
                 return
             ms.add_child_started(task.event_id, run_id)
-            if not ms.wft_pending:
-                ms.schedule_workflow_task()
-            await shard.commit([Mutation(entry, ms)])
+            await change.commit(schedule_workflow_task=True)
 
     async def _record_child_start_failed(self, task: Task, cause: int) -> None:
-        async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+        async with self.executions.update(task.namespace_id, task.workflow_id, task.run_id) as change:
+            ms = change.ms
             info = ms.state.children.get(task.event_id)
             if not ms.running or info is None or info.started_run_id:
                 return
             ms.add_start_child_failed(task.event_id, cause)
-            if not ms.wft_pending:
-                ms.schedule_workflow_task()
-            await shard.commit([Mutation(entry, ms)])
+            await change.commit(schedule_workflow_task=True)
 
     async def _schedule_first_task(self, namespace_id: str, workflow_id: str, run_id: str) -> None:
         try:
-            async with self.engine.locked(namespace_id, workflow_id, run_id) as (shard, entry, ms):
+            async with self.executions.update(namespace_id, workflow_id, run_id) as change:
+                ms = change.ms
                 s = ms.state
                 delayed = duration_ns(s.start.first_workflow_task_backoff) > 0  # its backoff timer does it
                 never_scheduled = s.workflow_task.stamp == 0
                 if ms.running and never_scheduled and not ms.wft_pending and not delayed:
-                    ms.schedule_workflow_task()
-                    await shard.commit([Mutation(entry, ms)])
+                    await change.commit(schedule_workflow_task=True)
         except NotFound:
             return
 
     # ------------------------------------------------------------------ signals and cancels to other workflows
     async def _external(self, task: Task, target: str) -> tuple[ExternalRequestInfo, common.WorkflowExecution] | None:
         try:
-            async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (_, _, ms):
+            async with self.executions.locked(task.namespace_id, task.workflow_id, task.run_id) as (_, _, ms):
                 info = getattr(ms.state, target).get(task.event_id)
                 if not ms.running or info is None:
                     return None
@@ -231,7 +253,7 @@ class TaskExecutor:
             return
         info, source = found
         init = info.initiated.signal_external_workflow_execution_initiated_event_attributes
-        target = self.engine.namespaces.find(init.namespace)
+        target = self.namespaces.find(init.namespace)
         cause = 0
         if target is None:
             cause = SIGNAL_NAMESPACE_NOT_FOUND
@@ -247,20 +269,19 @@ class TaskExecutor:
             if init.HasField("input"):
                 req.input.CopyFrom(init.input)
             try:
-                await self.engine.signal(
+                await self.workflows.signal(
                     target, req, external=source, child_of=source if init.child_workflow_only else None
                 )
             except NotFound:
                 cause = (
                     SignalFailed.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND
                 )
-        async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+        async with self.executions.update(task.namespace_id, task.workflow_id, task.run_id) as change:
+            ms = change.ms
             if not ms.running or task.event_id not in ms.state.external_signals:
                 return
             ms.add_external_signal_result(task.event_id, cause)
-            if not ms.wft_pending:
-                ms.schedule_workflow_task()
-            await shard.commit([Mutation(entry, ms)])
+            await change.commit(schedule_workflow_task=True)
 
     async def _cancel_external(self, task: Task) -> None:
         found = await self._external(task, "external_cancels")
@@ -268,7 +289,7 @@ class TaskExecutor:
             return
         info, source = found
         init = info.initiated.request_cancel_external_workflow_execution_initiated_event_attributes
-        target = self.engine.namespaces.find(init.namespace)
+        target = self.namespaces.find(init.namespace)
         cause = 0
         if target is None:
             cause = CANCEL_NAMESPACE_NOT_FOUND
@@ -281,7 +302,7 @@ class TaskExecutor:
                 identity="history-service",
             )
             try:
-                await self.engine.request_cancel(
+                await self.workflows.request_cancel(
                     target,
                     req,
                     external=source,
@@ -292,22 +313,20 @@ class TaskExecutor:
                 cause = (
                     CancelFailed.CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND
                 )
-        async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+        async with self.executions.update(task.namespace_id, task.workflow_id, task.run_id) as change:
+            ms = change.ms
             if not ms.running or task.event_id not in ms.state.external_cancels:
                 return
             ms.add_external_cancel_result(task.event_id, cause)
-            if not ms.wft_pending:
-                ms.schedule_workflow_task()
-            await shard.commit([Mutation(entry, ms)])
+            await change.commit(schedule_workflow_task=True)
 
     # ------------------------------------------------------------------ closed runs
     async def _close_execution(self, task: Task) -> None:
         """A run closed: tell its parent, and apply its children's parent-close policies."""
-        engine = self.engine
         try:
-            async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
-                s = ms.state
-                close_events = await engine.events(shard, entry, ms, s.completion_event_id, s.completion_event_id + 1)
+            async with self.executions.update(task.namespace_id, task.workflow_id, task.run_id) as change:
+                s = change.ms.state
+                close_events = await change.events(s.completion_event_id, s.completion_event_id + 1)
                 start = history.WorkflowExecutionStartedEventAttributes()
                 start.CopyFrom(s.start)
                 children = [ChildInfo().FromString(c.SerializeToString()) for c in s.children.values()]
@@ -326,32 +345,29 @@ class TaskExecutor:
         parent = start.parent_workflow_execution
         initiated = start.parent_initiated_event_id
         try:
-            async with self.engine.locked(start.parent_workflow_namespace_id, parent.workflow_id, parent.run_id) as (
-                shard,
-                entry,
-                ms,
-            ):
+            async with self.executions.update(
+                start.parent_workflow_namespace_id, parent.workflow_id, parent.run_id
+            ) as change:
+                ms = change.ms
                 info = ms.state.children.get(initiated)
                 if not ms.running or info is None:
                     return
                 if not info.started_run_id:
                     ms.add_child_started(initiated, start.first_execution_run_id)
                 ms.add_child_closed(initiated, run_id, close)
-                if not ms.wft_pending:
-                    ms.schedule_workflow_task()
-                await shard.commit([Mutation(entry, ms)])
+                await change.commit(schedule_workflow_task=True)
         except NotFound:
             return
 
     async def _apply_parent_close_policy(self, child: ChildInfo, parent: common.WorkflowExecution) -> None:
         init = child.initiated
-        target = self.engine.namespaces.find_by_id(init.namespace_id)
+        target = self.namespaces.find_by_id(init.namespace_id)
         if target is None or not child.started_run_id:
             return
         execution = common.WorkflowExecution(workflow_id=init.workflow_id)
         try:
             if init.parent_close_policy == ParentClosePolicy.PARENT_CLOSE_POLICY_TERMINATE:
-                await self.engine.terminate(
+                await self.workflows.terminate(
                     target,
                     ws.TerminateWorkflowExecutionRequest(
                         namespace=target.name,
@@ -362,7 +378,7 @@ class TaskExecutor:
                     ),
                 )
             elif init.parent_close_policy == ParentClosePolicy.PARENT_CLOSE_POLICY_REQUEST_CANCEL:
-                await self.engine.request_cancel(
+                await self.workflows.request_cancel(
                     target,
                     ws.RequestCancelWorkflowExecutionRequest(
                         namespace=target.name,
@@ -377,18 +393,22 @@ class TaskExecutor:
 
     # ------------------------------------------------------------------ timers
     async def execute_timer(self, task: Task) -> None:
-        engine = self.engine
         try:
-            async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+            async with self.executions.update(task.namespace_id, task.workflow_id, task.run_id) as change:
+                ms = change.ms
+                if not task_is_current(ms.state, task):
+                    self.ack(task)  # written under a version this run has moved past
+                    return
                 if task.type == TaskType.TASK_TYPE_DELETE_HISTORY:
                     if not ms.running:  # the retention period of a closed run is over
-                        await shard.delete(entry)
+                        await change.shard.delete(change.entry)
                     self.ack(task)
                     return
                 if task.type == TaskType.TASK_TYPE_CALLBACK_BACKOFF:
                     # completion callbacks belong to closed runs
                     if ms.callback_rescheduled(task.callback_index, task.attempt):
-                        await shard.commit([Mutation(entry, ms)], deleted_tasks=[(TIMER, task.task_id)])
+                        change.task_done(task)
+                        await change.commit()
                     else:
                         self.ack(task)
                     return
@@ -396,34 +416,25 @@ class TaskExecutor:
                     self.ack(task)
                     return
                 next_runs: list[history.WorkflowExecutionStartedEventAttributes] = []
-                changed = self._apply_timer(ms, task, next_runs)
-                if not changed:
+                if not self._apply_timer(change, task, next_runs):
                     self.ack(task)
                     return
-                extra: list[Mutation] = []
-                current: list[CurrentWrite] = []
                 for attrs in next_runs:
-                    new_entry, new_ms = await engine.next_run(shard, entry, ms, attrs)
-                    extra.append(Mutation(new_entry, new_ms, new=True))
-                    current.append(engine.next_run_current(ms, new_ms))
-                if ms.running and not ms.wft_pending and ms.new_events:
+                    await change.next_run(attrs)
+                if not ms.wft_pending and ms.running and ms.new_events:
                     ms.schedule_workflow_task()
-                if not ms.running and not current:
-                    current.append(engine.close_current(ms))
                 if not ms.wft_pending:
-                    engine.queries.redirect_buffered(entry, ms.current_task_queue().name)
-                await shard.commit(
-                    [Mutation(entry, ms), *extra], current=current, deleted_tasks=[(TIMER, task.task_id)]
-                )
-                if not ms.running:
-                    engine.updates.abort_closed(entry, continuing=bool(extra))
+                    self.queries.redirect_buffered(change.entry, ms.current_task_queue().name)
+                change.task_done(task)
+                await change.commit()
         except NotFound:
             self.ack(task)
 
     def _apply_timer(
-        self, ms: MutableState, task: Task, next_runs: list[history.WorkflowExecutionStartedEventAttributes]
+        self, change: Change, task: Task, next_runs: list[history.WorkflowExecutionStartedEventAttributes]
     ) -> bool:
         """Apply a fired timer; a run that times out into a next one (retry, cron) adds its start to `next_runs`."""
+        ms = change.ms
         t = task.type
         if t == TaskType.TASK_TYPE_USER_TIMER:
             info = ms.state.timers.get(task.timer_id)
@@ -432,18 +443,15 @@ class TaskExecutor:
             ms.add_timer_fired(task.timer_id)
             return True
         if t == TaskType.TASK_TYPE_WORKFLOW_TASK_TIMEOUT:
-            return self._workflow_task_timeout(ms, task)
-        if t == TaskType.TASK_TYPE_ACTIVITY_TIMEOUT:
-            return self.engine.activities.on_timeout(ms, task)
-        if t == TaskType.TASK_TYPE_ACTIVITY_RETRY_TIMER:
-            return self.engine.activities.on_retry_timer(ms, task)
+            return self._workflow_task_timeout(change, task)
         if t == TaskType.TASK_TYPE_WORKFLOW_BACKOFF_TIMER:
             if ms.wft_pending or ms.state.last_completed_wft_started_event_id:
                 return False
             ms.schedule_workflow_task()
             return True
-        if t in NEXUS_TIMERS:
-            return self.engine.nexus_operations.on_timer(ms, task)
+        handler = self.timer_handlers.get(t)
+        if handler is not None:
+            return handler(ms, task)
         if t == TaskType.TASK_TYPE_WORKFLOW_RUN_TIMEOUT:
             return self._workflow_timeout(ms, retryable=True, next_runs=next_runs)
         if t == TaskType.TASK_TYPE_WORKFLOW_EXECUTION_TIMEOUT:
@@ -451,22 +459,19 @@ class TaskExecutor:
         log.warning("unknown timer task type %d", t)
         return False
 
-    def _workflow_task_timeout(self, ms: MutableState, task: Task) -> bool:
+    def _workflow_task_timeout(self, change: Change, task: Task) -> bool:
+        ms = change.ms
         wt = ms.state.workflow_task
         if not wt.scheduled or wt.stamp != task.stamp:
             return False
         schedule_to_start = task.timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START
         if schedule_to_start == bool(wt.started_event_id):
             return False
-        entry = self.engine.shard_for(ms.namespace_id, ms.workflow_id).peek(
-            (ms.namespace_id, ms.workflow_id, ms.run_id)
-        )
         ms.add_workflow_task_timed_out(task.timeout_type)
         ms.flush_buffered_events()
         ms.schedule_workflow_task()
-        if entry is not None:
-            self.engine.queries.requeue_inflight(entry)
-            self.engine.updates.resend_after_failure(entry)
+        self.queries.requeue_inflight(change.entry)
+        UpdateHandler.resend_after_failure(change.entry)
         return True
 
     def _workflow_timeout(

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from google.protobuf import any_pb2
 from temporalio.api.common.v1 import message_pb2 as common
@@ -24,14 +22,13 @@ from temporalio.api.protocol.v1 import message_pb2 as protocol
 from temporalio.api.update.v1 import message_pb2 as update_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
-from tempyral.common.errors import NotFound, ResourceExhausted, ServiceError, WorkflowCompleted
+from tempyral.common.errors import NotFound, ResourceExhausted, WorkflowCompleted
 from tempyral.history.commands import WorkflowTaskFailure
+from tempyral.history.executions import Change, Executions
 from tempyral.history.mutable_state import MutableState
-from tempyral.history.shard import ExecutionEntry, Mutation
+from tempyral.history.shard import ExecutionEntry
+from tempyral.history.update_record import UpdateRecord
 from tempyral.namespace.registry import Namespace
-
-if TYPE_CHECKING:
-    from tempyral.history.engine import HistoryEngine
 
 Stage = UpdateWorkflowExecutionLifecycleStage
 ADMITTED = Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED
@@ -59,34 +56,9 @@ WORKFLOW_COMPLETED_FIRST = _failure(
 )
 
 
-@dataclass(eq=False)
-class UpdateRecord:
-    update_id: str
-    request: update_pb.Request
-    state: str = "admitted"  # admitted -> sent -> accepted
-    accepted_event_id: int = 0
-    sent_with_stamp: int = 0
-    accepted: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-    outcome: asyncio.Future[update_pb.Outcome] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-    def resolve(self, outcome: update_pb.Outcome) -> None:
-        if not self.accepted.done():
-            self.accepted.set_result(None)
-        if not self.outcome.done():
-            self.outcome.set_result(outcome)
-
-    def fail(self, error: ServiceError) -> None:
-        for fut in (self.accepted, self.outcome):
-            if not fut.done():
-                fut.set_exception(error)
-                fut.exception()  # mark retrieved: nobody may be waiting any more
-
-
 class UpdateHandler:
-    def __init__(self, engine: HistoryEngine) -> None:
-        self.engine = engine
+    def __init__(self, executions: Executions) -> None:
+        self.executions = executions
 
     # ------------------------------------------------------------------ API
     async def update(
@@ -94,11 +66,12 @@ class UpdateHandler:
     ) -> ws.UpdateWorkflowExecutionResponse:
         ex = req.workflow_execution
         update_id = req.request.meta.update_id
-        async with self.engine.locked(ns.id, ex.workflow_id, ex.run_id) as (shard, entry, ms):
+        async with self.executions.update(ns.id, ex.workflow_id, ex.run_id) as change:
+            ms, entry = change.ms, change.entry
             if req.first_execution_run_id and ms.state.start.first_execution_run_id != req.first_execution_run_id:
                 raise NotFound(f"workflow execution not found for workflow ID {ex.workflow_id!r}")
             run = common.WorkflowExecution(workflow_id=ms.workflow_id, run_id=ms.run_id)
-            done = await self._completed_outcome(entry, ms, update_id)
+            done = await self._completed_outcome(change, update_id)
             if done is not None:
                 return _response(run, update_id, COMPLETED, done)
             record = self._record(entry, ms, update_id)
@@ -109,7 +82,7 @@ class UpdateHandler:
                 entry.updates[update_id] = record
                 if not ms.wft_pending:
                     ms.schedule_speculative_workflow_task()
-                    await shard.commit([Mutation(entry, ms)])
+                    await change.commit()
         stage, outcome = await _wait(record, req.wait_policy.lifecycle_stage or ACCEPTED, timeout)
         return _response(run, update_id, stage, outcome)
 
@@ -118,12 +91,10 @@ class UpdateHandler:
     ) -> ws.PollWorkflowExecutionUpdateResponse:
         ref = req.update_ref
         update_id = ref.update_id
-        async with self.engine.locked(ns.id, ref.workflow_execution.workflow_id, ref.workflow_execution.run_id) as (
-            _,
-            entry,
-            ms,
-        ):
-            done = await self._completed_outcome(entry, ms, update_id)
+        execution = ref.workflow_execution
+        async with self.executions.update(ns.id, execution.workflow_id, execution.run_id) as change:
+            ms, entry = change.ms, change.entry
+            done = await self._completed_outcome(change, update_id)
             if done is not None:
                 return ws.PollWorkflowExecutionUpdateResponse(outcome=done, stage=COMPLETED, update_ref=ref)
             record = self._record(entry, ms, update_id)
@@ -135,14 +106,12 @@ class UpdateHandler:
             resp.outcome.CopyFrom(outcome)
         return resp
 
-    async def _completed_outcome(
-        self, entry: ExecutionEntry, ms: MutableState, update_id: str
-    ) -> update_pb.Outcome | None:
-        info = ms.state.updates.get(update_id)
+    @staticmethod
+    async def _completed_outcome(change: Change, update_id: str) -> update_pb.Outcome | None:
+        info = change.ms.state.updates.get(update_id)
         if info is None or not info.completed_event_id:
             return None
-        shard = self.engine.shard_for(ms.namespace_id, ms.workflow_id)
-        events = await self.engine.events(shard, entry, ms, info.completed_event_id, info.completed_event_id + 1)
+        events = await change.events(info.completed_event_id, info.completed_event_id + 1)
         return events[0].workflow_execution_update_completed_event_attributes.outcome if events else None
 
     @staticmethod

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
@@ -23,28 +23,41 @@ from tempyral.common.limits import HISTORY_PAGE_BYTES
 from tempyral.common.tokens import decode_task_token, encode_page_token, encode_task_token
 from tempyral.history.activities import activity_task_response
 from tempyral.history.commands import CommandProcessor, WorkflowTaskFailure, validate_command_sequence
+from tempyral.history.executions import Change, Executions
 from tempyral.history.mutable_state import MutableState
-from tempyral.history.queries import QueryTask
-from tempyral.history.shard import ExecutionEntry, Mutation, Shard
+from tempyral.history.outbox import Outbox
+from tempyral.history.queries import QueryRegistry, QueryTask
+from tempyral.history.task_generator import task_is_current
 from tempyral.history.updates import UpdateHandler
 from tempyral.history.worker_version import stamp_from_completion, stamp_from_poll
-from tempyral.matching.service import WORKFLOW, QueueKey
-from tempyral.namespace.registry import Namespace
-from tempyral.proto.internal_pb2 import HistoryPageToken, Task, TaskCategory, TaskToken
-
-if TYPE_CHECKING:
-    from tempyral.history.engine import HistoryEngine
+from tempyral.matching.service import WORKFLOW, Matching, QueueKey
+from tempyral.namespace.registry import Namespace, NamespaceRegistry
+from tempyral.proto.internal_pb2 import HistoryPageToken, Task, TaskToken
 
 log = logging.getLogger(__name__)
 STICKY = tq_enums.TASK_QUEUE_KIND_STICKY
-TRANSFER = TaskCategory.TASK_CATEGORY_TRANSFER
 INLINE_REQUEST_ID = "request-from-RespondWorkflowTaskCompleted"
 POLL_PAGE_EVENTS = 1000
 
 
 class WorkflowTaskHandler:
-    def __init__(self, engine: HistoryEngine) -> None:
-        self.engine = engine
+    def __init__(
+        self,
+        executions: Executions,
+        matching: Matching,
+        queries: QueryRegistry,
+        outbox: Outbox,
+        namespaces: NamespaceRegistry,
+        find_endpoint_id: Callable[[str], str | None],
+        max_pending_nexus: int,
+    ) -> None:
+        self.executions = executions
+        self.matching = matching
+        self.queries = queries
+        self.outbox = outbox
+        self.namespaces = namespaces
+        self.find_endpoint_id = find_endpoint_id
+        self.max_pending_nexus = max_pending_nexus
 
     # ------------------------------------------------------------------ poll
     async def poll(
@@ -52,14 +65,14 @@ class WorkflowTaskHandler:
     ) -> ws.PollWorkflowTaskQueueResponse:
         key = QueueKey(ns.id, req.task_queue.name, WORKFLOW)
         sticky = req.task_queue.kind == STICKY
-        self.engine.matching.note_poller(key, req.identity, req.worker_version_capabilities.build_id)
+        self.matching.note_poller(key, req.identity, req.worker_version_capabilities.build_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return ws.PollWorkflowTaskQueueResponse()
-            item = await self.engine.matching.poll(key, remaining)
+            item = await self.matching.poll(key, remaining)
             if item is None:
                 return ws.PollWorkflowTaskQueueResponse()
             if isinstance(item, QueryTask):
@@ -72,38 +85,44 @@ class WorkflowTaskHandler:
     async def _record_started(
         self, task: Task, sticky_poll: bool, identity: str, worker_version: common.WorkerVersionStamp | None
     ) -> ws.PollWorkflowTaskQueueResponse | None:
-        engine = self.engine
         try:
-            async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+            async with self.executions.update(task.namespace_id, task.workflow_id, task.run_id) as change:
+                ms, entry = change.ms, change.entry
                 wt = ms.state.workflow_task
-                if not ms.running or not wt.scheduled or wt.stamp != task.stamp or wt.started_event_id:
-                    engine.tasks.ack(task)
+                if (
+                    not ms.running
+                    or not wt.scheduled
+                    or wt.stamp != task.stamp
+                    or wt.started_event_id
+                    or not task_is_current(ms.state, task)
+                ):
+                    self.outbox.ack(task)
                     return None
                 ms.start_workflow_task(ids.new_id(), identity, worker_version)
-                queries = engine.queries.attach(entry)
+                queries = self.queries.attach(entry)
                 messages = UpdateHandler.messages_for_task(entry, ms)
-                await shard.commit([Mutation(entry, ms)], deleted_tasks=[(TRANSFER, task.task_id)])
-                return await self.task_response(shard, entry, ms, sticky_poll, identity, queries, messages)
+                change.task_done(task)
+                await change.commit()
+                return await self.task_response(change, sticky_poll, identity, queries, messages)
         except NotFound:
-            engine.tasks.ack(task)
+            self.outbox.ack(task)
             return None
         except Exception as err:
-            engine.tasks.failures.failure("could not start workflow tasks", err)
+            self.outbox.failures.failure("could not start workflow tasks", err)
             # leave the task to its outbox row: put it back so that another poller gets it
-            engine.matching.add_front(QueueKey(task.namespace_id, task.task_queue.name, WORKFLOW), task)
+            self.matching.add_front(QueueKey(task.namespace_id, task.task_queue.name, WORKFLOW), task)
             await asyncio.sleep(0.1)
             return None
 
     async def task_response(
         self,
-        shard: Shard,
-        entry: ExecutionEntry,
-        ms: MutableState,
+        change: Change,
         sticky_poll: bool,
         identity: str,
         queries: dict[str, WorkflowQuery] | None = None,
         messages: list[protocol.Message] | None = None,
     ) -> ws.PollWorkflowTaskQueueResponse:
+        ms = change.ms
         s = ms.state
         wt = s.workflow_task
         token = TaskToken(
@@ -127,7 +146,7 @@ class WorkflowTaskHandler:
             started_time=wt.started_time,
         )
         first = s.last_completed_wft_started_event_id + 1 if sticky_poll else 1
-        await self._fill_history(resp, shard, entry, ms, first, ms.transient_workflow_task_events(identity))
+        await self._fill_history(resp, change, first, ms.transient_workflow_task_events(identity))
         for query_id, query in (queries or {}).items():
             resp.queries[query_id].CopyFrom(query)
         resp.messages.extend(messages or [])
@@ -136,16 +155,15 @@ class WorkflowTaskHandler:
     async def _fill_history(
         self,
         resp: ws.PollWorkflowTaskQueueResponse,
-        shard: Shard,
-        entry: ExecutionEntry,
-        ms: MutableState,
+        change: Change,
         first: int,
         transient: list[history.HistoryEvent],
     ) -> None:
         """The events a task shows, first page only when the history is long."""
+        ms = change.ms
         end = ms.state.next_event_id
         last = min(end, first + POLL_PAGE_EVENTS)
-        events = await self.engine.events(shard, entry, ms, first, last)
+        events = await change.events(first, last)
         size = 0
         cut = len(events)
         for i, event in enumerate(events):
@@ -166,10 +184,9 @@ class WorkflowTaskHandler:
     async def _query_task(
         self, task: QueryTask, sticky_poll: bool, identity: str
     ) -> ws.PollWorkflowTaskQueueResponse | None:
-        engine = self.engine
         try:
-            async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
-                s = ms.state
+            async with self.executions.update(task.namespace_id, task.workflow_id, task.run_id) as change:
+                s = change.ms.state
                 token = TaskToken(
                     namespace_id=task.namespace_id,
                     workflow_id=task.workflow_id,
@@ -186,7 +203,7 @@ class WorkflowTaskHandler:
                     workflow_execution_task_queue=s.start.task_queue,
                 )
                 first = s.last_completed_wft_started_event_id + 1 if sticky_poll else 1
-                await self._fill_history(resp, shard, entry, ms, first, [])
+                await self._fill_history(resp, change, first, [])
                 return resp
         except NotFound:
             return None
@@ -213,8 +230,8 @@ class WorkflowTaskHandler:
         self, ns: Namespace, req: ws.RespondWorkflowTaskCompletedRequest
     ) -> ws.RespondWorkflowTaskCompletedResponse:
         token = self._token(ns, req.task_token)
-        engine = self.engine
-        async with engine.locked(token.namespace_id, token.workflow_id, token.run_id) as (shard, entry, ms):
+        async with self.executions.update(token.namespace_id, token.workflow_id, token.run_id) as change:
+            ms, entry = change.ms, change.entry
             self._validate_token(ns, ms, token)
             commands = list(req.commands)
             validate_command_sequence(commands)
@@ -230,7 +247,7 @@ class WorkflowTaskHandler:
                 and not req.force_create_new_workflow_task
                 and UpdateHandler.only_rejections(req)
             ):
-                return await self._discard_speculative(shard, entry, ms, req, stamp, effects)
+                return await self._discard_speculative(change, req, stamp, effects)
             completed = ms.add_workflow_task_completed(
                 req.identity,
                 req.sdk_metadata if req.HasField("sdk_metadata") else None,
@@ -251,26 +268,20 @@ class WorkflowTaskHandler:
                     completed.event_id,
                     req.identity,
                     has_buffered,
-                    engine.namespaces.find,
+                    self.namespaces.find,
                     on_message,
-                    find_endpoint=engine.find_endpoint_id,
-                    max_pending_nexus=engine.nexus_limits.max_pending_operations,
+                    find_endpoint=self.find_endpoint_id,
+                    max_pending_nexus=self.max_pending_nexus,
                 ).process(commands)
                 for message_id in list(messages):
                     if ms.running:
                         on_message(message_id)
             except WorkflowTaskFailure as failure:
-                await self._fail_for_commands(shard, entry, token, failure, req.identity, attempt)
+                await self._fail_for_commands(change, token, failure, req.identity, attempt)
             UpdateHandler.reject_unprocessed(entry, stamp, effects)
             ms.flush_buffered_events()
-            mutations = [Mutation(entry, ms)]
-            current = []
             if result.next_run is not None:
-                new_entry, new_ms = await engine.next_run(shard, entry, ms, result.next_run)
-                mutations.append(Mutation(new_entry, new_ms, new=True))
-                current.append(engine.next_run_current(ms, new_ms))
-            elif not ms.running:
-                current.append(engine.close_current(ms))
+                await change.next_run(result.next_run)
 
             inline = False
             if ms.running and (
@@ -291,20 +302,18 @@ class WorkflowTaskHandler:
                 for ai in result.eager_activities:
                     ms.start_activity(ai, ids.new_id(), req.identity)
                     eager.append(ai)
-            engine.queries.complete_inflight(entry, dict(req.query_results))
-            attached = engine.queries.attach(entry) if inline else {}
+            self.queries.complete_inflight(entry, dict(req.query_results))
+            attached = self.queries.attach(entry) if inline else {}
             update_messages = UpdateHandler.messages_for_task(entry, ms) if inline else []
-            await shard.commit(mutations, current=current)
+            await change.commit()
             for effect in effects:
                 effect()
-            if not ms.running:
-                UpdateHandler.abort_closed(entry, continuing=result.next_run is not None)
             if not ms.wft_pending and entry.buffered_queries:
-                engine.queries.redirect_buffered(entry, ms.current_task_queue().name, _normal_name(ms))
+                self.queries.redirect_buffered(entry, ms.current_task_queue().name, _normal_name(ms))
             resp = ws.RespondWorkflowTaskCompletedResponse()
             if inline:
                 resp.workflow_task.CopyFrom(
-                    await self.task_response(shard, entry, ms, True, req.identity, attached, update_messages)
+                    await self.task_response(change, True, req.identity, attached, update_messages)
                 )
             for ai in eager:
                 resp.activity_tasks.append(activity_task_response(ns, ms, ai))
@@ -312,26 +321,25 @@ class WorkflowTaskHandler:
 
     async def _discard_speculative(
         self,
-        shard: Shard,
-        entry: ExecutionEntry,
-        ms: MutableState,
+        change: Change,
         req: ws.RespondWorkflowTaskCompletedRequest,
         stamp: int,
         effects: list[Callable[[], None]],
     ) -> ws.RespondWorkflowTaskCompletedResponse:
         """A speculative task whose worker only rejected updates: nothing enters history."""
+        ms, entry = change.ms, change.entry
         for message in req.messages:
             UpdateHandler.apply_message(entry, ms, message, effects)
         UpdateHandler.reject_unprocessed(entry, stamp, effects)
         ms.discard_speculative_workflow_task()
         if UpdateHandler.has_admitted(entry):
             ms.schedule_speculative_workflow_task()
-        self.engine.queries.complete_inflight(entry, dict(req.query_results))
-        await shard.commit([Mutation(entry, ms)])
+        self.queries.complete_inflight(entry, dict(req.query_results))
+        await change.commit()
         for effect in effects:
             effect()
         if not ms.wft_pending and entry.buffered_queries:
-            self.engine.queries.redirect_buffered(entry, ms.current_task_queue().name, _normal_name(ms))
+            self.queries.redirect_buffered(entry, ms.current_task_queue().name, _normal_name(ms))
         # the worker rolls its view of history back to the last task it completed
         return ws.RespondWorkflowTaskCompletedResponse(
             reset_history_event_id=ms.state.last_completed_wft_started_event_id
@@ -339,8 +347,7 @@ class WorkflowTaskHandler:
 
     async def _fail_for_commands(
         self,
-        shard: Shard,
-        entry: ExecutionEntry,
+        change: Change,
         token: TaskToken,
         failure: WorkflowTaskFailure,
         identity: str,
@@ -354,9 +361,14 @@ class WorkflowTaskHandler:
             WorkflowTaskFailedCause.Name(failure.cause),  # type: ignore[arg-type]
             failure.message,
         )
-        ms = await shard.reload(entry)
+        entry = change.entry
+        ms = await change.shard.reload(entry)
         assert ms is not None
-        ms.begin(time.time_ns())
+        self.executions.prepare(ms, time.time_ns())
+        change.ms = ms
+        change.others.clear()
+        change.current.clear()
+        change.continued = False
         message = failure.full_message()
         if attempt > 1 and failure.cause != WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND:
             # a task that keeps failing is dropped and left to time out, like the reference
@@ -365,29 +377,29 @@ class WorkflowTaskHandler:
         fail_info.server_failure_info.SetInParent()
         ms.add_workflow_task_failed(failure.cause, fail_info, identity)
         ms.flush_buffered_events()
-        self.engine.queries.requeue_inflight(entry)
+        self.queries.requeue_inflight(entry)
         UpdateHandler.resend_after_failure(entry)
         if failure.terminate:
             # payloads over the size limits cannot enter history: the workflow is terminated
             ms.add_terminated(message, None, "history-service")
-            await shard.commit([Mutation(entry, ms)], current=[self.engine.close_current(ms)])
+            await change.commit()
         else:
-            ms.schedule_workflow_task()
-            await shard.commit([Mutation(entry, ms)])
+            await change.commit(schedule_workflow_task=True)
         # Like the reference: the failure is committed, and the worker is told, so that it drops
         # the state its commands built (it would otherwise carry on from a history that never was).
         raise InvalidArgument(message)
 
     async def respond_failed(self, ns: Namespace, req: ws.RespondWorkflowTaskFailedRequest) -> None:
         token = self._token(ns, req.task_token)
-        async with self.engine.locked(token.namespace_id, token.workflow_id, token.run_id) as (shard, entry, ms):
+        async with self.executions.update(token.namespace_id, token.workflow_id, token.run_id) as change:
+            ms = change.ms
             self._validate_token(ns, ms, token)
             ms.add_workflow_task_failed(req.cause, req.failure if req.HasField("failure") else None, req.identity)
             ms.flush_buffered_events()
             ms.schedule_workflow_task()
-            self.engine.queries.requeue_inflight(entry)
-            UpdateHandler.resend_after_failure(entry)
-            await shard.commit([Mutation(entry, ms)])
+            self.queries.requeue_inflight(change.entry)
+            UpdateHandler.resend_after_failure(change.entry)
+            await change.commit()
 
     async def respond_query(self, ns: Namespace, req: ws.RespondQueryTaskCompletedRequest) -> None:
         token = self._token(ns, req.task_token)
@@ -400,7 +412,7 @@ class WorkflowTaskHandler:
         )
         if req.HasField("failure"):
             result.failure.CopyFrom(req.failure)
-        if not self.engine.queries.resolve(token.query_id, result):
+        if not self.queries.resolve(token.query_id, result):
             raise NotFound("query task not found, or already expired")
 
 

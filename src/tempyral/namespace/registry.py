@@ -43,6 +43,11 @@ class Namespace:
         r = self.record.config.workflow_execution_retention_ttl
         return r.seconds * 1_000_000_000 + r.nanos
 
+    @property
+    def failover_version(self) -> int:
+        """The version new events of this namespace carry: 0 for a local namespace, as on the reference."""
+        return self.record.failover_version if self.record.is_global_namespace else 0
+
 
 class NamespaceRegistry:
     def __init__(self, store: Store, cluster_name: str) -> None:

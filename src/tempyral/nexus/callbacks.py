@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import EventType
@@ -22,16 +21,13 @@ from temporalio.api.history.v1 import message_pb2 as history
 from tempyral.common.clock import ts_ns
 from tempyral.common.errors import NotFound
 from tempyral.history import events as ev
-from tempyral.history.nexus_ops import OperationNotFound
-from tempyral.history.shard import Mutation
+from tempyral.namespace.registry import NamespaceRegistry
 from tempyral.nexus.addresses import INTERNAL_CALLBACK_URL, SYSTEM_CALLBACK_URL
 from tempyral.nexus.invoker import CALLBACK_TOKEN_HEADER, OPERATION_TOKEN_HEADER, decode_callback_token
 from tempyral.nexus.machinery import Machinery, backoff_s
 from tempyral.nexus.metrics import NexusMetrics
+from tempyral.nexus.operations import NexusOperations, OperationNotFound
 from tempyral.proto.internal_pb2 import Task
-
-if TYPE_CHECKING:
-    from tempyral.history.engine import HistoryEngine
 
 log = logging.getLogger(__name__)
 
@@ -104,24 +100,28 @@ def completion_from_close(
 
 
 class CallbackDelivery:
-    def __init__(self, engine: HistoryEngine, machinery: Machinery, metrics: NexusMetrics) -> None:
-        self.engine = engine
+    def __init__(
+        self, operations: NexusOperations, namespaces: NamespaceRegistry, machinery: Machinery, metrics: NexusMetrics
+    ) -> None:
+        self.operations = operations
+        self.executions = operations.executions
+        self.namespaces = namespaces
         self.machinery = machinery
         self.metrics = metrics
         self.external: ExternalDelivery | None = None  # set by the HTTP module
 
     async def deliver(self, task: Task) -> None:
-        engine = self.engine
         try:
-            async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+            async with self.executions.update(task.namespace_id, task.workflow_id, task.run_id) as change:
+                ms = change.ms
                 s = ms.state
                 index = task.callback_index
                 if index >= len(s.start.completion_callbacks) or not ms.callback_due(index, task.attempt):
                     return
                 callback = common.Callback()
                 callback.CopyFrom(s.start.completion_callbacks[index])
-                close_events = await engine.events(shard, entry, ms, s.completion_event_id, s.completion_event_id + 1)
-                namespace = engine.namespaces.find_by_id(task.namespace_id)
+                close_events = await change.events(s.completion_event_id, s.completion_event_id + 1)
+                namespace = self.namespaces.find_by_id(task.namespace_id)
                 if not close_events or namespace is None:
                     return
                 done = completion_from_close(
@@ -141,7 +141,8 @@ class CallbackDelivery:
             outcome = err
         self.metrics.callback(namespace.name, "ok" if outcome is None else ("retry" if outcome.retryable else "failed"))
         try:
-            async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+            async with self.executions.update(task.namespace_id, task.workflow_id, task.run_id) as change:
+                ms = change.ms
                 if not ms.callback_due(task.callback_index, task.attempt):
                     return
                 if outcome is None:
@@ -153,7 +154,7 @@ class CallbackDelivery:
                     if outcome.retryable:
                         log.info("completion callback of %s failed, will retry: %s", task.workflow_id, outcome)
                     ms.callback_failed(task.callback_index, failure, retry_at if outcome.retryable else 0)
-                await shard.commit([Mutation(entry, ms)])
+                await change.commit()
         except NotFound:
             return
 
@@ -164,7 +165,7 @@ class CallbackDelivery:
             if token is None:
                 raise DeliveryError("invalid callback token", retryable=False)
             try:
-                await self.engine.nexus_operations.complete(
+                await self.operations.complete(
                     token,
                     done.operation_token,
                     [done.start_link],

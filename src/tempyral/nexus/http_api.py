@@ -19,7 +19,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 from temporalio.api.common.v1 import message_pb2 as common
@@ -31,7 +30,7 @@ from tempyral.common.clock import timestamp
 from tempyral.common.errors import InvalidArgument, NotFound
 from tempyral.common.http_body import read_bounded
 from tempyral.common.limits import exceeds_blob_limit
-from tempyral.history.nexus_ops import OperationNotFound
+from tempyral.namespace.registry import NamespaceRegistry
 from tempyral.nexus import http_wire as wire
 from tempyral.nexus import links as nexus_links
 from tempyral.nexus import outcomes
@@ -40,9 +39,7 @@ from tempyral.nexus.endpoints import EndpointRegistry
 from tempyral.nexus.invoker import CALLBACK_TOKEN_HEADER, decode_callback_token
 from tempyral.nexus.machinery import Machinery
 from tempyral.nexus.metrics import NexusMetrics
-
-if TYPE_CHECKING:
-    from tempyral.history.engine import HistoryEngine
+from tempyral.nexus.operations import NexusOperations, OperationNotFound
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +93,15 @@ def _failure_response(failure: wire.Json, state: str | None = None) -> web.Respo
 class NexusHttpApi:
     def __init__(
         self,
-        engine: HistoryEngine,
+        operations: NexusOperations,
+        namespaces: NamespaceRegistry,
         endpoints: EndpointRegistry,
         dispatcher: NexusDispatcher,
         machinery: Machinery,
         metrics: NexusMetrics,
     ) -> None:
-        self.engine = engine
+        self.operations = operations
+        self.namespaces = namespaces
         self.endpoints = endpoints
         self.dispatcher = dispatcher
         self.machinery = machinery
@@ -139,13 +138,13 @@ class NexusHttpApi:
             raise HandlerError(
                 "UNAUTHORIZED", f"endpoint {name!r} admits only callers from its allowed namespaces, not HTTP callers"
             )
-        namespace = self.engine.namespaces.find(endpoint.spec.target.worker.namespace)
+        namespace = self.namespaces.find(endpoint.spec.target.worker.namespace)
         if namespace is None:
             raise HandlerError("NOT_FOUND", "invalid endpoint target", retryable=True)
         return _Target(namespace.id, endpoint.spec.target.worker.task_queue, name)
 
     def _queue_target(self, request: web.Request) -> _Target:
-        namespace = self.engine.namespaces.find(request.match_info["namespace"])
+        namespace = self.namespaces.find(request.match_info["namespace"])
         if namespace is None:
             raise HandlerError("NOT_FOUND", f"namespace not found: {request.match_info['namespace']!r}")
         task_queue = request.match_info["task_queue"]
@@ -241,7 +240,7 @@ class NexusHttpApi:
         token = decode_callback_token(request.headers.get(CALLBACK_TOKEN_HEADER, ""))
         if token is None:
             raise HandlerError("BAD_REQUEST", "invalid callback token")
-        namespace = self.engine.namespaces.find_by_id(token.namespace_id)
+        namespace = self.namespaces.find_by_id(token.namespace_id)
         if namespace is None:
             raise HandlerError("NOT_FOUND", f"namespace {token.namespace_id!r} not found")
         if "namespace" in request.match_info and request.match_info["namespace"] != namespace.name:
@@ -268,7 +267,7 @@ class NexusHttpApi:
         body = await read_bounded(request, wire.MAX_BODY_BYTES)
         result, failure = self._completion_outcome(request, state, body)
         try:
-            await self.engine.nexus_operations.complete(
+            await self.operations.complete(
                 token,
                 operation_token,
                 nexus_links.to_temporal_links(links),

@@ -1,5 +1,5 @@
 """Sends a caller's Nexus start and cancel requests to the endpoint's target and hands what came
-back to the history side (`history.nexus_ops`).
+back to the history side (`nexus.operations`).
 
 Runs as the executor of the NEXUS_START / NEXUS_CANCEL outbox tasks. Before a request goes out:
 the endpoint must exist and admit the caller's namespace, the destination's circuit breaker
@@ -16,7 +16,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from temporalio.api.common.v1 import message_pb2 as common
@@ -25,7 +24,7 @@ from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
 
 from tempyral.common.clock import duration_ns, timestamp, ts_ns
 from tempyral.common.errors import NotFound
-from tempyral.history.nexus_ops import cancel_due, start_due
+from tempyral.namespace.registry import NamespaceRegistry
 from tempyral.nexus import links as nexus_links
 from tempyral.nexus import outcomes
 from tempyral.nexus.addresses import SYSTEM_CALLBACK_URL
@@ -33,11 +32,9 @@ from tempyral.nexus.dispatch import NexusDispatcher
 from tempyral.nexus.endpoints import EndpointRegistry
 from tempyral.nexus.machinery import Machinery
 from tempyral.nexus.metrics import NexusMetrics
+from tempyral.nexus.operations import NexusOperations, cancel_due, start_due
 from tempyral.nexus.outcomes import Kind, Outcome
 from tempyral.proto.internal_pb2 import NexusCallbackToken, NexusOperationInfo, Task
-
-if TYPE_CHECKING:
-    from tempyral.history.engine import HistoryEngine
 
 log = logging.getLogger(__name__)
 CALLBACK_TOKEN_HEADER = "temporal-callback-token"
@@ -90,13 +87,15 @@ def format_timeout(seconds: float) -> str:
 class NexusInvoker:
     def __init__(
         self,
-        engine: HistoryEngine,
+        operations: NexusOperations,
+        namespaces: NamespaceRegistry,
         endpoints: EndpointRegistry,
         dispatcher: NexusDispatcher,
         machinery: Machinery,
         metrics: NexusMetrics,
     ) -> None:
-        self.engine = engine
+        self.operations = operations
+        self.namespaces = namespaces
         self.endpoints = endpoints
         self.dispatcher = dispatcher
         self.machinery = machinery
@@ -111,7 +110,7 @@ class NexusInvoker:
         if call is None:
             return
         info = call.info
-        ops = self.engine.nexus_operations
+        ops = self.operations
         endpoint = self._endpoint(info)
         if endpoint is None:
             outcome = Outcome(
@@ -182,7 +181,7 @@ class NexusInvoker:
         if call is None:
             return
         info = call.info
-        ops = self.engine.nexus_operations
+        ops = self.operations
         endpoint = self._endpoint(info)
         if endpoint is None:
             failure = outcomes.handler_error("NOT_FOUND", "endpoint not registered")
@@ -203,19 +202,19 @@ class NexusInvoker:
 
     # ------------------------------------------------------------------ shared
     async def _load(self, task: Task, for_cancel: bool) -> _Call | None:
-        engine = self.engine
         try:
-            async with engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+            async with self.operations.executions.update(task.namespace_id, task.workflow_id, task.run_id) as change:
+                ms = change.ms
                 # the same checks the outcome is recorded under: a stale task sends nothing
                 info = ms.state.nexus_operations.get(task.event_id) if for_cancel else start_due(ms, task)
                 if not ms.running or info is None or (for_cancel and not cancel_due(info, task)):
                     return None
                 copy = NexusOperationInfo()
                 copy.CopyFrom(info)
-                events = await engine.events(shard, entry, ms, info.scheduled_event_id, info.scheduled_event_id + 1)
+                events = await change.events(info.scheduled_event_id, info.scheduled_event_id + 1)
         except NotFound:
             return None
-        namespace = engine.namespaces.find_by_id(task.namespace_id)
+        namespace = self.namespaces.find_by_id(task.namespace_id)
         if not events or namespace is None:
             return None
         attrs = events[0].nexus_operation_scheduled_event_attributes
@@ -245,7 +244,7 @@ class NexusInvoker:
             return False
         log.info("Nexus call to %s held back for %.1fs: %s", endpoint_name, wait, reason)
         self.metrics.blocked(caller_namespace, endpoint_name, reason)
-        await self.engine.nexus_operations.record_blocked(task, reason, wait)
+        await self.operations.record_blocked(task, reason, wait)
         return True
 
     def _call_timeout(self, info: NexusOperationInfo) -> tuple[float, int]:
@@ -273,7 +272,7 @@ class NexusInvoker:
     ) -> Outcome:
         target = endpoint.spec.target
         if target.HasField("worker"):
-            namespace = self.engine.namespaces.find(target.worker.namespace)
+            namespace = self.namespaces.find(target.worker.namespace)
             if namespace is None:
                 return Outcome(
                     Kind.FAILED,

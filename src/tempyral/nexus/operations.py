@@ -1,5 +1,6 @@
-"""A caller's Nexus operations: recording what the start and cancel requests came to, the
-timers of retries and timeouts, and completions that arrive by callback.
+"""A caller's Nexus operations, the history side of outbound Nexus calls: recording what the start
+and cancel requests came to, the timers of retries and timeouts, and completions that arrive by
+callback.
 
 Every entry point locks the caller's run and checks that the operation is still in the state
 the outcome belongs to, so a late, repeated or stale outcome changes nothing: each operation
@@ -9,23 +10,21 @@ completes once, however often its callback is delivered.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import NexusOperationCancellationState, PendingNexusOperationState, TimeoutType
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 
 from tempyral.common.errors import NotFound
+from tempyral.config import NexusLimits
 from tempyral.history import events as ev
+from tempyral.history.executions import Executions
 from tempyral.history.mutable_state import MutableState
-from tempyral.history.shard import Mutation
 from tempyral.nexus import outcomes
 from tempyral.nexus.machinery import backoff_s
 from tempyral.nexus.outcomes import Kind, Outcome
 from tempyral.proto.internal_pb2 import NexusCallbackToken, NexusOperationInfo, Task, TaskType
-
-if TYPE_CHECKING:
-    from tempyral.history.engine import HistoryEngine
 
 log = logging.getLogger(__name__)
 State = PendingNexusOperationState
@@ -33,6 +32,13 @@ CancelState = NexusOperationCancellationState
 SCHEDULED = State.PENDING_NEXUS_OPERATION_STATE_SCHEDULED
 STARTED = State.PENDING_NEXUS_OPERATION_STATE_STARTED
 BLOCKED = State.PENDING_NEXUS_OPERATION_STATE_BLOCKED
+NEXUS_TIMERS = frozenset(
+    {
+        TaskType.TASK_TYPE_NEXUS_BACKOFF,
+        TaskType.TASK_TYPE_NEXUS_TIMEOUT,
+        TaskType.TASK_TYPE_NEXUS_CANCEL_BACKOFF,
+    }
+)
 
 
 class OperationNotFound(NotFound):
@@ -40,18 +46,23 @@ class OperationNotFound(NotFound):
 
 
 class NexusOperations:
-    def __init__(self, engine: HistoryEngine) -> None:
-        self.engine = engine
+    def __init__(self, executions: Executions, limits: NexusLimits) -> None:
+        self.executions = executions
+        self.limits = limits
+
+    def timer_handlers(self) -> dict[int, Callable[[MutableState, Task], bool]]:
+        """The timer tasks of Nexus operations (see TaskExecutor.timer_handlers)."""
+        return {task_type: self.on_timer for task_type in NEXUS_TIMERS}
 
     # ------------------------------------------------------------------ start requests
     async def record_start(self, task: Task, outcome: Outcome) -> None:
-        async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+        async with self.executions.update(task.namespace_id, task.workflow_id, task.run_id) as change:
+            ms = change.ms
             info = start_due(ms, task)
             if info is None:
                 return  # settled meanwhile (callback, timeout, cancel) or a stale task
             self._apply_start(ms, info, outcome)
-            self._schedule_workflow_task(ms)
-            await shard.commit([Mutation(entry, ms)])
+            await change.commit(schedule_workflow_task=bool(ms.new_events))
 
     def _apply_start(self, ms: MutableState, info: NexusOperationInfo, outcome: Outcome) -> None:
         sid = info.scheduled_event_id
@@ -65,27 +76,28 @@ class NexusOperations:
         else:
             assert outcome.failure is not None
             info.attempt += 1
-            retry_at = ms.now + int(backoff_s(self.engine.nexus_limits, info.attempt) * 1e9)
+            retry_at = ms.now + int(backoff_s(self.limits, info.attempt) * 1e9)
             ms.nexus_attempt_failed(info, outcome.failure, retry_at)
 
     async def record_blocked(self, task: Task, reason: str, delay_s: float) -> None:
         """The request was held back (circuit breaker, rate limit): the same attempt goes later."""
-        async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+        async with self.executions.update(task.namespace_id, task.workflow_id, task.run_id) as change:
+            ms = change.ms
             info = start_due(ms, task)
             if info is None:
                 return
             ms.nexus_blocked(info, reason, ms.now + int(delay_s * 1e9))
-            await shard.commit([Mutation(entry, ms)])
+            await change.commit()
 
     async def record_timeout(self, task: Task, timeout_type: int) -> None:
         """No time left for another request before the operation's timeout."""
-        async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+        async with self.executions.update(task.namespace_id, task.workflow_id, task.run_id) as change:
+            ms = change.ms
             info = start_due(ms, task)
             if info is None:
                 return
             self._time_out(ms, info, timeout_type)
-            self._schedule_workflow_task(ms)
-            await shard.commit([Mutation(entry, ms)])
+            await change.commit(schedule_workflow_task=True)
 
     @staticmethod
     def _time_out(ms: MutableState, info: NexusOperationInfo, timeout_type: int) -> None:
@@ -94,7 +106,8 @@ class NexusOperations:
 
     # ------------------------------------------------------------------ cancel requests
     async def record_cancel(self, task: Task, outcome: Outcome) -> None:
-        async with self.engine.locked(task.namespace_id, task.workflow_id, task.run_id) as (shard, entry, ms):
+        async with self.executions.update(task.namespace_id, task.workflow_id, task.run_id) as change:
+            ms = change.ms
             info = ms.state.nexus_operations.get(task.event_id)
             if not ms.running or info is None or not cancel_due(info, task):
                 return
@@ -102,13 +115,12 @@ class NexusOperations:
                 ms.add_nexus_cancel_request_result(info.scheduled_event_id)
             elif outcome.kind == Kind.RETRY:
                 assert outcome.failure is not None
-                delay = backoff_s(self.engine.nexus_limits, info.cancellation.attempt + 1)
+                delay = backoff_s(self.limits, info.cancellation.attempt + 1)
                 ms.nexus_cancel_attempt_failed(info, outcome.failure, ms.now + int(delay * 1e9))
             else:
                 assert outcome.failure is not None
                 ms.add_nexus_cancel_request_result(info.scheduled_event_id, outcome.failure)
-            self._schedule_workflow_task(ms)
-            await shard.commit([Mutation(entry, ms)])
+            await change.commit(schedule_workflow_task=bool(ms.new_events))
 
     # ------------------------------------------------------------------ timers
     def on_timer(self, ms: MutableState, task: Task) -> bool:
@@ -154,7 +166,8 @@ class NexusOperations:
         then looked up, by its request id, in the workflow's current run."""
         for run_id in (token.run_id, ""):
             try:
-                async with self.engine.locked(token.namespace_id, token.workflow_id, run_id) as (shard, entry, ms):
+                async with self.executions.update(token.namespace_id, token.workflow_id, run_id) as change:
+                    ms = change.ms
                     info = ms.state.nexus_operations.get(token.scheduled_event_id)
                     if not ms.running or info is None or info.request_id != token.request_id:
                         continue
@@ -166,17 +179,11 @@ class NexusOperations:
                         ms.add_nexus_completed(sid, result, [])
                     else:
                         _close_unsuccessfully(ms, info, failure, canceled)
-                    self._schedule_workflow_task(ms)
-                    await shard.commit([Mutation(entry, ms)])
+                    await change.commit(schedule_workflow_task=True)
                     return
             except NotFound:
                 continue
         raise OperationNotFound("operation not found")
-
-    @staticmethod
-    def _schedule_workflow_task(ms: MutableState) -> None:
-        if ms.running and ms.new_events and not ms.wft_pending:
-            ms.schedule_workflow_task()
 
 
 def start_due(ms: MutableState, task: Task) -> NexusOperationInfo | None:

@@ -1,0 +1,257 @@
+"""The one way to read and change an execution: lock it, load its state, change it, commit.
+
+`Executions.update` is the single update path. It locks a run, loads its mutable state, stamps
+the namespace's failover version on it, and yields a `Change`. The handler changes the state
+through `MutableState` and calls `Change.commit`, which schedules a workflow task if the handler
+asked for one, records a closed run in the current-run pointer, and commits events, state, tasks,
+visibility and the next run (if any) in one transaction (docs/DESIGN.md §4). Nothing else calls
+`Shard.commit`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from temporalio.api.common.v1 import message_pb2 as common
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause
+from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
+from temporalio.api.history.v1 import message_pb2 as history
+
+from tempyral.common.errors import Internal, WorkflowNotFound
+from tempyral.history import branches, reset_points, version_history
+from tempyral.history.mutable_state import MutableState
+from tempyral.history.next_run import INHERITING, inherit_payloads
+from tempyral.history.shard import ExecutionEntry, Mutation, Shard
+from tempyral.namespace.registry import NamespaceRegistry
+from tempyral.persistence.store import CurrentWrite, Store
+from tempyral.proto.internal_pb2 import ExecutionState, Task
+
+log = logging.getLogger(__name__)
+FORCE_CLOSE_COMMAND = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND
+RUNNING = wf_enums.WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
+# Histories up to this many events are read whole on a cache miss, and kept in the cache.
+WHOLE_HISTORY_READ = 1000
+
+# Called after a commit that closed a run: (its cache entry, whether a new run continues it).
+ClosedListener = Callable[[ExecutionEntry, bool], None]
+
+
+@dataclass(eq=False, slots=True)
+class Change:
+    """One locked run being changed. `commit` writes it; leaving the block without committing
+    drops what was changed in memory."""
+
+    executions: Executions
+    shard: Shard
+    entry: ExecutionEntry
+    ms: MutableState
+    was_running: bool
+    # Other executions written in the same transaction (a next run, a reset's runs).
+    others: list[Mutation] = field(default_factory=list)
+    current: list[CurrentWrite] = field(default_factory=list)
+    done_tasks: list[tuple[int, int]] = field(default_factory=list)  # (category, task id) rows to delete
+    continued: bool = False  # the run closed into a new run of its chain
+    new: bool = False  # the change creates the run
+    committed: bool = False
+
+    def task_done(self, task: Task) -> None:
+        """The task this change acts on: its row is deleted in the same transaction."""
+        self.done_tasks.append((task.category, task.task_id))
+
+    async def commit(self, schedule_workflow_task: bool = False) -> None:
+        """Commit the change. `schedule_workflow_task`: the workflow has something new to see, so a
+        workflow task is scheduled unless one is pending or the run has closed."""
+        await self.executions.commit(self, schedule_workflow_task)
+
+    async def events(self, first_event_id: int, next_event_id: int) -> list[history.HistoryEvent]:
+        return await self.executions.events(self.shard, self.entry, self.ms, first_event_id, next_event_id)
+
+    async def next_run(self, attrs: history.WorkflowExecutionStartedEventAttributes) -> MutableState:
+        """The next run of a chain (retry, continue-as-new, cron), created and committed with this one."""
+        return await self.executions.next_run(self, attrs)
+
+
+class Executions:
+    """Shards, the cache of runs, and the update path over them."""
+
+    def __init__(self, store: Store, namespaces: NamespaceRegistry, shards: list[Shard]) -> None:
+        self.store = store
+        self.namespaces = namespaces
+        self.shards = shards
+        self.closed_listeners: list[ClosedListener] = []
+
+    def shard_for(self, namespace_id: str, workflow_id: str) -> Shard:
+        h = zlib.crc32(f"{namespace_id}/{workflow_id}".encode())
+        return self.shards[h % len(self.shards)]
+
+    async def current_run_id(self, namespace_id: str, workflow_id: str) -> str | None:
+        shard = self.shard_for(namespace_id, workflow_id)
+        cached = shard.current_run_cached(namespace_id, workflow_id)
+        if cached is not None:
+            return cached
+        row = await self.store.get_current(namespace_id, workflow_id)
+        if row is None:
+            return None
+        shard.remember_current(namespace_id, workflow_id, row.run_id)
+        return row.run_id
+
+    # ------------------------------------------------------------------ access
+    @asynccontextmanager
+    async def locked(
+        self, namespace_id: str, workflow_id: str, run_id: str = ""
+    ) -> AsyncIterator[tuple[Shard, ExecutionEntry, MutableState]]:
+        """Lock a run (the current one when run_id is empty) and load its state, to read it.
+
+        Changes go through `update`; uncommitted changes are dropped when the block ends.
+        """
+        async with self.update(namespace_id, workflow_id, run_id) as change:
+            yield change.shard, change.entry, change.ms
+
+    @asynccontextmanager
+    async def update(self, namespace_id: str, workflow_id: str, run_id: str = "") -> AsyncIterator[Change]:
+        """Lock a run (the current one when run_id is empty), load it and yield it for a change."""
+        shard = self.shard_for(namespace_id, workflow_id)
+        for _ in range(5):
+            target = run_id or await self.current_run_id(namespace_id, workflow_id)
+            if not target:
+                raise WorkflowNotFound.for_id(workflow_id)
+            async with shard.locked((namespace_id, workflow_id, target)) as entry:
+                ms = await shard.load(entry)
+                if ms is None:
+                    if run_id:
+                        raise WorkflowNotFound.for_run(workflow_id, run_id)
+                    raise WorkflowNotFound.for_id(workflow_id)
+                if not run_id and not ms.running:
+                    # a newer run may have become current while we waited for the lock
+                    latest = await self.current_run_id(namespace_id, workflow_id)
+                    if latest and latest != target:
+                        continue
+                self.prepare(ms, time.time_ns())
+                change = Change(self, shard, entry, ms, ms.running)
+                try:
+                    yield change
+                finally:
+                    if not change.committed and (ms.new_events or ms.new_tasks or ms.visibility_dirty):
+                        shard.evict_state(entry)
+                return
+        raise Internal("the current run of this workflow keeps changing")
+
+    def prepare(self, ms: MutableState, now: int) -> None:
+        """Begin a change of `ms` at `now`: the namespace's retention and failover version apply."""
+        ms.begin(now)
+        namespace = self.namespaces.find_by_id(ms.namespace_id)
+        ms.retention_ns = namespace.retention_ns if namespace is not None else 0
+        ms.state.version = namespace.failover_version if namespace is not None else 0
+        version_history.ensure(ms.state)
+
+    @asynccontextmanager
+    async def creating(self, shard: Shard, ms: MutableState) -> AsyncIterator[Change]:
+        """A change that creates the run `ms` (nobody else can know its id yet)."""
+        s = ms.state
+        async with shard.locked((s.namespace_id, s.workflow_id, s.run_id)) as entry:
+            change = Change(self, shard, entry, ms, False, new=True)
+            try:
+                yield change
+            finally:
+                if not change.committed:
+                    shard.evict_state(entry)
+
+    async def read_state(self, namespace_id: str, workflow_id: str, run_id: str = "") -> MutableState:
+        async with self.locked(namespace_id, workflow_id, run_id) as (_, _, ms):
+            return ms
+
+    # ------------------------------------------------------------------ commit
+    async def commit(self, change: Change, schedule_workflow_task: bool = False) -> None:
+        ms = change.ms
+        if schedule_workflow_task and ms.running and not ms.wft_pending:
+            ms.schedule_workflow_task()
+        s = ms.state
+        names_this_workflow = any(
+            cw.namespace_id == s.namespace_id and cw.workflow_id == s.workflow_id for cw in change.current
+        )
+        if change.was_running and not ms.running and not names_this_workflow:
+            change.current.append(close_current(ms))
+        mutations = [Mutation(change.entry, ms, new=change.new), *change.others]
+        await change.shard.commit(mutations, current=change.current, deleted_tasks=change.done_tasks)
+        change.committed = True
+        if change.was_running and not ms.running:
+            for listener in self.closed_listeners:
+                listener(change.entry, change.continued)
+
+    # ------------------------------------------------------------------ history
+    async def events(
+        self, shard: Shard, entry: ExecutionEntry, ms: MutableState, first_event_id: int, next_event_id: int
+    ) -> list[history.HistoryEvent]:
+        """Committed events in [first_event_id, next_event_id) of the current branch, from the cache
+        or the store."""
+        s = ms.state
+        branch = branches.current_branch(s)
+        if entry.events is None and s.next_event_id <= WHOLE_HISTORY_READ:
+            blobs = await self.store.read_history(s.namespace_id, s.run_id, 1, s.next_event_id, branch=branch)
+            whole: list[history.HistoryEvent] = []
+            for blob in blobs:
+                whole.extend(history.History.FromString(blob).events)
+            if len(whole) == s.next_event_id - 1 - len(ms.new_events):
+                shard.cache_events(entry, whole, sum(len(b) for b in blobs))
+        if entry.events is not None:
+            return entry.events[first_event_id - 1 : next_event_id - 1]
+        blobs = await self.store.read_history(s.namespace_id, s.run_id, first_event_id, next_event_id, branch=branch)
+        out: list[history.HistoryEvent] = []
+        for blob in blobs:
+            for event in history.History.FromString(blob).events:
+                if first_event_id <= event.event_id < next_event_id:
+                    out.append(event)
+        return out
+
+    # ------------------------------------------------------------------ runs of a chain
+    async def next_run(self, change: Change, attrs: history.WorkflowExecutionStartedEventAttributes) -> MutableState:
+        ms = change.ms
+        if attrs.initiator in INHERITING:
+            (first,) = await change.events(1, 2)
+            inherit_payloads(first.workflow_execution_started_event_attributes, attrs)
+        prev = ms.state
+        new_ms = MutableState(
+            ExecutionState(
+                namespace_id=prev.namespace_id,
+                workflow_id=prev.workflow_id,
+                run_id=attrs.original_execution_run_id,
+                next_event_id=1,
+                start_request_id=prev.start_request_id,
+            ),
+            ms.now,
+        )
+        new_ms.begin(ms.now)
+        new_ms.retention_ns = ms.retention_ns
+        new_ms.state.version = prev.version
+        version_history.ensure(new_ms.state)
+        points = reset_points.roll_over(prev.auto_reset_points, prev.run_id, ms.now, ms.retention_ns)
+        if points.points:
+            attrs.prev_auto_reset_points.CopyFrom(points)
+        new_ms.add_workflow_execution_started(attrs)
+        new_entry = change.shard.new_entry((prev.namespace_id, prev.workflow_id, attrs.original_execution_run_id))
+        change.others.append(Mutation(new_entry, new_ms, new=True))
+        change.current.append(
+            CurrentWrite(prev.namespace_id, prev.workflow_id, new_ms.run_id, RUNNING, prev.start_request_id, ms.run_id)
+        )
+        change.continued = True
+        return new_ms
+
+
+def terminate(ms: MutableState, reason: str, details: common.Payloads | None, identity: str) -> None:
+    """Terminate a running run; a started workflow task can no longer complete, so it fails first,
+    as on the reference."""
+    if ms.wft_started:
+        ms.add_workflow_task_failed(FORCE_CLOSE_COMMAND, None, "history-service")
+        ms.flush_buffered_events()
+    ms.add_terminated(reason, details, identity)
+
+
+def close_current(ms: MutableState) -> CurrentWrite:
+    """The current-run pointer of a run that closed (it stays current, with its close status)."""
+    s = ms.state
+    return CurrentWrite(s.namespace_id, s.workflow_id, s.run_id, s.status, s.start_request_id, s.run_id)

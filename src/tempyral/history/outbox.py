@@ -1,0 +1,54 @@
+"""Acknowledgement of outbox tasks that need no more work: their rows are deleted in batches.
+
+A task acted on by a change is deleted in that change's transaction (`Change.task_done`); a stale
+task (its run moved on, or closed) is acknowledged here instead (docs/DESIGN.md, invariant 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from typing import Protocol
+
+from tempyral.common.logs import ThrottledLog
+from tempyral.proto.internal_pb2 import Task
+
+log = logging.getLogger(__name__)
+ACK_FLUSH_DELAY_S = 0.05
+
+
+class TaskRowDeleter(Protocol):
+    async def delete_tasks(self, shard_id: int, keys: list[tuple[int, int]]) -> None: ...
+
+
+class Outbox:
+    def __init__(self, store: TaskRowDeleter) -> None:
+        self._store = store
+        self._acks: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        self._flusher: asyncio.Task[None] | None = None
+        # Task failures come in floods when the database cannot take writes: logged a line per kind and interval.
+        self.failures = ThrottledLog(log)
+
+    def ack(self, task: Task) -> None:
+        """The task needs no more work: delete its row soon (batched)."""
+        self._acks[task.shard_id].append((task.category, task.task_id))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(ACK_FLUSH_DELAY_S)
+        await self.flush()
+
+    async def flush(self) -> None:
+        acks, self._acks = self._acks, defaultdict(list)
+        for shard_id, keys in acks.items():
+            try:
+                await self._store.delete_tasks(shard_id, keys)
+            except Exception as err:
+                self.failures.failure("could not delete finished tasks; they will be re-checked", err)
+
+    async def stop(self) -> None:
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self.flush()
