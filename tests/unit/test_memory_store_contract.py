@@ -1,0 +1,387 @@
+"""The Store contract, run against both SqliteStore and the tests' MemoryStore, so that unit tests built on the
+in-memory fake (tests/support/history_harness.py) exercise the semantics the real store has: conditional
+writes, atomic transactions, the current-run pointer, history by range and by branch, outbox tasks, shard
+fencing, deletion, namespaces, Nexus endpoints and plain visibility listings."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.api.history.v1 import message_pb2 as history
+
+from tempyral.common.errors import AlreadyExists, ConditionFailed, ShardOwnershipLost, StorageUnavailable
+from tempyral.history.branches import first_branch, fork
+from tempyral.persistence.sqlite import SqliteStore
+from tempyral.persistence.store import (
+    CurrentWrite,
+    ExecutionWrite,
+    HistoryWrite,
+    Store,
+    TaskRow,
+    Transaction,
+    VisibilityQuery,
+    VisibilityRow,
+)
+from tempyral.persistence.visibility_sql import Cursor
+from tempyral.proto.internal_pb2 import HistoryBranch
+from tests.support.memory_store import MemoryStore
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+TRANSFER, TIMER = 1, 2
+
+
+@pytest_asyncio.fixture(loop_scope="function", params=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    s: Store = MemoryStore() if request.param == "memory" else SqliteStore(str(tmp_path / "contract.db"))
+    await s.open()
+    yield s
+    await s.close()
+
+
+def batch(first: int, last: int, mark: int = 1) -> bytes:
+    """Events first..last; `mark` (as the task id) says which branch wrote them."""
+    return history.History(
+        events=[history.HistoryEvent(event_id=i, task_id=mark) for i in range(first, last + 1)]
+    ).SerializeToString()
+
+
+def create(range_id: int, run: str = "r1", workflow: str = "w", task_id: int = 100) -> Transaction:
+    return Transaction(
+        shard_id=0,
+        range_id=range_id,
+        executions=[ExecutionWrite("ns", workflow, run, b"state-1", 1, 0)],
+        current=[CurrentWrite("ns", workflow, run, 1, "req", None)],
+        history=[HistoryWrite("ns", run, 1, 2, batch(1, 2))],
+        tasks=[TaskRow(TRANSFER, task_id, 0, b"task")],
+    )
+
+
+async def nothing_of(store: Store, run: str, workflow: str = "w") -> bool:
+    """No trace of the run: no state, no history."""
+    return await store.get_execution("ns", workflow, run) is None and await store.read_history("ns", run, 1, 100) == []
+
+
+# ---------------------------------------------------------------------- conditions and the current pointer
+async def test_commit_then_update_reads_back(store: Store) -> None:
+    range_id = await store.acquire_shard(0, "me")
+    await store.commit(create(range_id))
+    update = Transaction(0, range_id, executions=[ExecutionWrite("ns", "w", "r1", b"state-2", 2, 1)])
+    update.history.append(HistoryWrite("ns", "r1", 3, 4, batch(3, 4)))
+    update.deleted_tasks.append((TRANSFER, 100))
+    await store.commit(update)
+    row = await store.get_execution("ns", "w", "r1")
+    assert row is not None and (row.state, row.db_version) == (b"state-2", 2)
+    current = await store.get_current("ns", "w")
+    assert current is not None and (current.run_id, current.status, current.start_request_id) == ("r1", 1, "req")
+    assert await store.read_history("ns", "r1", 1, 5) == [batch(1, 2), batch(3, 4)]
+    assert await store.read_history("ns", "r1", 3, 5) == [batch(3, 4)]
+    assert await store.load_tasks(0, TRANSFER) == []
+    assert await store.get_execution("ns", "w", "other") is None
+    assert await store.get_current("ns", "other") is None
+
+
+async def test_db_version_conditions(store: Store) -> None:
+    range_id = await store.acquire_shard(0, "me")
+    await store.commit(create(range_id))
+    with pytest.raises(ConditionFailed):  # stale expected version
+        await store.commit(Transaction(0, range_id, executions=[ExecutionWrite("ns", "w", "r1", b"x", 3, 5)]))
+    with pytest.raises(ConditionFailed):  # the row is new, but exists
+        await store.commit(Transaction(0, range_id, executions=[ExecutionWrite("ns", "w", "r1", b"x", 1, 0)]))
+    with pytest.raises(ConditionFailed):  # an update of a row that does not exist
+        await store.commit(Transaction(0, range_id, executions=[ExecutionWrite("ns", "w", "nope", b"x", 2, 1)]))
+    row = await store.get_execution("ns", "w", "r1")
+    assert row is not None and (row.state, row.db_version) == (b"state-1", 1)
+
+
+async def test_current_pointer_conditions(store: Store) -> None:
+    range_id = await store.acquire_shard(0, "me")
+    await store.commit(create(range_id))
+    with pytest.raises(ConditionFailed):  # the workflow id has a current run already
+        await store.commit(create(range_id, run="r2", task_id=101))
+    with pytest.raises(ConditionFailed):  # the pointer does not name the expected run
+        await store.commit(Transaction(0, range_id, current=[CurrentWrite("ns", "w", "r2", 1, "q", "r9")]))
+    with pytest.raises(ConditionFailed):  # no pointer to update
+        await store.commit(Transaction(0, range_id, current=[CurrentWrite("ns", "x", "r2", 1, "q", "r1")]))
+    # the run closes (status 2), then a new run replaces it, each conditional on the run before
+    await store.commit(Transaction(0, range_id, current=[CurrentWrite("ns", "w", "r1", 2, "req", "r1")]))
+    closed = await store.get_current("ns", "w")
+    assert closed is not None and (closed.run_id, closed.status) == ("r1", 2)
+    txn = create(range_id, run="r2", task_id=101)
+    txn.current = [CurrentWrite("ns", "w", "r2", 1, "req-2", "r1")]
+    await store.commit(txn)
+    current = await store.get_current("ns", "w")
+    assert current is not None and (current.run_id, current.status, current.start_request_id) == ("r2", 1, "req-2")
+
+
+async def test_a_failed_condition_writes_nothing_of_its_transaction(store: Store) -> None:
+    range_id = await store.acquire_shard(0, "me")
+    await store.commit(create(range_id))
+    # every part is fine except the execution write, which comes after the current write and before the rest
+    txn = Transaction(
+        0,
+        range_id,
+        executions=[ExecutionWrite("ns", "w2", "r2", b"s", 1, 0), ExecutionWrite("ns", "w", "r1", b"x", 2, 7)],
+        current=[CurrentWrite("ns", "w2", "r2", 1, "req", None)],
+        history=[HistoryWrite("ns", "r2", 1, 2, batch(1, 2))],
+        tasks=[TaskRow(TIMER, 5, 123, b"timer")],
+        deleted_tasks=[(TRANSFER, 100)],
+    )
+    with pytest.raises(ConditionFailed):
+        await store.commit(txn)
+    assert await store.get_current("ns", "w2") is None
+    assert await nothing_of(store, "r2", "w2")
+    assert await store.load_tasks(0, TIMER) == []
+    assert await store.load_tasks(0, TRANSFER) == [(100, b"task")]  # its deletion was undone too
+
+
+async def test_a_repeated_history_batch_or_task_is_refused_whole(store: Store) -> None:
+    range_id = await store.acquire_shard(0, "me")
+    await store.commit(create(range_id))
+    with pytest.raises(sqlite3.IntegrityError):
+        txn = Transaction(0, range_id, executions=[ExecutionWrite("ns", "w", "r1", b"s2", 2, 1)])
+        txn.history.append(HistoryWrite("ns", "r1", 1, 3, batch(1, 3)))
+        await store.commit(txn)
+    with pytest.raises(sqlite3.IntegrityError):
+        txn = Transaction(0, range_id, executions=[ExecutionWrite("ns", "w", "r1", b"s2", 2, 1)])
+        txn.tasks.append(TaskRow(TRANSFER, 100, 0, b"again"))
+        await store.commit(txn)
+    row = await store.get_execution("ns", "w", "r1")
+    assert row is not None and row.db_version == 1
+    assert await store.read_history("ns", "r1", 1, 100) == [batch(1, 2)]
+    # the same first event id on another branch of the run is another row
+    await store.commit(Transaction(0, range_id, history=[HistoryWrite("ns", "r1", 1, 3, batch(1, 3, 2), "b")]))
+
+
+# ---------------------------------------------------------------------- shards
+async def test_shard_ranges_and_fencing(store: Store) -> None:
+    old = await store.acquire_shard(0, "node-a")
+    assert await store.acquire_shard(1, "node-a") == 1  # a shard never acquired starts at range 1
+    extended = await store.extend_shard_range(0, old)
+    assert extended == old + 1
+    with pytest.raises(ShardOwnershipLost):
+        await store.extend_shard_range(0, old)  # the range moved on
+    new = await store.acquire_shard(0, "node-b")
+    assert new == extended + 1
+    with pytest.raises(ShardOwnershipLost):
+        await store.commit(create(extended))
+    with pytest.raises(ShardOwnershipLost):
+        await store.commit(Transaction(7, 1))  # a shard nobody acquired
+    with pytest.raises(ShardOwnershipLost):
+        await store.extend_shard_range(7, 0)
+    assert await nothing_of(store, "r1")
+    await store.commit(create(new))
+    with pytest.raises(ShardOwnershipLost):
+        await store.delete_execution(0, extended, "ns", "w", "r1")
+    assert await store.get_execution("ns", "w", "r1") is not None
+    # a shard's range does not fence another shard's writes
+    await store.commit(Transaction(1, 1, history=[HistoryWrite("ns", "r-one", 1, 1, batch(1, 1))]))
+
+
+# ---------------------------------------------------------------------- history
+# The run's first branch r1 has events 1..9 (mark 1) in batches 1..3, 4..7, 8..9: the second straddles event 5.
+# b forks r1 at 5 and has 6..8 (mark 2); c forks b at 7 and has 8..10 (mark 3); d forks c at 3 and has 4..5.
+R1 = [(i, 1) for i in range(1, 10)]
+B_BRANCH = fork(first_branch("r1"), 5, "b")
+C_BRANCH = fork(B_BRANCH, 7, "c")
+D_BRANCH = fork(C_BRANCH, 3, "d")
+B = [*R1[:5], (6, 2), (7, 2), (8, 2)]
+C = [*R1[:5], (6, 2), (7, 2), (8, 3), (9, 3), (10, 3)]
+D = [*R1[:3], (4, 4), (5, 4)]
+
+
+async def write_branches(store: Store) -> int:
+    range_id = await store.acquire_shard(0, "me")
+    rows = [HistoryWrite("ns", "r1", f, last, batch(f, last, 1)) for f, last in ((1, 3), (4, 7), (8, 9))]
+    rows += [HistoryWrite("ns", "r1", 6, 8, batch(6, 8, 2), "b"), HistoryWrite("ns", "r1", 8, 10, batch(8, 10, 3), "c")]
+    rows.append(HistoryWrite("ns", "r1", 4, 5, batch(4, 5, 4), "d"))
+    await store.commit(Transaction(0, range_id, history=rows))
+    return range_id
+
+
+async def events(store: Store, first: int, next_: int, branch: HistoryBranch | None = None) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for blob in await store.read_history("ns", "r1", first, next_, branch):
+        out.extend((e.event_id, e.task_id) for e in history.History.FromString(blob).events)
+    return [(i, mark) for i, mark in out if first <= i < next_]
+
+
+async def test_history_by_range_and_branch(store: Store) -> None:
+    await write_branches(store)
+    for branch, expected in ((None, R1), (first_branch("r1"), R1), (B_BRANCH, B), (C_BRANCH, C), (D_BRANCH, D)):
+        for first in range(1, 12):
+            for next_ in range(first, 12):
+                want = [e for e in expected if first <= e[0] < next_]
+                assert await events(store, first, next_, branch) == want, (branch, first, next_)
+    # an ancestor's batch that straddles the fork point loses the events past it; one inside comes back as stored
+    blobs = await store.read_history("ns", "r1", 1, 9, B_BRANCH)
+    assert [[e.event_id for e in history.History.FromString(b).events] for b in blobs] == [[1, 2, 3], [4, 5], [6, 7, 8]]
+    assert blobs[0] == batch(1, 3, 1)
+    # without ancestors, the batches that hold any event of the range come back as stored
+    assert await store.read_history("ns", "r1", 5, 6) == [batch(4, 7, 1)]
+    assert await store.read_history("ns", "r1", 7, 8, HistoryBranch(branch_id="b")) == [batch(6, 8, 2)]
+
+
+async def test_deleting_a_branch_and_an_execution(store: Store) -> None:
+    range_id = await write_branches(store)
+    assert await store.delete_history_branch("r1", "d") == 1
+    assert await events(store, 1, 100, D_BRANCH) == R1[:3]
+    assert await events(store, 1, 100, C_BRANCH) == C
+    assert await store.delete_history_branch("r1", "d") == 0
+    # the run itself, with a visibility row; another run of the same workflow id is current
+    txn = create(range_id, run="r1", workflow="w")
+    txn.history = []
+    txn.visibility.append(visibility_row("r1", start=1))
+    await store.commit(txn)
+    await store.commit(Transaction(0, range_id, history=[HistoryWrite("ns", "r2", 1, 2, batch(1, 2, 9))]))
+    await store.delete_execution(0, range_id, "ns", "w", "r1")
+    assert await store.get_execution("ns", "w", "r1") is None
+    assert await store.get_current("ns", "w") is None
+    for branch in (None, B_BRANCH, C_BRANCH):
+        assert await store.read_history("ns", "r1", 1, 100, branch) == []
+    assert await store.read_history("ns", "r2", 1, 100) == [batch(1, 2, 9)]
+    assert await store.list_visibility("ns", VisibilityQuery()) == []
+    assert await store.load_tasks(0, TRANSFER) == [(100, b"task")]  # outbox rows are not the run's to delete
+
+
+async def test_deleting_a_run_that_is_not_current_keeps_the_pointer(store: Store) -> None:
+    range_id = await store.acquire_shard(0, "me")
+    await store.commit(create(range_id, run="r1"))
+    txn = create(range_id, run="r2", task_id=101)
+    txn.current = [CurrentWrite("ns", "w", "r2", 1, "req", "r1")]
+    await store.commit(txn)
+    await store.delete_execution(0, range_id, "ns", "w", "r1")
+    current = await store.get_current("ns", "w")
+    assert current is not None and current.run_id == "r2"
+    assert await nothing_of(store, "r1")
+
+
+# ---------------------------------------------------------------------- tasks
+async def test_tasks_by_shard_and_category(store: Store) -> None:
+    r0 = await store.acquire_shard(0, "me")
+    r1 = await store.acquire_shard(1, "me")
+    await store.commit(
+        Transaction(
+            0,
+            r0,
+            tasks=[TaskRow(TIMER, 30, 5, b"t30"), TaskRow(TRANSFER, 20, 0, b"x20"), TaskRow(TIMER, 10, 9, b"t10")],
+        )
+    )
+    await store.commit(Transaction(1, r1, tasks=[TaskRow(TIMER, 10, 0, b"other shard")]))
+    assert await store.load_tasks(0, TIMER) == [(10, b"t10"), (30, b"t30")]
+    assert await store.load_tasks(0, TRANSFER) == [(20, b"x20")]
+    assert await store.load_tasks(1, TIMER) == [(10, b"other shard")]
+    await store.delete_tasks(0, [(TIMER, 10), (TIMER, 999), (TRANSFER, 30)])  # unknown keys are ignored
+    assert await store.load_tasks(0, TIMER) == [(30, b"t30")]
+    assert await store.load_tasks(1, TIMER) == [(10, b"other shard")]
+    # a task added and deleted in one transaction is gone; deletion is by this transaction's shard only
+    await store.commit(
+        Transaction(0, r0, tasks=[TaskRow(TIMER, 40, 0, b"t40")], deleted_tasks=[(TIMER, 40), (TIMER, 10)])
+    )
+    assert await store.load_tasks(0, TIMER) == [(30, b"t30")]
+    assert await store.load_tasks(1, TIMER) == [(10, b"other shard")]
+    # a far-off instant is stored as the last one a 64-bit column holds
+    assert TaskRow(TIMER, 1, 2**70, b"").visibility_ns == 2**63 - 1
+
+
+# ---------------------------------------------------------------------- namespaces, endpoints, metadata
+async def test_namespaces_endpoints_and_metadata(store: Store) -> None:
+    assert await store.get_or_set_metadata("cluster_id", "a") == "a"
+    assert await store.get_or_set_metadata("cluster_id", "b") == "a"
+    await store.insert_namespace("id-1", "alpha", b"a")
+    with pytest.raises(AlreadyExists):
+        await store.insert_namespace("id-2", "alpha", b"b")
+    with pytest.raises(AlreadyExists):
+        await store.insert_namespace("id-1", "beta", b"b")
+    await store.update_namespace("id-1", b"a2")
+    await store.update_namespace("id-unknown", b"z")
+    assert await store.load_namespaces() == [b"a2"]
+
+    await store.insert_nexus_endpoint("e1", "one", b"d1")
+    await store.insert_nexus_endpoint("e2", "two", b"d2")
+    with pytest.raises(AlreadyExists):
+        await store.insert_nexus_endpoint("e3", "one", b"d3")
+    with pytest.raises(ConditionFailed):
+        await store.update_nexus_endpoint("e1", 5, "one", 6, b"x")
+    with pytest.raises(ConditionFailed):
+        await store.update_nexus_endpoint("e9", 1, "nine", 2, b"x")
+    with pytest.raises(AlreadyExists):
+        await store.update_nexus_endpoint("e1", 1, "two", 2, b"x")
+    await store.update_nexus_endpoint("e1", 1, "uno", 2, b"d1b")
+    with pytest.raises(ConditionFailed):
+        await store.update_nexus_endpoint("e1", 1, "uno", 3, b"x")  # the version moved on
+    assert sorted(await store.load_nexus_endpoints()) == [b"d1b", b"d2"]
+    assert await store.delete_nexus_endpoint("e1") is True
+    assert await store.delete_nexus_endpoint("e1") is False
+    await store.insert_nexus_endpoint("e4", "uno", b"d4")  # the name is free again
+    assert sorted(await store.load_nexus_endpoints()) == [b"d2", b"d4"]
+
+
+# ---------------------------------------------------------------------- visibility
+def visibility_row(run: str, start: int, close: int | None = None, namespace: str = "ns") -> VisibilityRow:
+    return VisibilityRow(
+        namespace_id=namespace,
+        run_id=run,
+        workflow_id=f"wf-{run}",
+        workflow_type="W",
+        status=1 if close is None else 2,
+        start_time=start,
+        execution_time=start,
+        close_time=close,
+        task_queue="q",
+        history_length=2,
+        history_size_bytes=10,
+        memo=b"",
+        search_attributes=b"",
+        search_attributes_json="{}",
+    )
+
+
+async def test_visibility_lists_in_the_default_order_and_counts(store: Store) -> None:
+    range_id = await store.acquire_shard(0, "me")
+    rows = [
+        visibility_row("a", start=10, close=50),
+        visibility_row("b", start=30),
+        visibility_row("c", start=20, close=60),
+        visibility_row("d", start=40),
+        visibility_row("e", start=10, close=50),
+        visibility_row("x", start=99, namespace="other"),
+    ]
+    await store.commit(Transaction(0, range_id, visibility=rows))
+    listed = await store.list_visibility("ns", VisibilityQuery())
+    # running runs first, by start time descending; then closed ones by close time, start time, run id
+    assert [r.run_id for r in listed] == ["d", "b", "c", "a", "e"]
+    assert listed[0].workflow_id == "wf-d" and listed[0].close_time is None and listed[2].close_time == 60
+    # a row is replaced whole by a later write for the same run
+    await store.commit(Transaction(0, range_id, visibility=[visibility_row("d", start=40, close=70)]))
+    listed = await store.list_visibility("ns", VisibilityQuery(page_size=2))
+    assert [r.run_id for r in listed] == ["b", "d"]
+    after = await store.list_visibility("ns", VisibilityQuery(cursor=Cursor(70, 40, "d")))
+    assert [r.run_id for r in after] == ["c", "a", "e"]
+    assert await store.count_visibility("ns", VisibilityQuery()) == [(5,)]
+    assert await store.count_visibility("nobody", VisibilityQuery()) == [(0,)]
+
+
+# ---------------------------------------------------------------------- the fake's own switches
+async def test_memory_store_faults() -> None:
+    store = MemoryStore()
+    range_id = await store.acquire_shard(0, "me")
+    store.fail_next_commit()
+    with pytest.raises(StorageUnavailable):
+        await store.commit(create(range_id))
+    assert await nothing_of(store, "r1") and store.committed == []
+    await store.commit(create(range_id))  # only the next commit fails
+    assert len(store.committed) == 1
+    store.fail_next_commit(RuntimeError("boom"))
+    with pytest.raises(RuntimeError, match="boom"):
+        await store.commit(Transaction(0, range_id, executions=[ExecutionWrite("ns", "w", "r1", b"s2", 2, 1)]))
+    stolen = store.steal_shard(0)
+    assert stolen == range_id + 1
+    with pytest.raises(ShardOwnershipLost):
+        await store.commit(Transaction(0, range_id, executions=[ExecutionWrite("ns", "w", "r1", b"s2", 2, 1)]))
+    row = await store.get_execution("ns", "w", "r1")
+    assert row is not None and row.db_version == 1
+    assert await store.acquire_shard(0, "me") == stolen + 1
