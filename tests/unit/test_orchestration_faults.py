@@ -178,12 +178,6 @@ def update_request(update_id: str) -> ws.UpdateWorkflowExecutionRequest:
     return req
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="UpdateHandler.update registers the update in ExecutionEntry.updates before the commit that schedules "
-    "its speculative workflow task; when that commit fails the record stays (admitted, with no task), and the "
-    "caller's retry finds it and waits: no workflow task ever carries the update until something else schedules one",
-)
 async def test_an_update_whose_admission_fails_to_commit_is_admitted_again_on_retry(h: Harness) -> None:
     run_id = await idle_run(h)
     h.store.fail_next_commit()

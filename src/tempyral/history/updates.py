@@ -79,10 +79,11 @@ class UpdateHandler:
                 if not ms.running:
                     raise WorkflowCompleted()
                 record = UpdateRecord(update_id, req.request)
-                entry.updates[update_id] = record
                 if not ms.wft_pending:
                     ms.schedule_speculative_workflow_task()
                     await change.commit()
+                # held only once its workflow task is committed: a retry after a failed commit admits it again
+                entry.updates[update_id] = record
         stage, outcome = await _wait(record, req.wait_policy.lifecycle_stage or ACCEPTED, timeout)
         return _response(run, update_id, stage, outcome)
 
