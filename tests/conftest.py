@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -14,12 +13,6 @@ import pytest_asyncio
 from temporalio.client import Client
 
 from tests.support.servers import ServerProcess, reference, tempyral
-
-# Every test fails after this long (pytest-timeout) instead of hanging the run; one that legitimately needs
-# more says so with @pytest.mark.timeout(N). The longest today take under 30 s on a 2-CPU machine (the shared
-# conformance suite in its own pytest 24 s, the 30 s query timeout, the full-disk and SIGKILL loops 15-18 s),
-# and the slowest in-test deadlines that fail a stuck test themselves are 90-150 s (tests/crash).
-TEST_TIMEOUT_S = 300
 
 # Custom search attributes registered on both servers: the first two are used across the tests, the
 # Vis* ones (one of each type) by tests/differential/test_visibility_queries.py.
@@ -50,20 +43,6 @@ REFERENCE_CALLBACK_FLAGS = [
     "callback.allowedAddresses="
     + json.dumps([{"Pattern": pattern, "AllowInsecure": insecure} for pattern, insecure in CALLBACK_ADDRESSES]),
 ]
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_configure(config: pytest.Config) -> None:
-    """The default of --timeout and --timeout-method, set here because pytest.ini (which pytest reads instead of
-    pyproject.toml) is the config file: `--timeout N`, PYTEST_TIMEOUT or a `timeout` ini value still win. The
-    signal method fails the one test (with its stack) and the run goes on, its fixtures stopping the servers;
-    the thread method would end the whole process, leaving the server processes behind."""
-    if not config.pluginmanager.hasplugin("timeout"):
-        return  # pytest-timeout is in the test extra: ./scripts/test installs it
-    if config.getoption("timeout") is None and not os.environ.get("PYTEST_TIMEOUT") and not config.getini("timeout"):
-        config.option.timeout = TEST_TIMEOUT_S
-    if config.getoption("timeout_method") is None and not config.getini("timeout_method"):
-        config.option.timeout_method = "signal"
 
 
 @pytest.fixture(scope="session")
