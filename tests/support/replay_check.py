@@ -58,7 +58,27 @@ CANCEL_BACKING_OFF: Final = NexusOperationCancellationState.NEXUS_OPERATION_CANC
 DONE_UNRECORDED: Final = frozenset({T.TASK_TYPE_CLOSE_EXECUTION})
 # Work whose progress is bookkeeping no event carries: a state rebuilt from events alone does it again. A
 # completion callback's delivery state is such work; the receiver refuses a repeated completion.
-REDONE_AFTER_REBUILD: Final = frozenset({T.TASK_TYPE_CALLBACK})
+REDONE_AFTER_REBUILD: Final = frozenset({"callback"})
+# The pending work each task serves, by task type (tasks of one piece of work share its key).
+WORK_OF_TASK: Final = {
+    T.TASK_TYPE_DISPATCH_WORKFLOW_TASK: "workflow task",
+    T.TASK_TYPE_WORKFLOW_TASK_TIMEOUT: "workflow task",
+    T.TASK_TYPE_DISPATCH_ACTIVITY_TASK: "activity",
+    T.TASK_TYPE_ACTIVITY_TIMEOUT: "activity",
+    T.TASK_TYPE_ACTIVITY_RETRY_TIMER: "activity",
+    T.TASK_TYPE_USER_TIMER: "timer",
+    T.TASK_TYPE_START_CHILD: "child",
+    T.TASK_TYPE_SIGNAL_EXTERNAL: "external signal",
+    T.TASK_TYPE_CANCEL_EXTERNAL: "external cancel",
+    T.TASK_TYPE_NEXUS_START: "nexus operation",
+    T.TASK_TYPE_NEXUS_BACKOFF: "nexus operation",
+    T.TASK_TYPE_NEXUS_TIMEOUT: "nexus operation",
+    T.TASK_TYPE_NEXUS_CANCEL: "nexus operation",
+    T.TASK_TYPE_NEXUS_CANCEL_BACKOFF: "nexus operation",
+    T.TASK_TYPE_CALLBACK: "callback",
+    T.TASK_TYPE_CALLBACK_BACKOFF: "callback",
+}
+WORKFLOW_TASK_WORK: Final = ("workflow task", 0, "", 0)
 MAX_DIFFS = 6  # differing fields shown with their values, per execution (all are listed)
 MAX_SHOWN = 60  # problems shown in `report`, after the summary of kinds
 VALUE_CHARS = 70
@@ -236,13 +256,19 @@ def check_execution(
         elif task_key(task) not in rows and task.type not in DONE_UNRECORDED:
             problems.append((f"pending work has no task row: {describe(task)}", _task_detail(task)))
     if replayed_tasks is not None:
-        from_replay = Counter(task_key(t) for t in replayed_tasks)
-        for key in sorted((regenerated - from_replay).elements()):
-            problems.append((f"regenerate(replayed) lacks {_describe_key(key)}", f"key {key}"))
-        for key in sorted((from_replay - regenerated).elements()):
+        # Which pending work gets tasks must agree; which task a piece of work needs may depend on bookkeeping
+        # no event carries (an activity's start, a sticky queue), so work is compared, not task types.
+        live_work = Counter(work_key(t) for t in live_tasks)
+        replayed_work = Counter(work_key(t) for t in replayed_tasks)
+        if live.workflow_task.transient or live.speculative_workflow_task:
+            # a transient or speculative workflow task is not in history: a rebuild has none to give tasks to
+            live_work.pop(WORKFLOW_TASK_WORK, None)
+        for key in sorted(set(live_work) - set(replayed_work)):
+            problems.append((f"regenerate(replayed) lacks work for {key[0]}", f"work {key}"))
+        for key in sorted(set(replayed_work) - set(live_work)):
             if key[0] in REDONE_AFTER_REBUILD:
                 continue
-            problems.append((f"regenerate(replayed) adds {_describe_key(key)}", f"key {key}"))
+            problems.append((f"regenerate(replayed) adds work for {key[0]}", f"work {key}"))
     return problems
 
 
@@ -256,6 +282,17 @@ def _regenerate(
         return task_generator.regenerate(copy, now, retention_ns), copy
     except Exception as err:  # reported
         return None, err
+
+
+def work_key(task: Task) -> tuple[str, int, str, int]:
+    """The pending work `task` serves: (kind, event id, timer id, callback index); a task of the run itself
+    (its timeouts, start backoff, close, deletion) is its own work."""
+    kind = WORK_OF_TASK.get(task.type)
+    if kind is None:
+        return (T.Name(task.type), 0, "", 0)
+    if kind == "workflow task":
+        return WORKFLOW_TASK_WORK
+    return (kind, task.event_id, task.timer_id, task.callback_index)
 
 
 def task_key(task: Task) -> TaskKey:
