@@ -481,7 +481,8 @@ def normalize(event: HistoryEvent, previous_run: Sequence[HistoryEvent] = ()) ->
     min_interval = _min_interval_backoff(event, previous_run)
     if min_interval is not None:  # set or not by the rule, which min_interval checks
         fields = [f for f in fields if f != "first_workflow_task_backoff"]
-    return (*_values(event, min_interval), "fields=" + ",".join(sorted(fields)))
+    # the failover version every event carries: 0 in a local namespace on both servers
+    return (*_values(event, min_interval), f"version={event.version}", "fields=" + ",".join(sorted(fields)))
 
 
 # How far a server's own reading of the clock for the minimal interval (the reference reads it once more,
