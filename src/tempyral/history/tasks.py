@@ -421,12 +421,10 @@ class TaskExecutor:
                     return
                 for attrs in next_runs:
                     await change.next_run(attrs)
-                if not ms.wft_pending and ms.running and ms.new_events:
-                    ms.schedule_workflow_task()
+                change.task_done(task)
+                await change.commit(schedule_workflow_task=bool(ms.new_events))
                 if not ms.wft_pending:
                     self.queries.redirect_buffered(change.entry, ms.current_task_queue().name)
-                change.task_done(task)
-                await change.commit()
         except NotFound:
             self.ack(task)
 
