@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -50,9 +50,11 @@ def test_serving_beyond_loopback_is_warned_about(caplog: pytest.LogCaptureFixtur
 
 # ---------------------------------------------------------------------- the server's start-up
 @pytest.fixture
-def wildcard_bind(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def wildcard_bind(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Callable[[str, int, str], socket.socket]]:
     """Sockets asked for on 0.0.0.0 report that they are, but listen on loopback only (tests stay off the
-    network); a minimal UI build stands in for the extracted one."""
+    network); a minimal UI build stands in for the extracted one. Yields the bind that tempyral.server now uses."""
 
     def loopback_bind(ip: str, port: int, what: str) -> socket.socket:
         assert ip == "0.0.0.0"
@@ -60,23 +62,26 @@ def wildcard_bind(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
         sock.bind(("127.0.0.1", port))
         return sock
 
-    real = web.BaseRunner.addresses.fget
+    # the property object itself: mypy types BaseRunner.addresses as its getter, which has no fget
+    addresses = web.BaseRunner.__dict__["addresses"]
+    assert isinstance(addresses, property)
+    real = addresses.fget
     assert real is not None
     monkeypatch.setattr(tempyral.server, "bind", loopback_bind)
     monkeypatch.setattr(web.AppRunner, "addresses", property(lambda r: [("0.0.0.0", *a[1:]) for a in real(r)]))
     (tmp_path / "index.html").write_text("<html></html>")
     monkeypatch.setattr(tempyral.server, "ensure_assets", lambda: tmp_path)
-    yield
+    yield loopback_bind
 
 
 async def test_http_and_ui_say_the_wildcard_they_are_bound_to(
-    wildcard_bind: None, caplog: pytest.LogCaptureFixture
+    wildcard_bind: Callable[[str, int, str], socket.socket], caplog: pytest.LogCaptureFixture
 ) -> None:
     server = Server(ServerConfig(ip="0.0.0.0", http_port=0, ui_port=0))
     server.http_gateway = HttpGateway([])
     # What Server._listen binds before the database is opened (its gRPC part aside).
-    server._http_socket = tempyral.server.bind("0.0.0.0", 0, "the HTTP API")
-    server._ui_socket = tempyral.server.bind("0.0.0.0", 0, "the Web UI")
+    server._http_socket = wildcard_bind("0.0.0.0", 0, "the HTTP API")
+    server._ui_socket = wildcard_bind("0.0.0.0", 0, "the Web UI")
     try:
         with caplog.at_level(logging.INFO, logger="tempyral"):
             server._set_callback_base_url()

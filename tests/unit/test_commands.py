@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from temporalio.api.command.v1 import Command
-from temporalio.api.enums.v1 import CommandType, WorkflowTaskFailedCause
+from temporalio.api.enums.v1 import CommandType, TaskQueueKind, WorkflowTaskFailedCause
 from temporalio.api.history.v1 import message_pb2 as history
 from temporalio.api.taskqueue.v1 import TaskQueue
 
@@ -23,7 +23,9 @@ T0 = 1_700_000_000 * 1_000_000_000
 def running(run_timeout_s: float = 0.0) -> MutableState:
     ms = MutableState(ExecutionState(namespace_id="ns", workflow_id="wf", run_id="r", next_event_id=1), T0)
     ms.begin(T0)
-    attrs = history.WorkflowExecutionStartedEventAttributes(task_queue=TaskQueue(name="q", kind=1))
+    attrs = history.WorkflowExecutionStartedEventAttributes(
+        task_queue=TaskQueue(name="q", kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL)
+    )
     attrs.workflow_task_timeout.CopyFrom(duration(seconds(10)))
     if run_timeout_s:
         attrs.workflow_run_timeout.CopyFrom(duration(seconds(run_timeout_s)))
@@ -86,7 +88,7 @@ def test_activity_timeouts_are_normalized_like_the_reference(
     given: dict[str, float], run_timeout: float, expected: tuple[float, ...]
 ) -> None:
     ms = running(run_timeout)
-    process(ms, schedule(**given))
+    process(ms, schedule("a", **given))
     a = next(iter(ms.state.activities.values())).scheduled
     got = tuple(
         duration_ns(d) / 1e9

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from temporalio.api.command.v1 import message_pb2 as command_pb
 from temporalio.api.common.v1 import Header, Memo, Payload, Payloads, SearchAttributes
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import message_pb2 as history
 
 from tempyral.common.clock import duration, duration_ns, timestamp
@@ -79,7 +80,12 @@ def test_the_state_keeps_no_copy_of_the_start_payloads_and_a_retry_takes_them_fr
     started = _started_with_payloads()
     prev = ExecutionState(workflow_id="wf", run_id="run-1")
     appliers.apply(
-        prev, history.HistoryEvent(event_id=1, event_type=1, workflow_execution_started_event_attributes=started)
+        prev,
+        history.HistoryEvent(
+            event_id=1,
+            event_type=EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+            workflow_execution_started_event_attributes=started,
+        ),
     )
     assert prev.start.workflow_type.name == "W"
     assert not any(prev.start.HasField(f) for f in ("input", "memo", "header", "search_attributes"))
@@ -96,7 +102,12 @@ def test_a_cron_run_keeps_the_last_result_when_its_predecessor_left_none() -> No
     started = _started_with_payloads()
     prev = ExecutionState(workflow_id="wf", run_id="run-1")
     appliers.apply(
-        prev, history.HistoryEvent(event_id=1, event_type=1, workflow_execution_started_event_attributes=started)
+        prev,
+        history.HistoryEvent(
+            event_id=1,
+            event_type=EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+            workflow_execution_started_event_attributes=started,
+        ),
     )
     kept = next_run.cron(prev, "run-2", 0, None, None, DUE)
     next_run.inherit_payloads(started, kept)

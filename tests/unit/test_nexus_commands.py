@@ -45,9 +45,11 @@ def schedule(endpoint: str = "ep", **fields: object) -> Command:
     a.input.data = b'"hi"'
     for name, value in fields.items():
         if name.endswith("timeout"):
-            getattr(a, name).CopyFrom(duration(seconds(float(value))))  # type: ignore[arg-type]
+            assert isinstance(value, int | float)
+            getattr(a, name).CopyFrom(duration(seconds(float(value))))
         elif name == "nexus_header":
-            a.nexus_header.update(value)  # type: ignore[arg-type]
+            assert isinstance(value, dict)
+            a.nexus_header.update(value)
         else:
             setattr(a, name, value)
     return cmd

@@ -43,7 +43,7 @@ from tempyral.visibility.query import (
 )
 from tempyral.visibility.service import decode_page_token, encode_page_token, rfc3339_nano
 
-CUSTOM = {
+CUSTOM: dict[str, int] = {
     "CustomerId": T.INDEXED_VALUE_TYPE_KEYWORD,
     "Priority": T.INDEXED_VALUE_TYPE_INT,
     "Score": T.INDEXED_VALUE_TYPE_DOUBLE,
@@ -215,7 +215,7 @@ def test_comparisons_of_every_type() -> None:
     assert where("Due > '2026-01-01T00:00:00.0000019+01:00'") == Compare(
         Field("Due", "Datetime"), ">", 1767222000 * SECOND + 1000
     )
-    assert where("ExecutionStatus IN ('Running', 'WORKFLOW_EXECUTION_STATUS_FAILED', 2)").values == (1, 3, 2)  # type: ignore[attr-defined]
+    assert where("ExecutionStatus IN ('Running', 'WORKFLOW_EXECUTION_STATUS_FAILED', 2)").values == (1, 3, 2)
     assert where("ExecutionDuration > '1h30m'") == Compare(Field("ExecutionDuration", "Int"), ">", 5400 * SECOND)
     assert where("CustomerId STARTS_WITH '5%'") == StartsWith(Field("CustomerId", "Keyword"), "5%")
     assert where("Tags = 'red'") == ListMatch(Field("Tags", "KeywordList"), ("red",))
@@ -383,7 +383,7 @@ def db() -> Iterator[sqlite3.Connection]:
     conn = sqlite3.connect(":memory:")
     register_functions(conn)
     for statement in MIGRATIONS[0]:
-        if "visibility" in statement:
+        if isinstance(statement, str) and "visibility" in statement:
             conn.execute(statement)
     for run_id, workflow_id, status, start, close, attributes in ROWS:
         row = VisibilityRow(

@@ -12,7 +12,7 @@ from temporalio.api.enums.v1 import IndexedValueType as T
 from tempyral.common.errors import InvalidArgument
 from tempyral.visibility.values import MAX_KEYS, prepare_search_attributes
 
-CUSTOM = {
+CUSTOM: dict[str, int] = {
     "CustomerId": T.INDEXED_VALUE_TYPE_KEYWORD,
     "Priority": T.INDEXED_VALUE_TYPE_INT,
     "Score": T.INDEXED_VALUE_TYPE_DOUBLE,
@@ -114,7 +114,7 @@ def test_single_element_list_is_taken_for_a_scalar_type() -> None:
 def test_size_limits() -> None:
     with pytest.raises(InvalidArgument, match=r"value size .* exceeds size limit 2048"):
         _prepare(CustomerId="x" * 3000)
-    many = {f"K{i}": T.INDEXED_VALUE_TYPE_KEYWORD for i in range(MAX_KEYS + 1)}
+    many: dict[str, int] = {f"K{i}": T.INDEXED_VALUE_TYPE_KEYWORD for i in range(MAX_KEYS + 1)}
     sa = _attrs(**{name: "v" for name in many})
     with pytest.raises(InvalidArgument, match=f"number of search attributes {MAX_KEYS + 1} exceeds limit {MAX_KEYS}"):
         prepare_search_attributes("default", many, sa)

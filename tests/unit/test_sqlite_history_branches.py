@@ -37,7 +37,7 @@ async def events(
     store: SqliteStore, first: int, next_: int, branch: HistoryBranch | None = None, run_id: str = "r1"
 ) -> list[tuple[int, int]]:
     """(event id, mark) of the events in [first, next_), filtered by id as the engine's callers do."""
-    out = []
+    out: list[tuple[int, int]] = []
     for blob in await store.read_history("ns", run_id, first, next_, branch):
         out.extend((e.event_id, e.task_id) for e in history.History.FromString(blob).events)
     return [(i, mark) for i, mark in out if first <= i < next_]

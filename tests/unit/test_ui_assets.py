@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import shutil
 import struct
 import sys
 import threading
@@ -165,10 +167,11 @@ def test_unsafe_names_are_refused() -> None:
 
 def test_a_missing_binary_fails_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def not_installed(name: str) -> object:
-        raise assets.importlib.metadata.PackageNotFoundError(name)
+        raise importlib.metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(assets.importlib.metadata, "distribution", not_installed)
-    monkeypatch.setattr(assets.sys, "executable", str(tmp_path / "bin" / "python"))
-    monkeypatch.setattr(assets.shutil, "which", lambda _name: None)
+    # the modules assets.py imports: the same objects as these
+    monkeypatch.setattr(importlib.metadata, "distribution", not_installed)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
     with pytest.raises(UiAssetsError, match=r"not installed \(pip install 'tempyral\[ui\]'"):
         ensure_assets(root=tmp_path / "cache")
