@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
@@ -71,7 +71,7 @@ async def handler_endpoint(client: Client, task_queue: str, server: ServerProces
 
 async def post(
     http: aiohttp.ClientSession, url: str, body: Any = None, headers: dict[str, str] | None = None
-) -> tuple[int, Any, aiohttp.typedefs.LooseHeaders]:
+) -> tuple[int, Any, CIMultiDictProxy[str]]:
     data = json.dumps(body).encode() if body is not None and not isinstance(body, bytes) else body
     all_headers = {"Content-Type": "application/json", **(headers or {})} if data is not None else headers or {}
     async with http.post(url, data=data, headers=all_headers) as resp:

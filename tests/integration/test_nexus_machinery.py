@@ -17,6 +17,7 @@ from temporalio.api.enums.v1 import EventType, PendingNexusOperationState, Workf
 from temporalio.api.nexus.v1 import EndpointSpec, EndpointTarget
 from temporalio.api.operatorservice.v1 import CreateNexusEndpointRequest, DeleteNexusEndpointRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import NexusOperationError, TemporalError
 from temporalio.worker import Worker
 
 from tests.conftest import within
@@ -156,7 +157,7 @@ async def test_access_control_refuses_other_namespaces(clients: dict[str, Client
         with pytest.raises(WorkflowFailureError) as info:
             await within(refused.result())
         cause = info.value.cause
-        assert type(cause).__name__ == "NexusOperationError"
+        assert type(cause).__name__ == "NexusOperationError" and isinstance(cause, NexusOperationError)
         assert "not allowed" in str(cause.cause) and type(cause.cause).__name__ == "HandlerError"
         assert handler.calls == 0  # never reached the handler
         allowed = await _start(clients["trusted-ns"], caller_tq, Call(endpoint, "echo", "friend"))
@@ -222,7 +223,8 @@ async def test_unknown_operation_at_the_handler_fails_promptly(clients: dict[str
         handle = await _start(clients["caller-ns"], caller_tq, Call(endpoint, "missing", "x"))
         with pytest.raises(WorkflowFailureError) as info:
             await within(handle.result(), timeout=20)
-    handler_error = info.value.cause.cause  # type: ignore[union-attr]
+    assert isinstance(info.value.cause, TemporalError)
+    handler_error = info.value.cause.cause
     assert type(handler_error).__name__ == "HandlerError"
     assert "NOT_FOUND" in str(getattr(handler_error, "type", "")) or "not found" in str(handler_error).lower()
 
@@ -243,7 +245,8 @@ async def test_endpoint_deleted_while_operations_are_in_flight(clients: dict[str
         )
         with pytest.raises(WorkflowFailureError) as info:
             await within(handle.result(), timeout=30)
-    assert "endpoint not registered" in str(info.value.cause.cause)  # type: ignore[union-attr]
+    assert isinstance(info.value.cause, TemporalError)
+    assert "endpoint not registered" in str(info.value.cause.cause)
 
 
 async def test_oversized_input_never_leaves_the_caller(clients: dict[str, Client]) -> None:

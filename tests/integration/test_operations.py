@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 from google.protobuf.duration_pb2 import Duration
+from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
@@ -39,7 +40,9 @@ async def test_delete_running_and_closed_workflows(client: Client, task_queue: s
         await within(closed.result())
     for handle in (running, closed):
         await client.workflow_service.delete_workflow_execution(
-            DeleteWorkflowExecutionRequest(namespace="default", workflow_execution={"workflow_id": handle.id})
+            DeleteWorkflowExecutionRequest(
+                namespace="default", workflow_execution=WorkflowExecution(workflow_id=handle.id)
+            )
         )
         assert await _gone(client, handle.id)
         with pytest.raises(RPCError) as info:

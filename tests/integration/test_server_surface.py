@@ -20,7 +20,7 @@ from temporalio.api.workflowservice.v1 import (
     RegisterNamespaceRequest,
     UpdateNamespaceRequest,
 )
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
@@ -101,7 +101,7 @@ async def test_list_and_count_by_type_and_id(client: Client, task_queue: str) ->
     running = await client.start_workflow(SleepWorkflow.run, 60.0, id=new_id("listed"), task_queue=task_queue)
     listed = [w async for w in client.list_workflows(f"WorkflowId = '{wid}'")]
     assert [w.id for w in listed] == [wid]
-    assert listed[0].workflow_type == "HelloWorkflow" and listed[0].status.name == "COMPLETED"
+    assert listed[0].workflow_type == "HelloWorkflow" and listed[0].status == WorkflowExecutionStatus.COMPLETED
     by_queue = [w.id async for w in client.list_workflows(f"TaskQueue = '{task_queue}'")]
     assert sorted(by_queue) == sorted([wid, running.id])
     assert by_queue[0] == running.id  # open executions first, like the reference

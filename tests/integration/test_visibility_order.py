@@ -5,6 +5,7 @@ on ties), so these runs are checked against that rule rather than against the de
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
 from temporalio.client import Client
@@ -50,7 +51,7 @@ def _expected(ids: list[str], run_ids: list[str], key: list[tuple[object, bool]]
 async def test_order_by_sorts_and_pages(client: Client, task_queue: str) -> None:
     handles = []
     for priority, customer in RUNS:
-        pairs: list[SearchAttributePair[object]] = []
+        pairs: list[SearchAttributePair[Any]] = []
         if priority is not None:
             pairs.append(SearchAttributePair(PRIORITY, priority))
         if customer is not None:
@@ -69,14 +70,14 @@ async def test_order_by_sorts_and_pages(client: Client, task_queue: str) -> None
     priorities = [p for p, _ in RUNS]
     customers = [c for _, c in RUNS]
     scope = f"TaskQueue = '{task_queue}'"
-    cases = {
+    cases: dict[str, list[tuple[object, bool]]] = {
         f"{scope} ORDER BY Priority": [(priorities, False)],
         f"{scope} ORDER BY Priority DESC, CustomerId": [(priorities, True), (customers, False)],
         f"{scope} order by CustomerId desc": [(customers, True)],
     }
     try:
         for query, key in cases.items():
-            expected = _expected(ids, run_ids, key)  # type: ignore[arg-type]
+            expected = _expected(ids, run_ids, key)
             for page_size in (2, 3, 100):
                 assert await within(_list_all(client, query, page_size)) == expected, (query, page_size)
         # A page token of an ordered listing does not fit the listing without the order.

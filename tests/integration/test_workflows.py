@@ -6,7 +6,9 @@ import time
 from datetime import timedelta
 
 import pytest
+from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import (
     GetWorkflowExecutionHistoryRequest,
     StartWorkflowExecutionRequest,
@@ -133,12 +135,15 @@ async def test_long_history_is_paged_to_the_worker_and_the_client(client: Client
     async with Worker(client, task_queue=task_queue, workflows=[CountSignalsWorkflow]):
         assert await within(handle.result()) == signals
     pages = 0
-    events = []
+    events: list[HistoryEvent] = []
     token = b""
     while True:
         resp = await client.workflow_service.get_workflow_execution_history(
             GetWorkflowExecutionHistoryRequest(
-                namespace="default", execution={"workflow_id": handle.id}, maximum_page_size=400, next_page_token=token
+                namespace="default",
+                execution=WorkflowExecution(workflow_id=handle.id),
+                maximum_page_size=400,
+                next_page_token=token,
             )
         )
         pages += 1
