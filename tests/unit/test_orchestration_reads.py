@@ -220,11 +220,6 @@ async def test_a_long_poll_that_times_out_hands_back_its_token(h: Harness) -> No
     assert [e for e, _ in ids_and_names(later)] == [5, 6]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reads.get_history leaves the futures of a timed-out long poll in ExecutionEntry.waiters (two per "
-    "call); they pile up until the next event and keep the entry from being evicted",
-)
 async def test_a_long_poll_that_times_out_leaves_no_waiter_behind(h: Harness) -> None:
     run_id = await idle_run(h)
     token = encode_page_token(HistoryPageToken(run_id=run_id, next_event_id=5))

@@ -64,15 +64,19 @@ async def get_history(
                 if start < end or not req.wait_new_event or not ms.running:
                     return await _page(change, start, end, page_size, req.wait_new_event, with_transient)
                 waiter = _waiter(entry)
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            # nothing yet: hand back a token so that the caller keeps waiting
-            page = HistoryPageToken(run_id=run_id, next_event_id=token.next_event_id if token else 1)
-            return ws.GetWorkflowExecutionHistoryResponse(next_page_token=encode_page_token(page))
         try:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                # nothing yet: hand back a token so that the caller keeps waiting
+                page = HistoryPageToken(run_id=run_id, next_event_id=token.next_event_id if token else 1)
+                return ws.GetWorkflowExecutionHistoryResponse(next_page_token=encode_page_token(page))
             await asyncio.wait_for(asyncio.shield(waiter), remaining)
         except TimeoutError:
             pass
+        finally:
+            # a poll that timed out or went away leaves nothing behind: waiters keep the run in the cache
+            if waiter in entry.waiters:
+                entry.waiters.remove(waiter)
 
 
 async def get_history_reverse(
