@@ -308,7 +308,11 @@ async def workflow_retry_delay(ctx: Ctx, delay: Duration, policy: RetryPolicy) -
 
 # ---------------------------------------------------------------- SDK workflows
 async def sdk_history(
-    ctx: Ctx, workflow: Any, *args: Any, until: int = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, **options: Any
+    ctx: Ctx,
+    workflow: Any,
+    *args: Any,
+    until: EventType.ValueType = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+    **options: Any,
 ) -> Outcome:
     """Run a workflow with the SDK until `until` is in its history: the events up to there, with the
     durations they record, and the durations describe shows."""

@@ -17,8 +17,8 @@ import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.command.v1 import Command, ScheduleActivityTaskCommandAttributes
-from temporalio.api.common.v1 import Payload, Payloads, SearchAttributes, WorkflowExecution, WorkflowType
-from temporalio.api.enums.v1 import CommandType, EventType, WorkflowIdReusePolicy
+from temporalio.api.common.v1 import ActivityType, Payload, Payloads, SearchAttributes, WorkflowExecution, WorkflowType
+from temporalio.api.enums.v1 import CommandType, EventType, HistoryEventFilterType, WorkflowIdReusePolicy
 from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
 from temporalio.api.query.v1 import WorkflowQuery
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -111,7 +111,9 @@ def raw_search_attribute(name: str, data: bytes) -> SearchAttributes:
 
 
 def list_query(c: Ctx, query: str) -> Awaitable[Any]:
-    return c.ws.list_workflow_executions(ListWorkflowExecutionsRequest(namespace="default", query=query))
+    return c.client.workflow_service.list_workflow_executions(
+        ListWorkflowExecutionsRequest(namespace="default", query=query)
+    )
 
 
 def execution(workflow_id: str, run_id: str = "") -> WorkflowExecution:
@@ -200,7 +202,9 @@ CASES: dict[str, Case] = {
     "start: conflict policy 99": lambda c: c.ws.start_workflow_execution(start(workflow_id_conflict_policy=99)),
     "history: filter type 99": lambda c: c.ws.get_workflow_execution_history(
         GetWorkflowExecutionHistoryRequest(
-            namespace="default", execution=execution(c.closed), history_event_filter_type=99
+            namespace="default",
+            execution=execution(c.closed),
+            history_event_filter_type=HistoryEventFilterType.ValueType(99),
         )
     ),
     # negative timeouts
@@ -493,7 +497,7 @@ async def _manual_activity_token(client: Client) -> tuple[bytes, str]:
         command_type=CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
         schedule_activity_task_command_attributes=ScheduleActivityTaskCommandAttributes(
             activity_id="a1",
-            activity_type={"name": "A"},
+            activity_type=ActivityType(name="A"),
             task_queue=TaskQueue(name=queue),
             start_to_close_timeout=Duration(seconds=30),
         ),

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from google.protobuf.message import Message
+from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import ContinueAsNewInitiator, EventType, PendingActivityState
 from temporalio.api.history.v1 import HistoryEvent, WorkflowExecutionStartedEventAttributes
 from temporalio.api.workflowservice.v1 import (
@@ -32,7 +33,7 @@ WORKFLOWS = [
     w.Child, w.Parent, w.ParentOfExisting, w.ParentLeavesChild, w.Chain, w.SignalSender, w.CancelSender, w.CronJob,
     w.Counter, w.Resettable,
 ]  # fmt: skip
-ACTIVITIES = [
+ACTIVITIES: list[Callable[..., Any]] = [
     w.echo, w.fail_until, w.fail_hard, w.outlive_start_to_close, w.always_fail, w.heartbeat_once_then_hang,
     w.wait_for_cancel, w.sleep_long,
 ]  # fmt: skip
@@ -47,7 +48,7 @@ def _run(handle: WorkflowHandle[Any, Any]) -> tuple[str, str]:
 
 
 async def _until_event(
-    client: Client, workflow_id: str, event_type: int, timeout: float = 20.0, run_id: str | None = None
+    client: Client, workflow_id: str, event_type: EventType.ValueType, timeout: float = 20.0, run_id: str | None = None
 ) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -70,7 +71,7 @@ async def _until_quiet(client: Client, workflow_id: str, events: int, timeout: f
 
 
 async def _until_quiet_after(
-    client: Client, workflow_id: str, event_type: int, run_id: str | None = None, timeout: float = 20.0
+    client: Client, workflow_id: str, event_type: EventType.ValueType, run_id: str | None = None, timeout: float = 20.0
 ) -> None:
     """Wait until the history has `event_type` and ends with a workflow task completed after it:
     the workflow saw the event and nothing is in flight, so what comes next cannot interleave."""
@@ -364,7 +365,7 @@ async def _reset_to_first_task(c: Client, tq: str, workflow_id: str, run_id: str
     resp = await c.workflow_service.reset_workflow_execution(
         ResetWorkflowExecutionRequest(
             namespace="default",
-            workflow_execution={"workflow_id": workflow_id, "run_id": run_id},
+            workflow_execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
             reason=reason,
             workflow_task_finish_event_id=4,
             request_id=f"{tq}-reset",
@@ -462,8 +463,11 @@ def field_paths(message: Message, prefix: str = "") -> list[str]:
     out = []
     for descriptor, value in message.ListFields():
         name = prefix + descriptor.name
-        nested = descriptor.message_type is not None and not descriptor.is_repeated
-        if nested and descriptor.message_type.full_name not in VALUE_MESSAGES and not prefix:
+        message_type = descriptor.message_type  # None unless the field is a message
+        nested = (
+            message_type is not None and not descriptor.is_repeated and message_type.full_name not in VALUE_MESSAGES
+        )
+        if nested and not prefix:
             out += field_paths(value, name + ".") or [name]
         else:
             out.append(name)
@@ -526,46 +530,67 @@ def _values(event: HistoryEvent, min_interval: str | None = None) -> tuple[str, 
     name = EventType.Name(t).removeprefix("EVENT_TYPE_")
     E = EventType
     if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
-        a = event.workflow_execution_started_event_attributes
+        started = event.workflow_execution_started_event_attributes
         # only whether the first task waits: how long depends on each server's timing; a run continued as new
         # waits as the minimal interval asks, which depends on how long the previous run lived on that server
-        backoff = min_interval or ("cron" if a.cron_schedule else a.first_workflow_task_backoff.ToMilliseconds() > 0)
-        parent = bool(a.parent_workflow_execution.workflow_id)
-        return name, f"attempt={a.attempt}", f"backoff={backoff}", f"initiator={a.initiator}", f"parent={parent}"
+        backoff = min_interval or (
+            "cron" if started.cron_schedule else started.first_workflow_task_backoff.ToMilliseconds() > 0
+        )
+        parent = bool(started.parent_workflow_execution.workflow_id)
+        return (
+            name,
+            f"attempt={started.attempt}",
+            f"backoff={backoff}",
+            f"initiator={started.initiator}",
+            f"parent={parent}",
+        )
     if t == E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
-        a = event.workflow_task_scheduled_event_attributes
-        return name, f"attempt={a.attempt}", f"kind={a.task_queue.kind}"
+        scheduled = event.workflow_task_scheduled_event_attributes
+        return name, f"attempt={scheduled.attempt}", f"kind={scheduled.task_queue.kind}"
     if t == E.EVENT_TYPE_WORKFLOW_TASK_FAILED:
-        a = event.workflow_task_failed_event_attributes
-        return name, f"cause={a.cause}", f"reset={bool(a.new_run_id)}", f"failure={a.failure.message!r}"
+        task_failed = event.workflow_task_failed_event_attributes
+        return (
+            name,
+            f"cause={task_failed.cause}",
+            f"reset={bool(task_failed.new_run_id)}",
+            f"failure={task_failed.failure.message!r}",
+        )
     if t == E.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
         return name, f"type={event.workflow_task_timed_out_event_attributes.timeout_type}"
     if t == E.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-        a = event.activity_task_started_event_attributes
-        return name, f"attempt={a.attempt}", f"last_failure={a.last_failure.message!r}"
+        activity_started = event.activity_task_started_event_attributes
+        return name, f"attempt={activity_started.attempt}", f"last_failure={activity_started.last_failure.message!r}"
     if t == E.EVENT_TYPE_ACTIVITY_TASK_FAILED:
-        a = event.activity_task_failed_event_attributes
-        return name, f"retry_state={a.retry_state}", f"failure={a.failure.WhichOneof('failure_info')}"
-    if t == E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
-        a = event.activity_task_timed_out_event_attributes
-        info = a.failure.timeout_failure_info
+        activity_failed = event.activity_task_failed_event_attributes
         return (
             name,
-            f"retry_state={a.retry_state}",
+            f"retry_state={activity_failed.retry_state}",
+            f"failure={activity_failed.failure.WhichOneof('failure_info')}",
+        )
+    if t == E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+        activity_timed_out = event.activity_task_timed_out_event_attributes
+        info = activity_timed_out.failure.timeout_failure_info
+        return (
+            name,
+            f"retry_state={activity_timed_out.retry_state}",
             f"timeout={info.timeout_type}",
-            f"cause={a.failure.cause.message!r}",
+            f"cause={activity_timed_out.failure.cause.message!r}",
         )
     if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
-        a = event.workflow_execution_failed_event_attributes
-        return name, f"retry_state={a.retry_state}", f"new_run={bool(a.new_execution_run_id)}"
+        run_failed = event.workflow_execution_failed_event_attributes
+        return name, f"retry_state={run_failed.retry_state}", f"new_run={bool(run_failed.new_execution_run_id)}"
     if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT:
-        a = event.workflow_execution_timed_out_event_attributes
-        return name, f"retry_state={a.retry_state}", f"new_run={bool(a.new_execution_run_id)}"
+        run_timed_out = event.workflow_execution_timed_out_event_attributes
+        return name, f"retry_state={run_timed_out.retry_state}", f"new_run={bool(run_timed_out.new_execution_run_id)}"
     if t == E.EVENT_TYPE_TIMER_STARTED:
         return name, f"id={event.timer_started_event_attributes.timer_id}"
     if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-        a = event.workflow_execution_signaled_event_attributes
-        return name, f"signal={a.signal_name}", f"external={bool(a.external_workflow_execution.workflow_id)}"
+        signaled = event.workflow_execution_signaled_event_attributes
+        return (
+            name,
+            f"signal={signaled.signal_name}",
+            f"external={bool(signaled.external_workflow_execution.workflow_id)}",
+        )
     if t == E.EVENT_TYPE_MARKER_RECORDED:
         return name, f"marker={event.marker_recorded_event_attributes.marker_name}"
     if t == E.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_FAILED:
@@ -573,15 +598,15 @@ def _values(event: HistoryEvent, min_interval: str | None = None) -> tuple[str, 
     if t == E.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED:
         return name, f"cause={event.signal_external_workflow_execution_failed_event_attributes.cause}"
     if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
-        a = event.workflow_execution_cancel_requested_event_attributes
-        return name, f"external={bool(a.external_workflow_execution.workflow_id)}"
+        cancel_requested = event.workflow_execution_cancel_requested_event_attributes
+        return name, f"external={bool(cancel_requested.external_workflow_execution.workflow_id)}"
     if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
         return name, f"initiator={event.workflow_execution_continued_as_new_event_attributes.initiator}"
     if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
         return name, f"new_run={bool(event.workflow_execution_completed_event_attributes.new_execution_run_id)}"
     if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
-        a = event.workflow_execution_terminated_event_attributes
-        return name, f"reason={a.reason}", f"identity={a.identity}"
+        terminated = event.workflow_execution_terminated_event_attributes
+        return name, f"reason={terminated.reason}", f"identity={terminated.identity}"
     return (name,)
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from temporalio.api.common.v1 import WorkflowType
 from temporalio.api.enums.v1 import WorkflowIdConflictPolicy
+from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -25,8 +27,8 @@ async def _starts_at_once(address: str) -> list[str]:
         request = StartWorkflowExecutionRequest(
             namespace="default",
             workflow_id=workflow_id,
-            workflow_type={"name": "Unpolled"},
-            task_queue={"name": "nobody-polls"},
+            workflow_type=WorkflowType(name="Unpolled"),
+            task_queue=TaskQueue(name="nobody-polls"),
             request_id=str(uuid.uuid4()),
             **fields,  # type: ignore[arg-type]
         )

@@ -317,33 +317,37 @@ def _callback(callback: Any, ids: Ids) -> str:
 def _nexus_values(event: HistoryEvent, ids: Ids) -> tuple[str, ...]:
     t = event.event_type
     if t == E.EVENT_TYPE_NEXUS_OPERATION_SCHEDULED:
-        a = event.nexus_operation_scheduled_event_attributes
-        timeout = a.schedule_to_close_timeout.ToMilliseconds() if a.HasField("schedule_to_close_timeout") else None
+        scheduled = event.nexus_operation_scheduled_event_attributes
+        timeout = (
+            scheduled.schedule_to_close_timeout.ToMilliseconds()
+            if scheduled.HasField("schedule_to_close_timeout")
+            else None
+        )
         return (
-            f"endpoint={a.endpoint}",
-            f"service={a.service}",
-            f"operation={a.operation}",
-            f"input={ids.message(a.input)}",
+            f"endpoint={scheduled.endpoint}",
+            f"service={scheduled.service}",
+            f"operation={scheduled.operation}",
+            f"input={ids.message(scheduled.input)}",
             f"schedule_to_close_ms={timeout}",
-            f"wft={a.workflow_task_completed_event_id}",
-            f"request={ids.request(a.request_id)}",
-            f"endpoint_id={ids.sub(a.endpoint_id)}",
-            f"header={dict(a.nexus_header)}",
+            f"wft={scheduled.workflow_task_completed_event_id}",
+            f"request={ids.request(scheduled.request_id)}",
+            f"endpoint_id={ids.sub(scheduled.endpoint_id)}",
+            f"header={dict(scheduled.nexus_header)}",
         )
     if t == E.EVENT_TYPE_NEXUS_OPERATION_STARTED:
-        a = event.nexus_operation_started_event_attributes
+        started = event.nexus_operation_started_event_attributes
         return (
-            f"scheduled={a.scheduled_event_id}",
-            f"operation_id={a.operation_id}",
-            f"operation_token={a.operation_token}",
-            f"request={ids.request(a.request_id)}",
+            f"scheduled={started.scheduled_event_id}",
+            f"operation_id={started.operation_id}",
+            f"operation_token={started.operation_token}",
+            f"request={ids.request(started.request_id)}",
         )
     if t == E.EVENT_TYPE_NEXUS_OPERATION_COMPLETED:
-        a = event.nexus_operation_completed_event_attributes
+        completed = event.nexus_operation_completed_event_attributes
         return (
-            f"scheduled={a.scheduled_event_id}",
-            f"result={ids.message(a.result)}",
-            f"request={ids.request(a.request_id)}",
+            f"scheduled={completed.scheduled_event_id}",
+            f"result={ids.message(completed.result)}",
+            f"request={ids.request(completed.request_id)}",
         )
     closed = {
         E.EVENT_TYPE_NEXUS_OPERATION_FAILED: "nexus_operation_failed_event_attributes",
@@ -351,28 +355,31 @@ def _nexus_values(event: HistoryEvent, ids: Ids) -> tuple[str, ...]:
         E.EVENT_TYPE_NEXUS_OPERATION_TIMED_OUT: "nexus_operation_timed_out_event_attributes",
     }
     if t in closed:
-        a = getattr(event, closed[t])
+        closed_attrs = getattr(event, closed[t])
         return (
-            f"scheduled={a.scheduled_event_id}",
-            f"failure={describe_failure(a.failure, ids)}",
-            f"request={ids.request(a.request_id)}",
+            f"scheduled={closed_attrs.scheduled_event_id}",
+            f"failure={describe_failure(closed_attrs.failure, ids)}",
+            f"request={ids.request(closed_attrs.request_id)}",
         )
     if t == E.EVENT_TYPE_NEXUS_OPERATION_CANCEL_REQUESTED:
-        a = event.nexus_operation_cancel_requested_event_attributes
-        return f"scheduled={a.scheduled_event_id}", f"wft={a.workflow_task_completed_event_id}"
-    if t == E.EVENT_TYPE_NEXUS_OPERATION_CANCEL_REQUEST_COMPLETED:
-        a = event.nexus_operation_cancel_request_completed_event_attributes
-        return f"scheduled={a.scheduled_event_id}", f"requested={a.requested_event_id}"
-    if t == E.EVENT_TYPE_NEXUS_OPERATION_CANCEL_REQUEST_FAILED:
-        a = event.nexus_operation_cancel_request_failed_event_attributes
+        cancel_requested = event.nexus_operation_cancel_requested_event_attributes
         return (
-            f"scheduled={a.scheduled_event_id}",
-            f"requested={a.requested_event_id}",
-            f"failure={describe_failure(a.failure, ids)}",
+            f"scheduled={cancel_requested.scheduled_event_id}",
+            f"wft={cancel_requested.workflow_task_completed_event_id}",
+        )
+    if t == E.EVENT_TYPE_NEXUS_OPERATION_CANCEL_REQUEST_COMPLETED:
+        cancel_completed = event.nexus_operation_cancel_request_completed_event_attributes
+        return f"scheduled={cancel_completed.scheduled_event_id}", f"requested={cancel_completed.requested_event_id}"
+    if t == E.EVENT_TYPE_NEXUS_OPERATION_CANCEL_REQUEST_FAILED:
+        cancel_failed = event.nexus_operation_cancel_request_failed_event_attributes
+        return (
+            f"scheduled={cancel_failed.scheduled_event_id}",
+            f"requested={cancel_failed.requested_event_id}",
+            f"failure={describe_failure(cancel_failed.failure, ids)}",
         )
     if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
-        a = event.workflow_execution_started_event_attributes
-        return tuple(f"callback={_callback(cb, ids)}" for cb in a.completion_callbacks)
+        run_started = event.workflow_execution_started_event_attributes
+        return tuple(f"callback={_callback(cb, ids)}" for cb in run_started.completion_callbacks)
     if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
         return (f"failure={describe_failure(event.workflow_execution_failed_event_attributes.failure, ids)}",)
     if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:

@@ -8,34 +8,59 @@ import time
 import uuid
 
 import grpc
-from temporalio.api.workflowservice.v1 import QueryWorkflowRequest, StartWorkflowExecutionRequest, service_pb2_grpc
+from temporalio.api.common.v1 import WorkflowExecution, WorkflowType
+from temporalio.api.query.v1 import WorkflowQuery
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import (
+    QueryWorkflowRequest,
+    QueryWorkflowResponse,
+    StartWorkflowExecutionRequest,
+    StartWorkflowExecutionResponse,
+)
 
 from tests.support.servers import ServerProcess
 
 CALLER_DEADLINE_S = 100.0
 REFERENCE_QUERY_TIMEOUT_S = 30.0
+SERVICE = "/temporal.api.workflowservice.v1.WorkflowService"
 
 
 async def unanswered_query(address: str) -> tuple[grpc.StatusCode, str, float]:
     async with grpc.aio.insecure_channel(address) as channel:
-        stub = service_pb2_grpc.WorkflowServiceStub(channel)
+        # The calls the generated WorkflowServiceStub makes, which is typed for synchronous channels only.
+        start_workflow: grpc.aio.UnaryUnaryMultiCallable[
+            StartWorkflowExecutionRequest, StartWorkflowExecutionResponse
+        ] = channel.unary_unary(
+            f"{SERVICE}/StartWorkflowExecution",
+            request_serializer=StartWorkflowExecutionRequest.SerializeToString,
+            response_deserializer=StartWorkflowExecutionResponse.FromString,
+        )
+        query_workflow: grpc.aio.UnaryUnaryMultiCallable[QueryWorkflowRequest, QueryWorkflowResponse] = (
+            channel.unary_unary(
+                f"{SERVICE}/QueryWorkflow",
+                request_serializer=QueryWorkflowRequest.SerializeToString,
+                response_deserializer=QueryWorkflowResponse.FromString,
+            )
+        )
         workflow_id = f"unanswered-{uuid.uuid4().hex}"
-        await stub.StartWorkflowExecution(
+        await start_workflow(
             StartWorkflowExecutionRequest(
                 namespace="default",
                 workflow_id=workflow_id,
-                workflow_type={"name": "Unpolled"},
-                task_queue={"name": f"nobody-{workflow_id}"},
+                workflow_type=WorkflowType(name="Unpolled"),
+                task_queue=TaskQueue(name=f"nobody-{workflow_id}"),
                 request_id=str(uuid.uuid4()),
             ),
             timeout=30,
         )
         started = time.monotonic()
         query = QueryWorkflowRequest(
-            namespace="default", execution={"workflow_id": workflow_id}, query={"query_type": "q"}
+            namespace="default",
+            execution=WorkflowExecution(workflow_id=workflow_id),
+            query=WorkflowQuery(query_type="q"),
         )
         try:
-            await stub.QueryWorkflow(query, timeout=CALLER_DEADLINE_S)
+            await query_workflow(query, timeout=CALLER_DEADLINE_S)
         except grpc.aio.AioRpcError as err:
             return err.code(), err.details() or "", time.monotonic() - started
         raise AssertionError("a query nobody can answer was answered")
