@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.api.history.v1 import History
+from temporalio.client import WorkflowHistory
 
 E = EventType
 CLOSE = {
@@ -29,7 +29,7 @@ WORKFLOW_TASK_EVENTS = frozenset(
 )
 
 
-def problems(history: History) -> list[str]:
+def problems(history: WorkflowHistory) -> list[str]:
     found: list[str] = []
     events = list(history.events)
     if [e.event_id for e in events] != list(range(1, len(events) + 1)):

@@ -286,11 +286,13 @@ async def result_of(client: Client, workflow_id: str) -> Any:
     return await retrying(handle.result, f"result of {workflow_id}")
 
 
-def events_of(history: WorkflowHistory, event_type: int) -> list[Any]:
+def events_of(history: WorkflowHistory, event_type: EventType.ValueType) -> list[Any]:
     return [e for e in history.events if e.event_type == event_type]
 
 
-async def wait_for_event(client: Client, workflow_id: str, event_type: int, timeout: float = 30.0) -> None:
+async def wait_for_event(
+    client: Client, workflow_id: str, event_type: EventType.ValueType, timeout: float = 30.0
+) -> None:
     deadline = time.monotonic() + timeout
     while not events_of(await fetch_history(client, workflow_id), event_type):
         assert time.monotonic() < deadline, f"{workflow_id}: no {E.Name(event_type)} within {timeout}s"
