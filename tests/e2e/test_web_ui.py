@@ -130,7 +130,11 @@ async def env(ui_server: ServerProcess) -> AsyncIterator[UiEnv]:
             ui.run_ids[name] = handle.first_execution_run_id
         # Each waiting workflow has its activity started (pending, heartbeating) before the UI looks at it.
         for name in ("waiting", "cancel", "terminate", "reset"):
-            await _eventually(lambda n=name: _activity_started(ui.handle(IDS[n])), f"activity of {IDS[name]} started")
+
+            async def activity_started(workflow_id: str = IDS[name]) -> bool:
+                return await _activity_started(ui.handle(workflow_id))
+
+            await _eventually(activity_started, f"activity of {IDS[name]} started")
         created = await client.operator_service.create_nexus_endpoint(
             CreateNexusEndpointRequest(
                 spec=EndpointSpec(
