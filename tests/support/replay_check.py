@@ -221,7 +221,7 @@ def check_execution(
     and its outstanding task rows (`retention_ns`: its namespace's, for the tasks of a closed run)."""
     problems: list[tuple[str, str]] = []
     try:
-        replayed = rebuild.replay(live.namespace_id, live.workflow_id, live.run_id, events)
+        replayed = rebuild.replay(live.namespace_id, live.workflow_id, live.run_id, events, live.buffered_events)
     except Exception as err:  # a history the appliers cannot take is the finding
         return [("replay raised", f"{err!r} [{_event_types(events)}]")]
     want, got = rebuild.comparable(live), rebuild.comparable(replayed)

@@ -98,10 +98,21 @@ def apply_events(state: ExecutionState, events: Iterable[history.HistoryEvent]) 
         state.next_event_id = event.event_id + 1
 
 
-def replay(namespace_id: str, workflow_id: str, run_id: str, events: Iterable[history.HistoryEvent]) -> ExecutionState:
-    """The state that `events` (a run's whole history, in order) leave behind."""
+def replay(
+    namespace_id: str,
+    workflow_id: str,
+    run_id: str,
+    events: Iterable[history.HistoryEvent],
+    buffered: Iterable[history.HistoryEvent] = (),
+) -> ExecutionState:
+    """The state that `events` (a run's whole history, in order) leave behind, and then `buffered`: events that
+    arrived while a workflow task ran. Those are applied when they arrive, as on the reference, and enter history
+    (with their ids) only when the task ends, so a run's state is its history plus its buffered events."""
     state = ExecutionState(namespace_id=namespace_id, workflow_id=workflow_id, run_id=run_id, next_event_id=1)
     apply_events(state, events)
+    for event in buffered:
+        state.buffered_events.append(event)
+        appliers.apply(state, event)
     state.version = version_history.last_version(state)
     return state
 
