@@ -14,7 +14,7 @@ import pytest_asyncio
 from temporalio.api.history.v1 import message_pb2 as history
 
 from tempyral.common.errors import AlreadyExists, ConditionFailed, ShardOwnershipLost, StorageUnavailable
-from tempyral.history.branches import first_branch, fork
+from tempyral.history.branches import first_branch
 from tempyral.persistence.sqlite import SqliteStore
 from tempyral.persistence.store import (
     CurrentWrite,
@@ -28,6 +28,7 @@ from tempyral.persistence.store import (
 )
 from tempyral.persistence.visibility_sql import Cursor
 from tempyral.proto.internal_pb2 import HistoryBranch
+from tests.support.branch_histories import B_BRANCH, C_BRANCH, D_BRANCH, R1, B, C, D, batch, events, write_branches
 from tests.support.memory_store import MemoryStore
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -40,13 +41,6 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await s.open()
     yield s
     await s.close()
-
-
-def batch(first: int, last: int, mark: int = 1) -> bytes:
-    """Events first..last; `mark` (as the task id) says which branch wrote them."""
-    return history.History(
-        events=[history.HistoryEvent(event_id=i, task_id=mark) for i in range(first, last + 1)]
-    ).SerializeToString()
 
 
 def create(range_id: int, run: str = "r1", workflow: str = "w", task_id: int = 100) -> Transaction:
@@ -181,34 +175,7 @@ async def test_shard_ranges_and_fencing(store: Store) -> None:
     await store.commit(Transaction(1, 1, history=[HistoryWrite("ns", "r-one", 1, 1, batch(1, 1))]))
 
 
-# ---------------------------------------------------------------------- history
-# The run's first branch r1 has events 1..9 (mark 1) in batches 1..3, 4..7, 8..9: the second straddles event 5.
-# b forks r1 at 5 and has 6..8 (mark 2); c forks b at 7 and has 8..10 (mark 3); d forks c at 3 and has 4..5.
-R1 = [(i, 1) for i in range(1, 10)]
-B_BRANCH = fork(first_branch("r1"), 5, "b")
-C_BRANCH = fork(B_BRANCH, 7, "c")
-D_BRANCH = fork(C_BRANCH, 3, "d")
-B = [*R1[:5], (6, 2), (7, 2), (8, 2)]
-C = [*R1[:5], (6, 2), (7, 2), (8, 3), (9, 3), (10, 3)]
-D = [*R1[:3], (4, 4), (5, 4)]
-
-
-async def write_branches(store: Store) -> int:
-    range_id = await store.acquire_shard(0, "me")
-    rows = [HistoryWrite("ns", "r1", f, last, batch(f, last, 1)) for f, last in ((1, 3), (4, 7), (8, 9))]
-    rows += [HistoryWrite("ns", "r1", 6, 8, batch(6, 8, 2), "b"), HistoryWrite("ns", "r1", 8, 10, batch(8, 10, 3), "c")]
-    rows.append(HistoryWrite("ns", "r1", 4, 5, batch(4, 5, 4), "d"))
-    await store.commit(Transaction(0, range_id, history=rows))
-    return range_id
-
-
-async def events(store: Store, first: int, next_: int, branch: HistoryBranch | None = None) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for blob in await store.read_history("ns", "r1", first, next_, branch):
-        out.extend((e.event_id, e.task_id) for e in history.History.FromString(blob).events)
-    return [(i, mark) for i, mark in out if first <= i < next_]
-
-
+# ---------------------------------------------------------------------- history (tests/support/branch_histories.py)
 async def test_history_by_range_and_branch(store: Store) -> None:
     await write_branches(store)
     for branch, expected in ((None, R1), (first_branch("r1"), R1), (B_BRANCH, B), (C_BRANCH, C), (D_BRANCH, D)):
@@ -228,7 +195,9 @@ async def test_history_by_range_and_branch(store: Store) -> None:
 async def test_deleting_a_branch_and_an_execution(store: Store) -> None:
     range_id = await write_branches(store)
     assert await store.delete_history_branch("r1", "d") == 1
-    assert await events(store, 1, 100, D_BRANCH) == R1[:3]
+    assert await events(store, 1, 100, D_BRANCH) == R1[:3]  # only what d read from its ancestors is left
+    assert await events(store, 1, 100) == R1
+    assert await events(store, 1, 100, B_BRANCH) == B
     assert await events(store, 1, 100, C_BRANCH) == C
     assert await store.delete_history_branch("r1", "d") == 0
     # the run itself, with a visibility row; another run of the same workflow id is current
