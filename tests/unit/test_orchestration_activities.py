@@ -7,18 +7,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from google.protobuf.duration_pb2 import Duration
-from temporalio.api.command.v1 import message_pb2 as command_pb
 from temporalio.api.common.v1 import message_pb2 as common
-from temporalio.api.enums.v1 import CommandType
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
-from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common.errors import NotFound, WorkflowCompleted
 from tempyral.history.activities import ACTIVITY_NOT_FOUND
 from tempyral.proto.internal_pb2 import TaskType
-from tests.support.history_harness import ACTIVITY_QUEUE, IDENTITY, TIMER, Harness, command, open_harness
+from tests.support.history_harness import IDENTITY, TIMER, Harness, open_harness, schedule_activity
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 SCHEDULED = [
@@ -34,18 +30,6 @@ SCHEDULED = [
 async def h() -> AsyncIterator[Harness]:
     async with open_harness() as harness:
         yield harness
-
-
-def schedule_activity(activity_id: str = "a1", maximum_attempts: int = 3) -> command_pb.Command:
-    attrs = command_pb.ScheduleActivityTaskCommandAttributes(
-        activity_id=activity_id,
-        activity_type=common.ActivityType(name="Greet"),
-        task_queue=taskqueue.TaskQueue(name=ACTIVITY_QUEUE),
-        start_to_close_timeout=Duration(seconds=30),
-    )
-    attrs.retry_policy.initial_interval.CopyFrom(Duration(seconds=1))
-    attrs.retry_policy.maximum_attempts = maximum_attempts
-    return command(CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK, schedule_activity_task_command_attributes=attrs)
 
 
 async def scheduled(h: Harness, maximum_attempts: int = 3) -> None:

@@ -22,8 +22,7 @@ from temporalio.api.enums.v1 import (
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue
 
 from tempyral.proto.internal_pb2 import Task, TaskType
-from tests.support.history_harness import TRANSFER, Harness, command, complete_workflow, open_harness
-from tests.support.history_harness_more import run_transfer
+from tests.support.history_harness import TRANSFER, Harness, command, complete_workflow, open_harness, run_transfer
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 Status = WorkflowExecutionStatus

@@ -27,8 +27,14 @@ from tempyral.common.tokens import decode_page_token, encode_page_token
 from tempyral.history import reads
 from tempyral.history.queries import QueryTask
 from tempyral.proto.internal_pb2 import HistoryPageToken
-from tests.support.history_harness import Harness, complete_workflow, event_name, open_harness
-from tests.support.history_harness_more import eventually, schedule_activity
+from tests.support.history_harness import (
+    Harness,
+    complete_workflow,
+    event_name,
+    eventually,
+    open_harness,
+    schedule_activity,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 Status = WorkflowExecutionStatus

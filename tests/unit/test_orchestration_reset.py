@@ -25,8 +25,15 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from tempyral.common.errors import InvalidArgument, NotFound
 from tempyral.history import rebuild, task_generator
 from tempyral.history.reset import RESETTER, reset
-from tests.support.history_harness import Harness, complete_workflow, event_name, open_harness
-from tests.support.history_harness_more import outstanding_keys, schedule_activity, task_keys
+from tests.support.history_harness import (
+    Harness,
+    complete_workflow,
+    event_name,
+    open_harness,
+    outstanding_keys,
+    schedule_activity,
+    task_keys,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 Status = WorkflowExecutionStatus
