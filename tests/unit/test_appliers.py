@@ -12,18 +12,17 @@ from temporalio.api.enums.v1 import (
     CallbackState,
     EventType,
     NexusOperationCancellationState,
-    TaskQueueKind,
     WorkflowTaskFailedCause,
 )
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history
-from temporalio.api.taskqueue.v1 import TaskQueue
 
 from tempyral.common.clock import duration, seconds, timestamp, ts_ns
 from tempyral.history import appliers, mutable_state, rebuild
 from tempyral.history import events as ev
 from tempyral.history.mutable_state import MutableState
 from tempyral.proto.internal_pb2 import ExecutionState, TaskType
+from tests.support.started import start_attributes
 
 T0 = 1_700_000_000 * 1_000_000_000
 
@@ -74,14 +73,7 @@ def test_events_that_change_no_state_have_an_explicit_no_op(event_type: int) -> 
 def started(callbacks: int = 0) -> MutableState:
     ms = MutableState(ExecutionState(namespace_id="ns", workflow_id="wf", run_id="run", next_event_id=1), T0)
     ms.begin(T0)
-    attrs = history.WorkflowExecutionStartedEventAttributes(
-        task_queue=TaskQueue(name="q", kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL), attempt=1
-    )
-    attrs.workflow_type.name = "W"
-    attrs.workflow_task_timeout.CopyFrom(duration(seconds(10)))
-    for i in range(callbacks):
-        attrs.completion_callbacks.add().nexus.url = f"http://caller/{i}"
-    ms.add_workflow_execution_started(attrs)
+    ms.add_workflow_execution_started(start_attributes(callbacks=callbacks))
     return ms
 
 

@@ -12,6 +12,7 @@ from tempyral.common.clock import duration, seconds, ts_ns
 from tempyral.history import rebuild
 from tempyral.history.mutable_state import MutableState
 from tempyral.proto.internal_pb2 import ExecutionState, TaskType
+from tests.support.started import start_attributes
 
 E = EventType
 T0 = 1_700_000_000 * 1_000_000_000
@@ -45,15 +46,7 @@ def assert_replays(ms: MutableState) -> None:
 def new_state(backoff_s: float = 0.0, run_timeout_s: float = 0.0) -> MutableState:
     ms = Recorded(ExecutionState(namespace_id="ns", workflow_id="wf", run_id="run", next_event_id=1), T0)
     ms.begin(T0)
-    attrs = history.WorkflowExecutionStartedEventAttributes(
-        task_queue=TaskQueue(name="q", kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL), attempt=1
-    )
-    attrs.workflow_type.name = "W"
-    attrs.workflow_task_timeout.CopyFrom(duration(seconds(10)))
-    attrs.first_workflow_task_backoff.CopyFrom(duration(seconds(backoff_s)))
-    if run_timeout_s:
-        attrs.workflow_run_timeout.CopyFrom(duration(seconds(run_timeout_s)))
-    ms.add_workflow_execution_started(attrs)
+    ms.add_workflow_execution_started(start_attributes(backoff_s=backoff_s, run_timeout_s=run_timeout_s or None))
     return ms
 
 

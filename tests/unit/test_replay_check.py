@@ -7,9 +7,8 @@ import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from temporalio.api.enums.v1 import TaskQueueKind, TimeoutType
+from temporalio.api.enums.v1 import TimeoutType
 from temporalio.api.history.v1 import message_pb2 as history
-from temporalio.api.taskqueue.v1 import TaskQueue
 
 from tempyral.common.clock import duration, seconds
 from tempyral.history.mutable_state import MutableState
@@ -17,6 +16,7 @@ from tempyral.persistence.sqlite import SqliteStore
 from tempyral.persistence.store import ExecutionWrite, HistoryWrite, TaskRow, Transaction
 from tempyral.proto.internal_pb2 import ExecutionState, Task, TaskCategory, TaskType
 from tests.support.replay_check import Problem, check_database, check_database_problems, stale
+from tests.support.started import start_attributes
 
 T0 = 1_700_000_000 * 1_000_000_000
 
@@ -45,12 +45,7 @@ def a_run(run_id: str = "run") -> Run:
     ms = MutableState(ExecutionState(namespace_id="ns", workflow_id=f"wf-{run_id}", run_id=run_id), T0)
     ms.begin(T0)
     run = Run(ms)
-    start = history.WorkflowExecutionStartedEventAttributes(
-        task_queue=TaskQueue(name="q", kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL), attempt=1
-    )
-    start.workflow_type.name = "W"
-    start.workflow_task_timeout.CopyFrom(duration(seconds(10)))
-    ms.add_workflow_execution_started(start)
+    ms.add_workflow_execution_started(start_attributes())
     run.commit()
     ms.start_workflow_task("r1", "worker")
     run.commit()

@@ -4,16 +4,16 @@ its entity's."""
 
 from __future__ import annotations
 
-from temporalio.api.enums.v1 import CallbackState, TaskQueueKind, TimeoutType
+from temporalio.api.enums.v1 import CallbackState, TimeoutType
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history
-from temporalio.api.taskqueue.v1 import TaskQueue
 
 from tempyral.common.clock import duration, seconds, ts_ns
 from tempyral.history import rebuild, task_generator, version_history
 from tempyral.history.mutable_state import MutableState
 from tempyral.proto.internal_pb2 import ExecutionState, Task, TaskType
 from tests.support.replay_check import stale
+from tests.support.started import start_attributes
 
 T = TaskType
 TT = TimeoutType
@@ -38,16 +38,8 @@ class Run:
         self.tasks: list[Task] = []
         self.ms.begin(T0)
         self.ms.state.version = 1
-        attrs = history.WorkflowExecutionStartedEventAttributes(
-            task_queue=TaskQueue(name="q", kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL), attempt=1
-        )
-        attrs.workflow_type.name = "W"
-        attrs.workflow_task_timeout.CopyFrom(duration(seconds(10)))
-        attrs.workflow_run_timeout.CopyFrom(duration(seconds(run_timeout_s)))
-        attrs.first_workflow_task_backoff.CopyFrom(duration(seconds(backoff_s)))
+        attrs = start_attributes(backoff_s=backoff_s, run_timeout_s=run_timeout_s, callbacks=callbacks)
         attrs.parent_workflow_execution.workflow_id = "parent"
-        for i in range(callbacks):
-            attrs.completion_callbacks.add().nexus.url = f"http://caller/{i}"
         self.ms.add_workflow_execution_started(attrs)
         self.commit()
 

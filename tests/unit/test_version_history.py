@@ -4,15 +4,13 @@ what an old state without them gets, and that MutableState records every event w
 from __future__ import annotations
 
 import pytest
-from temporalio.api.enums.v1 import EventType, TaskQueueKind
-from temporalio.api.history.v1 import message_pb2 as history
-from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.enums.v1 import EventType
 
-from tempyral.common.clock import duration, seconds
 from tempyral.history import rebuild, version_history
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.version_history import VersionHistoryError
 from tempyral.proto.internal_pb2 import ExecutionState, VersionHistoryItem
+from tests.support.started import start_attributes
 
 T0 = 1_700_000_000 * 1_000_000_000
 
@@ -118,12 +116,7 @@ def started(version: int = 0) -> MutableState:
     ms = MutableState(fresh(), T0)
     ms.begin(T0)
     ms.state.version = version
-    attrs = history.WorkflowExecutionStartedEventAttributes(
-        task_queue=TaskQueue(name="q", kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL), attempt=1
-    )
-    attrs.workflow_type.name = "W"
-    attrs.workflow_task_timeout.CopyFrom(duration(seconds(10)))
-    ms.add_workflow_execution_started(attrs)
+    ms.add_workflow_execution_started(start_attributes())
     return ms
 
 
