@@ -341,6 +341,16 @@ def schedule_activity(activity_id: str = "a1", maximum_attempts: int = 3) -> com
     return command(CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK, schedule_activity_task_command_attributes=attrs)
 
 
+def start_timer(timer_id: str = "t1", seconds: int = 60) -> command_pb.Command:
+    """A StartTimer command."""
+    return command(
+        CommandType.COMMAND_TYPE_START_TIMER,
+        start_timer_command_attributes=command_pb.StartTimerCommandAttributes(
+            timer_id=timer_id, start_to_fire_timeout=Duration(seconds=seconds)
+        ),
+    )
+
+
 @asynccontextmanager
 async def open_harness(num_shards: int = 1) -> AsyncIterator[Harness]:
     """A harness with the namespace NAMESPACE registered and every shard acquired."""

@@ -76,17 +76,21 @@ def _started_with_payloads() -> history.WorkflowExecutionStartedEventAttributes:
     return started
 
 
+def _run_started_with(started: history.WorkflowExecutionStartedEventAttributes) -> ExecutionState:
+    """The state of run-1 after its start event."""
+    prev = ExecutionState(workflow_id="wf", run_id="run-1")
+    event = history.HistoryEvent(
+        event_id=1,
+        event_type=EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+        workflow_execution_started_event_attributes=started,
+    )
+    appliers.apply(prev, event)
+    return prev
+
+
 def test_the_state_keeps_no_copy_of_the_start_payloads_and_a_retry_takes_them_from_the_event() -> None:
     started = _started_with_payloads()
-    prev = ExecutionState(workflow_id="wf", run_id="run-1")
-    appliers.apply(
-        prev,
-        history.HistoryEvent(
-            event_id=1,
-            event_type=EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
-            workflow_execution_started_event_attributes=started,
-        ),
-    )
+    prev = _run_started_with(started)
     assert prev.start.workflow_type.name == "W"
     assert not any(prev.start.HasField(f) for f in ("input", "memo", "header", "search_attributes"))
     assert prev.memo == started.memo  # the run's own memo and search attributes live on in the state
@@ -100,15 +104,7 @@ def test_the_state_keeps_no_copy_of_the_start_payloads_and_a_retry_takes_them_fr
 
 def test_a_cron_run_keeps_the_last_result_when_its_predecessor_left_none() -> None:
     started = _started_with_payloads()
-    prev = ExecutionState(workflow_id="wf", run_id="run-1")
-    appliers.apply(
-        prev,
-        history.HistoryEvent(
-            event_id=1,
-            event_type=EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
-            workflow_execution_started_event_attributes=started,
-        ),
-    )
+    prev = _run_started_with(started)
     kept = next_run.cron(prev, "run-2", 0, None, None, DUE)
     next_run.inherit_payloads(started, kept)
     assert kept.last_completion_result == started.last_completion_result

@@ -9,15 +9,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from google.protobuf.duration_pb2 import Duration
-from temporalio.api.command.v1 import message_pb2 as command_pb
-from temporalio.api.enums.v1 import CommandType, UpdateWorkflowExecutionLifecycleStage, WorkflowExecutionStatus
+from temporalio.api.enums.v1 import UpdateWorkflowExecutionLifecycleStage, WorkflowExecutionStatus
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common.errors import ConditionFailed, ShardOwnershipLost, StorageUnavailable
 from tempyral.persistence.store import ExecutionRow
 from tempyral.proto.internal_pb2 import TaskType
-from tests.support.history_harness import TRANSFER, Harness, complete_workflow, open_harness
+from tests.support.history_harness import TRANSFER, Harness, complete_workflow, open_harness, start_timer
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 COMPLETED_WT = [
@@ -149,13 +147,7 @@ async def test_a_workflow_task_whose_start_fails_to_commit_goes_back_to_its_queu
 
 async def test_a_timer_whose_commit_fails_keeps_its_row_and_fires_on_retry(h: Harness) -> None:
     await h.start("wf")
-    start_timer = command_pb.Command(
-        command_type=CommandType.COMMAND_TYPE_START_TIMER,
-        start_timer_command_attributes=command_pb.StartTimerCommandAttributes(
-            timer_id="t1", start_to_fire_timeout=Duration(seconds=60)
-        ),
-    )
-    await h.run_workflow_task(start_timer)
+    await h.run_workflow_task(start_timer())
     (timer,) = h.handed_timers(TaskType.TASK_TYPE_USER_TIMER)
     h.store.fail_next_commit()
     with pytest.raises(StorageUnavailable):  # the timer queue retries it with backoff

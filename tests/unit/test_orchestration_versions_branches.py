@@ -8,14 +8,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from temporalio.api.command.v1 import message_pb2 as command_pb
 from temporalio.api.common.v1 import message_pb2 as common
-from temporalio.api.enums.v1 import CommandType
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.history import branches, reads, rebuild, version_history
-from tempyral.proto.internal_pb2 import ExecutionState, TaskType, VersionHistoryItem
-from tests.support.history_harness import Harness, command, event_name, open_harness
+from tempyral.proto.internal_pb2 import ExecutionState, Task, TaskType, VersionHistoryItem
+from tests.support.history_harness import Harness, event_name, open_harness, start_timer
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 FORK_ID = "fork-1"
@@ -37,6 +35,13 @@ def items(state: ExecutionState) -> list[tuple[int, int]]:
     return [(i.event_id, i.version) for i in version_history.current(state).items]
 
 
+async def started_with_a_timer(h: Harness, failover_version: int) -> None:
+    """Workflow wf in the namespace made global at `failover_version`, its first task done, timer t1 pending."""
+    make_global(h, failover_version)
+    await h.start("wf")
+    await h.run_workflow_task(start_timer("t1"))
+
+
 async def test_a_local_namespace_writes_version_0_and_one_history_item(h: Harness) -> None:
     await h.start("wf")
     await h.signal("wf")
@@ -48,14 +53,7 @@ async def test_a_local_namespace_writes_version_0_and_one_history_item(h: Harnes
 
 
 async def test_events_entities_and_tasks_carry_the_failover_version_in_force(h: Harness) -> None:
-    make_global(h, 2)
-    await h.start("wf")
-    await h.run_workflow_task(
-        command(
-            CommandType.COMMAND_TYPE_START_TIMER,
-            start_timer_command_attributes=command_pb.StartTimerCommandAttributes(timer_id="t1"),
-        )
-    )
+    await started_with_a_timer(h, failover_version=2)
     before = await h.events("wf")
     assert {e.version for e in before} == {2}
     make_global(h, 12)  # failed over: new events carry the new version, the history gets a second item
@@ -76,17 +74,10 @@ async def test_events_entities_and_tasks_carry_the_failover_version_in_force(h: 
 
 
 async def test_a_task_of_a_superseded_version_is_dropped(h: Harness) -> None:
-    make_global(h, 2)
-    await h.start("wf")
-    await h.run_workflow_task(
-        command(
-            CommandType.COMMAND_TYPE_START_TIMER,
-            start_timer_command_attributes=command_pb.StartTimerCommandAttributes(timer_id="t1"),
-        )
-    )
+    await started_with_a_timer(h, failover_version=2)
     (timer,) = h.handed_timers(TaskType.TASK_TYPE_USER_TIMER)
     events_before = await h.event_types("wf")
-    stale = type(timer)()
+    stale = Task()
     stale.CopyFrom(timer)
     stale.version = 1  # written by a branch this run no longer follows
     await h.fire_timer(stale)

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from google.protobuf import any_pb2
-from google.protobuf.duration_pb2 import Duration
 from temporalio.api.command.v1 import message_pb2 as command_pb
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import CommandType, UpdateWorkflowExecutionLifecycleStage, WorkflowExecutionStatus
@@ -28,6 +27,7 @@ from tests.support.history_harness import (
     complete_workflow,
     event_name,
     open_harness,
+    start_timer,
     with_token,
 )
 
@@ -42,15 +42,6 @@ COMPLETED_WT = [*STARTED_WT, "WORKFLOW_TASK_COMPLETED"]
 async def h() -> AsyncIterator[Harness]:
     async with open_harness() as harness:
         yield harness
-
-
-def start_timer(timer_id: str = "t1", seconds: int = 60) -> command_pb.Command:
-    return command(
-        CommandType.COMMAND_TYPE_START_TIMER,
-        start_timer_command_attributes=command_pb.StartTimerCommandAttributes(
-            timer_id=timer_id, start_to_fire_timeout=Duration(seconds=seconds)
-        ),
-    )
 
 
 def cancel_timer(timer_id: str = "t1") -> command_pb.Command:
