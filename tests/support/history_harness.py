@@ -53,6 +53,8 @@ ACTIVITY_QUEUE = "atq"
 ENDPOINT = "my-endpoint"
 ENDPOINT_ID = "endpoint-id"
 IDENTITY = "test-worker"
+STARTED_WT = ["WORKFLOW_EXECUTION_STARTED", "WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED"]
+COMPLETED_WT = [*STARTED_WT, "WORKFLOW_TASK_COMPLETED"]
 POLL_TIMEOUT_S = 0.01  # a poll that finds nothing returns an empty response after this long
 
 
@@ -326,6 +328,15 @@ async def eventually(condition: Callable[[], bool], steps: int = 200) -> None:
             return
         await asyncio.sleep(0)
     raise AssertionError("the condition did not hold")
+
+
+async def idle_run(h: Harness, workflow_id: str = "wf") -> str:
+    """A running workflow whose first task completed without commands, nothing pending: its run id."""
+    run_id = await h.start(workflow_id)
+    await h.run_workflow_task()
+    assert await h.event_types(workflow_id) == COMPLETED_WT
+    assert not (await h.stored_state(workflow_id)).workflow_task.scheduled
+    return run_id
 
 
 def schedule_activity(activity_id: str = "a1", maximum_attempts: int = 3) -> command_pb.Command:

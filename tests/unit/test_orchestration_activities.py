@@ -3,10 +3,7 @@ scheduling by command, polling, completion, failure with a retry timer, stale to
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-import pytest_asyncio
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
@@ -14,7 +11,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from tempyral.common.errors import NotFound, WorkflowCompleted
 from tempyral.history.activities import ACTIVITY_NOT_FOUND
 from tempyral.proto.internal_pb2 import TaskType
-from tests.support.history_harness import IDENTITY, TIMER, Harness, open_harness, schedule_activity
+from tests.support.history_harness import IDENTITY, TIMER, Harness, schedule_activity
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 SCHEDULED = [
@@ -24,12 +21,6 @@ SCHEDULED = [
     "WORKFLOW_TASK_COMPLETED",
     "ACTIVITY_TASK_SCHEDULED",
 ]
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def h() -> AsyncIterator[Harness]:
-    async with open_harness() as harness:
-        yield harness
 
 
 async def scheduled(h: Harness, maximum_attempts: int = 3) -> None:

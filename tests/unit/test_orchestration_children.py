@@ -5,10 +5,7 @@ on after the commit that made it, run once through the executor (`run_transfer`)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-import pytest_asyncio
 from temporalio.api.command.v1 import message_pb2 as command_pb
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import (
@@ -22,26 +19,21 @@ from temporalio.api.enums.v1 import (
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue
 
 from tempyral.proto.internal_pb2 import Task, TaskType
-from tests.support.history_harness import TRANSFER, Harness, command, complete_workflow, open_harness, run_transfer
+from tests.support.history_harness import (
+    COMPLETED_WT,
+    TRANSFER,
+    Harness,
+    command,
+    complete_workflow,
+    run_transfer,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 Status = WorkflowExecutionStatus
 CHILD_QUEUE = "ctq"
-COMPLETED_WT = [
-    "WORKFLOW_EXECUTION_STARTED",
-    "WORKFLOW_TASK_SCHEDULED",
-    "WORKFLOW_TASK_STARTED",
-    "WORKFLOW_TASK_COMPLETED",
-]
 INITIATED = [*COMPLETED_WT, "START_CHILD_WORKFLOW_EXECUTION_INITIATED"]
 CHILD_STARTED = [*INITIATED, "CHILD_WORKFLOW_EXECUTION_STARTED", "WORKFLOW_TASK_SCHEDULED"]
 INIT_ID = 5  # the initiated event of the first command of the parent's first task
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def h() -> AsyncIterator[Harness]:
-    async with open_harness() as harness:
-        yield harness
 
 
 def start_child(

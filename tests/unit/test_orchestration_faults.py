@@ -15,15 +15,17 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from tempyral.common.errors import ConditionFailed, ShardOwnershipLost, StorageUnavailable
 from tempyral.persistence.store import ExecutionRow
 from tempyral.proto.internal_pb2 import TaskType
-from tests.support.history_harness import TRANSFER, Harness, complete_workflow, open_harness, start_timer
+from tests.support.history_harness import (
+    COMPLETED_WT,
+    TRANSFER,
+    Harness,
+    complete_workflow,
+    idle_run,
+    open_harness,
+    start_timer,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
-COMPLETED_WT = [
-    "WORKFLOW_EXECUTION_STARTED",
-    "WORKFLOW_TASK_SCHEDULED",
-    "WORKFLOW_TASK_STARTED",
-    "WORKFLOW_TASK_COMPLETED",
-]
 SIGNALED = [*COMPLETED_WT, "WORKFLOW_EXECUTION_SIGNALED", "WORKFLOW_TASK_SCHEDULED"]
 
 
@@ -31,13 +33,6 @@ SIGNALED = [*COMPLETED_WT, "WORKFLOW_EXECUTION_SIGNALED", "WORKFLOW_TASK_SCHEDUL
 async def h() -> AsyncIterator[Harness]:
     async with open_harness(num_shards=2) as harness:
         yield harness
-
-
-async def idle_run(h: Harness, workflow_id: str = "wf") -> str:
-    run_id = await h.start(workflow_id)
-    await h.run_workflow_task(task_queue="tq")
-    assert await h.event_types(workflow_id) == COMPLETED_WT
-    return run_id
 
 
 def assert_evicted(h: Harness, workflow_id: str, run_id: str) -> None:

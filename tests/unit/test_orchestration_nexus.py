@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-import pytest_asyncio
 from temporalio.api.command.v1 import message_pb2 as command_pb
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import CommandType, PendingNexusOperationState
@@ -14,7 +11,7 @@ from temporalio.api.enums.v1 import CommandType, PendingNexusOperationState
 from tempyral.nexus.operations import OperationNotFound
 from tempyral.nexus.outcomes import Kind, Outcome
 from tempyral.proto.internal_pb2 import NexusCallbackToken, Task, TaskType
-from tests.support.history_harness import ENDPOINT, ENDPOINT_ID, Harness, command, open_harness
+from tests.support.history_harness import ENDPOINT, ENDPOINT_ID, Harness, command
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 SCHEDULED = [
@@ -25,12 +22,6 @@ SCHEDULED = [
     "NEXUS_OPERATION_SCHEDULED",
 ]
 SID = 5  # the operation's scheduled event id
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def h() -> AsyncIterator[Harness]:
-    async with open_harness() as harness:
-        yield harness
 
 
 async def scheduled(h: Harness) -> Task:

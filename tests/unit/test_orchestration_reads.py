@@ -5,11 +5,9 @@ timing out, reverse history, describe, and queries refused by their reject condi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import (
     HistoryEventFilterType,
@@ -28,27 +26,20 @@ from tempyral.history import reads
 from tempyral.history.queries import QueryTask
 from tempyral.proto.internal_pb2 import HistoryPageToken
 from tests.support.history_harness import (
+    COMPLETED_WT,
     Harness,
     complete_workflow,
     event_name,
     eventually,
-    open_harness,
+    idle_run,
     schedule_activity,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 Status = WorkflowExecutionStatus
 CLOSE_EVENT = HistoryEventFilterType.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT
-STARTED_WT = ["WORKFLOW_EXECUTION_STARTED", "WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED"]
-COMPLETED_WT = [*STARTED_WT, "WORKFLOW_TASK_COMPLETED"]
 TIMEOUT_S = 0.3  # the longest a read here may wait; a woken poll returns long before it
 SHORT_S = 0.02  # a poll that must time out
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def h() -> AsyncIterator[Harness]:
-    async with open_harness() as harness:
-        yield harness
 
 
 def history_request(run_id: str = "", token: bytes = b"", **fields: Any) -> ws.GetWorkflowExecutionHistoryRequest:
@@ -88,13 +79,6 @@ async def pages(h: Harness, page_size: int, with_transient: bool) -> list[list[i
         if not token:
             return out
         assert len(out) < 10, "the pages do not end"
-
-
-async def idle_run(h: Harness) -> str:
-    run_id = await h.start("wf")
-    await h.run_workflow_task()
-    assert await h.event_types("wf") == COMPLETED_WT
-    return run_id
 
 
 async def with_transient_task(h: Harness) -> str:

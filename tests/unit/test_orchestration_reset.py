@@ -6,11 +6,10 @@ whose state is its replay and whose task rows are what `task_generator.regenerat
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import (
@@ -26,10 +25,11 @@ from tempyral.common.errors import InvalidArgument, NotFound
 from tempyral.history import rebuild, task_generator
 from tempyral.history.reset import RESETTER, reset
 from tests.support.history_harness import (
+    COMPLETED_WT,
+    STARTED_WT,
     Harness,
     complete_workflow,
     event_name,
-    open_harness,
     outstanding_keys,
     schedule_activity,
     task_keys,
@@ -37,18 +37,10 @@ from tests.support.history_harness import (
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 Status = WorkflowExecutionStatus
-STARTED_WT = ["WORKFLOW_EXECUTION_STARTED", "WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED"]
-COMPLETED_WT = [*STARTED_WT, "WORKFLOW_TASK_COMPLETED"]
 RESET_WT = [*STARTED_WT, "WORKFLOW_TASK_FAILED"]  # the kept first task, failed by the reset
 FIRST_TASK_FINISH = 4  # the event after the first task's started event: reset to the first workflow task
 FINISH_RANGE = r"^Workflow task finish ID must be > 1 && <= workflow last event ID\.$"
 NOT_A_TASK = r"^Can only reset workflow to event ID in range \[WorkflowTaskScheduled \+1, WorkflowTaskStarted \+ 1\]: "
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def h() -> AsyncIterator[Harness]:
-    async with open_harness() as harness:
-        yield harness
 
 
 async def do_reset(h: Harness, finish: int, run_id: str = "", reason: str = "reset it", **fields: Any) -> str:

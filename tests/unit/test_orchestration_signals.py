@@ -3,37 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-import pytest_asyncio
 from temporalio.api.enums.v1 import WorkflowExecutionStatus, WorkflowTaskFailedCause
 
 from tempyral.common.errors import NotFound, WorkflowCompleted, WorkflowNotFound
-from tests.support.history_harness import TRANSFER, Harness, complete_workflow, open_harness
+from tests.support.history_harness import COMPLETED_WT, TRANSFER, Harness, complete_workflow, idle_run
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
-COMPLETED_WT = [
-    "WORKFLOW_EXECUTION_STARTED",
-    "WORKFLOW_TASK_SCHEDULED",
-    "WORKFLOW_TASK_STARTED",
-    "WORKFLOW_TASK_COMPLETED",
-]
 TERMINATED = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def h() -> AsyncIterator[Harness]:
-    async with open_harness() as harness:
-        yield harness
-
-
-async def idle_run(h: Harness) -> None:
-    """A running workflow whose first task completed without commands: nothing pending."""
-    await h.start("wf")
-    await h.run_workflow_task()
-    assert await h.event_types("wf") == COMPLETED_WT
-    assert not (await h.stored_state("wf")).workflow_task.scheduled
 
 
 async def test_a_signal_schedules_a_workflow_task_once(h: Harness) -> None:

@@ -4,25 +4,16 @@ run's version history; reads and new events follow the run's current branch."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-import pytest_asyncio
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.history import branches, reads, rebuild, version_history
 from tempyral.proto.internal_pb2 import ExecutionState, Task, TaskType, VersionHistoryItem
-from tests.support.history_harness import Harness, event_name, open_harness, start_timer
+from tests.support.history_harness import Harness, event_name, start_timer
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 FORK_ID = "fork-1"
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def h() -> AsyncIterator[Harness]:
-    async with open_harness() as harness:
-        yield harness
 
 
 def make_global(h: Harness, failover_version: int) -> None:

@@ -5,11 +5,9 @@ the task rows outstanding, and the errors of stale requests."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from google.protobuf import any_pb2
 from temporalio.api.command.v1 import message_pb2 as command_pb
 from temporalio.api.common.v1 import message_pb2 as common
@@ -21,12 +19,14 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from tempyral.common.errors import NotFound
 from tempyral.proto.internal_pb2 import Task, TaskToken, TaskType
 from tests.support.history_harness import (
+    COMPLETED_WT,
+    STARTED_WT,
     TIMER,
     Harness,
     command,
     complete_workflow,
     event_name,
-    open_harness,
+    idle_run,
     start_timer,
     with_token,
 )
@@ -34,14 +34,6 @@ from tests.support.history_harness import (
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 Stage = UpdateWorkflowExecutionLifecycleStage
 WT_NOT_FOUND = r"^Workflow task not found\.$"
-STARTED_WT = ["WORKFLOW_EXECUTION_STARTED", "WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED"]
-COMPLETED_WT = [*STARTED_WT, "WORKFLOW_TASK_COMPLETED"]
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def h() -> AsyncIterator[Harness]:
-    async with open_harness() as harness:
-        yield harness
 
 
 def cancel_timer(timer_id: str = "t1") -> command_pb.Command:
@@ -215,18 +207,11 @@ def message(update_id: str, body: Any, suffix: str) -> protocol.Message:
     return protocol.Message(id=f"{update_id}/{suffix}", protocol_instance_id=update_id, body=packed)
 
 
-async def idle_run(h: Harness) -> list[str]:
-    """A running workflow with no workflow task pending: its events."""
-    await h.start("wf")
-    await h.run_workflow_task()
-    assert not (await h.stored_state("wf")).workflow_task.scheduled
-    return await h.event_types("wf")
-
-
 async def test_an_admitted_update_schedules_a_speculative_task_that_a_rejection_leaves_out_of_history(
     h: Harness,
 ) -> None:
-    events = await idle_run(h)
+    await idle_run(h)
+    events = COMPLETED_WT
     resp = await h.engine.updates.update(h.ns, update_request("u1"), timeout=0.01)
     assert resp.stage == Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED
     assert resp.update_ref.update_id == "u1"
@@ -251,7 +236,8 @@ async def test_an_admitted_update_schedules_a_speculative_task_that_a_rejection_
 
 
 async def test_an_accepted_update_is_written_with_its_workflow_task(h: Harness) -> None:
-    events = await idle_run(h)
+    await idle_run(h)
+    events = COMPLETED_WT
     waiting = asyncio.create_task(
         h.engine.updates.update(
             h.ns, update_request("u2", Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED), timeout=1.0
