@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from temporalio.api.history.v1 import message_pb2 as history
 
-from tempyral.history.branches import first_branch, fork
+from tempyral.persistence.branches import first_branch, fork
 from tempyral.persistence.store import HistoryWrite, Store, Transaction
 from tempyral.proto.internal_pb2 import HistoryBranch
 

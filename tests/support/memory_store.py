@@ -31,10 +31,8 @@ import sqlite3
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from temporalio.api.history.v1 import message_pb2 as history_pb
-
 from tempyral.common.errors import AlreadyExists, ConditionFailed, ShardOwnershipLost, StorageUnavailable
-from tempyral.history import branches
+from tempyral.persistence import branches
 from tempyral.persistence.store import (
     CurrentRow,
     ExecutionRow,
@@ -167,7 +165,7 @@ class MemoryStore:
                 raise ConditionFailed(f"execution {ew.workflow_id}/{ew.run_id} changed")
             staged.executions[ekey] = ExecutionRow(ew.state, ew.db_version)
         for h in txn.history:
-            batches = staged.history.setdefault((h.run_id, h.branch_id or h.run_id), {})
+            batches = staged.history.setdefault((h.run_id, branches.own_branch_id(h.run_id, h.branch_id)), {})
             if h.first_event_id in batches:
                 raise sqlite3.IntegrityError("UNIQUE constraint failed: history.run_id, branch_id, first_event_id")
             batches[h.first_event_id] = HistoryBatch(h.namespace_id, h.first_event_id, h.last_event_id, h.data)
@@ -209,11 +207,12 @@ class MemoryStore:
         await asyncio.sleep(0)
         # Like SqliteStore: rows are keyed by run and branch; the namespace id is not part of the key.
         if branch is None or not branch.ancestors:
-            branch_id = branch.branch_id if branch is not None and branch.branch_id else run_id
+            branch_id = branches.own_branch_id(run_id, branch.branch_id if branch is not None else "")
             return [b.data for b in self._rows(run_id, branch_id, first_event_id, next_event_id)]
         out: list[bytes] = []
         for branch_id, lo, hi in branches.ranges(branch, first_event_id, next_event_id):
-            out.extend(_trimmed(b, lo, hi) for b in self._rows(run_id, branch_id, lo, hi))
+            rows = self._rows(run_id, branch_id, lo, hi)
+            out.extend(branches.trimmed(b.first_event_id, b.last_event_id, b.data, lo, hi) for b in rows)
         return [blob for blob in out if blob]
 
     async def delete_history_branch(self, run_id: str, branch_id: str) -> int:
@@ -312,13 +311,3 @@ class MemoryStore:
 def _close(close_time: int | None) -> int:
     """The close time as the listing orders it: a running run (None) sorts as the last instant."""
     return MAX_CLOSE_TIME_NS if close_time is None else close_time
-
-
-def _trimmed(batch: HistoryBatch, lo: int, hi: int) -> bytes:
-    """A stored batch as read for events [lo, hi) of a branch: as stored when it lies inside, else only its
-    events in [lo, hi) (b"" for none), as sqlite._trimmed does."""
-    if lo <= batch.first_event_id and batch.last_event_id < hi:
-        return batch.data
-    events = history_pb.History.FromString(batch.data).events
-    kept = [e for e in events if lo <= e.event_id < hi]
-    return history_pb.History(events=kept).SerializeToString() if kept else b""

@@ -39,7 +39,7 @@ from temporalio.api.enums.v1 import (
 from temporalio.api.history.v1 import message_pb2 as history
 
 from tempyral.history import rebuild, task_generator
-from tempyral.history.branches import current_branch
+from tempyral.persistence.branches import current_branch
 from tempyral.persistence.sqlite import SqliteStore
 from tempyral.proto.internal_pb2 import ExecutionState, NamespaceRecord, Task, TaskType
 

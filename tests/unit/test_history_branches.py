@@ -1,10 +1,10 @@
-"""History branches (history/branches.py): forks of forks, forks inside an ancestor's range, read ranges."""
+"""History branches (persistence/branches.py): forks of forks, forks inside an ancestor's range, read ranges."""
 
 from __future__ import annotations
 
 import pytest
 
-from tempyral.history.branches import current_branch, first_branch, fork, ranges
+from tempyral.persistence.branches import current_branch, first_branch, fork, ranges
 from tempyral.proto.internal_pb2 import ExecutionState, HistoryBranch, VersionHistories, VersionHistory
 
 

@@ -14,7 +14,7 @@ import pytest_asyncio
 from temporalio.api.history.v1 import message_pb2 as history
 
 from tempyral.common.errors import AlreadyExists, ConditionFailed, ShardOwnershipLost, StorageUnavailable
-from tempyral.history.branches import first_branch
+from tempyral.persistence.branches import first_branch
 from tempyral.persistence.sqlite import SqliteStore
 from tempyral.persistence.store import (
     CurrentWrite,

@@ -1,5 +1,6 @@
 """The package layering of docs/DESIGN.md §2, checked on the source: `history` imports neither `nexus` nor
-`frontend`, and no module of `history` imports (even for type checking only) a module that imports it back."""
+`frontend`, `persistence` imports nothing above it, and no module of `history` imports (even for type checking
+only) a module that imports it back."""
 
 from __future__ import annotations
 
@@ -61,6 +62,15 @@ def test_history_depends_on_neither_nexus_nor_frontend() -> None:
     offending = {
         module: sorted(t for t in targets if t.startswith(("tempyral.nexus", "tempyral.frontend", "tempyral.config")))
         for module, targets in _imports("tempyral.history").items()
+    }
+    assert {m: t for m, t in offending.items() if t} == {}
+
+
+def test_persistence_depends_on_nothing_above_it() -> None:
+    above = ("tempyral.history", "tempyral.nexus", "tempyral.frontend", "tempyral.namespace", "tempyral.visibility")
+    offending = {
+        module: sorted(t for t in targets if t.startswith(above))
+        for module, targets in _imports("tempyral.persistence").items()
     }
     assert {m: t for m, t in offending.items() if t} == {}
 

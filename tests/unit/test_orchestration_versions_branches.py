@@ -8,7 +8,8 @@ import pytest
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
-from tempyral.history import branches, reads, rebuild, version_history
+from tempyral.history import reads, rebuild, version_history
+from tempyral.persistence import branches
 from tempyral.proto.internal_pb2 import ExecutionState, Task, TaskType, VersionHistoryItem
 from tests.support.history_harness import Harness, event_name, start_timer
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tempyral.history.branches import first_branch
 from tempyral.persistence import sqlite as sqlite_module
+from tempyral.persistence.branches import first_branch
 from tempyral.persistence.schema import MIGRATIONS, CopyRows
 from tempyral.persistence.sqlite import SqliteStore
 from tempyral.persistence.store import Transaction

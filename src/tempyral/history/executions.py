@@ -23,11 +23,12 @@ from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.history.v1 import message_pb2 as history
 
 from tempyral.common.errors import Internal, WorkflowNotFound
-from tempyral.history import branches, reset_points, version_history
+from tempyral.history import reset_points, version_history
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.next_run import INHERITING, inherit_payloads
 from tempyral.history.shard import ExecutionEntry, Mutation, Shard
 from tempyral.namespace.registry import NamespaceRegistry
+from tempyral.persistence import branches
 from tempyral.persistence.store import CurrentWrite, Store
 from tempyral.proto.internal_pb2 import ExecutionState, Task
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from temporalio.api.history.v1 import message_pb2 as history
 from temporalio.api.query.v1.message_pb2 import WorkflowQuery
 
-from tempyral.history.branches import current_branch_id
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.update_record import UpdateRecord
+from tempyral.persistence.branches import current_branch_id
 from tempyral.persistence.store import (
     CurrentWrite,
     ExecutionWrite,

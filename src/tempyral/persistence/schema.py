@@ -90,7 +90,7 @@ MIGRATIONS: list[list[str | CopyRows]] = [
             data BLOB NOT NULL)""",
     ],
     [
-        # History branches: a run's history can fork (docs/DESIGN.md §4, history/branches.py). Every row belongs to
+        # History branches: a run's history can fork (docs/DESIGN.md §4, persistence/branches.py). Every row belongs to
         # a branch; the rows written before branches existed are on the run's first branch, whose id is the run id.
         # SQLite cannot change a primary key, so the table is rebuilt.
         """CREATE TABLE history_v3 (

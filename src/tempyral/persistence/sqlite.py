@@ -22,11 +22,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from temporalio.api.history.v1 import message_pb2 as history_pb
-
 from tempyral.common.errors import AlreadyExists, ConditionFailed, ShardOwnershipLost, StartupError, StorageUnavailable
 from tempyral.common.logs import ThrottledLog
-from tempyral.history import branches
+from tempyral.persistence import branches
 from tempyral.persistence.schema import MIGRATIONS, VISIBILITY_COLUMNS, CopyRows
 from tempyral.persistence.store import (
     CurrentRow,
@@ -288,7 +286,7 @@ class SqliteStore:
         branch: HistoryBranch | None = None,
     ) -> list[bytes]:
         if branch is None or not branch.ancestors:
-            branch_id = branch.branch_id if branch is not None and branch.branch_id else run_id
+            branch_id = branches.own_branch_id(run_id, branch.branch_id if branch is not None else "")
 
             def op(conn: sqlite3.Connection) -> list[bytes]:
                 rows = conn.execute(
@@ -309,7 +307,7 @@ class SqliteStore:
                     "WHERE run_id=? AND branch_id=? AND last_event_id>=? AND first_event_id<? ORDER BY first_event_id",
                     (run_id, branch_id, lo, hi),
                 ).fetchall()
-                out.extend(_trimmed(first, last, data, lo, hi) for first, last, data in rows)
+                out.extend(branches.trimmed(first, last, data, lo, hi) for first, last, data in rows)
             return [blob for blob in out if blob]
 
         return await self._read(forked)
@@ -502,17 +500,6 @@ def _copy_rows(conn: sqlite3.Connection, step: CopyRows) -> None:
     log.info("copied %d rows of table %s in %.1f s", copied, step.source, time.monotonic() - started)
 
 
-def _trimmed(first: int, last: int, data: bytes, lo: int, hi: int) -> bytes:
-    """A stored batch of events [first, last] as read for events [lo, hi) of a branch: as stored when it lies
-    inside, else only its events in [lo, hi) (b"" for none). A batch of an ancestor can straddle the fork point,
-    and its events past it belong to another branch."""
-    if lo <= first and last < hi:
-        return data
-    batch = history_pb.History.FromString(data)
-    kept = [e for e in batch.events if lo <= e.event_id < hi]
-    return history_pb.History(events=kept).SerializeToString() if kept else b""
-
-
 def _resolve_all(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
     for fut, value, err in results:
         if fut.done():
@@ -568,7 +555,14 @@ def _apply_transaction(conn: sqlite3.Connection, txn: Transaction) -> None:
             "INSERT INTO history (namespace_id, run_id, branch_id, first_event_id, last_event_id, data) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             [
-                (h.namespace_id, h.run_id, h.branch_id or h.run_id, h.first_event_id, h.last_event_id, h.data)
+                (
+                    h.namespace_id,
+                    h.run_id,
+                    branches.own_branch_id(h.run_id, h.branch_id),
+                    h.first_event_id,
+                    h.last_event_id,
+                    h.data,
+                )
                 for h in txn.history
             ],
         )

@@ -159,7 +159,7 @@ class Store(Protocol):
         """Serialized History batches that hold, in event order, every event of `branch` (None: the run's first
         branch) in [first_event_id, next_event_id). Callers filter by event id: a batch may also hold events of
         the same branch outside the range. Events of other branches are never returned, even where a stored batch
-        of an ancestor runs past the point the branch forked at (history/branches.py)."""
+        of an ancestor runs past the point the branch forked at (persistence/branches.py)."""
         ...
 
     async def delete_history_branch(self, run_id: str, branch_id: str) -> int:

@@ -1,4 +1,5 @@
-"""History branches: where a run's events are stored (docs/DESIGN.md §4). Pure functions, no I/O.
+"""History branches: where a run's events are stored (docs/DESIGN.md §4). Pure functions, no I/O, shared by
+the stores (which read through ancestors) and the history engine (which forks and picks the current branch).
 
 A run's first branch has the run id as its branch id and no ancestors. A fork is a new branch whose
 `ancestors` say where its shared prefix is read from: events [previous range's end + 1, end_event_id]
@@ -7,6 +8,8 @@ branch's own rows.
 """
 
 from __future__ import annotations
+
+from temporalio.api.history.v1 import message_pb2 as history_pb
 
 from tempyral.proto.internal_pb2 import ExecutionState, HistoryBranch, HistoryBranchRange
 
@@ -17,6 +20,11 @@ Range = tuple[str, int, int]
 def first_branch(run_id: str) -> HistoryBranch:
     """The branch a run's history starts on: the run id, no ancestors."""
     return HistoryBranch(branch_id=run_id)
+
+
+def own_branch_id(run_id: str, branch_id: str) -> str:
+    """The branch whose own rows a write or read names: "" is the run's first branch."""
+    return branch_id or run_id
 
 
 def fork(branch: HistoryBranch, at_event_id: int, new_branch_id: str) -> HistoryBranch:
@@ -82,3 +90,13 @@ def current_branch(state: ExecutionState) -> HistoryBranch:
     if not branch.branch_id:
         branch.branch_id = state.run_id  # a version history written without its branch: the first one
     return branch
+
+
+def trimmed(first_event_id: int, last_event_id: int, data: bytes, lo: int, hi: int) -> bytes:
+    """A stored batch of events [first, last] as read for events [lo, hi) of a branch: as stored when it lies
+    inside, else only its events in [lo, hi) (b"" for none). A batch of an ancestor can straddle the fork point,
+    and its events past it belong to another branch."""
+    if lo <= first_event_id and last_event_id < hi:
+        return data
+    kept = [e for e in history_pb.History.FromString(data).events if lo <= e.event_id < hi]
+    return history_pb.History(events=kept).SerializeToString() if kept else b""
