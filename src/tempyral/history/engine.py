@@ -139,9 +139,6 @@ class HistoryEngine:
         await self.tasks.stop()
         await self.outbox.stop()
 
-    def shard_for(self, namespace_id: str, workflow_id: str) -> Shard:
-        return self.executions.shard_for(namespace_id, workflow_id)
-
     def _on_tasks(self, tasks: list[Task]) -> None:
         """Committed tasks: dispatch tasks go to matching, timers to the timer queue."""
         for task in tasks:
@@ -223,9 +220,6 @@ class HistoryEngine:
         attrs.completion_callbacks.extend(req.completion_callbacks)
         return attrs
 
-    async def current_run_id(self, namespace_id: str, workflow_id: str) -> str | None:
-        return await self.executions.current_run_id(namespace_id, workflow_id)
-
     async def start_workflow(
         self,
         ns: Namespace,
@@ -238,7 +232,7 @@ class HistoryEngine:
         With `signal`, this is signal-with-start: a running current run gets the signal, and a
         new run starts with it as its second event.
         """
-        shard = self.shard_for(ns.id, req.workflow_id)
+        shard = self.executions.shard_for(ns.id, req.workflow_id)
         async with self._id_lock(ns.id, req.workflow_id):
             current_id = await self.executions.current_run_id(ns.id, req.workflow_id)
             if current_id is not None:
