@@ -191,8 +191,8 @@ class Executions:
         """Committed events in [first_event_id, next_event_id) of the current branch, from the cache
         or the store."""
         s = ms.state
-        branch = branches.current_branch(s)
         if entry.events is None and s.next_event_id <= WHOLE_HISTORY_READ:
+            branch = branches.current_branch(s)
             blobs = await self.store.read_history(s.namespace_id, s.run_id, 1, s.next_event_id, branch=branch)
             whole: list[history.HistoryEvent] = []
             for blob in blobs:
@@ -201,6 +201,7 @@ class Executions:
                 shard.cache_events(entry, whole, sum(len(b) for b in blobs))
         if entry.events is not None:
             return entry.events[first_event_id - 1 : next_event_id - 1]
+        branch = branches.current_branch(s)
         blobs = await self.store.read_history(s.namespace_id, s.run_id, first_event_id, next_event_id, branch=branch)
         out: list[history.HistoryEvent] = []
         for blob in blobs:
@@ -226,10 +227,7 @@ class Executions:
             ),
             ms.now,
         )
-        new_ms.begin(ms.now)
-        new_ms.retention_ns = ms.retention_ns
-        new_ms.state.version = prev.version
-        version_history.ensure(new_ms.state)
+        self.prepare(new_ms, ms.now)
         points = reset_points.roll_over(prev.auto_reset_points, prev.run_id, ms.now, ms.retention_ns)
         if points.points:
             attrs.prev_auto_reset_points.CopyFrom(points)
