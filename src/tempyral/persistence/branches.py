@@ -68,27 +68,34 @@ def ranges(branch: HistoryBranch, first_event_id: int, next_event_id: int) -> li
     return out
 
 
-def current_branch_id(state: ExecutionState) -> str:
-    """The id of `current_branch(state)`, without copying the branch (every commit asks)."""
+def _current_branch(state: ExecutionState) -> HistoryBranch | None:
+    """The branch of the run's current version history, as stored; None when the state has no version histories
+    (states written before they existed)."""
     histories = state.version_histories.histories
     if not histories:
-        return state.run_id
-    return histories[state.version_histories.current_index].branch.branch_id or state.run_id
+        return None
+    index = state.version_histories.current_index
+    if not 0 <= index < len(histories):
+        raise ValueError(f"run {state.run_id}: current version history {index} of {len(histories)} does not exist")
+    return histories[index].branch
+
+
+def current_branch_id(state: ExecutionState) -> str:
+    """The id of `current_branch(state)`, without copying the branch (every commit asks)."""
+    stored = _current_branch(state)
+    # a version history written without its branch is on the first one
+    return own_branch_id(state.run_id, stored.branch_id if stored is not None else "")
 
 
 def current_branch(state: ExecutionState) -> HistoryBranch:
     """The branch the run's reads and new events use: that of its current version history, or the run's first
-    branch when the state has none (states written before version histories existed)."""
-    histories = state.version_histories.histories
-    if not histories:
+    branch when the state has none."""
+    stored = _current_branch(state)
+    if stored is None:
         return first_branch(state.run_id)
-    index = state.version_histories.current_index
-    if not 0 <= index < len(histories):
-        raise ValueError(f"run {state.run_id}: current version history {index} of {len(histories)} does not exist")
     branch = HistoryBranch()
-    branch.CopyFrom(histories[index].branch)
-    if not branch.branch_id:
-        branch.branch_id = state.run_id  # a version history written without its branch: the first one
+    branch.CopyFrom(stored)
+    branch.branch_id = current_branch_id(state)
     return branch
 
 
