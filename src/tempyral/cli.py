@@ -11,6 +11,7 @@ import sys
 from temporalio.api.enums.v1 import IndexedValueType
 
 from tempyral import SERVER_VERSION, __version__
+from tempyral.cluster.metadata import ClusterIdentity
 from tempyral.common.errors import StartupError
 from tempyral.config import NexusLimits, ServerConfig
 from tempyral.frontend.admission import AdmissionLimits
@@ -113,9 +114,40 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PRAGMA=VALUE",
         help="SQLite pragma for every connection, as the reference's start-dev (repeatable)",
     )
+    _add_cluster_options(dev)
     _add_nexus_options(dev)
     _add_admission_options(dev)
     return parser
+
+
+REDIRECTION_POLICIES = ("noop", "selected-apis-forwarding", "all-apis-forwarding")
+
+
+def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "Cluster", "global namespaces over several clusters; stored in the database on first start"
+    )
+    group.add_argument("--cluster-name", default=None, help="this cluster's name (default active)")
+    group.add_argument(
+        "--initial-failover-version",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the failover versions this cluster owns are N modulo the increment (default 1)",
+    )
+    group.add_argument(
+        "--failover-version-increment",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the same on every connected cluster (default 10)",
+    )
+    group.add_argument(
+        "--dc-redirection-policy",
+        default="noop",
+        choices=REDIRECTION_POLICIES,
+        help="which calls a standby cluster forwards to the namespace's active cluster (default noop)",
+    )
 
 
 def _add_admission_options(parser: argparse.ArgumentParser) -> None:
@@ -242,6 +274,8 @@ def main(argv: list[str] | None = None) -> None:
         nexus=nexus_limits(args),
         callback_allowed_addresses=args.callback_allowed_address,
         admission=AdmissionLimits(args.max_inflight_requests, args.max_inflight_mb * 1024 * 1024),
+        cluster=ClusterIdentity(args.cluster_name, args.initial_failover_version, args.failover_version_increment),
+        dc_redirection_policy=args.dc_redirection_policy,
     )
     try:
         asyncio.run(_serve(config))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tempyral.cluster.metadata import ClusterIdentity
 from tempyral.frontend.admission import AdmissionLimits
 from tempyral.nexus.addresses import AddressRule
 
@@ -45,7 +46,11 @@ class ServerConfig:
     sqlite_synchronous: str = "NORMAL"
     # More PRAGMA settings for every SQLite connection (--sqlite-pragma NAME=VALUE, as the reference's start-dev).
     sqlite_pragmas: dict[str, str] = field(default_factory=dict)
-    cluster_name: str = "active"
+    # Who this cluster is: name, initial failover version, version increment (None each: the database's, or
+    # the reference dev server's "active", 1 and 10 on a new database).
+    cluster: ClusterIdentity = field(default_factory=ClusterIdentity)
+    # Which calls on a standby cluster go to the namespace's active cluster (the reference's dcRedirectionPolicy).
+    dc_redirection_policy: str = "noop"
     # The Nexus HTTP API: None = gRPC port + 10 (as the reference's 7243 for 7233), 0 = any free port.
     http_port: int | None = None
     # The Web UI: None = gRPC port + 1000 (as the reference's 8233 for 7233), 0 = any free port; off when headless.

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import uuid
 
 import grpc
 from aiohttp import web
 from temporalio.api.operatorservice.v1 import service_pb2 as operator_service_pb
 from temporalio.api.workflowservice.v1 import service_pb2 as workflow_service_pb
 
+from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.common.bind import bind, bound_addresses, check_free, host_port, local_host, warn_if_exposed
 from tempyral.common.errors import StartupError
 from tempyral.common.limits import (
@@ -56,7 +56,8 @@ class Server:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.store = SqliteStore(config.db_filename, config.sqlite_synchronous, config.sqlite_pragmas)
-        self.namespaces = NamespaceRegistry(self.store, config.cluster_name)
+        self.clusters = ClusterMetadata(self.store)
+        self.namespaces = NamespaceRegistry(self.store, self.clusters)
         # Where completion callbacks and external endpoints may point; checked on request and before each call.
         self.outbound_addresses = OutboundAddresses(config.callback_allowed_addresses)
         self.endpoints = EndpointRegistry(self.store, self.namespaces, self.outbound_addresses)
@@ -155,7 +156,7 @@ class Server:
                 f"database {cfg.db_filename} has {shards} history shards, and their number cannot change: "
                 f"start with --shards {shards}"
             )
-        cluster_id = await self.store.get_or_set_metadata("cluster_id", str(uuid.uuid4()))
+        await self.clusters.load(cfg.cluster, cfg.num_shards, cfg.db_filename or "in-memory")
         await self.namespaces.load()
         for name in ["default", *cfg.namespaces]:
             await self.namespaces.ensure(name)
@@ -170,8 +171,7 @@ class Server:
             self.engine,
             self.namespaces,
             Visibility(self.store),
-            cfg.cluster_name,
-            cluster_id,
+            self.clusters,
             "sqlite",
             self.nexus_dispatcher,
             self.outbound_addresses,

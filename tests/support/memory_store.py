@@ -93,6 +93,7 @@ class MemoryStore:
         self.namespaces: dict[str, tuple[str, bytes]] = {}  # id -> (name, data), in insertion order
         self.shards: dict[int, tuple[int, str]] = {}  # shard id -> (range id, owner)
         self.endpoints: dict[str, Endpoint] = {}
+        self.clusters: dict[str, bytes] = {}
         self.tables = _Tables()
         # Every transaction that committed, in order (tests inspect what one change wrote).
         self.committed: list[Transaction] = []
@@ -108,6 +109,21 @@ class MemoryStore:
 
     async def get_or_set_metadata(self, key: str, default: str) -> str:
         return self.metadata.setdefault(key, default)
+
+    async def set_metadata(self, key: str, value: str) -> None:
+        self.metadata[key] = value
+
+    async def get_metadata(self, key: str) -> str | None:
+        return self.metadata.get(key)
+
+    async def load_clusters(self) -> list[bytes]:
+        return [self.clusters[name] for name in sorted(self.clusters)]
+
+    async def save_cluster(self, name: str, data: bytes) -> None:
+        self.clusters[name] = data
+
+    async def delete_cluster(self, name: str) -> bool:
+        return self.clusters.pop(name, None) is not None
 
     # ------------------------------------------------------------------ fault injection
     def fail_next_commit(self, error: BaseException | None = None) -> None:
@@ -242,6 +258,17 @@ class MemoryStore:
         await asyncio.sleep(0)
         for category, task_id in keys:
             self.tables.tasks.pop((shard_id, category, task_id), None)
+
+    async def read_tasks(self, shard_id: int, category: int, after_task_id: int, limit: int) -> list[tuple[int, bytes]]:
+        rows = await self.load_tasks(shard_id, category)
+        return [row for row in rows if row[0] > after_task_id][:limit]
+
+    async def delete_tasks_through(self, shard_id: int, category: int, task_id: int) -> int:
+        await asyncio.sleep(0)
+        keys = [k for k in self.tables.tasks if k[0] == shard_id and k[1] == category and k[2] <= task_id]
+        for key in keys:
+            del self.tables.tasks[key]
+        return len(keys)
 
     # ------------------------------------------------------------------ namespaces
     async def load_namespaces(self) -> list[bytes]:

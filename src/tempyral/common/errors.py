@@ -133,3 +133,21 @@ class StartupError(Exception):
 class StorageUnavailable(Unavailable):
     """The database cannot take writes now (its disk is full, an I/O error): retry later. The reference answers
     persistence failures with UNAVAILABLE too."""
+
+
+class NamespaceNotActive(ServiceError):
+    """A write reached a cluster where the global namespace is standby (the reference's text and detail)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+    def __init__(self, namespace: str, current_cluster: str, active_cluster: str) -> None:
+        super().__init__(
+            f"Namespace: {namespace} is active in cluster: {active_cluster}, "
+            f"while current cluster {current_cluster} is a standby cluster.",
+            errordetails.NamespaceNotActiveFailure(
+                namespace=namespace, current_cluster=current_cluster, active_cluster=active_cluster
+            ),
+        )
+        self.namespace = namespace
+        self.current_cluster = current_cluster
+        self.active_cluster = active_cluster

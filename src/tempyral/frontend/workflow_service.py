@@ -19,6 +19,7 @@ from temporalio.api.namespace.v1 import message_pb2 as namespace_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral import SERVER_VERSION
+from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.common.clock import timestamp
 from tempyral.common.errors import InvalidArgument, PermissionDenied
 from tempyral.common.limits import (
@@ -105,8 +106,7 @@ class WorkflowService:
         engine: HistoryEngine,
         namespaces: NamespaceRegistry,
         visibility: Visibility,
-        cluster_name: str,
-        cluster_id: str,
+        clusters: ClusterMetadata,
         persistence_store: str,
         nexus_dispatcher: NexusDispatcher | None = None,
         addresses: OutboundAddresses | None = None,
@@ -117,8 +117,7 @@ class WorkflowService:
         self.nexus_dispatcher = nexus_dispatcher or NexusDispatcher(engine.matching)
         self.namespaces = namespaces
         self.visibility = visibility
-        self.cluster_name = cluster_name
-        self.cluster_id = cluster_id
+        self.clusters = clusters
         self.persistence_store = persistence_store
 
     # ------------------------------------------------------------------ cluster
@@ -178,13 +177,13 @@ class WorkflowService:
                 "temporal-ui": "<3.0.0",
             },
             server_version=SERVER_VERSION,
-            cluster_id=self.cluster_id,
-            cluster_name=self.cluster_name,
+            cluster_id=self.clusters.current.cluster_id,
+            cluster_name=self.clusters.name,
             history_shard_count=len(self.engine.shards),
             persistence_store=self.persistence_store,
             visibility_store=self.persistence_store,
-            initial_failover_version=1,
-            failover_version_increment=10,
+            initial_failover_version=self.clusters.current.initial_failover_version,
+            failover_version_increment=self.clusters.increment,
         )
 
     async def get_search_attributes(
@@ -253,7 +252,7 @@ class WorkflowService:
             self._update_config(record.config, req.config)
         if req.HasField("replication_config") and req.replication_config.active_cluster_name not in (
             "",
-            self.cluster_name,
+            self.clusters.name,
         ):
             raise InvalidArgument(f"Active cluster {req.replication_config.active_cluster_name} is not known.")
         ns = await self.namespaces.save(record)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from google.protobuf.duration_pb2 import Duration
@@ -12,10 +13,17 @@ from temporalio.api.enums.v1 import namespace_pb2 as ns_enums
 from temporalio.api.namespace.v1 import message_pb2 as namespace_pb
 from temporalio.api.replication.v1 import message_pb2 as replication_pb
 
+from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.common import ids
 from tempyral.common.clock import duration_ns
 from tempyral.common.durations import InvalidDuration, validate_and_cap
-from tempyral.common.errors import AlreadyExists, InvalidArgument, NamespaceAlreadyExists, NamespaceNotFound
+from tempyral.common.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    NamespaceAlreadyExists,
+    NamespaceNotActive,
+    NamespaceNotFound,
+)
 from tempyral.persistence.store import Store
 from tempyral.proto.internal_pb2 import NamespaceRecord
 
@@ -48,22 +56,97 @@ class Namespace:
         """The version new events of this namespace carry: 0 for a local namespace, as on the reference."""
         return self.record.failover_version if self.record.is_global_namespace else 0
 
+    @property
+    def is_global(self) -> bool:
+        return self.record.is_global_namespace
+
+    @property
+    def active_cluster(self) -> str:
+        return self.record.replication_config.active_cluster_name
+
+    @property
+    def clusters(self) -> list[str]:
+        return [c.cluster_name for c in self.record.replication_config.clusters]
+
+    @property
+    def replicated(self) -> bool:
+        """Whether its changes go to other clusters: a global namespace on more than one (the reference's rule)."""
+        return self.record.is_global_namespace and len(self.record.replication_config.clusters) > 1
+
+
+# Called after a namespace record changed here (created, updated, or replicated from another cluster):
+# (the record before, or None for a new namespace; the record after).
+NamespaceListener = Callable[[Namespace | None, Namespace], None]
+
 
 class NamespaceRegistry:
-    def __init__(self, store: Store, cluster_name: str) -> None:
+    def __init__(self, store: Store, clusters: ClusterMetadata | str) -> None:
         self._store = store
-        self._cluster_name = cluster_name
+        if isinstance(clusters, str):
+            name, clusters = clusters, ClusterMetadata(store)
+            clusters.current.cluster_name = name
+        self.clusters = clusters
         self._by_name: dict[str, Namespace] = {}
         self._by_id: dict[str, Namespace] = {}
         self._lock = asyncio.Lock()
+        # The highest notification version of any record: every change here takes the next one, so other
+        # clusters can ask for what changed since the last version they saw.
+        self._notification_version = 0
+        self.listeners: list[NamespaceListener] = []
+        self._changed = asyncio.Event()
+
+    @property
+    def _cluster_name(self) -> str:
+        return self.clusters.name
+
+    @property
+    def cluster_name(self) -> str:
+        return self.clusters.name
 
     async def load(self) -> None:
         for blob in await self._store.load_namespaces():
             self._cache(Namespace(NamespaceRecord.FromString(blob)))
 
     def _cache(self, ns: Namespace) -> None:
+        previous = self._by_id.get(ns.id)
+        if previous is not None and previous.name != ns.name:
+            self._by_name.pop(previous.name, None)
         self._by_name[ns.name] = ns
         self._by_id[ns.id] = ns
+        self._notification_version = max(self._notification_version, ns.record.notification_version)
+
+    def _notify(self, previous: Namespace | None, ns: Namespace) -> None:
+        for listener in self.listeners:
+            listener(previous, ns)
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    # ------------------------------------------------------------------ active and standby
+    def is_active(self, ns: Namespace) -> bool:
+        """Whether this cluster takes writes for `ns`: always for a local namespace."""
+        return not ns.is_global or ns.active_cluster == self.clusters.name
+
+    def check_active(self, ns: Namespace) -> None:
+        """Refuse a write on a standby cluster, as the reference does."""
+        if not self.is_active(ns):
+            raise NamespaceNotActive(ns.name, self.clusters.name, ns.active_cluster)
+
+    async def wait_changed(self, timeout: float) -> bool:
+        """Wait until some namespace changes here, at most `timeout` seconds; whether one did."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self._changed.wait()), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def changed_since(self, notification_version: int) -> list[NamespaceRecord]:
+        """Records changed after `notification_version`, oldest change first."""
+        records = [ns.record for ns in self._by_id.values() if ns.record.notification_version > notification_version]
+        return sorted(records, key=lambda r: r.notification_version)
+
+    @property
+    def notification_version(self) -> int:
+        return self._notification_version
 
     def get(self, name: str) -> Namespace:
         ns = self._by_name.get(name)
@@ -123,6 +206,8 @@ class NamespaceRegistry:
         async with self._lock:
             if name in self._by_name:
                 raise NamespaceAlreadyExists(name)
+            self._notification_version += 1
+            record.notification_version = self._notification_version
             try:
                 await self._store.insert_namespace(record.info.id, name, record.SerializeToString())
             except AlreadyExists as err:
@@ -130,7 +215,8 @@ class NamespaceRegistry:
             ns = Namespace(record)
             self._cache(ns)
             log.info("registered namespace %s (%s)", name, record.info.id)
-            return ns
+        self._notify(None, ns)
+        return ns
 
     async def ensure(self, name: str, retention: Duration | None = None) -> Namespace:
         if name in self._by_name:
@@ -140,11 +226,60 @@ class NamespaceRegistry:
     async def save(self, record: NamespaceRecord) -> Namespace:
         """Persist a changed record (update, search attributes) and swap it into the cache."""
         async with self._lock:
-            record.notification_version += 1
+            previous = self._by_id.get(record.info.id)
+            self._notification_version += 1
+            record.notification_version = self._notification_version
             await self._store.update_namespace(record.info.id, record.SerializeToString())
             ns = Namespace(record)
             self._cache(ns)
-            return ns
+        if previous is not None:
+            self._notify(previous, ns)
+        return ns
+
+    async def apply_replicated(self, incoming: NamespaceRecord) -> bool:
+        """Take a record another cluster sent: a new namespace is created with its id; a known one takes the
+        configuration if its config version is higher, and the active cluster if its failover version is higher
+        (two last-writer-wins dimensions, as the reference). Whether anything changed."""
+        existing = self._by_id.get(incoming.info.id)
+        if existing is None:
+            clash = self._by_name.get(incoming.info.name)
+            if clash is not None:
+                log.error(
+                    "namespace replication: %s arrived with id %s, but this cluster has that name with id %s",
+                    incoming.info.name,
+                    incoming.info.id,
+                    clash.id,
+                )
+                return False
+            record = NamespaceRecord()
+            record.CopyFrom(incoming)
+            record.is_global_namespace = True
+            await self.create(record)
+            return True
+        record = NamespaceRecord()
+        record.CopyFrom(existing.record)
+        changed = False
+        if incoming.config_version > record.config_version:
+            record.info.CopyFrom(incoming.info)
+            record.config.CopyFrom(incoming.config)
+            del record.replication_config.clusters[:]
+            record.replication_config.clusters.extend(incoming.replication_config.clusters)
+            record.search_attributes.clear()
+            record.search_attributes.update(incoming.search_attributes)
+            record.config_version = incoming.config_version
+            changed = True
+        if incoming.failover_version > record.failover_version:
+            record.replication_config.active_cluster_name = incoming.replication_config.active_cluster_name
+            record.replication_config.state = incoming.replication_config.state
+            record.failover_version = incoming.failover_version
+            del record.failover_history[:]
+            record.failover_history.extend(incoming.failover_history)
+            record.failover_notification_version = self._notification_version + 1
+            changed = True
+        if changed:
+            record.is_global_namespace = True
+            await self.save(record)
+        return changed
 
 
 def validate_name(name: str) -> None:

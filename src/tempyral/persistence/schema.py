@@ -110,6 +110,13 @@ MIGRATIONS: list[list[str | CopyRows]] = [
         "DROP TABLE history",
         "ALTER TABLE history_v3 RENAME TO history",
     ],
+    [
+        # Cluster metadata: the current cluster's row and one per connected remote cluster (a serialized
+        # ClusterMetadataRecord, tempyral/proto/replication.proto).
+        """CREATE TABLE clusters (
+            name TEXT PRIMARY KEY,
+            data BLOB NOT NULL)""",
+    ],
 ]
 
 VISIBILITY_COLUMNS = (

@@ -357,6 +357,25 @@ class SqliteStore:
 
         await self._write(op)
 
+    async def read_tasks(self, shard_id: int, category: int, after_task_id: int, limit: int) -> list[tuple[int, bytes]]:
+        def op(conn: sqlite3.Connection) -> list[tuple[int, bytes]]:
+            rows = conn.execute(
+                "SELECT task_id, data FROM tasks WHERE shard_id=? AND category=? AND task_id>? "
+                "ORDER BY task_id LIMIT ?",
+                (shard_id, category, after_task_id, limit),
+            ).fetchall()
+            return [(r[0], r[1]) for r in rows]
+
+        return await self._read(op)
+
+    async def delete_tasks_through(self, shard_id: int, category: int, task_id: int) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "DELETE FROM tasks WHERE shard_id=? AND category=? AND task_id<=?", (shard_id, category, task_id)
+            ).rowcount
+
+        return await self._write(op)
+
     # ------------------------------------------------------------------ metadata
     async def get_or_set_metadata(self, key: str, default: str) -> str:
         """The stored value of `key`, storing `default` first if there is none."""
@@ -366,6 +385,36 @@ class SqliteStore:
             return str(conn.execute("SELECT value FROM metadata WHERE key=?", (key,)).fetchone()[0])
 
         return await self._write(op)
+
+    async def set_metadata(self, key: str, value: str) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO metadata (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value=excluded.value",
+                (key, value),
+            )
+        )
+
+    async def get_metadata(self, key: str) -> str | None:
+        def op(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT value FROM metadata WHERE key=?", (key,)).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._read(op)
+
+    # ------------------------------------------------------------------ clusters
+    async def load_clusters(self) -> list[bytes]:
+        return await self._read(lambda conn: [r[0] for r in conn.execute("SELECT data FROM clusters ORDER BY name")])
+
+    async def save_cluster(self, name: str, data: bytes) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO clusters (name, data) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET data=excluded.data",
+                (name, data),
+            )
+        )
+
+    async def delete_cluster(self, name: str) -> bool:
+        return await self._write(lambda conn: conn.execute("DELETE FROM clusters WHERE name=?", (name,)).rowcount == 1)
 
     # ------------------------------------------------------------------ namespaces
     async def load_namespaces(self) -> list[bytes]:

@@ -24,6 +24,7 @@ class TaskCategory(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_CATEGORY_UNSPECIFIED: _ClassVar[TaskCategory]
     TASK_CATEGORY_TRANSFER: _ClassVar[TaskCategory]
     TASK_CATEGORY_TIMER: _ClassVar[TaskCategory]
+    TASK_CATEGORY_REPLICATION: _ClassVar[TaskCategory]
 
 class TaskType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -49,9 +50,12 @@ class TaskType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_TYPE_NEXUS_TIMEOUT: _ClassVar[TaskType]
     TASK_TYPE_NEXUS_CANCEL_BACKOFF: _ClassVar[TaskType]
     TASK_TYPE_CALLBACK_BACKOFF: _ClassVar[TaskType]
+    TASK_TYPE_REPLICATE_HISTORY: _ClassVar[TaskType]
+    TASK_TYPE_REPLICATE_ACTIVITY: _ClassVar[TaskType]
 TASK_CATEGORY_UNSPECIFIED: TaskCategory
 TASK_CATEGORY_TRANSFER: TaskCategory
 TASK_CATEGORY_TIMER: TaskCategory
+TASK_CATEGORY_REPLICATION: TaskCategory
 TASK_TYPE_UNSPECIFIED: TaskType
 TASK_TYPE_DISPATCH_WORKFLOW_TASK: TaskType
 TASK_TYPE_DISPATCH_ACTIVITY_TASK: TaskType
@@ -74,6 +78,8 @@ TASK_TYPE_NEXUS_BACKOFF: TaskType
 TASK_TYPE_NEXUS_TIMEOUT: TaskType
 TASK_TYPE_NEXUS_CANCEL_BACKOFF: TaskType
 TASK_TYPE_CALLBACK_BACKOFF: TaskType
+TASK_TYPE_REPLICATE_HISTORY: TaskType
+TASK_TYPE_REPLICATE_ACTIVITY: TaskType
 
 class VersionHistoryItem(_message.Message):
     __slots__ = ("event_id", "version")
@@ -493,7 +499,7 @@ class ExecutionState(_message.Message):
     def __init__(self, namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., start: _Optional[_Union[_message_pb2_1_1.WorkflowExecutionStartedEventAttributes, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., close_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[int] = ..., next_event_id: _Optional[int] = ..., last_completed_wft_started_event_id: _Optional[int] = ..., db_version: _Optional[int] = ..., start_request_id: _Optional[str] = ..., sticky_task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1.TaskQueue, _Mapping]] = ..., sticky_schedule_to_start_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., workflow_task: _Optional[_Union[WorkflowTaskInfo, _Mapping]] = ..., activities: _Optional[_Mapping[int, ActivityInfo]] = ..., timers: _Optional[_Mapping[str, TimerInfo]] = ..., buffered_events: _Optional[_Iterable[_Union[_message_pb2_1_1.HistoryEvent, _Mapping]]] = ..., cancel_requested: _Optional[bool] = ..., cancel_request_id: _Optional[str] = ..., search_attributes: _Optional[_Union[_message_pb2.SearchAttributes, _Mapping]] = ..., memo: _Optional[_Union[_message_pb2.Memo, _Mapping]] = ..., completion_event_id: _Optional[int] = ..., new_execution_run_id: _Optional[str] = ..., history_size_bytes: _Optional[int] = ..., signal_request_ids: _Optional[_Iterable[str]] = ..., signal_count: _Optional[int] = ..., last_event_task_id: _Optional[int] = ..., version: _Optional[int] = ..., activity_count: _Optional[int] = ..., last_workflow_task_completed_event_id: _Optional[int] = ..., start_request_ids: _Optional[_Iterable[str]] = ..., header: _Optional[_Union[_message_pb2.Header, _Mapping]] = ..., user_metadata: _Optional[_Union[_user_metadata_pb2.UserMetadata, _Mapping]] = ..., children: _Optional[_Mapping[int, ChildInfo]] = ..., external_signals: _Optional[_Mapping[int, ExternalRequestInfo]] = ..., external_cancels: _Optional[_Mapping[int, ExternalRequestInfo]] = ..., updates: _Optional[_Mapping[str, UpdateInfo]] = ..., reset_run_id: _Optional[str] = ..., speculative_workflow_task: _Optional[bool] = ..., auto_reset_points: _Optional[_Union[_message_pb2_1_1_1_1_1_1.ResetPoints, _Mapping]] = ..., nexus_operations: _Optional[_Mapping[int, NexusOperationInfo]] = ..., callbacks: _Optional[_Iterable[_Union[CallbackState, _Mapping]]] = ..., version_histories: _Optional[_Union[VersionHistories, _Mapping]] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("type", "category", "task_id", "shard_id", "visibility_time", "namespace_id", "workflow_id", "run_id", "event_id", "attempt", "stamp", "timeout_type", "task_queue", "timer_id", "version", "callback_index")
+    __slots__ = ("type", "category", "task_id", "shard_id", "visibility_time", "namespace_id", "workflow_id", "run_id", "event_id", "attempt", "stamp", "timeout_type", "task_queue", "timer_id", "version", "callback_index", "next_event_id")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
@@ -510,6 +516,7 @@ class Task(_message.Message):
     TIMER_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CALLBACK_INDEX_FIELD_NUMBER: _ClassVar[int]
+    NEXT_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     type: TaskType
     category: TaskCategory
     task_id: int
@@ -526,7 +533,8 @@ class Task(_message.Message):
     timer_id: str
     version: int
     callback_index: int
-    def __init__(self, type: _Optional[_Union[TaskType, str]] = ..., category: _Optional[_Union[TaskCategory, str]] = ..., task_id: _Optional[int] = ..., shard_id: _Optional[int] = ..., visibility_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., event_id: _Optional[int] = ..., attempt: _Optional[int] = ..., stamp: _Optional[int] = ..., timeout_type: _Optional[int] = ..., task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1.TaskQueue, _Mapping]] = ..., timer_id: _Optional[str] = ..., version: _Optional[int] = ..., callback_index: _Optional[int] = ...) -> None: ...
+    next_event_id: int
+    def __init__(self, type: _Optional[_Union[TaskType, str]] = ..., category: _Optional[_Union[TaskCategory, str]] = ..., task_id: _Optional[int] = ..., shard_id: _Optional[int] = ..., visibility_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., event_id: _Optional[int] = ..., attempt: _Optional[int] = ..., stamp: _Optional[int] = ..., timeout_type: _Optional[int] = ..., task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1.TaskQueue, _Mapping]] = ..., timer_id: _Optional[str] = ..., version: _Optional[int] = ..., callback_index: _Optional[int] = ..., next_event_id: _Optional[int] = ...) -> None: ...
 
 class TaskToken(_message.Message):
     __slots__ = ("namespace_id", "workflow_id", "run_id", "scheduled_event_id", "attempt", "activity_id", "started_event_id", "query_id", "stamp", "activity_type")
@@ -553,7 +561,7 @@ class TaskToken(_message.Message):
     def __init__(self, namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., scheduled_event_id: _Optional[int] = ..., attempt: _Optional[int] = ..., activity_id: _Optional[str] = ..., started_event_id: _Optional[int] = ..., query_id: _Optional[str] = ..., stamp: _Optional[int] = ..., activity_type: _Optional[str] = ...) -> None: ...
 
 class NamespaceRecord(_message.Message):
-    __slots__ = ("info", "config", "replication_config", "failover_version", "is_global_namespace", "notification_version", "search_attributes")
+    __slots__ = ("info", "config", "replication_config", "failover_version", "is_global_namespace", "notification_version", "search_attributes", "config_version", "failover_history", "failover_notification_version")
     class SearchAttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -568,6 +576,9 @@ class NamespaceRecord(_message.Message):
     IS_GLOBAL_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_VERSION_FIELD_NUMBER: _ClassVar[int]
     SEARCH_ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FAILOVER_HISTORY_FIELD_NUMBER: _ClassVar[int]
+    FAILOVER_NOTIFICATION_VERSION_FIELD_NUMBER: _ClassVar[int]
     info: _message_pb2_1_1_1.NamespaceInfo
     config: _message_pb2_1_1_1.NamespaceConfig
     replication_config: _message_pb2_1_1_1_1.NamespaceReplicationConfig
@@ -575,7 +586,10 @@ class NamespaceRecord(_message.Message):
     is_global_namespace: bool
     notification_version: int
     search_attributes: _containers.ScalarMap[str, int]
-    def __init__(self, info: _Optional[_Union[_message_pb2_1_1_1.NamespaceInfo, _Mapping]] = ..., config: _Optional[_Union[_message_pb2_1_1_1.NamespaceConfig, _Mapping]] = ..., replication_config: _Optional[_Union[_message_pb2_1_1_1_1.NamespaceReplicationConfig, _Mapping]] = ..., failover_version: _Optional[int] = ..., is_global_namespace: _Optional[bool] = ..., notification_version: _Optional[int] = ..., search_attributes: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    config_version: int
+    failover_history: _containers.RepeatedCompositeFieldContainer[_message_pb2_1_1_1_1.FailoverStatus]
+    failover_notification_version: int
+    def __init__(self, info: _Optional[_Union[_message_pb2_1_1_1.NamespaceInfo, _Mapping]] = ..., config: _Optional[_Union[_message_pb2_1_1_1.NamespaceConfig, _Mapping]] = ..., replication_config: _Optional[_Union[_message_pb2_1_1_1_1.NamespaceReplicationConfig, _Mapping]] = ..., failover_version: _Optional[int] = ..., is_global_namespace: _Optional[bool] = ..., notification_version: _Optional[int] = ..., search_attributes: _Optional[_Mapping[str, int]] = ..., config_version: _Optional[int] = ..., failover_history: _Optional[_Iterable[_Union[_message_pb2_1_1_1_1.FailoverStatus, _Mapping]]] = ..., failover_notification_version: _Optional[int] = ...) -> None: ...
 
 class HistoryPageToken(_message.Message):
     __slots__ = ("run_id", "next_event_id", "end_event_id", "transient_events", "seen_next_event_id")

@@ -1,0 +1,1 @@
+"""Several tempyral clusters: their metadata, the namespaces and histories replicated between them."""
