@@ -12,6 +12,9 @@ from temporalio.api.operatorservice.v1 import service_pb2 as operator_service_pb
 from temporalio.api.workflowservice.v1 import service_pb2 as workflow_service_pb
 
 from tempyral.cluster.metadata import ClusterMetadata
+from tempyral.cluster.namespace_replication import NamespaceReplicator
+from tempyral.cluster.peers import Peers
+from tempyral.cluster.service import ReplicationService, replication_handler
 from tempyral.common.bind import bind, bound_addresses, check_free, host_port, local_host, warn_if_exposed
 from tempyral.common.errors import StartupError
 from tempyral.common.limits import (
@@ -58,6 +61,11 @@ class Server:
         self.store = SqliteStore(config.db_filename, config.sqlite_synchronous, config.sqlite_pragmas)
         self.clusters = ClusterMetadata(self.store)
         self.namespaces = NamespaceRegistry(self.store, self.clusters)
+        # Several clusters: channels to the connected ones, the internal service they call here, and the pull of
+        # global namespace records from them.
+        self.peers = Peers(self.clusters)
+        self.replication_service = ReplicationService(self.clusters, self.namespaces)
+        self.namespace_replicator = NamespaceReplicator(self.clusters, self.namespaces, self.peers)
         # Where completion callbacks and external endpoints may point; checked on request and before each call.
         self.outbound_addresses = OutboundAddresses(config.callback_allowed_addresses)
         self.endpoints = EndpointRegistry(self.store, self.namespaces, self.outbound_addresses)
@@ -188,6 +196,13 @@ class Server:
         await self._start_http()
         await self._start_ui()
         await self._grpc_server(workflow_service, operator_service).start()
+        # Where other clusters call this one: addresses to dial, never a wildcard.
+        own_host = local_host(cfg.ip)
+        await self.clusters.set_addresses(
+            host_port(own_host, int(self.address.rsplit(":", 1)[1])),
+            self.outbound_addresses.own_base_url.removeprefix("http://"),
+        )
+        self.namespace_replicator.start()
         self._serving = True
         log.info("tempyral listening on %s (database: %s)", self.address, cfg.db_filename or "in-memory")
         warn_if_exposed("The gRPC API", [cfg.ip], self.address)
@@ -214,6 +229,7 @@ class Server:
             (
                 generic_handler(WORKFLOW_SERVICE, workflow_service, self.admission),
                 generic_handler(OPERATOR_SERVICE, operator_service, self.admission),
+                replication_handler(self.replication_service),
                 health_handler(),
             )
         )
@@ -271,9 +287,11 @@ class Server:
         if self._http is not None:
             await self._http.cleanup()
             self._http = None
+        await self.namespace_replicator.stop()
         if self._grpc is not None:
             await self._grpc.stop(grace)
             self._grpc = None
+        await self.peers.close()
         await self.engine.stop()
         await self.nexus_http_client.close()
         await self.store.close()

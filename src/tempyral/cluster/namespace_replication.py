@@ -1,0 +1,100 @@
+"""Namespace replication, pulled: every connected remote cluster is asked about twice a second for the
+global namespace records changed since the last answer, and each is applied last-writer-wins
+(NamespaceRegistry.apply_replicated). The reference pulls its namespace queue about once a second.
+
+A restart asks again from the beginning: applying a record twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+import grpc
+
+from tempyral.cluster.client import peer_error
+from tempyral.cluster.metadata import ClusterMetadata
+from tempyral.cluster.peers import Peers
+from tempyral.common.logs import ThrottledLog
+from tempyral.namespace.registry import NamespaceRegistry
+
+log = logging.getLogger(__name__)
+PULL_INTERVAL_S = 0.5
+PULL_JITTER = 0.2
+
+
+class NamespaceReplicator:
+    def __init__(self, clusters: ClusterMetadata, namespaces: NamespaceRegistry, peers: Peers) -> None:
+        self.clusters = clusters
+        self.namespaces = namespaces
+        self.peers = peers
+        self._seen: dict[str, int] = {}  # remote cluster -> the last notification version it answered with
+        self._loops: dict[str, asyncio.Task[None]] = {}
+        self._failures = ThrottledLog(log)
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def start(self) -> None:
+        self.clusters.listeners.append(self._follow)
+        self._follow()
+
+    def _follow(self) -> None:
+        """One pull loop per connected remote cluster; none for a removed or disabled one."""
+        wanted = {r.cluster_name for r in self.clusters.remotes() if r.is_connection_enabled}
+        for name in list(self._loops):
+            if name not in wanted:
+                self._loops.pop(name).cancel()
+        for name in wanted - set(self._loops):
+            self._loops[name] = asyncio.get_running_loop().create_task(self._run(name), name=f"ns-replication-{name}")
+
+    async def stop(self) -> None:
+        loops, self._loops = list(self._loops.values()), {}
+        for loop in loops:
+            loop.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+
+    async def _run(self, remote: str) -> None:
+        while True:
+            try:
+                await self.pull(remote)
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AioRpcError as err:
+                self._failures.failure(f"namespace replication from cluster {remote} failed", peer_error(err))
+            except Exception as err:
+                self._failures.failure(f"namespace replication from cluster {remote} failed", err)
+            await asyncio.sleep(PULL_INTERVAL_S * random.uniform(1 - PULL_JITTER, 1 + PULL_JITTER))
+
+    async def pull(self, remote: str) -> int:
+        """Ask `remote` once for what changed; how many records changed something here."""
+        lock = self._locks.setdefault(remote, asyncio.Lock())
+        async with lock:
+            client = self.peers.client(remote)
+            if client is None or not self.clusters.connected(remote):
+                return 0
+            response = await client.namespace_messages(self.clusters.name, self._seen.get(remote, 0))
+            applied = 0
+            for record in response.namespaces:
+                if await self.namespaces.apply_replicated(record):
+                    applied += 1
+                    log.info(
+                        "namespace %s replicated from cluster %s (config version %d, failover version %d, active %s)",
+                        record.info.name,
+                        remote,
+                        record.config_version,
+                        record.failover_version,
+                        record.replication_config.active_cluster_name,
+                    )
+            self._seen[remote] = response.last_notification_version
+            return applied
+
+    async def pull_all(self) -> None:
+        """Ask every connected remote now (a replication task named a namespace not known here yet)."""
+        for record in self.clusters.remotes():
+            if record.is_connection_enabled:
+                try:
+                    await self.pull(record.cluster_name)
+                except grpc.aio.AioRpcError as err:
+                    self._failures.failure(
+                        f"namespace replication from cluster {record.cluster_name} failed", peer_error(err)
+                    )

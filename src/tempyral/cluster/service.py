@@ -1,0 +1,112 @@
+"""The internal ReplicationService other clusters call on this cluster's frontend port: describe this
+cluster, hand out changed namespace records, and stream a shard's replication tasks (cluster/sender.py)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
+
+import grpc
+
+from tempyral import SERVER_VERSION
+from tempyral.cluster.client import SERVICE
+from tempyral.cluster.metadata import ClusterMetadata
+from tempyral.common.errors import FailedPrecondition, ServiceError
+from tempyral.frontend.grpc_handlers import abort
+from tempyral.namespace.registry import NamespaceRegistry
+from tempyral.proto import replication_pb2 as rpb
+
+log = logging.getLogger(__name__)
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class HistorySource(Protocol):
+    """What the sending side of history replication serves (cluster/sender.py)."""
+
+    def stream(
+        self, requests: AsyncIterator[rpb.ReplicationStreamRequest], context: Context
+    ) -> AsyncIterator[rpb.ReplicationStreamResponse]: ...
+
+    async def history(self, request: rpb.GetReplicationHistoryRequest) -> rpb.GetReplicationHistoryResponse: ...
+
+
+class ReplicationService:
+    def __init__(self, clusters: ClusterMetadata, namespaces: NamespaceRegistry) -> None:
+        self.clusters = clusters
+        self.namespaces = namespaces
+        self.history_source: HistorySource | None = None
+
+    def check_connected(self, cluster_name: str) -> None:
+        """Only a cluster this one is connected to (and that connection enabled) gets its data."""
+        if not self.clusters.connected(cluster_name):
+            raise FailedPrecondition(f"cluster {cluster_name!r} is not connected to cluster {self.clusters.name!r}")
+
+    async def describe_cluster(
+        self, request: rpb.DescribeClusterRequest, context: Context
+    ) -> rpb.DescribeClusterResponse:
+        return rpb.DescribeClusterResponse(cluster=self.clusters.current, server_version=SERVER_VERSION)
+
+    async def get_namespace_replication_messages(
+        self, request: rpb.GetNamespaceReplicationMessagesRequest, context: Context
+    ) -> rpb.GetNamespaceReplicationMessagesResponse:
+        self.check_connected(request.cluster_name)
+        response = rpb.GetNamespaceReplicationMessagesResponse(
+            last_notification_version=self.namespaces.notification_version
+        )
+        for record in self.namespaces.changed_since(request.after_notification_version):
+            clusters = {c.cluster_name for c in record.replication_config.clusters}
+            # Global namespaces that list the puller; a HANDOVER state is this cluster's own business.
+            if record.is_global_namespace and request.cluster_name in clusters and len(clusters) > 1:
+                response.namespaces.append(record)
+        return response
+
+    async def get_replication_history(
+        self, request: rpb.GetReplicationHistoryRequest, context: Context
+    ) -> rpb.GetReplicationHistoryResponse:
+        self.check_connected(request.cluster_name)
+        if self.history_source is None:
+            raise FailedPrecondition("history replication is not running")
+        return await self.history_source.history(request)
+
+    async def stream_replication(
+        self, requests: AsyncIterator[rpb.ReplicationStreamRequest], context: Context
+    ) -> AsyncIterator[rpb.ReplicationStreamResponse]:
+        if self.history_source is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "history replication is not running")
+            return
+        async for response in self.history_source.stream(requests, context):
+            yield response
+
+
+def _unary(fn: Callable[[Any, Context], Awaitable[Any]]) -> Callable[[Any, Context], Awaitable[Any]]:
+    async def handler(request: Any, context: Context) -> Any:
+        try:
+            return await fn(request, context)
+        except ServiceError as err:
+            await abort(context, err)
+
+    return handler
+
+
+def replication_handler(service: ReplicationService) -> grpc.GenericRpcHandler[Any, Any]:
+    def unary(fn: Callable[[Any, Context], Awaitable[Any]], request: Any) -> Any:
+        return grpc.unary_unary_rpc_method_handler(
+            _unary(fn), request_deserializer=request.FromString, response_serializer=lambda m: m.SerializeToString()
+        )
+
+    return grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "DescribeCluster": unary(service.describe_cluster, rpb.DescribeClusterRequest),
+            "GetNamespaceReplicationMessages": unary(
+                service.get_namespace_replication_messages, rpb.GetNamespaceReplicationMessagesRequest
+            ),
+            "GetReplicationHistory": unary(service.get_replication_history, rpb.GetReplicationHistoryRequest),
+            "StreamReplication": grpc.stream_stream_rpc_method_handler(
+                service.stream_replication,
+                request_deserializer=rpb.ReplicationStreamRequest.FromString,
+                response_serializer=lambda m: m.SerializeToString(),
+            ),
+        },
+    )
