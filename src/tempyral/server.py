@@ -14,6 +14,8 @@ from temporalio.api.workflowservice.v1 import service_pb2 as workflow_service_pb
 from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.cluster.namespace_replication import NamespaceReplicator
 from tempyral.cluster.peers import Peers
+from tempyral.cluster.receiver import HistoryReceiver
+from tempyral.cluster.sender import HistorySender
 from tempyral.cluster.service import ReplicationService, replication_handler
 from tempyral.common.bind import bind, bound_addresses, check_free, host_port, local_host, warn_if_exposed
 from tempyral.common.errors import StartupError
@@ -31,6 +33,7 @@ from tempyral.frontend.http_gateway import HttpGateway
 from tempyral.frontend.operator_service import OperatorService
 from tempyral.frontend.workflow_service import WorkflowService
 from tempyral.history.engine import EngineConfig, HistoryEngine
+from tempyral.history.replication import ReplicationApplier
 from tempyral.matching.service import Matching
 from tempyral.namespace.registry import NamespaceRegistry
 from tempyral.nexus.addresses import OutboundAddresses
@@ -81,6 +84,17 @@ class Server:
                 max_pending_nexus_operations=config.nexus.max_pending_operations,
                 cache_bytes=config.history_cache_bytes,
             ),
+        )
+        # History replication: streams of this cluster's replication tasks to the others, and of theirs to here.
+        self.history_sender = HistorySender(self.engine.executions, self.store, self.namespaces, self.clusters)
+        self.replication_service.history_source = self.history_sender
+        self.engine.on_replication_tasks = self.history_sender.notify
+        self.history_receiver = HistoryReceiver(
+            self.clusters,
+            self.peers,
+            ReplicationApplier(self.engine.executions, self.namespaces),
+            self.store,
+            self.namespace_replicator,
         )
         self.nexus_dispatcher = NexusDispatcher(self.matching)
         self.nexus_machinery = Machinery(config.nexus)
@@ -184,7 +198,7 @@ class Server:
             self.nexus_dispatcher,
             self.outbound_addresses,
         )
-        operator_service = OperatorService(self.namespaces, self.endpoints)
+        operator_service = OperatorService(self.namespaces, self.endpoints, self.clusters)
         self.http_gateway = HttpGateway(
             [(WORKFLOW_SERVICE, workflow_service), (OPERATOR_SERVICE, operator_service)], self.admission
         )
@@ -193,6 +207,7 @@ class Server:
         self._set_callback_base_url()
         # The shards are owned before any door opens: no request meets an engine that cannot write yet.
         await self.engine.start()
+        await self.history_sender.start()
         await self._start_http()
         await self._start_ui()
         await self._grpc_server(workflow_service, operator_service).start()
@@ -203,6 +218,7 @@ class Server:
             self.outbound_addresses.own_base_url.removeprefix("http://"),
         )
         self.namespace_replicator.start()
+        self.history_receiver.start()
         self._serving = True
         log.info("tempyral listening on %s (database: %s)", self.address, cfg.db_filename or "in-memory")
         warn_if_exposed("The gRPC API", [cfg.ip], self.address)
@@ -288,10 +304,12 @@ class Server:
             await self._http.cleanup()
             self._http = None
         await self.namespace_replicator.stop()
+        await self.history_receiver.stop()
         if self._grpc is not None:
             await self._grpc.stop(grace)
             self._grpc = None
         await self.peers.close()
+        await self.history_sender.stop()
         await self.engine.stop()
         await self.nexus_http_client.close()
         await self.store.close()

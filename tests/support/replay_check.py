@@ -41,7 +41,7 @@ from temporalio.api.history.v1 import message_pb2 as history
 from tempyral.history import rebuild, task_generator
 from tempyral.persistence.branches import current_branch
 from tempyral.persistence.sqlite import SqliteStore
-from tempyral.proto.internal_pb2 import ExecutionState, NamespaceRecord, Task, TaskType
+from tempyral.proto.internal_pb2 import ExecutionState, NamespaceRecord, Task, TaskCategory, TaskType
 
 T = TaskType
 RUNNING: Final = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
@@ -152,6 +152,8 @@ async def _check(path: str) -> list[Problem]:
             except DecodeError as err:
                 problems.append(Problem(path, "task row does not parse", f"category {category} id {task_id}: {err}"))
                 continue
+            if category == TaskCategory.TASK_CATEGORY_REPLICATION:
+                continue  # what other clusters pull (history replication), not work of this run
             outstanding[(task.namespace_id, task.workflow_id, task.run_id)].append(task)
         retention: dict[str, int] = {}
         for namespace_id, data in namespace_rows:

@@ -13,7 +13,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common import ids
 from tempyral.common.clock import duration_ns, timestamp, ts_ns
-from tempyral.common.errors import InvalidArgument, NotFound, WorkflowCompleted
+from tempyral.common.errors import InvalidArgument, NamespaceNotActive, NotFound, WorkflowCompleted
 from tempyral.common.limits import exceeds_blob_limit, payloads_size
 from tempyral.common.retry import next_retry
 from tempyral.common.tokens import decode_task_token, encode_task_token
@@ -139,6 +139,9 @@ class ActivityHandler:
                 return activity_task_response(ns, ms, ai)
         except NotFound:
             self.outbox.ack(task)
+            return None
+        except NamespaceNotActive:
+            self.executions.standby.park(task)  # failed over away: the new active dispatches it
             return None
         except Exception as err:
             self.outbox.failures.failure("could not start activity tasks", err)

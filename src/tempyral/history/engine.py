@@ -24,6 +24,8 @@ from tempyral.common.clock import duration, duration_ns, timestamp
 from tempyral.common.errors import (
     ConditionFailed,
     Internal,
+    NamespaceNotActive,
+    NotFound,
     WorkflowAlreadyStarted,
     WorkflowCompleted,
     WorkflowNotFound,
@@ -100,7 +102,11 @@ class HistoryEngine:
         self.updates = UpdateHandler(self.executions)
         self.executions.closed_listeners.append(UpdateHandler.abort_closed)
         self.tasks = TaskExecutor(self.executions, namespaces, self.outbox, self.queries, self)
-        self.timer_queue = TimerQueue(self.tasks.execute_timer)
+        self.timer_queue = TimerQueue(self._execute_timer)
+        # Committed replication tasks are announced to the sending side of history replication (cluster/sender.py).
+        self.on_replication_tasks: Callable[[list[Task]], None] = lambda tasks: None
+        namespaces.listeners.append(self._namespace_changed)
+        self._touches: set[asyncio.Task[None]] = set()
         self.activities = ActivityHandler(self.executions, matching, self.outbox)
         self.tasks.timer_handlers.update(self.activities.timer_handlers())
         # The endpoint lookup is attached by the server: endpoints live in the nexus package.
@@ -135,14 +141,22 @@ class HistoryEngine:
         self.timer_queue.start()
 
     async def stop(self) -> None:
+        for touch in list(self._touches):
+            touch.cancel()
         await self.timer_queue.stop()
         await self.tasks.stop()
         await self.outbox.stop()
 
     def _on_tasks(self, tasks: list[Task]) -> None:
-        """Committed tasks: dispatch tasks go to matching, timers to the timer queue."""
+        """Committed tasks: dispatch tasks go to matching, timers to the timer queue, replication tasks to the
+        streams of other clusters; tasks of a namespace that is standby here are parked (history/standby.py)."""
+        replication: list[Task] = []
         for task in tasks:
-            if task.category == TaskCategory.TASK_CATEGORY_TIMER:
+            if task.category == TaskCategory.TASK_CATEGORY_REPLICATION:
+                replication.append(task)
+            elif self._standby_here(task):
+                self.executions.standby.park(task)
+            elif task.category == TaskCategory.TASK_CATEGORY_TIMER:
                 self.timer_queue.add(task)
             elif task.type == TaskType.TASK_TYPE_DISPATCH_WORKFLOW_TASK:
                 tq = task.task_queue
@@ -153,6 +167,56 @@ class HistoryEngine:
                 self.matching.add(QueueKey(task.namespace_id, task.task_queue.name, ACTIVITY), task)
             else:
                 self.tasks.submit_transfer(task)
+        if replication:
+            self.on_replication_tasks(replication)
+
+    def _standby_here(self, task: Task) -> bool:
+        """Whether the task waits for its namespace to be active here. Retention runs on every cluster."""
+        if task.type == TaskType.TASK_TYPE_DELETE_HISTORY:
+            return False
+        ns = self.namespaces.find_by_id(task.namespace_id)
+        return ns is not None and not self.namespaces.is_active(ns)
+
+    async def _execute_timer(self, task: Task) -> None:
+        try:
+            await self.tasks.execute_timer(task)
+        except NamespaceNotActive:
+            self.executions.standby.park(task)  # failed over away while the timer waited
+
+    # ------------------------------------------------------------------ failover
+    def _namespace_changed(self, before: Namespace | None, after: Namespace) -> None:
+        """A namespace that became active here gets its parked tasks back at once: due timers fire, workflow and
+        activity tasks reach this cluster's workers; a workflow task started on the old active is failed now."""
+        if before is None or self._active(before) or not self.namespaces.is_active(after):
+            return
+        released = self.executions.standby.release(after.id)
+        log.info(
+            "namespace %s is active on this cluster now (failover version %d): %d pending tasks rescheduled",
+            after.name,
+            after.failover_version,
+            len(released),
+        )
+        self._on_tasks(released)
+        for task in released:
+            if task.type == TaskType.TASK_TYPE_WORKFLOW_TASK_TIMEOUT:
+                touch = asyncio.get_running_loop().create_task(self._touch(task))
+                self._touches.add(touch)
+                touch.add_done_callback(self._touches.discard)
+
+    def _active(self, ns: Namespace) -> bool:
+        return not ns.is_global or ns.active_cluster == self.namespaces.cluster_name
+
+    async def _touch(self, task: Task) -> None:
+        """An empty change of the run: it fails a workflow task the old active cluster had started
+        (Executions.update), and commits that."""
+        try:
+            async with self.executions.update(task.namespace_id, task.workflow_id, task.run_id) as change:
+                if change.ms.new_events:
+                    await change.commit()
+        except (NotFound, NamespaceNotActive):
+            pass
+        except Exception as err:
+            self.outbox.failures.failure("could not fail workflow tasks of the old active cluster", err)
 
     async def read_state(self, namespace_id: str, workflow_id: str, run_id: str = "") -> MutableState:
         return await self.executions.read_state(namespace_id, workflow_id, run_id)

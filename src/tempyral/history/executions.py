@@ -23,17 +23,19 @@ from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.history.v1 import message_pb2 as history
 
 from tempyral.common.errors import Internal, WorkflowNotFound
-from tempyral.history import reset_points, version_history
+from tempyral.history import reset_points, task_generator, version_history
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.next_run import INHERITING, inherit_payloads
 from tempyral.history.shard import ExecutionEntry, Mutation, Shard
-from tempyral.namespace.registry import NamespaceRegistry
+from tempyral.history.standby import StandbyTasks
+from tempyral.namespace.registry import Namespace, NamespaceRegistry
 from tempyral.persistence import branches
 from tempyral.persistence.store import CurrentWrite, Store
-from tempyral.proto.internal_pb2 import ExecutionState, Task
+from tempyral.proto.internal_pb2 import ActivityInfo, ExecutionState, Task
 
 log = logging.getLogger(__name__)
 FORCE_CLOSE_COMMAND = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND
+FAILOVER_CLOSE_COMMAND = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_FAILOVER_CLOSE_COMMAND
 RUNNING = wf_enums.WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
 # Histories up to this many events are read whole on a cache miss, and kept in the cache.
 WHOLE_HISTORY_READ = 1000
@@ -59,6 +61,11 @@ class Change:
     continued: bool = False  # the run closed into a new run of its chain
     new: bool = False  # the change creates the run
     committed: bool = False
+    # Applying another cluster's events (docs/DESIGN.md §11): no active check, no replication tasks.
+    passive: bool = False
+    # A replicated namespace: each pending activity's attempt state when the change began, so that the commit
+    # replicates the activities whose attempt state it changed.
+    activity_marks: dict[int, bytes] | None = None
 
     def task_done(self, task: Task) -> None:
         """The task this change acts on: its row is deleted in the same transaction."""
@@ -85,6 +92,8 @@ class Executions:
         self.namespaces = namespaces
         self.shards = shards
         self.closed_listeners: list[ClosedListener] = []
+        # Tasks of namespaces that are standby here, held until a failover makes them active here.
+        self.standby = StandbyTasks()
 
     def shard_for(self, namespace_id: str, workflow_id: str) -> Shard:
         h = zlib.crc32(f"{namespace_id}/{workflow_id}".encode())
@@ -134,6 +143,12 @@ class Executions:
                         continue
                 self.prepare(ms, time.time_ns())
                 change = Change(self, shard, entry, ms, ms.running)
+                namespace = self.namespaces.find_by_id(namespace_id)
+                if namespace is not None and namespace.is_global:
+                    if namespace.replicated:
+                        change.activity_marks = {k: _activity_mark(ai) for k, ai in ms.state.activities.items()}
+                    if self.namespaces.is_active(namespace):
+                        fail_workflow_task_of_old_active(ms, namespace)
                 try:
                     yield change
                 finally:
@@ -162,6 +177,32 @@ class Executions:
                 if not change.committed:
                     shard.evict_state(entry)
 
+    async def commit_replicated(
+        self,
+        shard: Shard,
+        entry: ExecutionEntry,
+        ms: MutableState,
+        *,
+        new: bool,
+        was_running: bool,
+        current: list[CurrentWrite] | None = None,
+        done_tasks: list[tuple[int, int]] | None = None,
+    ) -> None:
+        """Commit what another cluster's replication tasks changed in `ms` (locked by the caller): a passive change,
+        neither checked against the active cluster nor replicated again."""
+        change = Change(
+            self,
+            shard,
+            entry,
+            ms,
+            was_running,
+            current=current or [],
+            done_tasks=done_tasks or [],
+            new=new,
+            passive=True,
+        )
+        await self.commit(change)
+
     async def read_state(self, namespace_id: str, workflow_id: str, run_id: str = "") -> MutableState:
         async with self.locked(namespace_id, workflow_id, run_id) as (_, _, ms):
             return ms
@@ -169,6 +210,10 @@ class Executions:
     # ------------------------------------------------------------------ commit
     async def commit(self, change: Change, schedule_workflow_task: bool = False) -> None:
         ms = change.ms
+        namespace = self.namespaces.find_by_id(ms.namespace_id)
+        if not change.passive and namespace is not None:
+            # Only the active cluster of a global namespace writes (the reference's closeTransaction check).
+            self.namespaces.check_active(namespace)
         if schedule_workflow_task and ms.running and not ms.wft_pending:
             ms.schedule_workflow_task()
         s = ms.state
@@ -178,6 +223,8 @@ class Executions:
         if change.was_running and not ms.running and not names_this_workflow:
             change.current.append(close_current(ms))
         mutations = [Mutation(change.entry, ms, new=change.new), *change.others]
+        if not change.passive and namespace is not None and namespace.replicated:
+            _add_replication_tasks(change, mutations)
         await change.shard.commit(mutations, current=change.current, deleted_tasks=change.done_tasks)
         change.committed = True
         if change.was_running and not ms.running:
@@ -210,6 +257,17 @@ class Executions:
                     out.append(event)
         return out
 
+    async def committed_events(
+        self, namespace_id: str, workflow_id: str, run_id: str, first_event_id: int, next_event_id: int
+    ) -> list[history.HistoryEvent]:
+        """Committed events [first_event_id, next_event_id) of a run (replication): from the cache without taking
+        the run's lock when it holds them, else read under the lock. Raises WorkflowNotFound for a deleted run."""
+        entry = self.shard_for(namespace_id, workflow_id).peek((namespace_id, workflow_id, run_id))
+        if entry is not None and entry.events is not None and len(entry.events) >= next_event_id - 1:
+            return entry.events[first_event_id - 1 : next_event_id - 1]
+        async with self.locked(namespace_id, workflow_id, run_id) as (shard, entry, ms):
+            return await self.events(shard, entry, ms, first_event_id, next_event_id)
+
     # ------------------------------------------------------------------ runs of a chain
     async def next_run(self, change: Change, attrs: history.WorkflowExecutionStartedEventAttributes) -> MutableState:
         ms = change.ms
@@ -239,6 +297,54 @@ class Executions:
         )
         change.continued = True
         return new_ms
+
+
+def _activity_mark(ai: ActivityInfo) -> bytes:
+    """The attempt state of an activity that no event carries and a standby cluster needs."""
+    return b"%d/%d/%d/%d.%d/%d" % (
+        ai.attempt,
+        ai.started,
+        ai.version,
+        ai.last_heartbeat_time.seconds,
+        ai.last_heartbeat_time.nanos,
+        ai.stamp,
+    )
+
+
+def _add_replication_tasks(change: Change, mutations: list[Mutation]) -> None:
+    """A replicated namespace's change also writes what its other clusters pull: the new events of every run it
+    writes, and the attempt state of the activities it changed (the outbox of replication, docs/DESIGN.md §11)."""
+    for m in mutations:
+        ms = m.ms
+        if ms.new_events:
+            first, last = ms.new_events[0].event_id, ms.new_events[-1].event_id
+            ms.new_tasks.append(task_generator.replicate_history(ms.state, first, last + 1, ms.now))
+    marks = change.activity_marks
+    if marks is None:
+        return
+    ms = change.ms
+    for scheduled_event_id, ai in ms.state.activities.items():
+        if marks.get(scheduled_event_id) != _activity_mark(ai) and (ai.started or ai.attempt > 1):
+            ms.new_tasks.append(task_generator.replicate_activity(ms.state, ai, ms.now))
+
+
+def fail_workflow_task_of_old_active(ms: MutableState, namespace: Namespace) -> None:
+    """A workflow task started on the cluster that was active before a failover can no longer complete: the
+    first change on the new active fails it (cause FAILOVER_CLOSE_COMMAND) and schedules another, as the
+    reference does when it starts a transaction."""
+    if not ms.running or not ms.wft_started:
+        return
+    wt = ms.state.workflow_task
+    try:
+        started_version = version_history.version_at(ms.state, wt.started_event_id)
+    except version_history.VersionHistoryError:
+        started_version = wt.version  # a transient task: its start is not in history
+    if started_version >= namespace.failover_version:
+        return
+    ms.add_workflow_task_failed(FAILOVER_CLOSE_COMMAND, None, "history-service")
+    ms.flush_buffered_events()
+    ms.state.workflow_task.attempt = 1  # not the worker's failure: the next task is a first attempt, written
+    ms.schedule_workflow_task()
 
 
 def terminate(ms: MutableState, reason: str, details: common.Payloads | None, identity: str) -> None:

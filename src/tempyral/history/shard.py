@@ -97,6 +97,8 @@ class Shard:
         self._entries: OrderedDict[ExecutionKey, ExecutionEntry] = OrderedDict()
         self._bytes = 0  # state_bytes + events_bytes of the entries in _entries
         self._current: dict[tuple[str, str], str] = {}
+        # First task ids of commits under way: rows with ids from there on may not be visible yet.
+        self._inflight: set[int] = set()
 
     async def acquire(self) -> None:
         self.range_id = await self.store.acquire_shard(self.shard_id, self.owner)
@@ -112,6 +114,15 @@ class Shard:
         first = self._next_task_id
         self._next_task_id += count
         return first
+
+    def committed_through(self) -> int:
+        """Every task id up to this one is committed (and announced) or will never be: a reader of the outbox in
+        id order (history replication) may go this far without skipping a row that commits later."""
+        return (min(self._inflight) if self._inflight else self._next_task_id) - 1
+
+    @property
+    def next_task_id(self) -> int:
+        return self._next_task_id
 
     # ------------------------------------------------------------------ cache
     @asynccontextmanager
@@ -227,10 +238,26 @@ class Shard:
         deleted_tasks: list[tuple[int, int]] | None = None,
     ) -> None:
         txn = Transaction(self.shard_id, self.range_id)
-        all_tasks: list[Task] = []
-        sizes: list[tuple[int, int]] = []  # (state, new events) bytes of each mutation
         count = sum(len(m.ms.new_events) + len(m.ms.new_tasks) for m in mutations)
         task_id = await self._task_ids(count) if count else 0
+        first_task_id = task_id
+        if count:
+            self._inflight.add(first_task_id)
+        try:
+            await self._commit(mutations, txn, task_id, current, deleted_tasks)
+        finally:
+            self._inflight.discard(first_task_id)
+
+    async def _commit(
+        self,
+        mutations: list[Mutation],
+        txn: Transaction,
+        task_id: int,
+        current: list[CurrentWrite] | None,
+        deleted_tasks: list[tuple[int, int]] | None,
+    ) -> None:
+        all_tasks: list[Task] = []
+        sizes: list[tuple[int, int]] = []  # (state, new events) bytes of each mutation
         txn.range_id = self.range_id
         for m in mutations:
             ms = m.ms

@@ -42,6 +42,7 @@ NexusState = PendingNexusOperationState
 CancelState = NexusOperationCancellationState
 TRANSFER = TaskCategory.TASK_CATEGORY_TRANSFER
 TIMER = TaskCategory.TASK_CATEGORY_TIMER
+REPLICATION = TaskCategory.TASK_CATEGORY_REPLICATION
 STICKY = tq_enums.TASK_QUEUE_KIND_STICKY
 RUNNING = wf_enums.WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
 
@@ -461,6 +462,36 @@ def regenerate(state: ExecutionState, now: int, retention_ns: int = 0) -> list[T
     for op in state.nexus_operations.values():
         tasks += nexus_tasks(state, op)
     return tasks
+
+
+# ------------------------------------------------------------------ replication (global namespaces)
+def _replication(state: ExecutionState, task_type: int, now: int, **fields: object) -> Task:
+    task = Task(
+        type=task_type,  # type: ignore[arg-type]
+        category=REPLICATION,
+        namespace_id=state.namespace_id,
+        workflow_id=state.workflow_id,
+        run_id=state.run_id,
+        version=state.version,
+        **fields,  # type: ignore[arg-type]
+    )
+    task.visibility_time.CopyFrom(timestamp(now))  # when it was written: the replication lag counts from it
+    return task
+
+
+def replicate_history(state: ExecutionState, first_event_id: int, next_event_id: int, now: int) -> Task:
+    """Events [first_event_id, next_event_id) of the run go to the namespace's other clusters."""
+    return _replication(
+        state, TaskType.TASK_TYPE_REPLICATE_HISTORY, now, event_id=first_event_id, next_event_id=next_event_id
+    )
+
+
+def replicate_activity(state: ExecutionState, ai: ActivityInfo, now: int) -> Task:
+    """The attempt state of an activity (attempt, started, heartbeat) goes to the namespace's other clusters:
+    no event carries it, and the cluster that takes over needs it to time the attempt out."""
+    return _replication(
+        state, TaskType.TASK_TYPE_REPLICATE_ACTIVITY, now, event_id=ai.scheduled_event_id, attempt=ai.attempt
+    )
 
 
 # ------------------------------------------------------------------ the version check

@@ -32,7 +32,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common import cron, ids
 from tempyral.common.clock import duration_ns, ts_ns
-from tempyral.common.errors import NotFound, WorkflowAlreadyStarted
+from tempyral.common.errors import NamespaceNotActive, NotFound, WorkflowAlreadyStarted
 from tempyral.common.retry import next_retry
 from tempyral.history import events as ev
 from tempyral.history import next_run
@@ -132,6 +132,9 @@ class TaskExecutor:
         while True:
             try:
                 await self._transfer(task)
+                return
+            except NamespaceNotActive:
+                self.executions.standby.park(task)  # failed over away: the new active does this work
                 return
             except asyncio.CancelledError:
                 raise

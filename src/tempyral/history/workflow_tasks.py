@@ -18,7 +18,7 @@ from temporalio.api.query.v1.message_pb2 import WorkflowQuery, WorkflowQueryResu
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common import ids
-from tempyral.common.errors import InvalidArgument, NotFound
+from tempyral.common.errors import InvalidArgument, NamespaceNotActive, NotFound
 from tempyral.common.limits import HISTORY_PAGE_BYTES
 from tempyral.common.tokens import decode_task_token, encode_page_token, encode_task_token
 from tempyral.history.activities import activity_task_response
@@ -106,6 +106,9 @@ class WorkflowTaskHandler:
                 return await self.task_response(change, sticky_poll, identity, queries, messages)
         except NotFound:
             self.outbox.ack(task)
+            return None
+        except NamespaceNotActive:
+            self.executions.standby.park(task)  # failed over away: the new active dispatches it
             return None
         except Exception as err:
             self.outbox.failures.failure("could not start workflow tasks", err)

@@ -1,0 +1,240 @@
+"""The receiving side of history replication: one stream per (connected remote cluster, remote shard), which
+applies the remote's replication tasks here and acknowledges them (cluster/sender.py sends them).
+
+Tasks of one workflow are applied in order; different workflows of a message concurrently. A task of a
+namespace not known here yet is kept and retried (the namespace is pulled at once); a task that cannot be
+applied for lack of storage is retried; a malformed one is refused with a log line and the stream goes on.
+The applied watermark is stored about once a second: after a restart the stream resumes from there, and
+what is sent again is recognised by its event ids and skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+
+import grpc
+from google.protobuf.message import DecodeError
+from temporalio.api.history.v1 import message_pb2 as history
+
+from tempyral.cluster.client import peer_error
+from tempyral.cluster.metadata import ClusterMetadata
+from tempyral.cluster.namespace_replication import NamespaceReplicator
+from tempyral.cluster.peers import Peers
+from tempyral.common.clock import ts_ns
+from tempyral.common.errors import ConditionFailed, Unavailable
+from tempyral.common.logs import ThrottledLog
+from tempyral.common.retry import jittered_backoff_s
+from tempyral.history.replication import ConflictingHistory, NamespaceUnknown, ReplicationApplier
+from tempyral.persistence.store import Store
+from tempyral.proto import replication_pb2 as rpb
+from tempyral.proto.internal_pb2 import TaskType
+
+log = logging.getLogger(__name__)
+ACK_STORE_S = 1.0
+RETRY_FIRST_S = 0.2
+RETRY_MAX_S = 5.0
+LAG_SAMPLES = 10_000
+
+
+def applied_key(cluster: str, shard_id: int) -> str:
+    return f"replication_applied:{cluster}:{shard_id}"
+
+
+class HistoryReceiver:
+    def __init__(
+        self,
+        clusters: ClusterMetadata,
+        peers: Peers,
+        applier: ReplicationApplier,
+        store: Store,
+        namespaces: NamespaceReplicator,
+    ) -> None:
+        self.clusters = clusters
+        self.peers = peers
+        self.applier = applier
+        self.store = store
+        self.namespaces = namespaces
+        self._streams: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._failures = ThrottledLog(log)
+        # Replication lag of recently applied tasks (seconds from the source's commit to the apply here).
+        self.lags: deque[float] = deque(maxlen=LAG_SAMPLES)
+        self.applied = 0
+        self.refused = 0
+
+    def start(self) -> None:
+        self.clusters.listeners.append(self._follow)
+        self._follow()
+
+    def _follow(self) -> None:
+        """A stream per shard of every connected remote cluster; a disabled or removed one's stop at once."""
+        wanted = {
+            (r.cluster_name, shard_id)
+            for r in self.clusters.remotes()
+            if r.is_connection_enabled
+            for shard_id in range(r.history_shard_count)
+        }
+        for key in list(self._streams):
+            if key not in wanted:
+                self._streams.pop(key).cancel()
+        for key in wanted - set(self._streams):
+            self._streams[key] = asyncio.get_running_loop().create_task(
+                self._run(*key), name=f"replication-{key[0]}-{key[1]}"
+            )
+
+    async def stop(self) -> None:
+        streams, self._streams = list(self._streams.values()), {}
+        for stream in streams:
+            stream.cancel()
+        await asyncio.gather(*streams, return_exceptions=True)
+
+    # ------------------------------------------------------------------ one stream
+    async def _run(self, remote: str, shard_id: int) -> None:
+        stored = await self.store.get_metadata(applied_key(remote, shard_id))
+        applied = int(stored) if stored is not None else 0
+        attempt = 0
+        while True:
+            try:
+                applied = await self._stream(remote, shard_id, applied)
+                attempt = 0
+            except asyncio.CancelledError:
+                await self._store_applied(remote, shard_id, applied)
+                raise
+            except grpc.aio.AioRpcError as err:
+                self._failures.failure(f"replication stream from cluster {remote} broke", peer_error(err))
+            except Exception as err:
+                self._failures.failure(f"replication stream from cluster {remote} failed", err)
+            attempt += 1
+            await asyncio.sleep(jittered_backoff_s(attempt, RETRY_FIRST_S, RETRY_MAX_S, jitter=0.2))
+
+    async def _stream(self, remote: str, shard_id: int, applied: int) -> int:
+        client = self.peers.client(remote)
+        if client is None:
+            raise Unavailable(f"no address for cluster {remote}")
+        acks: asyncio.Queue[rpb.ReplicationStreamRequest] = asyncio.Queue()
+        await acks.put(
+            rpb.ReplicationStreamRequest(cluster_name=self.clusters.name, shard_id=shard_id, acked_task_id=applied)
+        )
+
+        async def requests() -> AsyncIterator[rpb.ReplicationStreamRequest]:
+            while True:
+                yield await acks.get()
+
+        call = client.stream(requests())
+        stored_at = time.monotonic()
+        try:
+            async for response in call:
+                await self._apply_all(remote, response.tasks)
+                if response.high_watermark_task_id > applied:
+                    applied = response.high_watermark_task_id
+                    await acks.put(
+                        rpb.ReplicationStreamRequest(
+                            cluster_name=self.clusters.name, shard_id=shard_id, acked_task_id=applied
+                        )
+                    )
+                if time.monotonic() - stored_at >= ACK_STORE_S:
+                    await self._store_applied(remote, shard_id, applied)
+                    stored_at = time.monotonic()
+        finally:
+            call.cancel()
+        await self._store_applied(remote, shard_id, applied)
+        return applied
+
+    async def _store_applied(self, remote: str, shard_id: int, applied: int) -> None:
+        if applied:
+            await self.store.set_metadata(applied_key(remote, shard_id), str(applied))
+
+    # ------------------------------------------------------------------ applying
+    async def _apply_all(self, remote: str, tasks: Sequence[rpb.ReplicationTask]) -> None:
+        """Apply a message's tasks: in order per workflow, workflows side by side."""
+        by_workflow: dict[tuple[str, str], list[rpb.ReplicationTask]] = {}
+        for task in tasks:
+            by_workflow.setdefault((task.task.namespace_id, task.task.workflow_id), []).append(task)
+
+        async def apply_in_order(group: list[rpb.ReplicationTask]) -> None:
+            for task in group:
+                await self._apply_retrying(remote, task)
+
+        await asyncio.gather(*(apply_in_order(group) for group in by_workflow.values()))
+
+    async def _apply_retrying(self, remote: str, task: rpb.ReplicationTask) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self.apply(remote, task)
+                return
+            except NamespaceUnknown as err:
+                # kept: the namespace's record is on its way (or is pulled now); never dropped
+                self._failures.failure(
+                    "replication tasks wait for their namespace",
+                    Unavailable(f"namespace id {err} is not known here yet"),
+                )
+                await self.namespaces.pull(remote)
+            except (Unavailable, ConditionFailed, grpc.aio.AioRpcError) as err:
+                error = peer_error(err) if isinstance(err, grpc.aio.AioRpcError) else err
+                self._failures.failure("replication tasks could not be applied; retrying", error)
+            except ConflictingHistory as err:
+                self.refused += 1
+                log.error("replication task from cluster %s refused: %s", remote, err)
+                return
+            except (DecodeError, ValueError, KeyError, IndexError) as err:
+                self.refused += 1
+                log.error(
+                    "malformed replication task from cluster %s refused (workflow %s, run %s, task %d): %s",
+                    remote,
+                    task.task.workflow_id,
+                    task.task.run_id,
+                    task.task.task_id,
+                    err,
+                )
+                return
+            attempt += 1
+            await asyncio.sleep(jittered_backoff_s(attempt, RETRY_FIRST_S, RETRY_MAX_S, jitter=0.2))
+
+    async def apply(self, remote: str, task: rpb.ReplicationTask) -> None:
+        t = task.task
+        if t.type == TaskType.TASK_TYPE_REPLICATE_HISTORY:
+            events = list(task.events.events)
+            _check_contiguous(events)
+
+            async def fetch_missing(first: int, next_event_id: int) -> list[history.HistoryEvent]:
+                client = self.peers.client(remote)
+                if client is None:
+                    raise Unavailable(f"no address for cluster {remote}")
+                response = await client.history(
+                    rpb.GetReplicationHistoryRequest(
+                        namespace_id=t.namespace_id,
+                        workflow_id=t.workflow_id,
+                        run_id=t.run_id,
+                        first_event_id=first,
+                        next_event_id=next_event_id,
+                        cluster_name=self.clusters.name,
+                    )
+                )
+                missing = list(response.events.events)
+                _check_contiguous(missing)
+                if not missing or missing[0].event_id != first or missing[-1].event_id != next_event_id - 1:
+                    raise Unavailable(f"cluster {remote} did not send events {first}..{next_event_id - 1}")
+                log.info("fetched events %d..%d of run %s from cluster %s", first, next_event_id - 1, t.run_id, remote)
+                return missing
+
+            await self.applier.apply_events(t.namespace_id, t.workflow_id, t.run_id, events, fetch_missing)
+        elif t.type == TaskType.TASK_TYPE_REPLICATE_ACTIVITY:
+            await self.applier.apply_activity(t.namespace_id, t.workflow_id, t.run_id, task.activity)
+        else:
+            raise ValueError(f"unknown replication task type {t.type}")
+        self.applied += 1
+        if task.HasField("created_time"):
+            self.lags.append(max(0.0, (time.time_ns() - ts_ns(task.created_time)) / 1e9))
+
+
+def _check_contiguous(events: list[history.HistoryEvent]) -> None:
+    for before, after in itertools.pairwise(events):
+        if after.event_id != before.event_id + 1:
+            raise ValueError(f"events are not contiguous: {before.event_id} then {after.event_id}")
+    if events and events[0].event_id < 1:
+        raise ValueError(f"event id {events[0].event_id}")

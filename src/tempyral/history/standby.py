@@ -1,0 +1,75 @@
+"""Tasks of namespaces that are standby on this cluster: held (parked) here, not executed, until the
+namespace fails over to this cluster (docs/DESIGN.md §11).
+
+A standby cluster fires no timers and dispatches no tasks: the active cluster does that work and
+replicates its outcome. Each parked task keeps its outbox row, so a restart parks it again. When
+replicated events make a parked task pointless (the timer fired on the active, the activity
+completed), the applier drops it with its row (`obsolete`); at failover the rest are released to
+the normal queues, where the usual staleness checks apply.
+"""
+
+from __future__ import annotations
+
+from tempyral.proto.internal_pb2 import Task, TaskCategory
+
+RunKey = tuple[str, str]  # workflow id, run id
+
+
+def task_key(task: Task) -> bytes:
+    """What identifies a task's work regardless of its row: its fields without the task id and shard, and
+    without the creation time of a transfer task (a task regenerated later for the same work is the same)."""
+    copy = Task()
+    copy.CopyFrom(task)
+    copy.ClearField("task_id")
+    copy.ClearField("shard_id")
+    if copy.category == TaskCategory.TASK_CATEGORY_TRANSFER:
+        copy.ClearField("visibility_time")
+    return copy.SerializeToString(deterministic=True)
+
+
+class StandbyTasks:
+    def __init__(self) -> None:
+        self._parked: dict[str, dict[RunKey, list[Task]]] = {}  # namespace id -> run -> tasks
+        self._count = 0
+
+    def park(self, task: Task) -> None:
+        runs = self._parked.setdefault(task.namespace_id, {})
+        runs.setdefault((task.workflow_id, task.run_id), []).append(task)
+        self._count += 1
+
+    def release(self, namespace_id: str) -> list[Task]:
+        """Every task parked for the namespace (it is active here now), oldest first."""
+        runs = self._parked.pop(namespace_id, {})
+        tasks = [task for run_tasks in runs.values() for task in run_tasks]
+        self._count -= len(tasks)
+        return sorted(tasks, key=lambda t: t.task_id)
+
+    def parked(self, namespace_id: str, workflow_id: str, run_id: str) -> list[Task]:
+        return list(self._parked.get(namespace_id, {}).get((workflow_id, run_id), []))
+
+    def obsolete(self, namespace_id: str, workflow_id: str, run_id: str, wanted: set[bytes]) -> list[Task]:
+        """Drop the run's parked tasks whose work is not in `wanted` (the keys of the tasks the run's state
+        needs now); the dropped tasks, whose rows the caller deletes."""
+        runs = self._parked.get(namespace_id)
+        if not runs:
+            return []
+        run_tasks = runs.get((workflow_id, run_id))
+        if not run_tasks:
+            return []
+        keep = [t for t in run_tasks if task_key(t) in wanted]
+        dropped = [t for t in run_tasks if task_key(t) not in wanted]
+        if keep:
+            runs[(workflow_id, run_id)] = keep
+        else:
+            del runs[(workflow_id, run_id)]
+        self._count -= len(dropped)
+        return dropped
+
+    def forget_run(self, namespace_id: str, workflow_id: str, run_id: str) -> None:
+        """The run was deleted here (retention): its parked tasks went with its rows."""
+        runs = self._parked.get(namespace_id)
+        if runs:
+            self._count -= len(runs.pop((workflow_id, run_id), []))
+
+    def __len__(self) -> int:
+        return self._count
