@@ -11,11 +11,9 @@ from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import (
     DescribeTaskQueueMode,
     EventType,
-    ReplicationState,
     TaskQueueType,
     WorkflowIdConflictPolicy,
 )
-from temporalio.api.namespace.v1 import message_pb2 as namespace_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral import SERVER_VERSION
@@ -23,9 +21,7 @@ from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.common.clock import timestamp
 from tempyral.common.errors import InvalidArgument, PermissionDenied
 from tempyral.common.limits import (
-    BLOB_SIZE_LIMIT_ERROR,
     MAX_ID_LENGTH,
-    WORKFLOW_TASK_COMPLETION_SIZE_LIMIT,
     check_blob_size,
     check_id,
 )
@@ -33,13 +29,13 @@ from tempyral.common.tokens import decode_task_token
 from tempyral.history import reads, reset
 from tempyral.history.engine import HistoryEngine
 from tempyral.matching.service import ACTIVITY, NEXUS, WORKFLOW, QueueKey
-from tempyral.namespace.registry import Namespace, NamespaceRegistry, check_retention, validate_name
+from tempyral.namespace.registry import NamespaceRegistry
 from tempyral.nexus.addresses import OutboundAddresses
 from tempyral.nexus.dispatch import NexusDispatcher
-from tempyral.proto.internal_pb2 import NamespaceRecord
 from tempyral.visibility.attributes import SYSTEM_ATTRIBUTES
 from tempyral.visibility.service import Visibility
 
+from .namespace_handler import NamespaceHandler
 from .validation import (
     check_execution,
     check_start_payloads,
@@ -75,23 +71,6 @@ def _is_sdk(ctx: Ctx) -> bool:
     return True
 
 
-def describe_namespace_response(ns: Namespace) -> ws.DescribeNamespaceResponse:
-    r = ns.record
-    info = namespace_pb.NamespaceInfo()
-    info.CopyFrom(r.info)
-    # The SDKs read the limits and fail oversized payloads themselves, as with the reference.
-    info.limits.blob_size_limit_error = BLOB_SIZE_LIMIT_ERROR
-    info.limits.memo_size_limit_error = BLOB_SIZE_LIMIT_ERROR
-    info.limits.workflow_task_completion_size_limit_error = WORKFLOW_TASK_COMPLETION_SIZE_LIMIT
-    return ws.DescribeNamespaceResponse(
-        namespace_info=info,
-        config=r.config,
-        replication_config=r.replication_config,
-        failover_version=r.failover_version,
-        is_global_namespace=r.is_global_namespace,
-    )
-
-
 DEFAULT_POLLER_RATE = 100_000.0  # what the reference reports for workers that set no limit
 UNVERSIONED = "__unversioned__"
 DEFAULT_TASK_QUEUE_TYPES = (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
@@ -119,6 +98,7 @@ class WorkflowService:
         self.visibility = visibility
         self.clusters = clusters
         self.persistence_store = persistence_store
+        self.namespace_handler = NamespaceHandler(namespaces, clusters)
 
     # ------------------------------------------------------------------ cluster
     async def get_system_info(self, req: ws.GetSystemInfoRequest, ctx: Ctx) -> ws.GetSystemInfoResponse:
@@ -168,6 +148,7 @@ class WorkflowService:
     async def get_cluster_info(self, req: ws.GetClusterInfoRequest, ctx: Ctx) -> ws.GetClusterInfoResponse:
         return ws.GetClusterInfoResponse(
             supported_clients={
+                "Nexus-go-sdk": "<2.0.0",
                 "temporal-cli": "<2.0.0",
                 "temporal-go": "<2.0.0",
                 "temporal-java": "<2.0.0",
@@ -195,87 +176,18 @@ class WorkflowService:
             resp.keys.update(ns.record.search_attributes)  # type: ignore[arg-type]
         return resp
 
-    # ------------------------------------------------------------------ namespaces
+    # ------------------------------------------------------------------ namespaces (frontend/namespace_handler.py)
     async def register_namespace(self, req: ws.RegisterNamespaceRequest, ctx: Ctx) -> ws.RegisterNamespaceResponse:
-        validate_name(req.namespace)
-        check_retention(req.workflow_execution_retention_period)
-        if req.is_global_namespace:
-            raise InvalidArgument("Global namespaces are not supported by this cluster yet.")
-        record = self.namespaces.new_record(
-            req.namespace,
-            req.workflow_execution_retention_period,
-            req.description,
-            req.owner_email,
-            dict(req.data),
-        )
-        # Registered namespaces show a replication state; the built-in ones do not (as on the reference).
-        record.replication_config.state = ReplicationState.REPLICATION_STATE_NORMAL
-        await self.namespaces.create(record)
-        return ws.RegisterNamespaceResponse()
+        return await self.namespace_handler.register(req)
 
     async def describe_namespace(self, req: ws.DescribeNamespaceRequest, ctx: Ctx) -> ws.DescribeNamespaceResponse:
-        if req.id:
-            return describe_namespace_response(self.namespaces.get_by_id(req.id))
-        return describe_namespace_response(self.namespaces.get(req.namespace))
+        return self.namespace_handler.describe(req)
 
     async def list_namespaces(self, req: ws.ListNamespacesRequest, ctx: Ctx) -> ws.ListNamespacesResponse:
-        if req.page_size < 0:
-            raise InvalidArgument("PageSize must not be negative.")
-        size = req.page_size or 100
-        all_ns = self.namespaces.all()
-        start = 0
-        if req.next_page_token:
-            try:
-                start = int(req.next_page_token.decode())
-            except ValueError as err:
-                raise InvalidArgument("Invalid NextPageToken.") from err
-        page = all_ns[start : start + size]
-        resp = ws.ListNamespacesResponse(namespaces=[describe_namespace_response(ns) for ns in page])
-        if start + size < len(all_ns):
-            resp.next_page_token = str(start + size).encode()
-        return resp
+        return self.namespace_handler.list(req)
 
     async def update_namespace(self, req: ws.UpdateNamespaceRequest, ctx: Ctx) -> ws.UpdateNamespaceResponse:
-        ns = self.namespaces.get(req.namespace)
-        record = NamespaceRecord()
-        record.CopyFrom(ns.record)
-        if req.HasField("update_info"):
-            ui = req.update_info
-            if ui.description:
-                record.info.description = ui.description
-            if ui.owner_email:
-                record.info.owner_email = ui.owner_email
-            record.info.data.update(ui.data)
-            if ui.state:
-                record.info.state = ui.state
-        if req.HasField("config"):
-            self._update_config(record.config, req.config)
-        if req.HasField("replication_config") and req.replication_config.active_cluster_name not in (
-            "",
-            self.clusters.name,
-        ):
-            raise InvalidArgument(f"Active cluster {req.replication_config.active_cluster_name} is not known.")
-        ns = await self.namespaces.save(record)
-        r = ns.record
-        return ws.UpdateNamespaceResponse(
-            namespace_info=r.info,
-            config=r.config,
-            replication_config=r.replication_config,
-            failover_version=r.failover_version,
-            is_global_namespace=r.is_global_namespace,
-        )
-
-    @staticmethod
-    def _update_config(target: namespace_pb.NamespaceConfig, update: namespace_pb.NamespaceConfig) -> None:
-        if update.HasField("workflow_execution_retention_ttl"):
-            check_retention(update.workflow_execution_retention_ttl)
-            target.workflow_execution_retention_ttl.CopyFrom(update.workflow_execution_retention_ttl)
-        if update.history_archival_state:
-            target.history_archival_state = update.history_archival_state
-        if update.visibility_archival_state:
-            target.visibility_archival_state = update.visibility_archival_state
-        for key, value in update.custom_search_attribute_aliases.items():
-            target.custom_search_attribute_aliases[key] = value
+        return await self.namespace_handler.update(req)
 
     # ------------------------------------------------------------------ workflows
     async def start_workflow_execution(

@@ -89,6 +89,9 @@ class NamespaceRegistry:
         self._by_name: dict[str, Namespace] = {}
         self._by_id: dict[str, Namespace] = {}
         self._lock = asyncio.Lock()
+        # Held by whoever reads a record, changes it and saves it (updates, search attributes, records replicated
+        # from other clusters), so that no change is computed from a record another is replacing.
+        self.changing = asyncio.Lock()
         # The highest notification version of any record: every change here takes the next one, so other
         # clusters can ask for what changed since the last version they saw.
         self._notification_version = 0
@@ -223,12 +226,15 @@ class NamespaceRegistry:
             return self._by_name[name]
         return await self.create(self.new_record(name, retention))
 
-    async def save(self, record: NamespaceRecord) -> Namespace:
-        """Persist a changed record (update, search attributes) and swap it into the cache."""
+    async def save(self, record: NamespaceRecord, failover: bool = False) -> Namespace:
+        """Persist a changed record (update, search attributes) and swap it into the cache. `failover`: the
+        change moved the active cluster, so its failover notification version is this change's."""
         async with self._lock:
             previous = self._by_id.get(record.info.id)
             self._notification_version += 1
             record.notification_version = self._notification_version
+            if failover:
+                record.failover_notification_version = self._notification_version
             await self._store.update_namespace(record.info.id, record.SerializeToString())
             ns = Namespace(record)
             self._cache(ns)
@@ -240,6 +246,10 @@ class NamespaceRegistry:
         """Take a record another cluster sent: a new namespace is created with its id; a known one takes the
         configuration if its config version is higher, and the active cluster if its failover version is higher
         (two last-writer-wins dimensions, as the reference). Whether anything changed."""
+        async with self.changing:
+            return await self._apply_replicated(incoming)
+
+    async def _apply_replicated(self, incoming: NamespaceRecord) -> bool:
         existing = self._by_id.get(incoming.info.id)
         if existing is None:
             clash = self._by_name.get(incoming.info.name)
@@ -258,7 +268,7 @@ class NamespaceRegistry:
             return True
         record = NamespaceRecord()
         record.CopyFrom(existing.record)
-        changed = False
+        changed = failover = False
         if incoming.config_version > record.config_version:
             record.info.CopyFrom(incoming.info)
             record.config.CopyFrom(incoming.config)
@@ -274,11 +284,10 @@ class NamespaceRegistry:
             record.failover_version = incoming.failover_version
             del record.failover_history[:]
             record.failover_history.extend(incoming.failover_history)
-            record.failover_notification_version = self._notification_version + 1
-            changed = True
+            changed = failover = True
         if changed:
             record.is_global_namespace = True
-            await self.save(record)
+            await self.save(record, failover=failover)
         return changed
 
 
