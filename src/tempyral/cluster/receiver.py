@@ -115,14 +115,14 @@ class HistoryReceiver:
         client = self.peers.client(remote)
         if client is None:
             raise Unavailable(f"no address for cluster {remote}")
-        acks: asyncio.Queue[rpb.ReplicationStreamRequest] = asyncio.Queue()
+        acks: asyncio.Queue[rpb.ReplicationStreamRequest | None] = asyncio.Queue()  # None: the stream ends
         await acks.put(
             rpb.ReplicationStreamRequest(cluster_name=self.clusters.name, shard_id=shard_id, acked_task_id=applied)
         )
 
         async def requests() -> AsyncIterator[rpb.ReplicationStreamRequest]:
-            while True:
-                yield await acks.get()
+            while (request := await acks.get()) is not None:
+                yield request
 
         call = client.stream(requests())
         stored_at = time.monotonic()
@@ -140,6 +140,7 @@ class HistoryReceiver:
                     await self._store_applied(remote, shard_id, applied)
                     stored_at = time.monotonic()
         finally:
+            acks.put_nowait(None)
             call.cancel()
         await self._store_applied(remote, shard_id, applied)
         return applied
