@@ -14,7 +14,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Sequence
 
 import grpc
@@ -61,10 +61,10 @@ class HistoryReceiver:
         self.namespaces = namespaces
         self._streams: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._failures = ThrottledLog(log)
-        # Replication lag of recently applied tasks (seconds from the source's commit to the apply here).
-        self.lags: deque[float] = deque(maxlen=LAG_SAMPLES)
-        self.applied = 0
-        self.refused = 0
+        # Replication lag of recently applied tasks, per source cluster (seconds from its commit to the apply here).
+        self.lags: dict[str, deque[float]] = {}
+        self.applied: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()
 
     def start(self) -> None:
         self.clusters.listeners.append(self._follow)
@@ -179,11 +179,11 @@ class HistoryReceiver:
                 error = peer_error(err) if isinstance(err, grpc.aio.AioRpcError) else err
                 self._failures.failure("replication tasks could not be applied; retrying", error)
             except ConflictingHistory as err:
-                self.refused += 1
+                self.refused[remote] += 1
                 log.error("replication task from cluster %s refused: %s", remote, err)
                 return
             except (DecodeError, ValueError, KeyError, IndexError) as err:
-                self.refused += 1
+                self.refused[remote] += 1
                 log.error(
                     "malformed replication task from cluster %s refused (workflow %s, run %s, task %d): %s",
                     remote,
@@ -228,9 +228,28 @@ class HistoryReceiver:
             await self.applier.apply_activity(t.namespace_id, t.workflow_id, t.run_id, task.activity)
         else:
             raise ValueError(f"unknown replication task type {t.type}")
-        self.applied += 1
+        self.applied[remote] += 1
         if task.HasField("created_time"):
-            self.lags.append(max(0.0, (time.time_ns() - ts_ns(task.created_time)) / 1e9))
+            lags = self.lags.setdefault(remote, deque(maxlen=LAG_SAMPLES))
+            lags.append(max(0.0, (time.time_ns() - ts_ns(task.created_time)) / 1e9))
+
+    def render_metrics(self) -> str:
+        """Prometheus text: the replication lag of recent tasks (quantiles) and task counts, per source cluster,
+        named as the reference's receiver metrics."""
+        lines = ["# TYPE replication_latency summary"]
+        for remote, lags in sorted(self.lags.items()):
+            ordered = sorted(lags)
+            for q in (0.5, 0.9, 0.99):
+                value = ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+                lines.append(f'replication_latency{{source_cluster="{remote}",quantile="{q}"}} {value:.6f}')
+            lines.append(f'replication_latency_count{{source_cluster="{remote}"}} {len(ordered)}')
+        lines.append("# TYPE replication_tasks_applied counter")
+        for remote, n in sorted(self.applied.items()):
+            lines.append(f'replication_tasks_applied{{source_cluster="{remote}"}} {n}')
+        lines.append("# TYPE replication_tasks_failed counter")
+        for remote, n in sorted(self.refused.items()):
+            lines.append(f'replication_tasks_failed{{source_cluster="{remote}"}} {n}')
+        return "\n".join(lines) + "\n"
 
 
 def _check_contiguous(events: list[history.HistoryEvent]) -> None:
