@@ -29,13 +29,14 @@ from tempyral.common.tokens import decode_task_token
 from tempyral.history import reads, reset
 from tempyral.history.engine import HistoryEngine
 from tempyral.matching.service import ACTIVITY, NEXUS, WORKFLOW, QueueKey
-from tempyral.namespace.registry import NamespaceRegistry
+from tempyral.namespace.registry import Namespace, NamespaceRegistry
 from tempyral.nexus.addresses import OutboundAddresses
 from tempyral.nexus.dispatch import NexusDispatcher
 from tempyral.visibility.attributes import SYSTEM_ATTRIBUTES
 from tempyral.visibility.service import Visibility
 
 from .namespace_handler import NamespaceHandler
+from .standby import StandbyPolls
 from .validation import (
     check_execution,
     check_start_payloads,
@@ -98,6 +99,8 @@ class WorkflowService:
         self.visibility = visibility
         self.clusters = clusters
         self.persistence_store = persistence_store
+        # Worker polls where a namespace is standby: query tasks only, until it fails over here.
+        self.standby = StandbyPolls(namespaces, engine.matching)
         self.namespace_handler = NamespaceHandler(namespaces, clusters)
 
     # ------------------------------------------------------------------ cluster
@@ -195,6 +198,7 @@ class WorkflowService:
     ) -> ws.StartWorkflowExecutionResponse:
         ns = self.namespaces.get(req.namespace)
         validate_start(ns, req, self.addresses)
+        self.namespaces.check_active(ns)
         result = await self.engine.start_workflow(ns, req)
         resp = ws.StartWorkflowExecutionResponse(
             run_id=result.run_id,
@@ -214,6 +218,7 @@ class WorkflowService:
     ) -> ws.SignalWorkflowExecutionResponse:
         ns = self.namespaces.get(req.namespace)
         validate_signal(req)
+        self.namespaces.check_active(ns)
         await self.engine.signal(ns, req)
         return ws.SignalWorkflowExecutionResponse()
 
@@ -225,6 +230,7 @@ class WorkflowService:
         start = start_request_from_signal_with_start(req)
         default_id_policies(start, WorkflowIdConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING)
         check_start_payloads(ns, start)
+        self.namespaces.check_active(ns)
         result = await self.engine.start_workflow(ns, start, signal=req)
         return ws.SignalWithStartWorkflowExecutionResponse(run_id=result.run_id, started=result.started)
 
@@ -233,6 +239,7 @@ class WorkflowService:
     ) -> ws.RequestCancelWorkflowExecutionResponse:
         ns = self.namespaces.get(req.namespace)
         check_execution(req.workflow_execution)
+        self.namespaces.check_active(ns)
         await self.engine.request_cancel(ns, req)
         return ws.RequestCancelWorkflowExecutionResponse()
 
@@ -244,6 +251,7 @@ class WorkflowService:
         # marks user terminations apart from the server's own, as the reference does
         req.reason = req.reason or "terminated by user via frontend"
         req.identity = req.identity or "frontend-service"
+        self.namespaces.check_active(ns)
         await self.engine.terminate(ns, req)
         return ws.TerminateWorkflowExecutionResponse()
 
@@ -277,7 +285,12 @@ class WorkflowService:
             raise InvalidArgument("QueryType is not set on request.")
         check_blob_size(req.query.query_args)
         return await reads.query(
-            self.engine.executions, self.engine.queries, ns, req, long_poll_timeout(ctx, QUERY_TIMEOUT_S)
+            self.engine.executions,
+            self.engine.queries,
+            ns,
+            req,
+            long_poll_timeout(ctx, QUERY_TIMEOUT_S),
+            standby=not self.namespaces.is_active(ns),
         )
 
     async def update_workflow_execution(
@@ -293,6 +306,7 @@ class WorkflowService:
         if not req.request.input.name:
             raise InvalidArgument("Update name is not set on request.")
         check_blob_size(req.request.input.args)
+        self.namespaces.check_active(ns)
         return await self.engine.updates.update(ns, req, long_poll_timeout(ctx))
 
     async def poll_workflow_execution_update(
@@ -319,6 +333,7 @@ class WorkflowService:
         check_execution(req.workflow_execution)
         if len(req.request_id) > MAX_ID_LENGTH:
             raise InvalidArgument("RequestId length exceeds limit.")
+        self.namespaces.check_active(ns)
         return ws.ResetWorkflowExecutionResponse(run_id=await reset.reset(self.engine.executions, ns, req))
 
     # ------------------------------------------------------------------ workers
@@ -327,7 +342,17 @@ class WorkflowService:
     ) -> ws.PollWorkflowTaskQueueResponse:
         ns = self.namespaces.get(req.namespace)
         check_task_queue(req.task_queue)
-        return await self.engine.workflow_tasks.poll(ns, req, long_poll_timeout(ctx))
+        tasks = self.engine.workflow_tasks
+
+        async def queries_only(current: Namespace, timeout: float) -> ws.PollWorkflowTaskQueueResponse | None:
+            resp = await tasks.poll(current, req, timeout, queries_only=True)
+            return resp if resp.task_token else None
+
+        async def active(current: Namespace, timeout: float) -> ws.PollWorkflowTaskQueueResponse:
+            return await tasks.poll(current, req, timeout)
+
+        resp = await self.standby.poll(ns, long_poll_timeout(ctx), active, queries_only)
+        return resp or ws.PollWorkflowTaskQueueResponse()
 
     async def describe_task_queue(self, req: ws.DescribeTaskQueueRequest, ctx: Ctx) -> ws.DescribeTaskQueueResponse:
         """The workers polling a queue lately and, when asked, its backlog (the reference's
@@ -379,15 +404,23 @@ class WorkflowService:
         check_task_queue(req.task_queue)
         key = QueueKey(ns.id, req.task_queue.name, NEXUS)
         self.engine.matching.note_poller(key, req.identity, req.worker_version_capabilities.build_id)
-        deadline = time.monotonic() + long_poll_timeout(ctx)
-        while True:
-            task = await self.engine.matching.poll(key, max(deadline - time.monotonic(), 0.0))
-            if task is None:
-                return ws.PollNexusTaskQueueResponse()
-            if self.nexus_dispatcher.claim(task, req.identity):
-                return ws.PollNexusTaskQueueResponse(
-                    task_token=self.nexus_dispatcher.token_for(task), request=task.request
-                )
+
+        async def active(current: Namespace, timeout: float) -> ws.PollNexusTaskQueueResponse | None:
+            deadline = time.monotonic() + timeout
+            while True:
+                task = await self.engine.matching.poll(key, max(deadline - time.monotonic(), 0.0))
+                if task is None:
+                    return None
+                if self.nexus_dispatcher.claim(task, req.identity):
+                    return ws.PollNexusTaskQueueResponse(
+                        task_token=self.nexus_dispatcher.token_for(task), request=task.request
+                    )
+
+        async def idle(current: Namespace, timeout: float) -> None:
+            await self.standby.wait_idle(key, timeout)
+
+        resp = await self.standby.poll(ns, long_poll_timeout(ctx), active, idle)
+        return resp or ws.PollNexusTaskQueueResponse()
 
     async def respond_nexus_task_completed(
         self, req: ws.RespondNexusTaskCompletedRequest, ctx: Ctx
@@ -407,12 +440,14 @@ class WorkflowService:
         self, req: ws.RespondWorkflowTaskCompletedRequest, ctx: Ctx
     ) -> ws.RespondWorkflowTaskCompletedResponse:
         ns = self.namespaces.get(req.namespace)
+        self.namespaces.check_active(ns)
         return await self.engine.workflow_tasks.respond_completed(ns, req)
 
     async def respond_workflow_task_failed(
         self, req: ws.RespondWorkflowTaskFailedRequest, ctx: Ctx
     ) -> ws.RespondWorkflowTaskFailedResponse:
         ns = self.namespaces.get(req.namespace)
+        self.namespaces.check_active(ns)
         await self.engine.workflow_tasks.respond_failed(ns, req)
         return ws.RespondWorkflowTaskFailedResponse()
 
@@ -428,12 +463,24 @@ class WorkflowService:
     ) -> ws.PollActivityTaskQueueResponse:
         ns = self.namespaces.get(req.namespace)
         check_task_queue(req.task_queue)
-        return await self.engine.activities.poll(ns, req, long_poll_timeout(ctx))
+        activities = self.engine.activities
+
+        async def active(current: Namespace, timeout: float) -> ws.PollActivityTaskQueueResponse:
+            return await activities.poll(current, req, timeout)
+
+        async def idle(current: Namespace, timeout: float) -> None:
+            key = QueueKey(current.id, req.task_queue.name, ACTIVITY)
+            self.engine.matching.note_poller(key, req.identity, req.worker_version_capabilities.build_id)
+            await self.standby.wait_idle(key, timeout)
+
+        resp = await self.standby.poll(ns, long_poll_timeout(ctx), active, idle)
+        return resp or ws.PollActivityTaskQueueResponse()
 
     async def respond_activity_task_completed(
         self, req: ws.RespondActivityTaskCompletedRequest, ctx: Ctx
     ) -> ws.RespondActivityTaskCompletedResponse:
         ns = self.namespaces.get(req.namespace)
+        self.namespaces.check_active(ns)
         await self.engine.activities.complete(ns, req)
         return ws.RespondActivityTaskCompletedResponse()
 
@@ -442,6 +489,7 @@ class WorkflowService:
     ) -> ws.RespondActivityTaskCompletedByIdResponse:
         ns = self.namespaces.get(req.namespace)
         _check_activity_id(req.workflow_id, req.run_id, req.activity_id)
+        self.namespaces.check_active(ns)
         await self.engine.activities.complete_by_id(ns, req)
         return ws.RespondActivityTaskCompletedByIdResponse()
 
@@ -451,6 +499,7 @@ class WorkflowService:
         ns = self.namespaces.get(req.namespace)
         decode_task_token(req.task_token)  # a bad token is reported before a bad failure
         resp = ws.RespondActivityTaskFailedResponse(failures=prepare_activity_failure(req))
+        self.namespaces.check_active(ns)
         await self.engine.activities.fail(ns, req)
         return resp
 
@@ -460,6 +509,7 @@ class WorkflowService:
         ns = self.namespaces.get(req.namespace)
         _check_activity_id(req.workflow_id, req.run_id, req.activity_id)
         resp = ws.RespondActivityTaskFailedByIdResponse(failures=prepare_activity_failure(req))
+        self.namespaces.check_active(ns)
         await self.engine.activities.fail_by_id(ns, req)
         return resp
 
@@ -467,6 +517,7 @@ class WorkflowService:
         self, req: ws.RespondActivityTaskCanceledRequest, ctx: Ctx
     ) -> ws.RespondActivityTaskCanceledResponse:
         ns = self.namespaces.get(req.namespace)
+        self.namespaces.check_active(ns)
         await self.engine.activities.cancel(ns, req)
         return ws.RespondActivityTaskCanceledResponse()
 
@@ -475,6 +526,7 @@ class WorkflowService:
     ) -> ws.RespondActivityTaskCanceledByIdResponse:
         ns = self.namespaces.get(req.namespace)
         _check_activity_id(req.workflow_id, req.run_id, req.activity_id)
+        self.namespaces.check_active(ns)
         await self.engine.activities.cancel_by_id(ns, req)
         return ws.RespondActivityTaskCanceledByIdResponse()
 
@@ -482,6 +534,7 @@ class WorkflowService:
         self, req: ws.RecordActivityTaskHeartbeatRequest, ctx: Ctx
     ) -> ws.RecordActivityTaskHeartbeatResponse:
         ns = self.namespaces.get(req.namespace)
+        self.namespaces.check_active(ns)
         cancel = await self.engine.activities.heartbeat(ns, req)
         return ws.RecordActivityTaskHeartbeatResponse(cancel_requested=cancel)
 
@@ -490,6 +543,7 @@ class WorkflowService:
     ) -> ws.RecordActivityTaskHeartbeatByIdResponse:
         ns = self.namespaces.get(req.namespace)
         _check_activity_id(req.workflow_id, req.run_id, req.activity_id)
+        self.namespaces.check_active(ns)
         cancel = await self.engine.activities.heartbeat_by_id(ns, req)
         return ws.RecordActivityTaskHeartbeatByIdResponse(cancel_requested=cancel)
 

@@ -304,15 +304,24 @@ def pending_activity(ai: ActivityInfo) -> workflow_pb.PendingActivityInfo:
 
 
 async def query(
-    executions: Executions, queries: QueryRegistry, ns: Namespace, req: ws.QueryWorkflowRequest, timeout: float
+    executions: Executions,
+    queries: QueryRegistry,
+    ns: Namespace,
+    req: ws.QueryWorkflowRequest,
+    timeout: float,
+    standby: bool = False,
 ) -> ws.QueryWorkflowResponse:
+    """`standby`: the namespace is standby here, so no workflow task will run here and history only changes by
+    replication: a query goes to a worker as a query task at once (the reference's queryDirectlyThroughMatching),
+    once the workflow has completed a workflow task (before that, a worker could not answer it)."""
     ex = req.execution
     async with executions.locked(ns.id, ex.workflow_id, ex.run_id) as (_, entry, ms):
         status = ms.state.status
         rejected = _rejected(req.query_reject_condition, status)
         if rejected:
             return ws.QueryWorkflowResponse(query_rejected=query_pb.QueryRejected(status=status))  # type: ignore[arg-type]
-        if ms.running and ms.wft_pending:
+        direct = standby and ms.state.last_completed_wft_started_event_id > 0
+        if ms.running and ms.wft_pending and not direct:
             query_id = queries.buffer(entry, req.query)
         elif ms.running and ms.state.sticky_task_queue.name:
             query_id = queries.dispatch(entry, req.query, ms.state.sticky_task_queue.name, ms.normal_task_queue.name)

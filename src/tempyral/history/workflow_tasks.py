@@ -61,8 +61,9 @@ class WorkflowTaskHandler:
 
     # ------------------------------------------------------------------ poll
     async def poll(
-        self, ns: Namespace, req: ws.PollWorkflowTaskQueueRequest, timeout: float
+        self, ns: Namespace, req: ws.PollWorkflowTaskQueueRequest, timeout: float, queries_only: bool = False
     ) -> ws.PollWorkflowTaskQueueResponse:
+        """`queries_only`: take query tasks only (a standby cluster's polls, frontend/standby.py)."""
         key = QueueKey(ns.id, req.task_queue.name, WORKFLOW)
         sticky = req.task_queue.kind == STICKY
         self.matching.note_poller(key, req.identity, req.worker_version_capabilities.build_id)
@@ -72,7 +73,7 @@ class WorkflowTaskHandler:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return ws.PollWorkflowTaskQueueResponse()
-            item = await self.matching.poll(key, remaining)
+            item = await self.matching.poll(key, remaining, _is_query if queries_only else None)
             if item is None:
                 return ws.PollWorkflowTaskQueueResponse()
             if isinstance(item, QueryTask):
@@ -417,6 +418,10 @@ class WorkflowTaskHandler:
             result.failure.CopyFrom(req.failure)
         if not self.queries.resolve(token.query_id, result):
             raise NotFound("query task not found, or already expired")
+
+
+def _is_query(item: object) -> bool:
+    return isinstance(item, QueryTask)
 
 
 def _normal_name(ms: MutableState) -> str:

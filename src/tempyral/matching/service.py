@@ -4,6 +4,10 @@ A task reaches a queue only after the transaction that made it committed, and it
 stays in the database until a worker has started it (docs/DESIGN.md, invariant 5): what is held
 here is an in-memory index over durable rows, rebuilt from the outbox at start-up. Pollers
 waiting on an empty queue get tasks handed over directly (sync match).
+
+A poll may accept only some items (`accept`): on a standby cluster pollers take query tasks only, as the
+reference's matching turns their polls into query-only polls; the other items stay for pollers that take them.
+`wake_selective` ends such polls early (empty), for instance when the namespace fails over to this cluster.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -38,10 +43,19 @@ class Poller(NamedTuple):
     build_id: str
 
 
+Accept = Callable[[Any], bool]
+
+
+@dataclass(eq=False, slots=True)
+class _Waiter:
+    future: asyncio.Future[Any]
+    accept: Accept | None  # None: every item
+
+
 @dataclass(eq=False)
 class _Queue:
     backlog: deque[Any] = field(default_factory=deque)
-    pollers: deque[asyncio.Future[Any]] = field(default_factory=deque)
+    pollers: deque[_Waiter] = field(default_factory=deque)
     last_poll: float = 0.0
     sticky: bool = False
     normal_name: str = ""
@@ -75,33 +89,32 @@ class Matching:
                 q.sticky = True
                 q.normal_name = sticky_normal_name
         q = self._queue(key)
-        while q.pollers:
-            fut = q.pollers.popleft()
-            if not fut.done():
-                fut.set_result(item)
-                return
-        q.backlog.append(item)
+        if not _hand_over(q, item):
+            q.backlog.append(item)
 
     def add_front(self, key: QueueKey, item: Any) -> None:
         """Put back an item a poller could not take, ahead of the others."""
         q = self._queue(key)
-        while q.pollers:
-            fut = q.pollers.popleft()
-            if not fut.done():
-                fut.set_result(item)
-                return
-        q.backlog.appendleft(item)
+        if not _hand_over(q, item):
+            q.backlog.appendleft(item)
 
-    async def poll(self, key: QueueKey, timeout: float) -> Any | None:
+    async def poll(self, key: QueueKey, timeout: float, accept: Accept | None = None) -> Any | None:
+        """The next item of the queue that `accept` takes (any item without it), or None after `timeout`."""
         q = self._queue(key)
         q.last_poll = time.monotonic()
         if q.shut_down:
             q.shut_down = False  # a worker came back to this sticky queue
         if q.backlog:
-            return q.backlog.popleft()
+            if accept is None:
+                return q.backlog.popleft()
+            for i, item in enumerate(q.backlog):
+                if accept(item):
+                    del q.backlog[i]
+                    return item
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        q.pollers.append(fut)
+        waiter = _Waiter(fut, accept)
+        q.pollers.append(waiter)
         expiry = loop.call_later(timeout, _expire, fut)
         try:
             return await fut
@@ -114,9 +127,22 @@ class Matching:
             expiry.cancel()
             q.last_poll = time.monotonic()
             try:
-                q.pollers.remove(fut)
+                q.pollers.remove(waiter)
             except ValueError:
                 pass
+
+    def wake_selective(self, namespace_id: str) -> int:
+        """End every poll of the namespace that accepts only some items (it returns None); how many."""
+        woken = 0
+        for key, q in self._queues.items():
+            if key.namespace_id != namespace_id:
+                continue
+            for waiter in list(q.pollers):
+                if waiter.accept is not None and not waiter.future.done():
+                    waiter.future.set_result(None)
+                    q.pollers.remove(waiter)
+                    woken += 1
+        return woken
 
     def shutdown_sticky(self, namespace_id: str, sticky_name: str) -> None:
         """A worker left: move its sticky backlog to the normal queue right away."""
@@ -131,9 +157,9 @@ class Matching:
             normal = QueueKey(namespace_id, q.normal_name, WORKFLOW)
             for item in backlog:
                 self.add(normal, item)
-        for fut in q.pollers:
-            if not fut.done():
-                fut.set_result(None)
+        for waiter in q.pollers:
+            if not waiter.future.done():
+                waiter.future.set_result(None)
 
     def backlog_size(self, key: QueueKey) -> int:
         q = self._queues.get(key)
@@ -162,6 +188,16 @@ class Matching:
         if q is None:
             return 0, 0.0
         return len(q.backlog), q.last_poll
+
+
+def _hand_over(q: _Queue, item: Any) -> bool:
+    """Give `item` to the longest-waiting poller that takes it (the others keep their place)."""
+    for i, waiter in enumerate(q.pollers):
+        if not waiter.future.done() and (waiter.accept is None or waiter.accept(item)):
+            del q.pollers[i]  # a poll that ended removes its own waiter
+            waiter.future.set_result(item)
+            return True
+    return False
 
 
 def _expire(fut: asyncio.Future[Any]) -> None:
