@@ -31,6 +31,7 @@ from tempyral.frontend.grpc_handlers import generic_handler
 from tempyral.frontend.health import health_handler
 from tempyral.frontend.http_gateway import HttpGateway
 from tempyral.frontend.operator_service import OperatorService
+from tempyral.frontend.redirection import Redirector
 from tempyral.frontend.workflow_service import WorkflowService
 from tempyral.history.engine import EngineConfig, HistoryEngine
 from tempyral.history.replication import ReplicationApplier
@@ -74,6 +75,8 @@ class Server:
         self.endpoints = EndpointRegistry(self.store, self.namespaces, self.outbound_addresses)
         self.matching = Matching()
         self.admission = Admission(config.admission)
+        # Calls of namespaces that are standby here, sent to their active cluster (--dc-redirection-policy).
+        self.redirector = Redirector(config.dc_redirection_policy, self.clusters, self.namespaces, WORKFLOW_SERVICE)
         self.engine = HistoryEngine(
             self.store,
             self.namespaces,
@@ -133,6 +136,7 @@ class Server:
             self.nexus_machinery,
             self.nexus_metrics,
         )
+        self.nexus_http_api.more_metrics.append(self.history_receiver.render_metrics)
         self._http: web.AppRunner | None = None
         self._ui: web.AppRunner | None = None
         self.ui_address = ""
@@ -243,7 +247,7 @@ class Server:
         self._grpc = server  # stopped with the rest, should what follows fail
         server.add_generic_rpc_handlers(
             (
-                generic_handler(WORKFLOW_SERVICE, workflow_service, self.admission),
+                generic_handler(WORKFLOW_SERVICE, workflow_service, self.admission, self.redirector),
                 generic_handler(OPERATOR_SERVICE, operator_service, self.admission),
                 replication_handler(self.replication_service),
                 health_handler(),
@@ -309,6 +313,7 @@ class Server:
             await self._grpc.stop(grace)
             self._grpc = None
         await self.peers.close()
+        await self.redirector.close()
         await self.history_sender.stop()
         await self.engine.stop()
         await self.nexus_http_client.close()

@@ -23,11 +23,13 @@ from tempyral.common.errors import ServiceError
 from tempyral.common.logs import ThrottledLog
 from tempyral.frontend.admission import Admission, overloaded_error
 from tempyral.frontend.intake import decoder, refusal, truncated
+from tempyral.frontend.redirection import Redirector
 
 log = logging.getLogger(__name__)
 _unexpected = ThrottledLog(log)  # a bug that every request meets must not flood the log
 Context = grpc.aio.ServicerContext[Any, Any]
-Handler = Callable[[Any, Context], Awaitable[Message]]
+# A servicer method; calls forwarded to another cluster answer with its serialized response (frontend/redirection.py).
+Handler = Callable[[Any, Context], Awaitable[Message | bytes]]
 
 
 def snake_case(name: str) -> str:
@@ -48,7 +50,7 @@ async def abort(context: Context, err: ServiceError) -> None:
 
 
 def _wrap(fn: Handler, method: str, admission: Admission | None) -> Handler:
-    async def handler(request: Any, context: Context) -> Message:
+    async def handler(request: Any, context: Context) -> Message | bytes:
         if admission is None:
             return await _call(fn, method, request, context)
         size = request.ByteSize()
@@ -62,7 +64,7 @@ def _wrap(fn: Handler, method: str, admission: Admission | None) -> Handler:
     return handler
 
 
-async def _call(fn: Handler, method: str, request: Any, context: Context) -> Message:
+async def _call(fn: Handler, method: str, request: Any, context: Context) -> Message | bytes:
     """The implementation's answer, with its errors turned into statuses."""
     try:
         return await fn(request, context)
@@ -78,7 +80,7 @@ async def _call(fn: Handler, method: str, request: Any, context: Context) -> Mes
 
 
 def _unimplemented(method: str) -> Handler:
-    async def handler(request: Any, context: Context) -> Message:
+    async def handler(request: Any, context: Context) -> Message | bytes:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented by tempyral")
         raise AssertionError("unreachable")
 
@@ -88,7 +90,7 @@ def _unimplemented(method: str) -> Handler:
 def _refusing_early(handler: Handler) -> Handler:
     """Undecodable requests and over-long namespace names are refused before anything else."""
 
-    async def refusing(request: Any, context: Context) -> Message:
+    async def refusing(request: Any, context: Context) -> Message | bytes:
         err = refusal(request)
         if err is not None:
             await abort(context, err)
@@ -98,20 +100,31 @@ def _refusing_early(handler: Handler) -> Handler:
 
 
 def generic_handler(
-    service: ServiceDescriptor, impl: object, admission: Admission | None = None
+    service: ServiceDescriptor,
+    impl: object,
+    admission: Admission | None = None,
+    redirector: Redirector | None = None,
 ) -> grpc.GenericRpcHandler[Any, Any]:
+    """`redirector`: the DC redirection policy, applied after admission, as the reference's interceptor order has
+    it; a method it forwards reaches the other cluster even when this one does not implement it."""
     handlers = {}
     for method in service.methods:
         request_cls = GetMessageClass(method.input_type)
-        response_cls = GetMessageClass(method.output_type)
-        fn = getattr(impl, snake_case(method.name), None)
+        fn: Handler | None = getattr(impl, snake_case(method.name), None)
+        if redirector is not None:
+            fn = redirector.wrap(method.name, fn if fn is not None else _unimplemented(method.name))
         handler = _wrap(fn, method.name, admission) if fn is not None else _unimplemented(method.name)
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
             _refusing_early(handler),
             request_deserializer=decoder(request_cls),
-            response_serializer=response_cls.SerializeToString,
+            response_serializer=_serialize,
         )
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
+def _serialize(response: Message | bytes) -> bytes:
+    """A response; one another cluster gave is passed on as it came."""
+    return response if isinstance(response, bytes) else response.SerializeToString()
 
 
 def implemented(service: ServiceDescriptor, impl: object) -> list[str]:
