@@ -9,6 +9,11 @@
   asynchronous operation that a caller workflow started on an external endpoint.
 - `GET /metrics`: the outbound Nexus counters, as Prometheus text.
 
+A request of a global namespace that is standby here goes to its active cluster's HTTP API (nexus/forwarding.py),
+start and cancel requests by namespace and task queue (endpoints are not replicated), as the reference does,
+unless it carries `xdc-redirection: false` or another cluster forwarded it here: then it gets UNAVAILABLE
+"cluster inactive".
+
 Errors are Nexus handler errors: a status code from the spec's table and a failure JSON body.
 """
 
@@ -19,6 +24,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from aiohttp import web
 from temporalio.api.common.v1 import message_pb2 as common
@@ -26,16 +32,18 @@ from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
+from tempyral.common import xdc
 from tempyral.common.clock import timestamp
 from tempyral.common.errors import InvalidArgument, NotFound
 from tempyral.common.http_body import read_bounded
 from tempyral.common.limits import exceeds_blob_limit
-from tempyral.namespace.registry import NamespaceRegistry
+from tempyral.namespace.registry import Namespace, NamespaceRegistry
 from tempyral.nexus import http_wire as wire
 from tempyral.nexus import links as nexus_links
 from tempyral.nexus import outcomes
 from tempyral.nexus.dispatch import NexusDispatcher, Reply
 from tempyral.nexus.endpoints import EndpointRegistry
+from tempyral.nexus.forwarding import ForwardingError, NexusForwarder
 from tempyral.nexus.invoker import CALLBACK_TOKEN_HEADER, decode_callback_token
 from tempyral.nexus.machinery import Machinery
 from tempyral.nexus.metrics import NexusMetrics
@@ -106,10 +114,14 @@ class NexusHttpApi:
         self.dispatcher = dispatcher
         self.machinery = machinery
         self.metrics = metrics
+        # More Prometheus text for /metrics (history replication's, added by the server).
+        self.more_metrics: list[Callable[[], str]] = []
+        self.forwarder = NexusForwarder(namespaces.clusters)
 
     def app(self) -> web.Application:
         # Bodies are read (and limited) by the handlers, which answer the spec's 400, not aiohttp's 413.
         app = web.Application(middlewares=[_errors])
+        app.on_cleanup.append(self._close_forwarder)
         app.router.add_post(_ENDPOINT_ROUTE, self.start_on_endpoint)
         app.router.add_post(_ENDPOINT_ROUTE + "/cancel", self.cancel_on_endpoint)
         app.router.add_post(_ENDPOINT_ROUTE + "/{token}/cancel", self.cancel_on_endpoint)  # before the header
@@ -152,6 +164,49 @@ class NexusHttpApi:
             raise HandlerError("BAD_REQUEST", "invalid URL")
         return _Target(namespace.id, task_queue, "")
 
+    async def _close_forwarder(self, app: web.Application) -> None:
+        await self.forwarder.close()
+
+    # ------------------------------------------------------------------ standby
+    def _standby(self, namespace_id: str, request: web.Request) -> Namespace | None:
+        """The namespace, when it is standby here and the request may go to its active cluster (None: it is
+        active here); a request that may not go anywhere else is refused as the reference does."""
+        namespace = self.namespaces.find_by_id(namespace_id)
+        if namespace is None or self.namespaces.is_active(namespace):
+            return None
+        if not xdc.may_forward(request.headers.get):
+            raise HandlerError("UNAVAILABLE", "cluster inactive")
+        return namespace
+
+    async def _forward_operation(self, request: web.Request, namespace: Namespace, target: _Target) -> web.Response:
+        """A start or cancel request, to the active cluster by namespace and task queue: `.../{service}/...`."""
+        segments = request.raw_path.split("?", 1)[0].split("/")
+        tail = segments[5:] if segments[1] == "nexus" else segments[6:]  # after .../services or .../nexus-services
+        path = (
+            f"/namespaces/{quote(namespace.name, safe='')}/task-queues/{quote(target.task_queue, safe='')}"
+            f"/nexus-services/{'/'.join(tail)}"
+        )
+        return await self._forward(request, namespace, path, "nexus operation", "request forwarding failed")
+
+    async def _forward(
+        self, request: web.Request, namespace: Namespace, path: str, what: str, refusal: str
+    ) -> web.Response:
+        timeout_s = _request_timeout(request, self.machinery.limits.request_timeout_s)
+        body = await read_bounded(request, wire.MAX_BODY_BYTES)
+        if body is None:  # as the request would be answered here
+            raise HandlerError("BAD_REQUEST", "invalid input", close=True)
+        try:
+            return await self.forwarder.forward(request, namespace.active_cluster, path, body, timeout_s, what)
+        except ForwardingError as err:
+            log.warning(
+                "could not forward a %s of namespace %s to its active cluster %s: %s",
+                what,
+                namespace.name,
+                namespace.active_cluster,
+                err,
+            )
+            raise HandlerError("INTERNAL", refusal) from None
+
     async def start_on_endpoint(self, request: web.Request) -> web.Response:
         return await self._start(request, self._endpoint_target(request))
 
@@ -171,6 +226,9 @@ class NexusHttpApi:
             links = wire.parse_links(request.headers.getall("Nexus-Link", []))
         except ValueError as err:
             raise HandlerError("BAD_REQUEST", f'invalid "Nexus-Link" header: {err}') from None
+        standby = self._standby(target.namespace_id, request)
+        if standby is not None:
+            return await self._forward_operation(request, standby, target)
         body = await read_bounded(request, wire.MAX_BODY_BYTES)
         if body is None:  # as the reference, whose reader fails at the limit
             raise HandlerError("BAD_REQUEST", "invalid input", close=True)
@@ -221,6 +279,9 @@ class NexusHttpApi:
         )
         if not token:
             raise HandlerError("BAD_REQUEST", "missing operation token")
+        standby = self._standby(target.namespace_id, request)
+        if standby is not None:
+            return await self._forward_operation(request, standby, target)
         request_pb = self._request(request, target, timeout_s)
         request_pb.header.pop(wire.OPERATION_TOKEN, None)  # it is an argument, not a header
         cancel = request_pb.cancel_operation
@@ -246,6 +307,9 @@ class NexusHttpApi:
         if "namespace" in request.match_info and request.match_info["namespace"] != namespace.name:
             # A token is only good on the callback URL of the namespace that issued it.
             raise HandlerError("BAD_REQUEST", "invalid callback token")
+        if self._standby(namespace.id, request) is not None:
+            path = f"/namespaces/{quote(namespace.name, safe='')}/nexus/callback"
+            return await self._forward(request, namespace, path, "completion callback", "internal error")
         operation_token = request.headers.get("Nexus-Operation-Token", "")
         if len(operation_token) > outcomes.MAX_OPERATION_TOKEN_LENGTH:
             raise HandlerError(
@@ -315,7 +379,8 @@ class NexusHttpApi:
 
     # ------------------------------------------------------------------ metrics
     async def render_metrics(self, request: web.Request) -> web.Response:
-        return web.Response(text=self.metrics.render(self.machinery), content_type="text/plain")
+        text = self.metrics.render(self.machinery) + "".join(render() for render in self.more_metrics)
+        return web.Response(text=text, content_type="text/plain")
 
 
 # ---------------------------------------------------------------------- helpers
