@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():  # the workflow sandbox re-import
     from tests.conftest import new_id, within
     from tests.support.clusters import Cluster, connect, new_cluster
     from tests.support.nexus_services import GreeterHandler
-    from tests.xdc.conftest import create_global_namespace, wait_until
+    from tests.xdc.conftest import create_global_namespace, failover, wait_until
 
 OPT_OUT = {"xdc-redirection": "false"}
 
@@ -213,6 +213,26 @@ async def test_a_standby_worker_gets_only_queries_while_the_active_runs_the_work
             # a signal sent to the standby reaches the active (selected-apis-forwarding)
             await handle_a.signal(RunsThenWaits.finish)
             assert await within(handle_b.result(), 30) == "b"
+
+
+async def test_a_worker_polling_the_standby_takes_over_when_the_namespace_fails_over_to_it(
+    clusters: list[Cluster],
+) -> None:
+    """The worker's polls are in flight on a when a becomes active: they go on as ordinary polls and get the
+    workflow's tasks (temporalio/temporal#1847: workers on the standby did not pick tasks up after a failover)."""
+    a, b = clusters
+    ns = create_global_namespace(clusters, active="b")
+    tq = new_id("tq")
+    client_a = await Client.connect(a.address, namespace=ns)
+    client_b = await Client.connect(b.address, namespace=ns)
+    async with worker(client_a, tq, "a"):
+        handle = await client_b.start_workflow(RunsThenWaits.run, id=new_id(), task_queue=tq)
+        await wait_until(lambda: running(client_a.get_workflow_handle(handle.id)), what="the run replicated to a")
+        failover(a, ns, "a")
+        handle_a = client_a.get_workflow_handle(handle.id)
+        await wait_until(lambda: _query(handle_a, "a"), timeout=30, what="the activity ran on a's worker")
+        await handle_a.signal(RunsThenWaits.finish)
+        assert await within(handle_a.result(), 30) == "a"
 
 
 async def _query(handle: WorkflowHandle[Any, Any], expected: str, metadata: dict[str, str] | None = None) -> bool:
