@@ -91,6 +91,9 @@ class Server:
         # History replication: streams of this cluster's replication tasks to the others, and of theirs to here.
         self.history_sender = HistorySender(self.engine.executions, self.store, self.namespaces, self.clusters)
         self.replication_service.history_source = self.history_sender
+        self.replication_service.shard_watermarks = lambda: {
+            shard.shard_id: shard.next_task_id - 1 for shard in self.engine.shards
+        }
         self.engine.on_replication_tasks = self.history_sender.notify
         self.history_receiver = HistoryReceiver(
             self.clusters,
@@ -99,6 +102,7 @@ class Server:
             self.store,
             self.namespace_replicator,
         )
+        self.namespace_replicator.catch_up = self.history_receiver.wait_applied
         self.nexus_dispatcher = NexusDispatcher(self.matching)
         self.nexus_machinery = Machinery(config.nexus)
         self.nexus_metrics = NexusMetrics()

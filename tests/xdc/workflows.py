@@ -67,3 +67,19 @@ class ActivityAcrossFailover:
             result_type=str,
         )
         return result
+
+
+@workflow.defn
+class SlowActivity:
+    """One activity that takes the given time: a batch of these finishes over a spread of time."""
+
+    @workflow.run
+    async def run(self, seconds: float) -> str:
+        result: str = await workflow.execute_activity(
+            "slow_where",
+            seconds,
+            start_to_close_timeout=timedelta(seconds=6),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100), backoff_coefficient=1.0),
+            result_type=str,
+        )
+        return result

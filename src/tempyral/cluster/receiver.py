@@ -64,6 +64,10 @@ class HistoryReceiver:
         # Replication lag of recently applied tasks, per source cluster (seconds from its commit to the apply here).
         self.lags: dict[str, deque[float]] = {}
         self.applied: Counter[str] = Counter()
+        # The task id each (remote cluster, remote shard) stream has applied through; `_progress` is set (and
+        # replaced) whenever one moves.
+        self.applied_through: dict[tuple[str, int], int] = {}
+        self._progress = asyncio.Event()
         self.refused: Counter[str] = Counter()
 
     def start(self) -> None:
@@ -96,6 +100,7 @@ class HistoryReceiver:
     async def _run(self, remote: str, shard_id: int) -> None:
         stored = await self.store.get_metadata(applied_key(remote, shard_id))
         applied = int(stored) if stored is not None else 0
+        self._moved(remote, shard_id, applied)
         attempt = 0
         while True:
             try:
@@ -131,6 +136,7 @@ class HistoryReceiver:
                 await self._apply_all(remote, response.tasks)
                 if response.high_watermark_task_id > applied:
                     applied = response.high_watermark_task_id
+                    self._moved(remote, shard_id, applied)
                     await acks.put(
                         rpb.ReplicationStreamRequest(
                             cluster_name=self.clusters.name, shard_id=shard_id, acked_task_id=applied
@@ -144,6 +150,25 @@ class HistoryReceiver:
             call.cancel()
         await self._store_applied(remote, shard_id, applied)
         return applied
+
+    def _moved(self, remote: str, shard_id: int, applied: int) -> None:
+        self.applied_through[(remote, shard_id)] = applied
+        self._progress.set()
+        self._progress = asyncio.Event()
+
+    async def wait_applied(self, remote: str, watermarks: dict[int, int], timeout: float) -> bool:
+        """Wait until every shard's stream from `remote` has applied through its watermark; False after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if all(self.applied_through.get((remote, shard), 0) >= mark for shard, mark in watermarks.items()):
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._progress.wait(), remaining)
+            except TimeoutError:
+                return False
 
     async def _store_applied(self, remote: str, shard_id: int, applied: int) -> None:
         if applied:

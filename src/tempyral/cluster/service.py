@@ -36,6 +36,8 @@ class ReplicationService:
         self.clusters = clusters
         self.namespaces = namespaces
         self.history_source: HistorySource | None = None
+        # The last task id handed out per shard (set by the server).
+        self.shard_watermarks: Callable[[], dict[int, int]] = dict
 
     def check_connected(self, cluster_name: str) -> None:
         """Only a cluster this one is connected to (and that connection enabled) gets its data."""
@@ -59,6 +61,9 @@ class ReplicationService:
             # Global namespaces that list the puller; a HANDOVER state is this cluster's own business.
             if record.is_global_namespace and request.cluster_name in clusters and len(clusters) > 1:
                 response.namespaces.append(record)
+        # Read with the records, in the same step: a write that passed the active check before a failover was
+        # recorded here has its task ids already.
+        response.shard_watermarks.update(self.shard_watermarks())
         return response
 
     async def get_replication_history(

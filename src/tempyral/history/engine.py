@@ -207,12 +207,11 @@ class HistoryEngine:
         return not ns.is_global or ns.active_cluster == self.namespaces.cluster_name
 
     async def _touch(self, task: Task) -> None:
-        """An empty change of the run: it fails a workflow task the old active cluster had started
-        (Executions.update), and commits that."""
+        """Open the run for a change: that fails a workflow task the old active cluster had started, in a
+        transaction of its own (Executions.update)."""
         try:
-            async with self.executions.update(task.namespace_id, task.workflow_id, task.run_id) as change:
-                if change.ms.new_events:
-                    await change.commit()
+            async with self.executions.update(task.namespace_id, task.workflow_id, task.run_id):
+                pass
         except (NotFound, NamespaceNotActive):
             pass
         except Exception as err:

@@ -142,13 +142,19 @@ class Executions:
                     if latest and latest != target:
                         continue
                 self.prepare(ms, time.time_ns())
-                change = Change(self, shard, entry, ms, ms.running)
                 namespace = self.namespaces.find_by_id(namespace_id)
-                if namespace is not None and namespace.is_global:
-                    if namespace.replicated:
-                        change.activity_marks = {k: _activity_mark(ai) for k, ai in ms.state.activities.items()}
-                    if self.namespaces.is_active(namespace):
-                        fail_workflow_task_of_old_active(ms, namespace)
+                if (
+                    namespace is not None
+                    and namespace.is_global
+                    and self.namespaces.is_active(namespace)
+                    and fail_workflow_task_of_old_active(ms, namespace)
+                ):
+                    # its own transaction, whatever the handler then does (or does not) commit
+                    await self.commit(Change(self, shard, entry, ms, ms.running))
+                    self.prepare(ms, time.time_ns())
+                change = Change(self, shard, entry, ms, ms.running)
+                if namespace is not None and namespace.replicated:
+                    change.activity_marks = {k: _activity_mark(ai) for k, ai in ms.state.activities.items()}
                 try:
                     yield change
                 finally:
@@ -328,23 +334,24 @@ def _add_replication_tasks(change: Change, mutations: list[Mutation]) -> None:
             ms.new_tasks.append(task_generator.replicate_activity(ms.state, ai, ms.now))
 
 
-def fail_workflow_task_of_old_active(ms: MutableState, namespace: Namespace) -> None:
+def fail_workflow_task_of_old_active(ms: MutableState, namespace: Namespace) -> bool:
     """A workflow task started on the cluster that was active before a failover can no longer complete: the
     first change on the new active fails it (cause FAILOVER_CLOSE_COMMAND) and schedules another, as the
     reference does when it starts a transaction."""
     if not ms.running or not ms.wft_started:
-        return
+        return False
     wt = ms.state.workflow_task
     try:
         started_version = version_history.version_at(ms.state, wt.started_event_id)
     except version_history.VersionHistoryError:
         started_version = wt.version  # a transient task: its start is not in history
     if started_version >= namespace.failover_version:
-        return
+        return False
     ms.add_workflow_task_failed(FAILOVER_CLOSE_COMMAND, None, "history-service")
     ms.flush_buffered_events()
     ms.state.workflow_task.attempt = 1  # not the worker's failure: the next task is a first attempt, written
     ms.schedule_workflow_task()
+    return True
 
 
 def terminate(ms: MutableState, reason: str, details: common.Payloads | None, identity: str) -> None:

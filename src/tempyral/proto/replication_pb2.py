@@ -27,13 +27,15 @@ from temporalio.api.history.v1 import message_pb2 as temporal_dot_api_dot_histor
 from tempyral.proto import internal_pb2 as tempyral_dot_proto_dot_internal__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n tempyral/proto/replication.proto\x12\x14tempyral.internal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a%temporal/api/history/v1/message.proto\x1a\x1dtempyral/proto/internal.proto\"\xc8\x02\n\x15\x43lusterMetadataRecord\x12\x14\n\x0c\x63luster_name\x18\x01 \x01(\t\x12\x1b\n\x13history_shard_count\x18\x02 \x01(\x05\x12\x12\n\ncluster_id\x18\x03 \x01(\t\x12\x17\n\x0f\x63luster_address\x18\x06 \x01(\t\x12\x14\n\x0chttp_address\x18\r \x01(\t\x12\"\n\x1a\x66\x61ilover_version_increment\x18\x07 \x01(\x03\x12 \n\x18initial_failover_version\x18\x08 \x01(\x03\x12#\n\x1bis_global_namespace_enabled\x18\t \x01(\x08\x12\x1d\n\x15is_connection_enabled\x18\n \x01(\x08\x12\x1e\n\x16is_replication_enabled\x18\x0e \x01(\x08\x12\x0f\n\x07version\x18\x0f \x01(\x03\"\x18\n\x16\x44\x65scribeClusterRequest\"o\n\x17\x44\x65scribeClusterResponse\x12<\n\x07\x63luster\x18\x01 \x01(\x0b\x32+.tempyral.internal.v1.ClusterMetadataRecord\x12\x16\n\x0eserver_version\x18\x02 \x01(\t\"b\n&GetNamespaceReplicationMessagesRequest\x12\x14\n\x0c\x63luster_name\x18\x01 \x01(\t\x12\"\n\x1a\x61\x66ter_notification_version\x18\x02 \x01(\x03\"\x87\x01\n\'GetNamespaceReplicationMessagesResponse\x12\x39\n\nnamespaces\x18\x01 \x03(\x0b\x32%.tempyral.internal.v1.NamespaceRecord\x12!\n\x19last_notification_version\x18\x02 \x01(\x03\"Y\n\x18ReplicationStreamRequest\x12\x14\n\x0c\x63luster_name\x18\x01 \x01(\t\x12\x10\n\x08shard_id\x18\x02 \x01(\x05\x12\x15\n\racked_task_id\x18\x03 \x01(\x03\"\x98\x02\n\x0fReplicationTask\x12(\n\x04task\x18\x01 \x01(\x0b\x32\x1a.tempyral.internal.v1.Task\x12\x30\n\x06\x65vents\x18\x02 \x01(\x0b\x32 .temporal.api.history.v1.History\x12\x41\n\x0fversion_history\x18\x03 \x03(\x0b\x32(.tempyral.internal.v1.VersionHistoryItem\x12\x34\n\x08\x61\x63tivity\x18\x04 \x01(\x0b\x32\".tempyral.internal.v1.ActivityInfo\x12\x30\n\x0c\x63reated_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"q\n\x19ReplicationStreamResponse\x12\x34\n\x05tasks\x18\x01 \x03(\x0b\x32%.tempyral.internal.v1.ReplicationTask\x12\x1e\n\x16high_watermark_task_id\x18\x02 \x01(\x03\"\x9e\x01\n\x1cGetReplicationHistoryRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12\x16\n\x0e\x66irst_event_id\x18\x04 \x01(\x03\x12\x15\n\rnext_event_id\x18\x05 \x01(\x03\x12\x14\n\x0c\x63luster_name\x18\x06 \x01(\t\"\x94\x01\n\x1dGetReplicationHistoryResponse\x12\x30\n\x06\x65vents\x18\x01 \x01(\x0b\x32 .temporal.api.history.v1.History\x12\x41\n\x0fversion_history\x18\x02 \x03(\x0b\x32(.tempyral.internal.v1.VersionHistoryItem2\xa2\x04\n\x12ReplicationService\x12n\n\x0f\x44\x65scribeCluster\x12,.tempyral.internal.v1.DescribeClusterRequest\x1a-.tempyral.internal.v1.DescribeClusterResponse\x12\x9e\x01\n\x1fGetNamespaceReplicationMessages\x12<.tempyral.internal.v1.GetNamespaceReplicationMessagesRequest\x1a=.tempyral.internal.v1.GetNamespaceReplicationMessagesResponse\x12x\n\x11StreamReplication\x12..tempyral.internal.v1.ReplicationStreamRequest\x1a/.tempyral.internal.v1.ReplicationStreamResponse(\x01\x30\x01\x12\x80\x01\n\x15GetReplicationHistory\x12\x32.tempyral.internal.v1.GetReplicationHistoryRequest\x1a\x33.tempyral.internal.v1.GetReplicationHistoryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n tempyral/proto/replication.proto\x12\x14tempyral.internal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a%temporal/api/history/v1/message.proto\x1a\x1dtempyral/proto/internal.proto\"\xc8\x02\n\x15\x43lusterMetadataRecord\x12\x14\n\x0c\x63luster_name\x18\x01 \x01(\t\x12\x1b\n\x13history_shard_count\x18\x02 \x01(\x05\x12\x12\n\ncluster_id\x18\x03 \x01(\t\x12\x17\n\x0f\x63luster_address\x18\x06 \x01(\t\x12\x14\n\x0chttp_address\x18\r \x01(\t\x12\"\n\x1a\x66\x61ilover_version_increment\x18\x07 \x01(\x03\x12 \n\x18initial_failover_version\x18\x08 \x01(\x03\x12#\n\x1bis_global_namespace_enabled\x18\t \x01(\x08\x12\x1d\n\x15is_connection_enabled\x18\n \x01(\x08\x12\x1e\n\x16is_replication_enabled\x18\x0e \x01(\x08\x12\x0f\n\x07version\x18\x0f \x01(\x03\"\x18\n\x16\x44\x65scribeClusterRequest\"o\n\x17\x44\x65scribeClusterResponse\x12<\n\x07\x63luster\x18\x01 \x01(\x0b\x32+.tempyral.internal.v1.ClusterMetadataRecord\x12\x16\n\x0eserver_version\x18\x02 \x01(\t\"b\n&GetNamespaceReplicationMessagesRequest\x12\x14\n\x0c\x63luster_name\x18\x01 \x01(\t\x12\"\n\x1a\x61\x66ter_notification_version\x18\x02 \x01(\x03\"\xad\x02\n\'GetNamespaceReplicationMessagesResponse\x12\x39\n\nnamespaces\x18\x01 \x03(\x0b\x32%.tempyral.internal.v1.NamespaceRecord\x12!\n\x19last_notification_version\x18\x02 \x01(\x03\x12l\n\x10shard_watermarks\x18\x03 \x03(\x0b\x32R.tempyral.internal.v1.GetNamespaceReplicationMessagesResponse.ShardWatermarksEntry\x1a\x36\n\x14ShardWatermarksEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"Y\n\x18ReplicationStreamRequest\x12\x14\n\x0c\x63luster_name\x18\x01 \x01(\t\x12\x10\n\x08shard_id\x18\x02 \x01(\x05\x12\x15\n\racked_task_id\x18\x03 \x01(\x03\"\x98\x02\n\x0fReplicationTask\x12(\n\x04task\x18\x01 \x01(\x0b\x32\x1a.tempyral.internal.v1.Task\x12\x30\n\x06\x65vents\x18\x02 \x01(\x0b\x32 .temporal.api.history.v1.History\x12\x41\n\x0fversion_history\x18\x03 \x03(\x0b\x32(.tempyral.internal.v1.VersionHistoryItem\x12\x34\n\x08\x61\x63tivity\x18\x04 \x01(\x0b\x32\".tempyral.internal.v1.ActivityInfo\x12\x30\n\x0c\x63reated_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"q\n\x19ReplicationStreamResponse\x12\x34\n\x05tasks\x18\x01 \x03(\x0b\x32%.tempyral.internal.v1.ReplicationTask\x12\x1e\n\x16high_watermark_task_id\x18\x02 \x01(\x03\"\x9e\x01\n\x1cGetReplicationHistoryRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12\x16\n\x0e\x66irst_event_id\x18\x04 \x01(\x03\x12\x15\n\rnext_event_id\x18\x05 \x01(\x03\x12\x14\n\x0c\x63luster_name\x18\x06 \x01(\t\"\x94\x01\n\x1dGetReplicationHistoryResponse\x12\x30\n\x06\x65vents\x18\x01 \x01(\x0b\x32 .temporal.api.history.v1.History\x12\x41\n\x0fversion_history\x18\x02 \x03(\x0b\x32(.tempyral.internal.v1.VersionHistoryItem2\xa2\x04\n\x12ReplicationService\x12n\n\x0f\x44\x65scribeCluster\x12,.tempyral.internal.v1.DescribeClusterRequest\x1a-.tempyral.internal.v1.DescribeClusterResponse\x12\x9e\x01\n\x1fGetNamespaceReplicationMessages\x12<.tempyral.internal.v1.GetNamespaceReplicationMessagesRequest\x1a=.tempyral.internal.v1.GetNamespaceReplicationMessagesResponse\x12x\n\x11StreamReplication\x12..tempyral.internal.v1.ReplicationStreamRequest\x1a/.tempyral.internal.v1.ReplicationStreamResponse(\x01\x30\x01\x12\x80\x01\n\x15GetReplicationHistory\x12\x32.tempyral.internal.v1.GetReplicationHistoryRequest\x1a\x33.tempyral.internal.v1.GetReplicationHistoryResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tempyral.proto.replication_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_GETNAMESPACEREPLICATIONMESSAGESRESPONSE_SHARDWATERMARKSENTRY']._loaded_options = None
+  _globals['_GETNAMESPACEREPLICATIONMESSAGESRESPONSE_SHARDWATERMARKSENTRY']._serialized_options = b'8\001'
   _globals['_CLUSTERMETADATARECORD']._serialized_start=162
   _globals['_CLUSTERMETADATARECORD']._serialized_end=490
   _globals['_DESCRIBECLUSTERREQUEST']._serialized_start=492
@@ -43,17 +45,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETNAMESPACEREPLICATIONMESSAGESREQUEST']._serialized_start=631
   _globals['_GETNAMESPACEREPLICATIONMESSAGESREQUEST']._serialized_end=729
   _globals['_GETNAMESPACEREPLICATIONMESSAGESRESPONSE']._serialized_start=732
-  _globals['_GETNAMESPACEREPLICATIONMESSAGESRESPONSE']._serialized_end=867
-  _globals['_REPLICATIONSTREAMREQUEST']._serialized_start=869
-  _globals['_REPLICATIONSTREAMREQUEST']._serialized_end=958
-  _globals['_REPLICATIONTASK']._serialized_start=961
-  _globals['_REPLICATIONTASK']._serialized_end=1241
-  _globals['_REPLICATIONSTREAMRESPONSE']._serialized_start=1243
-  _globals['_REPLICATIONSTREAMRESPONSE']._serialized_end=1356
-  _globals['_GETREPLICATIONHISTORYREQUEST']._serialized_start=1359
-  _globals['_GETREPLICATIONHISTORYREQUEST']._serialized_end=1517
-  _globals['_GETREPLICATIONHISTORYRESPONSE']._serialized_start=1520
-  _globals['_GETREPLICATIONHISTORYRESPONSE']._serialized_end=1668
-  _globals['_REPLICATIONSERVICE']._serialized_start=1671
-  _globals['_REPLICATIONSERVICE']._serialized_end=2217
+  _globals['_GETNAMESPACEREPLICATIONMESSAGESRESPONSE']._serialized_end=1033
+  _globals['_GETNAMESPACEREPLICATIONMESSAGESRESPONSE_SHARDWATERMARKSENTRY']._serialized_start=979
+  _globals['_GETNAMESPACEREPLICATIONMESSAGESRESPONSE_SHARDWATERMARKSENTRY']._serialized_end=1033
+  _globals['_REPLICATIONSTREAMREQUEST']._serialized_start=1035
+  _globals['_REPLICATIONSTREAMREQUEST']._serialized_end=1124
+  _globals['_REPLICATIONTASK']._serialized_start=1127
+  _globals['_REPLICATIONTASK']._serialized_end=1407
+  _globals['_REPLICATIONSTREAMRESPONSE']._serialized_start=1409
+  _globals['_REPLICATIONSTREAMRESPONSE']._serialized_end=1522
+  _globals['_GETREPLICATIONHISTORYREQUEST']._serialized_start=1525
+  _globals['_GETREPLICATIONHISTORYREQUEST']._serialized_end=1683
+  _globals['_GETREPLICATIONHISTORYRESPONSE']._serialized_start=1686
+  _globals['_GETREPLICATIONHISTORYRESPONSE']._serialized_end=1834
+  _globals['_REPLICATIONSERVICE']._serialized_start=1837
+  _globals['_REPLICATIONSERVICE']._serialized_end=2383
 # @@protoc_insertion_point(module_scope)

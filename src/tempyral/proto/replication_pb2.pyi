@@ -58,12 +58,21 @@ class GetNamespaceReplicationMessagesRequest(_message.Message):
     def __init__(self, cluster_name: _Optional[str] = ..., after_notification_version: _Optional[int] = ...) -> None: ...
 
 class GetNamespaceReplicationMessagesResponse(_message.Message):
-    __slots__ = ("namespaces", "last_notification_version")
+    __slots__ = ("namespaces", "last_notification_version", "shard_watermarks")
+    class ShardWatermarksEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
     NAMESPACES_FIELD_NUMBER: _ClassVar[int]
     LAST_NOTIFICATION_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SHARD_WATERMARKS_FIELD_NUMBER: _ClassVar[int]
     namespaces: _containers.RepeatedCompositeFieldContainer[_internal_pb2.NamespaceRecord]
     last_notification_version: int
-    def __init__(self, namespaces: _Optional[_Iterable[_Union[_internal_pb2.NamespaceRecord, _Mapping]]] = ..., last_notification_version: _Optional[int] = ...) -> None: ...
+    shard_watermarks: _containers.ScalarMap[int, int]
+    def __init__(self, namespaces: _Optional[_Iterable[_Union[_internal_pb2.NamespaceRecord, _Mapping]]] = ..., last_notification_version: _Optional[int] = ..., shard_watermarks: _Optional[_Mapping[int, int]] = ...) -> None: ...
 
 class ReplicationStreamRequest(_message.Message):
     __slots__ = ("cluster_name", "shard_id", "acked_task_id")
