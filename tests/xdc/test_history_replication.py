@@ -225,3 +225,47 @@ async def test_a_stream_from_a_cluster_that_is_not_connected_is_refused(clusters
         assert refused_ns.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     finally:
         await client.close()
+
+
+async def test_a_workflow_task_started_on_the_old_active_fails_with_failover_close_command(
+    clusters: list[Cluster],
+) -> None:
+    from temporalio.api.enums.v1 import WorkflowTaskFailedCause
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import PollWorkflowTaskQueueRequest, RespondWorkflowTaskCompletedRequest
+
+    a, b = clusters
+    ns = create_global_namespace(clusters)
+    client_a, client_b = await connect(a, ns), await connect(b, ns)
+    wid, tq = new_id(), new_id("tq")
+    await client_a.start_workflow(OneActivity.run, "x", id=wid, task_queue=tq)
+    # a worker of the old active takes the workflow task and never answers
+    polled = await client_a.workflow_service.poll_workflow_task_queue(
+        PollWorkflowTaskQueueRequest(namespace=ns, task_queue=TaskQueue(name=tq), identity="old-worker")
+    )
+    assert polled.task_token
+    await within(wait_until(lambda: _has_event(client_b, wid, "EVENT_TYPE_WORKFLOW_TASK_STARTED")))
+    failover(a, ns, "b")
+    wait_for_namespace(b, ns, "b")
+
+    async def failed_on_b() -> bool:
+        history = await client_b.get_workflow_handle(wid).fetch_history()
+        return any(
+            e.workflow_task_failed_event_attributes.cause
+            == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_FAILOVER_CLOSE_COMMAND
+            for e in history.events
+        )
+
+    await within(wait_until(failed_on_b, what="the started workflow task failed on b with FAILOVER_CLOSE_COMMAND"))
+    kinds = [(k, v) for _, k, v in await events(client_b, wid)]
+    assert kinds[-2:] == [("EVENT_TYPE_WORKFLOW_TASK_FAILED", 2), ("EVENT_TYPE_WORKFLOW_TASK_SCHEDULED", 2)]
+    # the old worker's answer is refused on the old active, and stale on the new one
+    respond = RespondWorkflowTaskCompletedRequest(namespace=ns, task_token=polled.task_token, identity="old-worker")
+    with pytest.raises(RPCError) as on_a:
+        await client_a.workflow_service.respond_workflow_task_completed(respond)
+    assert on_a.value.status == RPCStatusCode.FAILED_PRECONDITION
+    with pytest.raises(RPCError) as on_b:
+        await client_b.workflow_service.respond_workflow_task_completed(respond)
+    assert on_b.value.status == RPCStatusCode.NOT_FOUND
+    async with Worker(client_b, task_queue=tq, workflows=[OneActivity], activities=[where_on("b")]):
+        assert await within(client_b.get_workflow_handle(wid).result()) == "b"
