@@ -192,9 +192,13 @@ class Server:
             await self.namespaces.ensure(name)
         if cfg.search_attributes:
             for ns in self.namespaces.all():
+                if all(ns.record.search_attributes.get(k) == v for k, v in cfg.search_attributes.items()):
+                    continue  # a restart with the same flags changes nothing
                 record = NamespaceRecord()
                 record.CopyFrom(ns.record)
                 record.search_attributes.update(cfg.search_attributes)
+                if record.is_global_namespace:
+                    record.config_version += 1  # replicated like any configuration change
                 await self.namespaces.save(record)
         await self.endpoints.load()
         workflow_service = WorkflowService(
