@@ -269,3 +269,37 @@ async def test_a_workflow_task_started_on_the_old_active_fails_with_failover_clo
     assert on_b.value.status == RPCStatusCode.NOT_FOUND
     async with Worker(client_b, task_queue=tq, workflows=[OneActivity], activities=[where_on("b")]):
         assert await within(client_b.get_workflow_handle(wid).result()) == "b"
+
+
+async def test_activity_attempt_state_and_heartbeat_details_reach_the_standby(clusters: list[Cluster]) -> None:
+    from temporalio.converter import DataConverter
+
+    a, b = clusters
+    ns = create_global_namespace(clusters)
+    client_a, client_b = await connect(a, ns), await connect(b, ns)
+    wid, tq = new_id(), new_id("tq")
+    beat = asyncio.Event()
+
+    @activity.defn(name="stuck_or_where")
+    async def heartbeating() -> str:
+        activity.heartbeat("progress-7")
+        beat.set()
+        await asyncio.sleep(3600)
+        return "a"
+
+    async with Worker(client_a, task_queue=tq, workflows=[ActivityAcrossFailover], activities=[heartbeating]):
+        handle = await client_a.start_workflow(ActivityAcrossFailover.run, id=wid, task_queue=tq)
+        await within(beat.wait())
+
+        async def details_on_b() -> bool:
+            try:
+                pending = (await client_b.get_workflow_handle(wid).describe()).raw_description.pending_activities
+            except RPCError:
+                return False
+            if not pending or not pending[0].heartbeat_details.payloads:
+                return False
+            (detail,) = await DataConverter.default.decode(pending[0].heartbeat_details.payloads)
+            return bool(detail == "progress-7" and pending[0].attempt == 1 and pending[0].HasField("last_started_time"))
+
+        await within(wait_until(details_on_b, what="heartbeat details and attempt replicated to b"))
+        await handle.terminate("done")
