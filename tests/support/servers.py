@@ -113,6 +113,7 @@ class ServerProcess:
         # tempyral's database file, checked by the replay check whenever the process ends (None: not checked).
         self.replay_check_db: str | None = None
         self.scratch_dir: str | None = None  # a directory of our own for the database, removed after the check
+        self.cwd: str | None = None  # where the process runs (relative paths in its command are from there)
         self._unchecked = False  # the process ran since the last check
 
     @property
@@ -126,7 +127,9 @@ class ServerProcess:
                 _created_here[path] = not os.path.exists(path) or os.path.getsize(path) == 0
         self._unchecked = True
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.cwd
+        )
         log.close()
         _wait_for_port(self.port, self.proc, self.log_path)
         if self.wait_until_serving:
