@@ -349,11 +349,6 @@ def schedule_activity_with_schedule_to_start(seconds: int = 10) -> command_pb.Co
     return cmd
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the schedule-to-start timer of an activity is made at `now`: a later apply regenerates it with another "
-    "time, so obsolete() drops the parked one with its row and the before/after difference never adds it back",
-)
 async def test_an_activitys_schedule_to_start_timeout_stays_parked_across_later_events(
     pair: tuple[Cluster, Cluster],
 ) -> None:
@@ -370,11 +365,6 @@ async def test_an_activitys_schedule_to_start_timeout_stays_parked_across_later_
     assert ("ACTIVITY_TIMEOUT", 5) in await outstanding_keys(b.h, "wf", run_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ReplicationApplier._commit takes the obsolete tasks out of StandbyTasks before the commit: when the commit "
-    "fails and the receiver retries, they are no longer parked, so their rows are never deleted",
-)
 async def test_a_failed_apply_retried_still_deletes_the_rows_of_the_tasks_it_made_pointless(
     pair: tuple[Cluster, Cluster],
 ) -> None:

@@ -200,9 +200,15 @@ class HistoryReceiver:
                     Unavailable(f"namespace id {err} is not known here yet"),
                 )
                 await self.namespaces.pull(remote)
-            except (Unavailable, ConditionFailed, grpc.aio.AioRpcError) as err:
-                error = peer_error(err) if isinstance(err, grpc.aio.AioRpcError) else err
-                self._failures.failure("replication tasks could not be applied; retrying", error)
+            except grpc.aio.AioRpcError as err:
+                if err.code() == grpc.StatusCode.NOT_FOUND:
+                    # the source no longer has what it was asked for (its retention deleted the run): nothing to wait for
+                    self.refused[remote] += 1
+                    log.warning("replication task from cluster %s skipped: %s", remote, err.details())
+                    return
+                self._failures.failure("replication tasks could not be applied; retrying", peer_error(err))
+            except (Unavailable, ConditionFailed) as err:
+                self._failures.failure("replication tasks could not be applied; retrying", err)
             except ConflictingHistory as err:
                 self.refused[remote] += 1
                 log.error("replication task from cluster %s refused: %s", remote, err)

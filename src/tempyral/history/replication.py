@@ -141,12 +141,17 @@ class ReplicationApplier:
         ms.new_tasks = [t for t in after if task_key(t) not in before]
         ms.visibility_dirty = True
         s = ms.state
-        dropped = self.executions.standby.obsolete(
-            s.namespace_id, s.workflow_id, s.run_id, {task_key(t) for t in after}
-        )
+        standby = self.executions.standby
+        pointless = standby.not_wanted(s.namespace_id, s.workflow_id, s.run_id, {task_key(t) for t in after})
         await self.executions.commit_replicated(
-            shard, entry, ms, new=False, was_running=was_running, done_tasks=[(t.category, t.task_id) for t in dropped]
+            shard,
+            entry,
+            ms,
+            new=False,
+            was_running=was_running,
+            done_tasks=[(t.category, t.task_id) for t in pointless],
         )
+        standby.drop(pointless)  # only now: a commit that failed leaves them parked, for the retry to delete
 
 
 _MESSAGE_FIELDS = frozenset(

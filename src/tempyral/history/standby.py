@@ -10,9 +10,12 @@ the normal queues, where the usual staleness checks apply.
 
 from __future__ import annotations
 
-from tempyral.proto.internal_pb2 import Task, TaskCategory
+from temporalio.api.enums.v1 import TimeoutType
+
+from tempyral.proto.internal_pb2 import Task, TaskCategory, TaskType
 
 RunKey = tuple[str, str]  # workflow id, run id
+SCHEDULE_TO_START = TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START
 
 
 def task_key(task: Task) -> bytes:
@@ -22,7 +25,11 @@ def task_key(task: Task) -> bytes:
     copy.CopyFrom(task)
     copy.ClearField("task_id")
     copy.ClearField("shard_id")
-    if copy.category == TaskCategory.TASK_CATEGORY_TRANSFER:
+    if copy.category == TaskCategory.TASK_CATEGORY_TRANSFER or (
+        copy.type == TaskType.TASK_TYPE_ACTIVITY_TIMEOUT and copy.timeout_type == SCHEDULE_TO_START
+    ):
+        # a transfer task's time is when it was made; an activity's schedule-to-start timeout counts from when
+        # its dispatch was made (regenerated later, it would be later): the same work either way
         copy.ClearField("visibility_time")
     return copy.SerializeToString(deterministic=True)
 
@@ -47,29 +54,34 @@ class StandbyTasks:
     def parked(self, namespace_id: str, workflow_id: str, run_id: str) -> list[Task]:
         return list(self._parked.get(namespace_id, {}).get((workflow_id, run_id), []))
 
-    def obsolete(self, namespace_id: str, workflow_id: str, run_id: str, wanted: set[bytes]) -> list[Task]:
-        """Drop the run's parked tasks whose work is not in `wanted` (the keys of the tasks the run's state
-        needs now); the dropped tasks, whose rows the caller deletes."""
+    def not_wanted(self, namespace_id: str, workflow_id: str, run_id: str, wanted: set[bytes]) -> list[Task]:
+        """The run's parked tasks whose work is not in `wanted` (the keys of the tasks the run's state needs now):
+        their rows go in the transaction that made them pointless, and `drop` forgets them once it committed."""
+        return [t for t in self.parked(namespace_id, workflow_id, run_id) if task_key(t) not in wanted]
+
+    def drop(self, tasks: list[Task]) -> None:
+        """Forget parked tasks whose rows are gone."""
+        ids = {t.task_id for t in tasks}
+        for task in tasks:
+            runs = self._parked.get(task.namespace_id)
+            run_tasks = runs.get((task.workflow_id, task.run_id)) if runs else None
+            if not runs or not run_tasks:
+                continue
+            keep = [t for t in run_tasks if t.task_id not in ids]
+            self._count -= len(run_tasks) - len(keep)
+            if keep:
+                runs[(task.workflow_id, task.run_id)] = keep
+            else:
+                del runs[(task.workflow_id, task.run_id)]
+
+    def forget_run(self, namespace_id: str, workflow_id: str, run_id: str) -> list[Task]:
+        """The run was deleted here (retention): its parked tasks, whose rows the caller deletes."""
         runs = self._parked.get(namespace_id)
         if not runs:
             return []
-        run_tasks = runs.get((workflow_id, run_id))
-        if not run_tasks:
-            return []
-        keep = [t for t in run_tasks if task_key(t) in wanted]
-        dropped = [t for t in run_tasks if task_key(t) not in wanted]
-        if keep:
-            runs[(workflow_id, run_id)] = keep
-        else:
-            del runs[(workflow_id, run_id)]
-        self._count -= len(dropped)
-        return dropped
-
-    def forget_run(self, namespace_id: str, workflow_id: str, run_id: str) -> None:
-        """The run was deleted here (retention): its parked tasks went with its rows."""
-        runs = self._parked.get(namespace_id)
-        if runs:
-            self._count -= len(runs.pop((workflow_id, run_id), []))
+        tasks = runs.pop((workflow_id, run_id), [])
+        self._count -= len(tasks)
+        return tasks
 
     def __len__(self) -> int:
         return self._count

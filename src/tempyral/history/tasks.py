@@ -405,6 +405,11 @@ class TaskExecutor:
                 if task.type == TaskType.TASK_TYPE_DELETE_HISTORY:
                     if not ms.running:  # the retention period of a closed run is over
                         await change.shard.delete(change.entry)
+                        # on a standby, the run's parked tasks go with it
+                        for parked in self.executions.standby.forget_run(
+                            task.namespace_id, task.workflow_id, task.run_id
+                        ):
+                            self.ack(parked)
                     self.ack(task)
                     return
                 if task.type == TaskType.TASK_TYPE_CALLBACK_BACKOFF:
