@@ -202,7 +202,7 @@ class HistoryReceiver:
                 await self.namespaces.pull(remote)
             except grpc.aio.AioRpcError as err:
                 if err.code() == grpc.StatusCode.NOT_FOUND:
-                    # the source no longer has what it was asked for (its retention deleted the run): nothing to wait for
+                    # the source no longer has what was asked for (retention deleted the run): nothing to wait for
                     self.refused[remote] += 1
                     log.warning("replication task from cluster %s skipped: %s", remote, err.details())
                     return
