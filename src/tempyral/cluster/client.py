@@ -14,6 +14,12 @@ from tempyral.proto import replication_pb2 as rpb
 SERVICE = "tempyral.internal.v1.ReplicationService"
 
 
+def refused_by_peer(err: grpc.aio.AioRpcError) -> bool:
+    """The peer answered that this cluster is not connected to it: the other half of a connection not made yet
+    (`operator cluster upsert` is run on each side, one after the other), or disabled there."""
+    return err.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
 def peer_error(err: grpc.aio.AioRpcError) -> Unavailable:
     """A failed call to a peer as one log line (no traceback: it is the network or the peer, not a bug here)."""
     return Unavailable(f"{err.code().name}: {err.details()}")

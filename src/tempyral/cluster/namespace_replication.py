@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
-from tempyral.cluster.client import peer_error
+from tempyral.cluster.client import peer_error, refused_by_peer
 from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.cluster.peers import Peers
 from tempyral.common.logs import ThrottledLog
@@ -36,6 +36,7 @@ class NamespaceReplicator:
         self._seen: dict[str, int] = {}  # remote cluster -> the last notification version it answered with
         self._loops: dict[str, asyncio.Task[None]] = {}
         self._failures = ThrottledLog(log)
+        self._said_refused: set[str] = set()  # told once per remote, until it answers
         self._locks: dict[str, asyncio.Lock] = {}
         # Waits until this cluster has applied a remote's replication tasks up to the given task ids per shard
         # (the history receiver's); None: no history replication.
@@ -67,7 +68,12 @@ class NamespaceReplicator:
             except asyncio.CancelledError:
                 raise
             except grpc.aio.AioRpcError as err:
-                self._failures.failure(f"namespace replication from cluster {remote} failed", peer_error(err))
+                if refused_by_peer(err):
+                    if remote not in self._said_refused:
+                        self._said_refused.add(remote)
+                        log.warning("cluster %s does not take this cluster's calls (yet): %s", remote, err.details())
+                else:
+                    self._failures.failure(f"namespace replication from cluster {remote} failed", peer_error(err))
             except Exception as err:
                 self._failures.failure(f"namespace replication from cluster {remote} failed", err)
             await asyncio.sleep(PULL_INTERVAL_S * random.uniform(1 - PULL_JITTER, 1 + PULL_JITTER))
@@ -95,6 +101,9 @@ class NamespaceReplicator:
                         record.replication_config.active_cluster_name,
                     )
             self._seen[remote] = response.last_notification_version
+            if remote in self._said_refused:
+                self._said_refused.discard(remote)
+                log.info("cluster %s takes this cluster's calls now", remote)
             return applied
 
     def _takes_over_from(self, remote: str, record: NamespaceRecord) -> bool:

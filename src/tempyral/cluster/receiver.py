@@ -21,7 +21,7 @@ import grpc
 from google.protobuf.message import DecodeError
 from temporalio.api.history.v1 import message_pb2 as history
 
-from tempyral.cluster.client import peer_error
+from tempyral.cluster.client import peer_error, refused_by_peer
 from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.cluster.namespace_replication import NamespaceReplicator
 from tempyral.cluster.peers import Peers
@@ -110,7 +110,10 @@ class HistoryReceiver:
                 await self._store_applied(remote, shard_id, applied)
                 raise
             except grpc.aio.AioRpcError as err:
-                self._failures.failure(f"replication stream from cluster {remote} broke", peer_error(err))
+                if refused_by_peer(err):  # said once by namespace replication, which meets it too
+                    log.debug("replication stream from cluster %s refused: %s", remote, err.details())
+                else:
+                    self._failures.failure(f"replication stream from cluster {remote} broke", peer_error(err))
             except Exception as err:
                 self._failures.failure(f"replication stream from cluster {remote} failed", err)
             attempt += 1
