@@ -14,6 +14,21 @@ from tempyral.proto import replication_pb2 as rpb
 SERVICE = "tempyral.internal.v1.ReplicationService"
 
 
+def peer_channel(address: str) -> grpc.aio.Channel:
+    """A channel to another cluster's frontend. It takes whatever a frontend may send (the largest message either
+    way), and reconnects quickly after the peer restarts, so replication and forwarding resume within seconds."""
+    largest = max(GRPC_MAX_RECEIVE_BYTES, GRPC_MAX_SEND_BYTES)
+    return grpc.aio.insecure_channel(
+        address,
+        options=[
+            ("grpc.max_receive_message_length", largest),
+            ("grpc.max_send_message_length", largest),
+            ("grpc.initial_reconnect_backoff_ms", 200),
+            ("grpc.max_reconnect_backoff_ms", 2000),
+        ],
+    )
+
+
 def refused_by_peer(err: grpc.aio.AioRpcError) -> bool:
     """The peer answered that this cluster is not connected to it: the other half of a connection not made yet
     (`operator cluster upsert` is run on each side, one after the other), or disabled there."""
@@ -30,16 +45,7 @@ class ReplicationClient:
 
     def __init__(self, address: str) -> None:
         self.address = address
-        self._channel = grpc.aio.insecure_channel(
-            address,
-            options=[
-                ("grpc.max_receive_message_length", GRPC_MAX_RECEIVE_BYTES),
-                ("grpc.max_send_message_length", GRPC_MAX_SEND_BYTES),
-                # Reconnect quickly after the peer restarts: replication resumes within a second or two.
-                ("grpc.initial_reconnect_backoff_ms", 200),
-                ("grpc.max_reconnect_backoff_ms", 2000),
-            ],
-        )
+        self._channel = peer_channel(address)
         self._describe = self._unary("DescribeCluster", rpb.DescribeClusterResponse)
         self._namespaces = self._unary("GetNamespaceReplicationMessages", rpb.GetNamespaceReplicationMessagesResponse)
         self._history = self._unary("GetReplicationHistory", rpb.GetReplicationHistoryResponse)

@@ -42,3 +42,13 @@ def decode_page_token(data: bytes) -> HistoryPageToken | None:
         return HistoryPageToken.FromString(data[len(_PAGE_PREFIX) :])
     except DecodeError as err:
         raise InvalidArgument("Invalid NextPageToken.") from err
+
+
+def decode_offset_token(data: bytes) -> int:
+    """Where a listing continues: the offset its last page handed out ("" for the first page)."""
+    if not data:
+        return 0
+    try:
+        return int(data.decode())
+    except ValueError as err:
+        raise InvalidArgument("Invalid NextPageToken.") from err

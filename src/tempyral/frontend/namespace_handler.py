@@ -28,6 +28,7 @@ from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.common.clock import NANOS_PER_SECOND, duration_ns, now_ns, timestamp
 from tempyral.common.errors import InvalidArgument, NamespaceAlreadyExists
 from tempyral.common.limits import BLOB_SIZE_LIMIT_ERROR, WORKFLOW_TASK_COMPLETION_SIZE_LIMIT
+from tempyral.common.tokens import decode_offset_token
 from tempyral.namespace.registry import Namespace, NamespaceRegistry, check_retention, validate_name
 from tempyral.proto.internal_pb2 import NamespaceRecord
 
@@ -278,12 +279,7 @@ class NamespaceHandler:
             raise InvalidArgument("PageSize must not be negative.")
         size = req.page_size or 100
         all_ns = self.namespaces.all()
-        start = 0
-        if req.next_page_token:
-            try:
-                start = int(req.next_page_token.decode())
-            except ValueError as err:
-                raise InvalidArgument("Invalid NextPageToken.") from err
+        start = decode_offset_token(req.next_page_token)
         page = all_ns[start : start + size]
         resp = ws.ListNamespacesResponse(namespaces=[describe_namespace_response(ns) for ns in page])
         if start + size < len(all_ns):

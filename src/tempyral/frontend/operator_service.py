@@ -12,6 +12,7 @@ from tempyral.cluster.client import ReplicationClient
 from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.cluster.remote import dial_error, remote_cluster_problem
 from tempyral.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from tempyral.common.tokens import decode_offset_token
 from tempyral.namespace.registry import NamespaceRegistry
 from tempyral.nexus.endpoints import EndpointRegistry
 from tempyral.proto.internal_pb2 import NamespaceRecord
@@ -92,12 +93,7 @@ class OperatorService:
     async def list_clusters(self, req: ops.ListClustersRequest, ctx: Ctx) -> ops.ListClustersResponse:
         """Every cluster this one knows, itself included, by name."""
         size = req.page_size if req.page_size > 0 else LIST_CLUSTERS_PAGE_SIZE
-        start = 0
-        if req.next_page_token:
-            try:
-                start = int(req.next_page_token.decode())
-            except ValueError as err:
-                raise InvalidArgument("Invalid NextPageToken.") from err
+        start = decode_offset_token(req.next_page_token)
         rows = self.clusters.all()
         resp = ops.ListClustersResponse(
             clusters=[

@@ -31,10 +31,10 @@ from google.protobuf.message import DecodeError, Message
 from google.rpc import status_pb2
 from temporalio.api.errordetails.v1 import message_pb2 as errordetails
 
+from tempyral.cluster.client import peer_channel
 from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.common import xdc
 from tempyral.common.errors import NamespaceNotActive, Unavailable
-from tempyral.common.limits import GRPC_MAX_RECEIVE_BYTES, GRPC_MAX_SEND_BYTES
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
 
 log = logging.getLogger(__name__)
@@ -169,15 +169,7 @@ class _Remote:
 
     def __init__(self, address: str) -> None:
         self.address = address
-        self.channel = grpc.aio.insecure_channel(
-            address,
-            options=[
-                ("grpc.max_receive_message_length", GRPC_MAX_SEND_BYTES),  # whatever the remote may answer
-                ("grpc.max_send_message_length", GRPC_MAX_RECEIVE_BYTES),
-                ("grpc.initial_reconnect_backoff_ms", 200),
-                ("grpc.max_reconnect_backoff_ms", 2000),
-            ],
-        )
+        self.channel = peer_channel(address)
 
 
 class Redirector:
