@@ -103,6 +103,7 @@ class Server:
             self.namespace_replicator,
         )
         self.namespace_replicator.catch_up = self.history_receiver.wait_applied
+        self.replication_service.handoffs_done = self.engine.handoffs_done
         self.nexus_dispatcher = NexusDispatcher(self.matching)
         self.nexus_machinery = Machinery(config.nexus)
         self.nexus_metrics = NexusMetrics()

@@ -303,3 +303,29 @@ async def test_activity_attempt_state_and_heartbeat_details_reach_the_standby(cl
 
         await within(wait_until(details_on_b, what="heartbeat details and attempt replicated to b"))
         await handle.terminate("done")
+
+
+async def test_a_signal_buffered_behind_a_started_workflow_task_survives_a_planned_failover(
+    clusters: list[Cluster],
+) -> None:
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import PollWorkflowTaskQueueRequest
+
+    a, b = clusters
+    ns = create_global_namespace(clusters)
+    client_a, client_b = await connect(a, ns), await connect(b, ns)
+    wid, tq = new_id(), new_id("tq")
+    await client_a.start_workflow(SignalTimerActivity.run, 0.1, id=wid, task_queue=tq)
+    # a worker of a holds the first workflow task; a signal arrives meanwhile: a accepts it, buffered
+    polled = await client_a.workflow_service.poll_workflow_task_queue(
+        PollWorkflowTaskQueueRequest(namespace=ns, task_queue=TaskQueue(name=tq), identity="old-worker")
+    )
+    assert polled.task_token
+    await client_a.get_workflow_handle(wid).signal(SignalTimerActivity.go, "1")
+    failover(a, ns, "b")  # planned: a hands its buffered events over before b takes the namespace
+    wait_for_namespace(b, ns, "b")
+    async with Worker(client_b, task_queue=tq, workflows=[SignalTimerActivity], activities=[where_on("b")]):
+        handle = client_b.get_workflow_handle(wid)
+        await handle.signal(SignalTimerActivity.go, "2")
+        assert await within(handle.result()) == "b:1,2"
+    await within(wait_for_events(client_a, wid, await events(client_b, wid)))

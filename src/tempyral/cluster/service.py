@@ -36,8 +36,9 @@ class ReplicationService:
         self.clusters = clusters
         self.namespaces = namespaces
         self.history_source: HistorySource | None = None
-        # The last task id handed out per shard (set by the server).
+        # The last task id handed out per shard, and a wait for the history engine's hand-offs (set by the server).
         self.shard_watermarks: Callable[[], dict[int, int]] = dict
+        self.handoffs_done: Callable[[], Awaitable[None]] = _nothing
 
     def check_connected(self, cluster_name: str) -> None:
         """Only a cluster this one is connected to (and that connection enabled) gets its data."""
@@ -53,6 +54,9 @@ class ReplicationService:
         self, request: rpb.GetNamespaceReplicationMessagesRequest, context: Context
     ) -> rpb.GetNamespaceReplicationMessagesResponse:
         self.check_connected(request.cluster_name)
+        # A namespace that failed over away from here first writes what only this cluster has: the watermarks
+        # below then include it, so the new active applies it before it takes over.
+        await self.handoffs_done()
         response = rpb.GetNamespaceReplicationMessagesResponse(
             last_notification_version=self.namespaces.notification_version
         )
@@ -82,6 +86,10 @@ class ReplicationService:
             return
         async for response in self.history_source.stream(requests, context):
             yield response
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _unary(fn: Callable[[Any, Context], Awaitable[Any]]) -> Callable[[Any, Context], Awaitable[Any]]:

@@ -107,6 +107,7 @@ class HistoryEngine:
         self.on_replication_tasks: Callable[[list[Task]], None] = lambda tasks: None
         namespaces.listeners.append(self._namespace_changed)
         self._touches: set[asyncio.Task[None]] = set()
+        self._handoffs: set[asyncio.Task[None]] = set()
         self.activities = ActivityHandler(self.executions, matching, self.outbox)
         self.tasks.timer_handlers.update(self.activities.timer_handlers())
         # The endpoint lookup is attached by the server: endpoints live in the nexus package.
@@ -134,14 +135,19 @@ class HistoryEngine:
         for shard in self.shards:
             for category in (TaskCategory.TASK_CATEGORY_TRANSFER, TaskCategory.TASK_CATEGORY_TIMER):
                 rows = await self.store.load_tasks(shard.shard_id, category)
-                self._on_tasks([Task.FromString(data) for _, data in rows])
+                tasks = [Task.FromString(data) for _, data in rows]
+                for task in tasks:
+                    if task.type == TaskType.TASK_TYPE_WORKFLOW_TASK_TIMEOUT:
+                        # a started workflow task: its run may hold buffered events (a hand-off looks)
+                        self.executions.buffering.add((task.namespace_id, task.workflow_id, task.run_id))
+                self._on_tasks(tasks)
                 loaded += len(rows)
         if loaded:
             log.info("recovered %d outstanding tasks from the outbox", loaded)
         self.timer_queue.start()
 
     async def stop(self) -> None:
-        for touch in list(self._touches):
+        for touch in [*self._touches, *self._handoffs]:
             touch.cancel()
         await self.timer_queue.stop()
         await self.tasks.stop()
@@ -186,8 +192,16 @@ class HistoryEngine:
     # ------------------------------------------------------------------ failover
     def _namespace_changed(self, before: Namespace | None, after: Namespace) -> None:
         """A namespace that became active here gets its parked tasks back at once: due timers fire, workflow and
-        activity tasks reach this cluster's workers; a workflow task started on the old active is failed now."""
-        if before is None or self._active(before) or not self.namespaces.is_active(after):
+        activity tasks reach this cluster's workers; a workflow task started on the old active is failed now.
+        One that became standby here first writes what only this cluster has (Executions.hand_off)."""
+        if before is None:
+            return
+        if self._active(before) and not self.namespaces.is_active(after):
+            handoff = asyncio.get_running_loop().create_task(self._hand_off(after))
+            self._handoffs.add(handoff)
+            handoff.add_done_callback(self._handoffs.discard)
+            return
+        if self._active(before) or not self.namespaces.is_active(after):
             return
         released = self.executions.standby.release(after.id)
         log.info(
@@ -202,6 +216,20 @@ class HistoryEngine:
                 touch = asyncio.get_running_loop().create_task(self._touch(task))
                 self._touches.add(touch)
                 touch.add_done_callback(self._touches.discard)
+
+    async def _hand_off(self, ns: Namespace) -> None:
+        try:
+            written = await self.executions.hand_off(ns.id)
+        except Exception as err:
+            self.outbox.failures.failure("could not hand off runs with buffered events", err)
+            return
+        if written:
+            log.info("namespace %s failed over away: %d runs wrote their buffered events", ns.name, written)
+
+    async def handoffs_done(self) -> None:
+        """Wait for the hand-offs of namespaces that failed over away from here (their writes are then committed)."""
+        while self._handoffs:
+            await asyncio.gather(*list(self._handoffs), return_exceptions=True)
 
     def _active(self, ns: Namespace) -> bool:
         return not ns.is_global or ns.active_cluster == self.namespaces.cluster_name

@@ -22,7 +22,7 @@ from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.history.v1 import message_pb2 as history
 
-from tempyral.common.errors import Internal, WorkflowNotFound
+from tempyral.common.errors import Internal, NamespaceNotActive, WorkflowNotFound
 from tempyral.history import reset_points, task_generator, version_history
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.next_run import INHERITING, inherit_payloads
@@ -63,6 +63,9 @@ class Change:
     committed: bool = False
     # Applying another cluster's events (docs/DESIGN.md §11): no active check, no replication tasks.
     passive: bool = False
+    # The old active's last write for a run as its namespace fails over away (`hand_off`): no active check, but
+    # replicated like an active change.
+    handoff: bool = False
     # A replicated namespace: each pending activity's attempt state when the change began, so that the commit
     # replicates the activities whose attempt state it changed.
     activity_marks: dict[int, bytes] | None = None
@@ -94,6 +97,9 @@ class Executions:
         self.closed_listeners: list[ClosedListener] = []
         # Tasks of namespaces that are standby here, held until a failover makes them active here.
         self.standby = StandbyTasks()
+        # Runs of replicated namespaces that may hold buffered events (a superset): what a failover away from
+        # this cluster must write before the new active takes over (`hand_off`).
+        self.buffering: set[tuple[str, str, str]] = set()
 
     def shard_for(self, namespace_id: str, workflow_id: str) -> Shard:
         h = zlib.crc32(f"{namespace_id}/{workflow_id}".encode())
@@ -217,9 +223,14 @@ class Executions:
     async def commit(self, change: Change, schedule_workflow_task: bool = False) -> None:
         ms = change.ms
         namespace = self.namespaces.find_by_id(ms.namespace_id)
-        if not change.passive and namespace is not None:
+        if not change.passive and not change.handoff and namespace is not None:
             # Only the active cluster of a global namespace writes (the reference's closeTransaction check).
-            self.namespaces.check_active(namespace)
+            try:
+                self.namespaces.check_active(namespace)
+            except NamespaceNotActive:
+                # whatever the handler changed in memory (a buffered signal is in no new event) is dropped
+                change.shard.evict_state(change.entry)
+                raise
         if schedule_workflow_task and ms.running and not ms.wft_pending:
             ms.schedule_workflow_task()
         s = ms.state
@@ -233,9 +244,40 @@ class Executions:
             _add_replication_tasks(change, mutations)
         await change.shard.commit(mutations, current=change.current, deleted_tasks=change.done_tasks)
         change.committed = True
+        if namespace is not None and namespace.replicated and not change.passive:
+            for m in mutations:
+                if m.ms.state.buffered_events:
+                    self.buffering.add(m.entry.key)
+                else:
+                    self.buffering.discard(m.entry.key)
         if change.was_running and not ms.running:
             for listener in self.closed_listeners:
                 listener(change.entry, change.continued)
+
+    async def hand_off(self, namespace_id: str) -> int:
+        """The namespace failed over away from this cluster: write, as the old active, what only this cluster has.
+        A run whose started workflow task holds buffered events (signals accepted while it ran) fails that task
+        (FAILOVER_CLOSE_COMMAND) and writes them, under the run's last version, as the reference does for a run
+        that turns passive; replication carries them to the new active. How many runs it wrote."""
+        written = 0
+        for key in sorted(k for k in self.buffering if k[0] == namespace_id):
+            self.buffering.discard(key)
+            try:
+                async with self.update(*key) as change:
+                    ms = change.ms
+                    if not (ms.running and ms.wft_started and ms.state.buffered_events):
+                        continue
+                    ms.state.version = version_history.last_version(ms.state)
+                    ms.add_workflow_task_failed(FAILOVER_CLOSE_COMMAND, None, "history-service")
+                    ms.flush_buffered_events()
+                    ms.state.workflow_task.attempt = 1
+                    ms.schedule_workflow_task()
+                    change.handoff = True
+                    await change.commit()
+                    written += 1
+            except WorkflowNotFound:
+                continue
+        return written
 
     # ------------------------------------------------------------------ history
     async def events(
