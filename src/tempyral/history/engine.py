@@ -196,12 +196,13 @@ class HistoryEngine:
         One that became standby here first writes what only this cluster has (Executions.hand_off)."""
         if before is None:
             return
-        if self._active(before) and not self.namespaces.is_active(after):
+        was_active = self.namespaces.is_active(before)
+        if was_active and not self.namespaces.is_active(after):
             handoff = asyncio.get_running_loop().create_task(self._hand_off(after))
             self._handoffs.add(handoff)
             handoff.add_done_callback(self._handoffs.discard)
             return
-        if self._active(before) or not self.namespaces.is_active(after):
+        if was_active or not self.namespaces.is_active(after):
             return
         released = self.executions.standby.release(after.id)
         log.info(
@@ -230,9 +231,6 @@ class HistoryEngine:
         """Wait for the hand-offs of namespaces that failed over away from here (their writes are then committed)."""
         while self._handoffs:
             await asyncio.gather(*list(self._handoffs), return_exceptions=True)
-
-    def _active(self, ns: Namespace) -> bool:
-        return not ns.is_global or ns.active_cluster == self.namespaces.cluster_name
 
     async def _touch(self, task: Task) -> None:
         """Open the run for a change: that fails a workflow task the old active cluster had started, in a

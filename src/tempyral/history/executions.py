@@ -240,11 +240,12 @@ class Executions:
         if change.was_running and not ms.running and not names_this_workflow:
             change.current.append(close_current(ms))
         mutations = [Mutation(change.entry, ms, new=change.new), *change.others]
-        if not change.passive and namespace is not None and namespace.replicated:
+        replicating = not change.passive and namespace is not None and namespace.replicated
+        if replicating:
             _add_replication_tasks(change, mutations)
         await change.shard.commit(mutations, current=change.current, deleted_tasks=change.done_tasks)
         change.committed = True
-        if namespace is not None and namespace.replicated and not change.passive:
+        if replicating:
             for m in mutations:
                 if m.ms.state.buffered_events:
                     self.buffering.add(m.entry.key)
@@ -268,10 +269,7 @@ class Executions:
                     if not (ms.running and ms.wft_started and ms.state.buffered_events):
                         continue
                     ms.state.version = version_history.last_version(ms.state)
-                    ms.add_workflow_task_failed(FAILOVER_CLOSE_COMMAND, None, "history-service")
-                    ms.flush_buffered_events()
-                    ms.state.workflow_task.attempt = 1
-                    ms.schedule_workflow_task()
+                    _close_for_failover(ms)
                     change.handoff = True
                     await change.commit()
                     written += 1
@@ -389,11 +387,17 @@ def fail_workflow_task_of_old_active(ms: MutableState, namespace: Namespace) -> 
         started_version = wt.version  # a transient task: its start is not in history
     if started_version >= namespace.failover_version:
         return False
+    _close_for_failover(ms)
+    return True
+
+
+def _close_for_failover(ms: MutableState) -> None:
+    """Fail the started workflow task with FAILOVER_CLOSE_COMMAND, write what was buffered behind it, and schedule
+    the next task: not the worker's failure, so a first attempt, written."""
     ms.add_workflow_task_failed(FAILOVER_CLOSE_COMMAND, None, "history-service")
     ms.flush_buffered_events()
-    ms.state.workflow_task.attempt = 1  # not the worker's failure: the next task is a first attempt, written
+    ms.state.workflow_task.attempt = 1
     ms.schedule_workflow_task()
-    return True
 
 
 def terminate(ms: MutableState, reason: str, details: common.Payloads | None, identity: str) -> None:

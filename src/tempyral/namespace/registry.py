@@ -99,10 +99,6 @@ class NamespaceRegistry:
         self._changed = asyncio.Event()
 
     @property
-    def _cluster_name(self) -> str:
-        return self.clusters.name
-
-    @property
     def cluster_name(self) -> str:
         return self.clusters.name
 
@@ -199,8 +195,8 @@ class NamespaceRegistry:
         config.visibility_archival_state = ns_enums.ARCHIVAL_STATE_DISABLED
         config.bad_binaries.SetInParent()
         rc = record.replication_config
-        rc.active_cluster_name = self._cluster_name
-        rc.clusters.append(replication_pb.ClusterReplicationConfig(cluster_name=self._cluster_name))
+        rc.active_cluster_name = self.cluster_name
+        rc.clusters.append(replication_pb.ClusterReplicationConfig(cluster_name=self.cluster_name))
         return record
 
     async def create(self, record: NamespaceRecord) -> Namespace:
