@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import PollWorkflowTaskQueueRequest
 from temporalio.client import Client
 
 from tests.conftest import new_id
@@ -65,6 +67,15 @@ def failover(via: Cluster, namespace: str, to: str) -> None:
 
 async def connect(cluster: Cluster, namespace: str) -> Client:
     return await Client.connect(cluster.address, namespace=namespace)
+
+
+async def hold_workflow_task(client: Client, namespace: str, task_queue: str) -> bytes:
+    """Take the queue's next workflow task as a worker that never answers; its task token."""
+    polled = await client.workflow_service.poll_workflow_task_queue(
+        PollWorkflowTaskQueueRequest(namespace=namespace, task_queue=TaskQueue(name=task_queue), identity="old-worker")
+    )
+    assert polled.task_token
+    return polled.task_token
 
 
 async def events(client: Client, workflow_id: str, run_id: str | None = None) -> list[EventKey]:

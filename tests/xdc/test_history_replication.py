@@ -21,6 +21,7 @@ from tests.xdc.conftest import (
     create_global_namespace,
     events,
     failover,
+    hold_workflow_task,
     wait_for_events,
     wait_for_namespace,
     wait_until,
@@ -231,8 +232,7 @@ async def test_a_workflow_task_started_on_the_old_active_fails_with_failover_clo
     clusters: list[Cluster],
 ) -> None:
     from temporalio.api.enums.v1 import WorkflowTaskFailedCause
-    from temporalio.api.taskqueue.v1 import TaskQueue
-    from temporalio.api.workflowservice.v1 import PollWorkflowTaskQueueRequest, RespondWorkflowTaskCompletedRequest
+    from temporalio.api.workflowservice.v1 import RespondWorkflowTaskCompletedRequest
 
     a, b = clusters
     ns = create_global_namespace(clusters)
@@ -240,10 +240,7 @@ async def test_a_workflow_task_started_on_the_old_active_fails_with_failover_clo
     wid, tq = new_id(), new_id("tq")
     await client_a.start_workflow(OneActivity.run, "x", id=wid, task_queue=tq)
     # a worker of the old active takes the workflow task and never answers
-    polled = await client_a.workflow_service.poll_workflow_task_queue(
-        PollWorkflowTaskQueueRequest(namespace=ns, task_queue=TaskQueue(name=tq), identity="old-worker")
-    )
-    assert polled.task_token
+    token = await hold_workflow_task(client_a, ns, tq)
     await within(wait_until(lambda: _has_event(client_b, wid, "EVENT_TYPE_WORKFLOW_TASK_STARTED")))
     failover(a, ns, "b")
     wait_for_namespace(b, ns, "b")
@@ -260,7 +257,7 @@ async def test_a_workflow_task_started_on_the_old_active_fails_with_failover_clo
     kinds = [(k, v) for _, k, v in await events(client_b, wid)]
     assert kinds[-2:] == [("EVENT_TYPE_WORKFLOW_TASK_FAILED", 2), ("EVENT_TYPE_WORKFLOW_TASK_SCHEDULED", 2)]
     # the old worker's answer is refused on the old active, and stale on the new one
-    respond = RespondWorkflowTaskCompletedRequest(namespace=ns, task_token=polled.task_token, identity="old-worker")
+    respond = RespondWorkflowTaskCompletedRequest(namespace=ns, task_token=token, identity="old-worker")
     with pytest.raises(RPCError) as on_a:
         await client_a.workflow_service.respond_workflow_task_completed(respond)
     assert on_a.value.status == RPCStatusCode.FAILED_PRECONDITION
@@ -308,8 +305,6 @@ async def test_activity_attempt_state_and_heartbeat_details_reach_the_standby(cl
 async def test_a_signal_buffered_behind_a_started_workflow_task_survives_a_planned_failover(
     clusters: list[Cluster],
 ) -> None:
-    from temporalio.api.taskqueue.v1 import TaskQueue
-    from temporalio.api.workflowservice.v1 import PollWorkflowTaskQueueRequest
 
     a, b = clusters
     ns = create_global_namespace(clusters)
@@ -317,10 +312,7 @@ async def test_a_signal_buffered_behind_a_started_workflow_task_survives_a_plann
     wid, tq = new_id(), new_id("tq")
     await client_a.start_workflow(SignalTimerActivity.run, 0.1, id=wid, task_queue=tq)
     # a worker of a holds the first workflow task; a signal arrives meanwhile: a accepts it, buffered
-    polled = await client_a.workflow_service.poll_workflow_task_queue(
-        PollWorkflowTaskQueueRequest(namespace=ns, task_queue=TaskQueue(name=tq), identity="old-worker")
-    )
-    assert polled.task_token
+    await hold_workflow_task(client_a, ns, tq)
     await client_a.get_workflow_handle(wid).signal(SignalTimerActivity.go, "1")
     failover(a, ns, "b")  # planned: a hands its buffered events over before b takes the namespace
     wait_for_namespace(b, ns, "b")
