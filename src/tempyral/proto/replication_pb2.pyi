@@ -85,18 +85,22 @@ class ReplicationStreamRequest(_message.Message):
     def __init__(self, cluster_name: _Optional[str] = ..., shard_id: _Optional[int] = ..., acked_task_id: _Optional[int] = ...) -> None: ...
 
 class ReplicationTask(_message.Message):
-    __slots__ = ("task", "events", "version_history", "activity", "created_time")
+    __slots__ = ("task", "events", "version_history", "activity", "created_time", "branch_id", "reapplied_events")
     TASK_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     VERSION_HISTORY_FIELD_NUMBER: _ClassVar[int]
     ACTIVITY_FIELD_NUMBER: _ClassVar[int]
     CREATED_TIME_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_ID_FIELD_NUMBER: _ClassVar[int]
+    REAPPLIED_EVENTS_FIELD_NUMBER: _ClassVar[int]
     task: _internal_pb2.Task
     events: _message_pb2.History
     version_history: _containers.RepeatedCompositeFieldContainer[_internal_pb2.VersionHistoryItem]
     activity: _internal_pb2.ActivityInfo
     created_time: _timestamp_pb2.Timestamp
-    def __init__(self, task: _Optional[_Union[_internal_pb2.Task, _Mapping]] = ..., events: _Optional[_Union[_message_pb2.History, _Mapping]] = ..., version_history: _Optional[_Iterable[_Union[_internal_pb2.VersionHistoryItem, _Mapping]]] = ..., activity: _Optional[_Union[_internal_pb2.ActivityInfo, _Mapping]] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    branch_id: str
+    reapplied_events: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, task: _Optional[_Union[_internal_pb2.Task, _Mapping]] = ..., events: _Optional[_Union[_message_pb2.History, _Mapping]] = ..., version_history: _Optional[_Iterable[_Union[_internal_pb2.VersionHistoryItem, _Mapping]]] = ..., activity: _Optional[_Union[_internal_pb2.ActivityInfo, _Mapping]] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., branch_id: _Optional[str] = ..., reapplied_events: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ReplicationStreamResponse(_message.Message):
     __slots__ = ("tasks", "high_watermark_task_id")
@@ -107,20 +111,22 @@ class ReplicationStreamResponse(_message.Message):
     def __init__(self, tasks: _Optional[_Iterable[_Union[ReplicationTask, _Mapping]]] = ..., high_watermark_task_id: _Optional[int] = ...) -> None: ...
 
 class GetReplicationHistoryRequest(_message.Message):
-    __slots__ = ("namespace_id", "workflow_id", "run_id", "first_event_id", "next_event_id", "cluster_name")
+    __slots__ = ("namespace_id", "workflow_id", "run_id", "first_event_id", "next_event_id", "cluster_name", "branch_id")
     NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     FIRST_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     NEXT_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_ID_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     workflow_id: str
     run_id: str
     first_event_id: int
     next_event_id: int
     cluster_name: str
-    def __init__(self, namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., first_event_id: _Optional[int] = ..., next_event_id: _Optional[int] = ..., cluster_name: _Optional[str] = ...) -> None: ...
+    branch_id: str
+    def __init__(self, namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., first_event_id: _Optional[int] = ..., next_event_id: _Optional[int] = ..., cluster_name: _Optional[str] = ..., branch_id: _Optional[str] = ...) -> None: ...
 
 class GetReplicationHistoryResponse(_message.Message):
     __slots__ = ("events", "version_history")
