@@ -248,6 +248,7 @@ class HistoryReceiver:
                         first_event_id=first,
                         next_event_id=next_event_id,
                         cluster_name=self.clusters.name,
+                        branch_id=task.branch_id,
                     )
                 )
                 missing = list(response.events.events)
@@ -257,7 +258,15 @@ class HistoryReceiver:
                 log.info("fetched events %d..%d of run %s from cluster %s", first, next_event_id - 1, t.run_id, remote)
                 return missing
 
-            await self.applier.apply_events(t.namespace_id, t.workflow_id, t.run_id, events, fetch_missing)
+            await self.applier.apply_events(
+                t.namespace_id,
+                t.workflow_id,
+                t.run_id,
+                events,
+                fetch_missing,
+                source_history=list(task.version_history),
+                reapplied=list(task.reapplied_events),
+            )
         elif t.type == TaskType.TASK_TYPE_REPLICATE_ACTIVITY:
             await self.applier.apply_activity(t.namespace_id, t.workflow_id, t.run_id, task.activity)
         else:

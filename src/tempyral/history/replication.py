@@ -23,7 +23,7 @@ from tempyral.history.shard import ExecutionEntry, Shard
 from tempyral.history.standby import task_key
 from tempyral.namespace.registry import NamespaceRegistry
 from tempyral.persistence.store import CurrentWrite
-from tempyral.proto.internal_pb2 import ActivityInfo
+from tempyral.proto.internal_pb2 import ActivityInfo, VersionHistoryItem
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,14 @@ class ReplicationApplier:
         run_id: str,
         events: list[history.HistoryEvent],
         fetch_missing: FetchMissing,
+        *,
+        source_history: list[VersionHistoryItem] | None = None,
+        reapplied: list[str] | None = None,
     ) -> bool:
-        """Apply a run's events (in order, contiguous); False if they were all here already."""
+        """Apply a run's events (in order, contiguous); False if they were all here already.
+
+        `source_history` is the version history of the sender's branch up to the last event (conflicts are found
+        by comparing it with this cluster's); `reapplied` the losing events the sender re-applied to the run."""
         retention_ns = self._retention_ns(namespace_id)
         if not events:
             return False
