@@ -135,3 +135,106 @@ class GetReplicationHistoryResponse(_message.Message):
     events: _message_pb2.History
     version_history: _containers.RepeatedCompositeFieldContainer[_internal_pb2.VersionHistoryItem]
     def __init__(self, events: _Optional[_Union[_message_pb2.History, _Mapping]] = ..., version_history: _Optional[_Iterable[_Union[_internal_pb2.VersionHistoryItem, _Mapping]]] = ...) -> None: ...
+
+class GetReplicationStatusRequest(_message.Message):
+    __slots__ = ("namespace",)
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    def __init__(self, namespace: _Optional[str] = ...) -> None: ...
+
+class ShardProgress(_message.Message):
+    __slots__ = ("shard_id", "last_task_id")
+    SHARD_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    shard_id: int
+    last_task_id: int
+    def __init__(self, shard_id: _Optional[int] = ..., last_task_id: _Optional[int] = ...) -> None: ...
+
+class PeerInbound(_message.Message):
+    __slots__ = ("cluster_name", "connected", "applied_task_id", "announced_task_id", "tasks_lag", "lag_seconds", "last_applied_time", "dlq_size")
+    class AppliedTaskIdEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    class AnnouncedTaskIdEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    CLUSTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ANNOUNCED_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    TASKS_LAG_FIELD_NUMBER: _ClassVar[int]
+    LAG_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LAST_APPLIED_TIME_FIELD_NUMBER: _ClassVar[int]
+    DLQ_SIZE_FIELD_NUMBER: _ClassVar[int]
+    cluster_name: str
+    connected: bool
+    applied_task_id: _containers.ScalarMap[int, int]
+    announced_task_id: _containers.ScalarMap[int, int]
+    tasks_lag: int
+    lag_seconds: float
+    last_applied_time: _timestamp_pb2.Timestamp
+    dlq_size: int
+    def __init__(self, cluster_name: _Optional[str] = ..., connected: _Optional[bool] = ..., applied_task_id: _Optional[_Mapping[int, int]] = ..., announced_task_id: _Optional[_Mapping[int, int]] = ..., tasks_lag: _Optional[int] = ..., lag_seconds: _Optional[float] = ..., last_applied_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dlq_size: _Optional[int] = ...) -> None: ...
+
+class PeerOutbound(_message.Message):
+    __slots__ = ("cluster_name", "acked_task_id", "backlog")
+    class AckedTaskIdEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    CLUSTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    ACKED_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    BACKLOG_FIELD_NUMBER: _ClassVar[int]
+    cluster_name: str
+    acked_task_id: _containers.ScalarMap[int, int]
+    backlog: int
+    def __init__(self, cluster_name: _Optional[str] = ..., acked_task_id: _Optional[_Mapping[int, int]] = ..., backlog: _Optional[int] = ...) -> None: ...
+
+class NamespaceReplicationStatus(_message.Message):
+    __slots__ = ("namespace", "active_cluster", "replication_state", "peer_cluster", "lag_seconds", "tasks_lag", "backlog", "last_applied_task_id", "last_applied_time", "dlq_size")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    REPLICATION_STATE_FIELD_NUMBER: _ClassVar[int]
+    PEER_CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    LAG_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TASKS_LAG_FIELD_NUMBER: _ClassVar[int]
+    BACKLOG_FIELD_NUMBER: _ClassVar[int]
+    LAST_APPLIED_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_APPLIED_TIME_FIELD_NUMBER: _ClassVar[int]
+    DLQ_SIZE_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    active_cluster: str
+    replication_state: str
+    peer_cluster: str
+    lag_seconds: float
+    tasks_lag: int
+    backlog: int
+    last_applied_task_id: int
+    last_applied_time: _timestamp_pb2.Timestamp
+    dlq_size: int
+    def __init__(self, namespace: _Optional[str] = ..., active_cluster: _Optional[str] = ..., replication_state: _Optional[str] = ..., peer_cluster: _Optional[str] = ..., lag_seconds: _Optional[float] = ..., tasks_lag: _Optional[int] = ..., backlog: _Optional[int] = ..., last_applied_task_id: _Optional[int] = ..., last_applied_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dlq_size: _Optional[int] = ...) -> None: ...
+
+class GetReplicationStatusResponse(_message.Message):
+    __slots__ = ("cluster_name", "shards", "inbound", "outbound", "namespaces")
+    CLUSTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    INBOUND_FIELD_NUMBER: _ClassVar[int]
+    OUTBOUND_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACES_FIELD_NUMBER: _ClassVar[int]
+    cluster_name: str
+    shards: _containers.RepeatedCompositeFieldContainer[ShardProgress]
+    inbound: _containers.RepeatedCompositeFieldContainer[PeerInbound]
+    outbound: _containers.RepeatedCompositeFieldContainer[PeerOutbound]
+    namespaces: _containers.RepeatedCompositeFieldContainer[NamespaceReplicationStatus]
+    def __init__(self, cluster_name: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[ShardProgress, _Mapping]]] = ..., inbound: _Optional[_Iterable[_Union[PeerInbound, _Mapping]]] = ..., outbound: _Optional[_Iterable[_Union[PeerOutbound, _Mapping]]] = ..., namespaces: _Optional[_Iterable[_Union[NamespaceReplicationStatus, _Mapping]]] = ...) -> None: ...
