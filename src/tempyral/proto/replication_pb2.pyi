@@ -103,12 +103,14 @@ class ReplicationTask(_message.Message):
     def __init__(self, task: _Optional[_Union[_internal_pb2.Task, _Mapping]] = ..., events: _Optional[_Union[_message_pb2.History, _Mapping]] = ..., version_history: _Optional[_Iterable[_Union[_internal_pb2.VersionHistoryItem, _Mapping]]] = ..., activity: _Optional[_Union[_internal_pb2.ActivityInfo, _Mapping]] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., branch_id: _Optional[str] = ..., reapplied_events: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ReplicationStreamResponse(_message.Message):
-    __slots__ = ("tasks", "high_watermark_task_id")
+    __slots__ = ("tasks", "high_watermark_task_id", "shard_last_task_id")
     TASKS_FIELD_NUMBER: _ClassVar[int]
     HIGH_WATERMARK_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    SHARD_LAST_TASK_ID_FIELD_NUMBER: _ClassVar[int]
     tasks: _containers.RepeatedCompositeFieldContainer[ReplicationTask]
     high_watermark_task_id: int
-    def __init__(self, tasks: _Optional[_Iterable[_Union[ReplicationTask, _Mapping]]] = ..., high_watermark_task_id: _Optional[int] = ...) -> None: ...
+    shard_last_task_id: int
+    def __init__(self, tasks: _Optional[_Iterable[_Union[ReplicationTask, _Mapping]]] = ..., high_watermark_task_id: _Optional[int] = ..., shard_last_task_id: _Optional[int] = ...) -> None: ...
 
 class GetReplicationHistoryRequest(_message.Message):
     __slots__ = ("namespace_id", "workflow_id", "run_id", "first_event_id", "next_event_id", "cluster_name", "branch_id")
@@ -238,3 +240,79 @@ class GetReplicationStatusResponse(_message.Message):
     outbound: _containers.RepeatedCompositeFieldContainer[PeerOutbound]
     namespaces: _containers.RepeatedCompositeFieldContainer[NamespaceReplicationStatus]
     def __init__(self, cluster_name: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[ShardProgress, _Mapping]]] = ..., inbound: _Optional[_Iterable[_Union[PeerInbound, _Mapping]]] = ..., outbound: _Optional[_Iterable[_Union[PeerOutbound, _Mapping]]] = ..., namespaces: _Optional[_Iterable[_Union[NamespaceReplicationStatus, _Mapping]]] = ...) -> None: ...
+
+class ReplicationDlqTask(_message.Message):
+    __slots__ = ("source_cluster", "source_shard", "task_id", "namespace", "namespace_id", "workflow_id", "run_id", "task_type", "error", "enqueue_time", "attempts")
+    SOURCE_CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_SHARD_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ENQUEUE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    source_cluster: str
+    source_shard: int
+    task_id: int
+    namespace: str
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    task_type: str
+    error: str
+    enqueue_time: _timestamp_pb2.Timestamp
+    attempts: int
+    def __init__(self, source_cluster: _Optional[str] = ..., source_shard: _Optional[int] = ..., task_id: _Optional[int] = ..., namespace: _Optional[str] = ..., namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., task_type: _Optional[str] = ..., error: _Optional[str] = ..., enqueue_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[int] = ...) -> None: ...
+
+class ListReplicationDlqRequest(_message.Message):
+    __slots__ = ("source_cluster", "namespace", "page_size", "next_page_token")
+    SOURCE_CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    source_cluster: str
+    namespace: str
+    page_size: int
+    next_page_token: bytes
+    def __init__(self, source_cluster: _Optional[str] = ..., namespace: _Optional[str] = ..., page_size: _Optional[int] = ..., next_page_token: _Optional[bytes] = ...) -> None: ...
+
+class ListReplicationDlqResponse(_message.Message):
+    __slots__ = ("tasks", "next_page_token")
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedCompositeFieldContainer[ReplicationDlqTask]
+    next_page_token: bytes
+    def __init__(self, tasks: _Optional[_Iterable[_Union[ReplicationDlqTask, _Mapping]]] = ..., next_page_token: _Optional[bytes] = ...) -> None: ...
+
+class ReapplyReplicationDlqRequest(_message.Message):
+    __slots__ = ("source_cluster", "task_ids")
+    SOURCE_CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    source_cluster: str
+    task_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, source_cluster: _Optional[str] = ..., task_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ReapplyReplicationDlqResponse(_message.Message):
+    __slots__ = ("applied", "failed")
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    applied: _containers.RepeatedCompositeFieldContainer[ReplicationDlqTask]
+    failed: _containers.RepeatedCompositeFieldContainer[ReplicationDlqTask]
+    def __init__(self, applied: _Optional[_Iterable[_Union[ReplicationDlqTask, _Mapping]]] = ..., failed: _Optional[_Iterable[_Union[ReplicationDlqTask, _Mapping]]] = ...) -> None: ...
+
+class PurgeReplicationDlqRequest(_message.Message):
+    __slots__ = ("source_cluster", "task_ids")
+    SOURCE_CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    source_cluster: str
+    task_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, source_cluster: _Optional[str] = ..., task_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class PurgeReplicationDlqResponse(_message.Message):
+    __slots__ = ("purged",)
+    PURGED_FIELD_NUMBER: _ClassVar[int]
+    purged: int
+    def __init__(self, purged: _Optional[int] = ...) -> None: ...
