@@ -28,6 +28,7 @@ from tempyral.common.limits import (
 from tempyral.config import ServerConfig
 from tempyral.frontend.admission import Admission
 from tempyral.frontend.grpc_handlers import generic_handler
+from tempyral.frontend.handover import HandoverGate
 from tempyral.frontend.health import health_handler
 from tempyral.frontend.http_gateway import HttpGateway
 from tempyral.frontend.operator_service import OperatorService
@@ -256,7 +257,9 @@ class Server:
         self._grpc = server  # stopped with the rest, should what follows fail
         server.add_generic_rpc_handlers(
             (
-                generic_handler(WORKFLOW_SERVICE, workflow_service, self.admission, self.redirector),
+                generic_handler(
+                    WORKFLOW_SERVICE, workflow_service, self.admission, self.redirector, HandoverGate(self.namespaces)
+                ),
                 generic_handler(OPERATOR_SERVICE, operator_service, self.admission),
                 replication_handler(self.replication_service),
                 health_handler(),

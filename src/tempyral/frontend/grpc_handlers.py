@@ -22,6 +22,7 @@ from google.rpc import status_pb2
 from tempyral.common.errors import ServiceError
 from tempyral.common.logs import ThrottledLog
 from tempyral.frontend.admission import Admission, overloaded_error
+from tempyral.frontend.handover import HandoverGate
 from tempyral.frontend.intake import decoder, refusal, truncated
 from tempyral.frontend.redirection import Redirector
 
@@ -104,13 +105,17 @@ def generic_handler(
     impl: object,
     admission: Admission | None = None,
     redirector: Redirector | None = None,
+    handover: HandoverGate | None = None,
 ) -> grpc.GenericRpcHandler[Any, Any]:
     """`redirector`: the DC redirection policy, applied after admission, as the reference's interceptor order has
-    it; a method it forwards reaches the other cluster even when this one does not implement it."""
+    it; a method it forwards reaches the other cluster even when this one does not implement it. `handover`: calls
+    of a namespace in HANDOVER are held (frontend/handover.py)."""
     handlers = {}
     for method in service.methods:
         request_cls = GetMessageClass(method.input_type)
         fn: Handler | None = getattr(impl, snake_case(method.name), None)
+        if handover is not None and fn is not None:
+            fn = handover.wrap(method.name, fn)  # inside redirection: a forwarded call is held where it lands
         if redirector is not None:
             fn = redirector.wrap(method.name, fn if fn is not None else _unimplemented(method.name))
         handler = _wrap(fn, method.name, admission) if fn is not None else _unimplemented(method.name)

@@ -22,7 +22,7 @@ from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.history.v1 import message_pb2 as history
 
-from tempyral.common.errors import Internal, NamespaceNotActive, WorkflowNotFound
+from tempyral.common.errors import Internal, NamespaceNotActive, Unavailable, WorkflowNotFound
 from tempyral.history import reset_points, task_generator, version_history
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.next_run import INHERITING, inherit_payloads
@@ -227,7 +227,9 @@ class Executions:
             # Only the active cluster of a global namespace writes (the reference's closeTransaction check).
             try:
                 self.namespaces.check_active(namespace)
-            except NamespaceNotActive:
+                # held writes of a graceful failover (the reference's errorByNamespaceStateLocked)
+                self.namespaces.check_handover(namespace)
+            except (NamespaceNotActive, Unavailable):
                 # whatever the handler changed in memory (a buffered signal is in no new event) is dropped
                 change.shard.evict_state(change.entry)
                 raise

@@ -23,6 +23,7 @@ from tempyral.common.errors import (
     NamespaceAlreadyExists,
     NamespaceNotActive,
     NamespaceNotFound,
+    Unavailable,
 )
 from tempyral.persistence.store import Store
 from tempyral.proto.internal_pb2 import NamespaceRecord
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 DEFAULT_RETENTION = Duration(seconds=24 * 3600)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 MAX_NAME_LENGTH = 255
+# What the reference answers a call or a write of a namespace in HANDOVER (common.ErrNamespaceHandover, observed).
+NAMESPACE_HANDOVER = "Namespace replication in Handover state."
 
 
 @dataclass(slots=True)
@@ -129,6 +132,28 @@ class NamespaceRegistry:
         """Refuse a write on a standby cluster, as the reference does."""
         if not self.is_active(ns):
             raise NamespaceNotActive(ns.name, self.clusters.name, ns.active_cluster)
+
+    def in_handover(self, ns: Namespace) -> bool:
+        """Whether `ns` is in the HANDOVER replication state here (graceful failover: writes are held)."""
+        return ns.is_global and ns.record.replication_config.state == ns_enums.REPLICATION_STATE_HANDOVER
+
+    def check_handover(self, ns: Namespace) -> None:
+        """Refuse a write of a namespace in HANDOVER, as the reference's history shards do (retryable)."""
+        if self.in_handover(ns):
+            raise Unavailable(NAMESPACE_HANDOVER)
+
+    async def wait_handover_ends(self, namespace_id: str, timeout: float) -> bool:
+        """Wait until the namespace leaves HANDOVER (or is gone), at most `timeout` seconds; whether it did."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            ns = self._by_id.get(namespace_id)
+            if ns is None or not self.in_handover(ns):
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            await self.wait_changed(remaining)
 
     async def wait_changed(self, timeout: float) -> bool:
         """Wait until some namespace changes here, at most `timeout` seconds; whether one did."""
