@@ -35,6 +35,7 @@ from tempyral.common.errors import AlreadyExists, ConditionFailed, ShardOwnershi
 from tempyral.persistence import branches
 from tempyral.persistence.store import (
     CurrentRow,
+    DlqRow,
     ExecutionRow,
     Transaction,
     VisibilityQuery,
@@ -94,6 +95,7 @@ class MemoryStore:
         self.shards: dict[int, tuple[int, str]] = {}  # shard id -> (range id, owner)
         self.endpoints: dict[str, Endpoint] = {}
         self.clusters: dict[str, bytes] = {}
+        self.replication_dlq: dict[tuple[str, int, int], DlqRow] = {}
         self.tables = _Tables()
         # Every transaction that committed, in order (tests inspect what one change wrote).
         self.committed: list[Transaction] = []
@@ -115,6 +117,35 @@ class MemoryStore:
 
     async def get_metadata(self, key: str) -> str | None:
         return self.metadata.get(key)
+
+    async def put_replication_dlq(self, row: DlqRow) -> None:
+        self.replication_dlq[(row.source_cluster, row.source_shard, row.task_id)] = replace(row)
+
+    async def list_replication_dlq(
+        self, source_cluster: str, after: tuple[int, int], limit: int, namespace_id: str = ""
+    ) -> list[DlqRow]:
+        rows = sorted(
+            (
+                row
+                for key, row in self.replication_dlq.items()
+                if key[0] == source_cluster and key[1:] > after and namespace_id in ("", row.namespace_id)
+            ),
+            key=lambda row: (row.source_shard, row.task_id),
+        )
+        return [replace(row) for row in rows[:limit]]
+
+    async def delete_replication_dlq(self, source_cluster: str, keys: list[tuple[int, int]] | None) -> int:
+        doomed = [key for key in self.replication_dlq if key[0] == source_cluster and (keys is None or key[1:] in keys)]
+        for key in doomed:
+            del self.replication_dlq[key]
+        return len(doomed)
+
+    async def count_replication_dlq(self) -> list[tuple[str, str, int]]:
+        counts: dict[tuple[str, str], int] = {}
+        for row in self.replication_dlq.values():
+            pair = (row.source_cluster, row.namespace_id)
+            counts[pair] = counts.get(pair, 0) + 1
+        return [(source, ns, n) for (source, ns), n in sorted(counts.items())]
 
     async def load_clusters(self) -> list[bytes]:
         return [self.clusters[name] for name in sorted(self.clusters)]

@@ -18,6 +18,7 @@ from tempyral.persistence.branches import first_branch
 from tempyral.persistence.sqlite import SqliteStore
 from tempyral.persistence.store import (
     CurrentWrite,
+    DlqRow,
     ExecutionWrite,
     HistoryWrite,
     Store,
@@ -354,3 +355,25 @@ async def test_memory_store_faults() -> None:
     row = await store.get_execution("ns", "w", "r1")
     assert row is not None and row.db_version == 1
     assert await store.acquire_shard(0, "me") == stolen + 1
+
+
+# ---------------------------------------------------------------------- replication DLQ
+def _dlq_row(source: str, shard: int, task_id: int, namespace_id: str = "ns", error: str = "boom") -> DlqRow:
+    return DlqRow(source, shard, task_id, namespace_id, f"wf-{task_id}", f"run-{task_id}", b"task", error, 7, 3)
+
+
+async def test_replication_dlq_rows_are_kept_by_source_shard_and_task_id(store: Store) -> None:
+    for row in (_dlq_row("a", 1, 5), _dlq_row("a", 0, 9), _dlq_row("a", 1, 2, "other"), _dlq_row("b", 0, 1)):
+        await store.put_replication_dlq(row)
+    await store.put_replication_dlq(_dlq_row("a", 0, 9, error="again"))  # the same key: replaced, not added
+    rows = await store.list_replication_dlq("a", (0, 0), 10)
+    assert [(r.source_shard, r.task_id, r.error) for r in rows] == [(0, 9, "again"), (1, 2, "boom"), (1, 5, "boom")]
+    assert rows[0] == _dlq_row("a", 0, 9, error="again")
+    assert [r.task_id for r in await store.list_replication_dlq("a", (0, 9), 1)] == [2]  # paged after a key
+    assert [r.task_id for r in await store.list_replication_dlq("a", (0, 0), 10, "other")] == [2]
+    assert sorted(await store.count_replication_dlq()) == [("a", "ns", 2), ("a", "other", 1), ("b", "ns", 1)]
+    assert await store.delete_replication_dlq("a", [(1, 5), (7, 7)]) == 1
+    assert [r.task_id for r in await store.list_replication_dlq("a", (0, 0), 10)] == [9, 2]
+    assert await store.delete_replication_dlq("a", None) == 2
+    assert await store.list_replication_dlq("a", (0, 0), 10) == []
+    assert await store.count_replication_dlq() == [("b", "ns", 1)]

@@ -117,6 +117,22 @@ MIGRATIONS: list[list[str | CopyRows]] = [
             name TEXT PRIMARY KEY,
             data BLOB NOT NULL)""",
     ],
+    [
+        # The replication DLQ: tasks from another cluster the receiver gave up on (a serialized ReplicationTask,
+        # tempyral/proto/replication.proto), by source cluster and source shard, until re-applied or purged.
+        """CREATE TABLE replication_dlq (
+            source_cluster TEXT NOT NULL,
+            source_shard INTEGER NOT NULL,
+            task_id INTEGER NOT NULL,
+            namespace_id TEXT NOT NULL,
+            workflow_id TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            data BLOB NOT NULL,
+            error TEXT NOT NULL,
+            enqueue_ns INTEGER NOT NULL,
+            attempts INTEGER NOT NULL,
+            PRIMARY KEY (source_cluster, source_shard, task_id))""",
+    ],
 ]
 
 VISIBILITY_COLUMNS = (

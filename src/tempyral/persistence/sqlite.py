@@ -28,6 +28,7 @@ from tempyral.persistence import branches
 from tempyral.persistence.schema import MIGRATIONS, VISIBILITY_COLUMNS, CopyRows
 from tempyral.persistence.store import (
     CurrentRow,
+    DlqRow,
     ExecutionRow,
     Transaction,
     VisibilityQuery,
@@ -400,6 +401,70 @@ class SqliteStore:
             return None if row is None else str(row[0])
 
         return await self._read(op)
+
+    # ------------------------------------------------------------------ replication DLQ
+    async def put_replication_dlq(self, row: DlqRow) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO replication_dlq (source_cluster, source_shard, task_id, namespace_id, "
+                "workflow_id, run_id, data, error, enqueue_ns, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    row.source_cluster,
+                    row.source_shard,
+                    row.task_id,
+                    row.namespace_id,
+                    row.workflow_id,
+                    row.run_id,
+                    row.data,
+                    row.error,
+                    row.enqueue_ns,
+                    row.attempts,
+                ),
+            )
+        )
+
+    async def list_replication_dlq(
+        self, source_cluster: str, after: tuple[int, int], limit: int, namespace_id: str = ""
+    ) -> list[DlqRow]:
+        def op(conn: sqlite3.Connection) -> list[DlqRow]:
+            sql = (
+                "SELECT source_cluster, source_shard, task_id, namespace_id, workflow_id, run_id, data, error, "
+                "enqueue_ns, attempts FROM replication_dlq WHERE source_cluster=? AND (source_shard, task_id) > (?, ?)"
+            )
+            args: list[Any] = [source_cluster, after[0], after[1]]
+            if namespace_id:
+                sql += " AND namespace_id=?"
+                args.append(namespace_id)
+            sql += " ORDER BY source_shard, task_id LIMIT ?"
+            args.append(limit)
+            return [DlqRow(*r) for r in conn.execute(sql, args)]
+
+        return await self._read(op)
+
+    async def delete_replication_dlq(self, source_cluster: str, keys: list[tuple[int, int]] | None) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            if keys is None:
+                return conn.execute("DELETE FROM replication_dlq WHERE source_cluster=?", (source_cluster,)).rowcount
+            return sum(
+                conn.execute(
+                    "DELETE FROM replication_dlq WHERE source_cluster=? AND source_shard=? AND task_id=?",
+                    (source_cluster, shard, task_id),
+                ).rowcount
+                for shard, task_id in keys
+            )
+
+        return await self._write(op)
+
+    async def count_replication_dlq(self) -> list[tuple[str, str, int]]:
+        return await self._read(
+            lambda conn: [
+                (str(r[0]), str(r[1]), int(r[2]))
+                for r in conn.execute(
+                    "SELECT source_cluster, namespace_id, COUNT(*) FROM replication_dlq "
+                    "GROUP BY source_cluster, namespace_id"
+                )
+            ]
+        )
 
     # ------------------------------------------------------------------ clusters
     async def load_clusters(self) -> list[bytes]:

@@ -47,6 +47,22 @@ class HistoryWrite:
 
 
 @dataclass(slots=True)
+class DlqRow:
+    """A replication task the receiver gave up on (cluster/receiver.py), keyed by source cluster, shard and task id."""
+
+    source_cluster: str
+    source_shard: int
+    task_id: int
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    data: bytes  # a serialized tempyral ReplicationTask
+    error: str
+    enqueue_ns: int
+    attempts: int
+
+
+@dataclass(slots=True)
 class TaskRow:
     category: int
     task_id: int
@@ -189,6 +205,26 @@ class Store(Protocol):
     async def set_metadata(self, key: str, value: str) -> None: ...
 
     async def get_metadata(self, key: str) -> str | None: ...
+
+    # the replication DLQ
+    async def put_replication_dlq(self, row: DlqRow) -> None:
+        """Insert the row, or replace the one with its key (a task that failed again keeps its latest error)."""
+        ...
+
+    async def list_replication_dlq(
+        self, source_cluster: str, after: tuple[int, int], limit: int, namespace_id: str = ""
+    ) -> list[DlqRow]:
+        """Up to `limit` rows of the source cluster with (shard, task id) above `after`, in that order; of one
+        namespace when `namespace_id` is given."""
+        ...
+
+    async def delete_replication_dlq(self, source_cluster: str, keys: list[tuple[int, int]] | None) -> int:
+        """Delete the source's rows with these (shard, task id) keys, or all of them for None; how many."""
+        ...
+
+    async def count_replication_dlq(self) -> list[tuple[str, str, int]]:
+        """(source cluster, namespace id, rows) for every pair with rows."""
+        ...
 
     # clusters: serialized ClusterMetadataRecords by cluster name
     async def load_clusters(self) -> list[bytes]: ...
