@@ -36,6 +36,7 @@ from tempyral.persistence import branches
 from tempyral.persistence.store import (
     CurrentRow,
     DlqRow,
+    EndpointRow,
     ExecutionRow,
     Transaction,
     VisibilityQuery,
@@ -55,13 +56,6 @@ class HistoryBatch:
     namespace_id: str
     first_event_id: int
     last_event_id: int
-    data: bytes
-
-
-@dataclass(slots=True)
-class Endpoint:
-    name: str
-    version: int
     data: bytes
 
 
@@ -93,7 +87,7 @@ class MemoryStore:
         self.metadata: dict[str, str] = {}
         self.namespaces: dict[str, tuple[str, bytes]] = {}  # id -> (name, data), in insertion order
         self.shards: dict[int, tuple[int, str]] = {}  # shard id -> (range id, owner)
-        self.endpoints: dict[str, Endpoint] = {}
+        self.endpoints: dict[str, EndpointRow] = {}
         self.clusters: dict[str, bytes] = {}
         self.replication_dlq: dict[tuple[str, int, int], DlqRow] = {}
         self.tables = _Tables()
@@ -318,30 +312,19 @@ class MemoryStore:
             self.namespaces[namespace_id] = (self.namespaces[namespace_id][0], data)
 
     # ------------------------------------------------------------------ Nexus endpoints
-    async def load_nexus_endpoints(self) -> list[bytes]:
+    async def load_nexus_endpoints(self) -> list[EndpointRow]:
         await asyncio.sleep(0)
-        return [e.data for e in self.endpoints.values()]
+        return list(self.endpoints.values())
 
-    async def insert_nexus_endpoint(self, endpoint_id: str, name: str, data: bytes) -> None:
+    async def save_nexus_endpoints(self, rows: list[EndpointRow]) -> None:
         await asyncio.sleep(0)
-        if endpoint_id in self.endpoints or any(e.name == name for e in self.endpoints.values()):
-            raise AlreadyExists(f"Nexus endpoint name {name} is taken")
-        self.endpoints[endpoint_id] = Endpoint(name, 1, data)
-
-    async def update_nexus_endpoint(
-        self, endpoint_id: str, expected_version: int, name: str, version: int, data: bytes
-    ) -> None:
-        await asyncio.sleep(0)
-        row = self.endpoints.get(endpoint_id)
-        if row is None or row.version != expected_version:
-            raise ConditionFailed(f"Nexus endpoint {endpoint_id} is not at version {expected_version}")
-        if any(e.name == name for i, e in self.endpoints.items() if i != endpoint_id):
-            raise AlreadyExists(f"Nexus endpoint name {name} is taken")
-        self.endpoints[endpoint_id] = Endpoint(name, version, data)
-
-    async def delete_nexus_endpoint(self, endpoint_id: str) -> bool:
-        await asyncio.sleep(0)
-        return self.endpoints.pop(endpoint_id, None) is not None
+        staged = dict(self.endpoints)
+        for row in rows:
+            taken = any(e.name == row.name and not e.deleted and i != row.id for i, e in staged.items())
+            if taken and not row.deleted:
+                raise AlreadyExists(f"Nexus endpoint name {row.name} is taken")
+            staged[row.id] = row
+        self.endpoints = staged
 
     # ------------------------------------------------------------------ visibility
     @staticmethod

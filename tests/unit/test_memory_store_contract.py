@@ -19,6 +19,7 @@ from tempyral.persistence.sqlite import SqliteStore
 from tempyral.persistence.store import (
     CurrentWrite,
     DlqRow,
+    EndpointRow,
     ExecutionWrite,
     HistoryWrite,
     Store,
@@ -270,24 +271,20 @@ async def test_namespaces_endpoints_and_metadata(store: Store) -> None:
     await store.update_namespace("id-unknown", b"z")
     assert await store.load_namespaces() == [b"a2"]
 
-    await store.insert_nexus_endpoint("e1", "one", b"d1")
-    await store.insert_nexus_endpoint("e2", "two", b"d2")
-    with pytest.raises(AlreadyExists):
-        await store.insert_nexus_endpoint("e3", "one", b"d3")
-    with pytest.raises(ConditionFailed):
-        await store.update_nexus_endpoint("e1", 5, "one", 6, b"x")
-    with pytest.raises(ConditionFailed):
-        await store.update_nexus_endpoint("e9", 1, "nine", 2, b"x")
-    with pytest.raises(AlreadyExists):
-        await store.update_nexus_endpoint("e1", 1, "two", 2, b"x")
-    await store.update_nexus_endpoint("e1", 1, "uno", 2, b"d1b")
-    with pytest.raises(ConditionFailed):
-        await store.update_nexus_endpoint("e1", 1, "uno", 3, b"x")  # the version moved on
-    assert sorted(await store.load_nexus_endpoints()) == [b"d1b", b"d2"]
-    assert await store.delete_nexus_endpoint("e1") is True
-    assert await store.delete_nexus_endpoint("e1") is False
-    await store.insert_nexus_endpoint("e4", "uno", b"d4")  # the name is free again
-    assert sorted(await store.load_nexus_endpoints()) == [b"d2", b"d4"]
+    def endpoint(endpoint_id: str, name: str, seq: int, deleted: bool = False) -> EndpointRow:
+        return EndpointRow(endpoint_id, name, 1, f"d{seq}".encode(), deleted, seq, seq * 10, "a", 5)
+
+    await store.save_nexus_endpoints([endpoint("e1", "one", 1), endpoint("e2", "two", 2)])
+    with pytest.raises(AlreadyExists):  # a live name is unique, and a failed save writes none of its rows
+        await store.save_nexus_endpoints([endpoint("e3", "three", 3), endpoint("e4", "one", 4)])
+    assert sorted(r.id for r in await store.load_nexus_endpoints()) == ["e1", "e2"]
+    # a tombstone frees the name, in the same save as the row that takes it
+    await store.save_nexus_endpoints([endpoint("e1", "one", 5, deleted=True), endpoint("e4", "one", 6)])
+    rows = {r.id: r for r in await store.load_nexus_endpoints()}
+    assert rows["e1"] == endpoint("e1", "one", 5, deleted=True)
+    assert rows["e4"] == endpoint("e4", "one", 6)
+    await store.save_nexus_endpoints([endpoint("e2", "one", 7, deleted=True)])  # tombstones may share a name
+    assert len(await store.load_nexus_endpoints()) == 3
 
 
 # ---------------------------------------------------------------------- visibility

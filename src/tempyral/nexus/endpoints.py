@@ -2,14 +2,19 @@
 queue (a worker target) or to a URL (an external target).
 
 Endpoints are global to the cluster, few and read on every Nexus call, so all of them live in
-memory; every change is a conditional write on the endpoint's version, then the cache. Requests
-are checked, and answered, as the reference's frontend answers them.
+memory; every change is written, then cached, one at a time. Requests are checked, and answered,
+as the reference's frontend answers them.
+
+Unlike the reference's, the registry is replicated to every connected cluster (nexus/endpoint_replication.py):
+each change takes a stamp and this cluster's next change number, a deletion leaves a tombstone, and changes
+made elsewhere are merged as nexus/endpoint_merge.py says.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import json
 import logging
 import re
@@ -23,7 +28,6 @@ from tempyral.common import gojson
 from tempyral.common.clock import timestamp
 from tempyral.common.errors import (
     AlreadyExists,
-    ConditionFailed,
     FailedPrecondition,
     Internal,
     InvalidArgument,
@@ -32,8 +36,10 @@ from tempyral.common.errors import (
 )
 from tempyral.common.limits import MAX_ID_LENGTH
 from tempyral.namespace.registry import NamespaceRegistry
+from tempyral.nexus import endpoint_merge as merge
 from tempyral.nexus.addresses import AddressRefused, OutboundAddresses
-from tempyral.persistence.store import Store
+from tempyral.persistence.store import EndpointRow, Store
+from tempyral.proto.nexus_replication_pb2 import ReplicatedEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,7 @@ MAX_URL_LENGTH = 4 * 1024
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 RESERVED_TASK_QUEUE_PREFIX = "/_sys/"
+MAX_CHANGES_PER_ANSWER = 500
 _NAME = re.compile(NAME_PATTERN)
 
 
@@ -53,14 +60,67 @@ class EndpointRegistry:
         self._namespaces = namespaces
         # Which external target URLs may be registered (default: none).
         self._addresses = addresses or OutboundAddresses()
-        self._by_id: dict[str, nexus_pb.Endpoint] = {}
+        self._by_id: dict[str, nexus_pb.Endpoint] = {}  # the live endpoints
+        self._states: dict[str, ReplicatedEndpoint] = {}  # every endpoint known, tombstones included
+        self._seqs: dict[str, int] = {}  # endpoint id -> this cluster's change number of its last write
+        self._seq = 0
+        self._clock = merge.HybridClock()
         self._lock = asyncio.Lock()  # one change at a time keeps the cache and the table in step
 
+    @property
+    def cluster(self) -> str:
+        return self._namespaces.clusters.name
+
     async def load(self) -> None:
-        for data in await self._store.load_nexus_endpoints():
-            endpoint = nexus_pb.Endpoint.FromString(data)
-            self._by_id[endpoint.id] = endpoint
-        log.info("loaded %d Nexus endpoints", len(self._by_id))
+        for row in await self._store.load_nexus_endpoints():
+            state = ReplicatedEndpoint(
+                endpoint=nexus_pb.Endpoint.FromString(row.data),
+                deleted=row.deleted,
+                stamp=row.stamp,
+                origin_cluster=row.origin,
+                created_stamp=row.created,
+            )
+            self._remember(state, row.seq)
+        log.info("loaded %d Nexus endpoints (%d deleted)", len(self._by_id), len(self._states) - len(self._by_id))
+
+    def _remember(self, state: ReplicatedEndpoint, seq: int) -> None:
+        endpoint_id = state.endpoint.id
+        self._states[endpoint_id] = state
+        self._seqs[endpoint_id] = seq
+        self._seq = max(self._seq, seq)
+        self._clock.observe(state.stamp)
+        if state.deleted:
+            self._by_id.pop(endpoint_id, None)
+        else:
+            self._by_id[endpoint_id] = state.endpoint
+
+    def _row(self, state: ReplicatedEndpoint, seq: int) -> EndpointRow:
+        endpoint = state.endpoint
+        return EndpointRow(
+            endpoint.id,
+            endpoint.spec.name,
+            endpoint.version,
+            endpoint.SerializeToString(),
+            state.deleted,
+            seq,
+            state.stamp,
+            state.origin_cluster,
+            state.created_stamp,
+        )
+
+    async def _write(self, states: builtins.list[ReplicatedEndpoint]) -> None:
+        """Store `states` (each under this cluster's next change number), then cache them."""
+        seqs = [self._seq + i + 1 for i in range(len(states))]
+        await self._store.save_nexus_endpoints([self._row(s, n) for s, n in zip(states, seqs, strict=True)])
+        for state, seq in zip(states, seqs, strict=True):
+            self._remember(state, seq)
+
+    def _local(self, endpoint: nexus_pb.Endpoint, deleted: bool = False, created: int = 0) -> ReplicatedEndpoint:
+        """A change made on this cluster."""
+        stamp = self._clock.next()
+        return ReplicatedEndpoint(
+            endpoint=endpoint, deleted=deleted, stamp=stamp, origin_cluster=self.cluster, created_stamp=created or stamp
+        )
 
     # ------------------------------------------------------------------ reads
     def get(self, endpoint_id: str) -> nexus_pb.Endpoint:
@@ -103,10 +163,9 @@ class EndpointRegistry:
             endpoint.created_time.CopyFrom(timestamp(time.time_ns()))
             endpoint.url_prefix = url_prefix(endpoint.id)
             try:
-                await self._store.insert_nexus_endpoint(endpoint.id, spec.name, endpoint.SerializeToString())
+                await self._write([self._local(endpoint)])
             except AlreadyExists as err:
                 raise _name_taken(spec.name) from err
-            self._by_id[endpoint.id] = endpoint
             log.info("created Nexus endpoint %s (%s)", spec.name, endpoint.id)
             return _copy(endpoint)
 
@@ -128,14 +187,9 @@ class EndpointRegistry:
             updated = nexus_pb.Endpoint(version=version + 1, id=endpoint_id, spec=spec, url_prefix=current.url_prefix)
             updated.last_modified_time.CopyFrom(timestamp(time.time_ns() // 1_000_000 * 1_000_000))
             try:
-                await self._store.update_nexus_endpoint(
-                    endpoint_id, version, spec.name, updated.version, updated.SerializeToString()
-                )
-            except ConditionFailed as err:
-                raise FailedPrecondition("nexus endpoint version mismatch") from err
+                await self._write([self._local(updated, created=self._states[endpoint_id].created_stamp)])
             except AlreadyExists as err:
                 raise _name_taken(spec.name) from err
-            self._by_id[endpoint_id] = updated
             log.info("updated Nexus endpoint %s (%s) to version %d", spec.name, endpoint_id, updated.version)
             return _copy(updated)
 
@@ -147,10 +201,74 @@ class EndpointRegistry:
         if issues:
             raise InvalidArgument(", ".join(issues))
         async with self._lock:
-            if endpoint_id not in self._by_id or not await self._store.delete_nexus_endpoint(endpoint_id):
+            current = self._by_id.get(endpoint_id)
+            if current is None:
                 raise NotFound(f"error deleting nexus endpoint with ID: {endpoint_id}")
-            gone = self._by_id.pop(endpoint_id)
-            log.info("deleted Nexus endpoint %s (%s)", gone.spec.name, endpoint_id)
+            # A tombstone: the deletion replicates, and no older state of the endpoint revives it.
+            await self._write([self._local(current, deleted=True, created=self._states[endpoint_id].created_stamp)])
+            log.info("deleted Nexus endpoint %s (%s)", current.spec.name, endpoint_id)
+
+    # ------------------------------------------------------------------ replication
+    @property
+    def last_sequence(self) -> int:
+        return self._seq
+
+    def changes_since(self, after: int) -> tuple[builtins.list[ReplicatedEndpoint], int]:
+        """The endpoints written here after change number `after`, oldest first, and the number to ask after
+        next time."""
+        changed = sorted((seq, i) for i, seq in self._seqs.items() if seq > after)[:MAX_CHANGES_PER_ANSWER]
+        last = changed[-1][0] if len(changed) == MAX_CHANGES_PER_ANSWER else self._seq
+        return [self._states[i] for _, i in changed], last
+
+    async def apply_replicated(self, incoming: builtins.list[ReplicatedEndpoint], source: str) -> int:
+        """Merge endpoints changed on cluster `source`; how many changed something here."""
+        applied = 0
+        async with self._lock:
+            for state in incoming:
+                if not state.endpoint.id:
+                    continue
+                self._clock.observe(state.stamp)
+                if not merge.supersedes(state, self._states.get(state.endpoint.id)):
+                    continue
+                await self._write(self._settle_name(state, source))
+                applied += 1
+                log.info(
+                    "Nexus endpoint %s (%s) %s, replicated from cluster %s",
+                    state.endpoint.spec.name,
+                    state.endpoint.id,
+                    "deleted" if state.deleted else f"at version {state.endpoint.version}",
+                    source,
+                )
+        return applied
+
+    def _settle_name(self, state: ReplicatedEndpoint, source: str) -> builtins.list[ReplicatedEndpoint]:
+        """What to write for `state`: itself, unless another live endpoint has its name; then the one created
+        first keeps the name and the other is deleted (the deletion written first, to free the name)."""
+        if state.deleted:
+            return [state]
+        name = state.endpoint.spec.name
+        rival = next(
+            (
+                s
+                for i, s in self._states.items()
+                if i != state.endpoint.id and not s.deleted and s.endpoint.spec.name == name
+            ),
+            None,
+        )
+        if rival is None:
+            return [state]
+        keeper, loser = (rival, state) if merge.keeps_name(rival, state) else (state, rival)
+        log.warning(
+            "Nexus endpoint name %s was created on two clusters: endpoint %s (from cluster %s) keeps it, "
+            "endpoint %s (from cluster %s) is deleted",
+            name,
+            keeper.endpoint.id,
+            keeper.origin_cluster,
+            loser.endpoint.id,
+            loser.origin_cluster if loser is rival else source,
+        )
+        tombstone = self._local(loser.endpoint, deleted=True, created=loser.created_stamp)
+        return [tombstone] if loser is state else [tombstone, state]
 
     # ------------------------------------------------------------------ validation
     def _check_spec(self, spec: nexus_pb.EndpointSpec) -> None:

@@ -133,6 +133,31 @@ MIGRATIONS: list[list[str | CopyRows]] = [
             attempts INTEGER NOT NULL,
             PRIMARY KEY (source_cluster, source_shard, task_id))""",
     ],
+    [
+        # 6: Nexus endpoints replicated between clusters (nexus/endpoints.py): a deleted endpoint stays as a
+        # tombstone, so names are unique among live rows only; `seq` is what peers pull changes by, `stamp` and
+        # `origin` order changes last-writer-wins, `created` settles two endpoints created with one name.
+        # Endpoints from before take seq = rowid (the registry counts on from the largest) and stamps of 0.
+        """CREATE TABLE nexus_endpoints_v6 (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            deleted INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            stamp INTEGER NOT NULL,
+            origin TEXT NOT NULL,
+            created INTEGER NOT NULL)""",
+        CopyRows(
+            source="nexus_endpoints",
+            target="nexus_endpoints_v6",
+            columns="id, name, version, data, deleted, seq, stamp, origin, created",
+            expressions="id, name, version, data, 0, rowid, 0, '', 0",
+        ),
+        "DROP TABLE nexus_endpoints",
+        "ALTER TABLE nexus_endpoints_v6 RENAME TO nexus_endpoints",
+        "CREATE UNIQUE INDEX nexus_endpoints_live_name ON nexus_endpoints (name) WHERE deleted = 0",
+    ],
 ]
 
 VISIBILITY_COLUMNS = (

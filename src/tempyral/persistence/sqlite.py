@@ -29,6 +29,7 @@ from tempyral.persistence.schema import MIGRATIONS, VISIBILITY_COLUMNS, CopyRows
 from tempyral.persistence.store import (
     CurrentRow,
     DlqRow,
+    EndpointRow,
     ExecutionRow,
     Transaction,
     VisibilityQuery,
@@ -498,42 +499,41 @@ class SqliteStore:
         await self._write(lambda conn: conn.execute("UPDATE namespaces SET data=? WHERE id=?", (data, namespace_id)))
 
     # ------------------------------------------------------------------ Nexus endpoints
-    async def load_nexus_endpoints(self) -> list[bytes]:
-        return await self._read(lambda conn: [r[0] for r in conn.execute("SELECT data FROM nexus_endpoints")])
+    async def load_nexus_endpoints(self) -> list[EndpointRow]:
+        def op(conn: sqlite3.Connection) -> list[EndpointRow]:
+            rows = conn.execute(
+                "SELECT id, name, version, data, deleted, seq, stamp, origin, created FROM nexus_endpoints"
+            )
+            return [EndpointRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8]) for r in rows]
 
-    async def insert_nexus_endpoint(self, endpoint_id: str, name: str, data: bytes) -> None:
+        return await self._read(op)
+
+    async def save_nexus_endpoints(self, rows: list[EndpointRow]) -> None:
         def op(conn: sqlite3.Connection) -> None:
-            try:
-                conn.execute(
-                    "INSERT INTO nexus_endpoints (id, name, version, data) VALUES (?, ?, 1, ?)",
-                    (endpoint_id, name, data),
-                )
-            except sqlite3.IntegrityError as err:
-                raise AlreadyExists(f"Nexus endpoint name {name} is taken") from err
+            for row in rows:
+                try:
+                    conn.execute(
+                        # an upsert, not INSERT OR REPLACE: that would delete the live row whose name is taken
+                        "INSERT INTO nexus_endpoints (id, name, version, data, deleted, seq, stamp, origin, created) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET name=excluded.name, "
+                        "version=excluded.version, data=excluded.data, deleted=excluded.deleted, seq=excluded.seq, "
+                        "stamp=excluded.stamp, origin=excluded.origin, created=excluded.created",
+                        (
+                            row.id,
+                            row.name,
+                            row.version,
+                            row.data,
+                            int(row.deleted),
+                            row.seq,
+                            row.stamp,
+                            row.origin,
+                            row.created,
+                        ),
+                    )
+                except sqlite3.IntegrityError as err:  # the unique index on live names
+                    raise AlreadyExists(f"Nexus endpoint name {row.name} is taken") from err
 
         await self._write(op)
-
-    async def update_nexus_endpoint(
-        self, endpoint_id: str, expected_version: int, name: str, version: int, data: bytes
-    ) -> None:
-        def op(conn: sqlite3.Connection) -> None:
-            try:
-                cursor = conn.execute(
-                    "UPDATE nexus_endpoints SET name=?, version=?, data=? WHERE id=? AND version=?",
-                    (name, version, data, endpoint_id, expected_version),
-                )
-            except sqlite3.IntegrityError as err:
-                raise AlreadyExists(f"Nexus endpoint name {name} is taken") from err
-            if cursor.rowcount != 1:
-                raise ConditionFailed(f"Nexus endpoint {endpoint_id} is not at version {expected_version}")
-
-        await self._write(op)
-
-    async def delete_nexus_endpoint(self, endpoint_id: str) -> bool:
-        def op(conn: sqlite3.Connection) -> bool:
-            return conn.execute("DELETE FROM nexus_endpoints WHERE id=?", (endpoint_id,)).rowcount == 1
-
-        return await self._write(op)
 
     # ------------------------------------------------------------------ visibility
     async def list_visibility(self, namespace_id: str, query: VisibilityQuery) -> list[VisibilityRow]:

@@ -145,6 +145,22 @@ class VisibilityQuery:
     cursor: Cursor | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class EndpointRow:
+    """A Nexus endpoint as stored: live or a tombstone, with what orders its changes across clusters
+    (nexus/endpoints.py)."""
+
+    id: str
+    name: str
+    version: int
+    data: bytes  # the API's Endpoint message (a tombstone's: its last state)
+    deleted: bool
+    seq: int  # this cluster's change counter when the row was last written (what peers pull by)
+    stamp: int  # hybrid logical clock of the last change
+    origin: str  # the cluster that made the last change
+    created: int  # the stamp of the creation
+
+
 class Store(Protocol):
     async def open(self) -> None: ...
 
@@ -241,19 +257,13 @@ class Store(Protocol):
     async def update_namespace(self, namespace_id: str, data: bytes) -> None: ...
 
     # Nexus endpoints
-    async def load_nexus_endpoints(self) -> list[bytes]: ...
+    async def load_nexus_endpoints(self) -> list[EndpointRow]:
+        """Every endpoint, tombstones included."""
+        ...
 
-    async def insert_nexus_endpoint(self, endpoint_id: str, name: str, data: bytes) -> None:
-        """Raises AlreadyExists when the name is taken."""
-
-    async def update_nexus_endpoint(
-        self, endpoint_id: str, expected_version: int, name: str, version: int, data: bytes
-    ) -> None:
-        """Raises ConditionFailed when the stored version is not `expected_version` (or the row is
-        gone), AlreadyExists when the new name is taken."""
-
-    async def delete_nexus_endpoint(self, endpoint_id: str) -> bool:
-        """False when there was no such endpoint."""
+    async def save_nexus_endpoints(self, rows: list[EndpointRow]) -> None:
+        """Each row replaces the one with its id, in order, all or none; raises AlreadyExists when a live row's
+        name is another live row's."""
 
     # visibility
     async def list_visibility(self, namespace_id: str, query: VisibilityQuery) -> list[VisibilityRow]: ...
