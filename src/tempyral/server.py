@@ -17,6 +17,7 @@ from tempyral.cluster.peers import Peers
 from tempyral.cluster.receiver import HistoryReceiver
 from tempyral.cluster.sender import HistorySender
 from tempyral.cluster.service import ReplicationService, replication_handler
+from tempyral.cluster.status import ReplicationStatus
 from tempyral.common.bind import bind, bound_addresses, check_free, host_port, local_host, warn_if_exposed
 from tempyral.common.errors import StartupError
 from tempyral.common.limits import (
@@ -104,6 +105,10 @@ class Server:
             self.namespace_replicator,
         )
         self.namespace_replicator.catch_up = self.history_receiver.wait_applied
+        self.replication_status = ReplicationStatus(
+            self.clusters, self.namespaces, self.history_sender, self.history_receiver, config.num_shards
+        )
+        self.replication_service.status = self.replication_status.snapshot
         self.replication_service.handoffs_done = self.engine.handoffs_done
         self.nexus_dispatcher = NexusDispatcher(self.matching)
         self.nexus_machinery = Machinery(config.nexus)
@@ -232,6 +237,7 @@ class Server:
             self.outbound_addresses.own_base_url.removeprefix("http://"),
         )
         self.namespace_replicator.start()
+        await self.history_receiver.load_dlq_sizes()
         self.history_receiver.start()
         self._serving = True
         log.info("tempyral listening on %s (database: %s)", self.address, cfg.db_filename or "in-memory")

@@ -49,6 +49,7 @@ class ReplicationClient:
         self._describe = self._unary("DescribeCluster", rpb.DescribeClusterResponse)
         self._namespaces = self._unary("GetNamespaceReplicationMessages", rpb.GetNamespaceReplicationMessagesResponse)
         self._history = self._unary("GetReplicationHistory", rpb.GetReplicationHistoryResponse)
+        self._status = self._unary("GetReplicationStatus", rpb.GetReplicationStatusResponse)
 
     def _unary(self, method: str, response: Any) -> Any:
         return self._channel.unary_unary(
@@ -76,6 +77,12 @@ class ReplicationClient:
         self, request: rpb.GetReplicationHistoryRequest, timeout: float = 10.0
     ) -> rpb.GetReplicationHistoryResponse:
         response: rpb.GetReplicationHistoryResponse = await self._history(request, timeout=timeout)
+        return response
+
+    async def replication_status(self, namespace: str = "", timeout: float = 10.0) -> rpb.GetReplicationStatusResponse:
+        response: rpb.GetReplicationStatusResponse = await self._status(
+            rpb.GetReplicationStatusRequest(namespace=namespace), timeout=timeout
+        )
         return response
 
     def stream(

@@ -3,9 +3,12 @@ applies the remote's replication tasks here and acknowledges them (cluster/sende
 
 Tasks of one workflow are applied in order; different workflows of a message concurrently. A task of a
 namespace not known here yet is kept and retried (the namespace is pulled at once); a task that cannot be
-applied for lack of storage is retried; a malformed one is refused with a log line and the stream goes on.
-The applied watermark is stored about once a second: after a restart the stream resumes from there, and
-what is sent again is recognised by its event ids and skipped.
+applied for lack of storage or of the peer is retried (the stream could not go on anyway). A task that keeps
+failing otherwise goes to the replication DLQ and the stream goes on: a malformed task or a conflicting
+history at once (trying again cannot help), any other error after APPLY_ATTEMPTS tries. Events the source
+no longer has (retention deleted the run there) are skipped. The applied watermark is stored about once a
+second: after a restart the stream resumes from there, and what is sent again is recognised by its event ids
+and skipped.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -26,11 +30,11 @@ from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.cluster.namespace_replication import NamespaceReplicator
 from tempyral.cluster.peers import Peers
 from tempyral.common.clock import ts_ns
-from tempyral.common.errors import ConditionFailed, Unavailable
+from tempyral.common.errors import ShardOwnershipLost, Unavailable
 from tempyral.common.logs import ThrottledLog
 from tempyral.common.retry import jittered_backoff_s
 from tempyral.history.replication import ConflictingHistory, NamespaceUnknown, ReplicationApplier
-from tempyral.persistence.store import Store
+from tempyral.persistence.store import DlqRow, Store
 from tempyral.proto import replication_pb2 as rpb
 from tempyral.proto.internal_pb2 import TaskType
 
@@ -39,6 +43,20 @@ ACK_STORE_S = 1.0
 RETRY_FIRST_S = 0.2
 RETRY_MAX_S = 5.0
 LAG_SAMPLES = 10_000
+# Tries of a task whose apply fails with an unexpected error before it goes to the DLQ: about 3 s of backoff,
+# enough for a passing conflict with a concurrent writer, short enough that a stuck task does not hold the
+# stream's acknowledgement (and every later task of its workflow) for long.
+APPLY_ATTEMPTS = 5
+MALFORMED = (DecodeError, ValueError, KeyError, IndexError)
+
+
+@dataclass
+class StreamProgress:
+    """Where one (remote cluster, remote shard) stream stands, for the replication status."""
+
+    announced: int = 0  # the sender's last task id on the shard, as last announced
+    last_message: float = 0.0  # time.monotonic() of the last message
+    behind_since: float | None = None  # epoch s: source commit time of the oldest announced task not applied
 
 
 def applied_key(cluster: str, shard_id: int) -> str:
@@ -69,6 +87,18 @@ class HistoryReceiver:
         self.applied_through: dict[tuple[str, int], int] = {}
         self._progress = asyncio.Event()
         self.refused: Counter[str] = Counter()
+        self.skipped: Counter[str] = Counter()
+        self.progress: dict[tuple[str, int], StreamProgress] = {}
+        # Per (remote cluster, namespace id): bounded by the namespaces, for the per-namespace status and metrics.
+        self.applied_ns: Counter[tuple[str, str]] = Counter()
+        self.failed_ns: Counter[tuple[str, str]] = Counter()
+        self.last_applied_ns: dict[tuple[str, str], tuple[int, float]] = {}  # (task id, epoch s)
+        self.last_applied_time: dict[str, float] = {}  # remote -> epoch s of its last applied task
+        self.dlq_sizes: Counter[tuple[str, str]] = Counter()  # (remote, namespace id) -> DLQ rows here
+
+    async def load_dlq_sizes(self) -> None:
+        """The DLQ's size per (source cluster, namespace), counted here from then on."""
+        self.dlq_sizes = Counter({(source, ns): n for source, ns, n in await self.store.count_replication_dlq()})
 
     def start(self) -> None:
         self.clusters.listeners.append(self._follow)
@@ -134,9 +164,16 @@ class HistoryReceiver:
 
         call = client.stream(requests())
         stored_at = time.monotonic()
+        progress = self.progress.setdefault((remote, shard_id), StreamProgress())
         try:
             async for response in call:
-                await self._apply_all(remote, response.tasks)
+                progress.last_message = time.monotonic()
+                progress.announced = max(
+                    progress.announced, response.shard_last_task_id, response.high_watermark_task_id
+                )
+                if progress.behind_since is None and (response.tasks or progress.announced > applied):
+                    progress.behind_since = _created_s(response.tasks[0]) if response.tasks else time.time()
+                await self._apply_all(remote, response.tasks, shard_id)
                 if response.high_watermark_task_id > applied:
                     applied = response.high_watermark_task_id
                     self._moved(remote, shard_id, applied)
@@ -145,6 +182,8 @@ class HistoryReceiver:
                             cluster_name=self.clusters.name, shard_id=shard_id, acked_task_id=applied
                         )
                     )
+                if applied >= progress.announced:
+                    progress.behind_since = None
                 if time.monotonic() - stored_at >= ACK_STORE_S:
                     await self._store_applied(remote, shard_id, applied)
                     stored_at = time.monotonic()
@@ -178,7 +217,7 @@ class HistoryReceiver:
             await self.store.set_metadata(applied_key(remote, shard_id), str(applied))
 
     # ------------------------------------------------------------------ applying
-    async def _apply_all(self, remote: str, tasks: Sequence[rpb.ReplicationTask]) -> None:
+    async def _apply_all(self, remote: str, tasks: Sequence[rpb.ReplicationTask], shard_id: int = 0) -> None:
         """Apply a message's tasks: in order per workflow, workflows side by side."""
         by_workflow: dict[tuple[str, str], list[rpb.ReplicationTask]] = {}
         for task in tasks:
@@ -186,11 +225,11 @@ class HistoryReceiver:
 
         async def apply_in_order(group: list[rpb.ReplicationTask]) -> None:
             for task in group:
-                await self._apply_retrying(remote, task)
+                await self._apply_retrying(remote, task, shard_id)
 
         await asyncio.gather(*(apply_in_order(group) for group in by_workflow.values()))
 
-    async def _apply_retrying(self, remote: str, task: rpb.ReplicationTask) -> None:
+    async def _apply_retrying(self, remote: str, task: rpb.ReplicationTask, shard_id: int = 0) -> None:
         attempt = 0
         while True:
             try:
@@ -206,29 +245,60 @@ class HistoryReceiver:
             except grpc.aio.AioRpcError as err:
                 if err.code() == grpc.StatusCode.NOT_FOUND:
                     # the source no longer has what was asked for (retention deleted the run): nothing to wait for
-                    self.refused[remote] += 1
+                    self.skipped[remote] += 1
                     log.warning("replication task from cluster %s skipped: %s", remote, err.details())
                     return
                 self._failures.failure("replication tasks could not be applied; retrying", peer_error(err))
-            except (Unavailable, ConditionFailed) as err:
+            except (Unavailable, ShardOwnershipLost) as err:
                 self._failures.failure("replication tasks could not be applied; retrying", err)
-            except ConflictingHistory as err:
-                self.refused[remote] += 1
-                log.error("replication task from cluster %s refused: %s", remote, err)
+            except (ConflictingHistory, *MALFORMED) as err:
+                # trying again cannot help: kept for an operator, and the stream goes on
+                await self._to_dlq(remote, shard_id, task, err, attempt + 1)
                 return
-            except (DecodeError, ValueError, KeyError, IndexError) as err:
-                self.refused[remote] += 1
-                log.error(
-                    "malformed replication task from cluster %s refused (workflow %s, run %s, task %d): %s",
-                    remote,
-                    task.task.workflow_id,
-                    task.task.run_id,
-                    task.task.task_id,
-                    err,
-                )
-                return
+            except Exception as err:
+                if attempt + 1 >= APPLY_ATTEMPTS:
+                    await self._to_dlq(remote, shard_id, task, err, attempt + 1)
+                    return
+                self._failures.failure("replication tasks could not be applied; retrying", err)
             attempt += 1
             await asyncio.sleep(jittered_backoff_s(attempt, RETRY_FIRST_S, RETRY_MAX_S, jitter=0.2))
+
+    async def _to_dlq(
+        self, remote: str, shard_id: int, task: rpb.ReplicationTask, err: Exception, attempts: int
+    ) -> None:
+        t = task.task
+        self.refused[remote] += 1
+        self.failed_ns[(remote, t.namespace_id)] += 1
+        error = f"{type(err).__name__}: {err}"
+        row = DlqRow(
+            remote,
+            shard_id,
+            t.task_id,
+            t.namespace_id,
+            t.workflow_id,
+            t.run_id,
+            task.SerializeToString(),
+            error,
+            time.time_ns(),
+            attempts,
+        )
+        while True:
+            try:
+                await self.store.put_replication_dlq(row)
+                break
+            except Unavailable as store_err:  # the DLQ is the task's only copy here once acknowledged
+                self._failures.failure("could not write the replication DLQ; retrying", store_err)
+                await asyncio.sleep(RETRY_MAX_S)
+        self.dlq_sizes[(remote, t.namespace_id)] += 1
+        log.error(
+            "replication task enqueued to the DLQ: source cluster %s, shard %d, workflow %s, run %s, task %d: %s",
+            remote,
+            shard_id,
+            t.workflow_id,
+            t.run_id,
+            t.task_id,
+            error,
+        )
 
     async def apply(self, remote: str, task: rpb.ReplicationTask) -> None:
         t = task.task
@@ -272,6 +342,10 @@ class HistoryReceiver:
         else:
             raise ValueError(f"unknown replication task type {t.type}")
         self.applied[remote] += 1
+        self.applied_ns[(remote, t.namespace_id)] += 1
+        now = time.time()
+        self.last_applied_ns[(remote, t.namespace_id)] = (t.task_id, now)
+        self.last_applied_time[remote] = now
         if task.HasField("created_time"):
             lags = self.lags.setdefault(remote, deque(maxlen=LAG_SAMPLES))
             lags.append(max(0.0, (time.time_ns() - ts_ns(task.created_time)) / 1e9))
@@ -293,6 +367,10 @@ class HistoryReceiver:
         for remote, n in sorted(self.refused.items()):
             lines.append(f'replication_tasks_failed{{source_cluster="{remote}"}} {n}')
         return "\n".join(lines) + "\n"
+
+
+def _created_s(task: rpb.ReplicationTask) -> float:
+    return ts_ns(task.created_time) / 1e9 if task.HasField("created_time") else time.time()
 
 
 def _check_contiguous(events: list[history.HistoryEvent]) -> None:

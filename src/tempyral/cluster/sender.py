@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -36,6 +37,7 @@ KEEPALIVE_S = 1.0  # an empty message at least this often: the receiver's waterm
 RECENT_PER_SHARD = 20_000  # replication tasks kept in memory per shard for streams that keep up
 ACK_FLUSH_S = 2.0
 LINGER_S = 0.01
+STORED_BACKLOG_MAX = 100_000  # the most rows counted for a peer's backlog in the database (beyond: "at least")
 
 
 def ack_key(cluster: str, shard_id: int) -> str:
@@ -73,6 +75,7 @@ class HistorySender:
         self._flusher: asyncio.Task[None] | None = None
         self._failures = ThrottledLog(log)
         self.sent = 0
+        self._stored_backlog: dict[tuple[str, int], int] = {}
 
     async def start(self) -> None:
         for shard in self.executions.shards:
@@ -133,13 +136,17 @@ class HistorySender:
                     try:
                         await asyncio.wait_for(wakeup.wait(), KEEPALIVE_S)
                     except TimeoutError:
-                        yield rpb.ReplicationStreamResponse(high_watermark_task_id=cursor)
+                        yield rpb.ReplicationStreamResponse(
+                            high_watermark_task_id=cursor, shard_last_task_id=self.last_task_id(shard_id)
+                        )
                         continue
                     # a moment for the commits under way to join this one: fewer, fuller messages cost both sides
                     # less than one message per commit (the lag grows by at most this)
                     await asyncio.sleep(LINGER_S)
                     continue
-                response = rpb.ReplicationStreamResponse(high_watermark_task_id=high)
+                response = rpb.ReplicationStreamResponse(
+                    high_watermark_task_id=high, shard_last_task_id=self.last_task_id(shard_id)
+                )
                 for task in tasks:
                     converted = await self._convert(task, cluster)
                     if converted is not None:
@@ -220,12 +227,56 @@ class HistorySender:
         response.version_history.extend(version_items(events))
         return response
 
+    # ------------------------------------------------------------------ status
+    def last_task_id(self, shard_id: int) -> int:
+        """Every task of the shard up to this id is committed (or never will be): a peer that applied through it
+        has every replication task this cluster wrote on the shard."""
+        return self.executions.shards[shard_id].committed_through()
+
+    def acked(self, cluster: str, shard_id: int) -> int:
+        return self._acks.get((cluster, shard_id), 0)
+
+    def backlog(self, cluster: str) -> tuple[int, Counter[str]]:
+        """Replication tasks committed here that `cluster` has not acknowledged: in all, and per namespace id.
+        Counted from memory; tasks only in the database (a peer far behind, or a restart) are counted in all by
+        the flush loop, without a namespace."""
+        total = 0
+        per_namespace: Counter[str] = Counter()
+        for shard_id, tasks in enumerate(self._recent):
+            ack = self._acks.get((cluster, shard_id), 0)
+            limit = self.last_task_id(shard_id)
+            ids = self._recent_ids[shard_id]
+            for task in tasks[bisect.bisect_right(ids, ack) : bisect.bisect_right(ids, limit)]:
+                ns = self.namespaces.find_by_id(task.namespace_id)
+                if ns is not None and cluster in ns.clusters:
+                    per_namespace[task.namespace_id] += 1
+                    total += 1
+            total += self._stored_backlog.get((cluster, shard_id), 0)
+        return total, per_namespace
+
+    async def _count_stored_backlog(self) -> None:
+        """Rows below the in-memory floor that a peer has not acknowledged (it is far behind, or this cluster
+        restarted): read in pages, at most once per flush."""
+        for record in self.clusters.remotes():
+            for shard in self.executions.shards:
+                key = (record.cluster_name, shard.shard_id)
+                cursor, floor, count = self._acks.get(key, 0), self._floor[shard.shard_id], 0
+                while cursor + 1 < floor and count < STORED_BACKLOG_MAX:
+                    rows = await self.store.read_tasks(shard.shard_id, REPLICATION, cursor, 1000)
+                    rows = [row for row in rows if row[0] < floor]
+                    if not rows:
+                        break
+                    count += len(rows)
+                    cursor = rows[-1][0]
+                self._stored_backlog[key] = count
+
     # ------------------------------------------------------------------ acknowledgements
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(ACK_FLUSH_S)
             try:
                 await self.flush_acks()
+                await self._count_stored_backlog()
             except asyncio.CancelledError:
                 raise
             except Exception as err:

@@ -39,6 +39,8 @@ class ReplicationService:
         # The last task id handed out per shard, and a wait for the history engine's hand-offs (set by the server).
         self.shard_watermarks: Callable[[], dict[int, int]] = dict
         self.handoffs_done: Callable[[], Awaitable[None]] = _nothing
+        # Where replication stands here (cluster/status.py, set by the server).
+        self.status: Callable[[str], rpb.GetReplicationStatusResponse] | None = None
 
     def check_connected(self, cluster_name: str) -> None:
         """Only a cluster this one is connected to (and that connection enabled) gets its data."""
@@ -78,6 +80,14 @@ class ReplicationService:
             raise FailedPrecondition("history replication is not running")
         return await self.history_source.history(request)
 
+    async def get_replication_status(
+        self, request: rpb.GetReplicationStatusRequest, context: Context
+    ) -> rpb.GetReplicationStatusResponse:
+        # Anyone may ask (an operator's CLI, a graceful failover run from another cluster): it tells no data.
+        if self.status is None:
+            raise FailedPrecondition("history replication is not running")
+        return self.status(request.namespace)
+
     async def stream_replication(
         self, requests: AsyncIterator[rpb.ReplicationStreamRequest], context: Context
     ) -> AsyncIterator[rpb.ReplicationStreamResponse]:
@@ -116,6 +126,7 @@ def replication_handler(service: ReplicationService) -> grpc.GenericRpcHandler[A
                 service.get_namespace_replication_messages, rpb.GetNamespaceReplicationMessagesRequest
             ),
             "GetReplicationHistory": unary(service.get_replication_history, rpb.GetReplicationHistoryRequest),
+            "GetReplicationStatus": unary(service.get_replication_status, rpb.GetReplicationStatusRequest),
             "StreamReplication": grpc.stream_stream_rpc_method_handler(
                 service.stream_replication,
                 request_deserializer=rpb.ReplicationStreamRequest.FromString,
