@@ -9,7 +9,8 @@ and every task of a namespace standby here goes through `HistoryEngine._on_tasks
 namespace active here stay recorded (timers, transfers) or go to matching (dispatches), as in the harness.
 
 `replicate(source, target)` is the sender and receiver without the network: each REPLICATE_HISTORY task the
-source committed since the last call is turned into its events (`Executions.committed_events`) and each
+source committed since the last call is turned into its branch's events and version history
+(`Executions.committed_events`, gaps fetched from the same branch) and each
 REPLICATE_ACTIVITY into the activity's state, and applied on the target with `ReplicationApplier`.
 """
 
@@ -27,6 +28,7 @@ from temporalio.api.history.v1 import message_pb2 as history
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue
 
 from tempyral.cluster.metadata import ClusterIdentity, ClusterMetadata
+from tempyral.common.errors import NotFound
 from tempyral.config import NexusLimits
 from tempyral.history import task_generator
 from tempyral.history.engine import EngineConfig, HistoryEngine
@@ -190,10 +192,32 @@ async def replicate(source: Cluster, target: Cluster) -> int:
     executions = source.engine.executions
     for task in tasks:
         if task.type == TaskType.TASK_TYPE_REPLICATE_HISTORY:
-            events = await executions.committed_events(
-                task.namespace_id, task.workflow_id, task.run_id, task.event_id, task.next_event_id
+            try:
+                events, items = await executions.committed_events(
+                    task.namespace_id, task.workflow_id, task.run_id, task.event_id, task.next_event_id, task.branch_id
+                )
+            except NotFound:
+                continue  # deleted since, as the sender skips it
+            if not events:
+                continue
+            source_ms = await executions.read_state(task.namespace_id, task.workflow_id, task.run_id)
+
+            async def fetch_missing(first: int, next_event_id: int, task: Task = task) -> list[history.HistoryEvent]:
+                return (
+                    await executions.committed_events(
+                        task.namespace_id, task.workflow_id, task.run_id, first, next_event_id, task.branch_id
+                    )
+                )[0]
+
+            await target.applier.apply_events(
+                task.namespace_id,
+                task.workflow_id,
+                task.run_id,
+                events,
+                fetch_missing,
+                source_history=items,
+                reapplied=list(source_ms.state.reapplied_events),
             )
-            await target.applier.apply_events(task.namespace_id, task.workflow_id, task.run_id, events, no_gap)
         elif task.type == TaskType.TASK_TYPE_REPLICATE_ACTIVITY:
             ms = await executions.read_state(task.namespace_id, task.workflow_id, task.run_id)
             ai = ms.state.activities.get(task.event_id)

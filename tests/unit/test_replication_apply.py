@@ -57,9 +57,11 @@ def history_tasks(a: Cluster) -> list[Task]:
 
 
 async def events_of(a: Cluster, task: Task) -> list[history.HistoryEvent]:
-    return await a.engine.executions.committed_events(
-        task.namespace_id, task.workflow_id, task.run_id, task.event_id, task.next_event_id
-    )
+    return (
+        await a.engine.executions.committed_events(
+            task.namespace_id, task.workflow_id, task.run_id, task.event_id, task.next_event_id
+        )
+    )[0]
 
 
 # ---------------------------------------------------------------------- a new run
@@ -190,7 +192,7 @@ async def test_events_already_here_are_skipped_and_an_overlapping_batch_adds_onl
     assert await b.applier.apply_events(b.ns.id, "wf", run_id, await events_of(a, first), no_gap) is False
     assert len(b.h.store.committed) == commits
     # events 1..5 over 1..2: only 3..5 are new
-    everything = await a.engine.executions.committed_events(b.ns.id, "wf", run_id, 1, 6)
+    everything = (await a.engine.executions.committed_events(b.ns.id, "wf", run_id, 1, 6))[0]
     assert await b.applier.apply_events(b.ns.id, "wf", run_id, everything, no_gap) is True
     (txn,) = b.h.store.committed[commits:]
     assert [(w.first_event_id, w.last_event_id) for w in txn.history] == [(3, 5)]
@@ -208,7 +210,7 @@ async def test_a_gap_is_filled_from_the_source_before_the_events_are_applied(pai
 
     async def fetch_missing(first_event_id: int, next_event_id: int) -> list[history.HistoryEvent]:
         asked.append((first_event_id, next_event_id))
-        return await a.engine.executions.committed_events(b.ns.id, "wf", run_id, first_event_id, next_event_id)
+        return (await a.engine.executions.committed_events(b.ns.id, "wf", run_id, first_event_id, next_event_id))[0]
 
     assert await b.applier.apply_events(b.ns.id, "wf", run_id, await events_of(a, last), fetch_missing) is True
     assert asked == [(3, last.event_id)]
@@ -226,7 +228,7 @@ async def test_a_run_first_heard_of_mid_history_gets_its_first_events_from_the_s
 
     async def fetch_missing(first_event_id: int, next_event_id: int) -> list[history.HistoryEvent]:
         asked.append((first_event_id, next_event_id))
-        return await a.engine.executions.committed_events(b.ns.id, "wf", run_id, first_event_id, next_event_id)
+        return (await a.engine.executions.committed_events(b.ns.id, "wf", run_id, first_event_id, next_event_id))[0]
 
     assert await b.applier.apply_events(b.ns.id, "wf", run_id, await events_of(a, last), fetch_missing) is True
     assert asked == [(1, last.event_id)]
@@ -259,7 +261,7 @@ async def test_events_here_with_another_version_are_a_conflict_and_change_nothin
     with pytest.raises(ConflictingHistory):
         await b.applier.apply_events(b.ns.id, "wf", run_id, with_version(await events_of(a, first), 2, 12), no_gap)
     # an overlapping batch whose shared part differs: its new events are not applied either
-    everything = await a.engine.executions.committed_events(b.ns.id, "wf", run_id, 1, 6)
+    everything = (await a.engine.executions.committed_events(b.ns.id, "wf", run_id, 1, 6))[0]
     with pytest.raises(ConflictingHistory):
         await b.applier.apply_events(b.ns.id, "wf", run_id, with_version(everything, 1, 11), no_gap)
     assert len(b.h.store.committed) == commits

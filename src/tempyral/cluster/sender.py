@@ -199,13 +199,15 @@ class HistorySender:
         out = rpb.ReplicationTask(task=task, created_time=task.visibility_time)
         try:
             if task.type == TaskType.TASK_TYPE_REPLICATE_HISTORY:
-                events = await self.executions.committed_events(
-                    task.namespace_id, task.workflow_id, task.run_id, task.event_id, task.next_event_id
+                events, items = await self.executions.committed_events(
+                    task.namespace_id, task.workflow_id, task.run_id, task.event_id, task.next_event_id, task.branch_id
                 )
                 if not events:
                     return None
                 out.events.events.extend(events)
-                out.version_history.extend(version_items(events))
+                out.version_history.extend(items)
+                out.branch_id = task.branch_id
+                out.reapplied_events.extend(await self._reapplied(task))
             elif task.type == TaskType.TASK_TYPE_REPLICATE_ACTIVITY:
                 ms = await self.executions.read_state(task.namespace_id, task.workflow_id, task.run_id)
                 ai = ms.state.activities.get(task.event_id)
@@ -218,13 +220,26 @@ class HistorySender:
             return None  # deleted since (retention): nothing to replicate
         return out
 
+    async def _reapplied(self, task: Task) -> list[str]:
+        shard = self.executions.shard_for(task.namespace_id, task.workflow_id)
+        entry = shard.peek((task.namespace_id, task.workflow_id, task.run_id))
+        if entry is not None and entry.ms is not None:  # cached: no lock needed to read one field
+            return list(entry.ms.state.reapplied_events)
+        ms = await self.executions.read_state(task.namespace_id, task.workflow_id, task.run_id)
+        return list(ms.state.reapplied_events)
+
     async def history(self, request: rpb.GetReplicationHistoryRequest) -> rpb.GetReplicationHistoryResponse:
-        events = await self.executions.committed_events(
-            request.namespace_id, request.workflow_id, request.run_id, request.first_event_id, request.next_event_id
+        events, items = await self.executions.committed_events(
+            request.namespace_id,
+            request.workflow_id,
+            request.run_id,
+            request.first_event_id,
+            request.next_event_id,
+            request.branch_id,
         )
         response = rpb.GetReplicationHistoryResponse()
         response.events.events.extend(events)
-        response.version_history.extend(version_items(events))
+        response.version_history.extend(items)
         return response
 
     # ------------------------------------------------------------------ status

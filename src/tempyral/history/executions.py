@@ -22,7 +22,7 @@ from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.history.v1 import message_pb2 as history
 
-from tempyral.common.errors import Internal, NamespaceNotActive, Unavailable, WorkflowNotFound
+from tempyral.common.errors import Internal, NamespaceNotActive, NotFound, Unavailable, WorkflowNotFound
 from tempyral.history import reset_points, task_generator, version_history
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.next_run import INHERITING, inherit_payloads
@@ -31,7 +31,7 @@ from tempyral.history.standby import StandbyTasks
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
 from tempyral.persistence import branches
 from tempyral.persistence.store import CurrentWrite, Store
-from tempyral.proto.internal_pb2 import ActivityInfo, ExecutionState, Task
+from tempyral.proto.internal_pb2 import ActivityInfo, ExecutionState, HistoryBranch, Task, VersionHistoryItem
 
 log = logging.getLogger(__name__)
 FORCE_CLOSE_COMMAND = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND
@@ -199,6 +199,7 @@ class Executions:
         was_running: bool,
         current: list[CurrentWrite] | None = None,
         done_tasks: list[tuple[int, int]] | None = None,
+        others: list[Mutation] | None = None,
     ) -> None:
         """Commit what another cluster's replication tasks changed in `ms` (locked by the caller): a passive change,
         neither checked against the active cluster nor replicated again."""
@@ -208,6 +209,7 @@ class Executions:
             entry,
             ms,
             was_running,
+            others=others or [],
             current=current or [],
             done_tasks=done_tasks or [],
             new=new,
@@ -306,15 +308,52 @@ class Executions:
         return out
 
     async def committed_events(
-        self, namespace_id: str, workflow_id: str, run_id: str, first_event_id: int, next_event_id: int
-    ) -> list[history.HistoryEvent]:
-        """Committed events [first_event_id, next_event_id) of a run (replication): from the cache without taking
-        the run's lock when it holds them, else read under the lock. Raises WorkflowNotFound for a deleted run."""
+        self,
+        namespace_id: str,
+        workflow_id: str,
+        run_id: str,
+        first_event_id: int,
+        next_event_id: int,
+        branch_id: str = "",
+    ) -> tuple[list[history.HistoryEvent], list[VersionHistoryItem]]:
+        """Committed events [first_event_id, next_event_id) of a run's branch (replication; "": the current one),
+        and that branch's version history up to the last of them: from the cache without taking the run's lock
+        when it holds them, else read under the lock. Raises WorkflowNotFound for a deleted run, NotFound for a
+        branch the run does not have."""
         entry = self.shard_for(namespace_id, workflow_id).peek((namespace_id, workflow_id, run_id))
-        if entry is not None and entry.events is not None and len(entry.events) >= next_event_id - 1:
-            return entry.events[first_event_id - 1 : next_event_id - 1]
+        if (
+            entry is not None
+            and entry.ms is not None
+            and entry.events is not None
+            and len(entry.events) >= next_event_id - 1
+            and branch_id in ("", branches.current_branch_id(entry.ms.state))
+        ):
+            events = entry.events[first_event_id - 1 : next_event_id - 1]
+            items = version_history.current(entry.ms.state).items
+            return events, version_history.truncated(items, events[-1].event_id if events else 0)
         async with self.locked(namespace_id, workflow_id, run_id) as (shard, entry, ms):
-            return await self.events(shard, entry, ms, first_event_id, next_event_id)
+            s = ms.state
+            if branch_id in ("", branches.current_branch_id(s)):
+                events = await self.events(shard, entry, ms, first_event_id, next_event_id)
+                items = version_history.current(s).items
+            else:
+                found = version_history.find(s, branch_id)
+                if found is None:
+                    raise NotFound(f"run {run_id} has no history branch {branch_id}")
+                branch = HistoryBranch()
+                branch.CopyFrom(found.branch)
+                branch.branch_id = branches.own_branch_id(s.run_id, branch.branch_id)
+                blobs = await self.store.read_history(
+                    s.namespace_id, s.run_id, first_event_id, next_event_id, branch=branch
+                )
+                events = [
+                    e
+                    for blob in blobs
+                    for e in history.History.FromString(blob).events
+                    if first_event_id <= e.event_id < next_event_id
+                ]
+                items = found.items
+            return events, version_history.truncated(items, events[-1].event_id if events else 0)
 
     # ------------------------------------------------------------------ runs of a chain
     async def next_run(self, change: Change, attrs: history.WorkflowExecutionStartedEventAttributes) -> MutableState:

@@ -10,20 +10,26 @@ ids and skipped; a gap is filled by asking the source for the missing events fir
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from temporalio.api.history.v1 import message_pb2 as history
 
+from tempyral.common import ids
+from tempyral.common.errors import NotFound
+from tempyral.history import reapply as reapply_marks
 from tempyral.history import rebuild, task_generator, version_history
 from tempyral.history.executions import Executions
 from tempyral.history.mutable_state import MutableState
-from tempyral.history.shard import ExecutionEntry, Shard
+from tempyral.history.reapply import reapply
+from tempyral.history.shard import ExecutionEntry, Mutation, Shard
 from tempyral.history.standby import task_key
 from tempyral.namespace.registry import NamespaceRegistry
+from tempyral.persistence import branches
 from tempyral.persistence.store import CurrentWrite
-from tempyral.proto.internal_pb2 import ActivityInfo, VersionHistoryItem
+from tempyral.proto.internal_pb2 import ActivityInfo, ExecutionState, VersionHistories, VersionHistoryItem
 
 log = logging.getLogger(__name__)
 
@@ -64,55 +70,234 @@ class ReplicationApplier:
     ) -> bool:
         """Apply a run's events (in order, contiguous); False if they were all here already.
 
-        `source_history` is the version history of the sender's branch up to the last event (conflicts are found
-        by comparing it with this cluster's); `reapplied` the losing events the sender re-applied to the run."""
+        `source_history` is the version history of the sender's branch up to the last event: where it and this
+        cluster's history fork, the branch whose last version is higher wins (conflict resolution), and the
+        losing branch's events are re-applied (history/reapply.py). Without it, events that differ from this
+        cluster's raise ConflictingHistory. `reapplied` are the losing events the sender re-applied to the run."""
         retention_ns = self._retention_ns(namespace_id)
         if not events:
             return False
         shard = self.executions.shard_for(namespace_id, workflow_id)
+        losers: list[history.HistoryEvent] = []
         async with shard.locked((namespace_id, workflow_id, run_id)) as entry:
             ms = await shard.load(entry)
             now = time.time_ns()
             if ms is None:
-                if events[0].event_id != 1:
-                    events = [*(await fetch_missing(1, events[0].event_id)), *events]
-                state = rebuild.replay(namespace_id, workflow_id, run_id, events)
-                rebuild.reset_bookkeeping_for_rebuild(state, now)
-                ms = MutableState(state, now)
-                ms.retention_ns = retention_ns
-                ms.new_events = list(events)
-                ms.new_tasks = task_generator.regenerate(state, now, retention_ns)
-                ms.visibility_dirty = True
-                row = await self.executions.store.get_current(namespace_id, workflow_id)
-                current = CurrentWrite(
-                    namespace_id,
-                    workflow_id,
+                applied, losers = await self._create(shard, entry, events, fetch_missing, now, retention_ns)
+            elif source_history is None:
+                applied = await self._append(shard, entry, ms, events, fetch_missing, now, retention_ns, [])
+            else:
+                _check_history_fits(source_history, events)
+                local = list(version_history.current(ms.state).items)
+                local_last = local[-1].event_id if local else 0
+                fork = version_history.common_ancestor(local, source_history)
+                marks = list(reapplied or [])
+                if fork >= events[-1].event_id:
+                    applied = False  # all here already
+                elif fork >= local_last:
+                    applied = await self._append(shard, entry, ms, events, fetch_missing, now, retention_ns, marks)
+                else:
+                    theirs = version_history.last_item_version(source_history)
+                    ours = version_history.last_item_version(local)
+                    if theirs == ours:
+                        raise ConflictingHistory(
+                            f"run {run_id}: two branches end with version {ours} (forked after event {fork})"
+                        )
+                    incoming = await _from(fork + 1, events, fetch_missing)
+                    if theirs > ours:
+                        losers = await self._switch(shard, entry, ms, fork, incoming, marks, now, retention_ns)
+                    else:
+                        losers = incoming  # ours wins: theirs is only re-applied
+                    log.info(
+                        "run %s of workflow %s: histories forked after event %d; %s branch (last version %d) wins"
+                        " over %s (last version %d)",
+                        run_id,
+                        workflow_id,
+                        fork,
+                        "the incoming" if theirs > ours else "this cluster's",
+                        max(theirs, ours),
+                        "this cluster's" if theirs > ours else "the incoming",
+                        min(theirs, ours),
+                    )
+                    applied = theirs > ours
+        if losers:
+            await reapply(self.executions, self.namespaces, namespace_id, workflow_id, run_id, losers)
+        return applied
+
+    async def _create(
+        self,
+        shard: Shard,
+        entry: ExecutionEntry,
+        events: list[history.HistoryEvent],
+        fetch_missing: FetchMissing,
+        now: int,
+        retention_ns: int,
+    ) -> tuple[bool, list[history.HistoryEvent]]:
+        """A run this cluster has not seen: created from its whole history. It becomes the workflow's current run,
+        unless the current run is newer (written under a higher version): then it is kept as a zombie, and its
+        events that must not be lost are re-applied to the current run."""
+        namespace_id, workflow_id, run_id = entry.key
+        if events[0].event_id != 1:
+            events = [*(await fetch_missing(1, events[0].event_id)), *events]
+        state = rebuild.replay(namespace_id, workflow_id, run_id, events)
+        rebuild.reset_bookkeeping_for_rebuild(state, now)
+        ms = MutableState(state, now)
+        ms.retention_ns = retention_ns
+        ms.new_events = list(events)
+        row = await self.executions.store.get_current(namespace_id, workflow_id)
+        if row is not None and row.run_id != run_id:
+            newer = await self._last_version(namespace_id, workflow_id, row.run_id)
+            if newer > version_history.last_version(state):
+                state.zombie = True
+                log.info(
+                    "run %s of workflow %s (version %d) arrived after run %s (version %d): kept as a zombie",
                     run_id,
-                    state.status,
-                    state.start_request_id,
-                    row.run_id if row is not None else None,
+                    workflow_id,
+                    version_history.last_version(state),
+                    row.run_id,
+                    newer,
                 )
-                await self.executions.commit_replicated(
-                    shard, entry, ms, new=True, was_running=False, current=[current]
-                )
-                return True
-            next_event_id = ms.state.next_event_id
-            if events[-1].event_id < next_event_id:
-                _check_same(ms, events)
-                return False
-            if events[0].event_id > next_event_id:
-                events = [*(await fetch_missing(next_event_id, events[0].event_id)), *events]
-            _check_same(ms, [e for e in events if e.event_id < next_event_id])
-            new = [e for e in events if e.event_id >= next_event_id]
-            before = {task_key(t) for t in task_generator.regenerate(ms.state, now, retention_ns)}
-            was_running = ms.running
-            ms.begin(now)
-            ms.retention_ns = retention_ns
-            rebuild.apply_events(ms.state, new)
-            ms.state.version = version_history.last_version(ms.state)
-            ms.new_events = list(new)
-            await self._commit(shard, entry, ms, before, was_running, now, retention_ns)
+                await self.executions.commit_replicated(shard, entry, ms, new=True, was_running=False)
+                return True, list(events)
+        ms.new_tasks = task_generator.regenerate(state, now, retention_ns)
+        ms.visibility_dirty = True
+        current = CurrentWrite(
+            namespace_id,
+            workflow_id,
+            run_id,
+            state.status,
+            state.start_request_id,
+            row.run_id if row is not None else None,
+        )
+        await self.executions.commit_replicated(shard, entry, ms, new=True, was_running=False, current=[current])
+        return True, []
+
+    async def _last_version(self, namespace_id: str, workflow_id: str, run_id: str) -> int:
+        try:
+            ms = await self.executions.read_state(namespace_id, workflow_id, run_id)
+        except NotFound:
+            return 0
+        return version_history.last_version(ms.state)
+
+    async def _append(
+        self,
+        shard: Shard,
+        entry: ExecutionEntry,
+        ms: MutableState,
+        events: list[history.HistoryEvent],
+        fetch_missing: FetchMissing,
+        now: int,
+        retention_ns: int,
+        marks: list[str],
+    ) -> bool:
+        """The incoming events continue this cluster's branch: apply those it does not have."""
+        next_event_id = ms.state.next_event_id
+        if events[-1].event_id < next_event_id:
+            _check_same(ms, events)
+            return False
+        if events[0].event_id > next_event_id:
+            events = [*(await fetch_missing(next_event_id, events[0].event_id)), *events]
+        _check_same(ms, [e for e in events if e.event_id < next_event_id])
+        new = [e for e in events if e.event_id >= next_event_id]
+        before = {task_key(t) for t in task_generator.regenerate(ms.state, now, retention_ns)}
+        was_running = ms.running
+        ms.begin(now)
+        ms.retention_ns = retention_ns
+        rebuild.apply_events(ms.state, new)
+        ms.state.version = version_history.last_version(ms.state)
+        reapply_marks.remember(ms.state, marks)
+        ms.new_events = list(new)
+        if ms.state.zombie:
+            await self.executions.commit_replicated(shard, entry, ms, new=False, was_running=False)
             return True
+        await self._commit(shard, entry, ms, before, was_running, now, retention_ns)
+        return True
+
+    async def _switch(
+        self,
+        shard: Shard,
+        entry: ExecutionEntry,
+        ms: MutableState,
+        fork: int,
+        incoming: list[history.HistoryEvent],
+        marks: list[str],
+        now: int,
+        retention_ns: int,
+    ) -> list[history.HistoryEvent]:
+        """The incoming branch wins: the run's state is rebuilt from the shared events and the incoming ones, on a
+        new branch forked from this cluster's after event `fork`; this cluster's branch is kept (not current).
+        Its events after the fork, and those buffered behind a workflow task, are returned to be re-applied."""
+        old = ms.state
+        s_ns, s_wf, s_run = entry.key
+        shared = await self.executions.events(shard, entry, ms, 1, fork + 1)
+        losing = await self.executions.events(shard, entry, ms, fork + 1, old.next_event_id)
+        losing += list(old.buffered_events)
+        state = rebuild.replay(s_ns, s_wf, s_run, [*shared, *incoming])
+        rebuild.reset_bookkeeping_for_rebuild(state, now)
+        replayed = list(version_history.current(state).items)
+        histories = VersionHistories()
+        histories.CopyFrom(version_history.ensure(old))
+        winner = histories.histories.add()
+        winner.branch.CopyFrom(branches.fork(branches.current_branch(old), fork, ids.new_id()))
+        winner.items.extend(replayed)
+        histories.current_index = len(histories.histories) - 1
+        state.version_histories.CopyFrom(histories)
+        for name in _KEPT_ACROSS_BRANCHES:
+            _copy_state_field(state, old, name)
+        state.reapplied_events.extend(old.reapplied_events)
+        reapply_marks.remember(state, marks)
+        state.version = version_history.last_version(state)
+        before = {task_key(t) for t in task_generator.regenerate(old, now, retention_ns)}
+        was_running = ms.running
+        switched = MutableState(state, now)
+        switched.retention_ns = retention_ns
+        switched.new_events = list(incoming)
+        current: list[CurrentWrite] = []
+        demoted: tuple[ExecutionEntry, MutableState] | None = None
+        async with contextlib.AsyncExitStack() as stack:
+            if switched.running and not was_running:
+                # closed on the losing branch, running on the winning one: it is the workflow's current run again
+                row = await self.executions.store.get_current(s_ns, s_wf)
+                expected = row.run_id if row is not None else None
+                if row is not None and row.run_id != s_run:
+                    other = await stack.enter_async_context(shard.locked((s_ns, s_wf, row.run_id)))
+                    other_ms = await shard.load(other)
+                    if other_ms is not None:
+                        demoted = (other, other_ms)
+                current.append(CurrentWrite(s_ns, s_wf, s_run, state.status, state.start_request_id, expected))
+            others: list[Mutation] = []
+            done: list[tuple[int, int]] = []
+            if demoted is not None:
+                # the run the losing branch continued into: kept as a zombie, its events re-applied
+                other, other_ms = demoted
+                other_ms.begin(now)
+                other_ms.state.zombie = True
+                other_ms.visibility_dirty = True
+                gone = self.executions.standby.forget_run(s_ns, s_wf, other_ms.run_id)
+                done = [(t.category, t.task_id) for t in gone]
+                others.append(Mutation(other, other_ms))
+            await self._commit(
+                shard,
+                entry,
+                switched,
+                before,
+                was_running,
+                now,
+                retention_ns,
+                current=current,
+                others=others,
+                done=done,
+            )
+            shard.evict_state(entry)  # the cached events are those of the old branch
+            if demoted is not None:
+                shard.evict_state(demoted[0])
+        if demoted is not None:
+            losing += await self._all_events(s_ns, s_wf, demoted[1].run_id)
+        return losing
+
+    async def _all_events(self, namespace_id: str, workflow_id: str, run_id: str) -> list[history.HistoryEvent]:
+        async with self.executions.locked(namespace_id, workflow_id, run_id) as (shard, entry, ms):
+            return await self.executions.events(shard, entry, ms, 1, ms.state.next_event_id)
 
     async def apply_activity(self, namespace_id: str, workflow_id: str, run_id: str, info: ActivityInfo) -> bool:
         """Take an activity's attempt state from the active cluster; False if it is stale or unknown here."""
@@ -142,6 +327,10 @@ class ReplicationApplier:
         was_running: bool,
         now: int,
         retention_ns: int,
+        *,
+        current: list[CurrentWrite] | None = None,
+        others: list[Mutation] | None = None,
+        done: list[tuple[int, int]] | None = None,
     ) -> None:
         after = task_generator.regenerate(ms.state, now, retention_ns)
         ms.new_tasks = [t for t in after if task_key(t) not in before]
@@ -155,7 +344,9 @@ class ReplicationApplier:
             ms,
             new=False,
             was_running=was_running,
-            done_tasks=[(t.category, t.task_id) for t in pointless],
+            current=current,
+            others=others,
+            done_tasks=[*(done or []), *((t.category, t.task_id) for t in pointless)],
         )
         standby.drop(pointless)  # only now: a commit that failed leaves them parked, for the retry to delete
 
@@ -174,6 +365,47 @@ def _copy_field(target: ActivityInfo, source: ActivityInfo, name: str) -> None:
         getattr(target, name).CopyFrom(getattr(source, name))
     else:
         target.ClearField(name)
+
+
+# What no event carries and the run keeps when its branch changes (storage bookkeeping and request ids).
+_KEPT_ACROSS_BRANCHES = tuple(
+    name
+    for name in rebuild.NOT_FROM_EVENTS
+    if name not in ("version", "sticky_task_queue", "sticky_schedule_to_start_timeout", "speculative_workflow_task")
+)
+
+
+def _copy_state_field(target: ExecutionState, source: ExecutionState, name: str) -> None:
+    value = getattr(source, name)
+    if isinstance(value, (str, int, bool)):
+        setattr(target, name, value)
+    else:  # a repeated field (start_request_ids)
+        target.ClearField(name)
+        getattr(target, name).extend(value)
+
+
+def _check_history_fits(items: list[VersionHistoryItem], events: list[history.HistoryEvent]) -> None:
+    """A task's version history must end at its last event and give each event its version (else it is malformed)."""
+    if not items or items[-1].event_id != events[-1].event_id:
+        raise ValueError("the version history sent does not end at the last event sent")
+    at = 0
+    for event in events:
+        while items[at].event_id < event.event_id:
+            at += 1
+        if items[at].version != event.version:
+            raise ValueError(
+                f"event {event.event_id} has version {event.version}, its history says {items[at].version}"
+            )
+
+
+async def _from(
+    first_event_id: int, events: list[history.HistoryEvent], fetch_missing: FetchMissing
+) -> list[history.HistoryEvent]:
+    """The incoming branch's events from `first_event_id` on: those sent, after the missing ones fetched."""
+    kept = [e for e in events if e.event_id >= first_event_id]
+    if kept[0].event_id > first_event_id:
+        kept = [*(await fetch_missing(first_event_id, kept[0].event_id)), *kept]
+    return kept
 
 
 def _check_same(ms: MutableState, events: list[history.HistoryEvent]) -> None:

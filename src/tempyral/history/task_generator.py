@@ -25,6 +25,7 @@ from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from tempyral.common.clock import duration_ns, timestamp, ts_ns
 from tempyral.common.durations import saturated_ns
 from tempyral.history import version_history
+from tempyral.persistence.branches import current_branch_id
 from tempyral.proto.internal_pb2 import (
     ActivityInfo,
     ChildInfo,
@@ -482,7 +483,12 @@ def _replication(state: ExecutionState, task_type: int, now: int, **fields: obje
 def replicate_history(state: ExecutionState, first_event_id: int, next_event_id: int, now: int) -> Task:
     """Events [first_event_id, next_event_id) of the run go to the namespace's other clusters."""
     return _replication(
-        state, TaskType.TASK_TYPE_REPLICATE_HISTORY, now, event_id=first_event_id, next_event_id=next_event_id
+        state,
+        TaskType.TASK_TYPE_REPLICATE_HISTORY,
+        now,
+        event_id=first_event_id,
+        next_event_id=next_event_id,
+        branch_id=current_branch_id(state),
     )
 
 
@@ -534,8 +540,11 @@ def task_is_current(state: ExecutionState, task: Task) -> bool:
     activity / child / external request / Nexus operation of its event id, the timer of its timer id
     and event id; the start event for the run's timeouts and backoff. Tasks of a closed run (close,
     delete, callbacks) are current unless they carry a version newer than the run's last event.
-    False when the entity is gone. Other staleness (stamps, attempts) is for the processors."""
+    False when the entity is gone. Other staleness (stamps, attempts) is for the processors. A zombie run (an
+    older run kept after a newer one became current) does nothing."""
     t = task.type
+    if state.zombie and t != TaskType.TASK_TYPE_DELETE_HISTORY:
+        return False
     entity_version: int | None
     if t in _WORKFLOW_TASK_TASKS:
         wt = state.workflow_task

@@ -12,7 +12,9 @@ id: in `MutableState._event`, when buffered events are flushed, and by `rebuild.
 
 from __future__ import annotations
 
-from tempyral.proto.internal_pb2 import ExecutionState, VersionHistories, VersionHistory
+from collections.abc import Sequence
+
+from tempyral.proto.internal_pb2 import ExecutionState, VersionHistories, VersionHistory, VersionHistoryItem
 
 
 class VersionHistoryError(ValueError):
@@ -90,3 +92,46 @@ def version_at(state: ExecutionState, event_id: int) -> int:
                 break
             return item.version
     raise VersionHistoryError(f"event {event_id} is not in the version history")
+
+
+# ------------------------------------------------------------------ comparing two histories (conflict resolution)
+def find(state: ExecutionState, branch_id: str) -> VersionHistory | None:
+    """The version history of the run's branch `branch_id` ("" or the run id: the run's first branch)."""
+    histories = state.version_histories.histories
+    if not histories:
+        return _first(state) if branch_id in ("", state.run_id) else None
+    for candidate in histories:
+        if (candidate.branch.branch_id or state.run_id) == (branch_id or state.run_id):
+            return candidate
+    return None
+
+
+def truncated(items: Sequence[VersionHistoryItem], last_event_id: int) -> list[VersionHistoryItem]:
+    """The items of a history that cover its events up to `last_event_id`."""
+    out: list[VersionHistoryItem] = []
+    for item in items:
+        if item.event_id >= last_event_id:
+            if last_event_id > (out[-1].event_id if out else 0):
+                out.append(VersionHistoryItem(event_id=last_event_id, version=item.version))
+            break
+        out.append(VersionHistoryItem(event_id=item.event_id, version=item.version))
+    return out
+
+
+def common_ancestor(a: Sequence[VersionHistoryItem], b: Sequence[VersionHistoryItem]) -> int:
+    """The last event two branches of a run share (0: none). A version is owned by one cluster, which writes each
+    event id once under it, so two histories agree up to the end of the last version they both hold, as far as
+    both reach."""
+    i, j = len(a) - 1, len(b) - 1
+    while i >= 0 and j >= 0:
+        if a[i].version == b[j].version:
+            return min(a[i].event_id, b[j].event_id)
+        if a[i].version > b[j].version:
+            i -= 1
+        else:
+            j -= 1
+    return 0
+
+
+def last_item_version(items: Sequence[VersionHistoryItem]) -> int:
+    return items[-1].version if items else 0
