@@ -11,6 +11,7 @@ from aiohttp import web
 from temporalio.api.operatorservice.v1 import service_pb2 as operator_service_pb
 from temporalio.api.workflowservice.v1 import service_pb2 as workflow_service_pb
 
+from tempyral.cluster.auto_failover import AutoFailover, local_failover
 from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.cluster.namespace_replication import NamespaceReplicator
 from tempyral.cluster.peers import Peers
@@ -72,6 +73,7 @@ class Server:
         self.peers = Peers(self.clusters)
         self.replication_service = ReplicationService(self.clusters, self.namespaces)
         self.namespace_replicator = NamespaceReplicator(self.clusters, self.namespaces, self.peers)
+        self.auto_failover: AutoFailover | None = None  # opt-in per namespace; started once the frontend serves
         # Where completion callbacks and external endpoints may point; checked on request and before each call.
         self.outbound_addresses = OutboundAddresses(config.callback_allowed_addresses)
         self.endpoints = EndpointRegistry(self.store, self.namespaces, self.outbound_addresses)
@@ -237,6 +239,13 @@ class Server:
             self.outbound_addresses.own_base_url.removeprefix("http://"),
         )
         self.namespace_replicator.start()
+        self.auto_failover = AutoFailover(
+            self.clusters,
+            self.namespaces,
+            local_failover(workflow_service.namespace_handler.update),
+            lambda: self.clusters.current.cluster_address,
+        )
+        self.auto_failover.start()
         await self.history_receiver.load_dlq_sizes()
         self.history_receiver.start()
         self._serving = True
@@ -325,6 +334,8 @@ class Server:
         if self._http is not None:
             await self._http.cleanup()
             self._http = None
+        if self.auto_failover is not None:
+            await self.auto_failover.stop()
         await self.namespace_replicator.stop()
         await self.history_receiver.stop()
         if self._grpc is not None:
