@@ -1,0 +1,150 @@
+"""Conflict resolution between two in-process clusters (history/replication.py, history/reapply.py,
+tests/support/xdc_pair.py): a and b both write the same run, as after a forced failover during a partition
+(b takes the namespace over while a still thinks it is active). When the histories meet, the branch whose last
+version is higher wins on both clusters, and the losing branch's signals (and cancel requests, terminations,
+updates) are re-applied once by the namespace's active cluster."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from temporalio.api.history.v1 import message_pb2 as history
+
+from tempyral.history import rebuild, version_history
+from tests.support.history_harness import complete_workflow, start_timer
+from tests.support.xdc_pair import Cluster, continue_as_new, open_pair, replicate, without_task_ids
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def pair() -> AsyncIterator[tuple[Cluster, Cluster]]:
+    async with open_pair() as clusters:
+        yield clusters
+
+
+def signals(events: list[history.HistoryEvent]) -> list[str]:
+    return [
+        e.workflow_execution_signaled_event_attributes.signal_name
+        for e in events
+        if e.workflow_execution_signaled_event_attributes.signal_name
+    ]
+
+
+async def partitioned(a: Cluster, b: Cluster) -> str:
+    """A run both clusters have; then b is failed over to on b alone (forced: a still thinks it is active)."""
+    run_id = await a.h.start("wf")
+    await a.h.run_workflow_task(start_timer("t1"))
+    await replicate(a, b)
+    await b.fail_over("b")  # version 2 on b; a stays active under version 1
+    return run_id
+
+
+async def heal(a: Cluster, b: Cluster) -> None:
+    """a learns of the failover (namespace replication), and both streams deliver what they hold, twice over."""
+    await a.fail_over("b")
+    for _ in range(2):
+        await replicate(a, b)
+        await replicate(b, a)
+
+
+async def assert_same(a: Cluster, b: Cluster, workflow_id: str, run_id: str = "") -> None:
+    events_a, events_b = await a.h.events(workflow_id, run_id), await b.h.events(workflow_id, run_id)
+    assert without_task_ids(events_a) == without_task_ids(events_b)
+    state_a, state_b = await a.h.state(workflow_id, run_id), await b.h.state(workflow_id, run_id)
+    assert rebuild.comparable(state_a).SerializeToString() != b""  # both load
+    assert list(version_history.current(state_a).items) == list(version_history.current(state_b).items)
+
+
+async def test_the_higher_version_wins_everywhere_and_the_losers_signal_is_reapplied_once(
+    pair: tuple[Cluster, Cluster],
+) -> None:
+    a, b = pair
+    run_id = await partitioned(a, b)
+    await a.h.signal("wf", "to-a", request_id="req-a")  # version 1, on a only
+    await b.h.signal("wf", "to-b", request_id="req-b")  # version 2, on b only
+    await heal(a, b)
+    await assert_same(a, b, "wf", run_id)
+    events = await b.h.events("wf", run_id)
+    assert sorted(signals(events)) == ["to-a", "to-b"]
+    # every event after the fork is b's, under version 2: the re-applied signal too
+    assert {e.version for e in events[5:]} == {2}
+    state = await a.h.state("wf", run_id)
+    assert len(state.version_histories.histories) == 2  # a keeps its losing branch, not current
+    assert version_history.last_version(state) == 2
+    # a's losing branch is still readable: the run has both
+    loser = state.version_histories.histories[0]
+    assert version_history.last_item_version(loser.items) == 1
+    # nothing more happens when everything is sent again
+    before = len(await b.h.events("wf", run_id))
+    a.sent = b.sent = 0
+    await replicate(a, b)
+    await replicate(b, a)
+    assert len(await b.h.events("wf", run_id)) == before
+    await assert_same(a, b, "wf", run_id)
+
+
+async def test_a_signal_already_in_the_winner_by_request_id_is_not_reapplied(pair: tuple[Cluster, Cluster]) -> None:
+    a, b = pair
+    run_id = await partitioned(a, b)
+    # the client retried the same request on both clusters: one signal
+    await a.h.signal("wf", "same", request_id="req-1")
+    await b.h.signal("wf", "same", request_id="req-1")
+    await heal(a, b)
+    await assert_same(a, b, "wf", run_id)
+    assert signals(await b.h.events("wf", run_id)) == ["same"]
+
+
+async def test_the_incoming_branch_wins_on_the_old_active_which_does_not_reapply_as_a_standby(
+    pair: tuple[Cluster, Cluster],
+) -> None:
+    a, b = pair
+    run_id = await partitioned(a, b)
+    await a.h.signal("wf", "to-a")
+    await b.h.signal("wf", "to-b")
+    await a.fail_over("b")
+    await replicate(b, a)  # a gets b's branch first: it wins there, and a (standby now) writes nothing of its own
+    assert a.replication[-1].type != 0 and len([t for t in a.replication if t.event_id > 4]) == 1
+    assert signals(await a.h.events("wf", run_id)) == ["to-b"]
+    await replicate(a, b)  # b, active, gets a's losing branch and re-applies its signal
+    await replicate(b, a)
+    await assert_same(a, b, "wf", run_id)
+    assert sorted(signals(await a.h.events("wf", run_id))) == ["to-a", "to-b"]
+
+
+async def test_a_winner_that_closed_is_reset_with_reason_events_reapplication(pair: tuple[Cluster, Cluster]) -> None:
+    a, b = pair
+    run_id = await partitioned(a, b)
+    await a.h.signal("wf", "late")  # accepted on a, lost on b unless re-applied
+    await b.h.signal("wf", "finish")
+    await b.h.run_workflow_task(complete_workflow())  # b's run closes
+    await heal(a, b)
+    current = await b.h.current("wf")
+    assert current is not None and current.run_id != run_id  # reset into a new run
+    new_events = await b.h.events("wf", current.run_id)
+    failed = [e for e in new_events if e.workflow_task_failed_event_attributes.failure.message]
+    assert failed[0].workflow_task_failed_event_attributes.failure.message == "events-reapplication"
+    assert signals(new_events)[-1] == "late"
+    await assert_same(a, b, "wf", current.run_id)
+    a_current = await a.h.current("wf")
+    assert a_current is not None and a_current.run_id == current.run_id
+
+
+async def test_a_run_the_loser_continued_into_is_a_zombie_on_both_clusters(pair: tuple[Cluster, Cluster]) -> None:
+    a, b = pair
+    run_id = await partitioned(a, b)
+    await a.h.signal("wf", "to-a")
+    await a.h.run_workflow_task(continue_as_new())  # on a, the run continues as a new one
+    a_next = await a.h.current("wf")
+    assert a_next is not None and a_next.run_id != run_id
+    await b.h.signal("wf", "to-b")  # on b, the first run goes on under version 2
+    await heal(a, b)
+    for cluster in (a, b):
+        current = await cluster.h.current("wf")
+        assert current is not None and current.run_id == run_id, cluster.name
+        zombie = await cluster.h.state("wf", a_next.run_id)
+        assert zombie.zombie, cluster.name
+    await assert_same(a, b, "wf", run_id)
+    assert sorted(signals(await b.h.events("wf", run_id))) == ["to-a", "to-b"]
