@@ -31,7 +31,8 @@ from temporalio.api.operatorservice.v1 import request_response_pb2 as ops
 from temporalio.api.replication.v1 import message_pb2 as replication_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
-from tempyral.cluster.client import SERVICE, peer_channel
+from tempyral.cluster.client import peer_channel
+from tempyral.cluster.status import fetch_status
 from tempyral.proto import replication_pb2 as rpb
 
 log = logging.getLogger(__name__)
@@ -59,19 +60,7 @@ async def replication_status(
     address: str, namespace: str = "", timeout: float = 5.0
 ) -> rpb.GetReplicationStatusResponse:
     """A cluster's GetReplicationStatus answer (its internal service, on its frontend port)."""
-    channel = peer_channel(address)
-    try:
-        call = channel.unary_unary(
-            f"/{SERVICE}/GetReplicationStatus",
-            request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=rpb.GetReplicationStatusResponse.FromString,
-        )
-        response: rpb.GetReplicationStatusResponse = await call(
-            rpb.GetReplicationStatusRequest(namespace=namespace), timeout=timeout
-        )
-        return response
-    finally:
-        await channel.close(None)
+    return await fetch_status(address, namespace, timeout=timeout)
 
 
 def inbound_from(status: rpb.GetReplicationStatusResponse, peer: str) -> rpb.PeerInbound | None:
