@@ -19,6 +19,7 @@ from tempyral.cluster.receiver import HistoryReceiver
 from tempyral.cluster.sender import HistorySender
 from tempyral.cluster.service import ReplicationService, replication_handler
 from tempyral.cluster.status import ReplicationStatus
+from tempyral.cluster.status import add_http_route as add_replication_status_route
 from tempyral.common.bind import bind, bound_addresses, check_free, host_port, local_host, warn_if_exposed
 from tempyral.common.errors import StartupError
 from tempyral.common.limits import (
@@ -111,6 +112,7 @@ class Server:
             self.clusters, self.namespaces, self.history_sender, self.history_receiver, config.num_shards
         )
         self.replication_service.status = self.replication_status.snapshot
+        self.replication_service.dlq = self.history_receiver
         self.replication_service.handoffs_done = self.engine.handoffs_done
         self.nexus_dispatcher = NexusDispatcher(self.matching)
         self.nexus_machinery = Machinery(config.nexus)
@@ -149,7 +151,7 @@ class Server:
             self.nexus_machinery,
             self.nexus_metrics,
         )
-        self.nexus_http_api.more_metrics.append(self.history_receiver.render_metrics)
+        self.nexus_http_api.more_metrics.append(self.replication_status.render_metrics)
         self._http: web.AppRunner | None = None
         self._ui: web.AppRunner | None = None
         self.ui_address = ""
@@ -298,6 +300,7 @@ class Server:
     async def _start_http(self) -> None:
         app = self.nexus_http_api.app()
         self.http_gateway.add_to(app)  # the Temporal HTTP API (/api/v1/...) shares the port
+        add_replication_status_route(app, self.replication_status)
         assert self._http_socket is not None
         self._http, self.http_address = await _serve(app, self._http_socket, "The HTTP API")
         self._http_socket = None  # the site owns it now

@@ -2,7 +2,9 @@
 workflow of a workflow-run operation) closes, its outcome is delivered to each callback.
 
 The internal callback (`temporal://system`) names the caller's operation through the token the
-caller's server issued; delivery applies the outcome to the caller's run directly. Other URLs
+caller's server issued; delivery applies the outcome to the caller's run directly, when the caller's
+namespace is active here; else it goes to the HTTP callback URL of the cluster where it is active, looked
+up again on every attempt (so a failover of the caller's namespace loses no completion). Other URLs
 get the Nexus completion over HTTP. A delivery that fails for a reason that may pass is retried
 with backoff; the caller's side ignores repeats, so the operation completes once.
 """
@@ -12,17 +14,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.history.v1 import message_pb2 as history
 
+from tempyral.common import xdc
 from tempyral.common.clock import ts_ns
-from tempyral.common.errors import NotFound
+from tempyral.common.errors import NamespaceNotActive, NotFound
 from tempyral.history import events as ev
-from tempyral.namespace.registry import NamespaceRegistry
+from tempyral.namespace.registry import Namespace, NamespaceRegistry
 from tempyral.nexus.addresses import INTERNAL_CALLBACK_URL, SYSTEM_CALLBACK_URL
+from tempyral.nexus.forwarding import ForwardingError, cluster_base_url
 from tempyral.nexus.invoker import CALLBACK_TOKEN_HEADER, OPERATION_TOKEN_HEADER, decode_callback_token
 from tempyral.nexus.machinery import Machinery, backoff_s
 from tempyral.nexus.metrics import NexusMetrics
@@ -53,6 +58,8 @@ class DeliveryError(Exception):
 
 
 ExternalDelivery = Callable[[str, Completion], Awaitable[None]]
+# (another cluster's callback URL, the completion, headers to add)
+ClusterDelivery = Callable[[str, Completion, dict[str, str]], Awaitable[None]]
 
 
 def completion_from_close(
@@ -109,6 +116,7 @@ class CallbackDelivery:
         self.machinery = machinery
         self.metrics = metrics
         self.external: ExternalDelivery | None = None  # set by the HTTP module
+        self.other_cluster: ClusterDelivery | None = None  # likewise
 
     async def deliver(self, task: Task) -> None:
         try:
@@ -164,6 +172,12 @@ class CallbackDelivery:
             token = decode_callback_token(done.headers.get(CALLBACK_TOKEN_HEADER, ""))
             if token is None:
                 raise DeliveryError("invalid callback token", retryable=False)
+            caller = self.namespaces.find_by_id(token.namespace_id)
+            if caller is None:  # not replicated here yet, or gone: it may come
+                raise DeliveryError(f"caller namespace {token.namespace_id} not known here", retryable=True)
+            if not self.namespaces.is_active(caller):
+                await self._to_active_cluster(caller, done)
+                return
             try:
                 await self.operations.complete(
                     token,
@@ -176,6 +190,8 @@ class CallbackDelivery:
                 )
             except OperationNotFound as err:
                 raise DeliveryError(str(err), retryable=False) from err
+            except NamespaceNotActive as err:  # the caller's namespace failed over meanwhile: next attempt goes there
+                raise DeliveryError(str(err), retryable=True) from err
             return
         if url == INTERNAL_CALLBACK_URL:
             # accepted on start as the reference accepts it, but no handler of tempyral's serves it
@@ -183,3 +199,15 @@ class CallbackDelivery:
         if self.external is None:
             raise DeliveryError(f"cannot deliver to {url}: no HTTP client", retryable=True)
         await self.external(url, done)
+
+    async def _to_active_cluster(self, caller: Namespace, done: Completion) -> None:
+        """To the HTTP API of the cluster where the caller's namespace is active, marked as forwarded (that
+        cluster applies it or refuses it as inactive, and never sends it on)."""
+        try:
+            base = cluster_base_url(self.namespaces.clusters, caller.active_cluster)
+        except ForwardingError as err:
+            raise DeliveryError(str(err), retryable=True) from err
+        if self.other_cluster is None:
+            raise DeliveryError("no HTTP client for other clusters", retryable=True)
+        url = f"{base}/namespaces/{quote(caller.name, safe='')}/nexus/callback"
+        await self.other_cluster(url, done, dict(xdc.forwarded_headers(self.namespaces.clusters.name)))

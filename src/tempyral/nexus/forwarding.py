@@ -44,6 +44,17 @@ class ForwardingError(Exception):
     """The request could not be forwarded; the message is for the log, not for the caller."""
 
 
+def cluster_base_url(clusters: ClusterMetadata, cluster: str) -> str:
+    """The HTTP API of a remote cluster, as it reported it when connected (configured, so it may be called);
+    ForwardingError if there is none to call."""
+    record = clusters.get(cluster)
+    if record is None or cluster == clusters.name:
+        raise ForwardingError(f"could not find cluster metadata for cluster {cluster}")
+    if not record.http_address:
+        raise ForwardingError(f"HTTPAddress not configured for cluster: {cluster}")
+    return f"http://{record.http_address}"
+
+
 class NexusForwarder:
     def __init__(self, clusters: ClusterMetadata) -> None:
         self.clusters = clusters
@@ -52,13 +63,7 @@ class NexusForwarder:
         self.forwarded: Counter[tuple[str, str]] = Counter()
 
     def base_url(self, cluster: str) -> str:
-        """The HTTP API of a connected cluster; ForwardingError if there is none to call."""
-        record = self.clusters.get(cluster)
-        if record is None or cluster == self.clusters.name:
-            raise ForwardingError(f"could not find cluster metadata for cluster {cluster}")
-        if not record.http_address:
-            raise ForwardingError(f"HTTPAddress not configured for cluster: {cluster}")
-        return f"http://{record.http_address}"
+        return cluster_base_url(self.clusters, cluster)
 
     async def forward(
         self, request: web.Request, cluster: str, path: str, body: bytes, timeout_s: float, what: str

@@ -9,10 +9,11 @@
   asynchronous operation that a caller workflow started on an external endpoint.
 - `GET /metrics`: the outbound Nexus counters, as Prometheus text.
 
-A request of a global namespace that is standby here goes to its active cluster's HTTP API (nexus/forwarding.py),
-start and cancel requests by namespace and task queue (endpoints are not replicated), as the reference does,
-unless it carries `xdc-redirection: false` or another cluster forwarded it here: then it gets UNAVAILABLE
-"cluster inactive".
+A request of a global namespace that is standby here goes to its active cluster's HTTP API (nexus/forwarding.py)
+whatever --dc-redirection-policy says (it governs client API calls, not Nexus traffic between clusters), start
+and cancel requests by namespace and task queue as the reference does, unless it carries
+`xdc-redirection: false` or another cluster forwarded it here: then it gets UNAVAILABLE "cluster inactive" (and
+a cluster that sent it retries).
 
 Errors are Nexus handler errors: a status code from the spec's table and a failure JSON body.
 """

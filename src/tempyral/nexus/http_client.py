@@ -62,18 +62,27 @@ class NexusHttpClient:
             return Outcome(
                 Kind.FAILED, failure=outcomes.handler_error("UNAUTHORIZED", str(err)), label="address-refused"
             )
-        base = endpoint.spec.target.external.url.rstrip("/")
+        return await self._call(endpoint.spec.target.external.url.rstrip("/"), request, timeout_s, {})
+
+    async def call_cluster(
+        self, base: str, request: nexus_pb.Request, timeout_s: float, headers: dict[str, str]
+    ) -> Outcome:
+        """A request for a namespace active on another cluster, to `base` (that cluster's
+        `.../nexus-services` URL, from cluster metadata: no address rule applies) with `headers` added."""
+        return await self._call(base, request, timeout_s, headers)
+
+    async def _call(self, base: str, request: nexus_pb.Request, timeout_s: float, extra: dict[str, str]) -> Outcome:
         variant = request.WhichOneof("variant")
         if variant == "start_operation":
-            return await self._start(base, request, timeout_s)
+            return await self._start(base, request, timeout_s, extra)
         if variant == "cancel_operation":
-            return await self._cancel(base, request, timeout_s)
+            return await self._cancel(base, request, timeout_s, extra)
         failure = outcomes.handler_error("BAD_REQUEST", "unknown request")
         return Outcome(Kind.FAILED, failure=failure, label="bad-request")
 
-    async def _start(self, base: str, request: nexus_pb.Request, timeout_s: float) -> Outcome:
+    async def _start(self, base: str, request: nexus_pb.Request, timeout_s: float, extra: dict[str, str]) -> Outcome:
         start = request.start_operation
-        headers = _request_headers(request, timeout_s)
+        headers = _request_headers(request, timeout_s) | extra
         headers[wire.REQUEST_ID] = start.request_id
         for key, value in start.callback_header.items():
             headers[wire.CALLBACK_PREFIX + key.lower()] = value
@@ -96,9 +105,9 @@ class NexusHttpClient:
         except (aiohttp.ClientError, TimeoutError) as err:
             return _transport_failure(err)
 
-    async def _cancel(self, base: str, request: nexus_pb.Request, timeout_s: float) -> Outcome:
+    async def _cancel(self, base: str, request: nexus_pb.Request, timeout_s: float, extra: dict[str, str]) -> Outcome:
         cancel = request.cancel_operation
-        headers = _request_headers(request, timeout_s)
+        headers = _request_headers(request, timeout_s) | extra
         headers[wire.OPERATION_TOKEN] = cancel.operation_token or cancel.operation_id
         url = f"{base}/{quote(cancel.service, safe='')}/{quote(cancel.operation, safe='')}/cancel"
         try:
@@ -117,8 +126,16 @@ class NexusHttpClient:
         except AddressRefused as err:
             log.warning("completion callback refused: %s", err)
             raise DeliveryError(str(err), retryable=False) from err
+        await self._deliver(url, done, {})
+
+    async def deliver_to_cluster(self, url: str, done: Completion, headers: dict[str, str]) -> None:
+        """A completion for a caller namespace active on another cluster, to that cluster's callback URL (from
+        cluster metadata: no address rule applies), with `headers` added."""
+        await self._deliver(url, done, headers)
+
+    async def _deliver(self, url: str, done: Completion, extra: dict[str, str]) -> None:
         # the callback headers the caller gave, as they were (already lowercase)
-        headers = dict(done.headers)
+        headers = dict(done.headers) | extra
         headers[wire.OPERATION_TOKEN] = done.operation_token
         headers[wire.OPERATION_START_TIME] = wire.format_http_time(done.start_time_ns)
         headers[wire.OPERATION_CLOSE_TIME] = wire.format_rfc3339(done.close_time_ns or time.time_ns())

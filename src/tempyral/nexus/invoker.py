@@ -1,7 +1,10 @@
 """Sends a caller's Nexus start and cancel requests to the endpoint's target and hands what came
 back to the history side (`nexus.operations`).
 
-Runs as the executor of the NEXUS_START / NEXUS_CANCEL outbox tasks. Before a request goes out:
+Runs as the executor of the NEXUS_START / NEXUS_CANCEL outbox tasks. A request for a handler namespace that is
+standby here goes to the HTTP API of the cluster where it is active (whatever --dc-redirection-policy says: that
+governs client calls), by namespace and task queue as the reference forwards; its completion comes back through
+that cluster's callbacks (nexus/callbacks.py). Before a request goes out:
 the endpoint must exist and admit the caller's namespace, the destination's circuit breaker
 must let it through, and the rate limits must have room; otherwise the operation fails (the first
 two) or waits (the last two) without spending an attempt.
@@ -22,14 +25,16 @@ from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import TimeoutType
 from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
 
+from tempyral.common import xdc
 from tempyral.common.clock import duration_ns, timestamp, ts_ns
 from tempyral.common.errors import NotFound
-from tempyral.namespace.registry import NamespaceRegistry
+from tempyral.namespace.registry import Namespace, NamespaceRegistry
 from tempyral.nexus import links as nexus_links
 from tempyral.nexus import outcomes
 from tempyral.nexus.addresses import SYSTEM_CALLBACK_URL
 from tempyral.nexus.dispatch import NexusDispatcher
 from tempyral.nexus.endpoints import EndpointRegistry
+from tempyral.nexus.forwarding import ForwardingError, cluster_base_url
 from tempyral.nexus.machinery import Machinery
 from tempyral.nexus.metrics import NexusMetrics
 from tempyral.nexus.operations import NexusOperations, cancel_due, start_due
@@ -45,6 +50,8 @@ SHORT_WAIT_S = 0.5
 SHORT_WAITS = 3
 
 ExternalCall = Callable[[nexus_pb.Endpoint, nexus_pb.Request, float], Awaitable[Outcome]]
+# (base URL of another cluster's `.../nexus-services`, request, timeout, headers to add) -> what came back
+ClusterCall = Callable[[str, nexus_pb.Request, float, dict[str, str]], Awaitable[Outcome]]
 
 
 @dataclass
@@ -101,6 +108,7 @@ class NexusInvoker:
         self.machinery = machinery
         self.metrics = metrics
         self.external: ExternalCall | None = None  # set by the HTTP module
+        self.other_cluster: ClusterCall | None = None  # likewise
         # Where external handlers deliver completions: http://<ip>:<http port> (set by the server).
         self.callback_base_url = ""
 
@@ -279,6 +287,8 @@ class NexusInvoker:
                     failure=outcomes.handler_error("NOT_FOUND", f"namespace not found: {target.worker.namespace!r}"),
                     label="no-namespace",
                 )
+            if not self.namespaces.is_active(namespace):
+                return await self._to_active_cluster(namespace, target.worker.task_queue, request, timeout_s)
             reply = await self.dispatcher.dispatch(namespace.id, target.worker.task_queue, request, timeout_s)
             return outcomes.upstream_timeout() if reply is None else classify(reply)
         if self.external is None:
@@ -289,6 +299,25 @@ class NexusInvoker:
                 label="no-http-client",
             )
         return await self.external(endpoint, request, timeout_s)
+
+    async def _to_active_cluster(
+        self, namespace: Namespace, task_queue: str, request: nexus_pb.Request, timeout_s: float
+    ) -> Outcome:
+        """The handler namespace is standby here: the request goes to its active cluster, marked as forwarded
+        (that cluster answers it or refuses it as inactive, and never sends it on: no loop while two clusters
+        disagree). Failing to reach it is retried, as failing to reach any handler is."""
+        try:
+            base = cluster_base_url(self.namespaces.clusters, namespace.active_cluster)
+        except ForwardingError as err:
+            failure = outcomes.handler_error("UNAVAILABLE", str(err))
+            return Outcome(Kind.RETRY, failure=failure, destination_down=True, label="no-cluster-address")
+        if self.other_cluster is None:
+            failure = outcomes.handler_error("UNAVAILABLE", "no HTTP client for other clusters")
+            return Outcome(Kind.RETRY, failure=failure, destination_down=True, label="no-http-client")
+        path = f"/namespaces/{quote(namespace.name, safe='')}/task-queues/{quote(task_queue, safe='')}/nexus-services"
+        headers = dict(xdc.forwarded_headers(self.namespaces.clusters.name))
+        # A refusal as inactive (the clusters disagree during a failover) is UNAVAILABLE: retried like any.
+        return await self.other_cluster(base + path, request, timeout_s, headers)
 
     def _observe(self, call: _Call, endpoint: nexus_pb.Endpoint, method: str, outcome: Outcome, started: float) -> None:
         name = endpoint.spec.name

@@ -1,0 +1,160 @@
+"""Nexus endpoint replication, pulled like namespace records (cluster/namespace_replication.py): every connected
+cluster is asked about twice a second for the endpoints written there since its last answer, and each is merged
+into the registry (EndpointRegistry.apply_replicated). So an endpoint created, updated or deleted on one cluster
+is usable on all, with the same id. The reference replicates no endpoint: operators create them on each cluster.
+
+The answering side is `NexusEndpointReplicationService` on the frontend port, next to the ReplicationService, and
+like it answers connected clusters only. A change merged here takes a change number here too, so a third cluster
+connected only to this one gets it as well. A restart asks again from the beginning: a merged state merges to
+itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from tempyral.cluster.client import peer_channel, peer_error, refused_by_peer
+from tempyral.cluster.metadata import ClusterMetadata
+from tempyral.common.errors import FailedPrecondition, ServiceError
+from tempyral.common.logs import ThrottledLog
+from tempyral.frontend.grpc_handlers import abort
+from tempyral.nexus.endpoints import EndpointRegistry
+from tempyral.proto import nexus_replication_pb2 as npb
+
+log = logging.getLogger(__name__)
+SERVICE = "tempyral.internal.v1.NexusEndpointReplicationService"
+METHOD = f"/{SERVICE}/GetNexusEndpointChanges"
+PULL_INTERVAL_S = 0.5
+PULL_JITTER = 0.2
+CALL_TIMEOUT_S = 5.0
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+# ---------------------------------------------------------------------- answering
+class EndpointChangesService:
+    def __init__(self, clusters: ClusterMetadata, endpoints: EndpointRegistry) -> None:
+        self.clusters = clusters
+        self.endpoints = endpoints
+
+    async def get_changes(
+        self, request: npb.GetNexusEndpointChangesRequest, context: Context
+    ) -> npb.GetNexusEndpointChangesResponse:
+        # Only a cluster this one is connected to (that connection enabled) reads the registry.
+        if not self.clusters.connected(request.cluster_name):
+            raise FailedPrecondition(
+                f"cluster {request.cluster_name!r} is not connected to cluster {self.clusters.name!r}"
+            )
+        changed, last = self.endpoints.changes_since(request.after_sequence)
+        return npb.GetNexusEndpointChangesResponse(endpoints=changed, last_sequence=last)
+
+
+def endpoint_replication_handler(service: EndpointChangesService) -> grpc.GenericRpcHandler[Any, Any]:
+    async def handle(request: npb.GetNexusEndpointChangesRequest, context: Context) -> Any:
+        try:
+            return await service.get_changes(request, context)
+        except ServiceError as err:
+            await abort(context, err)
+
+    return grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "GetNexusEndpointChanges": grpc.unary_unary_rpc_method_handler(
+                handle,
+                request_deserializer=npb.GetNexusEndpointChangesRequest.FromString,
+                response_serializer=lambda m: m.SerializeToString(),
+            )
+        },
+    )
+
+
+# ---------------------------------------------------------------------- asking
+Fetch = Callable[[str, npb.GetNexusEndpointChangesRequest], Awaitable[npb.GetNexusEndpointChangesResponse]]
+
+
+class EndpointReplicator:
+    def __init__(self, clusters: ClusterMetadata, endpoints: EndpointRegistry, fetch: Fetch | None = None) -> None:
+        self.clusters = clusters
+        self.endpoints = endpoints
+        # How a remote is asked (remote cluster name, request); tests give their own.
+        self.fetch = fetch or self._call
+        self._seen: dict[str, int] = {}  # remote cluster -> the change number it last answered with
+        self._loops: dict[str, asyncio.Task[None]] = {}
+        self._channels: dict[str, grpc.aio.Channel] = {}  # address -> channel
+        self._failures = ThrottledLog(log)
+        self._said_refused: set[str] = set()
+
+    def start(self) -> None:
+        self.clusters.listeners.append(self._follow)
+        self._follow()
+
+    def _follow(self) -> None:
+        """One pull loop per connected remote cluster; none for a removed or disabled one."""
+        wanted = {r.cluster_name for r in self.clusters.remotes() if r.is_connection_enabled}
+        for name in list(self._loops):
+            if name not in wanted:
+                self._loops.pop(name).cancel()
+        for name in wanted - set(self._loops):
+            loop = asyncio.get_running_loop()
+            self._loops[name] = loop.create_task(self._run(name), name=f"endpoint-replication-{name}")
+
+    async def stop(self) -> None:
+        loops, self._loops = list(self._loops.values()), {}
+        for loop in loops:
+            loop.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        channels, self._channels = list(self._channels.values()), {}
+        await asyncio.gather(*(c.close(None) for c in channels), return_exceptions=True)
+
+    async def _run(self, remote: str) -> None:
+        while True:
+            try:
+                await self.pull(remote)
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AioRpcError as err:
+                if refused_by_peer(err):
+                    if remote not in self._said_refused:
+                        self._said_refused.add(remote)
+                        log.info("cluster %s does not share its Nexus endpoints with this one (yet)", remote)
+                else:
+                    self._failures.failure(f"Nexus endpoint replication from cluster {remote} failed", peer_error(err))
+            except Exception as err:
+                self._failures.failure(f"Nexus endpoint replication from cluster {remote} failed", err)
+            await asyncio.sleep(PULL_INTERVAL_S * random.uniform(1 - PULL_JITTER, 1 + PULL_JITTER))
+
+    async def pull(self, remote: str) -> int:
+        """Ask `remote` once for what changed; how many endpoints changed something here."""
+        if not self.clusters.connected(remote):
+            return 0
+        request = npb.GetNexusEndpointChangesRequest(
+            cluster_name=self.clusters.name, after_sequence=self._seen.get(remote, 0)
+        )
+        response = await self.fetch(remote, request)
+        applied = await self.endpoints.apply_replicated(list(response.endpoints), remote)
+        # Fewer changes than it answered before: a new database under the same name; ask it for everything.
+        self._seen[remote] = response.last_sequence if response.last_sequence >= request.after_sequence else 0
+        self._said_refused.discard(remote)
+        return applied
+
+    async def _call(
+        self, remote: str, request: npb.GetNexusEndpointChangesRequest
+    ) -> npb.GetNexusEndpointChangesResponse:
+        record = self.clusters.get(remote)
+        if record is None or not record.cluster_address:
+            return npb.GetNexusEndpointChangesResponse(last_sequence=request.after_sequence)
+        channel = self._channels.get(record.cluster_address)
+        if channel is None:
+            channel = self._channels[record.cluster_address] = peer_channel(record.cluster_address)
+        call = channel.unary_unary(
+            METHOD,
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=npb.GetNexusEndpointChangesResponse.FromString,
+        )
+        response: npb.GetNexusEndpointChangesResponse = await call(request, timeout=CALL_TIMEOUT_S)
+        return response
