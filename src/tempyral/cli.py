@@ -10,7 +10,7 @@ import sys
 
 from temporalio.api.enums.v1 import IndexedValueType
 
-from tempyral import SERVER_VERSION, __version__, cli_namespace
+from tempyral import SERVER_VERSION, __version__, cli_namespace, cli_replication
 from tempyral.cluster.metadata import ClusterIdentity
 from tempyral.common.errors import StartupError
 from tempyral.config import NexusLimits, ServerConfig
@@ -118,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_nexus_options(dev)
     _add_admission_options(dev)
     cli_namespace.add_commands(commands)
+    cli_replication.add_commands(commands)
     return parser
 
 
@@ -258,6 +259,8 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "namespace":
         sys.exit(cli_namespace.run(args))
+    if args.command == "replication":
+        sys.exit(cli_replication.run(args))
     level = {"warn": "WARNING"}.get(args.log_level, args.log_level.upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     config = ServerConfig(

@@ -85,6 +85,10 @@ class ReplicationClient:
         )
         return response
 
+    async def call(self, method: str, request: Any, response_type: Any, timeout: float = 60.0) -> Any:
+        """Any unary method of the service (the DLQ commands)."""
+        return await self._unary(method, response_type)(request, timeout=timeout)
+
     def stream(
         self, requests: AsyncIterator[rpb.ReplicationStreamRequest]
     ) -> grpc.aio.StreamStreamCall[rpb.ReplicationStreamRequest, rpb.ReplicationStreamResponse]:

@@ -269,7 +269,7 @@ class HistoryReceiver:
         t = task.task
         self.refused[remote] += 1
         self.failed_ns[(remote, t.namespace_id)] += 1
-        error = f"{type(err).__name__}: {err}"
+        error = _error_text(err)
         row = DlqRow(
             remote,
             shard_id,
@@ -299,6 +299,45 @@ class HistoryReceiver:
             t.task_id,
             error,
         )
+
+    # ------------------------------------------------------------------ the DLQ
+    async def dlq_page(self, source: str, after: tuple[int, int], limit: int, namespace_id: str) -> list[DlqRow]:
+        return await self.store.list_replication_dlq(source, after, limit, namespace_id)
+
+    async def dlq_rows(self, source: str, task_ids: Sequence[int] = ()) -> list[DlqRow]:
+        """The source's DLQ rows (those with these task ids, when given), in (shard, task id) order."""
+        rows: list[DlqRow] = []
+        after = (-1, -1)
+        while page := await self.store.list_replication_dlq(source, after, 1000):
+            rows += [row for row in page if not task_ids or row.task_id in task_ids]
+            after = (page[-1].source_shard, page[-1].task_id)
+        return rows
+
+    async def dlq_reapply(self, source: str, task_ids: Sequence[int] = ()) -> tuple[list[DlqRow], list[DlqRow]]:
+        """Apply the source's DLQ tasks again, once each: (those that applied and left the DLQ, those that failed
+        again and stay with their new error)."""
+        applied: list[DlqRow] = []
+        failed: list[DlqRow] = []
+        for row in await self.dlq_rows(source, task_ids):
+            try:
+                await self.apply(source, rpb.ReplicationTask.FromString(row.data))
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                row.error, row.attempts = _error_text(err), row.attempts + 1
+                await self.store.put_replication_dlq(row)
+                failed.append(row)
+                continue
+            await self.store.delete_replication_dlq(source, [(row.source_shard, row.task_id)])
+            self.dlq_sizes[(source, row.namespace_id)] -= 1
+            applied.append(row)
+        return applied, failed
+
+    async def dlq_purge(self, source: str, task_ids: Sequence[int] = ()) -> int:
+        rows = await self.dlq_rows(source, task_ids)
+        purged = await self.store.delete_replication_dlq(source, [(r.source_shard, r.task_id) for r in rows])
+        await self.load_dlq_sizes()
+        return purged
 
     async def apply(self, remote: str, task: rpb.ReplicationTask) -> None:
         t = task.task
@@ -350,23 +389,11 @@ class HistoryReceiver:
             lags = self.lags.setdefault(remote, deque(maxlen=LAG_SAMPLES))
             lags.append(max(0.0, (time.time_ns() - ts_ns(task.created_time)) / 1e9))
 
-    def render_metrics(self) -> str:
-        """Prometheus text: the replication lag of recent tasks (quantiles) and task counts, per source cluster,
-        named as the reference's receiver metrics."""
-        lines = ["# TYPE replication_latency summary"]
-        for remote, lags in sorted(self.lags.items()):
-            ordered = sorted(lags)
-            for q in (0.5, 0.9, 0.99):
-                value = ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
-                lines.append(f'replication_latency{{source_cluster="{remote}",quantile="{q}"}} {value:.6f}')
-            lines.append(f'replication_latency_count{{source_cluster="{remote}"}} {len(ordered)}')
-        lines.append("# TYPE replication_tasks_applied counter")
-        for remote, n in sorted(self.applied.items()):
-            lines.append(f'replication_tasks_applied{{source_cluster="{remote}"}} {n}')
-        lines.append("# TYPE replication_tasks_failed counter")
-        for remote, n in sorted(self.refused.items()):
-            lines.append(f'replication_tasks_failed{{source_cluster="{remote}"}} {n}')
-        return "\n".join(lines) + "\n"
+
+def _error_text(err: Exception) -> str:
+    if isinstance(err, grpc.aio.AioRpcError):
+        return f"{err.code().name}: {err.details()}"
+    return f"{type(err).__name__}: {err}"
 
 
 def _created_s(task: rpb.ReplicationTask) -> float:

@@ -4,7 +4,7 @@ cluster, hand out changed namespace records, and stream a shard's replication ta
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import grpc
@@ -12,13 +12,17 @@ import grpc
 from tempyral import SERVER_VERSION
 from tempyral.cluster.client import SERVICE
 from tempyral.cluster.metadata import ClusterMetadata
-from tempyral.common.errors import FailedPrecondition, ServiceError
+from tempyral.common.errors import FailedPrecondition, InvalidArgument, ServiceError
 from tempyral.frontend.grpc_handlers import abort
 from tempyral.namespace.registry import NamespaceRegistry
+from tempyral.persistence.store import DlqRow
 from tempyral.proto import replication_pb2 as rpb
+from tempyral.proto.internal_pb2 import TaskType
 
 log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
+DLQ_PAGE = 100
+TASK_TYPES = {TaskType.TASK_TYPE_REPLICATE_HISTORY: "history", TaskType.TASK_TYPE_REPLICATE_ACTIVITY: "activity"}
 
 
 class HistorySource(Protocol):
@@ -31,6 +35,16 @@ class HistorySource(Protocol):
     async def history(self, request: rpb.GetReplicationHistoryRequest) -> rpb.GetReplicationHistoryResponse: ...
 
 
+class ReplicationDlq(Protocol):
+    """The receiver's DLQ operations (cluster/receiver.py)."""
+
+    async def dlq_page(self, source: str, after: tuple[int, int], limit: int, namespace_id: str) -> list[DlqRow]: ...
+
+    async def dlq_reapply(self, source: str, task_ids: Sequence[int] = ()) -> tuple[list[DlqRow], list[DlqRow]]: ...
+
+    async def dlq_purge(self, source: str, task_ids: Sequence[int] = ()) -> int: ...
+
+
 class ReplicationService:
     def __init__(self, clusters: ClusterMetadata, namespaces: NamespaceRegistry) -> None:
         self.clusters = clusters
@@ -41,6 +55,7 @@ class ReplicationService:
         self.handoffs_done: Callable[[], Awaitable[None]] = _nothing
         # Where replication stands here (cluster/status.py, set by the server).
         self.status: Callable[[str], rpb.GetReplicationStatusResponse] | None = None
+        self.dlq: ReplicationDlq | None = None
 
     def check_connected(self, cluster_name: str) -> None:
         """Only a cluster this one is connected to (and that connection enabled) gets its data."""
@@ -88,6 +103,71 @@ class ReplicationService:
             raise FailedPrecondition("history replication is not running")
         return self.status(request.namespace)
 
+    # The DLQ commands are an operator's (`tempyral replication dlq ...`), like the reference's admin DLQ calls.
+    def _dlq_source(self, source_cluster: str) -> ReplicationDlq:
+        if not source_cluster:
+            raise InvalidArgument("source cluster is not set on request")
+        if self.dlq is None:
+            raise FailedPrecondition("history replication is not running")
+        return self.dlq
+
+    async def list_replication_dlq(
+        self, request: rpb.ListReplicationDlqRequest, context: Context
+    ) -> rpb.ListReplicationDlqResponse:
+        dlq = self._dlq_source(request.source_cluster)
+        namespace_id = self.namespaces.get(request.namespace).id if request.namespace else ""
+        if request.page_size < 0:
+            raise InvalidArgument(f"invalid page size {request.page_size}")
+        after = (-1, -1)
+        if request.next_page_token:
+            try:
+                shard, task_id = request.next_page_token.decode().split(":")
+                after = (int(shard), int(task_id))
+            except ValueError:
+                raise InvalidArgument("invalid next page token") from None
+        limit = request.page_size or DLQ_PAGE
+        rows = await dlq.dlq_page(request.source_cluster, after, limit, namespace_id)
+        response = rpb.ListReplicationDlqResponse(tasks=[self.dlq_task(row) for row in rows])
+        if len(rows) == limit:
+            response.next_page_token = f"{rows[-1].source_shard}:{rows[-1].task_id}".encode()
+        return response
+
+    async def reapply_replication_dlq(
+        self, request: rpb.ReapplyReplicationDlqRequest, context: Context
+    ) -> rpb.ReapplyReplicationDlqResponse:
+        applied, failed = await self._dlq_source(request.source_cluster).dlq_reapply(
+            request.source_cluster, list(request.task_ids)
+        )
+        return rpb.ReapplyReplicationDlqResponse(
+            applied=[self.dlq_task(r) for r in applied], failed=[self.dlq_task(r) for r in failed]
+        )
+
+    async def purge_replication_dlq(
+        self, request: rpb.PurgeReplicationDlqRequest, context: Context
+    ) -> rpb.PurgeReplicationDlqResponse:
+        purged = await self._dlq_source(request.source_cluster).dlq_purge(
+            request.source_cluster, list(request.task_ids)
+        )
+        return rpb.PurgeReplicationDlqResponse(purged=purged)
+
+    def dlq_task(self, row: DlqRow) -> rpb.ReplicationDlqTask:
+        task = rpb.ReplicationTask.FromString(row.data)
+        ns = self.namespaces.find_by_id(row.namespace_id)
+        out = rpb.ReplicationDlqTask(
+            source_cluster=row.source_cluster,
+            source_shard=row.source_shard,
+            task_id=row.task_id,
+            namespace=ns.name if ns is not None else "",
+            namespace_id=row.namespace_id,
+            workflow_id=row.workflow_id,
+            run_id=row.run_id,
+            task_type=TASK_TYPES.get(task.task.type, str(task.task.type)),
+            error=row.error,
+            attempts=row.attempts,
+        )
+        out.enqueue_time.FromNanoseconds(row.enqueue_ns)
+        return out
+
     async def stream_replication(
         self, requests: AsyncIterator[rpb.ReplicationStreamRequest], context: Context
     ) -> AsyncIterator[rpb.ReplicationStreamResponse]:
@@ -127,6 +207,9 @@ def replication_handler(service: ReplicationService) -> grpc.GenericRpcHandler[A
             ),
             "GetReplicationHistory": unary(service.get_replication_history, rpb.GetReplicationHistoryRequest),
             "GetReplicationStatus": unary(service.get_replication_status, rpb.GetReplicationStatusRequest),
+            "ListReplicationDlq": unary(service.list_replication_dlq, rpb.ListReplicationDlqRequest),
+            "ReapplyReplicationDlq": unary(service.reapply_replication_dlq, rpb.ReapplyReplicationDlqRequest),
+            "PurgeReplicationDlq": unary(service.purge_replication_dlq, rpb.PurgeReplicationDlqRequest),
             "StreamReplication": grpc.stream_stream_rpc_method_handler(
                 service.stream_replication,
                 request_deserializer=rpb.ReplicationStreamRequest.FromString,

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
+import grpc
+from aiohttp import web
+from google.protobuf import json_format
 from temporalio.api.enums.v1 import namespace_pb2 as ns_enums
 
 from tempyral.cluster.client import ReplicationClient
 from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.cluster.receiver import HistoryReceiver, StreamProgress
 from tempyral.cluster.sender import KEEPALIVE_S, HistorySender
+from tempyral.common.errors import ServiceError
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
 from tempyral.proto import replication_pb2 as rpb
 
@@ -133,3 +138,74 @@ class ReplicationStatus:
             status.last_applied_task_id = last[0]
             status.last_applied_time.FromNanoseconds(int(last[1] * 1e9))
         return status
+
+    # ------------------------------------------------------------------ /metrics
+    def render_metrics(self) -> str:
+        """Prometheus text, named as the reference's replication metrics: the receiver's latency and task counts,
+        and, per global namespace and peer, the gauges of the status (the same numbers)."""
+        receiver = self.receiver
+        lines = ["# TYPE replication_latency summary"]
+        for remote, lags in sorted(receiver.lags.items()):
+            ordered = sorted(lags)
+            for q in (0.5, 0.9, 0.99):
+                value = ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+                lines.append(f'replication_latency{{source_cluster="{_label(remote)}",quantile="{q}"}} {value:.6f}')
+            lines.append(f'replication_latency_count{{source_cluster="{_label(remote)}"}} {len(ordered)}')
+        for metric, counts in (
+            ("replication_tasks_applied", receiver.applied_ns),
+            ("replication_tasks_failed", receiver.failed_ns),
+        ):
+            lines.append(f"# TYPE {metric} counter")
+            for (remote, namespace_id), n in sorted(counts.items()):
+                lines.append(f"{metric}{{{self._labels(namespace_id, 'source_cluster', remote)}}} {n}")
+        lines.append("# TYPE replication_tasks_skipped counter")
+        for remote, n in sorted(receiver.skipped.items()):
+            lines.append(f'replication_tasks_skipped{{source_cluster="{_label(remote)}"}} {n}')
+        status = self.snapshot()
+        gauges: list[tuple[str, str, Callable[[rpb.NamespaceReplicationStatus], float]]] = [
+            ("replication_tasks_lag", "source_cluster", lambda e: e.tasks_lag),
+            ("replication_lag_seconds", "source_cluster", lambda e: e.lag_seconds),
+            ("replication_task_send_backlog", "target_cluster", lambda e: e.backlog),
+            ("replication_dlq_size", "source_cluster", lambda e: e.dlq_size),
+            ("replication_last_applied_task_id", "source_cluster", lambda e: e.last_applied_task_id),
+        ]
+        for metric, peer_label, read in gauges:
+            lines.append(f"# TYPE {metric} gauge")
+            for entry in status.namespaces:
+                labels = f'namespace="{_label(entry.namespace)}",{peer_label}="{_label(entry.peer_cluster)}"'
+                lines.append(f"{metric}{{{labels}}} {_number(read(entry))}")
+        return "\n".join(lines) + "\n"
+
+    def _labels(self, namespace_id: str, peer_label: str, peer: str) -> str:
+        ns = self.namespaces.find_by_id(namespace_id)
+        name = ns.name if ns is not None else namespace_id
+        return f'namespace="{_label(name)}",{peer_label}="{_label(peer)}"'
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    return f"{value:.6f}" if isinstance(value, float) else str(value)
+
+
+# ---------------------------------------------------------------------- HTTP
+def json_status(status: rpb.GetReplicationStatusResponse) -> dict[str, Any]:
+    """The status as `tempyral replication status --output json` and GET /replication/status print it."""
+    result: dict[str, Any] = json_format.MessageToDict(status)
+    return result
+
+
+def add_http_route(app: web.Application, status: ReplicationStatus) -> None:
+    """`GET /replication/status[?namespace=N]` on the HTTP port of /metrics: the status as JSON."""
+
+    async def handler(request: web.Request) -> web.Response:
+        try:
+            snapshot = status.snapshot(request.query.get("namespace", ""))
+        except ServiceError as err:
+            http_status = 404 if err.code == grpc.StatusCode.NOT_FOUND else 400
+            return web.json_response({"code": err.code.value[0], "message": str(err)}, status=http_status)
+        return web.json_response(json_status(snapshot))
+
+    app.router.add_get("/replication/status", handler)
