@@ -83,3 +83,20 @@ class SlowActivity:
             result_type=str,
         )
         return result
+
+
+@workflow.defn
+class Gather:
+    """Collects signals until "finish", and returns them (conflict resolution: which signals survived)."""
+
+    def __init__(self) -> None:
+        self.got: list[str] = []
+
+    @workflow.signal
+    def add(self, value: str) -> None:
+        self.got.append(value)
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        await workflow.wait_condition(lambda: "finish" in self.got)
+        return self.got
