@@ -65,6 +65,14 @@ def check_replication_config(clusters: ClusterMetadata, active: str, names: Sequ
         raise InvalidArgument("Invalid local namespace clusters")
 
 
+def _check_failover_target(clusters: ClusterMetadata, active: str, names: Sequence[str]) -> None:
+    record = clusters.get(active)
+    if record is None or (active != clusters.name and not record.is_connection_enabled):
+        raise InvalidArgument(f"Invalid cluster name: {active}")
+    if active not in names:
+        raise InvalidArgument(ACTIVE_NOT_IN_CLUSTERS)
+
+
 def go_enum(name: str, prefix: str) -> str:
     """How Go's %s prints an API enum value: NAMESPACE_STATE_REGISTERED -> Registered."""
     return "".join(part.capitalize() for part in name.removeprefix(prefix).split("_"))
@@ -172,7 +180,13 @@ def plan_update(
             active_changed = True
             rc.active_cluster_name = update.active_cluster_name
             rc.state = ReplicationState.REPLICATION_STATE_NORMAL
-    check_replication_config(clusters, rc.active_cluster_name, [c.cluster_name for c in rc.clusters], is_global)
+    names = [c.cluster_name for c in rc.clusters]
+    if active_changed and not configuration_changed and is_global:
+        # A failover alone: the other clusters of the namespace may be cut off (a forced failover during a
+        # partition; conflict resolution reconciles the histories later). The reference refuses it then.
+        _check_failover_target(clusters, rc.active_cluster_name, names)
+    else:
+        check_replication_config(clusters, rc.active_cluster_name, names, is_global)
     if configuration_changed and active_changed and is_global:
         raise InvalidArgument(FAILOVER_AND_UPDATE)
     failover = (promote or active_changed) and is_global

@@ -33,6 +33,8 @@ NOT_FROM_EVENTS: Final = (
     "sticky_schedule_to_start_timeout",  # likewise
     "speculative_workflow_task",  # a speculative task is in memory until it is written
     "reset_run_id",  # set on the run a reset replaced, which gets no event for it
+    "reapplied_events",  # losing events of another branch already re-applied (history/reapply.py)
+    "zombie",  # decided by comparing with the workflow's current run, not by this run's events
 )
 
 # The workflow task's stamp is bumped by every (re)scheduling, transient ones included, so stale
@@ -140,6 +142,11 @@ def comparable(state: ExecutionState) -> ExecutionState:
     copy.CopyFrom(state)
     for name in NOT_FROM_EVENTS:
         copy.ClearField(name)
+    # Only the current branch's history is in the events; other branches (conflict resolution) and where the
+    # branch's rows are stored are not.
+    current = version_history.current(state)
+    copy.ClearField("version_histories")
+    copy.version_histories.histories.add().items.extend(current.items)
     wt = copy.workflow_task
     if wt.scheduled and not wt.transient:
         for name in WORKFLOW_TASK_NOT_FROM_EVENTS:

@@ -244,7 +244,6 @@ class ReplicationApplier:
         state.version_histories.CopyFrom(histories)
         for name in _KEPT_ACROSS_BRANCHES:
             _copy_state_field(state, old, name)
-        state.reapplied_events.extend(old.reapplied_events)
         reapply_marks.remember(state, marks)
         state.version = version_history.last_version(state)
         before = {task_key(t) for t in task_generator.regenerate(old, now, retention_ns)}
