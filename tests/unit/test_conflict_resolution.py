@@ -12,7 +12,9 @@ import pytest
 import pytest_asyncio
 from temporalio.api.history.v1 import message_pb2 as history
 
-from tempyral.history import rebuild, version_history
+from tempyral.history import events as ev
+from tempyral.history import reapply, rebuild, task_generator, version_history
+from tempyral.proto.internal_pb2 import ExecutionState
 from tests.support.history_harness import complete_workflow, start_timer
 from tests.support.xdc_pair import Cluster, continue_as_new, open_pair, replicate, without_task_ids
 
@@ -148,3 +150,56 @@ async def test_a_run_the_loser_continued_into_is_a_zombie_on_both_clusters(pair:
         assert zombie.zombie, cluster.name
     await assert_same(a, b, "wf", run_id)
     assert sorted(signals(await b.h.events("wf", run_id))) == ["to-a", "to-b"]
+
+
+async def test_a_losers_cancel_request_and_termination_are_reapplied_on_the_winner(
+    pair: tuple[Cluster, Cluster],
+) -> None:
+    a, b = pair
+    run_id = await partitioned(a, b)
+    await a.h.request_cancel("wf")
+    await a.h.terminate("wf", reason="stop it")
+    await b.h.signal("wf", "to-b")
+    await heal(a, b)
+    await assert_same(a, b, "wf", run_id)
+    types = await b.h.event_types("wf", run_id)
+    assert types.count("WORKFLOW_EXECUTION_CANCEL_REQUESTED") == 1
+    assert types[-1] == "WORKFLOW_EXECUTION_TERMINATED"
+    events = await b.h.events("wf", run_id)
+    assert events[-1].workflow_execution_terminated_event_attributes.reason == "stop it"
+    assert events[-1].version == 2
+
+
+async def test_a_losing_timer_task_dies_by_the_version_check(pair: tuple[Cluster, Cluster]) -> None:
+    a, b = pair
+    run_id = await partitioned(a, b)
+    await a.h.signal("wf", "to-a")
+    await a.h.run_workflow_task(start_timer("only-on-a"))  # a's branch alone has this timer
+    (timer_task,) = [t for t in a.h.handed_timers(workflow_id="wf") if t.timer_id == "only-on-a"]
+    await b.h.signal("wf", "to-b")
+    await heal(a, b)
+    state = await a.h.state("wf", run_id)
+    assert "only-on-a" not in state.timers
+    assert not task_generator.task_is_current(state, timer_task)
+    await assert_same(a, b, "wf", run_id)
+
+
+def _admitted(update_id: str, event_id: int = 7, version: int = 1) -> history.HistoryEvent:
+    event = history.HistoryEvent(event_id=event_id, version=version, event_type=ev.UPDATE_ADMITTED)
+    event.workflow_execution_update_admitted_event_attributes.request.meta.update_id = update_id
+    return event
+
+
+async def test_updates_dedupe_by_update_id_and_the_servers_own_terminations_are_not_reapplied() -> None:
+    state = ExecutionState(run_id="r")
+    state.updates["known"].update_id = "known"
+    losing = [_admitted("known", 7), _admitted("new", 8), _admitted("new", 9)]
+    terminated = history.HistoryEvent(event_id=10, version=1, event_type=ev.WORKFLOW_EXECUTION_TERMINATED)
+    terminated.workflow_execution_terminated_event_attributes.identity = "history-service"
+    assert reapply.reapplicable([*losing, terminated]) == losing
+    assert [e.event_id for e in reapply.pending(state, "r", losing)] == [8]
+    state.reapplied_events.append(reapply.mark("r", losing[1]))
+    assert reapply.pending(state, "r", losing) == []
+    state.cancel_requested = True
+    cancel = history.HistoryEvent(event_id=11, version=1, event_type=ev.WORKFLOW_EXECUTION_CANCEL_REQUESTED)
+    assert reapply.pending(state, "r", [cancel]) == []

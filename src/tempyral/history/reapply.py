@@ -98,9 +98,15 @@ def pending(
     cancel = state.cancel_requested
     out = []
     for event in events:
-        if mark(origin_run_id, event) in marks:
-            continue
+        seen = mark(origin_run_id, event) in marks
         t = event.event_type
+        if seen:
+            # re-applied before: a repeat of its request or update (under another event id) is not new either
+            if t == ev.WORKFLOW_EXECUTION_SIGNALED:
+                request_ids.add(event.workflow_execution_signaled_event_attributes.request_id)
+            elif t in (ev.UPDATE_ADMITTED, ev.UPDATE_ACCEPTED):
+                update_ids.add(_update_id(event))
+            continue
         if t == ev.WORKFLOW_EXECUTION_SIGNALED:
             request_id = event.workflow_execution_signaled_event_attributes.request_id
             if request_id and request_id in request_ids:

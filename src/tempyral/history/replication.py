@@ -205,6 +205,9 @@ class ReplicationApplier:
         ms.retention_ns = retention_ns
         rebuild.apply_events(ms.state, new)
         ms.state.version = version_history.last_version(ms.state)
+        # another cluster's worker ran the run: a sticky queue of this cluster's workers has a stale cache
+        ms.state.ClearField("sticky_task_queue")
+        ms.state.ClearField("sticky_schedule_to_start_timeout")
         reapply_marks.remember(ms.state, marks)
         ms.new_events = list(new)
         if ms.state.zombie:
