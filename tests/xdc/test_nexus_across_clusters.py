@@ -10,10 +10,13 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import grpc
+import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from tempyral.proto import nexus_replication_pb2 as npb
 from tests.conftest import new_id, within
 from tests.support.clusters import Cluster, connect, eventually, temporal_cli
 from tests.xdc.conftest import create_global_namespace, events, failover, wait_for_namespace, wait_until
@@ -156,6 +159,21 @@ async def test_one_name_created_on_two_clusters_apart_settles_on_the_first(clust
 
     eventually(settled, timeout=30, what="both clusters keep the endpoint created first")
     assert name in endpoint_names(b) and endpoint_names(a).count(name) == endpoint_names(b).count(name) == 1
+
+
+async def test_only_connected_clusters_get_the_endpoint_changes(clusters: list[Cluster]) -> None:
+    a, _ = clusters
+    async with grpc.aio.insecure_channel(a.address) as channel:
+        changes = channel.unary_unary(
+            "/tempyral.internal.v1.NexusEndpointReplicationService/GetNexusEndpointChanges",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=npb.GetNexusEndpointChangesResponse.FromString,
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await changes(npb.GetNexusEndpointChangesRequest(cluster_name="stranger"), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        answer = await changes(npb.GetNexusEndpointChangesRequest(cluster_name="b"), timeout=10)
+        assert answer.last_sequence >= len(answer.endpoints)
 
 
 # ---------------------------------------------------------------------- calls across clusters
