@@ -442,7 +442,7 @@ def scrape(server: Server) -> dict:
             ("applied", "replication_tasks_applied"),
             ("failed", "replication_tasks_failed"),
         ):
-            m = re.match(rf'{metric}\{{source_cluster="(\w+)"\}} (\S+)', line)
+            m = re.match(rf'{metric}\{{(?:[^}}]*,)?source_cluster="(\w+)"[^}}]*\}} (\S+)', line)
             if m:
                 out[key] += int(float(m.group(2)))
     return out
