@@ -44,6 +44,11 @@ from tempyral.namespace.registry import NamespaceRegistry
 from tempyral.nexus.addresses import OutboundAddresses
 from tempyral.nexus.callbacks import CallbackDelivery
 from tempyral.nexus.dispatch import NexusDispatcher
+from tempyral.nexus.endpoint_replication import (
+    EndpointChangesService,
+    EndpointReplicator,
+    endpoint_replication_handler,
+)
 from tempyral.nexus.endpoints import EndpointRegistry
 from tempyral.nexus.http_api import NexusHttpApi
 from tempyral.nexus.http_client import NexusHttpClient
@@ -78,6 +83,9 @@ class Server:
         # Where completion callbacks and external endpoints may point; checked on request and before each call.
         self.outbound_addresses = OutboundAddresses(config.callback_allowed_addresses)
         self.endpoints = EndpointRegistry(self.store, self.namespaces, self.outbound_addresses)
+        # The endpoint registry is replicated to every connected cluster: changes pulled from them, and served.
+        self.endpoint_replicator = EndpointReplicator(self.clusters, self.endpoints)
+        self.endpoint_changes = EndpointChangesService(self.clusters, self.endpoints)
         self.matching = Matching()
         self.admission = Admission(config.admission)
         # Calls of namespaces that are standby here, sent to their active cluster (--dc-redirection-policy).
@@ -143,6 +151,9 @@ class Server:
         self.nexus_http_client = NexusHttpClient(config.nexus.request_timeout_s, self.outbound_addresses)
         self.nexus_invoker.external = self.nexus_http_client.call
         self.callbacks.external = self.nexus_http_client.deliver
+        # Requests and completions for a namespace active on another cluster go to its HTTP API.
+        self.nexus_invoker.other_cluster = self.nexus_http_client.call_cluster
+        self.callbacks.other_cluster = self.nexus_http_client.deliver_to_cluster
         self.nexus_http_api = NexusHttpApi(
             self.nexus_operations,
             self.namespaces,
@@ -241,6 +252,7 @@ class Server:
             self.outbound_addresses.own_base_url.removeprefix("http://"),
         )
         self.namespace_replicator.start()
+        self.endpoint_replicator.start()
         self.auto_failover = AutoFailover(
             self.clusters,
             self.namespaces,
@@ -279,6 +291,7 @@ class Server:
                 ),
                 generic_handler(OPERATOR_SERVICE, operator_service, self.admission),
                 replication_handler(self.replication_service),
+                endpoint_replication_handler(self.endpoint_changes),
                 health_handler(),
             )
         )
@@ -340,6 +353,7 @@ class Server:
         if self.auto_failover is not None:
             await self.auto_failover.stop()
         await self.namespace_replicator.stop()
+        await self.endpoint_replicator.stop()
         await self.history_receiver.stop()
         if self._grpc is not None:
             await self._grpc.stop(grace)
