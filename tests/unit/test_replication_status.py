@@ -61,6 +61,10 @@ async def test_lag_in_tasks_and_seconds_from_what_the_peer_announced_and_what_wa
     receiver.progress[("a", 0)] = StreamProgress(announced=120, last_message=MONO - 10.0)
     (inbound,) = status.snapshot().inbound
     assert (inbound.connected, inbound.tasks_lag, inbound.lag_seconds) == (False, 20, 10.0)
+    # a cut link announces nothing new: it never reads as caught up, it is behind since its last message
+    receiver.applied_through[("a", 0)] = 120
+    (inbound,) = status.snapshot().inbound
+    assert (inbound.connected, inbound.tasks_lag, inbound.lag_seconds) == (False, 0, 10.0)
     with pytest.raises(Exception, match="not found"):
         status.snapshot("no-such-namespace")
 

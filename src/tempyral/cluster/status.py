@@ -97,10 +97,10 @@ class ReplicationStatus:
                 lag_s = max(lag_s, now - progress.behind_since)
             if mono - progress.last_message > CONNECTED_WITHIN_S:
                 connected = False
+                # a silent stream announces nothing: whatever the peer wrote since its last message is unknown,
+                # so this cluster counts as at least that far behind (a cut link must not read as caught up)
+                lag_s = max(lag_s, mono - progress.last_message)
             last_message = max(last_message, progress.last_message)
-        if not connected and last_message:
-            # nothing is known past the last message: at least that long behind, if the peer wrote since
-            lag_s = max(lag_s, mono - last_message) if status.tasks_lag else lag_s
         status.connected = connected
         status.lag_seconds = max(0.0, lag_s)
         applied_at = self.receiver.last_applied_time.get(peer)
