@@ -1,4 +1,4 @@
-"""Benchmark of global namespaces replicated between two tempyral clusters (issue 12).
+"""Benchmark of global namespaces replicated between two tempyral clusters (issues 12 and 13).
 
     .venv/bin/python bench/xdc.py --out xdc.json
 
@@ -8,7 +8,7 @@ Starts tempyral servers on 127.0.0.1 (free ports, databases in a temporary direc
 namespaces with `temporal operator namespace create --global --active-cluster a --cluster a --cluster b`,
 and drives them with the official Python SDK (`temporalio` client and worker in this process), with the
 one_activity workload of the shared benchmark (../shared/bench/workloads.py: a workflow that runs one
-activity, 200 in flight, `per_s` and `p50_ms` measured the same way). It reports three figures:
+activity, 200 in flight, `per_s` and `p50_ms` measured the same way). It reports four figures:
 
 1. lag: the replication lag on the standby b while one_activity runs on the active a (namespace global over
    a and b, worker on a), p50 and p99, two ways: (a) b's own figures, `replication_latency{source_cluster="a"}`
@@ -29,17 +29,34 @@ activity, 200 in flight, `per_s` and `p50_ms` measured the same way). It reports
    t1 - t0, the time to the last run's first dispatch on b, and the CLI's own duration, `--failovers` times
    with a fresh namespace each. Goal: t1 - t0 under 2 s.
 
-`--figures lag,throughput,failover` picks figures (default all); `--out FILE` writes every figure as JSON.
-The defaults (2 x 2 throughput runs of 200 + 2000 workflows, a lag run of 1500, 3 failovers of 50) take 4.5
-to 6 minutes on a 2-core machine; `--timeout` (default 1200 s) bounds a whole run. Every workload run also
-reports the CPU ms per workflow of each server and of this process (the SDK client and worker), and
-`other_processes_cores`: the mean number of cores the rest of the machine used meanwhile (other people's
-tests on a shared box: noise; a figure taken with it high is suspect). The servers' output goes to files in
-the work directory (printed; kept, the databases only with `--keep`), scanned at the end for ERROR,
-Traceback and WARNING lines, each tagged with the phase it came in (setup, measure, teardown). Every server
-runs in its own process group, killed when the script ends (also on an error, Ctrl-C, SIGTERM or the
-timeout). Client, worker and both servers share the machine's cores: read
-ratios, not absolute figures.
+4. forced: forced failover at a measured lag (issue 13). A fresh global namespace (a active), `--forced-n`
+   GatherSignals workflows (gather signals until "finish"), a worker on a and one on b. A signaller sends
+   signals to random workflows through a (`--forced-rate` per s, `--forced-concurrency` calls in flight) for
+   `--forced-run-s`, recording every call that returned OK (an ack) and where; meanwhile b's lag is sampled
+   from the status RPC of both clusters (tempyral.cluster.status.fetch_status: b's inbound tasks_lag and
+   lag_seconds, a's shards' last_task_id minus what b applied), and once more just before the cut: the
+   measured lag. The connection is then disabled on both sides (`temporal operator cluster upsert
+   --enable-connection=false`) and a, still active to itself, takes signals for `--forced-cut-s` more: the
+   losing branch. b's histories tell which acked signals b does not have. Forced failover: `temporal operator
+   namespace update --active-cluster b` on b, t0 = then; every workflow is signalled once through b, and
+   `--forced-close-frac` of them get "finish" and close on b (a re-applied signal must reset them, reason
+   events-reapplication). Heal: the connection enabled both ways, both clusters agree b is active, every
+   history equal on a and b with nothing unsent or unapplied either way (twice in a row); "finish" to the
+   rest; every result; quiet again. Reports events lost (acked signals missing from the final result or the
+   final history on b), duplicates, runs reset, time to first dispatch (first WorkflowTaskStarted of b's
+   failover version in b's histories, minus t0), and heal to equal histories. Goal: 0 lost, 0 duplicated.
+   About 15-20 s.
+
+`--figures lag,throughput,failover,forced` picks figures (default all); `--out FILE` writes every figure as JSON.
+The defaults (2 x 2 throughput runs of 200 + 2000 workflows, a lag run of 1500, 3 failovers of 50, a forced
+failover over 100) take 5 to 6.5 minutes on a 2-core machine; `--timeout` (default 1200 s) bounds a whole run.
+Every workload run also reports the CPU ms per workflow of each server and of this process (the SDK client and
+worker), and `other_processes_cores`: the mean number of cores the rest of the machine used meanwhile (other
+people's tests on a shared box: noise; a figure taken with it high is suspect). The servers' output goes to
+files in the work directory (printed; kept, the databases only with `--keep`), scanned at the end for ERROR,
+Traceback and WARNING lines, each tagged with the phase it came in (setup, measure, teardown). Every server runs
+in its own process group, killed when the script ends (also on an error, Ctrl-C, SIGTERM or the timeout).
+Client, worker and both servers share the machine's cores: read ratios, not absolute figures.
 """
 
 from __future__ import annotations
@@ -66,7 +83,7 @@ from pathlib import Path
 
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
@@ -665,6 +682,314 @@ async def figure_failover(args: argparse.Namespace, a: Server, b: Server) -> dic
     return {"workflows": args.failover_n, "runs": runs, "goal": "first_dispatch_s < 2", "met": worst < 2}
 
 
+# ---------------------------------------------------------------------- figure 4: forced failover at a lag
+@workflow.defn
+class GatherSignals:
+    """Collects signals until "finish" and returns them: which signals survived a forced failover."""
+
+    def __init__(self) -> None:
+        self.got: list[str] = []
+
+    @workflow.signal
+    def add(self, value: str) -> None:
+        self.got.append(value)
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        await workflow.wait_condition(lambda: "finish" in self.got)
+        return self.got
+
+
+@dataclass
+class Ack:
+    wid: str
+    value: str
+    where: str  # the cluster whose frontend acknowledged the signal
+    at: float  # time.time() when the call returned OK
+
+
+class Signaller:
+    """Signals random workflows through one client at a bounded rate, `concurrency` calls in flight; every call
+    that returned OK is an Ack, every error is counted (its signal may or may not have been written)."""
+
+    def __init__(self, ids: list[str], rate: float, concurrency: int, seed: int) -> None:
+        self.ids = ids
+        self.interval = concurrency / rate  # each of the `concurrency` loops sends at most 1/interval per s
+        self.concurrency = concurrency
+        self.rng = random.Random(seed)
+        self.acks: list[Ack] = []
+        self.errors: list[str] = []
+        self.sent = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop = asyncio.Event()
+
+    def start(self, client: Client, where: str, prefix: str) -> None:
+        self._stop.clear()
+        self._tasks = [asyncio.create_task(self._loop(client, where, f"{prefix}{k}")) for k in range(self.concurrency)]
+
+    async def stop(self) -> None:
+        """Stop sending; the calls in flight finish (each bounded by its rpc timeout)."""
+        self._stop.set()
+        await asyncio.gather(*self._tasks)
+        self._tasks = []
+
+    async def _loop(self, client: Client, where: str, prefix: str) -> None:
+        k = 0
+        while not self._stop.is_set():
+            t = time.monotonic()
+            wid = self.rng.choice(self.ids)
+            value = f"{prefix}-{k}"
+            k += 1
+            self.sent += 1
+            try:
+                await client.get_workflow_handle(wid).signal(
+                    GatherSignals.add, value, rpc_timeout=timedelta(seconds=10)
+                )
+                self.acks.append(Ack(wid, value, where, time.time()))
+            except RPCError as err:
+                self.errors.append(f"{where} {wid} {value}: {err.status} {err}")
+            try:
+                await asyncio.wait_for(self._stop.wait(), max(0.0, self.interval - (time.monotonic() - t)))
+            except TimeoutError:
+                pass
+
+
+async def set_connection(a: Server, b: Server, enabled: bool) -> None:
+    """Enable or disable the connection on both sides at once (the CLI, as an operator would)."""
+    flag = "--enable-connection" if enabled else "--enable-connection=false"
+    await asyncio.gather(
+        cli(a.address, "operator", "cluster", "upsert", "--frontend-address", b.address, flag),
+        cli(b.address, "operator", "cluster", "upsert", "--frontend-address", a.address, flag),
+    )
+
+
+async def lag_of_b(a: Server, b: Server, ns: str) -> dict[str, object]:
+    """b's replication lag behind a now, from both clusters' status RPC: b's own view (tasks and seconds behind
+    what a announced) and a's committed task ids minus what b applied (what a has that b has not)."""
+    from tempyral.cluster.status import fetch_status  # the server's package: only this figure needs it
+
+    sa, sb = await asyncio.gather(fetch_status(a.address, ns), fetch_status(b.address, ns))
+    inbound = next(p for p in sb.inbound if p.cluster_name == a.name)
+    committed = {s.shard_id: s.last_task_id for s in sa.shards}
+    applied = dict(inbound.applied_task_id)
+    outbound = next((p for p in sa.outbound if p.cluster_name == b.name), None)
+    per_ns = next((n for n in sb.namespaces if n.namespace == ns and n.peer_cluster == a.name), None)
+    return {
+        "tasks_lag": inbound.tasks_lag,
+        "lag_seconds": round(inbound.lag_seconds, 3),
+        "committed_minus_applied": sum(max(0, last - applied.get(shard, 0)) for shard, last in committed.items()),
+        "a_backlog_to_b": outbound.backlog if outbound is not None else None,
+        "ns_tasks_lag": per_ns.tasks_lag if per_ns is not None else None,
+        "ns_last_applied_task_id": per_ns.last_applied_task_id if per_ns is not None else None,
+    }
+
+
+def lag_maxima(samples: list[dict[str, object]]) -> dict[str, object]:
+    """The largest of each lag figure over the samples taken while signals flowed."""
+    out: dict[str, object] = {"samples": len(samples)}
+    for key in ("tasks_lag", "lag_seconds", "committed_minus_applied"):
+        values = [float(v) for v in (x[key] for x in samples) if isinstance(v, int | float)]
+        out[f"max_{key}"] = max(values, default=None)
+    return out
+
+
+async def replication_idle(a: Server, b: Server) -> bool:
+    """Neither cluster has anything unsent or unapplied for the other (both directions)."""
+    from tempyral.cluster.status import fetch_status
+
+    sa, sb = await asyncio.gather(fetch_status(a.address), fetch_status(b.address))
+    for mine, peer in ((sa, b.name), (sb, a.name)):
+        if any(p.backlog for p in mine.outbound if p.cluster_name == peer):
+            return False
+        if any(p.tasks_lag or not p.connected for p in mine.inbound if p.cluster_name == peer):
+            return False
+    return True
+
+
+def signal_values(history: WorkflowHistory) -> list[str]:
+    out = []
+    for e in history.events:
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            out.append(json.loads(e.workflow_execution_signaled_event_attributes.input.payloads[0].data))
+    return out
+
+
+def event_keys(history: WorkflowHistory) -> list[tuple[int, int, int]]:
+    return [(e.event_id, e.event_type, e.version) for e in history.events]
+
+
+async def histories(client: Client, ids: list[str], concurrency: int = 20) -> dict[str, WorkflowHistory]:
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(wid: str) -> WorkflowHistory:
+        async with sem:
+            return await asyncio.wait_for(client.get_workflow_handle(wid).fetch_history(), 30)
+
+    return dict(zip(ids, await asyncio.gather(*(one(w) for w in ids)), strict=True))
+
+
+async def converge(client_a: Client, client_b: Client, a: Server, b: Server, ids: list[str], timeout: float) -> float:
+    """Seconds until every history is the same on a and b with replication idle both ways, seen twice in a row
+    (a premature equality, a adopting b's branch before b re-applied a's, would not stay); raises on timeout."""
+    t = time.monotonic()
+    deadline = t + timeout
+    streak = 0
+    differing: list[str] = []
+    while time.monotonic() < deadline:
+        try:
+            ha, hb = await asyncio.gather(histories(client_a, ids), histories(client_b, ids))
+            differing = [w for w in ids if event_keys(ha[w]) != event_keys(hb[w])]
+            same = not differing and await replication_idle(a, b)
+        except (RPCError, TimeoutError) as err:
+            differing, same = [repr(err)], False
+        streak = streak + 1 if same else 0
+        if streak == 2:
+            return time.monotonic() - t
+        await asyncio.sleep(0.3)
+    raise RuntimeError(f"histories not equal on a and b within {timeout}s: {differing[:5]}")
+
+
+async def failover_version(server: Server, ns: str) -> int:
+    _, out, _ = await cli(server.address, "operator", "namespace", "describe", "-n", ns, "-o", "json")
+    return int(json.loads(out)["failoverVersion"])
+
+
+async def figure_forced(args: argparse.Namespace, a: Server, b: Server) -> dict[str, object]:
+    """Forced failover at a measured lag (issue 13): a partition, b takes over alone while a takes signals on the
+    losing branch, heal; every acknowledged signal must be in its workflow's result exactly once."""
+    ns = await create_global_namespace(a, b, "forced")
+    client_a, client_b = await connect_client(a, ns), await connect_client(b, ns)
+    tq = f"tq-{uuid.uuid4().hex[:8]}"
+    ids = [f"{tq}-{i}" for i in range(args.forced_n)]
+    rng = random.Random(args.seed)
+    closing = set(rng.sample(ids, int(len(ids) * args.forced_close_frac)))  # finished on b during the partition
+    signaller = Signaller(ids, args.forced_rate, args.forced_concurrency, args.seed)
+    for s in (a, b):
+        s.mark("measure (forced failover)")
+    opts = dict(task_queue=tq, workflows=[GatherSignals], **WORKER_OPTIONS)
+    async with Worker(client_a, **opts), Worker(client_b, **opts):  # type: ignore[arg-type]
+        await asyncio.wait_for(
+            asyncio.gather(*(client_a.start_workflow(GatherSignals.run, id=w, task_queue=tq) for w in ids)), 60
+        )
+        signaller.start(client_a, a.name, "a")
+        samples: list[dict[str, object]] = []
+        run_until = time.monotonic() + args.forced_run_s
+        while time.monotonic() < run_until:  # signals flow through a, b replicating: b's lag meanwhile
+            samples.append(await lag_of_b(a, b, ns))
+            await asyncio.sleep(0.2)
+        lag = await lag_of_b(a, b, ns)  # the measured lag, just before the cut
+        t_lag = time.time()
+        t_cut = time.time()
+        await set_connection(a, b, enabled=False)
+        t_cut_done = time.time()
+        await asyncio.sleep(args.forced_cut_s)  # a, cut off, still active: these signals are the losing branch
+        await signaller.stop()
+        lag_after_cut = await lag_of_b(a, b, ns)
+        on_b = {w: signal_values(h) for w, h in (await histories(client_b, ids)).items()}
+        missing_on_b = [x for x in signaller.acks if x.value not in on_b[x.wid]]
+
+        # the forced failover, issued on b alone
+        t0 = time.time()
+        _, _, cli_s = await cli(b.address, "operator", "namespace", "update", "-n", ns, "--active-cluster", b.name)
+        version_b = await failover_version(b, ns)
+        t = time.monotonic()
+        for w in ids:
+            value = f"b-{w}"
+            await client_b.get_workflow_handle(w).signal(GatherSignals.add, value, rpc_timeout=timedelta(seconds=10))
+            signaller.acks.append(Ack(w, value, b.name, time.time()))
+        for w in closing:
+            await client_b.get_workflow_handle(w).signal(GatherSignals.add, "finish")
+        signals_b_s = time.monotonic() - t
+        # closed on the winning side before the heal: a signal re-applied from a's branch must reset the run
+        await asyncio.wait_for(
+            asyncio.gather(*(client_b.get_workflow_handle(w).result() for w in closing)), args.forced_timeout
+        )
+
+        # heal
+        t_heal = time.monotonic()
+        await set_connection(a, b, enabled=True)
+        await asyncio.gather(wait_for_namespace(a, ns, b.name), wait_for_namespace(b, ns, b.name))
+        agree_s = time.monotonic() - t_heal
+        await converge(client_a, client_b, a, b, ids, args.forced_timeout)
+        heal_to_equal_s = time.monotonic() - t_heal
+        for w in ids:
+            if w not in closing:
+                await client_b.get_workflow_handle(w).signal(GatherSignals.add, "finish")
+        await asyncio.wait_for(
+            asyncio.gather(*(client_b.get_workflow_handle(w).result() for w in ids)), args.forced_timeout
+        )
+        # a re-applied signal may still reset a run that had closed: results are read once all is quiet again
+        final_converge_s = await converge(client_a, client_b, a, b, ids, args.forced_timeout)
+        results = dict(
+            zip(ids, await asyncio.gather(*(client_b.get_workflow_handle(w).result() for w in ids)), strict=True)
+        )
+        final_b = await histories(client_b, ids)
+    for s in (a, b):
+        s.mark("after the workload")
+
+    acked = signaller.acks
+    lost = [x for x in acked if x.value not in results[x.wid]]
+    lost_in_history = [x for x in acked if x.value not in signal_values(final_b[x.wid])]
+    duplicates = sum(max(0, results[w].count(v) - 1) for w in ids for v in set(results[w]))
+    duplicates_in_history = sum(
+        max(0, values.count(v) - 1) for values in (signal_values(final_b[w]) for w in ids) for v in set(values)
+    )
+    acked_values = {x.value for x in acked} | {"finish"}
+    unacked_present = sum(1 for w in ids for v in results[w] if v not in acked_values)
+    resets = [
+        w
+        for w in ids
+        if any(
+            e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+            and e.workflow_task_failed_event_attributes.failure.message == "events-reapplication"
+            for e in final_b[w].events
+        )
+    ]
+    lost_branch = {x.wid for x in missing_on_b}
+    firsts = [
+        e.event_time.ToNanoseconds() / 1e9
+        for w in ids
+        for e in final_b[w].events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED and e.version == version_b
+    ]
+    on_a = [x for x in acked if x.where == a.name]
+    return {
+        "namespace": ns,
+        "workflows": len(ids),
+        "lag_at_cut": lag,
+        "lag_while_signalling": lag_maxima(samples),
+        "lag_after_cut": lag_after_cut,
+        "signals_acked": len(acked),
+        "signals_acked_on_a": len(on_a),
+        "signals_acked_on_a_after_cut": sum(1 for x in on_a if x.at >= t_cut_done),
+        "signal_errors": len(signaller.errors),
+        "signal_errors_examples": signaller.errors[:3],
+        # acknowledged by a, not in b's histories when b took over: what conflict resolution has to re-apply
+        "acked_missing_on_b": len(missing_on_b),
+        "acked_before_lag_read_missing_on_b": sum(1 for x in missing_on_b if x.at < t_lag),
+        "acked_before_cut_missing_on_b": sum(1 for x in missing_on_b if x.at < t_cut),
+        "acked_during_cut_missing_on_b": sum(1 for x in missing_on_b if t_cut <= x.at < t_cut_done),
+        "workflows_diverged": len(lost_branch),
+        "closed_on_b_in_partition": len(closing),
+        "closed_and_diverged": len(closing & lost_branch),
+        "events_lost": len(lost),
+        "events_lost_in_history": len(lost_in_history),
+        "lost_examples": [f"{x.wid} {x.value} via {x.where}" for x in lost[:5]],
+        "duplicates": duplicates,
+        "duplicates_in_history": duplicates_in_history,
+        "unacked_but_present": unacked_present,
+        "runs_reset_events_reapplication": len(resets),
+        "first_dispatch_s": round(min(firsts) - t0, 3) if firsts else None,
+        "failover_cli_s": round(cli_s, 3),
+        "signals_through_b_s": round(signals_b_s, 3),
+        "heal_to_agree_s": round(agree_s, 3),
+        "heal_to_equal_s": round(heal_to_equal_s, 3),
+        "final_converge_s": round(final_converge_s, 3),
+        "goal": "events_lost == 0 and duplicates == 0",
+        "met": not lost and not lost_in_history and duplicates == 0 and duplicates_in_history == 0,
+    }
+
+
 # ---------------------------------------------------------------------- report
 def scan_logs(workdir: Path) -> dict:
     found: dict[str, dict] = {}
@@ -740,6 +1065,35 @@ def print_table(report: dict) -> None:
                 f"{r['all_completed_s']:>10}"
             )
         print(f"   goal first dispatch < 2 s: {'met' if fo['met'] else 'NOT met'}")
+    fc = report.get("forced")
+    if fc:
+        lag = fc["lag_at_cut"]
+        print(
+            f"4. forced failover at a measured lag ({fc['workflows']} workflows gathering signals, "
+            f"{fc['closed_on_b_in_partition']} finished on b while cut off):"
+        )
+        print(
+            f"   lag at the cut: {lag['tasks_lag']} tasks / {lag['lag_seconds']} s (a committed - b applied: "
+            f"{lag['committed_minus_applied']} task ids); acked on a, not on b at failover: "
+            f"{fc['acked_missing_on_b']} ({fc['acked_before_cut_missing_on_b']} acked before the cut, "
+            f"{fc['acked_during_cut_missing_on_b']} while cutting, {fc['signals_acked_on_a_after_cut']} after it) "
+            f"in {fc['workflows_diverged']} workflows"
+        )
+        run = fc["lag_while_signalling"]
+        print(
+            f"   b's lag while signalling ({run['samples']} samples), max: {run['max_tasks_lag']} tasks, "
+            f"{run['max_lag_seconds']} s, a committed - b applied {run['max_committed_minus_applied']} task ids"
+        )
+        print(
+            f"   {'acked':>6} {'lost':>5} {'dups':>5} {'resets':>6} {'first dispatch s':>16} "
+            f"{'heal->equal s':>13} {'errors':>6}"
+        )
+        print(
+            f"   {fc['signals_acked']:>6} {fc['events_lost']:>5} {fc['duplicates']:>5} "
+            f"{fc['runs_reset_events_reapplication']:>6} {fc['first_dispatch_s']!s:>16} "
+            f"{fc['heal_to_equal_s']:>13} {fc['signal_errors']:>6}"
+        )
+        print(f"   goal events lost = 0, duplicates = 0: {'met' if fc['met'] else 'NOT met'}")
     print(f"whole run: {report['elapsed_s']} s")
     logs = report.get("server_logs", {})
     print(f"server logs in {report['workdir']}: " + ("no ERROR/Traceback/WARNING lines" if not logs else ""))
@@ -768,7 +1122,7 @@ def source_state() -> dict:
 
 async def main(args: argparse.Namespace) -> dict:
     figures = args.figures.split(",")
-    unknown = set(figures) - {"lag", "throughput", "failover"}
+    unknown = set(figures) - {"lag", "throughput", "failover", "forced"}
     if unknown:
         raise SystemExit(f"unknown figures {sorted(unknown)}")
     workdir = Path(tempfile.mkdtemp(prefix="tempyral-xdc-bench-"))
@@ -785,7 +1139,7 @@ async def main(args: argparse.Namespace) -> dict:
         if "throughput" in figures:
             print("2. throughput (fresh servers for every run) ...", flush=True)
             report["throughput"] = await figure_throughput(args, workdir)
-        if "lag" in figures or "failover" in figures:
+        if {"lag", "failover", "forced"} & set(figures):
             a, b = Server("a", 1, workdir, "pair-a"), Server("b", 2, workdir, "pair-b")
             try:
                 await asyncio.gather(a.start(), b.start())
@@ -798,6 +1152,10 @@ async def main(args: argparse.Namespace) -> dict:
                 if "failover" in figures:
                     print("3. failover ...", flush=True)
                     report["failover"] = await figure_failover(args, a, b)
+                if "forced" in figures:
+                    print("4. forced failover at a measured lag ...", flush=True)
+                    report["forced"] = await figure_forced(args, a, b)
+                    print(f"  {json.dumps(report['forced'])}", flush=True)
             finally:
                 Server.stop_all([a, b])
     finally:
@@ -809,7 +1167,7 @@ async def main(args: argparse.Namespace) -> dict:
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--figures", default="throughput,lag,failover")
+    ap.add_argument("--figures", default="throughput,lag,failover,forced")
     ap.add_argument("--n", type=int, default=2000, help="measured workflows per throughput run")
     ap.add_argument("--warmup", type=int, default=200, help="warm-up workflows before each throughput run")
     ap.add_argument("--rounds", type=int, default=2, help="rounds of (alone, global) throughput runs")
@@ -819,6 +1177,14 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--poll-ms", type=float, default=25, help="interval of the describes on b")
     ap.add_argument("--failover-n", type=int, default=50, help="workflows waiting when the failover is issued")
     ap.add_argument("--failovers", type=int, default=3, help="failovers (a fresh namespace each)")
+    ap.add_argument("--forced-n", type=int, default=100, help="workflows gathering signals (forced failover)")
+    ap.add_argument("--forced-rate", type=float, default=300, help="signals per second through a (forced failover)")
+    ap.add_argument("--forced-concurrency", type=int, default=16, help="signal calls in flight (forced failover)")
+    ap.add_argument("--forced-run-s", type=float, default=3, help="signalling before the cut (forced failover)")
+    ap.add_argument("--forced-cut-s", type=float, default=1.5, help="signalling a after the cut (forced failover)")
+    ap.add_argument("--forced-close-frac", type=float, default=0.1, help="workflows finished on b while cut off")
+    ap.add_argument("--forced-timeout", type=float, default=120, help="bound on convergence and results (s)")
+    ap.add_argument("--seed", type=int, default=13, help="random choices of the forced failover figure")
     ap.add_argument("--out", help="write every figure as JSON here")
     ap.add_argument("--timeout", type=float, default=1200, help="give up (and kill everything) after this many s")
     ap.add_argument("--keep", action="store_true", help="keep the databases (the logs are always kept)")
