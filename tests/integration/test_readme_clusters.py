@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,9 +15,13 @@ from tests.support.servers import ServerProcess
 def test_the_global_namespace_example(tmp_path: Path) -> None:
     """Two clusters started, connected, given a global namespace and failed over, exactly as the README prints it."""
     text = section("Global namespaces over several clusters")
-    servers = [line.split() for line in shell_lines(text, "tempyral")]
-    commands = shell_lines(text, "temporal")
-    assert len(servers) == 2 and len(commands) == 4
+    servers = [line.split() for line in shell_lines(text, "tempyral server")]
+    commands = [
+        line.strip()
+        for line in text.splitlines()
+        if line.startswith("    temporal ") or (line.startswith("    tempyral ") and "tempyral server" not in line)
+    ]
+    assert len(servers) == 2 and len(commands) == 10
     venv_bin = Path(sys.executable).parent
     processes = []
     try:
@@ -32,10 +37,19 @@ def test_the_global_namespace_example(tmp_path: Path) -> None:
         for line in commands:
             if "namespace update" in line:  # the namespace reaches b within about a second
                 wait_for_namespace_on("127.0.0.1:7234", "orders", tmp_path)
-            done = run(line, tmp_path, shell=True)
+            if "namespace failover" in line:  # b has taken over (it first applies what a wrote)
+                describe_namespace("127.0.0.1:7234", "orders", tmp_path, until="b")
+            # an endpoint created on a reaches b within about a second
+            done = run_until_ok(line, tmp_path) if "endpoint get" in line else run(line, tmp_path, shell=True)
             assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"
+            if "replication status" in line:
+                assert "a" in done.stdout and "orders" in done.stdout, done.stdout
+            if "endpoint get" in line:
+                assert "jobs" in done.stdout and "orders" in done.stdout, done.stdout
+        # failed over to b, then gracefully back to a; opted in to automatic failover
         for address in ("127.0.0.1:7233", "127.0.0.1:7234"):
-            assert '"activeClusterName": "b"' in describe_namespace(address, "orders", tmp_path, until="b")
+            describe_namespace(address, "orders", tmp_path, until="a")
+            describe_until(address, "orders", tmp_path, "tempyral.auto-failover.window")
     finally:
         for proc in processes:
             proc.stop()
@@ -46,6 +60,25 @@ def describe_namespace(address: str, name: str, cwd: Path, until: str = "") -> s
     while True:
         done = run(f"temporal --address {address} operator namespace describe -n {name} -o json", cwd, shell=True)
         if done.returncode == 0 and f'"activeClusterName": "{until}"' in done.stdout:
+            return done.stdout
+        assert time.monotonic() < deadline, f"{name} on {address}: {done.stdout}{done.stderr}"
+        time.sleep(0.2)
+
+
+def run_until_ok(line: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    deadline = time.monotonic() + 30
+    while True:
+        done = run(line, cwd, shell=True)
+        if done.returncode == 0 or time.monotonic() > deadline:
+            return done
+        time.sleep(0.2)
+
+
+def describe_until(address: str, name: str, cwd: Path, text: str) -> str:
+    deadline = time.monotonic() + 30
+    while True:
+        done = run(f"temporal --address {address} operator namespace describe -n {name} -o json", cwd, shell=True)
+        if done.returncode == 0 and text in done.stdout:
             return done.stdout
         assert time.monotonic() < deadline, f"{name} on {address}: {done.stdout}{done.stderr}"
         time.sleep(0.2)
