@@ -114,7 +114,8 @@ class Chaos:
         self.disabled: set[tuple[str, str]] = set()  # (on, peer): cluster `on` has its connection to `peer` disabled
         self.believed_active = self.names[0]
         self.undo: list[tuple[float, str, tuple[str, ...]]] = []  # (due, what, whom): heal a cut, restart
-        self.acked: dict[str, tuple[int, str]] = {}  # payload -> (workflow index, cluster that acknowledged it)
+        # payload -> (workflow index, cluster that acknowledged it, when: seconds since the start)
+        self.acked: dict[str, tuple[int, str, float]] = {}
         self.unacked: dict[str, int] = {}  # payload -> workflow index: sent, never acknowledged
         self.run_ids: dict[int, str] = {}  # the first run of each workflow
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -219,7 +220,7 @@ class Chaos:
                     self.unacked[payload] = index
                     self.stats.given_up += 1
                 else:
-                    self.acked[payload] = (index, by)
+                    self.acked[payload] = (index, by, self.log.elapsed())
                     self.stats.acked_by[by] += 1
             finally:
                 in_flight.release()
@@ -414,8 +415,11 @@ class Chaos:
 
     async def drive(self) -> None:
         """Random steps for the configured time, then stop (the heal comes after)."""
+        for name, cluster in self.clusters.items():
+            self.log(f"cluster {name} on {cluster.address}, log {cluster.server.log_path}")
         self.log(
-            f"seed {self.settings.seed} (TEMPYRAL_CHAOS_SEED), {self.settings.seconds:.0f} s of chaos, "
+            f"namespace {self.namespace}; seed {self.settings.seed} (TEMPYRAL_CHAOS_SEED), "
+            f"{self.settings.seconds:.0f} s of chaos, "
             f"{self.settings.workflows} workflows, forced failovers {'on' if self.settings.forced else 'off'}"
         )
         end = self.log.elapsed() + self.settings.seconds
@@ -559,9 +563,11 @@ class Chaos:
                     attrs = e.workflow_execution_signaled_event_attributes
                     if attrs.signal_name == "sig":
                         counts[self._converter.from_payloads(attrs.input.payloads)[0]] += 1
-        for payload, (index, by) in self.acked.items():
+        for payload, (index, by, at) in self.acked.items():
             if counts[payload] != 1:
-                wrong.append(f"{payload} (acknowledged by {by}) is {counts[payload]} times in {workflow_id(index)}")
+                wrong.append(
+                    f"{payload} (acknowledged by {by} at {at:.1f}s) is {counts[payload]} times in {workflow_id(index)}"
+                )
         for payload, index in self.unacked.items():
             if counts[payload] > 1:
                 wrong.append(f"{payload} (never acknowledged) is {counts[payload]} times in {workflow_id(index)}")
@@ -571,6 +577,50 @@ class Chaos:
             f"once; {len(self.unacked)} never acknowledged, {landed} of those in a history anyway"
         )
         return wrong
+
+    def _signal_payload(self, e: HistoryEvent) -> str | None:
+        if e.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            return None
+        attrs = e.workflow_execution_signaled_event_attributes
+        if attrs.signal_name != "sig":
+            return attrs.signal_name
+        return str(self._converter.from_payloads(attrs.input.payloads)[0])
+
+    def _short(self, e: HistoryEvent) -> str:
+        kind = EventType.Name(EventType.ValueType(e.event_type)).removeprefix("EVENT_TYPE_")
+        short = "".join(part[0] for part in kind.split("_"))  # WORKFLOW_TASK_COMPLETED -> WTC
+        payload = self._signal_payload(e)
+        if payload is not None:
+            short += f"({payload})"
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+            attrs = e.workflow_task_failed_event_attributes
+            short += f"({attrs.cause}:{attrs.failure.message[:40]})"
+        return f"{e.event_id}:{short}@{e.version}"
+
+    async def diagnose(self, wrong: list[str], active: str, limit: int = 3) -> None:
+        """Where some wrong signals are: every run of their workflow on every cluster, and the current run's
+        history on the active (event id:initials of the type(signal)@version)."""
+        for line in wrong[:limit]:
+            payload = line.split(" ", 1)[0]
+            index = self.acked[payload][0] if payload in self.acked else self.unacked[payload]
+            wid = workflow_id(index)
+            self.log(f"where is {payload} ({line})?")
+            for name in self.names:
+                try:
+                    runs = [w async for w in self.clients[name].list_workflows(f'WorkflowId = "{wid}"')]
+                    for w in runs:
+                        events = await self.history(name, index, w.run_id)
+                        at = [e.event_id for e in events if self._signal_payload(e) == payload]
+                        status = w.status.name if w.status else "?"
+                        self.log(f"  on {name}: run {w.run_id} {status}, {len(events)} events, {payload} at {at}")
+                except Exception as err:
+                    self.log(f"  on {name}: unreadable: {err}")
+            try:
+                run_id, _ = await self.current(active, index)
+                events = await self.history(active, index, run_id)
+                self.log(f"  current run on {active}: " + " ".join(self._short(e) for e in events))
+            except Exception as err:
+                self.log(f"  current run on {active}: unreadable: {err}")
 
     async def conflicts(self, histories: dict[int, list[HistoryEvent]]) -> dict[str, int]:
         """What conflict resolution left to see: runs other than the first, resets, versions seen."""

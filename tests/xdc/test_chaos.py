@@ -56,13 +56,12 @@ async def run_chaos(clusters: list[Cluster], settings: Settings) -> None:
         figures["heal to equal histories"] = f"{chaos.log.elapsed() - healing:.1f} s"
         wrong = chaos.check_signals(histories)
         figures.update(await chaos.conflicts(histories))
-        summary(chaos, figures)
+        if wrong:
+            await chaos.diagnose(wrong, active)
         assert not wrong, f"{len(wrong)} signals wrong (seed {settings.seed}):\n" + "\n".join(wrong[:20])
         assert not chaos.stats.problems, f"seed {settings.seed}: " + "\n".join(chaos.stats.problems)
-    except BaseException:
-        summary(chaos, figures)
-        raise
     finally:
+        summary(chaos, figures)
         await chaos.stop_workers()
 
 
