@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 from temporalio.api.history.v1 import message_pb2 as history
 
+from tempyral.common.errors import NamespaceNotActive
 from tempyral.history import events as ev
 from tempyral.history import reapply, rebuild, task_generator, version_history
 from tempyral.proto.internal_pb2 import ExecutionState
@@ -203,3 +204,23 @@ async def test_updates_dedupe_by_update_id_and_the_servers_own_terminations_are_
     state.cancel_requested = True
     cancel = history.HistoryEvent(event_id=11, version=1, event_type=ev.WORKFLOW_EXECUTION_CANCEL_REQUESTED)
     assert reapply.pending(state, "r", [cancel]) == []
+
+
+async def test_a_signal_buffered_on_the_loser_is_written_there_first_and_reapplied_by_the_active(
+    pair: tuple[Cluster, Cluster],
+) -> None:
+    a, b = pair
+    run_id = await partitioned(a, b)
+    await a.h.signal("wf", "first-on-a")
+    await a.h.next_workflow_task()  # a worker of a holds the workflow task that signal scheduled
+    await a.h.signal("wf", "buffered-on-a", request_id="req-buf")  # buffered behind it, in no event yet
+    await b.h.signal("wf", "to-b")
+    await replicate(b, a)  # b's branch wins on a before a hears of the failover
+    state = await a.h.state("wf", run_id)
+    assert not state.buffered_events and version_history.last_version(state) == 2
+    # a, still believing itself active, cannot write under its older version: NamespaceNotActive, not a crash
+    with pytest.raises(NamespaceNotActive):
+        await a.h.signal("wf", "late-on-a")
+    await heal(a, b)
+    await assert_same(a, b, "wf", run_id)
+    assert sorted(signals(await b.h.events("wf", run_id))) == ["buffered-on-a", "first-on-a", "to-b"]

@@ -163,6 +163,17 @@ class Executions:
                     change.activity_marks = {k: _activity_mark(ai) for k, ai in ms.state.activities.items()}
                 try:
                     yield change
+                except version_history.VersionHistoryError:
+                    behind = namespace is not None and namespace.is_global and ms.state.version < _last_version(ms)
+                    if not behind:
+                        raise
+                    # The run was last written under a newer version than this cluster's: the cluster that owns it
+                    # is active for the namespace, and this one has not heard of that failover yet (the reference
+                    # decides a run's activeness by its last write version).
+                    assert namespace is not None
+                    shard.evict_state(entry)
+                    owner = self.namespaces.clusters.cluster_for_version(_last_version(ms))
+                    raise NamespaceNotActive(namespace.name, self.namespaces.cluster_name, owner) from None
                 finally:
                     if not change.committed and (ms.new_events or ms.new_tasks or ms.visibility_dirty):
                         shard.evict_state(entry)
@@ -258,6 +269,15 @@ class Executions:
         if change.was_running and not ms.running:
             for listener in self.closed_listeners:
                 listener(change.entry, change.continued)
+
+    async def write_buffered(self, shard: Shard, entry: ExecutionEntry, ms: MutableState) -> None:
+        """Write what is buffered behind a started workflow task as events of the run's current branch, under its
+        last version, replicated like the old active's hand-off: before conflict resolution replaces this branch,
+        accepted signals must be in some history for the namespace's active cluster to re-apply them."""
+        self.prepare(ms, time.time_ns())
+        ms.state.version = version_history.last_version(ms.state)
+        _close_for_failover(ms)
+        await self.commit(Change(self, shard, entry, ms, ms.running, handoff=True))
 
     async def hand_off(self, namespace_id: str) -> int:
         """The namespace failed over away from this cluster: write, as the old active, what only this cluster has.
@@ -384,6 +404,10 @@ class Executions:
         )
         change.continued = True
         return new_ms
+
+
+def _last_version(ms: MutableState) -> int:
+    return version_history.last_version(ms.state)
 
 
 def _activity_mark(ai: ActivityInfo) -> bytes:

@@ -230,11 +230,17 @@ class ReplicationApplier:
         """The incoming branch wins: the run's state is rebuilt from the shared events and the incoming ones, on a
         new branch forked from this cluster's after event `fork`; this cluster's branch is kept (not current).
         Its events after the fork, and those buffered behind a workflow task, are returned to be re-applied."""
-        old = ms.state
         s_ns, s_wf, s_run = entry.key
+        if ms.state.buffered_events and ms.running and ms.wft_started:
+            # accepted here and in no history yet: written on this (losing) branch first, so that they replicate
+            # and the namespace's active cluster, wherever it is, re-applies them
+            await self.executions.write_buffered(shard, entry, ms)
+            reloaded = await shard.load(entry)
+            assert reloaded is not None
+            ms, now = reloaded, time.time_ns()
+        old = ms.state
         shared = await self.executions.events(shard, entry, ms, 1, fork + 1)
         losing = await self.executions.events(shard, entry, ms, fork + 1, old.next_event_id)
-        losing += list(old.buffered_events)
         state = rebuild.replay(s_ns, s_wf, s_run, [*shared, *incoming])
         rebuild.reset_bookkeeping_for_rebuild(state, now)
         replayed = list(version_history.current(state).items)
