@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 
 import grpc
 
-from tempyral.cluster.client import peer_error, refused_by_peer
+from tempyral.cluster.client import peer_error
 from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.cluster.peers import Peers
+from tempyral.cluster.pull_loops import PullLoops
 from tempyral.common.logs import ThrottledLog
 from tempyral.namespace.registry import NamespaceRegistry
 from tempyral.proto.internal_pb2 import NamespaceRecord
 
 log = logging.getLogger(__name__)
-PULL_INTERVAL_S = 0.5
-PULL_JITTER = 0.2
 CATCH_UP_S = 10.0  # how long a cluster taking over a namespace waits for the old active's history
 
 
@@ -34,49 +32,18 @@ class NamespaceReplicator:
         self.namespaces = namespaces
         self.peers = peers
         self._seen: dict[str, int] = {}  # remote cluster -> the last notification version it answered with
-        self._loops: dict[str, asyncio.Task[None]] = {}
+        self.loops = PullLoops(clusters, "namespace replication", self.pull, log)
         self._failures = ThrottledLog(log)
-        self._said_refused: set[str] = set()  # told once per remote, until it answers
         self._locks: dict[str, asyncio.Lock] = {}
         # Waits until this cluster has applied a remote's replication tasks up to the given task ids per shard
         # (the history receiver's); None: no history replication.
         self.catch_up: Callable[[str, dict[int, int], float], Awaitable[bool]] | None = None
 
     def start(self) -> None:
-        self.clusters.listeners.append(self._follow)
-        self._follow()
-
-    def _follow(self) -> None:
-        """One pull loop per connected remote cluster; none for a removed or disabled one."""
-        wanted = {r.cluster_name for r in self.clusters.remotes() if r.is_connection_enabled}
-        for name in list(self._loops):
-            if name not in wanted:
-                self._loops.pop(name).cancel()
-        for name in wanted - set(self._loops):
-            self._loops[name] = asyncio.get_running_loop().create_task(self._run(name), name=f"ns-replication-{name}")
+        self.loops.start()
 
     async def stop(self) -> None:
-        loops, self._loops = list(self._loops.values()), {}
-        for loop in loops:
-            loop.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
-
-    async def _run(self, remote: str) -> None:
-        while True:
-            try:
-                await self.pull(remote)
-            except asyncio.CancelledError:
-                raise
-            except grpc.aio.AioRpcError as err:
-                if refused_by_peer(err):
-                    if remote not in self._said_refused:
-                        self._said_refused.add(remote)
-                        log.warning("cluster %s does not take this cluster's calls (yet): %s", remote, err.details())
-                else:
-                    self._failures.failure(f"namespace replication from cluster {remote} failed", peer_error(err))
-            except Exception as err:
-                self._failures.failure(f"namespace replication from cluster {remote} failed", err)
-            await asyncio.sleep(PULL_INTERVAL_S * random.uniform(1 - PULL_JITTER, 1 + PULL_JITTER))
+        await self.loops.stop()
 
     async def pull(self, remote: str) -> int:
         """Ask `remote` once for what changed; how many records changed something here."""
@@ -101,9 +68,7 @@ class NamespaceReplicator:
                         record.replication_config.active_cluster_name,
                     )
             self._seen[remote] = response.last_notification_version
-            if remote in self._said_refused:
-                self._said_refused.discard(remote)
-                log.info("cluster %s takes this cluster's calls now", remote)
+            self.loops.answered(remote)
             return applied
 
     def _takes_over_from(self, remote: str, record: NamespaceRecord) -> bool:

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 
-from tempyral.cluster.client import peer_channel, peer_error, refused_by_peer
+from tempyral.cluster.client import peer_channel
 from tempyral.cluster.metadata import ClusterMetadata
+from tempyral.cluster.pull_loops import PullLoops
 from tempyral.common.errors import FailedPrecondition, ServiceError
-from tempyral.common.logs import ThrottledLog
 from tempyral.frontend.grpc_handlers import abort
 from tempyral.nexus.endpoints import EndpointRegistry
 from tempyral.proto import nexus_replication_pb2 as npb
@@ -30,8 +29,6 @@ from tempyral.proto import nexus_replication_pb2 as npb
 log = logging.getLogger(__name__)
 SERVICE = "tempyral.internal.v1.NexusEndpointReplicationService"
 METHOD = f"/{SERVICE}/GetNexusEndpointChanges"
-PULL_INTERVAL_S = 0.5
-PULL_JITTER = 0.2
 CALL_TIMEOUT_S = 5.0
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -84,49 +81,16 @@ class EndpointReplicator:
         # How a remote is asked (remote cluster name, request); tests give their own.
         self.fetch = fetch or self._call
         self._seen: dict[str, int] = {}  # remote cluster -> the change number it last answered with
-        self._loops: dict[str, asyncio.Task[None]] = {}
+        self.loops = PullLoops(clusters, "Nexus endpoint replication", self.pull, log)
         self._channels: dict[str, grpc.aio.Channel] = {}  # address -> channel
-        self._failures = ThrottledLog(log)
-        self._said_refused: set[str] = set()
 
     def start(self) -> None:
-        self.clusters.listeners.append(self._follow)
-        self._follow()
-
-    def _follow(self) -> None:
-        """One pull loop per connected remote cluster; none for a removed or disabled one."""
-        wanted = {r.cluster_name for r in self.clusters.remotes() if r.is_connection_enabled}
-        for name in list(self._loops):
-            if name not in wanted:
-                self._loops.pop(name).cancel()
-        for name in wanted - set(self._loops):
-            loop = asyncio.get_running_loop()
-            self._loops[name] = loop.create_task(self._run(name), name=f"endpoint-replication-{name}")
+        self.loops.start()
 
     async def stop(self) -> None:
-        loops, self._loops = list(self._loops.values()), {}
-        for loop in loops:
-            loop.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
+        await self.loops.stop()
         channels, self._channels = list(self._channels.values()), {}
         await asyncio.gather(*(c.close(None) for c in channels), return_exceptions=True)
-
-    async def _run(self, remote: str) -> None:
-        while True:
-            try:
-                await self.pull(remote)
-            except asyncio.CancelledError:
-                raise
-            except grpc.aio.AioRpcError as err:
-                if refused_by_peer(err):
-                    if remote not in self._said_refused:
-                        self._said_refused.add(remote)
-                        log.info("cluster %s does not share its Nexus endpoints with this one (yet)", remote)
-                else:
-                    self._failures.failure(f"Nexus endpoint replication from cluster {remote} failed", peer_error(err))
-            except Exception as err:
-                self._failures.failure(f"Nexus endpoint replication from cluster {remote} failed", err)
-            await asyncio.sleep(PULL_INTERVAL_S * random.uniform(1 - PULL_JITTER, 1 + PULL_JITTER))
 
     async def pull(self, remote: str) -> int:
         """Ask `remote` once for what changed; how many endpoints changed something here."""
@@ -139,7 +103,7 @@ class EndpointReplicator:
         applied = await self.endpoints.apply_replicated(list(response.endpoints), remote)
         # Fewer changes than it answered before: a new database under the same name; ask it for everything.
         self._seen[remote] = response.last_sequence if response.last_sequence >= request.after_sequence else 0
-        self._said_refused.discard(remote)
+        self.loops.answered(remote)
         return applied
 
     async def _call(
