@@ -50,16 +50,20 @@ async def run_chaos(clusters: list[Cluster], settings: Settings) -> None:
         active = await chaos.wait_agree()
         figures["heal to agreement"] = f"{chaos.log.elapsed() - healing:.1f} s"
         await chaos.finish_all(active)
-        await chaos.wait_completed(active)
+        not_completed = await chaos.wait_completed(active)
         figures["heal to every workflow completed"] = f"{chaos.log.elapsed() - healing:.1f} s"
-        histories = await chaos.wait_converged()
+        differ = await chaos.wait_converged()
         figures["heal to equal histories"] = f"{chaos.log.elapsed() - healing:.1f} s"
+        histories = await chaos.histories_on(active)
         wrong = chaos.check_signals(histories)
         figures.update(await chaos.conflicts(histories))
-        if wrong:
-            await chaos.diagnose(wrong, active)
-        assert not wrong, f"{len(wrong)} signals wrong (seed {settings.seed}):\n" + "\n".join(wrong[:20])
-        assert not chaos.stats.problems, f"seed {settings.seed}: " + "\n".join(chaos.stats.problems)
+        await chaos.diagnose(not_completed + wrong, active)
+        failures = [m for _, _, m in not_completed] + differ + [m for _, _, m in wrong] + chaos.stats.problems
+        assert not failures, (
+            f"seed {settings.seed}: {len(not_completed)} workflows not completed, {len(differ)} differ between "
+            f"clusters, {len(wrong)} signals wrong, {len(chaos.stats.problems)} other problems:\n"
+            + "\n".join(f[:2000] for f in failures[:30])
+        )
     finally:
         summary(chaos, figures)
         await chaos.stop_workers()
