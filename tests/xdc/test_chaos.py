@@ -4,7 +4,8 @@ workflow completes, every acknowledged signal is in its history exactly once, an
 histories. The plan, the actions and a summary are printed (run with -s); tests/support/chaos.py is the harness.
 
 TEMPYRAL_CHAOS_SEED, TEMPYRAL_CHAOS_SECONDS, TEMPYRAL_CHAOS_WORKFLOWS, TEMPYRAL_CHAOS_RATE (signals per second)
-and TEMPYRAL_CHAOS_FORCED=0 (no forced failovers) change a run; TEMPYRAL_CHAOS_SHORT=1 runs the short version.
+and TEMPYRAL_CHAOS_FORCED=0 (no forced failovers) change a run; TEMPYRAL_CHAOS_SHORT=1 runs the short version;
+TEMPYRAL_CHAOS_LOG_LEVEL=info makes the servers log more (their logs: /tmp/tempyral-<port>.log, printed).
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from tests.xdc.conftest import create_global_namespace
 @pytest.fixture
 def three_clusters() -> Iterator[list[Cluster]]:
     """a, b, c with initial failover versions 1, 2, 3 (increment 10), every pair connected; each keeps its
-    database in a file of its own, so a SIGKILLed cluster restarts on its data."""
-    with running_clusters(["a", "b", "c"]) as started:
+    database in a file of its own, so a SIGKILLed cluster restarts on its data. TEMPYRAL_CHAOS_LOG_LEVEL=info puts
+    what conflict resolution does in the servers' logs."""
+    level = os.environ.get("TEMPYRAL_CHAOS_LOG_LEVEL")
+    with running_clusters(["a", "b", "c"], extra=["--log-level", level] if level else None) as started:
         yield started
 
 
