@@ -38,6 +38,7 @@ from tempyral.frontend.operator_service import OperatorService
 from tempyral.frontend.redirection import Redirector
 from tempyral.frontend.workflow_service import WorkflowService
 from tempyral.history.engine import EngineConfig, HistoryEngine
+from tempyral.history.reapply import reapply
 from tempyral.history.replication import ReplicationApplier
 from tempyral.matching.service import Matching
 from tempyral.namespace.registry import NamespaceRegistry
@@ -57,6 +58,7 @@ from tempyral.nexus.machinery import Machinery
 from tempyral.nexus.metrics import NexusMetrics
 from tempyral.nexus.operations import NexusOperations
 from tempyral.persistence.sqlite import SqliteStore
+from tempyral.proto import replication_pb2 as rpb
 from tempyral.proto.internal_pb2 import NamespaceRecord, TaskType
 from tempyral.ui.assets import UiAssetsError, ensure_assets
 from tempyral.ui.server import ui_application
@@ -122,6 +124,7 @@ class Server:
         self.replication_service.status = self.replication_status.snapshot
         self.replication_service.dlq = self.history_receiver
         self.replication_service.handoffs_done = self.engine.handoffs_done
+        self.replication_service.reapply = self._reapply_events
         self.nexus_dispatcher = NexusDispatcher(self.matching)
         self.nexus_machinery = Machinery(config.nexus)
         self.nexus_metrics = NexusMetrics()
@@ -177,6 +180,17 @@ class Server:
     def _endpoint_id(self, name: str) -> str | None:
         endpoint = self.endpoints.find_by_name(name)
         return endpoint.id if endpoint is not None else None
+
+    async def _reapply_events(self, request: rpb.ReapplyEventsRequest) -> int:
+        """Losing events of a run another cluster resolved a conflict on (ReplicationService.ReapplyEvents)."""
+        return await reapply(
+            self.engine.executions,
+            self.namespaces,
+            request.namespace_id,
+            request.workflow_id,
+            request.run_id,
+            list(request.events.events),
+        )
 
     async def start(self) -> None:
         """Bind every port, then lock and open the database, then serve. A port in use fails the start before

@@ -8,9 +8,10 @@ replication is left to it: replication tasks go to `on_replication_tasks` (recor
 and every task of a namespace standby here goes through `HistoryEngine._on_tasks`, which parks it. Tasks of a
 namespace active here stay recorded (timers, transfers) or go to matching (dispatches), as in the harness.
 
-`replicate(source, target)` is the sender and receiver without the network: each REPLICATE_HISTORY task the
-source committed since the last call is turned into its branch's events and version history
-(`Executions.committed_events`, gaps fetched from the same branch) and each
+Losing events a cluster meets while standby go to the other cluster's re-application directly (`forwarder`, the
+ReapplyEvents call without the network). `replicate(source, target)` is the sender and receiver without the
+network: each REPLICATE_HISTORY task the source committed since the last call is turned into its branch's events
+and version history (`Executions.committed_events`, gaps fetched from the same branch) and each
 REPLICATE_ACTIVITY into the activity's state, and applied on the target with `ReplicationApplier`.
 """
 
@@ -32,7 +33,8 @@ from tempyral.common.errors import NotFound
 from tempyral.config import NexusLimits
 from tempyral.history import task_generator
 from tempyral.history.engine import EngineConfig, HistoryEngine
-from tempyral.history.replication import ReplicationApplier
+from tempyral.history.reapply import reapply
+from tempyral.history.replication import ForwardReapply, ReplicationApplier
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
 from tempyral.nexus.operations import NexusOperations
 from tempyral.proto.internal_pb2 import ExecutionState, NamespaceRecord, Task, TaskCategory, TaskType
@@ -175,11 +177,25 @@ async def open_pair(active: str = "a", num_shards: int = 1) -> AsyncIterator[tup
     record = global_record(scratch, active)
     a = await open_cluster("a", ("b",), record, num_shards)
     b = await open_cluster("b", ("a",), record, num_shards)
+    forward = forwarder({"a": a, "b": b})
+    a.applier.forward = b.applier.forward = forward
     try:
         yield a, b
     finally:
         await a.h.close()
         await b.h.close()
+
+
+def forwarder(clusters: dict[str, Cluster]) -> ForwardReapply:
+    """The ReapplyEvents call without the network: the named cluster re-applies the losing events itself."""
+
+    async def forward(
+        target: str, namespace_id: str, workflow_id: str, run_id: str, events: list[history.HistoryEvent]
+    ) -> None:
+        other = clusters[target]
+        await reapply(other.engine.executions, other.namespaces, namespace_id, workflow_id, run_id, events)
+
+    return forward
 
 
 async def no_gap(first: int, next_event_id: int) -> list[history.HistoryEvent]:

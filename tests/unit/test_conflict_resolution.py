@@ -100,7 +100,7 @@ async def test_a_signal_already_in_the_winner_by_request_id_is_not_reapplied(pai
     assert signals(await b.h.events("wf", run_id)) == ["same"]
 
 
-async def test_the_incoming_branch_wins_on_the_old_active_which_does_not_reapply_as_a_standby(
+async def test_a_standby_that_meets_a_losing_branch_sends_it_to_the_active_cluster(
     pair: tuple[Cluster, Cluster],
 ) -> None:
     a, b = pair
@@ -108,11 +108,27 @@ async def test_the_incoming_branch_wins_on_the_old_active_which_does_not_reapply
     await a.h.signal("wf", "to-a")
     await b.h.signal("wf", "to-b")
     await a.fail_over("b")
-    await replicate(b, a)  # a gets b's branch first: it wins there, and a (standby now) writes nothing of its own
-    assert a.replication[-1].type != 0 and len([t for t in a.replication if t.event_id > 4]) == 1
-    assert signals(await a.h.events("wf", run_id)) == ["to-b"]
-    await replicate(a, b)  # b, active, gets a's losing branch and re-applies its signal
+    # a gets b's branch first: it wins there; a, standby now, writes nothing itself but sends its losing signal to
+    # b (ReapplyEvents), where the namespace is active: no cluster needs to meet the loser while active
     await replicate(b, a)
+    assert sorted(signals(await b.h.events("wf", run_id))) == ["to-a", "to-b"]
+    await replicate(a, b)  # b meets a's losing branch itself too: already re-applied, nothing doubles
+    await replicate(b, a)
+    await assert_same(a, b, "wf", run_id)
+    assert sorted(signals(await a.h.events("wf", run_id))) == ["to-a", "to-b"]
+
+
+async def test_a_cluster_behind_on_the_failover_sends_losers_to_the_winners_cluster(
+    pair: tuple[Cluster, Cluster],
+) -> None:
+    a, b = pair
+    run_id = await partitioned(a, b)
+    await a.h.signal("wf", "to-a")
+    await b.h.signal("wf", "to-b")
+    # a still thinks itself active, but b's branch carries a newer version: b's cluster re-applies a's signal
+    await replicate(b, a)
+    assert sorted(signals(await b.h.events("wf", run_id))) == ["to-a", "to-b"]
+    await heal(a, b)
     await assert_same(a, b, "wf", run_id)
     assert sorted(signals(await a.h.events("wf", run_id))) == ["to-a", "to-b"]
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import re
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Sequence
@@ -39,6 +40,8 @@ from tempyral.proto import replication_pb2 as rpb
 from tempyral.proto.internal_pb2 import TaskType
 
 log = logging.getLogger(__name__)
+REAPPLY_TIMEOUT_S = 30.0
+_ACTIVE_IN = re.compile(r"is active in cluster: ([^,]+),")
 ACK_STORE_S = 1.0
 RETRY_FIRST_S = 0.2
 RETRY_MAX_S = 5.0
@@ -75,6 +78,7 @@ class HistoryReceiver:
         self.clusters = clusters
         self.peers = peers
         self.applier = applier
+        applier.forward = self.forward_reapply
         self.store = store
         self.namespaces = namespaces
         self._streams: dict[tuple[str, int], asyncio.Task[None]] = {}
@@ -389,6 +393,29 @@ class HistoryReceiver:
             lags = self.lags.setdefault(remote, deque(maxlen=LAG_SAMPLES))
             lags.append(max(0.0, (time.time_ns() - ts_ns(task.created_time)) / 1e9))
 
+    async def forward_reapply(
+        self, target: str, namespace_id: str, workflow_id: str, run_id: str, events: list[history.HistoryEvent]
+    ) -> None:
+        """Send losing events to the cluster that re-applies them (ReapplyEvents); one that answers NamespaceNotActive
+        is left for the cluster it names. Raises Unavailable to have the replication task tried again."""
+        request = rpb.ReapplyEventsRequest(
+            cluster_name=self.clusters.name, namespace_id=namespace_id, workflow_id=workflow_id, run_id=run_id
+        )
+        request.events.events.extend(events)
+        for _ in range(3):
+            client = self.peers.client(target)
+            if target == self.clusters.name or client is None or not self.clusters.connected(target):
+                raise Unavailable(f"losing events of run {run_id} wait for cluster {target} to take them")
+            try:
+                await client.call("ReapplyEvents", request, rpb.ReapplyEventsResponse, timeout=REAPPLY_TIMEOUT_S)
+                return
+            except grpc.aio.AioRpcError as err:
+                moved = _active_cluster_named(err)
+                if moved is None or moved == target:
+                    raise peer_error(err) from None
+                target = moved
+        raise Unavailable(f"losing events of run {run_id}: the namespace's active cluster keeps moving")
+
 
 def _error_text(err: Exception) -> str:
     if isinstance(err, grpc.aio.AioRpcError):
@@ -398,6 +425,14 @@ def _error_text(err: Exception) -> str:
 
 def _created_s(task: rpb.ReplicationTask) -> float:
     return ts_ns(task.created_time) / 1e9 if task.HasField("created_time") else time.time()
+
+
+def _active_cluster_named(err: grpc.aio.AioRpcError) -> str | None:
+    """The active cluster a NamespaceNotActive answer names (its text, as the reference words it)."""
+    if err.code() != grpc.StatusCode.FAILED_PRECONDITION:
+        return None
+    found = _ACTIVE_IN.search(err.details() or "")
+    return found.group(1) if found else None
 
 
 def _check_contiguous(events: list[history.HistoryEvent]) -> None:

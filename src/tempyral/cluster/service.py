@@ -56,6 +56,8 @@ class ReplicationService:
         # Where replication stands here (cluster/status.py, set by the server).
         self.status: Callable[[str], rpb.GetReplicationStatusResponse] | None = None
         self.dlq: ReplicationDlq | None = None
+        # Re-applies losing events another cluster sends (history/reapply.py); set by the server.
+        self.reapply: Callable[[rpb.ReapplyEventsRequest], Awaitable[int]] | None = None
 
     def check_connected(self, cluster_name: str) -> None:
         """Only a cluster this one is connected to (and that connection enabled) gets its data."""
@@ -168,6 +170,14 @@ class ReplicationService:
         out.enqueue_time.FromNanoseconds(row.enqueue_ns)
         return out
 
+    async def reapply_events(self, request: rpb.ReapplyEventsRequest, context: Context) -> rpb.ReapplyEventsResponse:
+        """Losing events a standby met, re-applied here if the namespace is active here (else NamespaceNotActive,
+        naming the active cluster)."""
+        self.check_connected(request.cluster_name)
+        if self.reapply is None:
+            raise FailedPrecondition("history replication is not running")
+        return rpb.ReapplyEventsResponse(reapplied=await self.reapply(request))
+
     async def stream_replication(
         self, requests: AsyncIterator[rpb.ReplicationStreamRequest], context: Context
     ) -> AsyncIterator[rpb.ReplicationStreamResponse]:
@@ -210,6 +220,7 @@ def replication_handler(service: ReplicationService) -> grpc.GenericRpcHandler[A
             "ListReplicationDlq": unary(service.list_replication_dlq, rpb.ListReplicationDlqRequest),
             "ReapplyReplicationDlq": unary(service.reapply_replication_dlq, rpb.ReapplyReplicationDlqRequest),
             "PurgeReplicationDlq": unary(service.purge_replication_dlq, rpb.PurgeReplicationDlqRequest),
+            "ReapplyEvents": unary(service.reapply_events, rpb.ReapplyEventsRequest),
             "StreamReplication": grpc.stream_stream_rpc_method_handler(
                 service.stream_replication,
                 request_deserializer=rpb.ReplicationStreamRequest.FromString,

@@ -20,7 +20,7 @@ from temporalio.api.history.v1 import message_pb2 as history
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common import ids
-from tempyral.common.errors import InvalidArgument, NamespaceNotActive, WorkflowNotFound
+from tempyral.common.errors import InvalidArgument, NamespaceNotFound, Unavailable, WorkflowNotFound
 from tempyral.history import events as ev
 from tempyral.history import version_history
 from tempyral.history.executions import Executions, terminate
@@ -162,21 +162,24 @@ async def reapply(
     origin_run_id: str,
     events: Sequence[history.HistoryEvent],
 ) -> int:
-    """Re-apply the losing events of run `origin_run_id` into the workflow's current run, if the namespace is active
-    here (else the active cluster does it when the events reach it); how many were written."""
+    """Re-apply the losing events of run `origin_run_id` into the workflow's current run; how many were written.
+    NamespaceNotActive if the namespace is not active here; Unavailable (try again) while this cluster is behind
+    the run or does not have it yet."""
     candidates = reapplicable(events)
     if not candidates:
         return 0
     namespace = namespaces.find_by_id(namespace_id)
-    if namespace is None or not namespaces.is_active(namespace):
-        return 0
+    if namespace is None:
+        raise NamespaceNotFound(namespace_id)
+    namespaces.check_active(namespace)
     for _ in range(3):  # a closed run is reset once, then its new run gets the events
         try:
             async with executions.update(namespace_id, workflow_id) as change:
                 ms = change.ms
                 if ms.state.version < version_history.last_version(ms.state):
-                    # this cluster's version is behind the run's: it is about to learn it is not active any more
-                    return 0
+                    # this cluster's version is behind the run's: it is about to learn it is not active any more;
+                    # the caller tries again (by then it knows where the namespace is active)
+                    raise Unavailable(f"workflow {workflow_id} was written under a newer version than this cluster's")
                 todo = pending(ms.state, origin_run_id, candidates)
                 if not todo:
                     return 0
@@ -215,9 +218,9 @@ async def reapply(
                 workflow_id,
                 new_run_id,
             )
-        except (NamespaceNotActive, WorkflowNotFound) as err:
-            log.info("events of run %s not re-applied here: %s", origin_run_id, err)
-            return 0
+        except WorkflowNotFound as err:
+            # the run's history has not reached this cluster yet: the caller tries again
+            raise Unavailable(f"workflow {workflow_id} is not here yet") from err
         except InvalidArgument as err:
             log.error("could not reset workflow %s to re-apply events: %s", workflow_id, err)
             return 0

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from temporalio.api.history.v1 import message_pb2 as history
 
 from tempyral.common import ids
-from tempyral.common.errors import NotFound
+from tempyral.common.errors import NamespaceNotActive, NotFound, Unavailable
 from tempyral.history import reapply as reapply_marks
 from tempyral.history import rebuild, task_generator, version_history
 from tempyral.history.executions import Executions
@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 FetchMissing = Callable[[int, int], Awaitable[list[history.HistoryEvent]]]
 
 
+ForwardReapply = Callable[[str, str, str, str, list[history.HistoryEvent]], Awaitable[None]]
+
+
 class NamespaceUnknown(Exception):
     """A replication task of a namespace this cluster does not know yet: kept and retried, never dropped."""
 
@@ -50,6 +53,9 @@ class ReplicationApplier:
     def __init__(self, executions: Executions, namespaces: NamespaceRegistry) -> None:
         self.executions = executions
         self.namespaces = namespaces
+        # Sends losing events to the cluster that re-applies them (cluster name, namespace id, workflow id, run id,
+        # events); set by the receiver. Raises to have the replication task tried again.
+        self.forward: ForwardReapply | None = None
 
     def _retention_ns(self, namespace_id: str) -> int:
         ns = self.namespaces.find_by_id(namespace_id)
@@ -79,6 +85,8 @@ class ReplicationApplier:
             return False
         shard = self.executions.shard_for(namespace_id, workflow_id)
         losers: list[history.HistoryEvent] = []
+        beaten: tuple[list[history.HistoryEvent], int] | None = None
+        winner_version = 0
         async with shard.locked((namespace_id, workflow_id, run_id)) as entry:
             ms = await shard.load(entry)
             now = time.time_ns()
@@ -106,8 +114,10 @@ class ReplicationApplier:
                     incoming = await _from(fork + 1, events, fetch_missing)
                     if theirs > ours:
                         losers = await self._switch(shard, entry, ms, fork, incoming, marks, now, retention_ns)
+                        winner_version = theirs
                     else:
-                        losers = incoming  # ours wins: theirs is only re-applied
+                        # ours wins: theirs is only re-applied (nothing is committed: a failure retries it)
+                        beaten = (incoming, ours)
                     log.info(
                         "run %s of workflow %s: histories forked after event %d; %s branch (last version %d) wins"
                         " over %s (last version %d)",
@@ -120,9 +130,50 @@ class ReplicationApplier:
                         min(theirs, ours),
                     )
                     applied = theirs > ours
-        if losers:
-            await reapply(self.executions, self.namespaces, namespace_id, workflow_id, run_id, losers)
+        if beaten is not None:  # outside the run's lock: re-applying here writes to the workflow's current run
+            await self._settle(namespace_id, workflow_id, run_id, *beaten)
+        if losers:  # re-applied here, into the run the switch just committed
+            try:
+                await reapply(self.executions, self.namespaces, namespace_id, workflow_id, run_id, losers)
+            except (NamespaceNotActive, Unavailable):
+                # the namespace moved since the switch was decided: the cluster it moved to takes them
+                await self._settle(namespace_id, workflow_id, run_id, losers, winner_version)
         return applied
+
+    def _reapplier(self, namespace_id: str, winner_version: int) -> str | None:
+        """Which cluster re-applies losing events: None for this one, if the namespace is active here and this
+        cluster is not behind the winning branch; else the namespace's active cluster as known here, or, when this
+        cluster still thinks itself active but is behind, the cluster that wrote the winning branch."""
+        ns = self.namespaces.find_by_id(namespace_id)
+        if ns is None:
+            raise NamespaceUnknown(namespace_id)
+        if self.namespaces.is_active(ns) and ns.failover_version >= winner_version:
+            return None
+        if ns.active_cluster != self.namespaces.cluster_name:
+            return ns.active_cluster
+        return self.namespaces.clusters.cluster_for_version(winner_version)
+
+    async def _settle(
+        self, namespace_id: str, workflow_id: str, run_id: str, losers: list[history.HistoryEvent], winner_version: int
+    ) -> None:
+        """Have the losing events re-applied now: here, or by the cluster `_reapplier` names. Raises to be retried."""
+        candidates = reapply_marks.reapplicable(losers)
+        if not candidates:
+            return
+        target = self._reapplier(namespace_id, winner_version)
+        if target is None:
+            await reapply(self.executions, self.namespaces, namespace_id, workflow_id, run_id, candidates)
+            return
+        if self.forward is None:
+            raise Unavailable(f"no way to send losing events to cluster {target}")
+        log.info(
+            "run %s of workflow %s: %d losing events sent to cluster %s to be re-applied",
+            run_id,
+            workflow_id,
+            len(candidates),
+            target,
+        )
+        await self.forward(target, namespace_id, workflow_id, run_id, candidates)
 
     async def _create(
         self,
@@ -157,8 +208,9 @@ class ReplicationApplier:
                     row.run_id,
                     newer,
                 )
+                await self._settle(namespace_id, workflow_id, run_id, list(events), newer)
                 await self.executions.commit_replicated(shard, entry, ms, new=True, was_running=False)
-                return True, list(events)
+                return True, []
         ms.new_tasks = task_generator.regenerate(state, now, retention_ns)
         ms.visibility_dirty = True
         current = CurrentWrite(
@@ -171,6 +223,12 @@ class ReplicationApplier:
         )
         await self.executions.commit_replicated(shard, entry, ms, new=True, was_running=False, current=[current])
         return True, []
+
+    async def _current_version(self, namespace_id: str, workflow_id: str, zombie_run_id: str) -> int:
+        row = await self.executions.store.get_current(namespace_id, workflow_id)
+        if row is None or row.run_id == zombie_run_id:
+            return 0
+        return await self._last_version(namespace_id, workflow_id, row.run_id)
 
     async def _last_version(self, namespace_id: str, workflow_id: str, run_id: str) -> int:
         try:
@@ -210,7 +268,10 @@ class ReplicationApplier:
         ms.state.ClearField("sticky_schedule_to_start_timeout")
         reapply_marks.remember(ms.state, marks)
         ms.new_events = list(new)
-        if ms.state.zombie:
+        if ms.state.zombie:  # more of a run that lost to a newer one: its events are re-applied there
+            namespace_id, workflow_id, run_id = entry.key
+            current = await self._current_version(namespace_id, workflow_id, run_id)
+            await self._settle(namespace_id, workflow_id, run_id, new, current)
             await self.executions.commit_replicated(shard, entry, ms, new=False, was_running=False)
             return True
         await self._commit(shard, entry, ms, before, was_running, now, retention_ns)
@@ -241,6 +302,11 @@ class ReplicationApplier:
         old = ms.state
         shared = await self.executions.events(shard, entry, ms, 1, fork + 1)
         losing = await self.executions.events(shard, entry, ms, fork + 1, old.next_event_id)
+        winner_version = incoming[-1].version
+        if self._reapplier(s_ns, winner_version) is not None:
+            # re-applied elsewhere: sent before this cluster's branch stops being current (a failure retries it all)
+            await self._settle(s_ns, s_wf, s_run, losing, winner_version)
+            losing = []
         state = rebuild.replay(s_ns, s_wf, s_run, [*shared, *incoming])
         rebuild.reset_bookkeeping_for_rebuild(state, now)
         replayed = list(version_history.current(state).items)
@@ -299,7 +365,9 @@ class ReplicationApplier:
             shard.evict_state(entry)  # the cached events are those of the old branch
             if demoted is not None:
                 shard.evict_state(demoted[0])
-        if demoted is not None:
+        if demoted is not None and self._reapplier(s_ns, winner_version) is None:
+            # the run the loser continued into holds losing events too; a standby leaves them to the active cluster,
+            # which demotes that run itself when the winning branch reaches it
             losing += await self._all_events(s_ns, s_wf, demoted[1].run_id)
         return losing
 

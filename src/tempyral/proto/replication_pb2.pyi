@@ -316,3 +316,23 @@ class PurgeReplicationDlqResponse(_message.Message):
     PURGED_FIELD_NUMBER: _ClassVar[int]
     purged: int
     def __init__(self, purged: _Optional[int] = ...) -> None: ...
+
+class ReapplyEventsRequest(_message.Message):
+    __slots__ = ("cluster_name", "namespace_id", "workflow_id", "run_id", "events")
+    CLUSTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    cluster_name: str
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    events: _message_pb2.History
+    def __init__(self, cluster_name: _Optional[str] = ..., namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., events: _Optional[_Union[_message_pb2.History, _Mapping]] = ...) -> None: ...
+
+class ReapplyEventsResponse(_message.Message):
+    __slots__ = ("reapplied",)
+    REAPPLIED_FIELD_NUMBER: _ClassVar[int]
+    reapplied: int
+    def __init__(self, reapplied: _Optional[int] = ...) -> None: ...
