@@ -37,12 +37,16 @@ async def set_state(c: Cluster, state: int) -> Namespace:
     return await c.namespaces.save(record)
 
 
-class Ctx:
+class _Ctx:
     def __init__(self, remaining: float | None) -> None:
         self.remaining = remaining
 
     def time_remaining(self) -> float | None:
         return self.remaining
+
+
+def Ctx(remaining: float | None) -> Any:
+    return _Ctx(remaining)
 
 
 async def answer(request: Any, context: Any) -> ws.SignalWorkflowExecutionResponse:
@@ -77,7 +81,11 @@ async def test_a_held_call_goes_on_when_the_handover_ends(pair: tuple[Cluster, C
     await set_state(a, HANDOVER)
     gate = HandoverGate(a.namespaces)
     signal = gate.wrap("SignalWorkflowExecution", answer)
-    held = asyncio.create_task(signal(ws.SignalWorkflowExecutionRequest(namespace=NAMESPACE), Ctx(30.0)))
+
+    async def call() -> Any:
+        return await signal(ws.SignalWorkflowExecutionRequest(namespace=NAMESPACE), Ctx(30.0))
+
+    held = asyncio.create_task(call())
     await asyncio.sleep(0.05)
     assert not held.done()
     await set_state(a, NORMAL)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
@@ -91,9 +92,9 @@ async def test_the_active_killed_its_standby_takes_over_and_the_preferred_cluste
     # the setting is namespace data: replicated, and shown by describe on both clusters
 
     def has_setting() -> bool:
-        view = namespace_view(b, ns)
-        data = view["namespaceInfo"].get("data", {}) if view else {}  # type: ignore[union-attr]
-        return data.get("tempyral.auto-failover.window") == WINDOW and (  # type: ignore[no-any-return]
+        view: Any = namespace_view(b, ns)
+        data: dict[str, str] = view["namespaceInfo"].get("data", {}) if view else {}
+        return data.get("tempyral.auto-failover.window") == WINDOW and (
             data.get("tempyral.auto-failover.preferred-cluster") == "a"
         )
 
