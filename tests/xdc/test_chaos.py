@@ -74,10 +74,7 @@ async def run_chaos(clusters: list[Cluster], settings: Settings) -> None:
 
 @pytest.mark.timeout(660)
 async def test_chaos(three_clusters: list[Cluster]) -> None:
-    await run_chaos(three_clusters, Settings.from_env(seconds=180, workflows=300))
-
-
-@pytest.mark.timeout(300)
-@pytest.mark.skipif(not os.environ.get("TEMPYRAL_CHAOS_SHORT"), reason="the short version (TEMPYRAL_CHAOS_SHORT=1)")
-async def test_chaos_short(three_clusters: list[Cluster]) -> None:
-    await run_chaos(three_clusters, Settings.from_env(seconds=30, workflows=60))
+    # TEMPYRAL_CHAOS_SHORT=1: 30 s of chaos over 60 workflows, while developing
+    short = bool(os.environ.get("TEMPYRAL_CHAOS_SHORT"))
+    defaults = {"seconds": 30, "workflows": 60} if short else {"seconds": 180, "workflows": 300}
+    await run_chaos(three_clusters, Settings.from_env(**defaults))
