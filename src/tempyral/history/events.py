@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from temporalio.api.enums.v1 import event_type_pb2
+from temporalio.api.history.v1 import message_pb2 as history
+from temporalio.api.update.v1 import message_pb2 as update_pb
 
 ET = event_type_pb2.EventType
 
@@ -185,3 +187,10 @@ WRITTEN = frozenset(
     | set(CHILD_CLOSE_ATTRS)
     | set(NEXUS_CLOSE_ATTRS)
 )
+
+
+def update_request(event: history.HistoryEvent) -> update_pb.Request:
+    """The update request an UpdateAdmitted or UpdateAccepted event carries (what a reset or a conflict re-applies)."""
+    if event.event_type == UPDATE_ADMITTED:
+        return event.workflow_execution_update_admitted_event_attributes.request
+    return event.workflow_execution_update_accepted_event_attributes.accepted_request

@@ -275,9 +275,7 @@ class Executions:
         last version, replicated like the old active's hand-off: before conflict resolution replaces this branch,
         accepted signals must be in some history for the namespace's active cluster to re-apply them."""
         self.prepare(ms, time.time_ns())
-        ms.state.version = version_history.last_version(ms.state)
-        _close_for_failover(ms)
-        await self.commit(Change(self, shard, entry, ms, ms.running, handoff=True))
+        await _write_as_old_active(Change(self, shard, entry, ms, ms.running))
 
     async def hand_off(self, namespace_id: str) -> int:
         """The namespace failed over away from this cluster: write, as the old active, what only this cluster has.
@@ -292,10 +290,7 @@ class Executions:
                     ms = change.ms
                     if not (ms.running and ms.wft_started and ms.state.buffered_events):
                         continue
-                    ms.state.version = version_history.last_version(ms.state)
-                    _close_for_failover(ms)
-                    change.handoff = True
-                    await change.commit()
+                    await _write_as_old_active(change)
                     written += 1
             except WorkflowNotFound:
                 continue
@@ -454,6 +449,16 @@ def fail_workflow_task_of_old_active(ms: MutableState, namespace: Namespace) -> 
         return False
     _close_for_failover(ms)
     return True
+
+
+async def _write_as_old_active(change: Change) -> None:
+    """Fail the run's started workflow task and write what was buffered behind it, under the run's last version (not
+    this cluster's, which may have moved on), replicated but not checked against the active cluster."""
+    ms = change.ms
+    ms.state.version = version_history.last_version(ms.state)
+    _close_for_failover(ms)
+    change.handoff = True
+    await change.commit()
 
 
 def _close_for_failover(ms: MutableState) -> None:

@@ -76,15 +76,7 @@ def remember(state: ExecutionState, marks: Sequence[str]) -> None:
 
 
 def _update_id(event: history.HistoryEvent) -> str:
-    if event.event_type == ev.UPDATE_ADMITTED:
-        return event.workflow_execution_update_admitted_event_attributes.request.meta.update_id
-    return event.workflow_execution_update_accepted_event_attributes.accepted_request.meta.update_id
-
-
-def _update_request(event: history.HistoryEvent) -> object:
-    if event.event_type == ev.UPDATE_ADMITTED:
-        return event.workflow_execution_update_admitted_event_attributes.request
-    return event.workflow_execution_update_accepted_event_attributes.accepted_request
+    return ev.update_request(event).meta.update_id
 
 
 def pending(
@@ -138,7 +130,7 @@ def _apply(ms: MutableState, event: history.HistoryEvent) -> None:
             a.external_workflow_execution if a.HasField("external_workflow_execution") else None,
         )
     elif t in (ev.UPDATE_ADMITTED, ev.UPDATE_ACCEPTED):
-        ms.add_update_admitted(_update_request(event))  # type: ignore[arg-type]
+        ms.add_update_admitted(ev.update_request(event))
     elif t == ev.WORKFLOW_EXECUTION_CANCEL_REQUESTED:
         a2 = event.workflow_execution_cancel_requested_event_attributes
         ms.add_cancel_requested(a2.cause, a2.identity, "")

@@ -91,7 +91,7 @@ class ReplicationApplier:
             ms = await shard.load(entry)
             now = time.time_ns()
             if ms is None:
-                applied, losers = await self._create(shard, entry, events, fetch_missing, now, retention_ns)
+                applied = await self._create(shard, entry, events, fetch_missing, now, retention_ns)
             elif source_history is None:
                 applied = await self._append(shard, entry, ms, events, fetch_missing, now, retention_ns, [])
             else:
@@ -183,7 +183,7 @@ class ReplicationApplier:
         fetch_missing: FetchMissing,
         now: int,
         retention_ns: int,
-    ) -> tuple[bool, list[history.HistoryEvent]]:
+    ) -> bool:
         """A run this cluster has not seen: created from its whole history. It becomes the workflow's current run,
         unless the current run is newer (written under a higher version): then it is kept as a zombie, and its
         events that must not be lost are re-applied to the current run."""
@@ -210,7 +210,7 @@ class ReplicationApplier:
                 )
                 await self._settle(namespace_id, workflow_id, run_id, list(events), newer)
                 await self.executions.commit_replicated(shard, entry, ms, new=True, was_running=False)
-                return True, []
+                return True
         ms.new_tasks = task_generator.regenerate(state, now, retention_ns)
         ms.visibility_dirty = True
         current = CurrentWrite(
@@ -222,7 +222,7 @@ class ReplicationApplier:
             row.run_id if row is not None else None,
         )
         await self.executions.commit_replicated(shard, entry, ms, new=True, was_running=False, current=[current])
-        return True, []
+        return True
 
     async def _current_version(self, namespace_id: str, workflow_id: str, zombie_run_id: str) -> int:
         row = await self.executions.store.get_current(namespace_id, workflow_id)
@@ -303,7 +303,8 @@ class ReplicationApplier:
         shared = await self.executions.events(shard, entry, ms, 1, fork + 1)
         losing = await self.executions.events(shard, entry, ms, fork + 1, old.next_event_id)
         winner_version = incoming[-1].version
-        if self._reapplier(s_ns, winner_version) is not None:
+        reapplied_here = self._reapplier(s_ns, winner_version) is None
+        if not reapplied_here:
             # re-applied elsewhere: sent before this cluster's branch stops being current (a failure retries it all)
             await self._settle(s_ns, s_wf, s_run, losing, winner_version)
             losing = []
@@ -365,7 +366,7 @@ class ReplicationApplier:
             shard.evict_state(entry)  # the cached events are those of the old branch
             if demoted is not None:
                 shard.evict_state(demoted[0])
-        if demoted is not None and self._reapplier(s_ns, winner_version) is None:
+        if demoted is not None and reapplied_here:
             # the run the loser continued into holds losing events too; a standby leaves them to the active cluster,
             # which demotes that run itself when the winning branch reaches it
             losing += await self._all_events(s_ns, s_wf, demoted[1].run_id)

@@ -141,10 +141,7 @@ def _reapply(ms: MutableState, after: list[history.HistoryEvent], req: ws.ResetW
             a = event.workflow_execution_signaled_event_attributes
             ms.add_signaled(a.signal_name, a.input if a.HasField("input") else None, a.identity, a.header, a.request_id)
         elif updates and event.event_type in (ev.UPDATE_ADMITTED, ev.UPDATE_ACCEPTED):
-            if event.event_type == ev.UPDATE_ADMITTED:
-                request = event.workflow_execution_update_admitted_event_attributes.request
-            else:
-                request = event.workflow_execution_update_accepted_event_attributes.accepted_request
+            request = ev.update_request(event)
             if request.meta.update_id not in reapplied_updates:
                 reapplied_updates.add(request.meta.update_id)
                 ms.add_update_admitted(request)
