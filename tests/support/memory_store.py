@@ -288,6 +288,12 @@ class MemoryStore:
         rows = await self.load_tasks(shard_id, category)
         return [row for row in rows if row[0] > after_task_id][:limit]
 
+    async def count_tasks(
+        self, shard_id: int, category: int, after_task_id: int, before_task_id: int, limit: int
+    ) -> int:
+        rows = await self.load_tasks(shard_id, category)
+        return min(limit, sum(1 for task_id, _ in rows if after_task_id < task_id < before_task_id))
+
     async def delete_tasks_through(self, shard_id: int, category: int, task_id: int) -> int:
         await asyncio.sleep(0)
         keys = [k for k in self.tables.tasks if k[0] == shard_id and k[1] == category and k[2] <= task_id]

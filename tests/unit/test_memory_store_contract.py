@@ -374,3 +374,12 @@ async def test_replication_dlq_rows_are_kept_by_source_shard_and_task_id(store: 
     assert await store.delete_replication_dlq("a", None) == 2
     assert await store.list_replication_dlq("a", (0, 0), 10) == []
     assert await store.count_replication_dlq() == [("b", "ns", 1)]
+
+
+async def test_counting_task_rows_by_id_range_reads_none_and_stops_at_the_limit(store: Store) -> None:
+    range_id = await store.acquire_shard(0, "me")
+    await store.commit(Transaction(0, range_id, tasks=[TaskRow(3, task_id, 0, b"r") for task_id in range(10, 20)]))
+    assert await store.count_tasks(0, 3, 0, 1 << 62, 1000) == 10
+    assert await store.count_tasks(0, 3, 12, 15, 1000) == 2  # 13 and 14: both bounds exclusive
+    assert await store.count_tasks(0, 3, 0, 1 << 62, 4) == 4
+    assert await store.count_tasks(0, TRANSFER, 0, 1 << 62, 1000) == 0

@@ -271,19 +271,16 @@ class HistorySender:
 
     async def _count_stored_backlog(self) -> None:
         """Rows below the in-memory floor that a peer has not acknowledged (it is far behind, or this cluster
-        restarted): read in pages, at most once per flush."""
+        restarted): counted in the database, not read, at most once per flush."""
         for record in self.clusters.remotes():
             for shard in self.executions.shards:
                 key = (record.cluster_name, shard.shard_id)
-                cursor, floor, count = self._acks.get(key, 0), self._floor[shard.shard_id], 0
-                while cursor + 1 < floor and count < STORED_BACKLOG_MAX:
-                    rows = await self.store.read_tasks(shard.shard_id, REPLICATION, cursor, 1000)
-                    rows = [row for row in rows if row[0] < floor]
-                    if not rows:
-                        break
-                    count += len(rows)
-                    cursor = rows[-1][0]
-                self._stored_backlog[key] = count
+                ack, floor = self._acks.get(key, 0), self._floor[shard.shard_id]
+                self._stored_backlog[key] = (
+                    await self.store.count_tasks(shard.shard_id, REPLICATION, ack, floor, STORED_BACKLOG_MAX)
+                    if ack + 1 < floor
+                    else 0
+                )
 
     # ------------------------------------------------------------------ acknowledgements
     async def _flush_loop(self) -> None:

@@ -370,6 +370,19 @@ class SqliteStore:
 
         return await self._read(op)
 
+    async def count_tasks(
+        self, shard_id: int, category: int, after_task_id: int, before_task_id: int, limit: int
+    ) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM tasks WHERE shard_id=? AND category=? AND task_id>? AND task_id<? "
+                "LIMIT ?)",
+                (shard_id, category, after_task_id, before_task_id, limit),
+            ).fetchone()
+            return int(row[0])
+
+        return await self._read(op)
+
     async def delete_tasks_through(self, shard_id: int, category: int, task_id: int) -> int:
         def op(conn: sqlite3.Connection) -> int:
             return conn.execute(

@@ -217,6 +217,13 @@ class Store(Protocol):
         """Delete the category's rows with ids up to `task_id` (acknowledged replication tasks); how many."""
         ...
 
+    async def count_tasks(
+        self, shard_id: int, category: int, after_task_id: int, before_task_id: int, limit: int
+    ) -> int:
+        """How many of the category's rows have ids in (after_task_id, before_task_id), counting at most `limit`
+        (a replication backlog, without reading the rows)."""
+        ...
+
     # metadata
     async def set_metadata(self, key: str, value: str) -> None: ...
 
