@@ -165,7 +165,7 @@ async def test_a_task_of_a_namespace_unknown_here_pulls_namespaces_and_waits_for
         assert p.b.namespaces.get("g").id == p.a.ns.id
         p.b.h.ns = p.b.namespaces.get("g")
         assert await b_events(p, "wf") == [1, 2]
-        assert (p.receiver.applied["a"], p.receiver.refused["a"]) == (1, 0)
+        assert (p.receiver.applied_from("a"), p.receiver.failed_from("a")) == (1, 0)
     finally:
         await p.a.h.close()
         await p.b.h.close()
@@ -178,7 +178,7 @@ async def test_a_task_that_cannot_be_written_now_is_retried(pair: Pair, error: E
     pair.b.h.store.fail_next_commit(error)
     await pair.receiver._apply_retrying("a", task)
     assert await b_events(pair, "wf") == [1, 2]
-    assert (pair.receiver.applied["a"], pair.receiver.refused["a"]) == (1, 0)
+    assert (pair.receiver.applied_from("a"), pair.receiver.failed_from("a")) == (1, 0)
 
 
 async def test_a_gap_is_filled_from_the_source_and_an_incomplete_answer_is_unavailable(pair: Pair) -> None:
@@ -240,7 +240,7 @@ async def test_malformed_tasks_are_refused_and_counted_and_the_rest_of_the_messa
     await pair.receiver._apply_all("a", message)
     assert await pair.b.h.current("wf1") is None
     assert await b_events(pair, "wf2") == [1, 2]
-    assert (pair.receiver.applied["a"], pair.receiver.refused["a"]) == (1, 4)
+    assert (pair.receiver.applied_from("a"), pair.receiver.failed_from("a")) == (1, 4)
     # the stream goes on: wf1 arrives whole later
     await pair.receiver._apply_all("a", wf1)
     assert await b_events(pair, "wf1") == [1, 2, 3, 4, 5]
@@ -256,7 +256,7 @@ async def test_a_conflicting_history_is_refused_and_counted(pair: Pair) -> None:
     for event in other.events.events:
         event.version = 12
     await pair.receiver._apply_retrying("a", other)
-    assert (pair.receiver.applied["a"], pair.receiver.refused["a"]) == (1, 1)
+    assert (pair.receiver.applied_from("a"), pair.receiver.failed_from("a")) == (1, 1)
     assert {e.version for e in await pair.b.h.events("wf")} == {1}
 
 
@@ -342,4 +342,4 @@ async def test_the_lag_of_each_applied_task_is_kept_per_source_cluster(pair: Pai
     untimed.CopyFrom(task)
     untimed.ClearField("created_time")
     await receiver.apply("a", untimed)
-    assert len(receiver.lags["a"]) == 2 and receiver.applied["a"] == 3
+    assert len(receiver.lags["a"]) == 2 and receiver.applied_from("a") == 3

@@ -85,12 +85,10 @@ class HistoryReceiver:
         self._failures = ThrottledLog(log)
         # Replication lag of recently applied tasks, per source cluster (seconds from its commit to the apply here).
         self.lags: dict[str, deque[float]] = {}
-        self.applied: Counter[str] = Counter()
         # The task id each (remote cluster, remote shard) stream has applied through; `_progress` is set (and
         # replaced) whenever one moves.
         self.applied_through: dict[tuple[str, int], int] = {}
         self._progress = asyncio.Event()
-        self.refused: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()
         self.progress: dict[tuple[str, int], StreamProgress] = {}
         # Per (remote cluster, namespace id): bounded by the namespaces, for the per-namespace status and metrics.
@@ -99,6 +97,14 @@ class HistoryReceiver:
         self.last_applied_ns: dict[tuple[str, str], tuple[int, float]] = {}  # (task id, epoch s)
         self.last_applied_time: dict[str, float] = {}  # remote -> epoch s of its last applied task
         self.dlq_sizes: Counter[tuple[str, str]] = Counter()  # (remote, namespace id) -> DLQ rows here
+
+    def applied_from(self, remote: str) -> int:
+        """Tasks from `remote` applied here (all namespaces)."""
+        return sum(n for (source, _), n in self.applied_ns.items() if source == remote)
+
+    def failed_from(self, remote: str) -> int:
+        """Tasks from `remote` that went to the DLQ (all namespaces)."""
+        return sum(n for (source, _), n in self.failed_ns.items() if source == remote)
 
     async def load_dlq_sizes(self) -> None:
         """The DLQ's size per (source cluster, namespace), counted here from then on."""
@@ -271,7 +277,6 @@ class HistoryReceiver:
         self, remote: str, shard_id: int, task: rpb.ReplicationTask, err: Exception, attempts: int
     ) -> None:
         t = task.task
-        self.refused[remote] += 1
         self.failed_ns[(remote, t.namespace_id)] += 1
         error = _error_text(err)
         row = DlqRow(
@@ -384,7 +389,6 @@ class HistoryReceiver:
             await self.applier.apply_activity(t.namespace_id, t.workflow_id, t.run_id, task.activity)
         else:
             raise ValueError(f"unknown replication task type {t.type}")
-        self.applied[remote] += 1
         self.applied_ns[(remote, t.namespace_id)] += 1
         now = time.time()
         self.last_applied_ns[(remote, t.namespace_id)] = (t.task_id, now)
