@@ -13,7 +13,6 @@ from typing import Any
 import grpc
 from aiohttp import web
 from google.protobuf import json_format
-from temporalio.api.enums.v1 import namespace_pb2 as ns_enums
 
 from tempyral.cluster.client import ReplicationClient
 from tempyral.cluster.metadata import ClusterMetadata
@@ -85,7 +84,6 @@ class ReplicationStatus:
         status = rpb.PeerInbound(cluster_name=peer, dlq_size=self._dlq(peer))
         connected = enabled and shard_count > 0
         lag_s = 0.0
-        last_message = 0.0
         for shard_id in range(shard_count):
             applied = self.receiver.applied_through.get((peer, shard_id), 0)
             progress = self.receiver.progress.get((peer, shard_id), StreamProgress())
@@ -100,7 +98,6 @@ class ReplicationStatus:
                 # a silent stream announces nothing: whatever the peer wrote since its last message is unknown,
                 # so this cluster counts as at least that far behind (a cut link must not read as caught up)
                 lag_s = max(lag_s, mono - progress.last_message)
-            last_message = max(last_message, progress.last_message)
         status.connected = connected
         status.lag_seconds = max(0.0, lag_s)
         applied_at = self.receiver.last_applied_time.get(peer)
@@ -120,11 +117,10 @@ class ReplicationStatus:
         inbound: rpb.PeerInbound | None,
         outbound: tuple[int, dict[str, int]] | None,
     ) -> rpb.NamespaceReplicationStatus:
-        handover = ns.record.replication_config.state == ns_enums.REPLICATION_STATE_HANDOVER
         status = rpb.NamespaceReplicationStatus(
             namespace=ns.name,
             active_cluster=ns.active_cluster,
-            replication_state="handover" if handover else "normal",
+            replication_state="handover" if self.namespaces.in_handover(ns) else "normal",
             peer_cluster=peer,
             backlog=outbound[1].get(ns.id, 0) if outbound else 0,
             dlq_size=self._dlq(peer, ns.id),
