@@ -270,6 +270,7 @@ class Server:
         self.auto_failover = AutoFailover(
             self.clusters,
             self.namespaces,
+            self.peers,
             local_failover(workflow_service.namespace_handler.update),
             lambda: self.clusters.current.cluster_address,
         )

@@ -17,6 +17,7 @@ from tempyral.cluster.auto_failover import (
     takeover_wait,
 )
 from tempyral.cluster.metadata import ClusterIdentity, ClusterMetadata
+from tempyral.cluster.peers import Peers
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
 from tempyral.proto.replication_pb2 import ClusterMetadataRecord
 from tests.support.memory_store import MemoryStore
@@ -75,7 +76,7 @@ async def test_a_standby_takes_over_only_when_the_active_was_unreachable_the_who
     async def fail_over(namespace: str, to: str) -> None:
         calls.append((namespace, to))
 
-    auto = AutoFailover(namespaces.clusters, namespaces, fail_over, lambda: "b:1")
+    auto = AutoFailover(namespaces.clusters, namespaces, Peers(namespaces.clusters), fail_over, lambda: "b:1")
     s = settings_of(ns)
     assert s is not None
     auto.probes.record("a", True, 0.0)

@@ -32,9 +32,9 @@ from typing import Any
 from temporalio.api.replication.v1 import message_pb2 as replication_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
-from tempyral.cluster.client import ReplicationClient
-from tempyral.cluster.graceful import FailoverError, graceful_failover, inbound_from, replication_status
+from tempyral.cluster.graceful import graceful_failover, inbound_from, replication_status
 from tempyral.cluster.metadata import ClusterMetadata
+from tempyral.cluster.peers import Peers
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
 
 log = logging.getLogger(__name__)
@@ -141,17 +141,18 @@ class AutoFailover:
         self,
         clusters: ClusterMetadata,
         namespaces: NamespaceRegistry,
+        peers: Peers,
         fail_over: ForcedFailover,
         own_address: Callable[[], str],
         interval: float = PROBE_INTERVAL_S,
     ) -> None:
         self.clusters = clusters
         self.namespaces = namespaces
+        self.peers = peers  # the channels replication uses: one per remote cluster, following its address
         self.fail_over = fail_over
         self.own_address = own_address
         self.interval = interval
         self.probes = Probes()
-        self._clients: dict[str, ReplicationClient] = {}
         self._runner: asyncio.Task[None] | None = None
         self._failbacks: dict[str, asyncio.Task[None]] = {}
         self._retry_after: dict[str, float] = {}  # namespace -> no new attempt before (monotonic)
@@ -165,9 +166,6 @@ class AutoFailover:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for client in self._clients.values():
-            await client.close()
-        self._clients = {}
 
     async def _loop(self) -> None:
         while True:
@@ -206,14 +204,9 @@ class AutoFailover:
                 await self._maybe_take_over(ns, s, now)
 
     async def _probe(self, cluster: str) -> bool:
-        record = self.clusters.get(cluster)
-        if record is None or not record.cluster_address:
+        client = self.peers.client(cluster)
+        if client is None:
             return False
-        client = self._clients.get(cluster)
-        if client is None or client.address != record.cluster_address:
-            if client is not None:
-                await client.close()
-            client = self._clients[cluster] = ReplicationClient(record.cluster_address)
         try:
             await client.describe_cluster(timeout=PROBE_TIMEOUT_S)
         except Exception:
@@ -303,7 +296,7 @@ class AutoFailover:
             log.warning("automatic failback of %s to %s done in %.3fs", namespace, preferred, result.seconds)
         except asyncio.CancelledError:
             raise
-        except (FailoverError, Exception) as err:
+        except Exception as err:  # FailoverError, or the peer's answer
             self._retry_after[namespace] = time.monotonic() + s.window
             log.error(
                 "automatic failback of %s to %s failed: %s; trying again in %.1fs", namespace, preferred, err, s.window
