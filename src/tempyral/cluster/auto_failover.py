@@ -32,7 +32,7 @@ from typing import Any
 from temporalio.api.replication.v1 import message_pb2 as replication_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
-from tempyral.cluster.graceful import graceful_failover, inbound_from, replication_status
+from tempyral.cluster.graceful import graceful_failover, inbound_from
 from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.cluster.peers import Peers
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
@@ -268,11 +268,11 @@ class AutoFailover:
 
     async def _fail_back(self, namespace: str, preferred: str, s: Settings) -> None:
         me = self.clusters.name
-        record = self.clusters.get(preferred)
+        client = self.peers.client(preferred)
         try:
-            if record is None:
+            if client is None:
                 return
-            status = await replication_status(record.cluster_address, namespace, timeout=PROBE_TIMEOUT_S * 3)
+            status = await client.replication_status(namespace, timeout=PROBE_TIMEOUT_S * 3)
             inbound = inbound_from(status, me)
             if inbound is None or not inbound.connected or inbound.lag_seconds >= FAILBACK_MAX_LAG_S:
                 lag = "unknown" if inbound is None else f"{inbound.lag_seconds:.1f}s"

@@ -31,8 +31,7 @@ from temporalio.api.operatorservice.v1 import request_response_pb2 as ops
 from temporalio.api.replication.v1 import message_pb2 as replication_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
-from tempyral.cluster.client import peer_channel
-from tempyral.cluster.status import fetch_status
+from tempyral.cluster.client import ReplicationClient, peer_channel
 from tempyral.proto import replication_pb2 as rpb
 
 log = logging.getLogger(__name__)
@@ -54,13 +53,6 @@ class FailoverResult:
     seconds: float  # from the start to the target active
     handover_seconds: float  # how long writes were held
     steps: list[str] = field(default_factory=list)
-
-
-async def replication_status(
-    address: str, namespace: str = "", timeout: float = 5.0
-) -> rpb.GetReplicationStatusResponse:
-    """A cluster's GetReplicationStatus answer (its internal service, on its frontend port)."""
-    return await fetch_status(address, namespace, timeout=timeout)
 
 
 def inbound_from(status: rpb.GetReplicationStatusResponse, peer: str) -> rpb.PeerInbound | None:
@@ -96,11 +88,15 @@ async def call(channel: grpc.aio.Channel, method: str, request: Message, respons
 
 
 class _Frontend:
-    """WorkflowService and OperatorService of one cluster."""
+    """WorkflowService and OperatorService of one cluster, and its replication status (polled while waiting)."""
 
     def __init__(self, address: str) -> None:
         self.address = address
         self.channel = peer_channel(address)
+        self.replication = ReplicationClient(address)
+
+    async def status(self, namespace: str, deadline: float) -> rpb.GetReplicationStatusResponse:
+        return await self.replication.replication_status(namespace, timeout=min(5.0, _remaining(deadline)))
 
     async def describe(self, namespace: str) -> ws.DescribeNamespaceResponse:
         request = ws.DescribeNamespaceRequest(namespace=namespace)
@@ -121,6 +117,7 @@ class _Frontend:
 
     async def close(self) -> None:
         await self.channel.close(None)
+        await self.replication.close()
 
 
 async def graceful_failover(
@@ -219,7 +216,7 @@ def _remaining(deadline: float) -> float:
 async def _wait_for_lag(standby: _Frontend, source: str, namespace: str, max_lag: float, deadline: float) -> float:
     """Until the target's lag behind `source` is under `max_lag`; the lag."""
     while True:
-        status = await replication_status(standby.address, namespace, timeout=min(5.0, _remaining(deadline)))
+        status = await standby.status(namespace, deadline)
         inbound = inbound_from(status, source)
         if inbound is not None and inbound.lag_seconds < max_lag:
             return inbound.lag_seconds
@@ -231,8 +228,8 @@ async def _wait_until_applied(active: _Frontend, standby: _Frontend, deadline: f
     under way when HANDOVER was set may still take an id); the active's last task id per shard."""
     previous: dict[int, int] | None = None
     while True:
-        source = await replication_status(active.address, timeout=min(5.0, _remaining(deadline)))
-        target = await replication_status(standby.address, timeout=min(5.0, _remaining(deadline)))
+        source = await active.status("", deadline)
+        target = await standby.status("", deadline)
         watermarks = {s.shard_id: s.last_task_id for s in source.shards}
         if not behind(source, target):
             if watermarks == previous:

@@ -2,7 +2,7 @@
 peer (tasks and seconds behind), what each peer has not acknowledged, and the DLQ, overall and per global
 namespace. One computation (`ReplicationStatus.snapshot`) answers the internal GetReplicationStatus RPC,
 `GET /replication/status` and the replication gauges on /metrics, so they all show the same numbers.
-`fetch_status` asks another cluster for its status (graceful failover, `tempyral replication status`)."""
+`fetch_status` asks another cluster for its status once (`tempyral replication status`)."""
 
 from __future__ import annotations
 
