@@ -48,10 +48,14 @@ def check_namespace_retention(retention: Duration, is_global: bool) -> None:
         raise InvalidArgument(INVALID_RETENTION)
 
 
-def check_replication_config(clusters: ClusterMetadata, active: str, names: Sequence[str], is_global: bool) -> None:
+def check_replication_config(
+    clusters: ClusterMetadata, active: str, names: Sequence[str], is_global: bool, failover_only: bool = False
+) -> None:
     """The reference's attr_validator: every cluster named must be known here and connected; a global namespace's
-    active cluster is one of its clusters, and a local namespace lives on this cluster alone."""
-    for name in (active, *names):
+    active cluster is one of its clusters, and a local namespace lives on this cluster alone. A failover alone
+    (`failover_only`) checks the new active cluster only: the others may be cut off (a forced failover during a
+    partition; conflict resolution reconciles the histories later), where the reference refuses it."""
+    for name in (active,) if failover_only else (active, *names):
         record = clusters.get(name)
         if record is None or (name != clusters.name and not record.is_connection_enabled):
             raise InvalidArgument(f"Invalid cluster name: {name}")
@@ -63,14 +67,6 @@ def check_replication_config(clusters: ClusterMetadata, active: str, names: Sequ
         raise InvalidArgument("Invalid local namespace active cluster")
     if list(names) != [active]:
         raise InvalidArgument("Invalid local namespace clusters")
-
-
-def _check_failover_target(clusters: ClusterMetadata, active: str, names: Sequence[str]) -> None:
-    record = clusters.get(active)
-    if record is None or (active != clusters.name and not record.is_connection_enabled):
-        raise InvalidArgument(f"Invalid cluster name: {active}")
-    if active not in names:
-        raise InvalidArgument(ACTIVE_NOT_IN_CLUSTERS)
 
 
 def go_enum(name: str, prefix: str) -> str:
@@ -181,12 +177,8 @@ def plan_update(
             rc.active_cluster_name = update.active_cluster_name
             rc.state = ReplicationState.REPLICATION_STATE_NORMAL
     names = [c.cluster_name for c in rc.clusters]
-    if active_changed and not configuration_changed and is_global:
-        # A failover alone: the other clusters of the namespace may be cut off (a forced failover during a
-        # partition; conflict resolution reconciles the histories later). The reference refuses it then.
-        _check_failover_target(clusters, rc.active_cluster_name, names)
-    else:
-        check_replication_config(clusters, rc.active_cluster_name, names, is_global)
+    failover_only = active_changed and not configuration_changed and is_global
+    check_replication_config(clusters, rc.active_cluster_name, names, is_global, failover_only)
     if configuration_changed and active_changed and is_global:
         raise InvalidArgument(FAILOVER_AND_UPDATE)
     failover = (promote or active_changed) and is_global
