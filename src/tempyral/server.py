@@ -86,7 +86,7 @@ class Server:
         self.outbound_addresses = OutboundAddresses(config.callback_allowed_addresses)
         self.endpoints = EndpointRegistry(self.store, self.namespaces, self.outbound_addresses)
         # The endpoint registry is replicated to every connected cluster: changes pulled from them, and served.
-        self.endpoint_replicator = EndpointReplicator(self.clusters, self.endpoints)
+        self.endpoint_replicator = EndpointReplicator(self.clusters, self.endpoints, self.peers)
         self.endpoint_changes = EndpointChangesService(self.clusters, self.endpoints)
         self.matching = Matching()
         self.admission = Admission(config.admission)

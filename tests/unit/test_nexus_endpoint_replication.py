@@ -224,7 +224,7 @@ async def test_only_connected_clusters_read_the_registry_and_the_pull_applies_wh
         assert remote == "a"
         return await service.get_changes(request, None)  # type: ignore[arg-type]
 
-    replicator = EndpointReplicator(FakeClusters("b", ["a"]), b, fetch)  # type: ignore[arg-type]
+    replicator = EndpointReplicator(FakeClusters("b", ["a"]), b, fetch=fetch)  # type: ignore[arg-type]
     assert await replicator.pull("a") == 1
     assert live(b) == {created.id: created}
     assert await replicator.pull("a") == 0  # asks after the last answer: nothing new

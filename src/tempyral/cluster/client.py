@@ -89,6 +89,13 @@ class ReplicationClient:
         """Any unary method of the service (the DLQ commands)."""
         return await self._unary(method, response_type)(request, timeout=timeout)
 
+    async def call_other(self, path: str, request: Any, response_type: Any, timeout: float) -> Any:
+        """A unary method of another internal service of the peer (`path`: /service/Method), on this channel."""
+        call = self._channel.unary_unary(
+            path, request_serializer=lambda m: m.SerializeToString(), response_deserializer=response_type.FromString
+        )
+        return await call(request, timeout=timeout)
+
     def stream(
         self, requests: AsyncIterator[rpb.ReplicationStreamRequest]
     ) -> grpc.aio.StreamStreamCall[rpb.ReplicationStreamRequest, rpb.ReplicationStreamResponse]:

@@ -11,15 +11,14 @@ itself.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 
-from tempyral.cluster.client import peer_channel
 from tempyral.cluster.metadata import ClusterMetadata
+from tempyral.cluster.peers import Peers
 from tempyral.cluster.pull_loops import PullLoops
 from tempyral.common.errors import FailedPrecondition, ServiceError
 from tempyral.frontend.grpc_handlers import abort
@@ -75,22 +74,26 @@ Fetch = Callable[[str, npb.GetNexusEndpointChangesRequest], Awaitable[npb.GetNex
 
 
 class EndpointReplicator:
-    def __init__(self, clusters: ClusterMetadata, endpoints: EndpointRegistry, fetch: Fetch | None = None) -> None:
+    def __init__(
+        self,
+        clusters: ClusterMetadata,
+        endpoints: EndpointRegistry,
+        peers: Peers | None = None,
+        fetch: Fetch | None = None,
+    ) -> None:
         self.clusters = clusters
         self.endpoints = endpoints
+        self.peers = peers  # the channels replication keeps per remote cluster
         # How a remote is asked (remote cluster name, request); tests give their own.
         self.fetch = fetch or self._call
         self._seen: dict[str, int] = {}  # remote cluster -> the change number it last answered with
         self.loops = PullLoops(clusters, "Nexus endpoint replication", self.pull, log)
-        self._channels: dict[str, grpc.aio.Channel] = {}  # address -> channel
 
     def start(self) -> None:
         self.loops.start()
 
     async def stop(self) -> None:
         await self.loops.stop()
-        channels, self._channels = list(self._channels.values()), {}
-        await asyncio.gather(*(c.close(None) for c in channels), return_exceptions=True)
 
     async def pull(self, remote: str) -> int:
         """Ask `remote` once for what changed; how many endpoints changed something here."""
@@ -109,16 +112,10 @@ class EndpointReplicator:
     async def _call(
         self, remote: str, request: npb.GetNexusEndpointChangesRequest
     ) -> npb.GetNexusEndpointChangesResponse:
-        record = self.clusters.get(remote)
-        if record is None or not record.cluster_address:
+        client = self.peers.client(remote) if self.peers is not None else None
+        if client is None:  # no address for it (yet)
             return npb.GetNexusEndpointChangesResponse(last_sequence=request.after_sequence)
-        channel = self._channels.get(record.cluster_address)
-        if channel is None:
-            channel = self._channels[record.cluster_address] = peer_channel(record.cluster_address)
-        call = channel.unary_unary(
-            METHOD,
-            request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=npb.GetNexusEndpointChangesResponse.FromString,
+        response: npb.GetNexusEndpointChangesResponse = await client.call_other(
+            METHOD, request, npb.GetNexusEndpointChangesResponse, CALL_TIMEOUT_S
         )
-        response: npb.GetNexusEndpointChangesResponse = await call(request, timeout=CALL_TIMEOUT_S)
         return response
