@@ -13,7 +13,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from tempyral import SERVER_VERSION, __version__, cli_namespace, cli_replication
 from tempyral.cluster.metadata import ClusterIdentity
 from tempyral.common.errors import StartupError
-from tempyral.config import NexusLimits, ServerConfig
+from tempyral.config import NexusLimits, NodeSettings, ServerConfig
 from tempyral.frontend.admission import AdmissionLimits
 from tempyral.nexus.addresses import AddressRule
 from tempyral.persistence.sqlite import check_pragma
@@ -66,6 +66,26 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     server = commands.add_parser("server", help="run the server").add_subparsers(dest="server_command", required=True)
     dev = server.add_parser("start-dev", help="start a development server on embedded SQLite")
+    _add_server_options(dev)
+    dev.add_argument(
+        "--db",
+        default=None,
+        metavar="URL|FILE",
+        help="database: postgresql://USER@HOST:PORT/DB or a SQLite file (default: in-memory SQLite, lost at exit)",
+    )
+    node = server.add_parser(
+        "start", help="start one node of a cluster; nodes started with the same PostgreSQL --db form one cluster"
+    )
+    _add_server_options(node)
+    node.add_argument(
+        "--db", required=True, metavar="URL|FILE", help="database: postgresql://USER@HOST:PORT/DB or a SQLite file"
+    )
+    cli_namespace.add_commands(commands)
+    cli_replication.add_commands(commands)
+    return parser
+
+
+def _add_server_options(dev: argparse.ArgumentParser) -> None:
     dev.add_argument("--port", "-p", type=int, default=7233, help="gRPC port (default 7233)")
     dev.add_argument("--ip", default="127.0.0.1", help="IP address to bind (default 127.0.0.1)")
     dev.add_argument(
@@ -115,11 +135,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="SQLite pragma for every connection, as the reference's start-dev (repeatable)",
     )
     _add_cluster_options(dev)
+    _add_nodes_options(dev)
     _add_nexus_options(dev)
     _add_admission_options(dev)
-    cli_namespace.add_commands(commands)
-    cli_replication.add_commands(commands)
-    return parser
+
+
+def _add_nodes_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Nodes", "several server processes sharing one PostgreSQL database")
+    group.add_argument(
+        "--node-name", default=None, help="this node's name, unique among the cluster's live nodes (default IP:PORT)"
+    )
+    group.add_argument(
+        "--membership-timeout",
+        type=float,
+        default=NodeSettings().member_timeout_s,
+        metavar="SECONDS",
+        help="a node silent this long is taken for dead and its shards move (default %(default)s)",
+    )
+    group.add_argument(
+        "--db-connect-timeout",
+        type=float,
+        default=NodeSettings().connect_timeout_s,
+        metavar="SECONDS",
+        help="how long a start keeps trying to reach the database before it gives up (default %(default)s)",
+    )
 
 
 REDIRECTION_POLICIES = ("noop", "selected-apis-forwarding", "all-apis-forwarding")
@@ -270,6 +309,8 @@ def main(argv: list[str] | None = None) -> None:
         ui_port=args.ui_port,
         headless=args.headless,
         db_filename=args.db_filename,
+        db=args.db,
+        nodes=NodeSettings(args.node_name, args.membership_timeout, args.db_connect_timeout),
         namespaces=args.namespace,
         search_attributes=dict(args.search_attribute),
         log_level=args.log_level,

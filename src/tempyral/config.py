@@ -29,12 +29,28 @@ class NexusLimits:
     allowed_callers: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class NodeSettings:
+    """One node among several serving a cluster from one database (cluster/membership.py)."""
+
+    # Unique among the cluster's live nodes; None: "IP:PORT" of the gRPC API.
+    name: str | None = None
+    # A node whose heartbeat is older than this is gone: its shards move to the live nodes.
+    member_timeout_s: float = 5.0
+    heartbeat_s: float = 1.0
+    # A start keeps trying to reach the database this long, then fails.
+    connect_timeout_s: float = 30.0
+
+
 @dataclass
 class ServerConfig:
     ip: str = "127.0.0.1"
     port: int = 7233
     # None: a throwaway database, gone at exit (like the reference dev server's default).
     db_filename: str | None = None
+    # The database, when given: a postgresql:// URL, or a SQLite file (it wins over db_filename).
+    db: str | None = None
+    nodes: NodeSettings = field(default_factory=NodeSettings)
     namespaces: list[str] = field(default_factory=list)
     # name -> temporal.api.enums.v1.IndexedValueType
     search_attributes: dict[str, int] = field(default_factory=dict)

@@ -57,7 +57,8 @@ from tempyral.nexus.invoker import NexusInvoker
 from tempyral.nexus.machinery import Machinery
 from tempyral.nexus.metrics import NexusMetrics
 from tempyral.nexus.operations import NexusOperations
-from tempyral.persistence.sqlite import SqliteStore
+from tempyral.persistence.open import describe as describe_db
+from tempyral.persistence.open import is_postgres_url, open_store
 from tempyral.proto import replication_pb2 as rpb
 from tempyral.proto.internal_pb2 import NamespaceRecord, TaskType
 from tempyral.ui.assets import UiAssetsError, ensure_assets
@@ -73,7 +74,7 @@ OPERATOR_SERVICE = operator_service_pb.DESCRIPTOR.services_by_name["OperatorServ
 class Server:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.store = SqliteStore(config.db_filename, config.sqlite_synchronous, config.sqlite_pragmas)
+        self.store = open_store(config)
         self.clusters = ClusterMetadata(self.store)
         self.namespaces = NamespaceRegistry(self.store, self.clusters)
         # Several clusters: channels to the connected ones, the internal service they call here, and the pull of
@@ -219,10 +220,10 @@ class Server:
         shards = await self.store.get_or_set_metadata("history_shards", str(cfg.num_shards))
         if int(shards) != cfg.num_shards:
             raise StartupError(
-                f"database {cfg.db_filename} has {shards} history shards, and their number cannot change: "
+                f"database {describe_db(cfg)} has {shards} history shards, and their number cannot change: "
                 f"start with --shards {shards}"
             )
-        await self.clusters.load(cfg.cluster, cfg.num_shards, cfg.db_filename or "in-memory")
+        await self.clusters.load(cfg.cluster, cfg.num_shards, describe_db(cfg))
         await self.namespaces.load()
         for name in ["default", *cfg.namespaces]:
             await self.namespaces.ensure(name)
@@ -242,7 +243,7 @@ class Server:
             self.namespaces,
             Visibility(self.store),
             self.clusters,
-            "sqlite",
+            "postgres12" if is_postgres_url(cfg.db) else "sqlite",
             self.nexus_dispatcher,
             self.outbound_addresses,
         )
@@ -278,7 +279,7 @@ class Server:
         await self.history_receiver.load_dlq_sizes()
         self.history_receiver.start()
         self._serving = True
-        log.info("tempyral listening on %s (database: %s)", self.address, cfg.db_filename or "in-memory")
+        log.info("tempyral listening on %s (database: %s)", self.address, describe_db(cfg))
         warn_if_exposed("The gRPC API", [cfg.ip], self.address)
 
     def _grpc_server(self, workflow_service: WorkflowService, operator_service: OperatorService) -> grpc.aio.Server:

@@ -38,6 +38,8 @@ from tempyral.persistence.store import (
     DlqRow,
     EndpointRow,
     ExecutionRow,
+    MemberRow,
+    ShardRow,
     Transaction,
     VisibilityQuery,
     VisibilityRow,
@@ -87,6 +89,7 @@ class MemoryStore:
         self.metadata: dict[str, str] = {}
         self.namespaces: dict[str, tuple[str, bytes]] = {}  # id -> (name, data), in insertion order
         self.shards: dict[int, tuple[int, str]] = {}  # shard id -> (range id, owner)
+        self.members: dict[str, MemberRow] = {}
         self.endpoints: dict[str, EndpointRow] = {}
         self.clusters: dict[str, bytes] = {}
         self.replication_dlq: dict[tuple[str, int, int], DlqRow] = {}
@@ -173,6 +176,45 @@ class MemoryStore:
             raise ShardOwnershipLost(f"shard {shard_id} moved")
         self.shards[shard_id] = (range_id + 1, row[1])
         return range_id + 1
+
+    async def list_shards(self) -> list[ShardRow]:
+        await asyncio.sleep(0)
+        return [ShardRow(shard_id, range_id, owner) for shard_id, (range_id, owner) in sorted(self.shards.items())]
+
+    async def release_shard(self, shard_id: int, range_id: int) -> bool:
+        await asyncio.sleep(0)
+        row = self.shards.get(shard_id)
+        if row is None or row[0] != range_id:
+            return False
+        self.shards[shard_id] = (range_id, "")
+        return True
+
+    # ------------------------------------------------------------------ membership
+    async def join_member(self, row: MemberRow, stale_before_ns: int) -> MemberRow | None:
+        await asyncio.sleep(0)
+        held = self.members.get(row.node)
+        if held is not None and held.session != row.session and held.heartbeat_ns >= stale_before_ns:
+            return held
+        self.members[row.node] = row
+        return None
+
+    async def heartbeat_member(self, node: str, session: str, heartbeat_ns: int) -> bool:
+        await asyncio.sleep(0)
+        held = self.members.get(node)
+        if held is None or held.session != session:
+            return False
+        self.members[node] = replace(held, heartbeat_ns=heartbeat_ns)
+        return True
+
+    async def list_members(self) -> list[MemberRow]:
+        await asyncio.sleep(0)
+        return [self.members[node] for node in sorted(self.members)]
+
+    async def leave_member(self, node: str, session: str) -> None:
+        await asyncio.sleep(0)
+        held = self.members.get(node)
+        if held is not None and held.session == session:
+            del self.members[node]
 
     def _check_range(self, shard_id: int, range_id: int) -> None:
         row = self.shards.get(shard_id)
@@ -279,8 +321,9 @@ class MemoryStore:
         rows = [(k[2], data) for k, (_, data) in self.tables.tasks.items() if k[0] == shard_id and k[1] == category]
         return sorted(rows)
 
-    async def delete_tasks(self, shard_id: int, keys: list[tuple[int, int]]) -> None:
+    async def delete_tasks(self, shard_id: int, range_id: int, keys: list[tuple[int, int]]) -> None:
         await asyncio.sleep(0)
+        self._check_range(shard_id, range_id)
         for category, task_id in keys:
             self.tables.tasks.pop((shard_id, category, task_id), None)
 
@@ -294,8 +337,9 @@ class MemoryStore:
         rows = await self.load_tasks(shard_id, category)
         return min(limit, sum(1 for task_id, _ in rows if after_task_id < task_id < before_task_id))
 
-    async def delete_tasks_through(self, shard_id: int, category: int, task_id: int) -> int:
+    async def delete_tasks_through(self, shard_id: int, range_id: int, category: int, task_id: int) -> int:
         await asyncio.sleep(0)
+        self._check_range(shard_id, range_id)
         keys = [k for k in self.tables.tasks if k[0] == shard_id and k[1] == category and k[2] <= task_id]
         for key in keys:
             del self.tables.tasks[key]

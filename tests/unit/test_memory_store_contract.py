@@ -22,6 +22,8 @@ from tempyral.persistence.store import (
     EndpointRow,
     ExecutionWrite,
     HistoryWrite,
+    MemberRow,
+    ShardRow,
     Store,
     TaskRow,
     Transaction,
@@ -230,6 +232,51 @@ async def test_deleting_a_run_that_is_not_current_keeps_the_pointer(store: Store
     assert await nothing_of(store, "r1")
 
 
+# ---------------------------------------------------------------------- several nodes
+async def test_shards_are_listed_released_and_task_deletes_are_fenced(store: Store) -> None:
+    old = await store.acquire_shard(0, "node-a")
+    await store.commit(Transaction(0, old, tasks=[TaskRow(TIMER, 10, 0, b"t10"), TaskRow(TIMER, 20, 0, b"t20")]))
+    assert await store.list_shards() == [ShardRow(0, old, "node-a")]
+    new = await store.acquire_shard(0, "node-b")
+    assert await store.list_shards() == [ShardRow(0, new, "node-b")]
+    # the node that lost the shard deletes nothing, and learns it at that write
+    with pytest.raises(ShardOwnershipLost):
+        await store.delete_tasks(0, old, [(TIMER, 10)])
+    with pytest.raises(ShardOwnershipLost):
+        await store.delete_tasks_through(0, old, TIMER, 20)
+    assert await store.load_tasks(0, TIMER) == [(10, b"t10"), (20, b"t20")]
+    assert not await store.release_shard(0, old)  # nor can it release what it no longer holds
+    await store.delete_tasks(0, new, [(TIMER, 10)])
+    assert await store.delete_tasks_through(0, new, TIMER, 20) == 1
+    assert await store.load_tasks(0, TIMER) == []
+    assert await store.release_shard(0, new)
+    assert await store.list_shards() == [ShardRow(0, new, "")]
+    assert await store.acquire_shard(0, "node-a") == new + 1
+
+
+async def test_membership_rows(store: Store) -> None:
+    a = MemberRow("a", "session-1", "127.0.0.1:1", "127.0.0.1:2", heartbeat_ns=100, started_ns=50)
+    assert await store.join_member(a, stale_before_ns=0) is None
+    assert await store.list_members() == [a]
+    # another process with the same name is refused while the row is live, and gets the live row
+    rival = MemberRow("a", "session-2", "127.0.0.1:3", "127.0.0.1:4", heartbeat_ns=150, started_ns=150)
+    assert await store.join_member(rival, stale_before_ns=90) == a
+    assert await store.heartbeat_member("a", "session-1", 200)
+    assert not await store.heartbeat_member("a", "session-2", 200)
+    assert not await store.heartbeat_member("nobody", "session-1", 200)
+    # once the heartbeat is older than the bound, the name is free: the old session's heartbeats now fail
+    assert await store.join_member(rival, stale_before_ns=201) is None
+    assert not await store.heartbeat_member("a", "session-1", 300)
+    b = MemberRow("b", "session-3", "127.0.0.1:5", "127.0.0.1:6", heartbeat_ns=10, started_ns=10)
+    assert await store.join_member(b, stale_before_ns=0) is None
+    assert [m.node for m in await store.list_members()] == ["a", "b"]
+    assert (await store.list_members())[0] == rival
+    await store.leave_member("a", "session-1")  # not its row any more: nothing happens
+    assert [m.node for m in await store.list_members()] == ["a", "b"]
+    await store.leave_member("a", "session-2")
+    assert await store.list_members() == [b]
+
+
 # ---------------------------------------------------------------------- tasks
 async def test_tasks_by_shard_and_category(store: Store) -> None:
     r0 = await store.acquire_shard(0, "me")
@@ -245,7 +292,7 @@ async def test_tasks_by_shard_and_category(store: Store) -> None:
     assert await store.load_tasks(0, TIMER) == [(10, b"t10"), (30, b"t30")]
     assert await store.load_tasks(0, TRANSFER) == [(20, b"x20")]
     assert await store.load_tasks(1, TIMER) == [(10, b"other shard")]
-    await store.delete_tasks(0, [(TIMER, 10), (TIMER, 999), (TRANSFER, 30)])  # unknown keys are ignored
+    await store.delete_tasks(0, r0, [(TIMER, 10), (TIMER, 999), (TRANSFER, 30)])  # unknown keys are ignored
     assert await store.load_tasks(0, TIMER) == [(30, b"t30")]
     assert await store.load_tasks(1, TIMER) == [(10, b"other shard")]
     # a task added and deleted in one transaction is gone; deletion is by this transaction's shard only

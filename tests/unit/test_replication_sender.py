@@ -208,7 +208,7 @@ async def test_a_stream_that_keeps_up_is_served_from_memory(src: Source) -> None
     await a.h.start("wf")
     await a.h.signal("wf")
     # the rows are gone from the store, yet the tasks are served: from memory
-    await a.h.store.delete_tasks_through(0, REPLICATION, 1 << 62)
+    await a.h.store.delete_tasks_through(0, a.engine.shards[0].range_id, REPLICATION, 1 << 62)
     tasks, high = await src.sender._next(0, a.replication[0].task_id - 1)
     assert tasks == a.replication and high == src.shard_committed_through
     tasks, high = await src.sender._next(0, a.replication[0].task_id)
@@ -227,7 +227,7 @@ async def test_a_stream_behind_the_floor_reads_the_store(src: Source) -> None:
     assert [t.task_id for t in tasks] == rows == [t.task_id for t in a.replication]
     assert high == src.shard_committed_through  # nothing is missing up to the floor
     await a.h.signal("wf")  # above the floor: from memory
-    await a.h.store.delete_tasks_through(0, REPLICATION, 1 << 62)
+    await a.h.store.delete_tasks_through(0, a.engine.shards[0].range_id, REPLICATION, 1 << 62)
     tasks, high = await sender._next(0, high)
     assert tasks == a.replication[2:] and high == src.shard_committed_through
 

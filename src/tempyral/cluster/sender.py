@@ -306,8 +306,8 @@ class HistorySender:
         for shard in self.executions.shards:
             shard_id = shard.shard_id
             through = min(self._acks.get((name, shard_id), 0) for name in remotes)
-            if through > self._deleted_through[shard_id]:
-                await self.store.delete_tasks_through(shard_id, REPLICATION, through)
+            if through > self._deleted_through[shard_id] and shard.owned:
+                await self.store.delete_tasks_through(shard_id, shard.range_id, REPLICATION, through)
                 self._deleted_through[shard_id] = through
                 ids = self._recent_ids[shard_id]
                 keep = bisect.bisect_right(ids, through)

@@ -97,7 +97,7 @@ class HistoryEngine:
         ]
         self.executions = Executions(store, namespaces, self.shards)
         self._id_locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self.outbox = Outbox(store)
+        self.outbox = Outbox(store, self._range_of)
         self.queries = QueryRegistry(matching)
         self.updates = UpdateHandler(self.executions)
         self.executions.closed_listeners.append(UpdateHandler.abort_closed)
@@ -121,6 +121,10 @@ class HistoryEngine:
             lambda name: self.find_endpoint_id(name),
             config.max_pending_nexus_operations,
         )
+
+    def _range_of(self, shard_id: int) -> int | None:
+        shard = self.shards[shard_id]
+        return shard.range_id if shard.owned else None
 
     @property
     def outbound(self) -> dict[int, Callable[[Task], Awaitable[None]]]:

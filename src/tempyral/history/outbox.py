@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Protocol
 
+from tempyral.common.errors import ShardOwnershipLost
 from tempyral.common.logs import ThrottledLog
 from tempyral.proto.internal_pb2 import Task
 
@@ -19,12 +21,15 @@ ACK_FLUSH_DELAY_S = 0.05
 
 
 class TaskRowDeleter(Protocol):
-    async def delete_tasks(self, shard_id: int, keys: list[tuple[int, int]]) -> None: ...
+    async def delete_tasks(self, shard_id: int, range_id: int, keys: list[tuple[int, int]]) -> None: ...
 
 
 class Outbox:
-    def __init__(self, store: TaskRowDeleter) -> None:
+    def __init__(self, store: TaskRowDeleter, range_of: Callable[[int], int | None]) -> None:
+        """`range_of`: the range a shard is held under here, None when this node does not own it (its rows are
+        the new owner's to delete)."""
         self._store = store
+        self._range_of = range_of
         self._acks: dict[int, list[tuple[int, int]]] = defaultdict(list)
         self._flusher: asyncio.Task[None] | None = None
         # Task failures come in floods when the database cannot take writes: logged a line per kind and interval.
@@ -43,8 +48,13 @@ class Outbox:
     async def flush(self) -> None:
         acks, self._acks = self._acks, defaultdict(list)
         for shard_id, keys in acks.items():
+            range_id = self._range_of(shard_id)
+            if range_id is None:
+                continue
             try:
-                await self._store.delete_tasks(shard_id, keys)
+                await self._store.delete_tasks(shard_id, range_id, keys)
+            except ShardOwnershipLost:
+                continue  # moved to another node, which re-checks these tasks
             except Exception as err:
                 self.failures.failure("could not delete finished tasks; they will be re-checked", err)
 

@@ -89,6 +89,8 @@ class Shard:
         self.store = store
         self.owner = owner
         self.range_id = 0
+        # Whether this node holds the shard's lease (cluster/membership.py moves shards between nodes).
+        self.owned = False
         self._next_task_id = 0
         self._max_task_id = 0
         self._on_tasks = on_tasks
@@ -104,6 +106,7 @@ class Shard:
         self.range_id = await self.store.acquire_shard(self.shard_id, self.owner)
         self._next_task_id = self.range_id << RANGE_BITS
         self._max_task_id = (self.range_id + 1) << RANGE_BITS
+        self.owned = True
         log.info("shard %d acquired with range %d", self.shard_id, self.range_id)
 
     async def _task_ids(self, count: int) -> int:

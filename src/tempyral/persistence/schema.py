@@ -158,6 +158,17 @@ MIGRATIONS: list[list[str | CopyRows]] = [
         "ALTER TABLE nexus_endpoints_v6 RENAME TO nexus_endpoints",
         "CREATE UNIQUE INDEX nexus_endpoints_live_name ON nexus_endpoints (name) WHERE deleted = 0",
     ],
+    [
+        # 7: the nodes serving this cluster from one database (cluster/membership.py): one row per node name, held
+        # by one process (`session`) at a time, with the node's addresses and its last heartbeat.
+        """CREATE TABLE cluster_members (
+            node TEXT PRIMARY KEY,
+            session TEXT NOT NULL,
+            address TEXT NOT NULL,
+            http_address TEXT NOT NULL,
+            heartbeat_ns INTEGER NOT NULL,
+            started_ns INTEGER NOT NULL)""",
+    ],
 ]
 
 VISIBILITY_COLUMNS = (

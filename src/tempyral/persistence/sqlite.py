@@ -31,6 +31,8 @@ from tempyral.persistence.store import (
     DlqRow,
     EndpointRow,
     ExecutionRow,
+    MemberRow,
+    ShardRow,
     Transaction,
     VisibilityQuery,
     VisibilityQueryFailed,
@@ -254,6 +256,71 @@ class SqliteStore:
 
         return await self._write(op)
 
+    async def list_shards(self) -> list[ShardRow]:
+        return await self._read(
+            lambda conn: [
+                ShardRow(*r) for r in conn.execute("SELECT shard_id, range_id, owner FROM shards ORDER BY shard_id")
+            ]
+        )
+
+    async def release_shard(self, shard_id: int, range_id: int) -> bool:
+        return await self._write(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE shards SET owner='' WHERE shard_id=? AND range_id=?", (shard_id, range_id)
+                ).rowcount
+                == 1
+            )
+        )
+
+    # ------------------------------------------------------------------ membership
+    async def join_member(self, row: MemberRow, stale_before_ns: int) -> MemberRow | None:
+        def op(conn: sqlite3.Connection) -> MemberRow | None:
+            held = conn.execute(
+                "SELECT node, session, address, http_address, heartbeat_ns, started_ns FROM cluster_members "
+                "WHERE node=?",
+                (row.node,),
+            ).fetchone()
+            if held is not None and held[1] != row.session and held[4] >= stale_before_ns:
+                return MemberRow(*held)
+            conn.execute(
+                "INSERT INTO cluster_members (node, session, address, http_address, heartbeat_ns, started_ns) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (node) DO UPDATE SET session=excluded.session, "
+                "address=excluded.address, http_address=excluded.http_address, heartbeat_ns=excluded.heartbeat_ns, "
+                "started_ns=excluded.started_ns",
+                (row.node, row.session, row.address, row.http_address, row.heartbeat_ns, row.started_ns),
+            )
+            return None
+
+        return await self._write(op)
+
+    async def heartbeat_member(self, node: str, session: str, heartbeat_ns: int) -> bool:
+        return await self._write(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE cluster_members SET heartbeat_ns=? WHERE node=? AND session=?",
+                    (heartbeat_ns, node, session),
+                ).rowcount
+                == 1
+            )
+        )
+
+    async def list_members(self) -> list[MemberRow]:
+        return await self._read(
+            lambda conn: [
+                MemberRow(*r)
+                for r in conn.execute(
+                    "SELECT node, session, address, http_address, heartbeat_ns, started_ns FROM cluster_members "
+                    "ORDER BY node"
+                )
+            ]
+        )
+
+    async def leave_member(self, node: str, session: str) -> None:
+        await self._write(
+            lambda conn: conn.execute("DELETE FROM cluster_members WHERE node=? AND session=?", (node, session))
+        )
+
     # ------------------------------------------------------------------ executions
     async def commit(self, txn: Transaction) -> None:
         await self._write(lambda conn: _apply_transaction(conn, txn))
@@ -324,9 +391,7 @@ class SqliteStore:
         self, shard_id: int, range_id: int, namespace_id: str, workflow_id: str, run_id: str
     ) -> None:
         def op(conn: sqlite3.Connection) -> None:
-            row = conn.execute("SELECT range_id FROM shards WHERE shard_id=?", (shard_id,)).fetchone()
-            if row is None or row[0] != range_id:
-                raise ShardOwnershipLost(f"shard {shard_id}: range {range_id} is stale")
+            _check_range(conn, shard_id, range_id)
             conn.execute(
                 "DELETE FROM executions WHERE namespace_id=? AND workflow_id=? AND run_id=?",
                 (namespace_id, workflow_id, run_id),
@@ -350,8 +415,9 @@ class SqliteStore:
 
         return await self._read(op)
 
-    async def delete_tasks(self, shard_id: int, keys: list[tuple[int, int]]) -> None:
+    async def delete_tasks(self, shard_id: int, range_id: int, keys: list[tuple[int, int]]) -> None:
         def op(conn: sqlite3.Connection) -> None:
+            _check_range(conn, shard_id, range_id)
             conn.executemany(
                 "DELETE FROM tasks WHERE shard_id=? AND category=? AND task_id=?",
                 [(shard_id, c, t) for c, t in keys],
@@ -383,8 +449,9 @@ class SqliteStore:
 
         return await self._read(op)
 
-    async def delete_tasks_through(self, shard_id: int, category: int, task_id: int) -> int:
+    async def delete_tasks_through(self, shard_id: int, range_id: int, category: int, task_id: int) -> int:
         def op(conn: sqlite3.Connection) -> int:
+            _check_range(conn, shard_id, range_id)
             return conn.execute(
                 "DELETE FROM tasks WHERE shard_id=? AND category=? AND task_id<=?", (shard_id, category, task_id)
             ).rowcount
@@ -637,10 +704,14 @@ def _resolve_all(results: list[tuple[asyncio.Future[Any], Any, BaseException | N
             fut.set_result(value)
 
 
+def _check_range(conn: sqlite3.Connection, shard_id: int, range_id: int) -> None:
+    row = conn.execute("SELECT range_id FROM shards WHERE shard_id=?", (shard_id,)).fetchone()
+    if row is None or row[0] != range_id:
+        raise ShardOwnershipLost(f"shard {shard_id}: range {range_id} is stale")
+
+
 def _apply_transaction(conn: sqlite3.Connection, txn: Transaction) -> None:
-    row = conn.execute("SELECT range_id FROM shards WHERE shard_id=?", (txn.shard_id,)).fetchone()
-    if row is None or row[0] != txn.range_id:
-        raise ShardOwnershipLost(f"shard {txn.shard_id}: range {txn.range_id} is stale")
+    _check_range(conn, txn.shard_id, txn.range_id)
     for cw in txn.current:
         if cw.expected_run_id is None:
             try:

@@ -161,6 +161,25 @@ class EndpointRow:
     created: int  # the stamp of the creation
 
 
+@dataclass(frozen=True, slots=True)
+class MemberRow:
+    """A node of this cluster, as its membership row says (cluster/membership.py)."""
+
+    node: str  # the node's name, unique among live nodes
+    session: str  # a fresh id per process: tells a restarted node from the one that held the name before
+    address: str  # host:port of its gRPC API, where other nodes call it
+    http_address: str  # host:port of its HTTP API
+    heartbeat_ns: int  # the node's clock at its last heartbeat
+    started_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShardRow:
+    shard_id: int
+    range_id: int
+    owner: str  # a node name; "" when the last owner released it
+
+
 class Store(Protocol):
     async def open(self) -> None: ...
 
@@ -172,6 +191,34 @@ class Store(Protocol):
     async def acquire_shard(self, shard_id: int, owner: str) -> int: ...
 
     async def extend_shard_range(self, shard_id: int, range_id: int) -> int: ...
+
+    async def list_shards(self) -> list[ShardRow]:
+        """Every shard that was ever acquired, by id."""
+        ...
+
+    async def release_shard(self, shard_id: int, range_id: int) -> bool:
+        """Clear the owner of a shard still held under `range_id` (a node handing it over); False if it moved."""
+        ...
+
+    # membership (several nodes against one database)
+    async def join_member(self, row: MemberRow, stale_before_ns: int) -> MemberRow | None:
+        """Insert the node's row, or replace a row of its name whose heartbeat is older than `stale_before_ns` (a
+        node that died) or whose session is the row's own. Returns None when it joined, or the live row of another
+        session that holds the name (the caller must not run)."""
+        ...
+
+    async def heartbeat_member(self, node: str, session: str, heartbeat_ns: int) -> bool:
+        """Set the heartbeat of the row of (node, session); False when no such row exists (another session took
+        the name, or the row was removed)."""
+        ...
+
+    async def list_members(self) -> list[MemberRow]:
+        """Every membership row, live or not, by node name."""
+        ...
+
+    async def leave_member(self, node: str, session: str) -> None:
+        """Remove the row of (node, session), if it is still there."""
+        ...
 
     # executions
     async def commit(self, txn: Transaction) -> None: ...
@@ -207,14 +254,18 @@ class Store(Protocol):
 
     async def load_tasks(self, shard_id: int, category: int) -> list[tuple[int, bytes]]: ...
 
-    async def delete_tasks(self, shard_id: int, keys: list[tuple[int, int]]) -> None: ...
+    async def delete_tasks(self, shard_id: int, range_id: int, keys: list[tuple[int, int]]) -> None:
+        """Delete these (category, task id) rows of the shard; ShardOwnershipLost when the shard's range is no longer
+        `range_id` (another node owns it: it deletes nothing)."""
+        ...
 
     async def read_tasks(self, shard_id: int, category: int, after_task_id: int, limit: int) -> list[tuple[int, bytes]]:
         """Up to `limit` task rows of the category with ids above `after_task_id`, in id order (replication)."""
         ...
 
-    async def delete_tasks_through(self, shard_id: int, category: int, task_id: int) -> int:
-        """Delete the category's rows with ids up to `task_id` (acknowledged replication tasks); how many."""
+    async def delete_tasks_through(self, shard_id: int, range_id: int, category: int, task_id: int) -> int:
+        """Delete the category's rows with ids up to `task_id` (acknowledged replication tasks); how many.
+        ShardOwnershipLost, deleting nothing, when the shard's range is no longer `range_id`."""
         ...
 
     async def count_tasks(
