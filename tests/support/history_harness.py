@@ -36,6 +36,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from tempyral.common.tokens import decode_task_token, encode_task_token
 from tempyral.config import NexusLimits
 from tempyral.history.engine import EngineConfig, HistoryEngine
+from tempyral.history.executions import shard_id_for
 from tempyral.history.shard import ExecutionEntry, Shard
 from tempyral.matching.service import Matching, QueueKey
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
@@ -98,7 +99,9 @@ class Harness:
         return await self.namespaces.ensure(name)
 
     def shard(self, workflow_id: str) -> Shard:
-        return self.engine.executions.shard_for(self.ns.id, workflow_id)
+        """The workflow's shard, owned here or not."""
+        executions = self.engine.executions
+        return executions.shards[shard_id_for(self.ns.id, workflow_id, len(executions.shards))]
 
     # ------------------------------------------------------------------ workflows
     async def start(self, workflow_id: str, task_queue: str = TASK_QUEUE, **fields: Any) -> str:

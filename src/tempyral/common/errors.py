@@ -125,6 +125,15 @@ class ShardOwnershipLost(ConditionFailed):
     """This node no longer owns the shard: its range_id is stale."""
 
 
+class ShardNotHere(Unavailable):
+    """Another node of this cluster owns the shard (or it is moving): the work goes there. Reaches a client as
+    UNAVAILABLE, which it retries, as the reference's ShardOwnershipLostError does."""
+
+    def __init__(self, shard_id: int) -> None:
+        super().__init__(f"Shard status unknown or not owned by this host: shard {shard_id}")
+        self.shard_id = shard_id
+
+
 class StartupError(Exception):
     """The server cannot start for a reason the operator must fix (a port in use, a database that is missing,
     locked or damaged). Its message is one line that says what to do; the command prints it and exits 1."""

@@ -26,17 +26,18 @@ from tempyral.common.errors import (
     Internal,
     NamespaceNotActive,
     NotFound,
+    ShardNotHere,
     WorkflowAlreadyStarted,
     WorkflowCompleted,
     WorkflowNotFound,
 )
 from tempyral.common.limits import workflow_timeouts
 from tempyral.history.activities import ActivityHandler
-from tempyral.history.executions import Change, Executions, terminate
+from tempyral.history.executions import Change, Executions, shard_id_for, terminate
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.outbox import Outbox
 from tempyral.history.queries import QueryRegistry
-from tempyral.history.shard import Mutation, Shard
+from tempyral.history.shard import ExecutionEntry, Mutation, Shard
 from tempyral.history.starts import ParentInfo, StartResult
 from tempyral.history.tasks import TaskExecutor
 from tempyral.history.timer_queue import TimerQueue
@@ -95,6 +96,11 @@ class HistoryEngine:
             )
             for i in range(config.num_shards)
         ]
+        for shard in self.shards:
+            shard.on_lost = self._shard_lost
+        # Told when this node takes or gives up a shard (nodes/: the matching ledger, replication streams).
+        self.on_shard_acquired: Callable[[int], None] = lambda shard_id: None
+        self.on_shard_released: Callable[[int], None] = lambda shard_id: None
         self.executions = Executions(store, namespaces, self.shards)
         self._id_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self.outbox = Outbox(store, self._range_of)
@@ -132,23 +138,63 @@ class HistoryEngine:
         return self.tasks.outbound
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> None:
-        for shard in self.shards:
-            await shard.acquire()
-        loaded = 0
-        for shard in self.shards:
-            for category in (TaskCategory.TASK_CATEGORY_TRANSFER, TaskCategory.TASK_CATEGORY_TIMER):
-                rows = await self.store.load_tasks(shard.shard_id, category)
-                tasks = [Task.FromString(data) for _, data in rows]
-                for task in tasks:
-                    if task.type == TaskType.TASK_TYPE_WORKFLOW_TASK_TIMEOUT:
-                        # a started workflow task: its run may hold buffered events (a hand-off looks)
-                        self.executions.buffering.add((task.namespace_id, task.workflow_id, task.run_id))
-                self._on_tasks(tasks)
-                loaded += len(rows)
-        if loaded:
-            log.info("recovered %d outstanding tasks from the outbox", loaded)
+    async def start(self, acquire_all: bool = True) -> None:
+        """Start the task processors; with `acquire_all` (one node serves the cluster) take every shard first.
+        With several nodes, nodes/shards.py acquires and releases shards as nodes come and go."""
+        if acquire_all:
+            loaded = 0
+            for shard in self.shards:
+                loaded += await self.acquire_shard(shard.shard_id)
+            if loaded:
+                log.info("recovered %d outstanding tasks from the outbox", loaded)
         self.timer_queue.start()
+
+    async def acquire_shard(self, shard_id: int) -> int:
+        """Take the shard's lease (fencing off its last owner) and take up its outstanding tasks; how many."""
+        shard = self.shards[shard_id]
+        self._end_waiters(shard.release())  # anything cached from an earlier ownership may be stale
+        await shard.acquire()
+        loaded = 0
+        for category in (TaskCategory.TASK_CATEGORY_TRANSFER, TaskCategory.TASK_CATEGORY_TIMER):
+            rows = await self.store.load_tasks(shard_id, category)
+            tasks = [Task.FromString(data) for _, data in rows]
+            for task in tasks:
+                if task.type == TaskType.TASK_TYPE_WORKFLOW_TASK_TIMEOUT:
+                    # a started workflow task: its run may hold buffered events (a hand-off looks)
+                    self.executions.buffering.add((task.namespace_id, task.workflow_id, task.run_id))
+            self._on_tasks(tasks)
+            loaded += len(rows)
+        self.on_shard_acquired(shard_id)
+        return loaded
+
+    def release_shard(self, shard_id: int) -> None:
+        """Another node owns the shard now (or is about to): drop its cache, timers and parked tasks here. Its
+        rows stay for the new owner; work under way here fails at its next write (fenced by the range)."""
+        shard = self.shards[shard_id]
+        self._end_waiters(shard.release())
+        self.timer_queue.drop(lambda task: task.shard_id == shard_id)
+        self.executions.standby.forget_shard(shard_id)
+        self.on_shard_released(shard_id)
+
+    def _shard_lost(self, shard: Shard) -> None:
+        self.release_shard(shard.shard_id)
+
+    def _end_waiters(self, entries: list[ExecutionEntry]) -> None:
+        """In-memory waiters of executions that moved away: history long polls look again (and are told to retry
+        on the new owner), queries and updates fail with UNAVAILABLE, which their callers retry."""
+        for entry in entries:
+            moved = ShardNotHere(shard_id_for(entry.key[0], entry.key[1], len(self.shards)))
+            waiters, entry.waiters = entry.waiters, []
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+            for query_id in [*entry.buffered_queries, *entry.inflight_queries]:
+                self.queries.fail(query_id, moved)
+            entry.buffered_queries.clear()
+            entry.inflight_queries.clear()
+            for record in entry.updates.values():
+                record.fail(moved)
+            entry.updates.clear()
 
     async def stop(self) -> None:
         for touch in [*self._touches, *self._handoffs]:
@@ -192,6 +238,10 @@ class HistoryEngine:
             await self.tasks.execute_timer(task)
         except NamespaceNotActive:
             self.executions.standby.park(task)  # failed over away while the timer waited
+        except ShardNotHere:
+            if self.shards[task.shard_id].owned:
+                raise  # retried by the timer queue
+            # the shard moved: its new owner loaded this timer
 
     # ------------------------------------------------------------------ failover
     def _namespace_changed(self, before: Namespace | None, after: Namespace) -> None:
@@ -515,6 +565,22 @@ class HistoryEngine:
                 raise WorkflowCompleted()
             terminate(ms, req.reason, req.details if req.HasField("details") else None, req.identity)
             await change.commit()
+
+    async def schedule_first_task(self, namespace_id: str, workflow_id: str, run_id: str) -> None:
+        await self.tasks.schedule_first_task(namespace_id, workflow_id, run_id)
+
+    async def record_child_closed(
+        self,
+        parent_namespace_id: str,
+        parent: common.WorkflowExecution,
+        initiated_event_id: int,
+        first_execution_run_id: str,
+        run_id: str,
+        close: history.HistoryEvent,
+    ) -> None:
+        await self.tasks.record_child_closed(
+            parent_namespace_id, parent, initiated_event_id, first_execution_run_id, run_id, close
+        )
 
     async def reset_sticky(self, ns: Namespace, workflow_id: str, run_id: str) -> None:
         async with self.executions.update(ns.id, workflow_id, run_id) as change:

@@ -22,7 +22,14 @@ from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.history.v1 import message_pb2 as history
 
-from tempyral.common.errors import Internal, NamespaceNotActive, NotFound, Unavailable, WorkflowNotFound
+from tempyral.common.errors import (
+    Internal,
+    NamespaceNotActive,
+    NotFound,
+    ShardNotHere,
+    Unavailable,
+    WorkflowNotFound,
+)
 from tempyral.history import reset_points, task_generator, version_history
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.next_run import INHERITING, inherit_payloads
@@ -42,6 +49,10 @@ WHOLE_HISTORY_READ = 1000
 
 # Called after a commit that closed a run: (its cache entry, whether a new run continues it).
 ClosedListener = Callable[[ExecutionEntry, bool], None]
+
+
+def shard_id_for(namespace_id: str, workflow_id: str, shard_count: int) -> int:
+    return zlib.crc32(f"{namespace_id}/{workflow_id}".encode()) % shard_count
 
 
 @dataclass(eq=False, slots=True)
@@ -102,8 +113,11 @@ class Executions:
         self.buffering: set[tuple[str, str, str]] = set()
 
     def shard_for(self, namespace_id: str, workflow_id: str) -> Shard:
-        h = zlib.crc32(f"{namespace_id}/{workflow_id}".encode())
-        return self.shards[h % len(self.shards)]
+        """The execution's shard; ShardNotHere when another node owns it (the caller passes the work there)."""
+        shard = self.shards[shard_id_for(namespace_id, workflow_id, len(self.shards))]
+        if not shard.owned:
+            raise ShardNotHere(shard.shard_id)
+        return shard
 
     async def current_run_id(self, namespace_id: str, workflow_id: str) -> str | None:
         shard = self.shard_for(namespace_id, workflow_id)

@@ -75,6 +75,12 @@ class QueryRegistry:
         fut.set_result(result)
         return True
 
+    def fail(self, query_id: str, error: Exception) -> None:
+        """The query cannot be answered here (its workflow moved to another node): its caller gets `error`."""
+        fut = self._pending.get(query_id)
+        if fut is not None and not fut.done():
+            fut.set_exception(error)
+
     def complete_inflight(self, entry: ExecutionEntry, results: dict[str, query_pb.WorkflowQueryResult]) -> None:
         for query_id, result in results.items():
             entry.inflight_queries.pop(query_id, None)

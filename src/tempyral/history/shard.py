@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from temporalio.api.history.v1 import message_pb2 as history
 from temporalio.api.query.v1.message_pb2 import WorkflowQuery
 
+from tempyral.common.errors import ShardNotHere, ShardOwnershipLost
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.update_record import UpdateRecord
 from tempyral.persistence.branches import current_branch_id
@@ -89,8 +90,9 @@ class Shard:
         self.store = store
         self.owner = owner
         self.range_id = 0
-        # Whether this node holds the shard's lease (cluster/membership.py moves shards between nodes).
+        # Whether this node holds the shard's lease (nodes/shards.py moves shards between nodes).
         self.owned = False
+        self.on_lost: Callable[[Shard], None] = lambda shard: None
         self._next_task_id = 0
         self._max_task_id = 0
         self._on_tasks = on_tasks
@@ -109,9 +111,32 @@ class Shard:
         self.owned = True
         log.info("shard %d acquired with range %d", self.shard_id, self.range_id)
 
+    def lose(self) -> None:
+        """This node no longer holds the shard (it found out at a write, or handed it over)."""
+        if self.owned:
+            self.owned = False
+            log.info("shard %d is no longer owned here (range %d)", self.shard_id, self.range_id)
+            self.on_lost(self)
+
+    def release(self) -> list[ExecutionEntry]:
+        """Forget everything cached: another node owns the shard's executions now. The entries with in-memory
+        waiters (long polls, queries, updates) are returned for the caller to end."""
+        self.owned = False
+        entries = list(self._entries.values())
+        self._entries.clear()
+        self._current.clear()
+        self._bytes = 0
+        for entry in entries:
+            entry.evict_state()
+        return [e for e in entries if e.waiters or e.buffered_queries or e.inflight_queries or e.updates]
+
     async def _task_ids(self, count: int) -> int:
         if self._next_task_id + count >= self._max_task_id:
-            self.range_id = await self.store.extend_shard_range(self.shard_id, self.range_id)
+            try:
+                self.range_id = await self.store.extend_shard_range(self.shard_id, self.range_id)
+            except ShardOwnershipLost as err:
+                self.lose()
+                raise ShardNotHere(self.shard_id) from err
             self._next_task_id = self.range_id << RANGE_BITS
             self._max_task_id = (self.range_id + 1) << RANGE_BITS
         first = self._next_task_id
@@ -312,6 +337,11 @@ class Shard:
         txn.deleted_tasks = deleted_tasks or []
         try:
             await self.store.commit(txn)
+        except ShardOwnershipLost as err:
+            for m in mutations:
+                self.evict_state(m.entry)
+            self.lose()  # another node acquired it: it learns so here, at its next write
+            raise ShardNotHere(self.shard_id) from err
         except BaseException:
             for m in mutations:
                 self.evict_state(m.entry)

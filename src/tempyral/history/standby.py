@@ -83,5 +83,16 @@ class StandbyTasks:
         self._count -= len(tasks)
         return tasks
 
+    def forget_shard(self, shard_id: int) -> None:
+        """The shard moved to another node, which parks its tasks there."""
+        for runs in self._parked.values():
+            for key in list(runs):
+                keep = [t for t in runs[key] if t.shard_id != shard_id]
+                self._count -= len(runs[key]) - len(keep)
+                if keep:
+                    runs[key] = keep
+                else:
+                    del runs[key]
+
     def __len__(self) -> int:
         return self._count

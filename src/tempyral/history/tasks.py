@@ -32,7 +32,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common import cron, ids
 from tempyral.common.clock import duration_ns, ts_ns
-from tempyral.common.errors import NamespaceNotActive, NotFound, WorkflowAlreadyStarted
+from tempyral.common.errors import NamespaceNotActive, NotFound, ShardNotHere, WorkflowAlreadyStarted
 from tempyral.common.retry import next_retry
 from tempyral.history import events as ev
 from tempyral.history import next_run
@@ -88,6 +88,18 @@ class WorkflowOps(Protocol):
 
     async def terminate(self, ns: Namespace, req: ws.TerminateWorkflowExecutionRequest) -> None: ...
 
+    async def schedule_first_task(self, namespace_id: str, workflow_id: str, run_id: str) -> None: ...
+
+    async def record_child_closed(
+        self,
+        parent_namespace_id: str,
+        parent: common.WorkflowExecution,
+        initiated_event_id: int,
+        first_execution_run_id: str,
+        run_id: str,
+        close: history.HistoryEvent,
+    ) -> None: ...
+
 
 # A timer task handled by another component (activities, Nexus operations): True if it changed the run.
 TimerHandler = Callable[[MutableState, Task], bool]
@@ -138,6 +150,11 @@ class TaskExecutor:
                 return
             except asyncio.CancelledError:
                 raise
+            except ShardNotHere:
+                if not self.executions.shards[task.shard_id].owned:
+                    return  # the task's shard moved: its new owner loaded the row and does this work
+                await asyncio.sleep(delay)  # a workflow of a shard that is moving between other nodes
+                delay = min(delay * 2, TRANSFER_RETRY_MAX_S)
             except Exception as err:
                 self.outbox.failures.failure("transfer tasks failed; retrying with backoff", err)
                 await asyncio.sleep(delay)
@@ -205,7 +222,7 @@ class TaskExecutor:
             run_id = result.run_id
             await self._record_child_started(task, run_id)
         if target is not None:
-            await self._schedule_first_task(target.id, init.workflow_id, run_id)
+            await self.workflows.schedule_first_task(target.id, init.workflow_id, run_id)
 
     async def _record_child_started(self, task: Task, run_id: str) -> None:
         async with self.executions.update(task.namespace_id, task.workflow_id, task.run_id) as change:
@@ -225,7 +242,8 @@ class TaskExecutor:
             ms.add_start_child_failed(task.event_id, cause)
             await change.commit(schedule_workflow_task=True)
 
-    async def _schedule_first_task(self, namespace_id: str, workflow_id: str, run_id: str) -> None:
+    async def schedule_first_task(self, namespace_id: str, workflow_id: str, run_id: str) -> None:
+        """Give a child its first workflow task (a no-op when it has one, or a start backoff gives it)."""
         try:
             async with self.executions.update(namespace_id, workflow_id, run_id) as change:
                 ms = change.ms
@@ -345,19 +363,34 @@ class TaskExecutor:
     async def _notify_parent(
         self, start: history.WorkflowExecutionStartedEventAttributes, run_id: str, close: history.HistoryEvent
     ) -> None:
-        parent = start.parent_workflow_execution
-        initiated = start.parent_initiated_event_id
+        await self.workflows.record_child_closed(
+            start.parent_workflow_namespace_id,
+            start.parent_workflow_execution,
+            start.parent_initiated_event_id,
+            start.first_execution_run_id,
+            run_id,
+            close,
+        )
+
+    async def record_child_closed(
+        self,
+        parent_namespace_id: str,
+        parent: common.WorkflowExecution,
+        initiated_event_id: int,
+        first_execution_run_id: str,
+        run_id: str,
+        close: history.HistoryEvent,
+    ) -> None:
+        """Record in the parent that its child closed (nothing if the parent is gone or closed)."""
         try:
-            async with self.executions.update(
-                start.parent_workflow_namespace_id, parent.workflow_id, parent.run_id
-            ) as change:
+            async with self.executions.update(parent_namespace_id, parent.workflow_id, parent.run_id) as change:
                 ms = change.ms
-                info = ms.state.children.get(initiated)
+                info = ms.state.children.get(initiated_event_id)
                 if not ms.running or info is None:
                     return
                 if not info.started_run_id:
-                    ms.add_child_started(initiated, start.first_execution_run_id)
-                ms.add_child_closed(initiated, run_id, close)
+                    ms.add_child_started(initiated_event_id, first_execution_run_id)
+                ms.add_child_closed(initiated_event_id, run_id, close)
                 await change.commit(schedule_workflow_task=True)
         except NotFound:
             return

@@ -39,6 +39,16 @@ class TimerQueue:
         if self._heap[0][2] is task:
             self._wakeup.set()
 
+    def drop(self, unwanted: Callable[[Task], bool]) -> int:
+        """Forget the timers `unwanted` picks (their shard moved to another node); how many."""
+        keep = [item for item in self._heap if not unwanted(item[2])]
+        dropped = len(self._heap) - len(keep)
+        if dropped:
+            heapq.heapify(keep)
+            self._heap = keep
+            self._wakeup.set()
+        return dropped
+
     def start(self) -> None:
         self._runner = asyncio.create_task(self._run(), name="timer-queue")
 
