@@ -126,29 +126,67 @@ class CompleteNexusOperationRequest(_message.Message):
     canceled: bool
     def __init__(self, token: _Optional[_Union[_internal_pb2.NexusCallbackToken, _Mapping]] = ..., operation_token: _Optional[str] = ..., start_links: _Optional[_Iterable[_Union[_message_pb2.Link, _Mapping]]] = ..., start_time_ns: _Optional[int] = ..., result: _Optional[_Union[_message_pb2.Payload, _Mapping]] = ..., failure: _Optional[_Union[_message_pb2_1.Failure, _Mapping]] = ..., canceled: _Optional[bool] = ...) -> None: ...
 
+class QueryTaskInfo(_message.Message):
+    __slots__ = ("query_id", "namespace_id", "workflow_id", "run_id", "query")
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    query: bytes
+    def __init__(self, query_id: _Optional[str] = ..., namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., query: _Optional[bytes] = ...) -> None: ...
+
 class AddTaskRequest(_message.Message):
-    __slots__ = ("namespace_id", "task_queue", "kind", "sticky_normal_name", "task", "hops")
+    __slots__ = ("namespace_id", "task_queue", "kind", "sticky_normal_name", "task", "hops", "query")
     NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_QUEUE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STICKY_NORMAL_NAME_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     HOPS_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     task_queue: str
     kind: int
     sticky_normal_name: str
     task: _internal_pb2.Task
     hops: int
-    def __init__(self, namespace_id: _Optional[str] = ..., task_queue: _Optional[str] = ..., kind: _Optional[int] = ..., sticky_normal_name: _Optional[str] = ..., task: _Optional[_Union[_internal_pb2.Task, _Mapping]] = ..., hops: _Optional[int] = ...) -> None: ...
+    query: QueryTaskInfo
+    def __init__(self, namespace_id: _Optional[str] = ..., task_queue: _Optional[str] = ..., kind: _Optional[int] = ..., sticky_normal_name: _Optional[str] = ..., task: _Optional[_Union[_internal_pb2.Task, _Mapping]] = ..., hops: _Optional[int] = ..., query: _Optional[_Union[QueryTaskInfo, _Mapping]] = ...) -> None: ...
 
 class RecordTaskStartedRequest(_message.Message):
-    __slots__ = ("task", "poll_request")
+    __slots__ = ("task", "poll_request", "query")
     TASK_FIELD_NUMBER: _ClassVar[int]
     POLL_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
     task: _internal_pb2.Task
     poll_request: bytes
-    def __init__(self, task: _Optional[_Union[_internal_pb2.Task, _Mapping]] = ..., poll_request: _Optional[bytes] = ...) -> None: ...
+    query: QueryTaskInfo
+    def __init__(self, task: _Optional[_Union[_internal_pb2.Task, _Mapping]] = ..., poll_request: _Optional[bytes] = ..., query: _Optional[_Union[QueryTaskInfo, _Mapping]] = ...) -> None: ...
+
+class DispatchNexusTaskRequest(_message.Message):
+    __slots__ = ("namespace_id", "task_queue", "request", "timeout_s")
+    NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_QUEUE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    namespace_id: str
+    task_queue: str
+    request: bytes
+    timeout_s: float
+    def __init__(self, namespace_id: _Optional[str] = ..., task_queue: _Optional[str] = ..., request: _Optional[bytes] = ..., timeout_s: _Optional[float] = ...) -> None: ...
+
+class DispatchNexusTaskResponse(_message.Message):
+    __slots__ = ("completed", "failed")
+    COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    completed: bytes
+    failed: bytes
+    def __init__(self, completed: _Optional[bytes] = ..., failed: _Optional[bytes] = ...) -> None: ...
 
 class RecordTaskStartedResponse(_message.Message):
     __slots__ = ("poll_response",)
