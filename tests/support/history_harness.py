@@ -66,9 +66,9 @@ class RecordingMatching(Matching):
         super().__init__()
         self.added: list[tuple[QueueKey, Any]] = []
 
-    def add(self, key: QueueKey, item: Any, sticky_normal_name: str = "") -> None:
+    def add(self, key: QueueKey, item: Any, sticky_normal_name: str = "", route: bool = True) -> None:
         self.added.append((key, item))
-        super().add(key, item, sticky_normal_name)
+        super().add(key, item, sticky_normal_name, route)
 
 
 class RecordingEngine(HistoryEngine):

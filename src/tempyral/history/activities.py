@@ -13,13 +13,14 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common import ids
 from tempyral.common.clock import duration_ns, timestamp, ts_ns
-from tempyral.common.errors import InvalidArgument, NamespaceNotActive, NotFound, WorkflowCompleted
+from tempyral.common.errors import InvalidArgument, NamespaceNotActive, NotFound, ShardNotHere, WorkflowCompleted
 from tempyral.common.limits import exceeds_blob_limit, payloads_size
 from tempyral.common.retry import next_retry
 from tempyral.common.tokens import decode_task_token, encode_task_token
 from tempyral.history.executions import Executions
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.outbox import Outbox
+from tempyral.history.remote_starts import RemoteStarts
 from tempyral.history.task_generator import task_is_current
 from tempyral.matching.service import ACTIVITY, Matching, QueueKey
 from tempyral.namespace.registry import Namespace
@@ -90,6 +91,8 @@ class ActivityHandler:
         self.executions = executions
         self.matching = matching
         self.outbox = outbox
+        # With several nodes: tasks of workflows another node owns are started there (nodes/matching.py).
+        self.remote: RemoteStarts | None = None
 
     def timer_handlers(self) -> dict[int, Callable[[MutableState, Task], bool]]:
         """The timer tasks this handler applies (see TaskExecutor.timer_handlers)."""
@@ -113,7 +116,10 @@ class ActivityHandler:
             task = await self.matching.poll(key, remaining)
             if task is None:
                 return ws.PollActivityTaskQueueResponse()
-            resp = await asyncio.shield(self._record_started(ns, task, req.identity))
+            if self.remote is not None and self.remote.elsewhere(task):
+                resp = await asyncio.shield(self.remote.start_activity_task(task, req))
+            else:
+                resp = await asyncio.shield(self._record_started(ns, task, req.identity))
             if resp is not None:
                 return resp
 
@@ -143,6 +149,8 @@ class ActivityHandler:
         except NamespaceNotActive:
             self.executions.standby.park(task)  # failed over away: the new active dispatches it
             return None
+        except ShardNotHere:
+            return None  # the shard moved: its new owner dispatches the task again
         except Exception as err:
             self.outbox.failures.failure("could not start activity tasks", err)
             self.matching.add_front(QueueKey(task.namespace_id, task.task_queue.name, ACTIVITY), task)

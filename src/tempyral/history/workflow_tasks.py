@@ -18,7 +18,7 @@ from temporalio.api.query.v1.message_pb2 import WorkflowQuery, WorkflowQueryResu
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common import ids
-from tempyral.common.errors import InvalidArgument, NamespaceNotActive, NotFound
+from tempyral.common.errors import InvalidArgument, NamespaceNotActive, NotFound, ShardNotHere
 from tempyral.common.limits import HISTORY_PAGE_BYTES
 from tempyral.common.tokens import decode_task_token, encode_page_token, encode_task_token
 from tempyral.history.activities import activity_task_response
@@ -27,6 +27,7 @@ from tempyral.history.executions import Change, Executions
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.outbox import Outbox
 from tempyral.history.queries import QueryRegistry, QueryTask
+from tempyral.history.remote_starts import RemoteStarts
 from tempyral.history.task_generator import task_is_current
 from tempyral.history.updates import UpdateHandler
 from tempyral.history.worker_version import stamp_from_completion, stamp_from_poll
@@ -58,6 +59,8 @@ class WorkflowTaskHandler:
         self.namespaces = namespaces
         self.find_endpoint_id = find_endpoint_id
         self.max_pending_nexus = max_pending_nexus
+        # With several nodes: tasks of workflows another node owns are started there (nodes/matching.py).
+        self.remote: RemoteStarts | None = None
 
     # ------------------------------------------------------------------ poll
     async def poll(
@@ -76,7 +79,9 @@ class WorkflowTaskHandler:
             item = await self.matching.poll(key, remaining, _is_query if queries_only else None)
             if item is None:
                 return ws.PollWorkflowTaskQueueResponse()
-            if isinstance(item, QueryTask):
+            if self.remote is not None and self.remote.elsewhere(item):
+                resp = await asyncio.shield(self.remote.start_workflow_task(item, req))
+            elif isinstance(item, QueryTask):
                 resp = await asyncio.shield(self._query_task(item, sticky, req.identity))
             else:
                 resp = await asyncio.shield(self._record_started(item, sticky, req.identity, stamp_from_poll(req)))
@@ -111,6 +116,8 @@ class WorkflowTaskHandler:
         except NamespaceNotActive:
             self.executions.standby.park(task)  # failed over away: the new active dispatches it
             return None
+        except ShardNotHere:
+            return None  # the shard moved: its new owner dispatches the task again
         except Exception as err:
             self.outbox.failures.failure("could not start workflow tasks", err)
             # leave the task to its outbox row: put it back so that another poller gets it

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,14 @@ class Poller(NamedTuple):
 Accept = Callable[[Any], bool]
 
 
+class Router(Protocol):
+    """Sends items of task queues another node serves to that node (nodes/matching.py); absent on one node."""
+
+    def forward(self, key: QueueKey, item: Any, sticky_normal_name: str) -> bool:
+        """True when the item went to another node (nothing more to do here)."""
+        ...
+
+
 @dataclass(eq=False, slots=True)
 class _Waiter:
     future: asyncio.Future[Any]
@@ -66,6 +74,7 @@ class _Queue:
 class Matching:
     def __init__(self) -> None:
         self._queues: dict[QueueKey, _Queue] = {}
+        self.router: Router | None = None
 
     def _queue(self, key: QueueKey) -> _Queue:
         q = self._queues.get(key)
@@ -73,8 +82,11 @@ class Matching:
             q = self._queues[key] = _Queue()
         return q
 
-    def add(self, key: QueueKey, item: Any, sticky_normal_name: str = "") -> None:
-        """Queue an item; a sticky queue without a live worker sends it to its normal queue."""
+    def add(self, key: QueueKey, item: Any, sticky_normal_name: str = "", route: bool = True) -> None:
+        """Queue an item; a sticky queue without a live worker sends it to its normal queue. With several nodes the
+        item goes to the node serving the queue (`route` False: it stays here, it was sent here for this queue)."""
+        if route and self.router is not None and self.router.forward(key, item, sticky_normal_name):
+            return
         if sticky_normal_name:
             q = self._queues.get(key)
             alive = (
@@ -84,6 +96,8 @@ class Matching:
             )
             if not alive:
                 key = QueueKey(key.namespace_id, sticky_normal_name, key.task_type)
+                if self.router is not None and self.router.forward(key, item, ""):
+                    return
             else:
                 assert q is not None
                 q.sticky = True
@@ -94,6 +108,8 @@ class Matching:
 
     def add_front(self, key: QueueKey, item: Any) -> None:
         """Put back an item a poller could not take, ahead of the others."""
+        if self.router is not None and self.router.forward(key, item, ""):
+            return  # the queue is another node's now
         q = self._queue(key)
         if not _hand_over(q, item):
             q.backlog.appendleft(item)
@@ -143,6 +159,20 @@ class Matching:
                     q.pollers.remove(waiter)
                     woken += 1
         return woken
+
+    def drain(self, unowned: Callable[[QueueKey], bool]) -> list[tuple[QueueKey, Any]]:
+        """Take the backlog of every queue `unowned` picks (another node serves it now), and end its polls empty so
+        their workers poll again, where the queue is now."""
+        taken: list[tuple[QueueKey, Any]] = []
+        for key, q in self._queues.items():
+            if not unowned(key):
+                continue
+            taken.extend((key, item) for item in q.backlog)
+            q.backlog.clear()
+            for waiter in list(q.pollers):
+                if not waiter.future.done():
+                    waiter.future.set_result(None)
+        return taken
 
     def shutdown_sticky(self, namespace_id: str, sticky_name: str) -> None:
         """A worker left: move its sticky backlog to the normal queue right away."""
