@@ -16,6 +16,7 @@ import base64
 import itertools
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
@@ -48,12 +49,23 @@ class NexusDispatcher:
         self._waiting: dict[str, NexusTask] = {}
         self._ids = itertools.count(1)
         self._prefix = base64.urlsafe_b64encode(os.urandom(6)).decode()
+        # With several nodes: dispatch on the node that serves the queue (nodes/matching.py).
+        self.route: Callable[[NexusDispatcher, str, str, nexus_pb.Request, float], Awaitable[Reply | None]] | None = (
+            None
+        )
 
     async def dispatch(
         self, namespace_id: str, task_queue: str, request: nexus_pb.Request, timeout: float
     ) -> Reply | None:
         """Hand `request` to a worker polling the queue and wait for its reply; None if no worker
-        answered within `timeout` seconds."""
+        answered within `timeout` seconds. With several nodes, the node serving the queue does it."""
+        if self.route is not None:
+            return await self.route(self, namespace_id, task_queue, request, timeout)
+        return await self.dispatch_here(namespace_id, task_queue, request, timeout)
+
+    async def dispatch_here(
+        self, namespace_id: str, task_queue: str, request: nexus_pb.Request, timeout: float
+    ) -> Reply | None:
         loop = asyncio.get_running_loop()
         task = NexusTask(
             task_id=f"{self._prefix}-{next(self._ids)}",
