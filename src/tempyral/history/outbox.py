@@ -30,6 +30,8 @@ class Outbox:
         the new owner's to delete)."""
         self._store = store
         self._range_of = range_of
+        # Told the task ids whose rows were deleted (nodes/matching.py forgets what it would send again).
+        self.on_rows_deleted: Callable[[int, list[int]], None] = lambda shard_id, task_ids: None
         self._acks: dict[int, list[tuple[int, int]]] = defaultdict(list)
         self._flusher: asyncio.Task[None] | None = None
         # Task failures come in floods when the database cannot take writes: logged a line per kind and interval.
@@ -53,6 +55,7 @@ class Outbox:
                 continue
             try:
                 await self._store.delete_tasks(shard_id, range_id, keys)
+                self.on_rows_deleted(shard_id, [task_id for _, task_id in keys])
             except ShardOwnershipLost:
                 continue  # moved to another node, which re-checks these tasks
             except Exception as err:

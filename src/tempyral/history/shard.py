@@ -93,6 +93,8 @@ class Shard:
         # Whether this node holds the shard's lease (nodes/shards.py moves shards between nodes).
         self.owned = False
         self.on_lost: Callable[[Shard], None] = lambda shard: None
+        # Told the task ids whose rows a commit deleted (nodes/matching.py forgets what it would send again).
+        self.on_rows_deleted: Callable[[int, list[int]], None] = lambda shard_id, task_ids: None
         self._next_task_id = 0
         self._max_task_id = 0
         self._on_tasks = on_tasks
@@ -368,6 +370,8 @@ class Shard:
             ms.visibility_dirty = False
         for cw in txn.current:
             self.remember_current(cw.namespace_id, cw.workflow_id, cw.run_id)
+        if txn.deleted_tasks:
+            self.on_rows_deleted(self.shard_id, [task_id for _, task_id in txn.deleted_tasks])
         self._evict()
         if all_tasks:
             self._on_tasks(all_tasks)
