@@ -41,12 +41,14 @@ class StartWorkflowRequest(_message.Message):
     def __init__(self, namespace_id: _Optional[str] = ..., request: _Optional[bytes] = ..., parent: _Optional[_Union[ParentInfo, _Mapping]] = ...) -> None: ...
 
 class StartWorkflowResponse(_message.Message):
-    __slots__ = ("run_id", "started")
+    __slots__ = ("run_id", "started", "status")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     started: bool
-    def __init__(self, run_id: _Optional[str] = ..., started: _Optional[bool] = ...) -> None: ...
+    status: int
+    def __init__(self, run_id: _Optional[str] = ..., started: _Optional[bool] = ..., status: _Optional[int] = ...) -> None: ...
 
 class SignalWorkflowRequest(_message.Message):
     __slots__ = ("namespace_id", "request", "external", "child_of")
