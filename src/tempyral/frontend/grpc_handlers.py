@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from google.protobuf import any_pb2
@@ -31,6 +31,12 @@ _unexpected = ThrottledLog(log)  # a bug that every request meets must not flood
 Context = grpc.aio.ServicerContext[Any, Any]
 # A servicer method; calls forwarded to another cluster answer with its serialized response (frontend/redirection.py).
 Handler = Callable[[Any, Context], Awaitable[Message | bytes]]
+
+
+class NodeWrapper(Protocol):
+    """Passes a call to the node that owns its workflow or task queue (nodes/routing.py NodeRouter)."""
+
+    def wrap(self, method: str, handler: Handler, response_class: type[Message]) -> Handler: ...
 
 
 def snake_case(name: str) -> str:
@@ -106,6 +112,7 @@ def generic_handler(
     admission: Admission | None = None,
     redirector: Redirector | None = None,
     handover: HandoverGate | None = None,
+    node_router: NodeWrapper | None = None,
 ) -> grpc.GenericRpcHandler[Any, Any]:
     """`redirector`: the DC redirection policy, applied after admission, as the reference's interceptor order has
     it; a method it forwards reaches the other cluster even when this one does not implement it. `handover`: calls
@@ -116,6 +123,9 @@ def generic_handler(
         fn: Handler | None = getattr(impl, snake_case(method.name), None)
         if handover is not None and fn is not None:
             fn = handover.wrap(method.name, fn)  # inside redirection: a forwarded call is held where it lands
+        if node_router is not None and fn is not None:
+            # the node that owns the workflow or serves the task queue answers (nodes/routing.py)
+            fn = node_router.wrap(method.name, fn, GetMessageClass(method.output_type))
         if redirector is not None:
             fn = redirector.wrap(method.name, fn if fn is not None else _unimplemented(method.name))
         handler = _wrap(fn, method.name, admission) if fn is not None else _unimplemented(method.name)

@@ -1,0 +1,251 @@
+"""Any node's frontend serves any request: a call for a workflow whose shard another node owns, a task completion
+of such a workflow, or a poll of a task queue another node serves is passed to that node, bytes in and bytes out,
+with the caller's deadline and headers; its answer (or error, details included) goes back unchanged.
+
+A passed call carries `tempyral-node-hop` and is never passed again: a node that does not own the shard any more
+answers UNAVAILABLE (ShardNotHere), and the first node asks again, with a fresh view, until the caller's deadline
+(bounded). Everything else (namespaces, visibility lists, cluster calls) is answered where it arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
+
+from tempyral.common.errors import InvalidArgument, ServiceError, Unavailable
+from tempyral.common.tokens import decode_task_token
+from tempyral.frontend.grpc_handlers import Handler, snake_case
+from tempyral.frontend.redirection import DEFAULT_FORWARD_TIMEOUT_S, PROPAGATED_HEADERS, _pass_back
+from tempyral.matching.service import ACTIVITY, NEXUS, WORKFLOW, QueueKey
+from tempyral.namespace.registry import NamespaceRegistry
+from tempyral.nexus.dispatch import decode_task_token as decode_nexus_token
+from tempyral.nodes.ownership import Ownership
+
+log = logging.getLogger(__name__)
+HOP_HEADER = "tempyral-node-hop"
+RETRY_FOR_S = 10.0  # how long a call keeps looking for its shard's owner while shards move
+EMPTY_POLL_PAUSE_S = 1.0  # a poll whose node is unreachable answers empty after this (the worker polls again)
+
+# What names the node: a workflow (namespace id, workflow id), or a task queue.
+Target = tuple[str, str] | QueueKey
+Locate = Callable[[Any, str], Target | None]  # (request, namespace id) -> target; None: answered here
+
+
+def _workflow(field: Callable[[Any], str]) -> Locate:
+    return lambda req, ns_id: (ns_id, field(req)) if field(req) else None
+
+
+def _token(req: Any, ns_id: str) -> Target | None:
+    try:
+        token = decode_task_token(req.task_token)
+    except InvalidArgument:
+        return None  # refused where it arrived, with the usual error
+    return (token.namespace_id, token.workflow_id)
+
+
+def _nexus_token(req: Any, ns_id: str) -> Target | None:
+    try:
+        token = decode_nexus_token(req.task_token)
+    except InvalidArgument:
+        return None
+    return QueueKey(token.namespace_id, token.task_queue, NEXUS)
+
+
+def _queue(kind: int) -> Locate:
+    return lambda req, ns_id: QueueKey(ns_id, req.task_queue.name, kind) if req.task_queue.name else None
+
+
+def _described_queue(req: ws.DescribeTaskQueueRequest, ns_id: str) -> Target | None:
+    kind = {TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY: ACTIVITY, TaskQueueType.TASK_QUEUE_TYPE_NEXUS: NEXUS}.get(
+        req.task_queue_type, WORKFLOW
+    )
+    return QueueKey(ns_id, req.task_queue.name, kind) if req.task_queue.name else None
+
+
+def _multi_operation(req: ws.ExecuteMultiOperationRequest, ns_id: str) -> Target | None:
+    for op in req.operations:
+        if op.HasField("start_workflow") and op.start_workflow.workflow_id:
+            return (ns_id, op.start_workflow.workflow_id)
+    return None
+
+
+LOCATE: dict[str, Locate] = {
+    "StartWorkflowExecution": _workflow(lambda r: r.workflow_id),
+    "SignalWithStartWorkflowExecution": _workflow(lambda r: r.workflow_id),
+    "ExecuteMultiOperation": _multi_operation,
+    "SignalWorkflowExecution": _workflow(lambda r: r.workflow_execution.workflow_id),
+    "RequestCancelWorkflowExecution": _workflow(lambda r: r.workflow_execution.workflow_id),
+    "TerminateWorkflowExecution": _workflow(lambda r: r.workflow_execution.workflow_id),
+    "ResetWorkflowExecution": _workflow(lambda r: r.workflow_execution.workflow_id),
+    "DeleteWorkflowExecution": _workflow(lambda r: r.workflow_execution.workflow_id),
+    "UpdateWorkflowExecution": _workflow(lambda r: r.workflow_execution.workflow_id),
+    "UpdateWorkflowExecutionOptions": _workflow(lambda r: r.workflow_execution.workflow_id),
+    "PollWorkflowExecutionUpdate": _workflow(lambda r: r.update_ref.workflow_execution.workflow_id),
+    "DescribeWorkflowExecution": _workflow(lambda r: r.execution.workflow_id),
+    "GetWorkflowExecutionHistory": _workflow(lambda r: r.execution.workflow_id),
+    "GetWorkflowExecutionHistoryReverse": _workflow(lambda r: r.execution.workflow_id),
+    "QueryWorkflow": _workflow(lambda r: r.execution.workflow_id),
+    "ResetStickyTaskQueue": _workflow(lambda r: r.execution.workflow_id),
+    "PauseActivity": _workflow(lambda r: r.execution.workflow_id),
+    "UnpauseActivity": _workflow(lambda r: r.execution.workflow_id),
+    "ResetActivity": _workflow(lambda r: r.execution.workflow_id),
+    "UpdateActivityOptions": _workflow(lambda r: r.execution.workflow_id),
+    "RecordActivityTaskHeartbeatById": _workflow(lambda r: r.workflow_id),
+    "RespondActivityTaskCompletedById": _workflow(lambda r: r.workflow_id),
+    "RespondActivityTaskFailedById": _workflow(lambda r: r.workflow_id),
+    "RespondActivityTaskCanceledById": _workflow(lambda r: r.workflow_id),
+    "RespondWorkflowTaskCompleted": _token,
+    "RespondWorkflowTaskFailed": _token,
+    "RespondQueryTaskCompleted": _token,
+    "RespondActivityTaskCompleted": _token,
+    "RespondActivityTaskFailed": _token,
+    "RespondActivityTaskCanceled": _token,
+    "RecordActivityTaskHeartbeat": _token,
+    "RespondNexusTaskCompleted": _nexus_token,
+    "RespondNexusTaskFailed": _nexus_token,
+    "PollWorkflowTaskQueue": _queue(WORKFLOW),
+    "PollActivityTaskQueue": _queue(ACTIVITY),
+    "PollNexusTaskQueue": _queue(NEXUS),
+    "DescribeTaskQueue": _described_queue,
+    "ShutdownWorker": lambda r, ns_id: QueueKey(ns_id, r.sticky_task_queue, WORKFLOW) if r.sticky_task_queue else None,
+}
+POLLS = frozenset({"PollWorkflowTaskQueue", "PollActivityTaskQueue", "PollNexusTaskQueue"})
+
+
+class NodeRouter:
+    def __init__(self, ownership: Ownership, namespaces: NamespaceRegistry, service_name: str) -> None:
+        self.ownership = ownership
+        self.namespaces = namespaces
+        self.service_name = service_name
+        # (node, method) -> calls passed there
+        self.passed: Counter[tuple[str, str]] = Counter()
+
+    def wrap(self, method: str, handler: Handler, response_class: type[Message]) -> Handler:
+        locate = LOCATE.get(method)
+        if locate is None:
+            return handler
+        full_method = f"/{self.service_name}/{method}"
+
+        async def routed(request: Any, context: Any) -> Message | bytes:
+            metadata = context.invocation_metadata() or ()
+            if any(k == HOP_HEADER for k, _ in metadata):
+                return await handler(request, context)  # passed here by another node: answered here
+            ns = self.namespaces.find(getattr(request, "namespace", ""))
+            if ns is None:
+                return await handler(request, context)
+            target = locate(request, ns.id)
+            if target is None:
+                return await handler(request, context)
+            return await self._call(method, full_method, target, handler, request, context, response_class)
+
+        return routed
+
+    def _node_for(self, target: Target) -> str:
+        if isinstance(target, QueueKey):
+            return self.ownership.queue_owner(target)
+        return self.ownership.workflow_owner(*target)
+
+    async def _call(
+        self,
+        method: str,
+        full_method: str,
+        target: Target,
+        handler: Handler,
+        request: Any,
+        context: Any,
+        response_class: type[Message],
+    ) -> Message | bytes:
+        remaining = context.time_remaining()
+        deadline = time.monotonic() + (DEFAULT_FORWARD_TIMEOUT_S if remaining is None else max(remaining, 0.0))
+        give_up = time.monotonic() + RETRY_FOR_S
+        while True:
+            node = self._node_for(target)
+            try:
+                if node == self.ownership.node:
+                    return await handler(request, context)
+                return await self._pass(node, method, full_method, request, context, deadline, response_class)
+            except Unavailable as err:  # ShardNotHere here, or the other node unreachable
+                failure: ServiceError | grpc.aio.AioRpcError = err
+            except grpc.aio.AioRpcError as err:
+                if err.code() != grpc.StatusCode.UNAVAILABLE:
+                    return await _answer(context, err)
+                failure = err
+            if method in POLLS:
+                await asyncio.sleep(min(EMPTY_POLL_PAUSE_S, max(deadline - time.monotonic(), 0.0)))
+                return response_class()  # the worker polls again, where the queue is then
+            if time.monotonic() + 0.2 >= min(give_up, deadline):
+                if isinstance(failure, ServiceError):
+                    raise failure
+                return await _answer(context, failure)
+            await asyncio.sleep(0.2)  # shards are moving: the controller's view refreshes meanwhile
+
+    async def _pass(
+        self,
+        node: str,
+        method: str,
+        full_method: str,
+        request: Any,
+        context: Any,
+        deadline: float,
+        response_class: type[Message],
+    ) -> Message | bytes:
+        channel = self.ownership.channel(node)
+        if channel is None:
+            raise Unavailable(f"node {node} is not a live member of this cluster")
+        metadata = context.invocation_metadata() or ()
+        outgoing = [(k, v) for k, v in metadata if k in PROPAGATED_HEADERS and isinstance(v, str)]
+        outgoing.append((HOP_HEADER, self.ownership.node))
+        self.passed[(node, method)] += 1
+        call = channel.unary_unary(full_method, request_serializer=None, response_deserializer=None)
+        response: bytes = await call(
+            request.SerializeToString(), timeout=max(deadline - time.monotonic(), 0.0), metadata=tuple(outgoing)
+        )
+        if hasattr(context, "abort"):
+            return response  # gRPC: the bytes as they came
+        return response_class.FromString(response)  # the HTTP API converts a message
+
+
+async def _answer(context: Any, err: grpc.aio.AioRpcError) -> bytes:
+    """The other node's error, to the caller: over gRPC as it came (details included)."""
+    if hasattr(context, "abort"):
+        return await _pass_back(context, err)
+    raise _RemoteError(err)
+
+
+class _RemoteError(ServiceError):
+    def __init__(self, err: grpc.aio.AioRpcError) -> None:
+        super().__init__(err.details() or "")
+        self.code = err.code()
+
+
+def response_class_of(service: ServiceDescriptor, method: str) -> type[Message]:
+    return GetMessageClass(service.methods_by_name[method].output_type)
+
+
+class RoutedServicer:
+    """A servicer whose methods go through the router (for the HTTP API, which calls servicers directly)."""
+
+    def __init__(self, service: ServiceDescriptor, servicer: object, router: NodeRouter) -> None:
+        self._servicer = servicer
+        self._wrapped: dict[str, Any] = {}
+        for method in service.methods:
+            fn = getattr(servicer, snake_case(method.name), None)
+            if fn is not None:
+                self._wrapped[snake_case(method.name)] = router.wrap(
+                    method.name, fn, response_class_of(service, method.name)
+                )
+
+    def __getattr__(self, name: str) -> Any:
+        wrapped = self._wrapped.get(name)
+        return wrapped if wrapped is not None else getattr(self._servicer, name)
