@@ -57,6 +57,11 @@ from tempyral.nexus.invoker import NexusInvoker
 from tempyral.nexus.machinery import Machinery
 from tempyral.nexus.metrics import NexusMetrics
 from tempyral.nexus.operations import NexusOperations
+from tempyral.nodes.matching import MatchingRouter
+from tempyral.nodes.membership import Membership
+from tempyral.nodes.ownership import Ownership
+from tempyral.nodes.routing import NodeRouter, RoutedServicer
+from tempyral.nodes.shards import ShardController
 from tempyral.persistence.open import describe as describe_db
 from tempyral.persistence.open import is_postgres_url, open_store
 from tempyral.proto import replication_pb2 as rpb
@@ -93,13 +98,16 @@ class Server:
         self.admission = Admission(config.admission)
         # Calls of namespaces that are standby here, sent to their active cluster (--dc-redirection-policy).
         self.redirector = Redirector(config.dc_redirection_policy, self.clusters, self.namespaces, WORKFLOW_SERVICE)
+        # Several nodes share a PostgreSQL database and serve one cluster (nodes/); SQLite is one process's.
+        self.node_name = config.nodes.name or host_port(local_host(config.ip), config.port)
+        self.several_nodes = is_postgres_url(config.db)
         self.engine = HistoryEngine(
             self.store,
             self.namespaces,
             self.matching,
             EngineConfig(
                 num_shards=config.num_shards,
-                owner=f"{config.ip}:{config.port}",
+                owner=self.node_name,
                 max_pending_nexus_operations=config.nexus.max_pending_operations,
                 cache_bytes=config.history_cache_bytes,
             ),
@@ -167,6 +175,16 @@ class Server:
             self.nexus_metrics,
         )
         self.nexus_http_api.more_metrics.append(self.replication_status.render_metrics)
+        self.membership: Membership | None = None
+        self.ownership: Ownership | None = None
+        self.node_router: NodeRouter | None = None
+        self.matching_router: MatchingRouter | None = None
+        self.shard_controller: ShardController | None = None
+        if self.several_nodes:
+            self._wire_nodes()
+        # Set when the server must stop on its own (its node name was taken over); the command exits non-zero.
+        self.fatal = asyncio.Event()
+        self.fatal_reason = ""
         self._http: web.AppRunner | None = None
         self._ui: web.AppRunner | None = None
         self.ui_address = ""
@@ -177,6 +195,32 @@ class Server:
         self._ui_socket: socket.socket | None = None
         self.address = ""
         self.http_address = ""
+
+    def _wire_nodes(self) -> None:
+        """Membership, shard ownership, and passing work between the nodes of this cluster."""
+        settings = self.config.nodes
+        self.membership = membership = Membership(self.store, settings, self.node_name)
+        membership.on_evicted = self._evicted
+        self.ownership = ownership = Ownership(membership, self.config.num_shards)
+        self.node_router = NodeRouter(ownership, self.namespaces, WORKFLOW_SERVICE.full_name)
+        self.matching_router = router = MatchingRouter(ownership, self.matching, self.engine)
+        self.matching.router = router
+        self.engine.workflow_tasks.remote = router
+        self.engine.activities.remote = router
+        self.nexus_dispatcher.route = router.dispatch_nexus
+        self.engine.on_shard_released = router.shard_released
+        self.engine.outbox.on_rows_deleted = router.forget
+        for shard in self.engine.shards:
+            shard.on_rows_deleted = router.forget
+        membership.listeners.append(router.view_changed)
+        self.shard_controller = ShardController(
+            self.engine, self.store, membership, ownership, takeover_s=2 * settings.member_timeout_s
+        )
+
+    def _evicted(self, reason: str) -> None:
+        log.error("stopping: %s", reason)
+        self.fatal_reason = reason
+        self.fatal.set()
 
     def _endpoint_id(self, name: str) -> str | None:
         endpoint = self.endpoints.find_by_name(name)
@@ -248,18 +292,28 @@ class Server:
             self.outbound_addresses,
         )
         operator_service = OperatorService(self.namespaces, self.endpoints, self.clusters)
+        http_workflow_service: object = workflow_service
+        if self.node_router is not None:
+            http_workflow_service = RoutedServicer(WORKFLOW_SERVICE, workflow_service, self.node_router)
         self.http_gateway = HttpGateway(
-            [(WORKFLOW_SERVICE, workflow_service), (OPERATOR_SERVICE, operator_service)], self.admission
+            [(WORKFLOW_SERVICE, http_workflow_service), (OPERATOR_SERVICE, operator_service)], self.admission
         )
         # Before the engine: outbound tasks it resumes need the client and the callback URL.
         await self.nexus_http_client.start()
         self._set_callback_base_url()
-        # The shards are owned before any door opens: no request meets an engine that cannot write yet.
-        await self.engine.start()
+        # The shards are owned before any door opens: no request meets an engine that cannot write yet. With several
+        # nodes, this node joins first and takes the shards that belong on it; more come as other nodes hand them over.
+        await self.engine.start(acquire_all=not self.several_nodes)
+        grpc_server = self._grpc_server(workflow_service, operator_service)
+        if self.shard_controller is not None:
+            await self._join(grpc_server)
         await self.history_sender.start()
         await self._start_http()
         await self._start_ui()
-        await self._grpc_server(workflow_service, operator_service).start()
+        await grpc_server.start()
+        if self.membership is not None and self.shard_controller is not None:
+            self.membership.start()
+            self.shard_controller.start()
         # Where other clusters call this one: addresses to dial, never a wildcard.
         own_host = local_host(cfg.ip)
         await self.clusters.set_addresses(
@@ -282,6 +336,15 @@ class Server:
         log.info("tempyral listening on %s (database: %s)", self.address, describe_db(cfg))
         warn_if_exposed("The gRPC API", [cfg.ip], self.address)
 
+    async def _join(self, grpc_server: grpc.aio.Server) -> None:
+        """Become a member (refused if a live node has this name) and take the shards nobody live holds."""
+        assert self.membership is not None and self.shard_controller is not None and self._http_socket is not None
+        own_host = local_host(self.config.ip)
+        address = host_port(own_host, int(self.address.rsplit(":", 1)[1]))
+        http_address = host_port(own_host, self._http_socket.getsockname()[1])
+        await self.membership.join(address, http_address)
+        await self.shard_controller.tick()
+
     def _grpc_server(self, workflow_service: WorkflowService, operator_service: OperatorService) -> grpc.aio.Server:
         cfg = self.config
         server = grpc.aio.server(
@@ -303,7 +366,12 @@ class Server:
         server.add_generic_rpc_handlers(
             (
                 generic_handler(
-                    WORKFLOW_SERVICE, workflow_service, self.admission, self.redirector, HandoverGate(self.namespaces)
+                    WORKFLOW_SERVICE,
+                    workflow_service,
+                    self.admission,
+                    self.redirector,
+                    HandoverGate(self.namespaces),
+                    self.node_router,
                 ),
                 generic_handler(OPERATOR_SERVICE, operator_service, self.admission),
                 replication_handler(self.replication_service),
@@ -377,6 +445,17 @@ class Server:
         await self.peers.close()
         await self.redirector.close()
         await self.history_sender.stop()
+        if self.shard_controller is not None:
+            await self.shard_controller.stop()
+            await self.shard_controller.hand_over_all()  # the others take them now, not after the timeout
+        if self.membership is not None:
+            await self.membership.stop()
+            if self._serving:
+                await self.membership.leave()
+        if self.matching_router is not None:
+            await self.matching_router.close()
+        if self.ownership is not None:
+            await self.ownership.close()
         await self.engine.stop()
         await self.nexus_http_client.close()
         await self.store.close()
