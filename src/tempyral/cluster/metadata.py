@@ -8,11 +8,13 @@ takes the smallest such v not below its current one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tempyral.cluster.shared_config import UNREAD, SharedConfig
 from tempyral.common.errors import StartupError
 from tempyral.persistence.store import Store
 from tempyral.proto.replication_pb2 import ClusterMetadataRecord
@@ -71,6 +73,16 @@ class ClusterMetadata:
         self._remotes: dict[str, ClusterMetadataRecord] = {}
         # Called after a remote cluster is added, changed or removed (the replication loops follow).
         self.listeners: list[Callable[[], None]] = []
+        self._lock = asyncio.Lock()  # one change or reload of the remote rows at a time
+        # Set when other nodes share the database (cluster/config_watch.py): changes are then announced by the
+        # config stamp, and the remote rows reloaded when it moves. The current cluster's row is each node's own
+        # (its addresses): it is never reloaded.
+        self.shared: SharedConfig | None = None
+        self._stamp_seen: str | None = UNREAD  # the config stamp of the last reload
+
+    def share(self, shared: SharedConfig) -> None:
+        """Other nodes share the database from now on (cluster/config_watch.py); called before loading."""
+        self.shared = shared
 
     # ------------------------------------------------------------------ start-up
     async def load(self, wanted: ClusterIdentity, shard_count: int, db_name: str) -> None:
@@ -177,18 +189,56 @@ class ClusterMetadata:
 
     # ------------------------------------------------------------------ changes
     async def upsert(self, record: ClusterMetadataRecord) -> None:
-        previous = self._remotes.get(record.cluster_name)
-        record.version = (previous.version if previous is not None else 0) + 1
-        await self._store.save_cluster(record.cluster_name, record.SerializeToString())
-        self._remotes[record.cluster_name] = record
+        await self.sync()
+        async with self._lock:
+            previous = self._remotes.get(record.cluster_name)
+            record.version = (previous.version if previous is not None else 0) + 1
+            await self._store.save_cluster(record.cluster_name, record.SerializeToString())
+            self._remotes[record.cluster_name] = record
+        await self._stamp()
         self._changed()
 
     async def remove(self, name: str) -> bool:
-        if name not in self._remotes:
-            return False
-        await self._store.delete_cluster(name)
-        del self._remotes[name]
+        await self.sync()
+        async with self._lock:
+            if name not in self._remotes:
+                return False
+            await self._store.delete_cluster(name)
+            del self._remotes[name]
+        await self._stamp()
         self._changed()
+        return True
+
+    async def _stamp(self) -> None:
+        if self.shared is not None:
+            await self.shared.stamp()
+
+    # ------------------------------------------------------------------ several nodes, one database
+    async def sync(self) -> None:
+        """Catch up with changes other nodes made, if the config stamp moved since the last reload (one small
+        read); nothing without a shared database."""
+        if self.shared is not None:
+            await self.reload_at(await self.shared.current())
+
+    async def reload_at(self, stamp: str | None) -> bool:
+        """Reload the remote clusters' rows unless already done at config stamp `stamp` (read before calling: a
+        change committed before that stamp was written is then seen); whether it reloaded. The listeners hear of
+        a change as they do of one made here."""
+        async with self._lock:  # no change of this node's is half-way (stored, not yet cached) meanwhile
+            if stamp == self._stamp_seen:
+                return False
+            rows = {
+                r.cluster_name: r
+                for r in (ClusterMetadataRecord.FromString(b) for b in await self._store.load_clusters())
+                if r.cluster_name != self.current.cluster_name
+            }
+            changed = sorted(n for n in rows.keys() | self._remotes.keys() if rows.get(n) != self._remotes.get(n))
+            if changed:
+                log.info("remote clusters changed on another node: %s", ", ".join(changed))
+                self._remotes = rows
+            self._stamp_seen = stamp
+        if changed:
+            self._changed()
         return True
 
     def _changed(self) -> None:

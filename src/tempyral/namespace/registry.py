@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from google.protobuf.duration_pb2 import Duration
@@ -14,6 +14,7 @@ from temporalio.api.namespace.v1 import message_pb2 as namespace_pb
 from temporalio.api.replication.v1 import message_pb2 as replication_pb
 
 from tempyral.cluster.metadata import ClusterMetadata
+from tempyral.cluster.shared_config import UNREAD, Settling, SharedConfig
 from tempyral.common import ids
 from tempyral.common.clock import duration_ns
 from tempyral.common.durations import InvalidDuration, validate_and_cap
@@ -35,6 +36,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 MAX_NAME_LENGTH = 255
 # What the reference answers a call or a write of a namespace in HANDOVER (common.ErrNamespaceHandover, observed).
 NAMESPACE_HANDOVER = "Namespace replication in Handover state."
+NOTIFICATION_COUNTER = "namespace_notification_version"  # the claims of notification versions (shared database)
 
 
 @dataclass(slots=True)
@@ -94,16 +96,26 @@ class NamespaceRegistry:
         self._lock = asyncio.Lock()
         # Held by whoever reads a record, changes it and saves it (updates, search attributes, records replicated
         # from other clusters), so that no change is computed from a record another is replacing.
-        self.changing = asyncio.Lock()
+        self.changing = ChangeLock(self)
         # The highest notification version of any record: every change here takes the next one, so other
         # clusters can ask for what changed since the last version they saw.
         self._notification_version = 0
         self.listeners: list[NamespaceListener] = []
         self._changed = asyncio.Event()
+        # Set when other nodes share the database (cluster/config_watch.py): changes are then numbered by claims
+        # and announced by the config stamp, and the records are reloaded when the stamp moves.
+        self.shared: SharedConfig | None = None
+        self._settling = Settling()
+        self._stamp_seen: str | None = UNREAD  # the config stamp of the last reload
 
     @property
     def cluster_name(self) -> str:
         return self.clusters.name
+
+    def share(self, shared: SharedConfig) -> None:
+        """Other nodes share the database from now on (cluster/config_watch.py); called before loading."""
+        self.shared = shared
+        self._settling = Settling(clock=shared.clock)
 
     async def load(self) -> None:
         for blob in await self._store.load_namespaces():
@@ -116,6 +128,8 @@ class NamespaceRegistry:
         self._by_name[ns.name] = ns
         self._by_id[ns.id] = ns
         self._notification_version = max(self._notification_version, ns.record.notification_version)
+        if self.shared is not None:
+            self._settling.saw(ns.record.notification_version)
 
     def _notify(self, previous: Namespace | None, ns: Namespace) -> None:
         for listener in self.listeners:
@@ -170,7 +184,12 @@ class NamespaceRegistry:
 
     @property
     def notification_version(self) -> int:
-        return self._notification_version
+        """What other clusters ask after next time: the highest version here; with a shared database, the highest
+        this node has had for a few seconds, since a lower one claimed by another node may still be committing
+        (cluster/shared_config.py)."""
+        if self.shared is None:
+            return self._notification_version
+        return self._settling.cursor()
 
     def get(self, name: str) -> Namespace:
         ns = self._by_name.get(name)
@@ -227,41 +246,119 @@ class NamespaceRegistry:
     async def create(self, record: NamespaceRecord) -> Namespace:
         name = record.info.name
         validate_name(name)
+        await self.sync()  # a name another node registered is taken here too
         async with self._lock:
             if name in self._by_name:
                 raise NamespaceAlreadyExists(name)
-            self._notification_version += 1
-            record.notification_version = self._notification_version
             try:
-                await self._store.insert_namespace(record.info.id, name, record.SerializeToString())
+                await self._write(record, False, lambda data: self._store.insert_namespace(record.info.id, name, data))
             except AlreadyExists as err:
                 raise NamespaceAlreadyExists(name) from err
             ns = Namespace(record)
             self._cache(ns)
             log.info("registered namespace %s (%s)", name, record.info.id)
+        await self._stamp()
         self._notify(None, ns)
         return ns
 
     async def ensure(self, name: str, retention: Duration | None = None) -> Namespace:
         if name in self._by_name:
             return self._by_name[name]
-        return await self.create(self.new_record(name, retention))
+        try:
+            return await self.create(self.new_record(name, retention))
+        except NamespaceAlreadyExists:
+            # Another node sharing the database registered it a moment ago (nodes starting together).
+            await self.reload_at(UNREAD, force=True)
+            if name not in self._by_name:
+                raise
+            return self._by_name[name]
 
     async def save(self, record: NamespaceRecord, failover: bool = False) -> Namespace:
         """Persist a changed record (update, search attributes) and swap it into the cache. `failover`: the
         change moved the active cluster, so its failover notification version is this change's."""
         async with self._lock:
             previous = self._by_id.get(record.info.id)
-            self._notification_version += 1
-            record.notification_version = self._notification_version
-            if failover:
-                record.failover_notification_version = self._notification_version
-            await self._store.update_namespace(record.info.id, record.SerializeToString())
+            await self._write(record, failover, lambda data: self._store.update_namespace(record.info.id, data))
             ns = Namespace(record)
             self._cache(ns)
+        await self._stamp()
         if previous is not None:
             self._notify(previous, ns)
         return ns
+
+    async def _write(self, record: NamespaceRecord, failover: bool, first: Callable[[bytes], Awaitable[None]]) -> None:
+        """Store `record` (`first` does) under the next notification version. With a shared database the version
+        is claimed, and a write repeated under a new one (shared_config.SharedConfig.numbered) is an update."""
+
+        def numbered(version: int) -> bytes:
+            record.notification_version = version
+            if failover:
+                record.failover_notification_version = version
+            return record.SerializeToString()
+
+        if self.shared is None:
+            self._notification_version += 1
+            await first(numbered(self._notification_version))
+            return
+        writes = 0
+
+        async def write(versions: list[int]) -> None:
+            nonlocal writes
+            data = numbered(versions[0])
+            if writes == 0:
+                await first(data)
+            else:
+                await self._store.update_namespace(record.info.id, data)
+            writes += 1
+
+        standing = await self.shared.numbered(NOTIFICATION_COUNTER, self._notification_version, 1, write)
+        numbered(standing[0])  # a repeated write that failed leaves the first one's version
+
+    async def _stamp(self) -> None:
+        if self.shared is not None:
+            await self.shared.stamp()
+
+    # ------------------------------------------------------------------ several nodes, one database
+    async def sync(self) -> None:
+        """Catch up with changes other nodes made, if the config stamp moved since the last reload (one small
+        read); nothing without a shared database."""
+        if self.shared is not None:
+            await self.reload_at(await self.shared.current())
+
+    async def reload_at(self, stamp: str | None, force: bool = False) -> bool:
+        """Reload the records unless already done at config stamp `stamp` (read before calling: a change
+        committed before that stamp was written is then seen); whether it reloaded. Listeners hear of each
+        record that changed, as they do of a change made here."""
+        async with self._lock:  # no change of this node's is half-way (written, not yet cached) meanwhile
+            if stamp == self._stamp_seen and not force:
+                return False
+            changes = await self._reload()
+            self._stamp_seen = stamp
+        for previous, ns in changes:
+            self._notify(previous, ns)
+        return True
+
+    async def _reload(self) -> list[tuple[Namespace | None, Namespace]]:
+        changes: list[tuple[Namespace | None, Namespace]] = []
+        for blob in await self._store.load_namespaces():
+            record = NamespaceRecord.FromString(blob)
+            cached = self._by_id.get(record.info.id)
+            if cached is not None and cached.record == record:
+                continue
+            if cached is not None and record.notification_version < cached.record.notification_version:
+                # Two nodes changed it at once and the older change was stored last: every node loads what is
+                # stored, so taking it is what makes them agree.
+                log.warning(
+                    "namespace %s was changed on two nodes at once: the change stored last (notification version "
+                    "%d) replaces this node's (%d)",
+                    record.info.name,
+                    record.notification_version,
+                    cached.record.notification_version,
+                )
+            ns = Namespace(record)
+            self._cache(ns)
+            changes.append((cached, ns))
+        return changes
 
     async def apply_replicated(self, incoming: NamespaceRecord) -> bool:
         """Take a record another cluster sent: a new namespace is created with its id; a known one takes the
@@ -310,6 +407,32 @@ class NamespaceRegistry:
             record.is_global_namespace = True
             await self.save(record, failover=failover)
         return changed
+
+
+class ChangeLock:
+    """`NamespaceRegistry.changing`: a lock that, once taken, catches up with what other nodes sharing the
+    database changed, so that a change is computed from the latest record stored."""
+
+    def __init__(self, registry: NamespaceRegistry) -> None:
+        self._lock = asyncio.Lock()
+        self._registry = registry
+
+    async def __aenter__(self) -> None:
+        await self._lock.acquire()
+        try:
+            await self._registry.sync()
+        except Unavailable as err:
+            # The change is computed from this node's records, as it would be without the catch-up.
+            log.warning("could not check the database for namespace changes of other nodes: %s", err)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
 
 
 def validate_name(name: str) -> None:

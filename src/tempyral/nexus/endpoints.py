@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
 
+from tempyral.cluster.shared_config import UNREAD, Settling, SharedConfig
 from tempyral.common import gojson
 from tempyral.common.clock import timestamp
 from tempyral.common.errors import (
@@ -51,6 +52,7 @@ DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 RESERVED_TASK_QUEUE_PREFIX = "/_sys/"
 MAX_CHANGES_PER_ANSWER = 500
+SEQ_COUNTER = "nexus_endpoint_seq"  # the claims of change numbers (shared database)
 _NAME = re.compile(NAME_PATTERN)
 
 
@@ -66,21 +68,24 @@ class EndpointRegistry:
         self._seq = 0
         self._clock = merge.HybridClock()
         self._lock = asyncio.Lock()  # one change at a time keeps the cache and the table in step
+        # Set when other nodes share the database (cluster/config_watch.py): change numbers are then claimed,
+        # changes announced by the config stamp, and the table reloaded when the stamp moves.
+        self.shared: SharedConfig | None = None
+        self._settling = Settling()
+        self._stamp_seen: str | None = UNREAD  # the config stamp of the last reload
 
     @property
     def cluster(self) -> str:
         return self._namespaces.clusters.name
 
+    def share(self, shared: SharedConfig) -> None:
+        """Other nodes share the database from now on (cluster/config_watch.py); called before loading."""
+        self.shared = shared
+        self._settling = Settling(clock=shared.clock)
+
     async def load(self) -> None:
         for row in await self._store.load_nexus_endpoints():
-            state = ReplicatedEndpoint(
-                endpoint=nexus_pb.Endpoint.FromString(row.data),
-                deleted=row.deleted,
-                stamp=row.stamp,
-                origin_cluster=row.origin,
-                created_stamp=row.created,
-            )
-            self._remember(state, row.seq)
+            self._remember(_state(row), row.seq)
         log.info("loaded %d Nexus endpoints (%d deleted)", len(self._by_id), len(self._states) - len(self._by_id))
 
     def _remember(self, state: ReplicatedEndpoint, seq: int) -> None:
@@ -89,6 +94,8 @@ class EndpointRegistry:
         self._seqs[endpoint_id] = seq
         self._seq = max(self._seq, seq)
         self._clock.observe(state.stamp)
+        if self.shared is not None:
+            self._settling.saw(seq)
         if state.deleted:
             self._by_id.pop(endpoint_id, None)
         else:
@@ -109,11 +116,48 @@ class EndpointRegistry:
         )
 
     async def _write(self, states: builtins.list[ReplicatedEndpoint]) -> None:
-        """Store `states` (each under this cluster's next change number), then cache them."""
-        seqs = [self._seq + i + 1 for i in range(len(states))]
-        await self._store.save_nexus_endpoints([self._row(s, n) for s, n in zip(states, seqs, strict=True)])
+        """Store `states` (each under this cluster's next change number), then cache them. With a shared
+        database the numbers are claimed (two nodes never use one) and the change is announced."""
+
+        async def save(seqs: builtins.list[int]) -> None:
+            await self._store.save_nexus_endpoints([self._row(s, n) for s, n in zip(states, seqs, strict=True)])
+
+        if self.shared is None:
+            seqs = [self._seq + i + 1 for i in range(len(states))]
+            await save(seqs)
+        else:
+            seqs = await self.shared.numbered(SEQ_COUNTER, self._seq, len(states), save)
         for state, seq in zip(states, seqs, strict=True):
             self._remember(state, seq)
+        if self.shared is not None:
+            await self.shared.stamp()
+
+    # ------------------------------------------------------------------ several nodes, one database
+    async def sync(self) -> None:
+        """Catch up with changes other nodes made, if the config stamp moved since the last reload (one small
+        read); nothing without a shared database."""
+        if self.shared is not None:
+            await self.reload_at(await self.shared.current())
+
+    async def reload_at(self, stamp: str | None) -> bool:
+        """Reload the table unless already done at config stamp `stamp` (read before calling: a change
+        committed before that stamp was written is then seen); whether it reloaded."""
+        async with self._lock:  # no change of this node's is half-way (written, not yet cached) meanwhile
+            if stamp == self._stamp_seen:
+                return False
+            changed = 0
+            for row in await self._store.load_nexus_endpoints():
+                state = _state(row)
+                if self._seqs.get(row.id) == row.seq and self._states.get(row.id) == state:
+                    continue
+                # What is stored wins, even over a state this node wrote (two nodes changed one endpoint at
+                # once): every node loads it, so they agree; other clusters merge it as any change.
+                self._remember(state, row.seq)
+                changed += 1
+            self._stamp_seen = stamp
+        if changed:
+            log.info("reloaded Nexus endpoints: %d changed on other nodes", changed)
+        return True
 
     def _local(self, endpoint: nexus_pb.Endpoint, deleted: bool = False, created: int = 0) -> ReplicatedEndpoint:
         """A change made on this cluster."""
@@ -156,6 +200,7 @@ class EndpointRegistry:
     # ------------------------------------------------------------------ changes
     async def create(self, spec: nexus_pb.EndpointSpec) -> nexus_pb.Endpoint:
         self._check_spec(spec)
+        await self.sync()
         async with self._lock:
             if self.find_by_name(spec.name) is not None:
                 raise _name_taken(spec.name)
@@ -171,6 +216,7 @@ class EndpointRegistry:
 
     async def update(self, endpoint_id: str, version: int, spec: nexus_pb.EndpointSpec) -> nexus_pb.Endpoint:
         self._check_spec(spec)
+        await self.sync()
         async with self._lock:
             current = self._by_id.get(endpoint_id)
             if current is None:
@@ -200,6 +246,7 @@ class EndpointRegistry:
             issues.append("endpoint version is non-positive")
         if issues:
             raise InvalidArgument(", ".join(issues))
+        await self.sync()
         async with self._lock:
             current = self._by_id.get(endpoint_id)
             if current is None:
@@ -215,14 +262,20 @@ class EndpointRegistry:
 
     def changes_since(self, after: int) -> tuple[builtins.list[ReplicatedEndpoint], int]:
         """The endpoints written here after change number `after`, oldest first, and the number to ask after
-        next time."""
+        next time. With a shared database that number is at most the highest this node has had for a few seconds
+        (a lower one claimed by another node may still be committing, cluster/shared_config.py), but never below
+        `after` unless `after` is past every change here (a new database: the asker starts over)."""
         changed = sorted((seq, i) for i, seq in self._seqs.items() if seq > after)[:MAX_CHANGES_PER_ANSWER]
         last = changed[-1][0] if len(changed) == MAX_CHANGES_PER_ANSWER else self._seq
+        if self.shared is not None and after <= self._seq:
+            last = max(after, min(last, self._settling.cursor()))
         return [self._states[i] for _, i in changed], last
 
     async def apply_replicated(self, incoming: builtins.list[ReplicatedEndpoint], source: str) -> int:
         """Merge endpoints changed on cluster `source`; how many changed something here."""
         applied = 0
+        if incoming:  # most pulls bring nothing: no read of the stamp for them
+            await self.sync()
         async with self._lock:
             for state in incoming:
                 if not state.endpoint.id:
@@ -303,6 +356,16 @@ class EndpointRegistry:
             issues.append(f"description size exceeds limit of {MAX_DESCRIPTION_BYTES}")
         if issues:
             raise InvalidArgument(", ".join(issues))
+
+
+def _state(row: EndpointRow) -> ReplicatedEndpoint:
+    return ReplicatedEndpoint(
+        endpoint=nexus_pb.Endpoint.FromString(row.data),
+        deleted=row.deleted,
+        stamp=row.stamp,
+        origin_cluster=row.origin,
+        created_stamp=row.created,
+    )
 
 
 def url_prefix(endpoint_id: str) -> str:
