@@ -290,7 +290,7 @@ class NamespaceRegistry:
         """Store `record` (`first` does) under the next notification version. With a shared database the version
         is claimed, and a write repeated under a new one (shared_config.SharedConfig.numbered) is an update."""
 
-        def numbered(version: int) -> bytes:
+        def with_version(version: int) -> bytes:
             record.notification_version = version
             if failover:
                 record.failover_notification_version = version
@@ -298,13 +298,13 @@ class NamespaceRegistry:
 
         if self.shared is None:
             self._notification_version += 1
-            await first(numbered(self._notification_version))
+            await first(with_version(self._notification_version))
             return
         writes = 0
 
         async def write(versions: list[int]) -> None:
             nonlocal writes
-            data = numbered(versions[0])
+            data = with_version(versions[0])
             if writes == 0:
                 await first(data)
             else:
@@ -312,7 +312,7 @@ class NamespaceRegistry:
             writes += 1
 
         standing = await self.shared.numbered(NOTIFICATION_COUNTER, self._notification_version, 1, write)
-        numbered(standing[0])  # a repeated write that failed leaves the first one's version
+        with_version(standing[0])  # a repeated write that failed leaves the first one's version
 
     async def _stamp(self) -> None:
         if self.shared is not None:
