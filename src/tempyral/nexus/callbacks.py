@@ -31,7 +31,7 @@ from tempyral.nexus.forwarding import ForwardingError, cluster_base_url
 from tempyral.nexus.invoker import CALLBACK_TOKEN_HEADER, OPERATION_TOKEN_HEADER, decode_callback_token
 from tempyral.nexus.machinery import Machinery, backoff_s
 from tempyral.nexus.metrics import NexusMetrics
-from tempyral.nexus.operations import NexusOperations, OperationNotFound
+from tempyral.nexus.operations import CompleteOperation, NexusOperations, OperationNotFound
 from tempyral.proto.internal_pb2 import Task
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,8 @@ class CallbackDelivery:
         self.metrics = metrics
         self.external: ExternalDelivery | None = None  # set by the HTTP module
         self.other_cluster: ClusterDelivery | None = None  # likewise
+        # Where a completion for a caller of this cluster goes (with several nodes: to the node of its shard).
+        self.complete_operation: CompleteOperation = operations.complete
 
     async def deliver(self, task: Task) -> None:
         try:
@@ -179,7 +181,7 @@ class CallbackDelivery:
                 await self._to_active_cluster(caller, done)
                 return
             try:
-                await self.operations.complete(
+                await self.complete_operation(
                     token,
                     done.operation_token,
                     [done.start_link],

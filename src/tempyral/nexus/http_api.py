@@ -35,7 +35,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common import xdc
 from tempyral.common.clock import timestamp
-from tempyral.common.errors import InvalidArgument, NotFound
+from tempyral.common.errors import InvalidArgument, NotFound, Unavailable
 from tempyral.common.http_body import read_bounded
 from tempyral.common.limits import exceeds_blob_limit
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
@@ -48,7 +48,7 @@ from tempyral.nexus.forwarding import ForwardingError, NexusForwarder
 from tempyral.nexus.invoker import CALLBACK_TOKEN_HEADER, decode_callback_token
 from tempyral.nexus.machinery import Machinery
 from tempyral.nexus.metrics import NexusMetrics
-from tempyral.nexus.operations import NexusOperations, OperationNotFound
+from tempyral.nexus.operations import CompleteOperation, NexusOperations, OperationNotFound
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,8 @@ class NexusHttpApi:
         # More Prometheus text for /metrics (history replication's, added by the server).
         self.more_metrics: list[Callable[[], str]] = []
         self.forwarder = NexusForwarder(namespaces.clusters)
+        # Where a completion for a caller of this cluster goes (with several nodes: to the node of its shard).
+        self.complete_operation: CompleteOperation = operations.complete
 
     def app(self) -> web.Application:
         # Bodies are read (and limited) by the handlers, which answer the spec's 400, not aiohttp's 413.
@@ -332,7 +334,7 @@ class NexusHttpApi:
         body = await read_bounded(request, wire.MAX_BODY_BYTES)
         result, failure = self._completion_outcome(request, state, body)
         try:
-            await self.operations.complete(
+            await self.complete_operation(
                 token,
                 operation_token,
                 nexus_links.to_temporal_links(links),
@@ -343,6 +345,8 @@ class NexusHttpApi:
             )
         except OperationNotFound:
             raise HandlerError("NOT_FOUND", "operation not found") from None
+        except Unavailable as err:  # the caller's shard is moving between nodes, or its node is unreachable
+            raise HandlerError("UNAVAILABLE", err.message) from None
         return web.Response(status=200)
 
     @staticmethod

@@ -10,7 +10,7 @@ completes once, however often its callback is delivered.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import NexusOperationCancellationState, PendingNexusOperationState, TimeoutType
@@ -43,6 +43,22 @@ NEXUS_TIMERS = frozenset(
 
 class OperationNotFound(NotFound):
     pass
+
+
+# NexusOperations.complete, or a stand-in that passes the completion to the node owning the caller's shard
+# (nodes/routed_ops.py): (token, operation_token, start_links, start_time_ns, result, failure, canceled).
+CompleteOperation = Callable[
+    [
+        NexusCallbackToken,
+        str,
+        list[common.Link],
+        int,
+        common.Payload | None,
+        failure_pb.Failure | None,
+        bool,
+    ],
+    Awaitable[None],
+]
 
 
 class NexusOperations:
