@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client
 
+from tests.support.postgres_fixtures import postgres_server, postgres_url  # noqa: F401 (fixtures)
 from tests.support.servers import ServerProcess, reference, tempyral
 
 # Custom search attributes registered on both servers: the first two are used across the tests, the

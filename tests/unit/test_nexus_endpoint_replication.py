@@ -182,7 +182,7 @@ async def test_endpoints_from_before_migration_6_are_kept_and_replicated(tmp_pat
     for steps in MIGRATIONS[:5]:
         for step in steps:
             assert not isinstance(step, CopyRows) or step.source != "nexus_endpoints"
-            if not isinstance(step, CopyRows):
+            if isinstance(step, str):
                 conn.execute(step)
     old = Endpoint(id="00000000-0000-4000-8000-000000000001", version=3, spec=spec("old"))
     conn.execute("INSERT INTO nexus_endpoints VALUES (?, ?, ?, ?)", (old.id, "old", 3, old.SerializeToString()))

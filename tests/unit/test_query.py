@@ -15,7 +15,8 @@ import pytest
 from temporalio.api.enums.v1 import IndexedValueType as T
 
 from tempyral.common.errors import InvalidArgument
-from tempyral.persistence.schema import MIGRATIONS, VISIBILITY_COLUMNS
+from tempyral.persistence.schema import MIGRATIONS
+from tempyral.persistence.sql_ops import VISIBILITY_WRITE_COLUMNS, visibility_params
 from tempyral.persistence.store import VisibilityQuery, VisibilityRow
 from tempyral.persistence.visibility_sql import (
     And,
@@ -382,7 +383,7 @@ ROWS = [
 def db() -> Iterator[sqlite3.Connection]:
     conn = sqlite3.connect(":memory:")
     register_functions(conn)
-    for statement in MIGRATIONS[0]:
+    for statement in (step for migration in MIGRATIONS for step in migration):
         if isinstance(statement, str) and "visibility" in statement:
             conn.execute(statement)
     for run_id, workflow_id, status, start, close, attributes in ROWS:
@@ -391,8 +392,9 @@ def db() -> Iterator[sqlite3.Connection]:
             None if close is None else close * SECOND, "tq", 3, 100, b"", b"", json.dumps(attributes),
             parent_workflow_id="wf-a" if run_id == "r2" else "",
         )  # fmt: skip
-        values = [getattr(row, c.strip()) for c in VISIBILITY_COLUMNS.split(",")]
-        conn.execute(f"INSERT INTO visibility ({VISIBILITY_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values)
+        values = visibility_params(row)
+        marks = ", ".join("?" * len(values))
+        conn.execute(f"INSERT INTO visibility ({VISIBILITY_WRITE_COLUMNS}) VALUES ({marks})", values)
     yield conn
     conn.close()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tempyral.persistence import sqlite as sqlite_module
+from tempyral.persistence import sql_ops as sql_ops_module
 from tempyral.persistence.branches import first_branch
 from tempyral.persistence.schema import MIGRATIONS, CopyRows
 from tempyral.persistence.sqlite import SqliteStore
@@ -46,9 +46,9 @@ async def test_an_existing_database_is_migrated_in_place(
     rows = [("ns", "r1", 1, 3, batch(1, 3, 1)), ("ns", "gone", 1, 1, b"x"), ("ns", "r1", 4, 7, batch(4, 7, 1))]
     rows += [("ns", "gone", 2, 2, b"x"), ("ns", "r2", 1, 2, batch(1, 2, 5)), ("ns", "r1", 8, 9, batch(8, 9, 1))]
     old_database(path, rows)
-    monkeypatch.setattr(sqlite_module, "COPY_CHUNK", 2)
-    monkeypatch.setattr(sqlite_module, "COPY_PROGRESS_SECONDS", 0.0)
-    caplog.set_level(logging.INFO, logger=sqlite_module.__name__)
+    monkeypatch.setattr(sql_ops_module, "COPY_CHUNK", 2)
+    monkeypatch.setattr(sql_ops_module, "PROGRESS_SECONDS", 0.0)
+    caplog.set_level(logging.INFO, logger=sql_ops_module.__name__)
     store = SqliteStore(str(path))
     await store.open()
     try:
@@ -86,7 +86,7 @@ async def test_a_failed_migration_leaves_the_database_as_it_was(
     path = tmp_path / "old.db"
     old_database(path, [("ns", "r1", 1, 3, batch(1, 3, 1))])
     broken = [*MIGRATIONS[:BRANCHES], [*MIGRATIONS[BRANCHES], "SELECT no_such_function()"]]
-    monkeypatch.setattr(sqlite_module, "MIGRATIONS", broken)
+    monkeypatch.setattr(sql_ops_module, "MIGRATIONS", broken)
     with pytest.raises(Exception, match="no_such_function"):
         await SqliteStore(str(path)).open()
     conn = sqlite3.connect(path)

@@ -16,7 +16,13 @@ class CopyRows:
     expressions: str
 
 
-MIGRATIONS: list[list[str | CopyRows]] = [
+@dataclass(frozen=True, slots=True)
+class FillSearchAttributeTokens:
+    """A migration step that computes `visibility.search_attributes_tokens` of the rows written before it existed
+    (sql_ops.fill_search_attribute_tokens: the tokens are computed in Python, the same for every database)."""
+
+
+MIGRATIONS: list[list[str | CopyRows | FillSearchAttributeTokens]] = [
     [
         """CREATE TABLE metadata (
             key TEXT PRIMARY KEY,
@@ -168,6 +174,13 @@ MIGRATIONS: list[list[str | CopyRows]] = [
             http_address TEXT NOT NULL,
             heartbeat_ns INTEGER NOT NULL,
             started_ns INTEGER NOT NULL)""",
+    ],
+    [
+        # 8: the words of each search attribute's value, as the list filter's Keyword-list and Text conditions match
+        # them (visibility_sql.search_attribute_tokens), computed when the row is written: every database then
+        # answers those conditions alike, with a substring search instead of a function of its own.
+        "ALTER TABLE visibility ADD COLUMN search_attributes_tokens TEXT NOT NULL DEFAULT ''",
+        FillSearchAttributeTokens(),
     ],
 ]
 

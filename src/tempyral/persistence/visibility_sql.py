@@ -2,12 +2,15 @@
 
 The query compiler (tempyral.visibility.query) turns Temporal's list-filter language into the
 predicates below; this module is the one place that turns them into SQL text. Values never go into
-the SQL text: each one is a `?` parameter. `SqliteVisibilitySQL` is the SQLite dialect; another
-database gets its own class with the same methods.
+the SQL text: each one is a `?` parameter. `SqliteVisibilitySQL` is the SQLite rendering;
+`PostgresVisibilitySQL` overrides the pieces PostgreSQL writes differently, so that both answer every
+filter, ordering, page and count alike.
 
 Semantics follow the reference server's SQLite visibility store: attributes that are unset compare
 as NULL (so `!=` and `NOT` do not match them), Keyword-list and Text predicates are never NULL (the
-reference answers them from full-text tables: `rowid IN (...)`), Datetime search attributes compare
+reference answers them from full-text tables: `rowid IN (...)`; here each row keeps the words of its
+attribute values, `search_attribute_tokens`, and a phrase matches where its words appear in a row in
+order), Datetime search attributes compare
 as the same text the reference compares, and attributes the reference only records at close
 (HistoryLength, ExecutionDuration, ...) are NULL while a workflow runs.
 """
@@ -18,6 +21,7 @@ import json
 import sqlite3
 import unicodedata
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, TypeAlias
 
 from tempyral.common.clock import int64_ns
@@ -169,6 +173,9 @@ class SqliteVisibilitySQL:
         "RootRunId": "root_run_id",
     }
     ORDER = f"COALESCE(close_time, {MAX_CLOSE_TIME_NS}) DESC, start_time DESC, run_id"
+    ROW_KEY = "rowid"  # what a WITH query of a deep group selects its rows by (the namespace is fixed)
+    GROUP_ORDER = "grp"  # how counted groups are ordered: SQLite puts NULL first
+    TEXT = ""  # appended to text expressions that are not columns (PostgreSQL: the byte order SQLite compares in)
 
     def __init__(self) -> None:
         self.params: list[Any] = []
@@ -242,7 +249,7 @@ class SqliteVisibilitySQL:
         keys = list(zip(order_by, values, strict=True))
 
         def equal_on(count: int) -> list[str]:
-            return [f"({self.sort_key(f)}) IS {self.param(v)}" for (f, _), v in keys[:count]]
+            return [self._same(self.sort_key(f), self.sort_param(f, v)) for (f, _), v in keys[:count]]
 
         alternatives: list[str] = []
         for i, ((f, desc), value) in enumerate(keys):
@@ -250,17 +257,25 @@ class SqliteVisibilitySQL:
                 continue
             prefix = equal_on(i)
             is_unset = f"({self.sort_key(f)}) IS NULL"
-            later = f"({is_unset} OR {self.sort_key(f)} {'<' if desc else '>'} {self.param(value)})"
+            later = f"({is_unset} OR {self.sort_key(f)} {'<' if desc else '>'} {self.sort_param(f, value)})"
             alternatives.append(" AND ".join([*prefix, later]))
         alternatives.append(" AND ".join([*equal_on(len(keys)), f"run_id < {self.param(run_id)}"]))
         return "(" + " OR ".join(f"({a})" for a in alternatives) + ")"
+
+    def _same(self, expr: str, param: str) -> str:
+        """`expr` equals the parameter, NULL equal to NULL."""
+        return f"({expr}) IS {param}"
+
+    def sort_param(self, f: Field, value: Any) -> str:
+        """A cursor's value of an ordering attribute, as a parameter compared with its sort key."""
+        return self.param(value)
 
     def sort_key(self, f: Field) -> str:
         """What an attribute sorts by: its stored value; ExecutionStatus by its name, as it is a
         keyword in the reference's Elasticsearch documents."""
         if f.name == "ExecutionStatus":
             names = " ".join(f"WHEN {code} THEN '{name}'" for code, name in STATUS_SORT_NAMES.items())
-            return f"(CASE status {names} END)"
+            return f"(CASE status {names} END{self.TEXT})"
         return self.column(f)
 
     def count(self, namespace_id: str, where: Filter | None, group_by: str) -> tuple[str, list[Any]]:
@@ -274,7 +289,8 @@ class SqliteVisibilitySQL:
         if not group_by:
             return self._statement(f"SELECT COUNT(*) FROM visibility WHERE {condition}")
         return self._statement(
-            f"SELECT {column} AS grp, COUNT(*) FROM visibility WHERE {condition} GROUP BY grp ORDER BY grp"
+            f"SELECT {column} AS grp, COUNT(*) FROM visibility WHERE {condition} "
+            f"GROUP BY grp ORDER BY {self.GROUP_ORDER}"
         )
 
     def _statement(self, sql: str) -> tuple[str, list[Any]]:
@@ -316,18 +332,16 @@ class SqliteVisibilitySQL:
         outer, self.params = self.params, [self.namespace_id]
         body = yield self._render(f, 0, False)
         name = f"deep{len(self.with_queries) + 1}"
-        text = f"{name} AS (SELECT rowid FROM visibility WHERE namespace_id = ? AND {body})"
+        text = f"{name} AS (SELECT {self.ROW_KEY} FROM visibility WHERE namespace_id = ? AND {body})"
         self.with_queries.append((text, self.params))
         self.params = outer
-        return f"(rowid IN {name})"
+        return f"({self.ROW_KEY} IN (SELECT {self.ROW_KEY} FROM {name}))"
 
     def _condition(self, f: Condition) -> str:
         if isinstance(f, IsNull):
             return f"({self.column(f.field)} IS {'NOT ' if f.negate else ''}NULL)"
         if isinstance(f, ListMatch | TextMatch):
-            fn = "tempyral_list_match" if isinstance(f, ListMatch) else "tempyral_text_match"
-            terms = f.values if isinstance(f, ListMatch) else f.phrases
-            sql = f"{fn}({self.column(f.field)}, {self.param(json.dumps(list(terms)))})"
+            sql = self._match(f)
             return f"(NOT {sql})" if f.negate else sql
         column = self.column(f.field)
         if isinstance(f, Compare):
@@ -335,9 +349,9 @@ class SqliteVisibilitySQL:
         if isinstance(f, InList):
             negate = "NOT " if f.negate else ""
             if len(f.values) > MAX_LISTED and not any(isinstance(v, tuple) for v in f.values):
-                # One parameter for the whole list: SQLite takes only so many per statement.
-                listed = json.dumps([self.bound(f.field, v) for v in f.values if not isinstance(v, tuple)])
-                return f"({column} {negate}IN (SELECT value FROM json_each({self.param(listed)})))"
+                # One parameter for the whole list: a statement takes only so many.
+                listed = [self.bound(f.field, v) for v in f.values if not isinstance(v, tuple)]
+                return f"({column} {negate}IN ({self._listed(f.field, listed)}))"
             marks = ", ".join(self.value(f.field, v) for v in f.values)
             return f"({column} {negate}IN ({marks}))"
         if isinstance(f, Between):
@@ -345,7 +359,31 @@ class SqliteVisibilitySQL:
             return f"({column} {'NOT ' if f.negate else ''}BETWEEN {low} AND {high})"
         # StartsWith: a LIKE prefix pattern, with '!' escaping the pattern characters (as the reference)
         pattern = "".join("!" + c if c in "%_!" else c for c in f.prefix) + "%"
-        return f"({column} {'NOT ' if f.negate else ''}LIKE {self.param(pattern)} ESCAPE '!')"
+        return self._like(column, pattern, f.negate)
+
+    def _like(self, column: str, pattern: str, negate: bool) -> str:
+        """SQLite's LIKE ignores the case of ASCII letters (only)."""
+        return f"({column} {'NOT ' if negate else ''}LIKE {self.param(pattern)} ESCAPE '!')"
+
+    def _listed(self, field: Field, values: list[Any]) -> str:
+        """A subquery of the values of a long IN list, bound as one parameter."""
+        return f"SELECT value FROM json_each({self.param(json.dumps(values))})"
+
+    def _match(self, f: ListMatch | TextMatch) -> str:
+        """Whether one of the phrases appears in the attribute's words (never NULL): the row's words are kept
+        joined by a separator and wrapped in it (search_attribute_tokens), and so is each phrase, so a phrase
+        matches exactly where its words follow each other in the value."""
+        form = 1 if isinstance(f, ListMatch) else 0
+        terms = f.values if isinstance(f, ListMatch) else f.phrases
+        needles = [n for n in (phrase_needle(t, form) for t in terms) if n]
+        if not needles:
+            return "(1 = 0)"
+        tests = [f"({self._contains(f.field.name, form, needle)})" for needle in needles]
+        return tests[0] if len(tests) == 1 else "(" + " OR ".join(tests) + ")"
+
+    def _contains(self, name: str, form: int, needle: str) -> str:
+        path = self.param(f"{json_path(name)}[{form}]")
+        return f"COALESCE(instr(json_extract(search_attributes_tokens, {path}), {self.param(needle)}), 0) > 0"
 
     def column(self, field: Field) -> str:
         system = self.SYSTEM_COLUMNS.get(field.name)
@@ -450,17 +488,171 @@ def _stored_text(value: Any, separator: str) -> str:
     return "" if value is None else str(value)
 
 
+def _extracted(value: Any) -> Any:
+    """A decoded JSON value as SQLite's json_extract gives it (what the reference's full-text index saw)."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, list | dict):
+        return json.dumps(value, separators=(",", ":"))
+    return value
+
+
+def _joined(tokens: list[str], separator: str) -> str:
+    return separator + separator.join(tokens) + separator if tokens else ""
+
+
+def search_attribute_tokens(search_attributes_json: str) -> str:
+    """The words of each attribute value, as stored beside the row: {name: [text words, list words]}, each joined by
+    its separator and wrapped in it (" a b ", "♡a♡b♡"), so that a phrase's words, joined and wrapped alike, are a
+    substring exactly where they follow each other in the value."""
+    try:
+        decoded = json.loads(search_attributes_json)
+    except ValueError:
+        return "{}"
+    if not isinstance(decoded, dict):
+        return "{}"
+    out: dict[str, list[str]] = {}
+    for name, value in decoded.items():
+        stored = _extracted(value)
+        text = _joined(text_tokens(_stored_text(stored, " ")), " ")
+        listed = _joined(list_tokens(_stored_text(stored, KEYWORD_LIST_SEPARATOR)), KEYWORD_LIST_SEPARATOR)
+        if text or listed:
+            out[name] = [text, listed]
+    return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
+
+
+def phrase_needle(phrase: str, form: int) -> str:
+    """What a Text phrase (form 0) or a Keyword-list term (form 1) is searched for in the row's words ("": nothing,
+    a phrase without words matches no row)."""
+    if form == 0:
+        return _joined(text_tokens(phrase), " ")
+    return _joined(list_tokens(phrase), KEYWORD_LIST_SEPARATOR)
+
+
 def list_match(stored: Any, terms_json: str) -> int:
+    """Whether a keyword list has an element equal to one of the terms (ignoring case); what a row's words say."""
     tokens = list_tokens(_stored_text(stored, KEYWORD_LIST_SEPARATOR))
     return int(any(_contains_phrase(tokens, list_tokens(term)) for term in json.loads(terms_json)))
 
 
 def text_match(stored: Any, phrases_json: str) -> int:
+    """Whether a text contains one of the phrases (words in order, case and accents ignored)."""
     tokens = text_tokens(_stored_text(stored, " "))
     return int(any(_contains_phrase(tokens, text_tokens(phrase)) for phrase in json.loads(phrases_json)))
 
 
 def register_functions(conn: sqlite3.Connection) -> None:
-    """The functions the SQLite dialect's filters call."""
+    """list_match and text_match as SQL functions (the filters no longer call them: a row keeps its words)."""
     conn.create_function("tempyral_list_match", 2, list_match, deterministic=True)
     conn.create_function("tempyral_text_match", 2, text_match, deterministic=True)
+
+
+# ---------------------------------------------------------------------- PostgreSQL
+def _quoted(text: str) -> str:
+    """A SQL string literal (standard_conforming_strings: only quotes are doubled)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+# A custom Datetime value as stored (go_datetime_text, milliseconds), rewritten with three fraction digits: the text
+# SQLite's strftime('%Y-%m-%d %H:%M:%f+00:00', ...) gives, which the filters compare.
+_PG_DATETIME = (
+    "(CASE WHEN {x} ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}} [0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}([.][0-9]+)?[+]00:00$' "
+    "THEN substr({x}, 1, 19) || '.' || rpad(COALESCE(substring({x} from '[.]([0-9]{{1,3}})'), ''), 3, '0') "
+    "|| '+00:00' END)"
+)
+
+
+class RowValueMisused(Exception):
+    """A parenthesized list where one value belongs: SQLite refuses it when the statement runs ("row value
+    misused"); the PostgreSQL rendering refuses it with SQLite's words, so both stores answer alike."""
+
+
+class PostgresVisibilitySQL(SqliteVisibilitySQL):
+    """The PostgreSQL rendering: the same statements, with what PostgreSQL writes differently.
+
+    Text compares as bytes, as SQLite's does: the text columns are created COLLATE "C" (dialect.py), and text
+    expressions get it here. Attribute values are read from the JSON as their type (a number as a number: Int as
+    numeric, Double as float8, Bool as 0/1), so that they compare as SQLite compares json_extract's values; a
+    parameter that mixes a float into an integer comparison is exact numeric, as in SQLite. LIKE folds ASCII case
+    only, as SQLite's does. `?` placeholders stay: the dialect numbers them."""
+
+    ROW_KEY = "run_id"
+    GROUP_ORDER = "grp NULLS FIRST"
+    TEXT = ' COLLATE "C"'
+    TEXT_SYSTEM = frozenset(
+        [
+            "WorkflowId",
+            "RunId",
+            "WorkflowType",
+            "TaskQueue",
+            "ParentWorkflowId",
+            "ParentRunId",
+            "RootWorkflowId",
+            "RootRunId",
+        ]
+    )
+
+    def column_type(self, field: Field) -> str:
+        """The PostgreSQL type of what `column(field)` gives."""
+        if field.name in self.SYSTEM_COLUMNS:
+            return "text" if field.name in self.TEXT_SYSTEM else "bigint"
+        return {"Int": "numeric", "Double": "float8", "Bool": "bigint"}.get(field.type, "text")
+
+    def column(self, field: Field) -> str:
+        system = self.SYSTEM_COLUMNS.get(field.name)
+        if system is not None:
+            return system
+        value = f"(search_attributes_json::json -> {_quoted(field.name)})"
+        text = f"(search_attributes_json::json ->> {_quoted(field.name)})"
+        if field.type == "Int":
+            return f"(CASE WHEN json_typeof({value}) = 'number' THEN ({value}::text)::numeric END)"
+        if field.type == "Double":
+            return f"(CASE WHEN json_typeof({value}) = 'number' THEN ({value}::text)::float8 END)"
+        if field.type == "Bool":
+            return f"(CASE json_typeof({value}) WHEN 'boolean' THEN ({value}::text)::boolean::int END)"
+        if field.type == "Datetime":
+            return f"({_PG_DATETIME.format(x=text)}{self.TEXT})"
+        return f"({text}{self.TEXT})"
+
+    def _cast(self, field: Field, value: Any) -> str:
+        """A value compared with the field's column, typed: exact numeric where a float meets integers."""
+        kind = self.column_type(field)
+        if value is None or kind == "text":
+            return self.param(value)
+        if kind == "float8":
+            return self.param(float(value)) + "::float8"
+        if kind == "numeric" or isinstance(value, float):
+            return self.param(Decimal(value)) + "::numeric"
+        return self.param(value) + "::bigint"
+
+    def value(self, field: Field, value: Operand) -> str:
+        if isinstance(value, tuple):
+            raise RowValueMisused("row value misused")
+        return self._cast(field, self.bound(field, value))
+
+    def sort_param(self, f: Field, value: Any) -> str:
+        if f.name == "ExecutionStatus":
+            return self.param(value)  # its sort key is the status name
+        return self._cast(f, value)
+
+    def _same(self, expr: str, param: str) -> str:
+        return f"({expr}) IS NOT DISTINCT FROM {param}"
+
+    def _like(self, column: str, pattern: str, negate: bool) -> str:
+        # lower() under the "C" collation folds ASCII letters only, as SQLite's LIKE
+        return (
+            f'(lower({column} COLLATE "C") {"NOT " if negate else ""}LIKE lower({self.param(pattern)}::text '
+            "COLLATE \"C\") ESCAPE '!')"
+        )
+
+    def _listed(self, field: Field, values: list[Any]) -> str:
+        kind = self.column_type(field)
+        if kind == "float8":
+            values = [float(v) for v in values]
+        elif kind != "text" and (kind == "numeric" or any(isinstance(v, float) for v in values)):
+            kind, values = "numeric", [Decimal(v) for v in values]
+        return f"SELECT unnest({self.param(values)}::{kind}[])"
+
+    def _contains(self, name: str, form: int, needle: str) -> str:
+        words = f"(search_attributes_tokens::json -> {_quoted(name)} ->> {form})"
+        return f"COALESCE(strpos({words}, {self.param(needle)}::text), 0) > 0"
