@@ -8,17 +8,22 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from temporalio.api.common.v1 import WorkflowType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from tests.crash.history_checks import problems
 from tests.crash.test_sigkill import retrying
 from tests.crash.workloads import EchoChild, LoadWorkflow, increment
-from tests.support.nodes import MEMBERSHIP_TIMEOUT_S, postgres, running_nodes
+from tests.support.nodes import MEMBERSHIP_TIMEOUT_S, postgres, running_nodes, tempyral_node
 from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -135,3 +140,65 @@ async def test_sigkill_of_a_node_under_load_loses_nothing(pg: PostgresServer) ->
             n2.start()
             await wait_for(lambda: "n2" in shard_owners(pg, database).values(), "the restarted node owns shards", 30)
         await check_histories(clients[0], handles)
+
+
+async def test_a_second_node_with_a_live_nodes_name_is_refused(pg: PostgresServer) -> None:
+    url = pg.create_database()
+    with running_nodes(url, ["same"]) as (first,):
+        twin = tempyral_node(url, "same")
+        with pytest.raises(RuntimeError) as failed:
+            twin.start()
+        assert "node name same is taken by a running node" in str(failed.value)
+        assert twin.proc is not None and twin.proc.returncode == 1
+        client = await Client.connect(first.address)  # the first goes on serving
+        await client.start_workflow(EchoChild.run, 1, id="after-twin", task_queue="nobody")
+
+
+async def test_the_database_going_away_mid_run_fails_calls_with_unavailable_and_service_resumes(
+    pg: PostgresServer,
+) -> None:
+    url = pg.create_database()
+    with running_nodes(url, ["a", "b"]) as (a, b):
+        client = await Client.connect(a.address)
+        queue = f"tq-{uuid.uuid4().hex[:8]}"
+        async with Worker(
+            await Client.connect(b.address),
+            task_queue=queue,
+            workflows=[LoadWorkflow, EchoChild],
+            activities=[increment],
+        ):
+            before = [
+                await client.start_workflow(LoadWorkflow.run, v, id=f"pre-{v}-{queue}", task_queue=queue)
+                for v in range(10)
+            ]
+            pg.pause()
+            try:
+                with pytest.raises(RPCError) as refused:
+                    await client.workflow_service.start_workflow_execution(
+                        StartWorkflowExecutionRequest(
+                            namespace="default",
+                            workflow_id=f"during-{queue}",
+                            workflow_type=WorkflowType(name="LoadWorkflow"),
+                            task_queue=TaskQueue(name=queue),
+                            request_id=str(uuid.uuid4()),
+                        ),
+                        retry=False,
+                        timeout=timedelta(seconds=20),
+                    )
+                assert refused.value.status == RPCStatusCode.UNAVAILABLE
+            finally:
+                pg.resume()
+            after: list[WorkflowHandle[Any, int]] = []
+            for v in range(10, 20):
+
+                async def start(v: int = v) -> WorkflowHandle[Any, int]:
+                    try:
+                        return await client.start_workflow(
+                            LoadWorkflow.run, v, id=f"post-{v}-{queue}", task_queue=queue
+                        )
+                    except WorkflowAlreadyStartedError:
+                        return client.get_workflow_handle(f"post-{v}-{queue}")
+
+                after.append(await retrying(start, "start after the outage"))
+            await results([*before, *after], list(range(20)))
+        await check_histories(client, [*before, *after])
