@@ -58,6 +58,8 @@ DEFAULT_POOL_SIZE = 10
 DEFAULT_STATEMENT_TIMEOUT_S = 30.0
 CONNECT_ATTEMPT_TIMEOUT_S = 5.0
 _OWN_PARAMETERS = ("pool_size", "statement_timeout")
+# UTC: visibility filters read datetimes without an offset as UTC, as SQLite does (visibility_sql._PG_DATETIME).
+SERVER_SETTINGS = {"application_name": "tempyral", "TimeZone": "UTC"}
 
 # Errors that mean "the database cannot answer now": the call fails with StorageUnavailable and may be retried.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -138,7 +140,7 @@ class PostgresStore:
             statement_cache_size=512,
             max_inactive_connection_lifetime=300,
             timeout=CONNECT_ATTEMPT_TIMEOUT_S,
-            server_settings={"application_name": "tempyral"},
+            server_settings=SERVER_SETTINGS,
         )
 
     async def _connect_at_start(self) -> asyncpg.Connection:
@@ -149,7 +151,7 @@ class PostgresStore:
                 return await asyncpg.connect(
                     self.url.dsn,
                     timeout=min(CONNECT_ATTEMPT_TIMEOUT_S, max(0.1, deadline - time.monotonic())),
-                    server_settings={"application_name": "tempyral"},
+                    server_settings=SERVER_SETTINGS,
                 )
             except asyncpg.InvalidAuthorizationSpecificationError as err:  # bad user or password (28xxx)
                 raise StartupError(f"the database at {self.url.address} refused user {self.url.user!r}: {err}") from err
@@ -388,7 +390,10 @@ def _unavailable(err: BaseException) -> bool:
 
 
 def _plain(value: Any) -> Any:
-    """A numeric value as SQLite gives it: an int when whole, else a float."""
+    """A value as SQLite gives it: a number an int when whole, else a float; a sort key of a number attribute
+    (visibility_sql.PostgresVisibilitySQL.sort_key) its number or text."""
+    if isinstance(value, tuple | asyncpg.Record):  # a record comes back as a tuple
+        value = _plain(value[1]) if value[0] == 0 else bytes(value[2]).decode()
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     return value

@@ -553,12 +553,14 @@ def _quoted(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-# A custom Datetime value as stored (go_datetime_text, milliseconds), rewritten with three fraction digits: the text
-# SQLite's strftime('%Y-%m-%d %H:%M:%f+00:00', ...) gives, which the filters compare.
+# A custom Datetime value as SQLite's strftime('%Y-%m-%d %H:%M:%f+00:00', ...) turns it into the text the filters
+# compare: in UTC, rounded to milliseconds. The store's connections run in UTC (a value without an offset is UTC, as
+# in SQLite); text that is no such date is NULL (checked first: a cast of it would fail the whole query).
 _PG_DATETIME = (
-    "(CASE WHEN {x} ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}} [0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}([.][0-9]+)?[+]00:00$' "
-    "THEN substr({x}, 1, 19) || '.' || rpad(COALESCE(substring({x} from '[.]([0-9]{{1,3}})'), ''), 3, '0') "
-    "|| '+00:00' END)"
+    "(CASE WHEN {x} ~ '^(?!0000)[0-9]{{4}}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    "([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9]([.][0-9]+)?)?)?([zZ]|[+-][0-9]{{2}}:[0-9]{{2}})?$' "
+    "THEN to_char(date_trunc('milliseconds', {x}::timestamptz + interval '0.5 milliseconds') AT TIME ZONE 'UTC', "
+    "'YYYY-MM-DD HH24:MI:SS.MS') || '+00:00' END)"
 )
 
 
@@ -571,10 +573,11 @@ class PostgresVisibilitySQL(SqliteVisibilitySQL):
     """The PostgreSQL rendering: the same statements, with what PostgreSQL writes differently.
 
     Text compares as bytes, as SQLite's does: the text columns are created COLLATE "C" (dialect.py), and text
-    expressions get it here. Attribute values are read from the JSON as their type (a number as a number: Int as
-    numeric, Double as float8, Bool as 0/1), so that they compare as SQLite compares json_extract's values; a
-    parameter that mixes a float into an integer comparison is exact numeric, as in SQLite. LIKE folds ASCII case
-    only, as SQLite's does. `?` placeholders stay: the dialect numbers them."""
+    expressions get it here. Attribute values are read from the JSON as their type (Int and Bool as numeric,
+    Double as float8, true and false as 1 and 0), so that they compare as SQLite compares json_extract's values,
+    a text value (a list) included; a parameter that mixes a float into an integer comparison is exact numeric, as
+    in SQLite. LIKE folds ASCII case only, as SQLite's does. `?` placeholders stay: the dialect numbers them.
+    """
 
     ROW_KEY = "run_id"
     GROUP_ORDER = "grp NULLS FIRST"
@@ -596,23 +599,51 @@ class PostgresVisibilitySQL(SqliteVisibilitySQL):
         """The PostgreSQL type of what `column(field)` gives."""
         if field.name in self.SYSTEM_COLUMNS:
             return "text" if field.name in self.TEXT_SYSTEM else "bigint"
-        return {"Int": "numeric", "Double": "float8", "Bool": "bigint"}.get(field.type, "text")
+        return {"Int": "numeric", "Double": "float8", "Bool": "numeric"}.get(field.type, "text")
+
+    @staticmethod
+    def _json(field: Field) -> str:
+        return f"(search_attributes_json::json -> {_quoted(field.name)})"
+
+    def _numeric(self, field: Field) -> bool:
+        """A custom attribute read as a number: its stored value may also be text (a list of one value, as the
+        SDKs' untyped search attributes give), which SQLite compares as greater than any number."""
+        return field.name not in self.SYSTEM_COLUMNS and field.type in ("Int", "Double", "Bool")
 
     def column(self, field: Field) -> str:
         system = self.SYSTEM_COLUMNS.get(field.name)
         if system is not None:
             return system
-        value = f"(search_attributes_json::json -> {_quoted(field.name)})"
+        if self._numeric(field):
+            # json_extract's numbers: true and false are 1 and 0
+            value, kind = self._json(field), self.column_type(field)
+            return (
+                f"(CASE json_typeof({value}) WHEN 'number' THEN ({value}::text)::{kind} "
+                f"WHEN 'boolean' THEN (CASE WHEN {value}::text = 'true' THEN 1 ELSE 0 END)::{kind} END)"
+            )
         text = f"(search_attributes_json::json ->> {_quoted(field.name)})"
-        if field.type == "Int":
-            return f"(CASE WHEN json_typeof({value}) = 'number' THEN ({value}::text)::numeric END)"
-        if field.type == "Double":
-            return f"(CASE WHEN json_typeof({value}) = 'number' THEN ({value}::text)::float8 END)"
-        if field.type == "Bool":
-            return f"(CASE json_typeof({value}) WHEN 'boolean' THEN ({value}::text)::boolean::int END)"
         if field.type == "Datetime":
             return f"({_PG_DATETIME.format(x=text)}{self.TEXT})"
         return f"({text}{self.TEXT})"
+
+    def _condition(self, f: Condition) -> str:
+        if not self._numeric(f.field):
+            return super()._condition(f)
+        value = self._json(f.field)
+        if isinstance(f, IsNull):  # JSON null is SQL NULL, as json_extract gives it
+            return f"(COALESCE(json_typeof({value}), 'null') {'<>' if f.negate else '='} 'null')"
+        if isinstance(f, Compare):
+            text_wins = f.op in ("!=", ">", ">=")
+        elif isinstance(f, InList | Between):
+            text_wins = f.negate
+        else:
+            return super()._condition(f)
+        # SQLite orders every text after every number: the outcome for a text value depends on the operator only
+        condition = super()._condition(f)
+        return (
+            f"(CASE WHEN json_typeof({value}) IN ('string', 'array', 'object') THEN {'TRUE' if text_wins else 'FALSE'} "
+            f"ELSE {condition} END)"
+        )
 
     def _cast(self, field: Field, value: Any) -> str:
         """A value compared with the field's column, typed: exact numeric where a float meets integers."""
@@ -630,10 +661,31 @@ class PostgresVisibilitySQL(SqliteVisibilitySQL):
             raise RowValueMisused("row value misused")
         return self._cast(field, self.bound(field, value))
 
+    def sort_key(self, f: Field) -> str:
+        if not self._numeric(f):
+            return super().sort_key(f)
+        # SQLite sorts the texts (lists) of a number attribute after its numbers, by bytes: a row of (0, the number)
+        # or (1, the text's bytes) sorts the same (a record's text would compare by the database's collation).
+        value, kind = self._json(f), self.column_type(f)
+        text = f"(CASE json_typeof({value}) WHEN 'string' THEN {value} #>> '{{}}' ELSE {value}::text END)"
+        return (
+            f"(CASE WHEN json_typeof({value}) IN ('number', 'boolean') THEN ROW(0, {self.column(f)}, ''::bytea) "
+            f"WHEN json_typeof({value}) IN ('string', 'array', 'object') "
+            f"THEN ROW(1, 0::{kind}, convert_to({text}, 'UTF8')) END)"
+        )
+
     def sort_param(self, f: Field, value: Any) -> str:
         if f.name == "ExecutionStatus":
             return self.param(value)  # its sort key is the status name
-        return self._cast(f, value)
+        if not self._numeric(f):
+            return self._cast(f, value)
+        if value is None:
+            return "NULL"
+        kind = self.column_type(f)
+        if isinstance(value, str):
+            return f"ROW({self.param(1)}::int, 0::{kind}, {self.param(value.encode())}::bytea)"
+        number = float(value) if kind == "float8" else Decimal(value)
+        return f"ROW({self.param(0)}::int, {self.param(number)}::{kind}, ''::bytea)"
 
     def _same(self, expr: str, param: str) -> str:
         return f"({expr}) IS NOT DISTINCT FROM {param}"
