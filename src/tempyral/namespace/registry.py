@@ -358,6 +358,12 @@ class NamespaceRegistry:
             ns = Namespace(record)
             self._cache(ns)
             changes.append((cached, ns))
+            log.info(
+                "namespace %s %s on another node (notification version %d)",
+                ns.name,
+                "registered" if cached is None else "changed",
+                record.notification_version,
+            )
         return changes
 
     async def apply_replicated(self, incoming: NamespaceRecord) -> bool:
