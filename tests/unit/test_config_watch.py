@@ -24,7 +24,7 @@ from tempyral.frontend.namespace_handler import NamespaceHandler
 from tempyral.frontend.operator_service import OperatorService
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
 from tempyral.nexus.endpoints import EndpointRegistry
-from tempyral.persistence.store import EndpointRow
+from tempyral.persistence.store import EndpointRow, Store
 from tempyral.proto.replication_pb2 import ClusterMetadataRecord
 from tests.support.memory_store import MemoryStore
 
@@ -101,7 +101,7 @@ class Node:
         return [(before.name if before else None, after.name) for before, after in self.heard]
 
 
-async def start_node(store: SharedStore, clock: FakeClock | None = None) -> Node:
+async def start_node(store: Store, clock: FakeClock | None = None) -> Node:
     clusters = ClusterMetadata(store)
     namespaces = NamespaceRegistry(store, clusters)
     endpoints = EndpointRegistry(store, namespaces)
