@@ -27,15 +27,15 @@ class Dialect:
     begin = "BEGIN"  # how a migration's transaction starts
 
     def __init__(self) -> None:
-        self._sql: dict[str, str] = {}
+        self.translated: dict[str, str] = {}  # drivers look here first
 
     def sql(self, text: str) -> str:
         """The statement as this database takes it (cached: the store's statements are a fixed set)."""
-        done = self._sql.get(text)
+        done = self.translated.get(text)
         if done is None:
             done = self._translate(text)
-            if len(self._sql) < 10_000:  # visibility filters make new texts: keep the cache bounded
-                self._sql[text] = done
+            if len(self.translated) < 10_000:  # visibility filters make new texts: keep the cache bounded
+                self.translated[text] = done
         return done
 
     def _translate(self, text: str) -> str:

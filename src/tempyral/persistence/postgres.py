@@ -424,8 +424,12 @@ async def drive(conn: Any, dialect: PostgresDialect, op: Op[T]) -> T:
                 result = await conn.fetchrow(sql, *stmt.params)
             elif stmt.fetch == "all":
                 result = await conn.fetch(sql, *stmt.params)
-            else:
+            elif stmt.fetch == "many":
                 await conn.executemany(sql, stmt.params)
+                result = None
+            else:
+                for each in stmt.params:
+                    await conn.executemany(dialect.sql(each.sql), each.params)
                 result = None
         except Exception as err:
             if dialect.is_duplicate_key(err):

@@ -19,8 +19,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias, TypeVar
 
 from tempyral.common.errors import AlreadyExists, ConditionFailed, ShardOwnershipLost, StartupError
 from tempyral.persistence import branches
@@ -43,15 +42,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Fetch: TypeAlias = Literal["count", "one", "all", "many"]
+Fetch: TypeAlias = Literal["count", "one", "all", "many", "batch"]
 COPY_CHUNK = 10_000  # rows per statement when a migration copies or fills a table
 PROGRESS_SECONDS = 5.0  # how often a long migration step logs its progress
 
 
-@dataclass(frozen=True, slots=True)
-class Stmt:
+class Stmt(NamedTuple):
     """One statement. fetch: "count" -> rows changed; "one" -> the first row or None; "all" -> every row;
-    "many" -> `params` is a list of parameter rows, the statement runs once per row (-> None)."""
+    "many" -> `params` is a list of parameter rows, the statement runs once per row (-> None); "batch" -> `params`
+    is a list of "many" statements whose results nobody needs, run in order (-> None: one step for the driver).
+    (A tuple: a commit makes several, and this is the cheapest object to make.)"""
 
     sql: str
     params: Sequence[Any] = ()
@@ -222,10 +222,16 @@ def release_shard(shard_id: int, range_id: int) -> Op[bool]:
     return bool(changed == 1)
 
 
+RANGE_SQL = "SELECT range_id FROM shards WHERE shard_id=? FOR SHARE"
+
+
 def check_range(shard_id: int, range_id: int) -> Op[None]:
     """The shard is still held under `range_id`. FOR SHARE (PostgreSQL): a concurrent acquire of the shard waits for
     this transaction, and this one for it, so a write is fenced exactly."""
-    row = yield one("SELECT range_id FROM shards WHERE shard_id=? FOR SHARE", shard_id)
+    range_row(shard_id, range_id, (yield Stmt(RANGE_SQL, (shard_id,), "one")))
+
+
+def range_row(shard_id: int, range_id: int, row: Any) -> None:
     if row is None or row[0] != range_id:
         raise ShardOwnershipLost(f"shard {shard_id}: range {range_id} is stale")
 
@@ -306,8 +312,9 @@ def visibility_params(v: VisibilityRow) -> tuple[Any, ...]:
 
 
 def commit(txn: Transaction) -> Op[None]:
-    """One transaction's writes, in a fixed order; a failed condition raises and the caller undoes them all."""
-    yield from check_range(txn.shard_id, txn.range_id)
+    """One transaction's writes, in a fixed order; a failed condition raises and the caller undoes them all. (The
+    hot path of every workflow: statements are made directly, the range check inline.)"""
+    range_row(txn.shard_id, txn.range_id, (yield Stmt(RANGE_SQL, (txn.shard_id,), "one")))
     for cw in txn.current:
         if cw.expected_run_id is None:
             inserted = yield count(
@@ -348,46 +355,54 @@ def commit(txn: Transaction) -> Op[None]:
             if inserted != 1:
                 raise ConditionFailed("execution exists")
         else:
-            changed = yield count(
+            changed = yield Stmt(
                 "UPDATE executions SET db_version=?, state=? "
                 "WHERE namespace_id=? AND workflow_id=? AND run_id=? AND db_version=?",
-                ew.db_version,
-                ew.state,
-                ew.namespace_id,
-                ew.workflow_id,
-                ew.run_id,
-                ew.expected_db_version,
+                (ew.db_version, ew.state, ew.namespace_id, ew.workflow_id, ew.run_id, ew.expected_db_version),
             )
             if changed != 1:
                 raise ConditionFailed(f"execution {ew.workflow_id}/{ew.run_id} changed")
+    # the rest needs no results: one step
+    tail: list[Stmt] = []
     if txn.history:
-        yield many(
-            "INSERT INTO history (namespace_id, run_id, branch_id, first_event_id, last_event_id, data) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    h.namespace_id,
-                    h.run_id,
-                    branches.own_branch_id(h.run_id, h.branch_id),
-                    h.first_event_id,
-                    h.last_event_id,
-                    h.data,
-                )
-                for h in txn.history
-            ],
+        tail.append(
+            Stmt(
+                "INSERT INTO history (namespace_id, run_id, branch_id, first_event_id, last_event_id, data) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        h.namespace_id,
+                        h.run_id,
+                        branches.own_branch_id(h.run_id, h.branch_id),
+                        h.first_event_id,
+                        h.last_event_id,
+                        h.data,
+                    )
+                    for h in txn.history
+                ],
+                "many",
+            )
         )
     if txn.tasks:
-        yield many(
-            "INSERT INTO tasks (shard_id, category, task_id, visibility_ns, data) VALUES (?, ?, ?, ?, ?)",
-            [(txn.shard_id, t.category, t.task_id, t.visibility_ns, t.data) for t in txn.tasks],
+        tail.append(
+            Stmt(
+                "INSERT INTO tasks (shard_id, category, task_id, visibility_ns, data) VALUES (?, ?, ?, ?, ?)",
+                [(txn.shard_id, t.category, t.task_id, t.visibility_ns, t.data) for t in txn.tasks],
+                "many",
+            )
         )
     if txn.deleted_tasks:
-        yield many(
-            "DELETE FROM tasks WHERE shard_id=? AND category=? AND task_id=?",
-            [(txn.shard_id, c, t) for c, t in txn.deleted_tasks],
+        tail.append(
+            Stmt(
+                "DELETE FROM tasks WHERE shard_id=? AND category=? AND task_id=?",
+                [(txn.shard_id, c, t) for c, t in txn.deleted_tasks],
+                "many",
+            )
         )
     if txn.visibility:
-        yield many(_VISIBILITY_UPSERT, [visibility_params(v) for v in txn.visibility])
+        tail.append(Stmt(_VISIBILITY_UPSERT, [visibility_params(v) for v in txn.visibility], "many"))
+    if tail:
+        yield Stmt("", tail, "batch")
 
 
 def get_execution(namespace_id: str, workflow_id: str, run_id: str) -> Op[ExecutionRow | None]:

@@ -406,27 +406,34 @@ def _visibility_query(conn: sqlite3.Connection, dialect: SqliteDialect, op: Op[T
 
 def drive(conn: sqlite3.Connection, dialect: SqliteDialect, op: Op[T]) -> T:
     """Run a sql_ops operation on the connection: each statement it yields, its result sent back; a violated unique
-    key is thrown back into it as DuplicateKey, any other error as it is."""
+    key is thrown back into it as DuplicateKey, any other error as it is. (Every commit runs through here: it is
+    written for speed.)"""
     result: Any = None
     error: BaseException | None = None
+    translated = dialect.translated
+    send = op.send
     while True:
         try:
-            stmt = op.throw(error) if error is not None else op.send(result)
+            sql, params, fetch = op.throw(error) if error is not None else send(result)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
         error = None
-        sql = dialect.sql(stmt.sql)
+        sql = translated.get(sql) or dialect.sql(sql)
         try:
-            if stmt.fetch == "count":
-                result = conn.execute(sql, stmt.params).rowcount
-            elif stmt.fetch == "one":
-                found = conn.execute(sql, stmt.params).fetchall()  # to the end: RETURNING writes as it steps
-                result = found[0] if found else None
-            elif stmt.fetch == "all":
-                result = conn.execute(sql, stmt.params).fetchall()
-            else:
-                conn.executemany(sql, stmt.params)
+            if fetch == "count":
+                result = conn.execute(sql, params).rowcount
+            elif fetch == "batch":
+                for each in params:
+                    conn.executemany(translated.get(each.sql) or dialect.sql(each.sql), each.params)
                 result = None
+            elif fetch == "many":
+                conn.executemany(sql, params)
+                result = None
+            elif fetch == "one":
+                found = conn.execute(sql, params).fetchall()  # to the end: RETURNING writes as it steps
+                result = found[0] if found else None
+            else:
+                result = conn.execute(sql, params).fetchall()
         except Exception as err:
             if dialect.is_duplicate_key(err):
                 error = DuplicateKey(str(err))
