@@ -310,7 +310,9 @@ def main(argv: list[str] | None = None) -> None:
         headless=args.headless,
         db_filename=args.db_filename,
         db=args.db,
-        nodes=NodeSettings(args.node_name, args.membership_timeout, args.db_connect_timeout),
+        nodes=NodeSettings(
+            name=args.node_name, member_timeout_s=args.membership_timeout, connect_timeout_s=args.db_connect_timeout
+        ),
         namespaces=args.namespace,
         search_attributes=dict(args.search_attribute),
         log_level=args.log_level,

@@ -205,7 +205,7 @@ class PostgresStore:
                 raise
             # Cut the connection: the server rolls its transaction back, and a stuck one is not reused.
             if conn is not None:
-                conn.terminate()
+                _terminate(conn)
             if not isinstance(err, asyncpg.TransactionRollbackError):
                 await pool.expire_connections()  # the others are likely dead too: reconnect on next use
             failure = StorageUnavailable(f"the database at {self.url.address} cannot answer now: {_reason(err)}")
@@ -216,7 +216,7 @@ class PostgresStore:
                 try:
                     await asyncio.wait_for(pool.release(conn), 5)
                 except _CLOSE_ERRORS:
-                    conn.terminate()
+                    _terminate(conn)
 
     async def _write(self, op: Op[T]) -> T:
         return await self._run(op, True, "writes failed")
@@ -380,6 +380,14 @@ class PostgresStore:
             return await self._read(op)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, ValueError, TypeError, OverflowError) as err:
             raise VisibilityQueryFailed(str(err).splitlines()[0] if str(err) else type(err).__name__) from err
+
+
+def _terminate(conn: Any) -> None:
+    """Close a pool connection at once (no round trip to a database that may not answer)."""
+    try:
+        conn.terminate()
+    except asyncpg.InterfaceError:
+        pass  # already released to the pool, which replaces a closed connection
 
 
 def _unavailable(err: BaseException) -> bool:
