@@ -108,7 +108,7 @@ async def test_an_unreachable_database_is_retried_then_refused(caplog: pytest.Lo
 
 async def test_a_missing_database_or_user_is_refused_at_once(postgres_server: PostgresServer) -> None:
     started = time.monotonic()
-    with pytest.raises(StartupError, match="database 'nosuchdb' does not exist at 127.0.0.1"):
+    with pytest.raises(StartupError, match=r"database 'nosuchdb' does not exist at 127\.0\.0\.1"):
         await PostgresStore(postgres_server.url("nosuchdb"), connect_timeout_s=30).open()
     url = postgres_server.url("postgres").replace("postgres@", "nobody@")
     with pytest.raises(StartupError, match="refused user 'nobody'"):
