@@ -33,7 +33,11 @@ START_TIMEOUT_S = 60
 
 
 def find_bin_dir() -> str | None:
-    """The directory of the PostgreSQL server binaries, or None when PostgreSQL is not installed."""
+    """The directory of the PostgreSQL server binaries, or None when PostgreSQL is not installed.
+    TEMPYRAL_POSTGRES_BIN names it instead (the tests of a machine without PostgreSQL set a missing one)."""
+    chosen = os.environ.get("TEMPYRAL_POSTGRES_BIN")
+    if chosen is not None:
+        return chosen if os.path.exists(os.path.join(chosen, "initdb")) else None
     candidates = [d for d in glob.glob("/usr/lib/postgresql/*/bin") if os.path.exists(os.path.join(d, "initdb"))]
 
     def version(path: str) -> tuple[int, ...]:
