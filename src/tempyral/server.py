@@ -12,6 +12,7 @@ from temporalio.api.operatorservice.v1 import service_pb2 as operator_service_pb
 from temporalio.api.workflowservice.v1 import service_pb2 as workflow_service_pb
 
 from tempyral.cluster.auto_failover import AutoFailover, local_failover
+from tempyral.cluster.config_watch import ConfigWatch
 from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.cluster.namespace_replication import NamespaceReplicator
 from tempyral.cluster.peers import Peers
@@ -180,6 +181,7 @@ class Server:
         self.node_router: NodeRouter | None = None
         self.matching_router: MatchingRouter | None = None
         self.shard_controller: ShardController | None = None
+        self.config_watch: ConfigWatch | None = None
         if self.several_nodes:
             self._wire_nodes()
         # Set when the server must stop on its own (its node name was taken over); the command exits non-zero.
@@ -199,6 +201,8 @@ class Server:
     def _wire_nodes(self) -> None:
         """Membership, shard ownership, and passing work between the nodes of this cluster."""
         settings = self.config.nodes
+        # Before the registries load: from then on their changes are numbered by claims and announced.
+        self.config_watch = ConfigWatch(self.store, self.namespaces, self.endpoints, self.clusters)
         self.membership = membership = Membership(self.store, settings, self.node_name)
         membership.on_evicted = self._evicted
         self.ownership = ownership = Ownership(membership, self.config.num_shards)
@@ -304,6 +308,8 @@ class Server:
         # The shards are owned before any door opens: no request meets an engine that cannot write yet. With several
         # nodes, this node joins first and takes the shards that belong on it; more come as other nodes hand them over.
         await self.engine.start(acquire_all=not self.several_nodes)
+        if self.config_watch is not None:
+            self.config_watch.start()  # its first poll reloads everything once
         grpc_server = self._grpc_server(workflow_service, operator_service)
         if self.shard_controller is not None:
             await self._join(grpc_server)
@@ -438,6 +444,8 @@ class Server:
             await self.auto_failover.stop()
         await self.namespace_replicator.stop()
         await self.endpoint_replicator.stop()
+        if self.config_watch is not None:
+            await self.config_watch.stop()
         await self.history_receiver.stop()
         if self._grpc is not None:
             await self._grpc.stop(grace)
