@@ -19,7 +19,28 @@ from tempyral.nodes.membership import Membership, View
 
 def rendezvous(key: str, nodes: Sequence[str]) -> str:
     """The node with the highest hash of (node, key): when a node comes or goes, only its keys move."""
-    return max(nodes, key=lambda node: hashlib.blake2b(f"{node}\x00{key}".encode(), digest_size=8).digest())
+    return max(nodes, key=lambda node: _weight(node, key))
+
+
+def balanced(shard_count: int, nodes: Sequence[str]) -> list[str]:
+    """Each shard's node: its rendezvous favourite unless that node has its share already (shards / nodes; when
+    they do not divide, the first nodes to reach it take one more), then its next favourite. Shards pick in id
+    order, so every node computes the same plan, and a node coming or going moves few shards besides its own."""
+    floor, extra = divmod(shard_count, len(nodes))  # `extra` nodes may take one more than `floor`
+    load = dict.fromkeys(nodes, 0)
+    plan: list[str] = []
+    for shard_id in range(shard_count):
+        key = f"shard/{shard_id}"
+        ranked = sorted(nodes, key=lambda node: _weight(node, key), reverse=True)
+        full = sum(1 for n in nodes if load[n] > floor)
+        node = next(n for n in ranked if load[n] < floor or (load[n] == floor and full < extra))
+        load[node] += 1
+        plan.append(node)
+    return plan
+
+
+def _weight(node: str, key: str) -> bytes:
+    return hashlib.blake2b(f"{node}\x00{key}".encode(), digest_size=8).digest()
 
 
 class Ownership:
@@ -32,6 +53,8 @@ class Ownership:
         # shard id -> owner, as the `shards` table said at the last refresh (nodes/shards.py keeps it)
         self.shard_owners: dict[int, str] = {}
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._plan: list[str] = []
+        self._plan_for: tuple[str, ...] = ()
 
     @property
     def view(self) -> View:
@@ -46,7 +69,11 @@ class Ownership:
 
     def assigned(self, shard_id: int) -> str:
         """The live node the shard belongs on."""
-        return rendezvous(f"shard/{shard_id}", self.live())
+        live = self.live()
+        if self._plan_for != live:
+            self._plan = balanced(self.shard_count, live)
+            self._plan_for = live
+        return self._plan[shard_id]
 
     def shard_owner(self, shard_id: int) -> str:
         """The node to send the shard's work to: its lease holder if that node is live, else where it belongs."""
