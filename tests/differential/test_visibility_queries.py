@@ -1,13 +1,15 @@
 """Differential tests of the visibility list-filter language: the same workflows (every closing
 status, a child, a continue-as-new chain, search attributes of every type) on the reference server
 and on tempyral, then the same List / Count / Scan / ListOpen / ListClosed requests on both must
-give the same workflow ids in the same order, the same counts and groups, and the same errors."""
+give the same workflow ids in the same order, the same counts and groups, and the same errors.
+tempyral runs twice: on SQLite (the session's server) and on PostgreSQL (a server of this module's; where
+PostgreSQL is not installed that side is left out, except in CI)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +34,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from tests.conftest import SEARCH_ATTRIBUTE_FLAGS
+from tests.support.ci import cannot_run, in_ci
+from tests.support.postgres import PostgresServer, tempyral_on_postgres, why_unavailable
 from tests.support.servers import ServerProcess
 
 TQ = f"vis-{uuid.uuid4().hex[:12]}"  # the task queue, and the prefix of every workflow id
@@ -214,9 +219,31 @@ class Side:
     started_before: datetime
 
 
+TEMPYRAL_SIDES = ("tempyral", "postgres")
+
+
+@pytest.fixture(scope="module")
+def postgres_node() -> Iterator[ServerProcess | None]:
+    """tempyral on PostgreSQL; None where PostgreSQL is not installed (outside CI)."""
+    reason = why_unavailable()
+    if reason is not None:
+        if in_ci():
+            cannot_run(reason)
+        yield None
+        return
+    database = PostgresServer()
+    database.start()
+    proc = tempyral_on_postgres(database.create_database(), extra=SEARCH_ATTRIBUTE_FLAGS).start()
+    yield proc
+    proc.stop()
+    database.stop()
+
+
 @pytest_asyncio.fixture(scope="module")
-async def sides(server: ServerProcess, reference_server: ServerProcess) -> AsyncIterator[dict[str, Side]]:
-    """Both servers with the workflows started, closed, and visible in their visibility stores."""
+async def sides(
+    server: ServerProcess, reference_server: ServerProcess, postgres_node: ServerProcess | None
+) -> AsyncIterator[dict[str, Side]]:
+    """The servers with the workflows started, closed, and visible in their visibility stores."""
 
     async def seed(address: str) -> Side:
         client = await Client.connect(address)
@@ -229,8 +256,16 @@ async def sides(server: ServerProcess, reference_server: ServerProcess) -> Async
         await _until(visible, f"the workflows to be visible on {address}")
         return side
 
-    reference, tempyral = await asyncio.gather(seed(reference_server.address), seed(server.address))
-    yield {"reference": reference, "tempyral": tempyral}
+    addresses = {"reference": reference_server.address, "tempyral": server.address}
+    if postgres_node is not None:
+        addresses["postgres"] = postgres_node.address
+    seeded = await asyncio.gather(*(seed(address) for address in addresses.values()))
+    yield dict(zip(addresses, seeded, strict=True))
+
+
+def ours(sides: dict[str, Side]) -> list[tuple[str, Side]]:
+    """The tempyral sides: on SQLite, and on PostgreSQL where it runs."""
+    return [(name, sides[name]) for name in TEMPYRAL_SIDES if name in sides]
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -428,39 +463,43 @@ def _ts(moment: datetime) -> Timestamp:
 @pytest.mark.parametrize("query", LIST_QUERIES)
 async def test_listings_match_the_reference(sides: dict[str, Side], query: str) -> None:
     reference = await _listing(sides["reference"], query)
-    tempyral = await _listing(sides["tempyral"], query)
-    assert tempyral == reference, f"{query!r}\nreference: {reference}\ntempyral:  {tempyral}"
+    for name, side in ours(sides):
+        tempyral = await _listing(side, query)
+        assert tempyral == reference, f"{query!r}\nreference: {reference}\n{name}:  {tempyral}"
 
 
 @pytest.mark.parametrize("query", COUNT_QUERIES)
 async def test_counts_match_the_reference(sides: dict[str, Side], query: str) -> None:
     reference = await _count(sides["reference"], query)
-    tempyral = await _count(sides["tempyral"], query)
-    assert tempyral == reference, f"{query!r}\nreference: {reference}\ntempyral:  {tempyral}"
+    for name, side in ours(sides):
+        tempyral = await _count(side, query)
+        assert tempyral == reference, f"{query!r}\nreference: {reference}\n{name}:  {tempyral}"
 
 
 @pytest.mark.parametrize("query", INVALID_LIST_QUERIES)
 async def test_invalid_queries_get_the_reference_errors(sides: dict[str, Side], query: str) -> None:
     reference = await _listing(sides["reference"], query)
-    tempyral = await _listing(sides["tempyral"], query)
     assert reference[:2] == ("error", grpc.StatusCode.INVALID_ARGUMENT.name)
-    assert tempyral == reference
-    assert await _count(sides["tempyral"], query) == await _count(sides["reference"], query)
+    for name, side in ours(sides):
+        assert await _listing(side, query) == reference, name
+        assert await _count(side, query) == await _count(sides["reference"], query), name
 
 
 async def test_row_values_fail_in_the_database_as_in_the_reference(sides: dict[str, Side]) -> None:
     for query in ("{scope} AND WorkflowId = ('a', 'b')", "{scope} AND VisInt BETWEEN (1, 2) AND 3"):
         reference = await _listing(sides["reference"], query)
         assert reference[:2] == ("error", grpc.StatusCode.UNAVAILABLE.name)
-        assert await _listing(sides["tempyral"], query) == reference
-        assert await _count(sides["tempyral"], query) == await _count(sides["reference"], query)
+        for name, side in ours(sides):
+            assert await _listing(side, query) == reference, name
+            assert await _count(side, query) == await _count(sides["reference"], query), name
 
 
 @pytest.mark.parametrize("query", INVALID_COUNT_QUERIES)
 async def test_invalid_counts_get_the_reference_errors(sides: dict[str, Side], query: str) -> None:
     reference = await _count(sides["reference"], query)
     assert reference[:2] == ("error", grpc.StatusCode.INVALID_ARGUMENT.name)
-    assert await _count(sides["tempyral"], query) == reference
+    for name, side in ours(sides):
+        assert await _count(side, query) == reference, name
 
 
 async def test_the_workflows_are_listed_as_expected(sides: dict[str, Side]) -> None:
@@ -477,9 +516,10 @@ async def test_pages_do_not_repeat_or_skip(sides: dict[str, Side], page_size: in
         pages = await _listing(side, "{scope}", page_size)
         assert all(len(p) == page_size for p in pages[:-1]), name
         assert [row for p in pages for row in p] == everything, name
-    assert await _listing(sides["tempyral"], "{scope}", page_size) == await _listing(
-        sides["reference"], "{scope}", page_size
-    )
+    for name, side in ours(sides):
+        assert await _listing(side, "{scope}", page_size) == await _listing(sides["reference"], "{scope}", page_size), (
+            name
+        )
 
 
 async def _deprecated(side: Side, call: str, **fields: Any) -> Any:
@@ -551,5 +591,6 @@ async def test_deprecated_listings_match_the_reference(sides: dict[str, Side]) -
     ]
     for call, fields in cases:
         reference = await _deprecated(sides["reference"], call, **fields(sides["reference"]))
-        tempyral = await _deprecated(sides["tempyral"], call, **fields(sides["tempyral"]))
-        assert tempyral == reference, f"{call} {fields(sides['reference'])}"
+        for name, side in ours(sides):
+            tempyral = await _deprecated(side, call, **fields(side))
+            assert tempyral == reference, f"{name}: {call} {fields(sides['reference'])}"

@@ -12,18 +12,13 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from tests.conftest import new_id, within
-from tests.support.postgres import PostgresServer
+from tests.support.postgres import PostgresServer, tempyral_on_postgres
 from tests.support.servers import ServerProcess, free_port
 from tests.support.workflows import HelloWorkflow, greet
 
 
-def node(command: str, url: str, *extra: str) -> ServerProcess:
-    port, http_port = free_port(), free_port()
-    args = [sys.executable, "-m", "tempyral", "server", command, "--db", url, "--ip", "127.0.0.1"]
-    args += ["--port", str(port), "--http-port", str(http_port), "--headless", "--log-level", "info", *extra]
-    proc = ServerProcess(args, port, f"tempyral-pg-{command}")
-    proc.wait_until_serving = True
-    return proc
+def node(command: str, url: str) -> ServerProcess:
+    return tempyral_on_postgres(url, command)
 
 
 async def run_hello(address: str, task_queue: str, workflow_id: str) -> str:

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support.servers import free_port
+from tests.support.servers import ServerProcess, free_port
 
 START_TIMEOUT_S = 60
 
@@ -221,3 +221,17 @@ class PostgresServer:
         name = f"t{next(self._names)}_{int(time.time() * 1000) % 100000}"
         self.psql(f"CREATE DATABASE {name} TEMPLATE template0")
         return self.url(name)
+
+
+def tempyral_on_postgres(url: str, command: str = "start", extra: list[str] | None = None) -> ServerProcess:
+    """A tempyral server process (`tempyral server start` by default) on the PostgreSQL database at `url`, on free
+    loopback ports, without the Web UI."""
+    import sys
+
+    port, http_port = free_port(), free_port()
+    args = [sys.executable, "-m", "tempyral", "server", command, "--db", url, "--ip", "127.0.0.1"]
+    args += ["--port", str(port), "--http-port", str(http_port), "--headless", "--log-level", "info", *(extra or [])]
+    proc = ServerProcess(args, port, f"tempyral-pg-{command}")
+    proc.http_port = http_port
+    proc.wait_until_serving = True
+    return proc
