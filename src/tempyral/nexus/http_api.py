@@ -118,8 +118,9 @@ class NexusHttpApi:
         # More Prometheus text for /metrics (history replication's, added by the server).
         self.more_metrics: list[Callable[[], str]] = []
         self.forwarder = NexusForwarder(namespaces.clusters)
-        # Where a completion for a caller of this cluster goes (with several nodes: to the node of its shard).
-        self.complete_operation: CompleteOperation = operations.complete
+        # Where a completion for a caller of this cluster goes; None: `operations` (with several nodes the server
+        # sets one that passes it to the node of the caller's shard).
+        self.complete_operation: CompleteOperation | None = None
 
     def app(self) -> web.Application:
         # Bodies are read (and limited) by the handlers, which answer the spec's 400, not aiohttp's 413.
@@ -333,8 +334,9 @@ class NexusHttpApi:
         state = request.headers.get("Nexus-Operation-State", "")
         body = await read_bounded(request, wire.MAX_BODY_BYTES)
         result, failure = self._completion_outcome(request, state, body)
+        complete = self.complete_operation or self.operations.complete
         try:
-            await self.complete_operation(
+            await complete(
                 token,
                 operation_token,
                 nexus_links.to_temporal_links(links),
