@@ -58,10 +58,13 @@ from tempyral.nexus.invoker import NexusInvoker
 from tempyral.nexus.machinery import Machinery
 from tempyral.nexus.metrics import NexusMetrics
 from tempyral.nexus.operations import NexusOperations
+from tempyral.nodes.client import NodeClient
 from tempyral.nodes.matching import MatchingRouter
 from tempyral.nodes.membership import Membership
 from tempyral.nodes.ownership import Ownership
+from tempyral.nodes.routed_ops import RoutedNexusCompletion, RoutedWorkflowOps, Router
 from tempyral.nodes.routing import NodeRouter, RoutedServicer
+from tempyral.nodes.service import NodeService, node_handler
 from tempyral.nodes.shards import ShardController
 from tempyral.persistence.open import describe as describe_db
 from tempyral.persistence.open import is_postgres_url, open_store
@@ -181,6 +184,7 @@ class Server:
         self.node_router: NodeRouter | None = None
         self.matching_router: MatchingRouter | None = None
         self.shard_controller: ShardController | None = None
+        self.node_service: NodeService | None = None
         self.config_watch: ConfigWatch | None = None
         if self.several_nodes:
             self._wire_nodes()
@@ -206,8 +210,24 @@ class Server:
         self.membership = membership = Membership(self.store, settings, self.node_name)
         membership.on_evicted = self._evicted
         self.ownership = ownership = Ownership(membership, self.config.num_shards)
-        self.node_router = NodeRouter(ownership, self.namespaces, WORKFLOW_SERVICE.full_name)
+        owned = self._owned_here
+        self.node_router = NodeRouter(ownership, self.namespaces, WORKFLOW_SERVICE.full_name, owned)
+        # Transfer tasks and Nexus completions that reach a workflow on another node's shard go there.
+        client, shard_router = NodeClient(ownership), Router(ownership, owned)
+        self.engine.tasks.workflows = RoutedWorkflowOps(self.engine, shard_router, client)
+        complete = RoutedNexusCompletion(self.nexus_operations.complete, shard_router, client)
+        self.callbacks.complete_operation = complete
+        self.nexus_http_api.complete_operation = complete
         self.matching_router = router = MatchingRouter(ownership, self.matching, self.engine)
+        dispatcher = self.nexus_dispatcher
+        self.node_service = NodeService(
+            self.namespaces,
+            self.engine,
+            self.nexus_operations.complete,
+            add_task=router.add_task,
+            record_task_started=router.record_task_started,
+            dispatch_nexus_task=lambda request: router.dispatch_nexus_here(dispatcher, request),
+        )
         self.matching.router = router
         self.engine.workflow_tasks.remote = router
         self.engine.activities.remote = router
@@ -220,6 +240,9 @@ class Server:
         self.shard_controller = ShardController(
             self.engine, self.store, membership, ownership, takeover_s=2 * settings.member_timeout_s
         )
+
+    def _owned_here(self, shard_id: int) -> bool:
+        return self.engine.shards[shard_id].owned
 
     def _evicted(self, reason: str) -> None:
         log.error("stopping: %s", reason)
@@ -381,6 +404,7 @@ class Server:
                 ),
                 generic_handler(OPERATOR_SERVICE, operator_service, self.admission),
                 replication_handler(self.replication_service),
+                *([node_handler(self.node_service)] if self.node_service is not None else []),
                 endpoint_replication_handler(self.endpoint_changes),
                 health_handler(),
             )

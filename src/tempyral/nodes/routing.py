@@ -124,8 +124,12 @@ POLLS = frozenset({"PollWorkflowTaskQueue", "PollActivityTaskQueue", "PollNexusT
 
 
 class NodeRouter:
-    def __init__(self, ownership: Ownership, namespaces: NamespaceRegistry, service_name: str) -> None:
+    def __init__(
+        self, ownership: Ownership, namespaces: NamespaceRegistry, service_name: str, owned: Callable[[int], bool]
+    ) -> None:
+        """`owned(shard_id)`: whether this node holds the shard's lease now (then it answers, whatever the view)."""
         self.ownership = ownership
+        self.owned = owned
         self.namespaces = namespaces
         self.service_name = service_name
         # (node, method) -> calls passed there
@@ -154,7 +158,8 @@ class NodeRouter:
     def _node_for(self, target: Target) -> str:
         if isinstance(target, QueueKey):
             return self.ownership.queue_owner(target)
-        return self.ownership.workflow_owner(*target)
+        shard_id = self.ownership.shard_of(*target)
+        return self.ownership.node if self.owned(shard_id) else self.ownership.shard_owner(shard_id)
 
     async def _call(
         self,
