@@ -94,7 +94,8 @@ class PostgresServer:
         assert self.bin_dir is not None
         return os.path.join(self.bin_dir, name)
 
-    def start(self) -> None:
+    def start(self, port: int | None = None) -> None:
+        """`port`: where to listen (default: a free port)."""
         reason = why_unavailable()
         if reason is not None:
             raise RuntimeError(reason)
@@ -120,7 +121,7 @@ class PostgresServer:
             capture_output=True,
             timeout=120,
         )
-        self.port = free_port()
+        self.port = port or free_port()
         self._pg_ctl_start()
 
     def _pg_ctl_start(self) -> None:
