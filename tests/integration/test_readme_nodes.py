@@ -41,7 +41,8 @@ def test_the_several_nodes_example(tmp_path: Path) -> None:
         assert started.returncode == 0, started.stderr
         described = run(commands[1], tmp_path, shell=True)
         assert described.returncode == 0, described.stderr
-        assert "hello-1" in described.stdout and "Running" in described.stdout, described.stdout
+        run_id = next(line.split()[-1] for line in started.stdout.splitlines() if "RunId" in line)
+        assert f"RunId                 {run_id}" in described.stdout, (started.stdout, described.stdout)
     finally:
         for proc in processes:
             proc.stop()
