@@ -232,7 +232,7 @@ class Server:
         self.engine.workflow_tasks.remote = router
         self.engine.activities.remote = router
         self.nexus_dispatcher.route = router.dispatch_nexus
-        self.engine.on_shard_released = router.shard_released
+        self.engine.on_shard_released.append(router.shard_released)
         self.engine.outbox.on_rows_deleted = router.forget
         for shard in self.engine.shards:
             shard.on_rows_deleted = router.forget

@@ -99,8 +99,8 @@ class HistoryEngine:
         for shard in self.shards:
             shard.on_lost = self._shard_lost
         # Told when this node takes or gives up a shard (nodes/: the matching ledger, replication streams).
-        self.on_shard_acquired: Callable[[int], None] = lambda shard_id: None
-        self.on_shard_released: Callable[[int], None] = lambda shard_id: None
+        self.on_shard_acquired: list[Callable[[int], None]] = []
+        self.on_shard_released: list[Callable[[int], None]] = []
         self.executions = Executions(store, namespaces, self.shards)
         self._id_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self.outbox = Outbox(store, self._range_of)
@@ -164,7 +164,8 @@ class HistoryEngine:
                     self.executions.buffering.add((task.namespace_id, task.workflow_id, task.run_id))
             self._on_tasks(tasks)
             loaded += len(rows)
-        self.on_shard_acquired(shard_id)
+        for listener in self.on_shard_acquired:
+            listener(shard_id)
         return loaded
 
     def release_shard(self, shard_id: int) -> None:
@@ -174,7 +175,8 @@ class HistoryEngine:
         self._end_waiters(shard.release())
         self.timer_queue.drop(lambda task: task.shard_id == shard_id)
         self.executions.standby.forget_shard(shard_id)
-        self.on_shard_released(shard_id)
+        for listener in self.on_shard_released:
+            listener(shard_id)
 
     def _shard_lost(self, shard: Shard) -> None:
         self.release_shard(shard.shard_id)
