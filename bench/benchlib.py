@@ -203,6 +203,13 @@ class TreeCpu:
             "other_processes_cores": round(others / wall, 2) if wall > 0 else 0.0,
         }
 
+    def cores(self) -> float:
+        """The servers' CPU since the window began, in cores (CPU seconds per second)."""
+        after = cpu_by_pid(self.roots)
+        used = sum(cpu - self.before.get(pid, (role, 0.0))[1] for pid, (role, cpu) in after.items())
+        wall = time.monotonic() - self.t
+        return round(used / wall, 3) if wall > 0 else 0.0
+
 
 def _tree_cpu(root: int) -> float:
     return sum(process_cpu(pid) for pid in tree_pids(root))
