@@ -12,11 +12,13 @@ from temporalio.api.operatorservice.v1 import service_pb2 as operator_service_pb
 from temporalio.api.workflowservice.v1 import service_pb2 as workflow_service_pb
 
 from tempyral.cluster.auto_failover import AutoFailover, local_failover
+from tempyral.cluster.cluster_wide import ClusterWide
 from tempyral.cluster.config_watch import ConfigWatch
 from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.cluster.namespace_replication import NamespaceReplicator
 from tempyral.cluster.peers import Peers
 from tempyral.cluster.receiver import HistoryReceiver
+from tempyral.cluster.replication_nodes import ReplicationNodes, replication_node_handler
 from tempyral.cluster.sender import HistorySender
 from tempyral.cluster.service import ReplicationService, replication_handler
 from tempyral.cluster.status import ReplicationStatus
@@ -120,7 +122,7 @@ class Server:
         self.history_sender = HistorySender(self.engine.executions, self.store, self.namespaces, self.clusters)
         self.replication_service.history_source = self.history_sender
         self.replication_service.shard_watermarks = lambda: {
-            shard.shard_id: shard.next_task_id - 1 for shard in self.engine.shards
+            shard.shard_id: shard.next_task_id - 1 for shard in self.engine.shards if shard.owned
         }
         self.engine.on_replication_tasks = self.history_sender.notify
         self.history_receiver = HistoryReceiver(
@@ -186,8 +188,12 @@ class Server:
         self.shard_controller: ShardController | None = None
         self.node_service: NodeService | None = None
         self.config_watch: ConfigWatch | None = None
+        # Namespace and endpoint replication and automatic failover run on one node of the cluster.
+        self.cluster_wide = ClusterWide(self._owned_here, self.several_nodes)
+        self.replication_nodes: ReplicationNodes | None = None
         if self.several_nodes:
             self._wire_nodes()
+            self._wire_replication_nodes()
         # Set when the server must stop on its own (its node name was taken over); the command exits non-zero.
         self.fatal = asyncio.Event()
         self.fatal_reason = ""
@@ -240,6 +246,21 @@ class Server:
         self.shard_controller = ShardController(
             self.engine, self.store, membership, ownership, takeover_s=2 * settings.member_timeout_s
         )
+
+    def _wire_replication_nodes(self) -> None:
+        """History replication follows the shards: each node sends and receives the streams of the shards it owns,
+        and passes what reaches it for another node's shard (cluster/replication_nodes.py)."""
+        assert self.ownership is not None
+        self.replication_nodes = nodes = ReplicationNodes(self.ownership, self._owned_here)
+        self.replication_service.nodes = nodes
+        self.history_receiver.nodes = nodes
+        self.replication_status.gather = nodes.statuses_elsewhere
+        self.replication_service.cluster_status = self.replication_status.cluster_snapshot
+        for listeners, sender_hook in (
+            (self.engine.on_shard_acquired, self.history_sender.shard_acquired),
+            (self.engine.on_shard_released, self.history_sender.shard_released),
+        ):
+            listeners += [sender_hook, self.history_receiver.shard_moved, self.cluster_wide.shard_moved]
 
     def _owned_here(self, shard_id: int) -> bool:
         return self.engine.shards[shard_id].owned
@@ -349,16 +370,17 @@ class Server:
             host_port(own_host, int(self.address.rsplit(":", 1)[1])),
             self.outbound_addresses.own_base_url.removeprefix("http://"),
         )
-        self.namespace_replicator.start()
-        self.endpoint_replicator.start()
-        self.auto_failover = AutoFailover(
+        self.auto_failover = auto_failover = AutoFailover(
             self.clusters,
             self.namespaces,
             self.peers,
             local_failover(workflow_service.namespace_handler.update),
             lambda: self.clusters.current.cluster_address,
         )
-        self.auto_failover.start()
+        self.cluster_wide.add("namespace replication", self.namespace_replicator.start, self.namespace_replicator.stop)
+        self.cluster_wide.add("endpoint replication", self.endpoint_replicator.start, self.endpoint_replicator.stop)
+        self.cluster_wide.add("automatic failover", auto_failover.start, auto_failover.stop)
+        await self.cluster_wide.ready()
         await self.history_receiver.load_dlq_sizes()
         self.history_receiver.start()
         self._serving = True
@@ -405,6 +427,7 @@ class Server:
                 generic_handler(OPERATOR_SERVICE, operator_service, self.admission),
                 replication_handler(self.replication_service),
                 *([node_handler(self.node_service)] if self.node_service is not None else []),
+                *([replication_node_handler(self.history_receiver)] if self.replication_nodes is not None else []),
                 endpoint_replication_handler(self.endpoint_changes),
                 health_handler(),
             )
@@ -464,10 +487,7 @@ class Server:
         if self._http is not None:
             await self._http.cleanup()
             self._http = None
-        if self.auto_failover is not None:
-            await self.auto_failover.stop()
-        await self.namespace_replicator.stop()
-        await self.endpoint_replicator.stop()
+        await self.cluster_wide.stop()  # automatic failover, namespace and endpoint replication
         if self.config_watch is not None:
             await self.config_watch.stop()
         await self.history_receiver.stop()

@@ -31,7 +31,8 @@ class PullLoops:
         self._said_refused: set[str] = set()  # told once per remote, until it answers
 
     def start(self) -> None:
-        self.clusters.listeners.append(self._follow)
+        if self._follow not in self.clusters.listeners:  # started again (several nodes: cluster/cluster_wide.py)
+            self.clusters.listeners.append(self._follow)
         self._follow()
 
     def _follow(self) -> None:
@@ -45,6 +46,8 @@ class PullLoops:
             self._loops[name] = asyncio.get_running_loop().create_task(self._run(name), name=task_name)
 
     async def stop(self) -> None:
+        if self._follow in self.clusters.listeners:  # a stopped loop set stays stopped
+            self.clusters.listeners.remove(self._follow)
         loops, self._loops = list(self._loops.values()), {}
         for loop in loops:
             loop.cancel()

@@ -9,6 +9,11 @@ history at once (trying again cannot help), any other error after APPLY_ATTEMPTS
 no longer has (retention deleted the run there) are skipped. The applied watermark is stored about once a
 second: after a restart the stream resumes from there, and what is sent again is recognised by its event ids
 and skipped.
+
+With several nodes (`nodes` set, cluster/replication_nodes.py), the stream of (remote cluster, remote shard s) runs on
+the node owning local shard s mod this cluster's shard count, started and stopped as shards move (`shard_moved`);
+the next owner resumes from the watermark stored in the shared database. A task whose workflow's shard is owned by
+another node is applied there (`apply_here` on that node), retried until that node or the next owner takes it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -31,7 +37,7 @@ from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.cluster.namespace_replication import NamespaceReplicator
 from tempyral.cluster.peers import Peers
 from tempyral.common.clock import ts_ns
-from tempyral.common.errors import ShardOwnershipLost, Unavailable
+from tempyral.common.errors import DeadlineExceeded, ServiceError, ShardNotHere, ShardOwnershipLost, Unavailable
 from tempyral.common.logs import ThrottledLog
 from tempyral.common.retry import jittered_backoff_s
 from tempyral.history.replication import ConflictingHistory, NamespaceUnknown, ReplicationApplier
@@ -66,6 +72,26 @@ def applied_key(cluster: str, shard_id: int) -> str:
     return f"replication_applied:{cluster}:{shard_id}"
 
 
+class Placement(Protocol):
+    """Which node does what when several nodes serve this cluster (cluster/replication_nodes.py ReplicationNodes)."""
+
+    @property
+    def shard_count(self) -> int: ...
+
+    def owned(self, shard_id: int) -> bool: ...
+
+    def local_shard(self, namespace_id: str, workflow_id: str) -> int: ...
+
+    async def apply_elsewhere(
+        self, local_shard: int, source: str, source_shard: int, task: rpb.ReplicationTask, once: bool
+    ) -> None: ...
+
+    async def applied_elsewhere(self, remote: str) -> dict[int, int]: ...
+
+
+ELSEWHERE_POLL_S = 0.2  # how often a wait for watermarks asks the other nodes how far their streams applied
+
+
 class HistoryReceiver:
     def __init__(
         self,
@@ -97,6 +123,9 @@ class HistoryReceiver:
         self.last_applied_ns: dict[tuple[str, str], tuple[int, float]] = {}  # (task id, epoch s)
         self.last_applied_time: dict[str, float] = {}  # remote -> epoch s of its last applied task
         self.dlq_sizes: Counter[tuple[str, str]] = Counter()  # (remote, namespace id) -> DLQ rows here
+        # Several nodes serve this cluster (set by the server); None: every stream runs here.
+        self.nodes: Placement | None = None
+        self._started = False
 
     def applied_from(self, remote: str) -> int:
         """Tasks from `remote` applied here (all namespaces)."""
@@ -111,26 +140,42 @@ class HistoryReceiver:
         self.dlq_sizes = Counter({(source, ns): n for source, ns, n in await self.store.count_replication_dlq()})
 
     def start(self) -> None:
+        self._started = True
         self.clusters.listeners.append(self._follow)
         self._follow()
 
+    def placed_here(self, remote_shard: int) -> bool:
+        """Whether the streams of remote shard `remote_shard` run on this node."""
+        return self.nodes is None or self.nodes.owned(remote_shard % self.nodes.shard_count)
+
+    def shard_moved(self, shard_id: int) -> None:
+        """HistoryEngine.on_shard_acquired / on_shard_released: the streams follow the local shards."""
+        if self._started:
+            self._follow()
+
     def _follow(self) -> None:
-        """A stream per shard of every connected remote cluster; a disabled or removed one's stop at once."""
+        """A stream per shard of every connected remote cluster (with several nodes, those placed here); a
+        disabled or removed one's stop at once."""
         wanted = {
             (r.cluster_name, shard_id)
             for r in self.clusters.remotes()
             if r.is_connection_enabled
             for shard_id in range(r.history_shard_count)
+            if self.placed_here(shard_id)
         }
         for key in list(self._streams):
             if key not in wanted:
                 self._streams.pop(key).cancel()
+                if self.nodes is not None:  # its numbers are the next node's now
+                    self.progress.pop(key, None)
+                    self.applied_through.pop(key, None)
         for key in wanted - set(self._streams):
             self._streams[key] = asyncio.get_running_loop().create_task(
                 self._run(*key), name=f"replication-{key[0]}-{key[1]}"
             )
 
     async def stop(self) -> None:
+        self._started = False
         streams, self._streams = list(self._streams.values()), {}
         for stream in streams:
             stream.cancel()
@@ -143,6 +188,7 @@ class HistoryReceiver:
         self._moved(remote, shard_id, applied)
         attempt = 0
         while True:
+            heard = self.progress.get((remote, shard_id), StreamProgress()).last_message
             try:
                 applied = await self._stream(remote, shard_id, applied)
                 attempt = 0
@@ -156,6 +202,8 @@ class HistoryReceiver:
                     self._failures.failure(f"replication stream from cluster {remote} broke", peer_error(err))
             except Exception as err:
                 self._failures.failure(f"replication stream from cluster {remote} failed", err)
+            if self.progress.get((remote, shard_id), StreamProgress()).last_message != heard:
+                attempt = 0  # it streamed before it broke (the sender's shard moved): reconnect at once
             attempt += 1
             await asyncio.sleep(jittered_backoff_s(attempt, RETRY_FIRST_S, RETRY_MAX_S, jitter=0.2))
 
@@ -212,15 +260,27 @@ class HistoryReceiver:
         """Wait until every shard's stream from `remote` has applied through its watermark; False after `timeout`."""
         deadline = time.monotonic() + timeout
         while True:
-            if all(self.applied_through.get((remote, shard), 0) >= mark for shard, mark in watermarks.items()):
+            applied = {shard: self.applied_through.get((remote, shard), 0) for shard in watermarks}
+            elsewhere = [shard for shard in watermarks if not self.placed_here(shard)]
+            if self.nodes is not None and elsewhere and any(applied[s] < watermarks[s] for s in elsewhere):
+                try:
+                    others = await asyncio.wait_for(self.nodes.applied_elsewhere(remote), deadline - time.monotonic())
+                except TimeoutError:
+                    return False
+                for shard in elsewhere:
+                    applied[shard] = max(applied[shard], others.get(shard, 0))
+            if all(applied[shard] >= mark for shard, mark in watermarks.items()):
                 return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
+            if elsewhere and self.nodes is not None:
+                remaining = min(remaining, ELSEWHERE_POLL_S)  # the other nodes' progress is asked, not heard
             try:
                 await asyncio.wait_for(self._progress.wait(), remaining)
             except TimeoutError:
-                return False
+                if time.monotonic() >= deadline:
+                    return False
 
     async def _store_applied(self, remote: str, shard_id: int, applied: int) -> None:
         if applied:
@@ -239,9 +299,56 @@ class HistoryReceiver:
 
         await asyncio.gather(*(apply_in_order(group) for group in by_workflow.values()))
 
-    async def _apply_retrying(self, remote: str, task: rpb.ReplicationTask, shard_id: int = 0) -> None:
-        attempt = 0
+    def _elsewhere(self, task: rpb.ReplicationTask) -> int | None:
+        """The local shard of the task's workflow when another node owns it (None: applied here)."""
+        if self.nodes is None:
+            return None
+        local = self.nodes.local_shard(task.task.namespace_id, task.task.workflow_id)
+        return None if self.nodes.owned(local) else local
+
+    async def apply_here(self, remote: str, shard_id: int, task: rpb.ReplicationTask, once: bool) -> None:
+        """A task another node of this cluster received (ReplicationNodeService.ApplyReplicationTask): applied here
+        once (errors raised), or as its stream would (retried, or put in the DLQ); ShardNotHere once this node does
+        not own the workflow's shard."""
+        local = self._elsewhere(task)
+        if local is not None:
+            raise ShardNotHere(local)
+        if once:
+            await self.apply(remote, task)
+        else:
+            await self._apply_retrying(remote, task, shard_id, here_only=True)
+
+    async def _apply_once(self, remote: str, shard_id: int, task: rpb.ReplicationTask) -> None:
+        """Apply once, on the node owning the workflow's shard (the DLQ's re-apply)."""
+        local = self._elsewhere(task)
+        if local is None or self.nodes is None:
+            await self.apply(remote, task)
+        else:
+            await self.nodes.apply_elsewhere(local, remote, shard_id, task, once=True)
+
+    async def _apply_retrying(
+        self, remote: str, task: rpb.ReplicationTask, shard_id: int = 0, here_only: bool = False
+    ) -> None:
+        attempt = unexpected = waits = 0
         while True:
+            local = self._elsewhere(task)
+            if local is not None and self.nodes is not None:
+                if here_only:
+                    raise ShardNotHere(local)  # the node that passed it asks the shard's new owner
+                try:
+                    await self.nodes.apply_elsewhere(local, remote, shard_id, task, once=False)
+                    return
+                except (Unavailable, DeadlineExceeded) as err:  # moving, or the owner died: asked again
+                    self._failures.failure("replication tasks wait for the node owning their shard", err)
+                except ServiceError as err:  # the owner retries and DLQs itself: this is unexpected there
+                    unexpected += 1
+                    if unexpected >= APPLY_ATTEMPTS:
+                        await self._to_dlq(remote, shard_id, task, err, unexpected)
+                        return
+                    self._failures.failure("replication tasks could not be applied by their shard's node", err)
+                waits += 1
+                await asyncio.sleep(jittered_backoff_s(waits, RETRY_FIRST_S, RETRY_MAX_S, jitter=0.2))
+                continue
             try:
                 await self.apply(remote, task)
                 return
@@ -329,7 +436,7 @@ class HistoryReceiver:
         failed: list[DlqRow] = []
         for row in await self.dlq_rows(source, task_ids):
             try:
-                await self.apply(source, rpb.ReplicationTask.FromString(row.data))
+                await self._apply_once(source, row.source_shard, rpb.ReplicationTask.FromString(row.data))
             except asyncio.CancelledError:
                 raise
             except Exception as err:

@@ -6,6 +6,12 @@ read in task-id order, never past a commit still under way (Shard.committed_thro
 stream keeps up and from the database when it is behind. Each is turned into what the receiver applies when
 it is sent: the run's events, or the activity's current attempt state. The receiver acknowledges what it
 applied; rows every remote cluster has acknowledged are deleted.
+
+With several nodes, a node serves the streams of the shards it owns (cluster/service.py relays the others): when it
+gives a shard up (`shard_released`) the shard's streams end with UNAVAILABLE and its in-memory tasks are dropped;
+when it takes one (`shard_acquired`) the tasks before its new range are read from the database, and the
+acknowledgements the last owner stored are loaded. Acknowledgements are stored, and rows deleted, only for shards
+owned here.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ import grpc
 from temporalio.api.history.v1 import message_pb2 as history
 
 from tempyral.cluster.metadata import ClusterMetadata
-from tempyral.common.errors import NotFound
+from tempyral.common.errors import NotFound, ShardNotHere
 from tempyral.common.logs import ThrottledLog
+from tempyral.frontend.grpc_handlers import abort
 from tempyral.history.executions import Executions
 from tempyral.namespace.registry import NamespaceRegistry
 from tempyral.persistence.store import Store
@@ -38,6 +45,7 @@ RECENT_PER_SHARD = 20_000  # replication tasks kept in memory per shard for stre
 ACK_FLUSH_S = 2.0
 LINGER_S = 0.01
 STORED_BACKLOG_MAX = 100_000  # the most rows counted for a peer's backlog in the database (beyond: "at least")
+NOT_OWNED_FLOOR = 1 << 62  # the floor of a shard owned elsewhere: any read of it goes to the database
 
 
 def ack_key(cluster: str, shard_id: int) -> str:
@@ -76,19 +84,59 @@ class HistorySender:
         self._failures = ThrottledLog(log)
         self.sent = 0
         self._stored_backlog: dict[tuple[str, int], int] = {}
+        self._loading: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         for shard in self.executions.shards:
-            self._floor[shard.shard_id] = shard.next_task_id
-        for record in self.clusters.remotes():
-            for shard in self.executions.shards:
-                stored = await self.store.get_metadata(ack_key(record.cluster_name, shard.shard_id))
-                if stored is not None:
-                    self._acks[(record.cluster_name, shard.shard_id)] = int(stored)
-                    self._flushed[(record.cluster_name, shard.shard_id)] = int(stored)
+            self._floor[shard.shard_id] = shard.next_task_id if shard.owned else NOT_OWNED_FLOOR
+        for shard in self.executions.shards:
+            await self._load_acks(shard.shard_id)
         self._flusher = asyncio.get_running_loop().create_task(self._flush_loop(), name="replication-acks")
 
+    async def _load_acks(self, shard_id: int) -> None:
+        """The acknowledgements stored for the shard (by this node before, or by its last owner)."""
+        for record in self.clusters.remotes():
+            key = (record.cluster_name, shard_id)
+            stored = await self.store.get_metadata(ack_key(*key))
+            if stored is not None and int(stored) > self._acks.get(key, 0):
+                self._acks[key] = int(stored)
+                self._flushed[key] = int(stored)
+
+    # ------------------------------------------------------------------ shards moving between nodes
+    def shard_acquired(self, shard_id: int) -> None:
+        """HistoryEngine.on_shard_acquired: tasks of the new range reach `notify`; those before are read from the
+        database."""
+        shard = self.executions.shards[shard_id]
+        self._floor[shard_id] = shard.next_task_id
+        ids = self._recent_ids[shard_id]
+        below = bisect.bisect_left(ids, shard.next_task_id)
+        del ids[:below], self._recent[shard_id][:below]
+        self._deleted_through[shard_id] = 0
+        loading = asyncio.get_running_loop().create_task(self._load_acks_logged(shard_id))
+        self._loading.add(loading)
+        loading.add_done_callback(self._loading.discard)
+
+    async def _load_acks_logged(self, shard_id: int) -> None:
+        try:
+            await self._load_acks(shard_id)
+        except Exception as err:  # the acknowledgements of the shard's streams come in again anyway
+            self._failures.failure("could not load replication acknowledgements", err)
+
+    def shard_released(self, shard_id: int) -> None:
+        """HistoryEngine.on_shard_released: the shard's streams end (the remotes reconnect, reaching the new owner),
+        and what this node kept of the shard is dropped."""
+        self._floor[shard_id] = NOT_OWNED_FLOOR
+        self._recent_ids[shard_id].clear()
+        self._recent[shard_id].clear()
+        for key in [k for k in self._acks if k[1] == shard_id]:
+            self._acks.pop(key, None)
+            self._flushed.pop(key, None)
+            self._stored_backlog.pop(key, None)
+        self._wakeup[shard_id].set()
+
     async def stop(self) -> None:
+        for loading in list(self._loading):
+            loading.cancel()
         if self._flusher is not None:
             self._flusher.cancel()
             await asyncio.gather(self._flusher, return_exceptions=True)
@@ -124,11 +172,14 @@ class HistorySender:
         if not 0 <= shard_id < len(self.executions.shards):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"no shard {shard_id} here")
         log.info("cluster %s streams shard %d from task %d", cluster, shard_id, first.acked_task_id)
+        shard = self.executions.shards[shard_id]
+        if not shard.owned:
+            await abort(context, ShardNotHere(shard_id))  # given up since the call was routed here
         self._ack(cluster, shard_id, first.acked_task_id)
         reader = asyncio.get_running_loop().create_task(self._read_acks(cluster, shard_id, requests))
         cursor = first.acked_task_id
         try:
-            while self.clusters.connected(cluster) and not reader.done():
+            while self.clusters.connected(cluster) and not reader.done() and shard.owned:
                 tasks, high = await self._next(shard_id, cursor)
                 if high <= cursor:
                     wakeup = self._wakeup[shard_id]
@@ -157,6 +208,8 @@ class HistorySender:
         finally:
             reader.cancel()
             log.info("stream of shard %d to cluster %s ended at task %d", shard_id, cluster, cursor)
+        if not shard.owned:
+            await abort(context, ShardNotHere(shard_id))  # the remote reconnects, reaching the new owner
 
     async def _read_acks(
         self, cluster: str, shard_id: int, requests: AsyncIterator[rpb.ReplicationStreamRequest]
@@ -166,7 +219,7 @@ class HistorySender:
 
     def _ack(self, cluster: str, shard_id: int, task_id: int) -> None:
         key = (cluster, shard_id)
-        if task_id > self._acks.get(key, 0):
+        if task_id > self._acks.get(key, 0) and self.executions.shards[shard_id].owned:
             self._acks[key] = task_id
 
     async def _next(self, shard_id: int, cursor: int) -> tuple[list[Task], int]:
@@ -278,7 +331,7 @@ class HistorySender:
                 ack, floor = self._acks.get(key, 0), self._floor[shard.shard_id]
                 self._stored_backlog[key] = (
                     await self.store.count_tasks(shard.shard_id, REPLICATION, ack, floor, STORED_BACKLOG_MAX)
-                    if ack + 1 < floor
+                    if ack + 1 < floor and shard.owned
                     else 0
                 )
 
@@ -297,7 +350,7 @@ class HistorySender:
     async def flush_acks(self) -> None:
         """Store the acknowledgements that moved, and delete the rows every remote cluster has acknowledged."""
         for key, task_id in list(self._acks.items()):
-            if self._flushed.get(key) != task_id:
+            if self._flushed.get(key) != task_id and self.executions.shards[key[1]].owned:
                 await self.store.set_metadata(ack_key(*key), str(task_id))
                 self._flushed[key] = task_id
         remotes = [r.cluster_name for r in self.clusters.remotes()]

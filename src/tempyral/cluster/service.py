@@ -1,5 +1,9 @@
 """The internal ReplicationService other clusters call on this cluster's frontend port: describe this
-cluster, hand out changed namespace records, and stream a shard's replication tasks (cluster/sender.py)."""
+cluster, hand out changed namespace records, and stream a shard's replication tasks (cluster/sender.py).
+
+With several nodes (`nodes` set, cluster/replication_nodes.py), a call about a shard another node owns is passed
+to it, and what other nodes hold (their shards' watermarks, their streams' status) is asked of them. A call another
+node passed here (marked `tempyral-node-hop`) is answered for what this node holds, never passed again."""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ import grpc
 from tempyral import SERVER_VERSION
 from tempyral.cluster.client import SERVICE
 from tempyral.cluster.metadata import ClusterMetadata
-from tempyral.common.errors import FailedPrecondition, InvalidArgument, ServiceError
+from tempyral.cluster.replication_nodes import passed_by_node
+from tempyral.common.errors import FailedPrecondition, InvalidArgument, ServiceError, ShardNotHere
 from tempyral.frontend.grpc_handlers import abort
 from tempyral.namespace.registry import NamespaceRegistry
 from tempyral.persistence.store import DlqRow
@@ -22,6 +27,7 @@ from tempyral.proto.internal_pb2 import TaskType
 log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
 DLQ_PAGE = 100
+PASS_TIMEOUT_S = 30.0  # a call passed to the shard's owner, when the caller set no deadline
 TASK_TYPES = {TaskType.TASK_TYPE_REPLICATE_HISTORY: "history", TaskType.TASK_TYPE_REPLICATE_ACTIVITY: "activity"}
 
 
@@ -33,6 +39,28 @@ class HistorySource(Protocol):
     ) -> AsyncIterator[rpb.ReplicationStreamResponse]: ...
 
     async def history(self, request: rpb.GetReplicationHistoryRequest) -> rpb.GetReplicationHistoryResponse: ...
+
+
+class NodeRelay(Protocol):
+    """Replication across the nodes of this cluster (cluster/replication_nodes.py ReplicationNodes)."""
+
+    @property
+    def shard_count(self) -> int: ...
+
+    def owned(self, shard_id: int) -> bool: ...
+
+    def local_shard(self, namespace_id: str, workflow_id: str) -> int: ...
+
+    def relay_stream(
+        self,
+        shard_id: int,
+        first: rpb.ReplicationStreamRequest,
+        requests: AsyncIterator[rpb.ReplicationStreamRequest],
+    ) -> AsyncIterator[rpb.ReplicationStreamResponse]: ...
+
+    async def pass_call(self, shard_id: int, method: str, request: Any, response: Any, timeout: float) -> Any: ...
+
+    async def watermarks_elsewhere(self, cluster_name: str) -> dict[int, int]: ...
 
 
 class ReplicationDlq(Protocol):
@@ -53,8 +81,12 @@ class ReplicationService:
         # The last task id handed out per shard, and a wait for the history engine's hand-offs (set by the server).
         self.shard_watermarks: Callable[[], dict[int, int]] = dict
         self.handoffs_done: Callable[[], Awaitable[None]] = _nothing
-        # Where replication stands here (cluster/status.py, set by the server).
+        # Where replication stands here (cluster/status.py, set by the server): on this node, and on the whole
+        # cluster (with several nodes, every node's merged; None: this node's is the cluster's).
         self.status: Callable[[str], rpb.GetReplicationStatusResponse] | None = None
+        self.cluster_status: Callable[[str], Awaitable[rpb.GetReplicationStatusResponse]] | None = None
+        # Several nodes serve this cluster (set by the server); None: this process owns every shard.
+        self.nodes: NodeRelay | None = None
         self.dlq: ReplicationDlq | None = None
         # Re-applies losing events another cluster sends (history/reapply.py); set by the server.
         self.reapply: Callable[[rpb.ReapplyEventsRequest], Awaitable[int]] | None = None
@@ -73,9 +105,15 @@ class ReplicationService:
         self, request: rpb.GetNamespaceReplicationMessagesRequest, context: Context
     ) -> rpb.GetNamespaceReplicationMessagesResponse:
         self.check_connected(request.cluster_name)
+        if passed_by_node(context):
+            # Another node answers the pull and asks for this node's shards: first see the namespace changes it
+            # may have recorded, so a failover away from here is handed off below.
+            await self.namespaces.sync()
         # A namespace that failed over away from here first writes what only this cluster has: the watermarks
         # below then include it, so the new active applies it before it takes over.
         await self.handoffs_done()
+        if passed_by_node(context):
+            return rpb.GetNamespaceReplicationMessagesResponse(shard_watermarks=self.shard_watermarks())
         response = rpb.GetNamespaceReplicationMessagesResponse(
             last_notification_version=self.namespaces.notification_version
         )
@@ -87,7 +125,28 @@ class ReplicationService:
         # Read with the records, in the same step: a write that passed the active check before a failover was
         # recorded here has its task ids already.
         response.shard_watermarks.update(self.shard_watermarks())
+        if self.nodes is not None and response.namespaces:
+            # The puller waits for them only when a record hands it a namespace; the other nodes' shards are
+            # read after their own hand-offs (later than the records: more to wait for, never less).
+            for shard_id, task_id in (await self.nodes.watermarks_elsewhere(request.cluster_name)).items():
+                if shard_id not in response.shard_watermarks:
+                    response.shard_watermarks[shard_id] = task_id
         return response
+
+    async def _on_owner(
+        self, namespace_id: str, workflow_id: str, method: str, request: Any, response: Any, context: Context
+    ) -> Any | None:
+        """With several nodes, the answer of the node owning the workflow's shard (None: it is this node)."""
+        if self.nodes is None:
+            return None
+        shard_id = self.nodes.local_shard(namespace_id, workflow_id)
+        if self.nodes.owned(shard_id):
+            return None
+        if passed_by_node(context):
+            raise ShardNotHere(shard_id)  # the caller asks again where the shard is now
+        remaining = context.time_remaining() if context is not None else None
+        timeout = PASS_TIMEOUT_S if remaining is None else max(remaining, 0.0)
+        return await self.nodes.pass_call(shard_id, method, request, response, timeout)
 
     async def get_replication_history(
         self, request: rpb.GetReplicationHistoryRequest, context: Context
@@ -95,6 +154,17 @@ class ReplicationService:
         self.check_connected(request.cluster_name)
         if self.history_source is None:
             raise FailedPrecondition("history replication is not running")
+        passed = await self._on_owner(
+            request.namespace_id,
+            request.workflow_id,
+            "GetReplicationHistory",
+            request,
+            rpb.GetReplicationHistoryResponse,
+            context,
+        )
+        if passed is not None:
+            answer: rpb.GetReplicationHistoryResponse = passed
+            return answer
         return await self.history_source.history(request)
 
     async def get_replication_status(
@@ -103,7 +173,9 @@ class ReplicationService:
         # Anyone may ask (an operator's CLI, a graceful failover run from another cluster): it tells no data.
         if self.status is None:
             raise FailedPrecondition("history replication is not running")
-        return self.status(request.namespace)
+        if self.cluster_status is None or passed_by_node(context):
+            return self.status(request.namespace)
+        return await self.cluster_status(request.namespace)
 
     # The DLQ commands are an operator's (`tempyral replication dlq ...`), like the reference's admin DLQ calls.
     def _dlq_source(self, source_cluster: str) -> ReplicationDlq:
@@ -176,6 +248,12 @@ class ReplicationService:
         self.check_connected(request.cluster_name)
         if self.reapply is None:
             raise FailedPrecondition("history replication is not running")
+        passed = await self._on_owner(
+            request.namespace_id, request.workflow_id, "ReapplyEvents", request, rpb.ReapplyEventsResponse, context
+        )
+        if passed is not None:
+            answer: rpb.ReapplyEventsResponse = passed
+            return answer
         return rpb.ReapplyEventsResponse(reapplied=await self.reapply(request))
 
     async def stream_replication(
@@ -184,12 +262,38 @@ class ReplicationService:
         if self.history_source is None:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "history replication is not running")
             return
-        async for response in self.history_source.stream(requests, context):
-            yield response
+        if self.nodes is None:
+            async for response in self.history_source.stream(requests, context):
+                yield response
+            return
+        try:
+            first = await anext(requests)
+        except StopAsyncIteration:
+            return
+        shard_id = first.shard_id
+        if not 0 <= shard_id < self.nodes.shard_count or self.nodes.owned(shard_id):  # the sender refuses a bad id
+            async for response in self.history_source.stream(_prepend(first, requests), context):
+                yield response
+            return
+        try:
+            if passed_by_node(context):
+                raise ShardNotHere(shard_id)  # moved since the relaying node looked: the remote reconnects
+            async for response in self.nodes.relay_stream(shard_id, first, requests):
+                yield response
+        except ServiceError as err:
+            await abort(context, err)
 
 
 async def _nothing() -> None:
     return None
+
+
+async def _prepend(
+    first: rpb.ReplicationStreamRequest, rest: AsyncIterator[rpb.ReplicationStreamRequest]
+) -> AsyncIterator[rpb.ReplicationStreamRequest]:
+    yield first
+    async for request in rest:
+        yield request
 
 
 def _unary(fn: Callable[[Any, Context], Awaitable[Any]]) -> Callable[[Any, Context], Awaitable[Any]]:

@@ -2,12 +2,18 @@
 peer (tasks and seconds behind), what each peer has not acknowledged, and the DLQ, overall and per global
 namespace. One computation (`ReplicationStatus.snapshot`) answers the internal GetReplicationStatus RPC,
 `GET /replication/status` and the replication gauges on /metrics, so they all show the same numbers.
-`fetch_status` asks another cluster for its status once (`tempyral replication status`)."""
+`fetch_status` asks another cluster for its status once (`tempyral replication status`).
+
+With several nodes, `snapshot` is this node's part (the shards it owns, the streams placed on it: the gauges on its
+/metrics), and `cluster_snapshot` the whole cluster's: every live node's part merged (`merge`; the DLQ, one table,
+counted from the database), for GetReplicationStatus and GET /replication/status. A shard whose owner did not
+answer is left out of `shards`; a remote shard whose stream no node reported makes the peer not `connected`."""
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -22,6 +28,7 @@ from tempyral.common.errors import ServiceError
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
 from tempyral.proto import replication_pb2 as rpb
 
+log = logging.getLogger(__name__)
 # A stream that has had no message for this long is not connected (the sender sends one at least every second).
 CONNECTED_WITHIN_S = 3 * KEEPALIVE_S
 
@@ -53,13 +60,21 @@ class ReplicationStatus:
         self.shard_count = shard_count
         self.clock = clock
         self.monotonic = monotonic
+        # Several nodes (set by the server): the other live nodes' parts, asked with a marked GetReplicationStatus.
+        self.gather: Callable[[str], Awaitable[list[rpb.GetReplicationStatusResponse]]] | None = None
+
+    def _owned(self, shard_id: int) -> bool:
+        nodes = self.receiver.nodes
+        return nodes is None or nodes.owned(shard_id)
 
     def snapshot(self, namespace: str = "") -> rpb.GetReplicationStatusResponse:
-        """The status now; of one namespace (NotFound if unknown) or of every replicated one ("")."""
+        """The status now (this node's part of it, with several nodes); of one namespace (NotFound if unknown) or
+        of every replicated one ("")."""
         wanted = [self.namespaces.get(namespace)] if namespace else self.namespaces.all()
         out = rpb.GetReplicationStatusResponse(cluster_name=self.clusters.name)
         for shard_id in range(self.shard_count):
-            out.shards.add(shard_id=shard_id, last_task_id=self.sender.last_task_id(shard_id))
+            if self._owned(shard_id):
+                out.shards.add(shard_id=shard_id, last_task_id=self.sender.last_task_id(shard_id))
         inbound: dict[str, rpb.PeerInbound] = {}
         outbound: dict[str, tuple[int, dict[str, int]]] = {}
         for record in self.clusters.remotes():
@@ -70,7 +85,8 @@ class ReplicationStatus:
             outbound[peer] = (total, dict(per_namespace))
             sent = out.outbound.add(cluster_name=peer, backlog=total)
             for shard_id in range(self.shard_count):
-                sent.acked_task_id[shard_id] = self.sender.acked(peer, shard_id)
+                if self._owned(shard_id):
+                    sent.acked_task_id[shard_id] = self.sender.acked(peer, shard_id)
         for ns in wanted:
             if not ns.replicated or self.clusters.name not in ns.clusters:
                 continue
@@ -85,6 +101,8 @@ class ReplicationStatus:
         connected = enabled and shard_count > 0
         lag_s = 0.0
         for shard_id in range(shard_count):
+            if not self.receiver.placed_here(shard_id):
+                continue  # another node's stream
             applied = self.receiver.applied_through.get((peer, shard_id), 0)
             progress = self.receiver.progress.get((peer, shard_id), StreamProgress())
             announced = max(progress.announced, applied)
@@ -104,6 +122,64 @@ class ReplicationStatus:
         if applied_at is not None:
             status.last_applied_time.FromNanoseconds(int(applied_at * 1e9))
         return status
+
+    # ------------------------------------------------------------------ several nodes
+    async def cluster_snapshot(self, namespace: str = "") -> rpb.GetReplicationStatusResponse:
+        """The whole cluster's status: this node's snapshot, merged with the other nodes' parts."""
+        if self.gather is None:
+            return self.snapshot(namespace)
+        try:
+            await self.receiver.load_dlq_sizes()  # other nodes add rows too: the table is the count
+        except Exception as err:  # the counts kept here stand in
+            log.warning("could not count the replication DLQ: %s", err)
+        local = self.snapshot(namespace)
+        return self.merge(local, await self.gather(namespace))
+
+    def merge(
+        self, local: rpb.GetReplicationStatusResponse, others: list[rpb.GetReplicationStatusResponse]
+    ) -> rpb.GetReplicationStatusResponse:
+        """One status from the nodes' parts: each shard from its owner, each stream from the node running it, sums
+        of backlogs and task lags, the largest lag in seconds; the DLQ and the namespaces' states from `local`."""
+        parts = [local, *others]
+        out = rpb.GetReplicationStatusResponse(cluster_name=local.cluster_name)
+        last: dict[int, int] = {}
+        for part in parts:
+            for shard in part.shards:
+                last[shard.shard_id] = max(last.get(shard.shard_id, 0), shard.last_task_id)
+        for shard_id in sorted(last):
+            out.shards.add(shard_id=shard_id, last_task_id=last[shard_id])
+        inbound: dict[str, rpb.PeerInbound] = {}
+        for mine in local.inbound:
+            inbound[mine.cluster_name] = merged = out.inbound.add(
+                cluster_name=mine.cluster_name, dlq_size=mine.dlq_size
+            )
+            _merge_inbound(merged, [i for part in parts for i in part.inbound if i.cluster_name == mine.cluster_name])
+            record = self.clusters.get(mine.cluster_name)
+            count = record.history_shard_count if record is not None else 0
+            merged.connected = merged.connected and all(s in merged.applied_task_id for s in range(count))
+        for mine_out in local.outbound:
+            sent = out.outbound.add(cluster_name=mine_out.cluster_name)
+            for part in parts:
+                for o in part.outbound:
+                    if o.cluster_name == mine_out.cluster_name:
+                        sent.backlog += o.backlog
+                        _max_into(sent.acked_task_id, o.acked_task_id)
+        for entry in local.namespaces:
+            merged_ns = out.namespaces.add()
+            merged_ns.CopyFrom(entry)
+            merged_ns.backlog = 0
+            for part in parts:
+                for e in part.namespaces:
+                    if (e.namespace, e.peer_cluster) == (entry.namespace, entry.peer_cluster):
+                        merged_ns.backlog += e.backlog
+                        if e.last_applied_time.ToNanoseconds() > merged_ns.last_applied_time.ToNanoseconds():
+                            merged_ns.last_applied_task_id = e.last_applied_task_id
+                            merged_ns.last_applied_time.CopyFrom(e.last_applied_time)
+            peer_inbound = inbound.get(entry.peer_cluster)
+            if peer_inbound is not None and entry.active_cluster == entry.peer_cluster:
+                merged_ns.lag_seconds = peer_inbound.lag_seconds
+                merged_ns.tasks_lag = peer_inbound.tasks_lag
+        return out
 
     def _dlq(self, peer: str, namespace_id: str | None = None) -> int:
         return sum(
@@ -178,6 +254,25 @@ class ReplicationStatus:
         return f'namespace="{_label(name)}",{peer_label}="{_label(peer)}"'
 
 
+def _merge_inbound(merged: rpb.PeerInbound, parts: list[rpb.PeerInbound]) -> None:
+    merged.connected = all(p.connected for p in parts)
+    for part in parts:
+        _max_into(merged.applied_task_id, part.applied_task_id)
+        _max_into(merged.announced_task_id, part.announced_task_id)
+        merged.lag_seconds = max(merged.lag_seconds, part.lag_seconds)
+        if part.last_applied_time.ToNanoseconds() > merged.last_applied_time.ToNanoseconds():
+            merged.last_applied_time.CopyFrom(part.last_applied_time)
+    merged.tasks_lag = sum(
+        max(0, merged.announced_task_id[s] - merged.applied_task_id.get(s, 0)) for s in merged.announced_task_id
+    )
+
+
+def _max_into(into: Any, values: Any) -> None:
+    """Per shard, the larger of two task-id maps."""
+    for shard_id, task_id in values.items():
+        into[shard_id] = max(into.get(shard_id, 0), task_id)
+
+
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
@@ -198,7 +293,7 @@ def add_http_route(app: web.Application, status: ReplicationStatus) -> None:
 
     async def handler(request: web.Request) -> web.Response:
         try:
-            snapshot = status.snapshot(request.query.get("namespace", ""))
+            snapshot = await status.cluster_snapshot(request.query.get("namespace", ""))
         except ServiceError as err:
             http_status = 404 if err.code == grpc.StatusCode.NOT_FOUND else 400
             return web.json_response({"code": err.code.value[0], "message": str(err)}, status=http_status)
