@@ -41,6 +41,7 @@ from tempyral.common.errors import DeadlineExceeded, ServiceError, ShardNotHere,
 from tempyral.common.logs import ThrottledLog
 from tempyral.common.retry import jittered_backoff_s
 from tempyral.history.replication import ConflictingHistory, NamespaceUnknown, ReplicationApplier
+from tempyral.nodes.client import error_from_status
 from tempyral.persistence.store import DlqRow, Store
 from tempyral.proto import replication_pb2 as rpb
 from tempyral.proto.internal_pb2 import TaskType
@@ -198,6 +199,10 @@ class HistoryReceiver:
             except grpc.aio.AioRpcError as err:
                 if refused_by_peer(err):  # said once by namespace replication, which meets it too
                     log.debug("replication stream from cluster %s refused: %s", remote, err.details())
+                elif isinstance(error_from_status(err), ShardNotHere):  # the sender's shard moved between its nodes
+                    log.info(
+                        "replication stream of shard %d from cluster %s moves: %s", shard_id, remote, err.details()
+                    )
                 else:
                     self._failures.failure(f"replication stream from cluster {remote} broke", peer_error(err))
             except Exception as err:
