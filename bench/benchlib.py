@@ -155,6 +155,22 @@ def cpu_by_pid(roots: list[int]) -> dict[int, tuple[str, float]]:
     return out
 
 
+def rss_mib(roots: list[int], role: str = "tempyral") -> float:
+    """Resident memory of the processes of `role` in the trees under `roots`, MiB."""
+    total = 0
+    for root in roots:
+        for pid in tree_pids(root):
+            if role_of(pid) != role:
+                continue
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            except OSError:
+                pass
+    return round(total / 1024, 1)
+
+
 def machine_busy() -> float:
     """Busy CPU seconds of the whole machine since boot (/proc/stat), to tell how much others used meanwhile."""
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
