@@ -11,6 +11,8 @@ flight) with the official Python SDK in this process: `--workers` workers (defau
 w connected to node w % N, and workflow i started through a client connected to node i % N. So with two nodes, half
 the calls reach a node that does not own the workflow's shard, and tasks are created on one node and polled from the
 other; with one node, the same two workers and clients all use that node (the SDK's cost is the same in both).
+`--placement first` puts every client and worker on node 0 instead (the other nodes then only own shards): what the
+calls between nodes cost, without the spread polls.
 
 A warm-up of `--warmup` workflows precedes each measured run of `--n`. Figures per run: per_s, p50_ms, and CPU ms per
 workflow of the servers (all tempyral nodes and PostgreSQL: the pg_server.py process tree), split into tempyral (and
@@ -20,7 +22,11 @@ Configurations alternate within each round (1, 2, 1, 2 ...); the summary gives t
 ratios against one node. The client and every server share this machine's cores: with 2 cores, two nodes cannot
 be faster than one; what they show is whether the cost per workflow grows with the number of nodes.
 
-`--timeout` (default 600 s) bounds the whole run; every cluster is stopped at the end, on an error or on Ctrl-C.
+Before the warm-up, the idle servers' CPU is measured for `--idle-s` seconds (`idle`, in cores: heartbeats,
+membership and configuration polling), so that a difference in CPU per workflow can be told from background work.
+
+`--timeout` (default 600 s) bounds the whole run; every cluster is stopped at the end, on an error or on Ctrl-C. The
+servers' logs go to a temporary directory, removed after a successful run unless `--keep`.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -148,11 +155,14 @@ async def run_once(nodes: int, args: argparse.Namespace, workdir: Path, label: s
     try:
         await cluster.start()
         assert cluster.proc is not None
-        addresses = cluster.addresses
+        # "first": every client and worker on node 0, the other nodes only own shards (a diagnostic placement)
+        addresses = cluster.addresses if args.placement == "spread" else cluster.addresses[:1]
         clients = [await asyncio.wait_for(Client.connect(a), 10) for a in addresses]
         tq = f"nodes-{uuid.uuid4().hex[:8]}"
         # A client of its own per worker: the SDK allows one worker per task queue on a client.
-        worker_clients = [await asyncio.wait_for(Client.connect(addresses[w % nodes]), 10) for w in range(args.workers)]
+        worker_clients = [
+            await asyncio.wait_for(Client.connect(addresses[w % len(addresses)]), 10) for w in range(args.workers)
+        ]
         workers = [
             Worker(c, task_queue=tq, workflows=[OneActivity], activities=[step], **WORKER_OPTIONS)  # type: ignore[arg-type]
             for c in worker_clients
@@ -172,6 +182,7 @@ async def run_once(nodes: int, args: argparse.Namespace, workdir: Path, label: s
             for worker in reversed(workers):
                 await worker.__aexit__(None, None, None)
         result["nodes"] = nodes
+        result["placement"] = args.placement
         result["idle_server_cores"] = idle_cores
         problems = cluster.problems()
         if problems:
@@ -228,9 +239,8 @@ def summary(results: list[dict[str, Any]], configs: list[int]) -> str:
     return "\n".join(lines)
 
 
-async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
+async def main(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
     configs = [int(c) for c in args.configs.split(",")]
-    workdir = Path(tempfile.mkdtemp(prefix="tempyral-bench-nodes-"))
     print(f"work directory (server logs): {workdir}", flush=True)
     results: list[dict[str, Any]] = []
     for r in range(args.rounds):
@@ -250,11 +260,18 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--configs", default="1,2", help="node counts to compare, the first is the base")
     ap.add_argument("--workers", type=int, default=2, help="SDK workers, spread over the nodes")
+    ap.add_argument(
+        "--placement",
+        choices=["spread", "first"],
+        default="spread",
+        help="spread: client i and worker w on nodes i %% N and w %% N; first: all on node 0",
+    )
     ap.add_argument("--concurrency", type=int, default=200, help="workflows in flight")
     ap.add_argument("--shards", type=int, default=4, help="history shards of every cluster")
     ap.add_argument("--idle-s", type=float, default=3.0, help="seconds the idle servers' CPU is measured for")
     ap.add_argument("--no-durable", action="store_true", help="PostgreSQL without fsync and synchronous_commit")
     ap.add_argument("--timeout", type=float, default=600.0, help="bound of the whole run, seconds")
+    ap.add_argument("--keep", action="store_true", help="keep the server logs (kept anyway when the run fails)")
     ap.add_argument("--out", help="write every run's figures here as JSON")
     return ap.parse_args()
 
@@ -266,10 +283,13 @@ def run() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    workdir = Path(tempfile.mkdtemp(prefix="tempyral-bench-nodes-"))
+    ok = False
     try:
-        results = asyncio.run(asyncio.wait_for(main(args), args.timeout))
+        results = asyncio.run(asyncio.wait_for(main(args, workdir), args.timeout))
         if args.out:
             Path(args.out).write_text(json.dumps(results, indent=1))
+        ok = True
         return 0
     except TimeoutError:
         print(f"nodes.py: not done in {args.timeout:.0f} s", file=sys.stderr)
@@ -277,6 +297,10 @@ def run() -> int:
     finally:
         for proc in RUNNING:
             stop_group(proc)
+        if ok and not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"server logs kept in {workdir}", file=sys.stderr)
 
 
 if __name__ == "__main__":
