@@ -24,6 +24,7 @@ from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
 from temporalio.api.query.v1 import message_pb2 as query_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
+from tempyral.common.errors import ShardNotHere
 from tempyral.common.logs import ThrottledLog
 from tempyral.history.engine import HistoryEngine
 from tempyral.history.queries import QueryTask
@@ -31,6 +32,7 @@ from tempyral.history.worker_version import stamp_from_poll
 from tempyral.history.workflow_tasks import STICKY
 from tempyral.matching.service import ACTIVITY, NEXUS, WORKFLOW, Matching, QueueKey
 from tempyral.nexus.dispatch import NexusDispatcher, Reply
+from tempyral.nodes.client import error_from_status
 from tempyral.nodes.membership import View
 from tempyral.nodes.ownership import Ownership
 from tempyral.proto import nodes_pb2 as npb
@@ -40,6 +42,8 @@ log = logging.getLogger(__name__)
 SERVICE = "tempyral.nodes.v1.NodeService"
 MAX_HOPS = 3
 SEND_ATTEMPTS = 5
+SEND_BACKOFF_MAX_S = 2.0
+REQUEUE_DELAY_S = 0.2
 CALL_TIMEOUT_S = 10.0
 
 LedgerKey = tuple[int, int]  # shard id, task id
@@ -77,7 +81,12 @@ class MatchingRouter:
         send.add_done_callback(self._sends.discard)
 
     async def _send(self, owner: str, request: npb.AddTaskRequest) -> None:
-        for attempt in range(SEND_ATTEMPTS):
+        """Deliver the item to the queue's node, following the queue if it moves. A task of a shard held here is
+        tried until delivered or its row is gone (a node that cannot be reached now is retried, backing off); a
+        query, or a task another node is responsible for, only a few times (its caller or owner covers the rest)."""
+        ledger_key = (request.task.shard_id, request.task.task_id) if request.HasField("task") else None
+        attempt = 0
+        while True:
             channel = self.ownership.channel(owner)
             if channel is not None:
                 try:
@@ -86,14 +95,22 @@ class MatchingRouter:
                     return
                 except grpc.aio.AioRpcError as err:
                     self._failures.failure(f"could not pass a task to node {owner}", err)
-            await asyncio.sleep(0.2 * (attempt + 1))
+            attempt += 1
+            ours = ledger_key is not None and ledger_key in self._ledger
+            if not ours and attempt >= SEND_ATTEMPTS:
+                return
+            await asyncio.sleep(min(0.2 * attempt, SEND_BACKOFF_MAX_S))
+            if ledger_key is not None and attempt >= SEND_ATTEMPTS and ledger_key not in self._ledger:
+                return  # started, stale, or its shard moved meanwhile
             now = self.ownership.queue_owner(_key_of(request))
             if now != owner:  # the queue moved meanwhile
                 if now == self.ownership.node:
                     self.matching.add(_key_of(request), _item_of(request), request.sticky_normal_name, route=False)
                     return
                 owner = now
-        # Left to the ledger: a durable task is sent again when the queue's node changes; a query times out.
+                if ledger_key is not None and ledger_key in self._ledger:
+                    key, task, sticky, _ = self._ledger[ledger_key]
+                    self._ledger[ledger_key] = (key, task, sticky, now)
 
     def forget(self, shard_id: int, task_ids: list[int]) -> None:
         """These task rows are gone (started, or stale): nothing to send again."""
@@ -162,6 +179,8 @@ class MatchingRouter:
             request.query.CopyFrom(_query_info(item))
             owner = self.ownership.workflow_owner(item.namespace_id, item.workflow_id)
         data = await self._start_on(owner, request)
+        if data is None:
+            self._requeue(QueueKey(item.namespace_id, req.task_queue.name, WORKFLOW), item)
         return ws.PollWorkflowTaskQueueResponse.FromString(data) if data else None
 
     async def start_activity_task(
@@ -170,22 +189,30 @@ class MatchingRouter:
         request = npb.RecordTaskStartedRequest(poll_request=req.SerializeToString())
         request.task.CopyFrom(task)
         data = await self._start_on(self.ownership.shard_owner(task.shard_id), request)
+        if data is None:
+            self._requeue(QueueKey(task.namespace_id, req.task_queue.name, ACTIVITY), task)
         return ws.PollActivityTaskQueueResponse.FromString(data) if data else None
 
-    async def _start_on(self, owner: str, request: npb.RecordTaskStartedRequest) -> bytes:
-        """The poll response from the shard's node; b"" when the task is stale or its shard is moving (the shard's
-        next owner dispatches it again)."""
+    async def _start_on(self, owner: str, request: npb.RecordTaskStartedRequest) -> bytes | None:
+        """The poll response from the shard's node; b"" when the task is stale or its shard moved (the shard's
+        next owner dispatches it again); None when that node could not be asked now (the task goes back)."""
         channel = None if owner == self.ownership.node else self.ownership.channel(owner)
         if channel is None:
-            return b""
+            return None  # this node's view lags behind the shard: ask again shortly
         try:
             response = await _call(channel, "RecordTaskStarted", request, npb.RecordTaskStartedResponse)
         except grpc.aio.AioRpcError as err:
-            if err.code() != grpc.StatusCode.UNAVAILABLE:
-                self._failures.failure(f"could not start a task on node {owner}", err)
-            return b""
+            if isinstance(error_from_status(err), ShardNotHere):
+                return b""
+            self._failures.failure(f"could not start a task on node {owner}", err)
+            return None
         data: bytes = response.poll_response
         return data
+
+    def _requeue(self, key: QueueKey, item: Task | QueryTask) -> None:
+        """A task that could not be started now goes back to its queue, after a moment (not lost: it is the only
+        copy this queue has)."""
+        asyncio.get_running_loop().call_later(REQUEUE_DELAY_S, self.matching.add_front, key, item)
 
     async def record_task_started(self, request: npb.RecordTaskStartedRequest) -> bytes:
         """NodeService.RecordTaskStarted: start the task here, where its shard is (ShardNotHere if it is not)."""
