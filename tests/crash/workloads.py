@@ -97,6 +97,10 @@ class CounterWorkflow:
     def finish(self) -> None:
         self.finished = True
 
+    @workflow.query
+    def current(self) -> int:
+        return self.total
+
 
 @workflow.defn
 class RemoteActivityWorkflow:

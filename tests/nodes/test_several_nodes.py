@@ -22,7 +22,7 @@ from temporalio.worker import Worker
 
 from tests.crash.history_checks import problems
 from tests.crash.test_sigkill import retrying
-from tests.crash.workloads import EchoChild, LoadWorkflow, increment
+from tests.crash.workloads import CounterWorkflow, EchoChild, LoadWorkflow, increment
 from tests.support.nodes import MEMBERSHIP_TIMEOUT_S, postgres, running_nodes, tempyral_node
 from tests.support.postgres import PostgresServer
 
@@ -202,3 +202,22 @@ async def test_the_database_going_away_mid_run_fails_calls_with_unavailable_and_
                 after.append(await retrying(start, "start after the outage"))
             await results([*before, *after], list(range(20)))
         await check_histories(client, [*before, *after])
+
+
+async def test_queries_updates_and_signals_through_a_node_that_does_not_own_the_workflow(pg: PostgresServer) -> None:
+    url = pg.create_database()
+    with running_nodes(url, ["q1", "q2"]) as (q1, q2):
+        caller = await Client.connect(q1.address)
+        queue = f"tq-{uuid.uuid4().hex[:8]}"
+        async with Worker(await Client.connect(q2.address), task_queue=queue, workflows=[CounterWorkflow]):
+            # enough workflows that both nodes own some of them, whichever way the shards fall
+            handles = [
+                await caller.start_workflow(CounterWorkflow.run, id=f"counter-{i}-{queue}", task_queue=queue)
+                for i in range(8)
+            ]
+            for i, handle in enumerate(handles):
+                assert await handle.execute_update(CounterWorkflow.add, i + 1) == i + 1
+                assert await handle.query(CounterWorkflow.current) == i + 1
+                await handle.signal(CounterWorkflow.finish)
+            assert [await h.result() for h in handles] == [i + 1 for i in range(8)]
+        await check_histories(caller, handles)
