@@ -9,13 +9,17 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from tempyral.cluster.graceful import behind, inbound_from
+from tempyral.cluster.status import fetch_status
 from tests.conftest import new_id, within
 from tests.support.clusters import INCREMENT, Cluster
 from tests.support.clusters import connect as connect_clusters
@@ -23,7 +27,9 @@ from tests.support.nodes import MEMBERSHIP_TIMEOUT_S, tempyral_node
 from tests.support.postgres import PostgresServer
 from tests.support.servers import ServerProcess
 from tests.xdc.conftest import EventKey, connect, create_global_namespace, events, failover, wait_for_namespace
+from tests.xdc.failover_workflows import Collector
 from tests.xdc.nodes_workflows import Order, OrderChild, Steps
+from tests.xdc.test_graceful_failover import failover_command, signal_request
 
 pytestmark = pytest.mark.timeout(420)
 SHARDS = 8
@@ -119,6 +125,18 @@ async def wait_for_stage(handle: WorkflowHandle[Any, Any], stage: str, timeout: 
     await wait_for(there, f"{handle.id} at {stage}", timeout)
 
 
+async def caught_up(active: Cluster, standby: Cluster) -> bool:
+    source, target = await fetch_status(active.address), await fetch_status(standby.address)
+    inbound = inbound_from(target, active.name)
+    return (
+        [s.shard_id for s in source.shards] == list(range(SHARDS))
+        and inbound is not None
+        and inbound.connected
+        and sorted(inbound.applied_task_id) == list(range(SHARDS))
+        and behind(source, target) == {}
+    )
+
+
 async def test_global_namespace_runs_replicates_and_fails_over_between_clusters_of_two_nodes(
     postgres_server: PostgresServer,
 ) -> None:
@@ -149,6 +167,10 @@ async def test_global_namespace_runs_replicates_and_fails_over_between_clusters_
         # histories (parents and children) replicate to b, the same through either of its nodes
         every = done_ids + running_ids + [f"{wid}-child" for wid in done_ids + running_ids]
         await same_histories(on_a1, [on_b1, on_b2], every, REPLICATED_WITHIN_S)
+        # the replication status read through any node is the whole cluster's: b has applied every task of
+        # every shard of a (what a graceful failover waits for), whichever node runs each stream
+        await wait_for(lambda: caught_up(a2, b1), "b's status through b1 caught up with a's through a2", 30)
+        await wait_for(lambda: caught_up(a1, b2), "b's status through b2 caught up with a's through a1", 30)
 
         failover(a1, ns, "b")  # issued on the old active, through the node the other cluster dials
         for node in (a1, a2, b1, b2):
@@ -208,3 +230,65 @@ async def test_replication_completes_when_a_node_of_the_receiving_cluster_is_kil
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_graceful_failover_run_through_one_node_loses_no_signal_sent_through_the_other(
+    postgres_server: PostgresServer,
+) -> None:
+    with two_clusters(postgres_server) as ((a1, a2), (b1, b2)):
+        ns = create_global_namespace([a1, b1])
+        for node in (a2, b2):
+            wait_for_namespace(node, ns, "a")
+        on_a2, on_b1, on_b2 = await connect(a2, ns), await connect(b1, ns), await connect(b2, ns)
+        tq = new_id("tq")
+        async with (
+            Worker(on_a2, task_queue=tq, workflows=[Collector]),
+            Worker(on_b2, task_queue=tq, workflows=[Collector]),
+        ):
+            ids = [new_id("collect") for _ in range(6)]
+            for wid in ids:
+                await on_a2.start_workflow(Collector.run, id=wid, task_queue=tq)
+            acknowledged: dict[str, list[str]] = {wid: [] for wid in ids}
+            stop = asyncio.Event()
+
+            async def signaller(n: int) -> None:
+                clients = [on_a2, on_b1]  # a's other node until it names b active
+                seq = 0
+                while not stop.is_set():
+                    wid = ids[seq % len(ids)]
+                    value = f"s{n}-{seq}"
+                    seq += 1
+                    while True:
+                        try:
+                            await clients[0].workflow_service.signal_workflow_execution(
+                                signal_request(ns, wid, value), retry=False, timeout=timedelta(seconds=5)
+                            )
+                            acknowledged[wid].append(value)
+                            break
+                        except RPCError as err:
+                            if (
+                                err.status == RPCStatusCode.FAILED_PRECONDITION
+                                and "is active in cluster" in err.message
+                            ):
+                                clients.reverse()
+                            elif err.status not in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+                                raise
+                            await asyncio.sleep(0.05)
+
+            signallers = [asyncio.create_task(signaller(n)) for n in range(3)]
+            await asyncio.sleep(2.0)
+            code, out, err = await failover_command(
+                "--namespace", ns, "--to", "b", "--max-lag", "5s", "--timeout", "60s", "--address", a1.address
+            )
+            await asyncio.sleep(1.0)
+            stop.set()
+            await within(asyncio.gather(*signallers), 60)
+            assert code == 0, f"failover failed: {out}{err}"
+            for wid in ids:
+                await on_b1.get_workflow_handle(wid).signal(Collector.done)
+            results = await within(asyncio.gather(*(on_b1.get_workflow_handle(wid).result() for wid in ids)), 90)
+        for wid, result in zip(ids, results, strict=True):
+            assert sorted(result) == sorted(acknowledged[wid]), wid  # each acknowledged signal exactly once
+        total = sum(len(v) for v in acknowledged.values())
+        print(f"graceful failover across nodes: {total} signals acknowledged, each once; {out.splitlines()[-1]}")
+        assert total > 0
