@@ -45,7 +45,9 @@ def where_on(label: str) -> Callable[[str], Awaitable[str]]:
 
 
 @contextmanager
-def cluster_of_nodes(pg: PostgresServer, name: str, initial_failover_version: int) -> Iterator[list[Cluster]]:
+def cluster_of_nodes(
+    pg: PostgresServer, name: str, initial_failover_version: int, shards: int = SHARDS
+) -> Iterator[list[Cluster]]:
     """Cluster `name`: two nodes on a new database; each node seen as a `Cluster` (the address to call)."""
     url = pg.create_database()
     flags = ["--cluster-name", name, "--initial-failover-version", str(initial_failover_version)]
@@ -53,7 +55,7 @@ def cluster_of_nodes(pg: PostgresServer, name: str, initial_failover_version: in
     nodes: list[ServerProcess] = []
     try:
         for node in ("1", "2"):
-            nodes.append(tempyral_node(url, f"{name}{node}", flags, shards=SHARDS).start())
+            nodes.append(tempyral_node(url, f"{name}{node}", flags, shards=shards).start())
         yield [Cluster(name, initial_failover_version, node) for node in nodes]
     finally:
         for proc in nodes:
@@ -61,9 +63,9 @@ def cluster_of_nodes(pg: PostgresServer, name: str, initial_failover_version: in
 
 
 @contextmanager
-def two_clusters(pg: PostgresServer) -> Iterator[tuple[list[Cluster], list[Cluster]]]:
+def two_clusters(pg: PostgresServer, b_shards: int = SHARDS) -> Iterator[tuple[list[Cluster], list[Cluster]]]:
     """Clusters a (initial failover version 1) and b (2) of two nodes each, connected through their first nodes."""
-    with cluster_of_nodes(pg, "a", 1) as a, cluster_of_nodes(pg, "b", 2) as b:
+    with cluster_of_nodes(pg, "a", 1) as a, cluster_of_nodes(pg, "b", 2, b_shards) as b:
         connect_clusters(a[0], b[0])
         yield a, b
 
@@ -126,6 +128,8 @@ async def wait_for_stage(handle: WorkflowHandle[Any, Any], stage: str, timeout: 
 
 
 async def caught_up(active: Cluster, standby: Cluster) -> bool:
+    """The standby, read through one of its nodes, has applied every task of every shard of the active, read
+    through one of its own (what a graceful failover waits for)."""
     source, target = await fetch_status(active.address), await fetch_status(standby.address)
     inbound = inbound_from(target, active.name)
     return (
@@ -137,10 +141,13 @@ async def caught_up(active: Cluster, standby: Cluster) -> bool:
     )
 
 
+# b with a shard count of its own: a stream of a's shard s runs on the node owning b's shard s mod 5, and each task
+# is applied by the node owning its workflow's shard on b (passed there when that is the other node)
+@pytest.mark.parametrize("b_shards", [SHARDS, 5], ids=["equal-shard-counts", "b-has-5-shards"])
 async def test_global_namespace_runs_replicates_and_fails_over_between_clusters_of_two_nodes(
-    postgres_server: PostgresServer,
+    postgres_server: PostgresServer, b_shards: int
 ) -> None:
-    with two_clusters(postgres_server) as ((a1, a2), (b1, b2)):
+    with two_clusters(postgres_server, b_shards) as ((a1, a2), (b1, b2)):
         ns = create_global_namespace([a1, b1])
         for node in (a2, b2):
             wait_for_namespace(node, ns, "a")
