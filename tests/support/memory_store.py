@@ -31,6 +31,7 @@ import sqlite3
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tempyral.common.clock import int64_ns
 from tempyral.common.errors import AlreadyExists, ConditionFailed, ShardOwnershipLost, StorageUnavailable
 from tempyral.persistence import branches
 from tempyral.persistence.store import (
@@ -319,6 +320,18 @@ class MemoryStore:
     async def load_tasks(self, shard_id: int, category: int) -> list[tuple[int, bytes]]:
         await asyncio.sleep(0)
         rows = [(k[2], data) for k, (_, data) in self.tables.tasks.items() if k[0] == shard_id and k[1] == category]
+        return sorted(rows)
+
+    async def load_tasks_due(
+        self, shard_id: int, category: int, from_ns: int, before_ns: int
+    ) -> list[tuple[int, bytes]]:
+        await asyncio.sleep(0)
+        from_ns, before_ns = int64_ns(from_ns), int64_ns(before_ns)  # as a 64-bit column compares them
+        rows = [
+            (k[2], data)
+            for k, (visibility_ns, data) in self.tables.tasks.items()
+            if k[0] == shard_id and k[1] == category and from_ns <= visibility_ns < before_ns
+        ]
         return sorted(rows)
 
     async def delete_tasks(self, shard_id: int, range_id: int, keys: list[tuple[int, int]]) -> None:

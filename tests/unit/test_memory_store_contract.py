@@ -232,6 +232,18 @@ async def test_deleting_a_run_that_is_not_current_keeps_the_pointer(store: Store
     assert await nothing_of(store, "r1")
 
 
+async def test_timers_are_read_by_window(store: Store) -> None:
+    r0 = await store.acquire_shard(0, "me")
+    rows = [TaskRow(TIMER, 10, 500, b"t10"), TaskRow(TIMER, 20, 100, b"t20"), TaskRow(TIMER, 30, 2**70, b"far")]
+    await store.commit(Transaction(0, r0, tasks=[*rows, TaskRow(TRANSFER, 40, 100, b"x40")]))
+    assert await store.load_tasks_due(0, TIMER, -(2**63), 500) == [(20, b"t20")]
+    assert await store.load_tasks_due(0, TIMER, 500, 501) == [(10, b"t10")]
+    # a timer past 2262 is stored at the last 64-bit instant, which no window reaches
+    assert await store.load_tasks_due(0, TIMER, 501, 2**63 - 1) == []
+    assert await store.load_tasks_due(0, TIMER, 501, 2**80) == []  # bounds are taken as 64-bit instants
+    assert await store.load_tasks_due(1, TIMER, -(2**63), 2**63 - 1) == []
+
+
 # ---------------------------------------------------------------------- several nodes
 async def test_shards_are_listed_released_and_task_deletes_are_fenced(store: Store) -> None:
     old = await store.acquire_shard(0, "node-a")

@@ -20,7 +20,7 @@ from temporalio.api.history.v1 import message_pb2 as history
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common import cron, ids
-from tempyral.common.clock import duration, duration_ns, timestamp
+from tempyral.common.clock import INT64_MAX, INT64_MIN, duration, duration_ns, timestamp, ts_ns
 from tempyral.common.errors import (
     ConditionFailed,
     Internal,
@@ -62,6 +62,10 @@ FAILED_STATUSES = frozenset(
 )
 ReusePolicy = wf_enums.WorkflowIdReusePolicy
 ConflictPolicy = wf_enums.WorkflowIdConflictPolicy
+
+
+# How far ahead timers are kept in memory (per shard); later ones are read from the table as their time comes.
+TIMER_WINDOW_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,9 @@ class HistoryEngine:
         self.on_replication_tasks: Callable[[list[Task]], None] = lambda tasks: None
         namespaces.listeners.append(self._namespace_changed)
         self._touches: set[asyncio.Task[None]] = set()
+        # Per owned shard: timers due before this instant are queued; later ones wait in the table (TIMER_WINDOW_S).
+        self._timers_until: dict[int, int] = {}
+        self._windows: asyncio.Task[None] | None = None
         self._handoffs: set[asyncio.Task[None]] = set()
         self.activities = ActivityHandler(self.executions, matching, self.outbox)
         self.tasks.timer_handlers.update(self.activities.timer_handlers())
@@ -148,6 +155,34 @@ class HistoryEngine:
             if loaded:
                 log.info("recovered %d outstanding tasks from the outbox", loaded)
         self.timer_queue.start()
+        self._windows = asyncio.get_running_loop().create_task(self._next_windows(), name="timer-windows")
+
+    async def _next_windows(self) -> None:
+        """Every third of a window, read each owned shard's timers that came into the window."""
+        while True:
+            await asyncio.sleep(TIMER_WINDOW_S / 3)
+            await self.read_next_timers(time.time_ns())
+
+    async def read_next_timers(self, now_ns: int) -> int:
+        """Queue each owned shard's timers due before `now_ns` + the window that are not queued yet; how many."""
+        read = 0
+        for shard in self.shards:
+            sid = shard.shard_id
+            start = self._timers_until.get(sid)
+            if not shard.owned or start is None:
+                continue
+            until = now_ns + int(TIMER_WINDOW_S * 1e9)
+            self._timers_until[sid] = until  # first: a timer committed from now on is queued at its commit
+            try:
+                rows = await self.store.load_tasks_due(sid, TaskCategory.TASK_CATEGORY_TIMER, start, until)
+            except Exception as err:
+                self._timers_until[sid] = start  # read again next time
+                self.outbox.failures.failure("could not read the next timers", err)
+                continue
+            if shard.owned and self._timers_until.get(sid) == until:
+                self._on_tasks([Task.FromString(data) for _, data in rows])
+                read += len(rows)
+        return read
 
     async def acquire_shard(self, shard_id: int) -> int:
         """Take the shard's lease (fencing off its last owner) and take up its outstanding tasks; how many."""
@@ -155,8 +190,15 @@ class HistoryEngine:
         self._end_waiters(shard.release())  # anything cached from an earlier ownership may be stale
         await shard.acquire()
         loaded = 0
+        # Timers a window at a time (the rest wait in the table, however many closed runs wait for retention);
+        # the window is set before the read, so a timer committed meanwhile is queued by one or the other.
+        until = time.time_ns() + int(TIMER_WINDOW_S * 1e9)
+        self._timers_until[shard_id] = until
         for category in (TaskCategory.TASK_CATEGORY_TRANSFER, TaskCategory.TASK_CATEGORY_TIMER):
-            rows = await self.store.load_tasks(shard_id, category)
+            if category == TaskCategory.TASK_CATEGORY_TIMER:
+                rows = await self.store.load_tasks_due(shard_id, category, INT64_MIN, until)
+            else:
+                rows = await self.store.load_tasks(shard_id, category)
             tasks = [Task.FromString(data) for _, data in rows]
             for task in tasks:
                 if task.type == TaskType.TASK_TYPE_WORKFLOW_TASK_TIMEOUT:
@@ -174,6 +216,7 @@ class HistoryEngine:
         shard = self.shards[shard_id]
         self._end_waiters(shard.release())
         self.timer_queue.drop(lambda task: task.shard_id == shard_id)
+        self._timers_until.pop(shard_id, None)
         self.executions.standby.forget_shard(shard_id)
         for listener in self.on_shard_released:
             listener(shard_id)
@@ -201,6 +244,9 @@ class HistoryEngine:
     async def stop(self) -> None:
         for touch in [*self._touches, *self._handoffs]:
             touch.cancel()
+        if self._windows is not None:
+            self._windows.cancel()
+            await asyncio.gather(self._windows, return_exceptions=True)
         await self.timer_queue.stop()
         await self.tasks.stop()
         await self.outbox.stop()
@@ -215,7 +261,8 @@ class HistoryEngine:
             elif self._standby_here(task):
                 self.executions.standby.park(task)
             elif task.category == TaskCategory.TASK_CATEGORY_TIMER:
-                self.timer_queue.add(task)
+                if ts_ns(task.visibility_time) < self._timers_until.get(task.shard_id, INT64_MAX):
+                    self.timer_queue.add(task)  # later ones are read with their window
             elif task.type == TaskType.TASK_TYPE_DISPATCH_WORKFLOW_TASK:
                 tq = task.task_queue
                 self.matching.add(

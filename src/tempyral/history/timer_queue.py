@@ -30,9 +30,15 @@ class TimerQueue:
         self._slots = asyncio.Semaphore(MAX_CONCURRENT)
         self._seq = 0
         self._failed_attempts: dict[int, int] = {}  # task id -> failed attempts in a row, while it keeps failing
+        # (shard, task id) of the timers queued: a timer read again with the next window is queued once.
+        self._queued: set[tuple[int, int]] = set()
         self._failures = ThrottledLog(log)
 
     def add(self, task: Task, at_ns: int | None = None) -> None:
+        key = (task.shard_id, task.task_id)
+        if key in self._queued:
+            return
+        self._queued.add(key)
         fire_at = at_ns if at_ns is not None else ts_ns(task.visibility_time)
         self._seq += 1
         heapq.heappush(self._heap, (fire_at, self._seq, task))
@@ -43,6 +49,7 @@ class TimerQueue:
         """Forget the timers `unwanted` picks (their shard moved to another node); how many."""
         keep = [item for item in self._heap if not unwanted(item[2])]
         dropped = len(self._heap) - len(keep)
+        self._queued = {(item[2].shard_id, item[2].task_id) for item in keep}
         if dropped:
             heapq.heapify(keep)
             self._heap = keep
@@ -71,6 +78,7 @@ class TimerQueue:
             now = time.time_ns()
             while self._heap and self._heap[0][0] <= now:
                 _, _, task = heapq.heappop(self._heap)
+                self._queued.discard((task.shard_id, task.task_id))
                 await self._slots.acquire()
                 runner = asyncio.create_task(self._fire(task))
                 self._running.add(runner)

@@ -165,7 +165,7 @@ MIGRATIONS: list[list[str | CopyRows | FillSearchAttributeTokens]] = [
         "CREATE UNIQUE INDEX nexus_endpoints_live_name ON nexus_endpoints (name) WHERE deleted = 0",
     ],
     [
-        # 7: the nodes serving this cluster from one database (cluster/membership.py): one row per node name, held
+        # 7: the nodes serving this cluster from one database (nodes/membership.py): one row per node name, held
         # by one process (`session`) at a time, with the node's addresses and its last heartbeat.
         """CREATE TABLE cluster_members (
             node TEXT PRIMARY KEY,
@@ -181,6 +181,11 @@ MIGRATIONS: list[list[str | CopyRows | FillSearchAttributeTokens]] = [
         # answers those conditions alike, with a substring search instead of a function of its own.
         "ALTER TABLE visibility ADD COLUMN search_attributes_tokens TEXT NOT NULL DEFAULT ''",
         FillSearchAttributeTokens(),
+    ],
+    [
+        # 9: timers by when they are due: a shard's owner keeps only the next few minutes of timers in memory and
+        # reads the rest as their time comes (history/engine.py), however many closed runs wait for retention.
+        "CREATE INDEX tasks_by_time ON tasks (shard_id, category, visibility_ns)",
     ],
 ]
 

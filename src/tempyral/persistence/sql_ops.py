@@ -21,6 +21,7 @@ import time
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias, TypeVar
 
+from tempyral.common.clock import int64_ns
 from tempyral.common.errors import AlreadyExists, ConditionFailed, ShardOwnershipLost, StartupError
 from tempyral.persistence import branches
 from tempyral.persistence.schema import MIGRATIONS, VISIBILITY_COLUMNS, CopyRows, FillSearchAttributeTokens
@@ -476,6 +477,19 @@ def delete_execution(shard_id: int, range_id: int, namespace_id: str, workflow_i
 def load_tasks(shard_id: int, category: int) -> Op[list[tuple[int, bytes]]]:
     found = yield rows(
         "SELECT task_id, data FROM tasks WHERE shard_id=? AND category=? ORDER BY task_id", shard_id, category
+    )
+    return [(r[0], bytes(r[1])) for r in found]
+
+
+def load_tasks_due(shard_id: int, category: int, from_ns: int, before_ns: int) -> Op[list[tuple[int, bytes]]]:
+    from_ns, before_ns = int64_ns(from_ns), int64_ns(before_ns)
+    found = yield rows(
+        "SELECT task_id, data FROM tasks WHERE shard_id=? AND category=? AND visibility_ns>=? AND visibility_ns<? "
+        "ORDER BY task_id",
+        shard_id,
+        category,
+        from_ns,
+        before_ns,
     )
     return [(r[0], bytes(r[1])) for r in found]
 

@@ -89,6 +89,11 @@ class SqlStore(ABC):
     async def load_tasks(self, shard_id: int, category: int) -> list[tuple[int, bytes]]:
         return await self._read_op(sql_ops.load_tasks(shard_id, category))
 
+    async def load_tasks_due(
+        self, shard_id: int, category: int, from_ns: int, before_ns: int
+    ) -> list[tuple[int, bytes]]:
+        return await self._read_op(sql_ops.load_tasks_due(shard_id, category, from_ns, before_ns))
+
     async def delete_tasks(self, shard_id: int, range_id: int, keys: list[tuple[int, int]]) -> None:
         await self._write_op(sql_ops.delete_tasks(shard_id, range_id, keys))
 

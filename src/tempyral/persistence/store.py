@@ -254,6 +254,13 @@ class Store(Protocol):
 
     async def load_tasks(self, shard_id: int, category: int) -> list[tuple[int, bytes]]: ...
 
+    async def load_tasks_due(
+        self, shard_id: int, category: int, from_ns: int, before_ns: int
+    ) -> list[tuple[int, bytes]]:
+        """The category's rows whose visibility time is in [from_ns, before_ns), in id order (the timers of a
+        window)."""
+        ...
+
     async def delete_tasks(self, shard_id: int, range_id: int, keys: list[tuple[int, int]]) -> None:
         """Delete these (category, task id) rows of the shard; ShardOwnershipLost when the shard's range is no longer
         `range_id` (another node owns it: it deletes nothing)."""
