@@ -56,11 +56,24 @@ async def wait_for(check: Any, what: str, timeout: float) -> float:
 
 
 async def results(handles: list[WorkflowHandle[Any, int]], values: list[int]) -> None:
-    async def one(handle: WorkflowHandle[Any, int], value: int) -> None:
-        result = await asyncio.wait_for(retrying(handle.result, f"result of {handle.id}", DEADLINE_S), DEADLINE_S)
-        assert result == value + 2, handle.id
+    """Every workflow's result, within the deadline; the ones that did not finish are named, with their last
+    events."""
+    pending = {h.id for h in handles}
 
-    await asyncio.gather(*(one(h, v) for h, v in zip(handles, values, strict=True)))
+    async def one(handle: WorkflowHandle[Any, int], value: int) -> None:
+        result = await retrying(handle.result, f"result of {handle.id}", DEADLINE_S)
+        assert result == value + 2, handle.id
+        pending.discard(handle.id)
+
+    try:
+        await asyncio.wait_for(asyncio.gather(*(one(h, v) for h, v in zip(handles, values, strict=True))), DEADLINE_S)
+    except TimeoutError:
+        stuck = sorted(pending)[:5]
+        tails = []
+        for workflow_id in stuck:
+            history = await next(h for h in handles if h.id == workflow_id).fetch_history()
+            tails.append(f"{workflow_id}: {[e.event_type for e in history.events][-4:]}")
+        raise AssertionError(f"{len(pending)} workflows did not finish: {tails}") from None
 
 
 async def check_histories(client: Client, handles: list[WorkflowHandle[Any, int]]) -> None:
