@@ -194,17 +194,18 @@ class MatchingRouter:
         return ws.PollActivityTaskQueueResponse.FromString(data) if data else None
 
     async def _start_on(self, owner: str, request: npb.RecordTaskStartedRequest) -> bytes | None:
-        """The poll response from the shard's node; b"" when the task is stale or its shard moved (the shard's
-        next owner dispatches it again); None when that node could not be asked now (the task goes back)."""
+        """The poll response from the shard's node; b"" when the task is stale (started already, or its run moved
+        on); None when that node could not be asked or did not hold the shard (this node's view of the shards may
+        lag behind): the task goes back to its queue and is asked about again, until the node holding the shard
+        answers. A task whose shard really moved is found stale then, as the shard's new owner dispatched it again."""
         channel = None if owner == self.ownership.node else self.ownership.channel(owner)
         if channel is None:
-            return None  # this node's view lags behind the shard: ask again shortly
+            return None
         try:
             response = await _call(channel, "RecordTaskStarted", request, npb.RecordTaskStartedResponse)
         except grpc.aio.AioRpcError as err:
-            if isinstance(error_from_status(err), ShardNotHere):
-                return b""
-            self._failures.failure(f"could not start a task on node {owner}", err)
+            if not isinstance(error_from_status(err), ShardNotHere):
+                self._failures.failure(f"could not start a task on node {owner}", err)
             return None
         data: bytes = response.poll_response
         return data
@@ -223,7 +224,8 @@ class MatchingRouter:
             )
             return wresp.SerializeToString() if wresp is not None else b""
         task = request.task
-        self.engine.executions.shard_for(task.namespace_id, task.workflow_id)  # ShardNotHere: the caller drops it
+        # not held here: ShardNotHere, and the caller asks again later
+        self.engine.executions.shard_for(task.namespace_id, task.workflow_id)
         if task.type == TaskType.TASK_TYPE_DISPATCH_ACTIVITY_TASK:
             areq = ws.PollActivityTaskQueueRequest.FromString(request.poll_request)
             ns = self.engine.namespaces.get_by_id(task.namespace_id)
