@@ -212,8 +212,13 @@ def sqlite_databases(args: argparse.Namespace, workdir: Path) -> list[Database]:
         path = str(workdir / f"{label}.db")
 
         def count(table: str, path: str = path) -> int:
-            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            # Not mode=ro: a WAL database whose server left no -shm file cannot be opened read-only (SQLite then
+            # calls it malformed); it is read between runs, with no server on it.
+            conn = sqlite3.connect(path)
+            try:
                 return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+            finally:
+                conn.close()
 
         def settle(path: str = path) -> None:
             with sqlite3.connect(path) as conn:
