@@ -60,6 +60,10 @@ class SqliteStore(SqlStore):
         self._writer: threading.Thread | None = None
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-read")
         self._local = threading.local()
+        # Every reader connection, closed at close: one left open would keep this process's view of the database
+        # (its WAL index) after another process changed the file, and a later connection here would share it.
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.dialect = SqliteDialect()
 
@@ -96,6 +100,10 @@ class SqliteStore(SqlStore):
             await asyncio.to_thread(self._writer.join)
             self._writer = None
         self._readers.shutdown(wait=True)
+        with self._reader_lock:
+            conns, self._reader_conns = self._reader_conns, []
+        for conn in conns:
+            conn.close()
         self._unlock()  # last: closing a descriptor of the file would drop SQLite's own locks on it too
         if self._tmpdir:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
@@ -195,6 +203,8 @@ class SqliteStore(SqlStore):
             conn = self._connect()
             conn.execute("PRAGMA query_only=1")
             self._local.conn = conn
+            with self._reader_lock:
+                self._reader_conns.append(conn)
         return conn
 
     async def _read(self, op: Callable[[sqlite3.Connection], T]) -> T:
