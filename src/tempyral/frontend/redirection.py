@@ -233,17 +233,13 @@ class Redirector:
 
     async def _forward(self, cluster: str, method: str, full_method: str, request: Any, context: Context) -> bytes:
         remote = self._remote(cluster)
-        metadata = context.invocation_metadata() or ()
-        outgoing = [(k, v) for k, v in metadata if k in PROPAGATED_HEADERS and isinstance(v, str)]
-        outgoing += xdc.forwarded_headers(self.clusters.name)
         remaining = context.time_remaining()
         timeout = DEFAULT_FORWARD_TIMEOUT_S if remaining is None else max(remaining, 0.0)
         self.forwarded[(cluster, method)] += 1
         log.debug("forwarding %s on namespace %s to cluster %s", method, getattr(request, "namespace", ""), cluster)
-        # Bytes in, bytes out: the request and the answer as they are.
-        call = remote.channel.unary_unary(full_method, request_serializer=None, response_deserializer=None)
-        response: bytes = await call(request.SerializeToString(), timeout=timeout, metadata=tuple(outgoing))
-        return response
+        return await pass_call(
+            remote.channel, full_method, request, context, xdc.forwarded_headers(self.clusters.name), timeout
+        )
 
     def _remote(self, cluster: str) -> _Remote:
         """A channel to `cluster`'s frontend; only clusters the operator connected are called."""
@@ -267,6 +263,23 @@ class Redirector:
         self._remotes, self._retired = {}, []
         for remote in remotes:
             await remote.channel.close(None)
+
+
+async def pass_call(
+    channel: grpc.aio.Channel,
+    full_method: str,
+    request: Any,
+    context: Any,
+    headers: list[tuple[str, str]],
+    timeout: float,
+) -> bytes:
+    """Make the caller's call on another server: bytes in, bytes out (the request and the answer as they are),
+    with the caller's propagated headers plus `headers`."""
+    metadata = context.invocation_metadata() or ()
+    outgoing = [(k, v) for k, v in metadata if k in PROPAGATED_HEADERS and isinstance(v, str)] + headers
+    call = channel.unary_unary(full_method, request_serializer=None, response_deserializer=None)
+    response: bytes = await call(request.SerializeToString(), timeout=timeout, metadata=tuple(outgoing))
+    return response
 
 
 def _header(metadata: Any, key: str) -> str | None:

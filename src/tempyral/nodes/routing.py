@@ -26,7 +26,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from tempyral.common.errors import InvalidArgument, ServiceError, Unavailable
 from tempyral.common.tokens import decode_task_token
 from tempyral.frontend.grpc_handlers import Handler, snake_case
-from tempyral.frontend.redirection import DEFAULT_FORWARD_TIMEOUT_S, PROPAGATED_HEADERS, _pass_back
+from tempyral.frontend.redirection import DEFAULT_FORWARD_TIMEOUT_S, _pass_back, pass_call
 from tempyral.matching.service import ACTIVITY, NEXUS, WORKFLOW, QueueKey
 from tempyral.namespace.registry import NamespaceRegistry
 from tempyral.nexus.dispatch import decode_task_token as decode_nexus_token
@@ -208,13 +208,14 @@ class NodeRouter:
         channel = self.ownership.channel(node)
         if channel is None:
             raise Unavailable(f"node {node} is not a live member of this cluster")
-        metadata = context.invocation_metadata() or ()
-        outgoing = [(k, v) for k, v in metadata if k in PROPAGATED_HEADERS and isinstance(v, str)]
-        outgoing.append((HOP_HEADER, self.ownership.node))
         self.passed[(node, method)] += 1
-        call = channel.unary_unary(full_method, request_serializer=None, response_deserializer=None)
-        response: bytes = await call(
-            request.SerializeToString(), timeout=max(deadline - time.monotonic(), 0.0), metadata=tuple(outgoing)
+        response = await pass_call(
+            channel,
+            full_method,
+            request,
+            context,
+            [(HOP_HEADER, self.ownership.node)],
+            max(deadline - time.monotonic(), 0.0),
         )
         if hasattr(context, "abort"):
             return response  # gRPC: the bytes as they came

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from abc import abstractmethod
 
 from tempyral.persistence.schema import CopyRows
 from tempyral.persistence.sql_ops import SCHEMA_LOCK_KEY, Op, copy_rows_in_chunks, count, one
@@ -58,9 +59,9 @@ class Dialect:
     def visibility(self) -> SqliteVisibilitySQL:
         return SqliteVisibilitySQL()
 
+    @abstractmethod
     def is_duplicate_key(self, err: BaseException) -> bool:
         """Whether a driver error is a violated unique key (sql_ops raise DuplicateKey for it)."""
-        raise NotImplementedError
 
 
 class SqliteDialect(Dialect):
