@@ -73,6 +73,7 @@ class Cluster:
         command += ["--nodes", str(self.nodes), "--info-file", str(self.info_path)]
         if self.args.no_durable:
             command.append("--no-durable")
+        command += ["--log-level", self.args.log_level]
         command += ["--", "--shards", str(self.args.shards)]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
@@ -271,6 +272,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--idle-s", type=float, default=3.0, help="seconds the idle servers' CPU is measured for")
     ap.add_argument("--no-durable", action="store_true", help="PostgreSQL without fsync and synchronous_commit")
     ap.add_argument("--timeout", type=float, default=600.0, help="bound of the whole run, seconds")
+    ap.add_argument("--log-level", default="warn", choices=["debug", "info", "warn", "error"], help="the nodes' logs")
     ap.add_argument("--keep", action="store_true", help="keep the server logs (kept anyway when the run fails)")
     ap.add_argument("--out", help="write every run's figures here as JSON")
     return ap.parse_args()

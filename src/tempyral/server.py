@@ -233,6 +233,8 @@ class Server:
             add_task=router.add_task,
             record_task_started=router.record_task_started,
             dispatch_nexus_task=lambda request: router.dispatch_nexus_here(dispatcher, request),
+            report_pollers=router.report_pollers,
+            describe_queue=router.describe_queue,
         )
         self.matching.router = router
         self.engine.workflow_tasks.remote = router
@@ -364,6 +366,8 @@ class Server:
         if self.membership is not None and self.shard_controller is not None:
             self.membership.start()
             self.shard_controller.start()
+        if self.matching_router is not None:
+            self.matching_router.start()
         # Where other clusters call this one: addresses to dial, never a wildcard.
         own_host = local_host(cfg.ip)
         await self.clusters.set_addresses(
@@ -506,6 +510,14 @@ class Server:
                 await self.membership.leave()
         if self.matching_router is not None:
             await self.matching_router.close()
+            if self.node_router is not None:
+                passed = ", ".join(f"{m} to {n}: {c}" for (n, m), c in sorted(self.node_router.passed.items()))
+                log.info(
+                    "node %s passed calls (%s) and sent %d tasks to other nodes",
+                    self.node_name,
+                    passed or "none",
+                    self.matching_router.sent,
+                )
         if self.ownership is not None:
             await self.ownership.close()
         await self.engine.stop()

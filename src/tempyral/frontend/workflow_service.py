@@ -28,7 +28,7 @@ from tempyral.common.limits import (
 from tempyral.common.tokens import decode_task_token
 from tempyral.history import reads, reset
 from tempyral.history.engine import HistoryEngine
-from tempyral.matching.service import ACTIVITY, NEXUS, WORKFLOW, QueueKey
+from tempyral.matching.service import ACTIVITY, NEXUS, WORKFLOW, Poller, QueueKey
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
 from tempyral.nexus.addresses import OutboundAddresses
 from tempyral.nexus.dispatch import NexusDispatcher
@@ -356,7 +356,8 @@ class WorkflowService:
 
     async def describe_task_queue(self, req: ws.DescribeTaskQueueRequest, ctx: Ctx) -> ws.DescribeTaskQueueResponse:
         """The workers polling a queue lately and, when asked, its backlog (the reference's
-        classic answer; tempyral has no task queue partitions or rate limits to report)."""
+        classic answer; tempyral has no task queue partitions or rate limits to report). With several nodes, each
+        node's part of the queue is counted."""
         ns = self.namespaces.get(req.namespace)
         check_task_queue(req.task_queue)
         resp = ws.DescribeTaskQueueResponse()
@@ -368,19 +369,22 @@ class WorkflowService:
                 TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
             ):
                 info = version.types_info[task_queue_type]
-                key = self._queue_key(ns.id, req.task_queue.name, task_queue_type)
+                pollers, backlog = await self.engine.matching.describe_everywhere(
+                    self._queue_key(ns.id, req.task_queue.name, task_queue_type)
+                )
                 if req.report_pollers:
-                    self._add_pollers(info.pollers, key)
+                    self._add_pollers(info.pollers, pollers)
                 if req.report_stats:
-                    info.stats.approximate_backlog_count = self.engine.matching.backlog_size(key)
+                    info.stats.approximate_backlog_count = backlog
                     info.stats.approximate_backlog_age.SetInParent()
             return resp
         key = self._queue_key(ns.id, req.task_queue.name, req.task_queue_type)
-        self._add_pollers(resp.pollers, key)
+        pollers, backlog = await self.engine.matching.describe_everywhere(key)
+        self._add_pollers(resp.pollers, pollers)
         resp.versioning_info.current_version = UNVERSIONED
         resp.versioning_info.update_time.seconds = GO_ZERO_TIME_S
         if req.include_task_queue_status:
-            resp.task_queue_status.backlog_count_hint = self.engine.matching.backlog_size(key)
+            resp.task_queue_status.backlog_count_hint = backlog
         return resp
 
     @staticmethod
@@ -391,8 +395,9 @@ class WorkflowService:
         }
         return QueueKey(namespace_id, name, kinds.get(task_queue_type, WORKFLOW))
 
-    def _add_pollers(self, target: Any, key: QueueKey) -> None:
-        for poller in self.engine.matching.recent_pollers(key):
+    @staticmethod
+    def _add_pollers(target: Any, pollers: list[Poller]) -> None:
+        for poller in pollers:
             info = target.add(identity=poller.identity, rate_per_second=DEFAULT_POLLER_RATE)
             info.last_access_time.CopyFrom(timestamp(poller.last_access_ns))
             if poller.build_id:

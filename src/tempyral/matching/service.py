@@ -8,6 +8,9 @@ waiting on an empty queue get tasks handed over directly (sync match).
 A poll may accept only some items (`accept`): on a standby cluster pollers take query tasks only, as the
 reference's matching turns their polls into query-only polls; the other items stay for pollers that take them.
 `wake_selective` ends such polls early (empty), for instance when the namespace fails over to this cluster.
+
+With several nodes, each node holds its own part of every queue: the workers connected to it poll there, and an
+item of a queue no worker polls on this node goes to a node where one does (`Router`, nodes/matching.py).
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ log = logging.getLogger(__name__)
 WORKFLOW = 1
 ACTIVITY = 2
 NEXUS = 3
-# A sticky queue that no worker polled for this long is treated as gone.
-STICKY_POLLER_GRACE_S = 10.0
+# A queue that no worker polled for this long has no worker (a sticky queue is gone; with several nodes, its items
+# go where a worker polls). A worker busy with all the tasks it may run does not poll meanwhile.
+POLLER_GRACE_S = 10.0
 # Describe lists the workers that polled a queue within this time (the reference's poller history).
 POLLER_HISTORY_S = 300.0
 
@@ -47,10 +51,19 @@ Accept = Callable[[Any], bool]
 
 
 class Router(Protocol):
-    """Sends items of task queues another node serves to that node (nodes/matching.py); absent on one node."""
+    """With several nodes (nodes/matching.py; absent on one node): places the items of queues that have no worker
+    polling on this node with a node where one polls."""
 
     def forward(self, key: QueueKey, item: Any, sticky_normal_name: str) -> bool:
         """True when the item went to another node (nothing more to do here)."""
+        ...
+
+    def became_live(self, key: QueueKey) -> None:
+        """A worker polls the queue on this node, and none did a moment ago."""
+        ...
+
+    async def describe_elsewhere(self, key: QueueKey) -> tuple[list[Poller], int]:
+        """The queue's recent pollers and backlog on the other nodes."""
         ...
 
 
@@ -83,33 +96,30 @@ class Matching:
         return q
 
     def add(self, key: QueueKey, item: Any, sticky_normal_name: str = "", route: bool = True) -> None:
-        """Queue an item; a sticky queue without a live worker sends it to its normal queue. With several nodes the
-        item goes to the node serving the queue (`route` False: it stays here, it was sent here for this queue)."""
-        if route and self.router is not None and self.router.forward(key, item, sticky_normal_name):
-            return
+        """Queue an item; a sticky queue without a live worker sends it to its normal queue. With several nodes an
+        item stays on this node when a worker polls its queue here, and goes to a node where one polls otherwise
+        (`route` False: it stays here whatever, another node sent it here for this queue)."""
         if sticky_normal_name:
             q = self._queues.get(key)
-            alive = (
-                q is not None
-                and not q.shut_down
-                and (q.pollers or time.monotonic() - q.last_poll < STICKY_POLLER_GRACE_S)
-            )
-            if not alive:
-                key = QueueKey(key.namespace_id, sticky_normal_name, key.task_type)
-                if self.router is not None and self.router.forward(key, item, ""):
-                    return
-            else:
-                assert q is not None
+            if q is not None and _alive(q):
                 q.sticky = True
                 q.normal_name = sticky_normal_name
-        q = self._queue(key)
+                self._put(q, item)
+                return
+            if route and self.router is not None and self.router.forward(key, item, sticky_normal_name):
+                return  # its worker polls another node
+            key = QueueKey(key.namespace_id, sticky_normal_name, key.task_type)
+        if route and self.router is not None and not self.has_poller(key) and self.router.forward(key, item, ""):
+            return
+        self._put(self._queue(key), item)
+
+    @staticmethod
+    def _put(q: _Queue, item: Any) -> None:
         if not _hand_over(q, item):
             q.backlog.append(item)
 
     def add_front(self, key: QueueKey, item: Any) -> None:
         """Put back an item a poller could not take, ahead of the others."""
-        if self.router is not None and self.router.forward(key, item, ""):
-            return  # the queue is another node's now
         q = self._queue(key)
         if not _hand_over(q, item):
             q.backlog.appendleft(item)
@@ -117,6 +127,8 @@ class Matching:
     async def poll(self, key: QueueKey, timeout: float, accept: Accept | None = None) -> Any | None:
         """The next item of the queue that `accept` takes (any item without it), or None after `timeout`."""
         q = self._queue(key)
+        if self.router is not None and key.task_type != NEXUS and not _alive(q):
+            self.router.became_live(key)
         q.last_poll = time.monotonic()
         if q.shut_down:
             q.shut_down = False  # a worker came back to this sticky queue
@@ -160,18 +172,24 @@ class Matching:
                     woken += 1
         return woken
 
-    def drain(self, unowned: Callable[[QueueKey], bool]) -> list[tuple[QueueKey, Any]]:
-        """Take the backlog of every queue `unowned` picks (another node serves it now), and end its polls empty so
-        their workers poll again, where the queue is now."""
+    def live_keys(self) -> list[QueueKey]:
+        """The workflow and activity queues a worker polls on this node now (or did within the grace time)."""
+        return [key for key, q in self._queues.items() if key.task_type != NEXUS and _alive(q)]
+
+    def take_stranded(self, select: Callable[[QueueKey, deque[Any]], bool]) -> list[tuple[QueueKey, Any]]:
+        """Take the backlog of the workflow and activity queues no worker polls here any more: a sticky queue's
+        items always (they belong on its normal queue, under whose key they are given), another queue's when
+        `select` says (there is a node where a worker polls it)."""
         taken: list[tuple[QueueKey, Any]] = []
         for key, q in self._queues.items():
-            if not unowned(key):
+            if key.task_type == NEXUS or not q.backlog or _alive(q):
+                continue
+            if q.sticky and q.normal_name:
+                key = QueueKey(key.namespace_id, q.normal_name, key.task_type)
+            elif not select(key, q.backlog):
                 continue
             taken.extend((key, item) for item in q.backlog)
             q.backlog.clear()
-            for waiter in list(q.pollers):
-                if not waiter.future.done():
-                    waiter.future.set_result(None)
         return taken
 
     def shutdown_sticky(self, namespace_id: str, sticky_name: str) -> None:
@@ -197,7 +215,7 @@ class Matching:
 
     def has_poller(self, key: QueueKey) -> bool:
         q = self._queues.get(key)
-        return bool(q and (q.pollers or time.monotonic() - q.last_poll < STICKY_POLLER_GRACE_S))
+        return q is not None and _alive(q)
 
     def note_poller(self, key: QueueKey, identity: str, build_id: str) -> None:
         """A worker polls the queue: remembered for describe."""
@@ -213,11 +231,29 @@ class Matching:
             del q.seen[identity]
         return sorted(q.seen.values(), key=lambda p: p.last_access_ns, reverse=True)
 
+    async def describe_everywhere(self, key: QueueKey) -> tuple[list[Poller], int]:
+        """The workers that polled the queue lately, the most recent first, and its backlog: on every node (a
+        worker is listed once, with its latest poll)."""
+        pollers, backlog = self.recent_pollers(key), self.backlog_size(key)
+        if self.router is None or key.task_type == NEXUS:
+            return pollers, backlog
+        others, elsewhere = await self.router.describe_elsewhere(key)
+        latest: dict[str, Poller] = {}
+        for poller in [*pollers, *others]:
+            if poller.identity not in latest or poller.last_access_ns > latest[poller.identity].last_access_ns:
+                latest[poller.identity] = poller
+        return sorted(latest.values(), key=lambda p: p.last_access_ns, reverse=True), backlog + elsewhere
+
     def describe(self, key: QueueKey) -> tuple[int, float]:
         q = self._queues.get(key)
         if q is None:
             return 0, 0.0
         return len(q.backlog), q.last_poll
+
+
+def _alive(q: _Queue) -> bool:
+    """A worker polls the queue, or did within the grace time (it is busy with the last task it took)."""
+    return not q.shut_down and bool(q.pollers or time.monotonic() - q.last_poll < POLLER_GRACE_S)
 
 
 def _hand_over(q: _Queue, item: Any) -> bool:

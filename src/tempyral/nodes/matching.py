@@ -1,22 +1,31 @@
-"""Matching across nodes: every task queue is served by one live node (`Ownership.queue_owner`), where its pollers
-are sent (nodes/routing.py) and its tasks go.
+"""Matching across nodes: every node serves its own part of each task queue, to the workers connected to it.
 
 A workflow or activity task is committed by the node owning its workflow's shard, whose outbox row stays until a
-worker started it (the durable backlog). That node sends the task to the queue's node and keeps it in a ledger
-until the row goes; when the queue's node changes (a node joined, left or died), it sends again whatever the
-ledger holds for the queues that moved. A node that stops serving a queue passes on its backlog and ends its polls
-so their workers poll again where the queue is now. The queue's node hands a task to a poller and asks the shard's
-node to record it as started; that answer (the poll response) goes back to the worker. A task sent twice is
-recorded once: the second start finds it started, and is skipped.
+worker started it (the durable backlog). When a worker polls the task's queue on that node (now, or within the
+grace time), the task stays there: matched, started and completed on one node, without a call between nodes. Else
+it goes to a node where a worker polls the queue (each node tells the others which queues its workers poll, as
+hashes, when that changes and every PRESENCE_REFRESH_S), and the shard's node keeps it in a ledger until its row
+goes: when the node it was sent to leaves or dies, the task is placed again. Where no worker polls the queue on any
+node, it waits on its shard's node until one does.
 
-Query tasks travel the same way (their caller waits on the shard's node); a Nexus task is dispatched by the
-queue's node itself, which waits for the worker's reply and returns it (its caller retries if it is lost).
+A node whose workers stopped polling a queue gives its waiting tasks back: its own ones are placed again, the others
+go back to the node owning their shard (AddTask with `reroute`), which places them. The node that hands a task to a
+worker asks the shard's node to record it as started (or records it itself when it is that node); a task placed
+twice is started once: the second start finds it started, and is skipped.
+
+Query tasks travel the same way (their caller waits on the shard's node). A Nexus task is dispatched by one node per
+queue (rendezvous hashing over the live nodes), where the queue's Nexus polls are passed (nodes/routing.py); it
+waits for the worker's reply and returns it (its caller retries if it is lost).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import random
+import time
+from collections import deque
 from typing import Any
 
 import grpc
@@ -30,7 +39,7 @@ from tempyral.history.engine import HistoryEngine
 from tempyral.history.queries import QueryTask
 from tempyral.history.worker_version import stamp_from_poll
 from tempyral.history.workflow_tasks import STICKY
-from tempyral.matching.service import ACTIVITY, NEXUS, WORKFLOW, Matching, QueueKey
+from tempyral.matching.service import ACTIVITY, NEXUS, WORKFLOW, Matching, Poller, QueueKey
 from tempyral.nexus.dispatch import NexusDispatcher, Reply
 from tempyral.nodes.client import error_from_status
 from tempyral.nodes.membership import View
@@ -45,75 +54,140 @@ SEND_ATTEMPTS = 5
 SEND_BACKOFF_MAX_S = 2.0
 REQUEUE_DELAY_S = 0.2
 CALL_TIMEOUT_S = 10.0
+DESCRIBE_TIMEOUT_S = 5.0
+# Every node reports the queues its workers poll this often (and at once when a queue gets its first worker); a
+# report older than PRESENCE_TTL_S is forgotten.
+PRESENCE_REFRESH_S = 2.0
+PRESENCE_TTL_S = 3 * PRESENCE_REFRESH_S + 1.0
+# How often tasks waiting where no worker polls their queue any more are given to a node where one does.
+SWEEP_S = 1.0
+# At most this many queues are reported (a bound on the report's size); the tasks of the others are placed as if
+# no worker polled them here, which costs calls, not correctness.
+MAX_REPORTED_QUEUES = 20_000
 
 LedgerKey = tuple[int, int]  # shard id, task id
 
 
+def queue_hash(key: QueueKey) -> int:
+    """A task queue as the reports name it: 64 bits of its key."""
+    digest = hashlib.blake2b(f"{key.namespace_id}\x00{key.task_type}\x00{key.name}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "little")
+
+
 class MatchingRouter:
-    def __init__(self, ownership: Ownership, matching: Matching, engine: HistoryEngine) -> None:
+    def __init__(
+        self, ownership: Ownership, matching: Matching, engine: HistoryEngine, rng: random.Random | None = None
+    ) -> None:
         self.ownership = ownership
         self.matching = matching
         self.engine = engine
-        # Tasks of shards owned here that were sent to another node's queue: (queue, task, sticky normal name, node).
+        self._rng = rng or random.Random()
+        # Tasks of shards owned here placed on another node: (queue, task, sticky normal name, node).
         self._ledger: dict[LedgerKey, tuple[QueueKey, Task, str, str]] = {}
-        self._sends: set[asyncio.Task[None]] = set()
+        # node -> (the queues its workers poll, as hashes; when that report expires, monotonic)
+        self._polling: dict[str, tuple[frozenset[int], float]] = {}
+        self._reported: frozenset[int] = frozenset()
+        self._reported_at = 0.0
+        self._report_pending = False
+        self._sweep_pending = False
+        self._background: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
         self._failures = ThrottledLog(log)
         self.sent = 0  # items sent to other nodes, for tests and logs
 
-    # ------------------------------------------------------------------ the sending side
+    def start(self) -> None:
+        self._loop_task = asyncio.get_running_loop().create_task(self._run())
+
+    async def close(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, *([self._loop_task] if self._loop_task else []), return_exceptions=True)
+        self._loop_task = None
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ------------------------------------------------------------------ placing (Matching.router)
     def forward(self, key: QueueKey, item: Any, sticky_normal_name: str) -> bool:
+        """No worker polls `key` here: send the item to a node where one does (False: none does, it waits here). An
+        item of a shard held elsewhere goes back to that shard's node, which places it."""
         if key.task_type == NEXUS or not isinstance(item, Task | QueryTask):
             return False  # Nexus tasks are dispatched on the queue's node (dispatch_nexus)
-        owner = self.ownership.queue_owner(key)
-        if owner == self.ownership.node:
+        if not self._owns(item):
+            return self._give_back(key, item, sticky_normal_name, 0)
+        node = self._polling_node(key)
+        if node is None:
             return False
-        if isinstance(item, Task) and self._owned_here(item):
-            self._ledger[(item.shard_id, item.task_id)] = (key, item, sticky_normal_name, owner)
-        self._send_later(owner, _add_request(key, item, sticky_normal_name, 0))
+        if isinstance(item, Task):
+            self._ledger[(item.shard_id, item.task_id)] = (key, item, sticky_normal_name, node)
+        self._spawn(self._send(node, _add_request(key, item, sticky_normal_name, 0)))
         return True
 
-    def _owned_here(self, task: Task) -> bool:
-        return 0 <= task.shard_id < len(self.engine.shards) and self.engine.shards[task.shard_id].owned
+    def _owns(self, item: Task | QueryTask) -> bool:
+        if isinstance(item, Task):
+            shard_id = item.shard_id
+        else:
+            shard_id = self.ownership.shard_of(item.namespace_id, item.workflow_id)
+        return 0 <= shard_id < len(self.engine.shards) and self.engine.shards[shard_id].owned
 
-    def _send_later(self, owner: str, request: npb.AddTaskRequest) -> None:
-        send = asyncio.get_running_loop().create_task(self._send(owner, request))
-        self._sends.add(send)
-        send.add_done_callback(self._sends.discard)
+    def _owner_of(self, item: Task | QueryTask) -> str:
+        if isinstance(item, Task):
+            return self.ownership.shard_owner(item.shard_id)
+        return self.ownership.workflow_owner(item.namespace_id, item.workflow_id)
 
-    async def _send(self, owner: str, request: npb.AddTaskRequest) -> None:
-        """Deliver the item to the queue's node, following the queue if it moves. A task of a shard held here is
-        tried until delivered or its row is gone (a node that cannot be reached now is retried, backing off); a
-        query, or a task another node is responsible for, only a few times (its caller or owner covers the rest)."""
+    def _give_back(self, key: QueueKey, item: Task | QueryTask, sticky_normal_name: str, hops: int) -> bool:
+        owner = self._owner_of(item)
+        if owner == self.ownership.node or hops >= MAX_HOPS:
+            return False  # views differ for a moment: it waits here, and is given back at a later sweep
+        request = _add_request(key, item, sticky_normal_name, hops)
+        request.reroute = True
+        self._spawn(self._send(owner, request))
+        return True
+
+    def _polling_node(self, key: QueueKey) -> str | None:
+        """A live node other than this one where a worker polls the queue, at random (None: no such node)."""
+        h = queue_hash(key)
+        now = time.monotonic()
+        live = self.ownership.view.names
+        nodes = [n for n, (queues, until) in self._polling.items() if h in queues and until > now and n in live]
+        return self._rng.choice(nodes) if nodes else None
+
+    async def _send(self, node: str, request: npb.AddTaskRequest) -> None:
+        """Deliver the item; a task of the ledger is placed again when its node cannot take it (gone, or
+        unreachable SEND_ATTEMPTS times); any other item then waits here, and the sweep gives it back later."""
         ledger_key = (request.task.shard_id, request.task.task_id) if request.HasField("task") else None
+        if request.reroute:
+            ledger_key = None
         attempt = 0
         while True:
-            channel = self.ownership.channel(owner)
+            channel = self.ownership.channel(node)
             if channel is not None:
                 try:
                     await _call(channel, "AddTask", request, npb.Empty)
                     self.sent += 1
                     return
                 except grpc.aio.AioRpcError as err:
-                    self._failures.failure(f"could not pass a task to node {owner}", err)
+                    self._failures.failure(f"could not pass a task to node {node}", err)
             attempt += 1
-            ours = ledger_key is not None and ledger_key in self._ledger
-            if not ours and attempt >= SEND_ATTEMPTS:
+            if ledger_key is not None:
+                entry = self._ledger.get(ledger_key)
+                if entry is None or entry[3] != node:
+                    return  # started, stale, its shard moved, or placed again meanwhile
+                if channel is None or attempt >= SEND_ATTEMPTS:
+                    del self._ledger[ledger_key]
+                    self.matching.add(entry[0], entry[1], entry[2])
+                    return
+            elif channel is None or attempt >= SEND_ATTEMPTS:
+                self.matching.add(_key_of(request), _item_of(request), request.sticky_normal_name, route=False)
                 return
             await asyncio.sleep(min(0.2 * attempt, SEND_BACKOFF_MAX_S))
-            if ledger_key is not None and attempt >= SEND_ATTEMPTS and ledger_key not in self._ledger:
-                return  # started, stale, or its shard moved meanwhile
-            now = self.ownership.queue_owner(_key_of(request))
-            if now != owner:  # the queue moved meanwhile
-                if now == self.ownership.node:
-                    self.matching.add(_key_of(request), _item_of(request), request.sticky_normal_name, route=False)
-                    return
-                owner = now
-                if ledger_key is not None and ledger_key in self._ledger:
-                    key, task, sticky, _ = self._ledger[ledger_key]
-                    self._ledger[ledger_key] = (key, task, sticky, now)
 
     def forget(self, shard_id: int, task_ids: list[int]) -> None:
-        """These task rows are gone (started, or stale): nothing to send again."""
+        """These task rows are gone (started, or stale): nothing to place again."""
         for task_id in task_ids:
             self._ledger.pop((shard_id, task_id), None)
 
@@ -122,51 +196,132 @@ class MatchingRouter:
             del self._ledger[key]  # its new owner dispatches them
 
     def view_changed(self, view: View) -> None:
-        """Queues that moved: pass on the backlog of those served here no longer, and send again the tasks sent to
-        a node that no longer serves their queue."""
-        me = self.ownership.node
-        moved = self.matching.drain(lambda key: key.task_type != NEXUS and self.ownership.queue_owner(key) != me)
-        for key, item in moved:
-            self.matching.add(key, item)
-        resent = 0
-        for ledger_key, (key, task, sticky, sent_to) in list(self._ledger.items()):
-            owner = self.ownership.queue_owner(key)
-            if owner == sent_to:
-                continue
-            resent += 1
-            if owner == me:
+        """Place again the tasks sent to a node that left or died; tell the nodes that joined where workers poll."""
+        live = set(view.names)
+        for node in [n for n in self._polling if n not in live]:
+            del self._polling[node]
+        placed = 0
+        for ledger_key, (key, task, sticky, node) in list(self._ledger.items()):
+            if node not in live:
                 del self._ledger[ledger_key]
-                self.matching.add(key, task, sticky, route=False)
-            else:
-                self._ledger[ledger_key] = (key, task, sticky, owner)
-                self._send_later(owner, _add_request(key, task, sticky, 0))
-        if moved or resent:
-            log.info("task queues moved: %d queued tasks passed on, %d sent tasks sent again", len(moved), resent)
-
-    async def close(self) -> None:
-        for send in list(self._sends):
-            send.cancel()
-        await asyncio.gather(*self._sends, return_exceptions=True)
+                self.matching.add(key, task, sticky)
+                placed += 1
+        if placed:
+            log.info("%d tasks sent to nodes that left were placed again", placed)
+        self._report_soon(force=True)
 
     # ------------------------------------------------------------------ the receiving side (NodeService.AddTask)
     def add_task(self, request: npb.AddTaskRequest) -> None:
         key = _key_of(request)
         item = _item_of(request)
-        owner = self.ownership.queue_owner(key)
-        if owner != self.ownership.node and request.hops < MAX_HOPS:
-            forwarded = npb.AddTaskRequest()
-            forwarded.CopyFrom(request)
-            forwarded.hops += 1
-            self._send_later(owner, forwarded)  # views differ for a moment: on to the node it belongs on
+        if not request.reroute:
+            self.matching.add(key, item, request.sticky_normal_name, route=False)
             return
-        self.matching.add(key, item, request.sticky_normal_name, route=False)
+        if isinstance(item, Task):
+            self._ledger.pop((item.shard_id, item.task_id), None)
+        if self._owns(item):
+            self.matching.add(key, item, request.sticky_normal_name)
+        elif not self._give_back(key, item, request.sticky_normal_name, request.hops + 1):
+            self.matching.add(key, item, request.sticky_normal_name, route=False)
+
+    # ------------------------------------------------------------------ which queues have workers where
+    def became_live(self, key: QueueKey) -> None:
+        self._report_soon(force=False)
+
+    def _report_soon(self, force: bool) -> None:
+        if self._report_pending:
+            return
+        self._report_pending = True
+
+        async def report() -> None:
+            self._report_pending = False
+            await self._report(force)
+
+        self._spawn(report())
+
+    async def _report(self, force: bool) -> None:
+        """Tell the other live nodes which queues this node's workers poll, when that changed (or `force`)."""
+        keys = self.matching.live_keys()[:MAX_REPORTED_QUEUES]
+        queues = frozenset(queue_hash(k) for k in keys)
+        if queues == self._reported and not force:
+            return
+        self._reported, self._reported_at = queues, time.monotonic()
+        request = npb.ReportPollersRequest(node=self.ownership.node, queues=sorted(queues))
+        calls = []
+        for node in self.ownership.view.names:
+            channel = None if node == self.ownership.node else self.ownership.channel(node)
+            if channel is not None:
+                calls.append(_call(channel, "ReportPollers", request, npb.Empty, PRESENCE_REFRESH_S))
+        for result in await asyncio.gather(*calls, return_exceptions=True):
+            if isinstance(result, Exception):  # that node hears of it at the next refresh
+                self._failures.failure("could not report this node's task queues", result)
+
+    def report_pollers(self, request: npb.ReportPollersRequest) -> None:
+        """NodeService.ReportPollers: where another node's workers poll; tasks waiting here for a queue that now has
+        a worker there go at once."""
+        before = self._polling.get(request.node, (frozenset(), 0.0))[0]
+        queues = frozenset(request.queues)
+        self._polling[request.node] = (queues, time.monotonic() + PRESENCE_TTL_S)
+        if queues - before and not self._sweep_pending:
+            self._sweep_pending = True
+            asyncio.get_running_loop().call_soon(self._sweep)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            try:
+                await self._report(force=time.monotonic() - self._reported_at >= PRESENCE_REFRESH_S)
+                self._sweep()
+            except Exception as err:  # a bug: logged, and the next round tries again
+                self._failures.failure("task queue sweep failed", err)
+
+    def _sweep(self) -> None:
+        """Tasks waiting on a queue no worker polls here any more go where one polls (or back to their shard)."""
+        self._sweep_pending = False
+        now = time.monotonic()
+        for node in [n for n, (_, until) in self._polling.items() if until <= now]:
+            del self._polling[node]
+        if len(self.ownership.view.names) < 2:
+            return
+        stranded = self.matching.take_stranded(self._worth_moving)
+        for key, item in stranded:
+            self.matching.add(key, item)
+        if stranded:
+            log.debug("%d tasks waiting where no worker polls their queue were placed again", len(stranded))
+
+    def _worth_moving(self, key: QueueKey, backlog: deque[Any]) -> bool:
+        return self._polling_node(key) is not None or any(not self._owns(item) for item in backlog)
+
+    # ------------------------------------------------------------------ describing a queue across nodes
+    async def describe_elsewhere(self, key: QueueKey) -> tuple[list[Poller], int]:
+        """The workers polling the queue on the other live nodes lately, and the tasks waiting there."""
+        request = npb.DescribeQueueRequest(namespace_id=key.namespace_id, task_queue=key.name, kind=key.task_type)
+        calls = []
+        for node in self.ownership.view.names:
+            channel = None if node == self.ownership.node else self.ownership.channel(node)
+            if channel is not None:
+                calls.append(_call(channel, "DescribeQueue", request, npb.DescribeQueueResponse, DESCRIBE_TIMEOUT_S))
+        pollers: list[Poller] = []
+        backlog = 0
+        for result in await asyncio.gather(*calls, return_exceptions=True):
+            if isinstance(result, BaseException):
+                self._failures.failure("could not describe a task queue on another node", result)
+                continue
+            backlog += result.backlog
+            pollers.extend(Poller(p.identity, p.last_access_ns, p.build_id) for p in result.pollers)
+        return pollers, backlog
+
+    def describe_queue(self, request: npb.DescribeQueueRequest) -> npb.DescribeQueueResponse:
+        """NodeService.DescribeQueue: this node's part of the queue."""
+        key = QueueKey(request.namespace_id, request.task_queue, request.kind)
+        response = npb.DescribeQueueResponse(backlog=self.matching.backlog_size(key))
+        for p in self.matching.recent_pollers(key):
+            response.pollers.add(identity=p.identity, last_access_ns=p.last_access_ns, build_id=p.build_id)
+        return response
 
     # ------------------------------------------------------------------ starting a task on the shard's node
     def elsewhere(self, item: Task | QueryTask) -> bool:
-        if isinstance(item, Task):
-            return not self._owned_here(item)
-        shard_id = self.ownership.shard_of(item.namespace_id, item.workflow_id)
-        return not self.engine.shards[shard_id].owned
+        return not self._owns(item)
 
     async def start_workflow_task(
         self, item: Task | QueryTask, req: ws.PollWorkflowTaskQueueRequest

@@ -1,5 +1,5 @@
 """Any node's frontend serves any request: a call for a workflow whose shard another node owns, a task completion
-of such a workflow, or a poll of a task queue another node serves is passed to that node, bytes in and bytes out,
+of such a workflow, or a Nexus poll of a task queue another node serves is passed to that node, bytes in and bytes out,
 with the caller's deadline and headers; its answer (or error, details included) goes back unchanged.
 
 A passed call carries `tempyral-node-hop` and is never passed again: a node that does not own the shard any more
@@ -27,7 +27,7 @@ from tempyral.common.errors import InvalidArgument, ServiceError, Unavailable
 from tempyral.common.tokens import decode_task_token
 from tempyral.frontend.grpc_handlers import Handler, snake_case
 from tempyral.frontend.redirection import DEFAULT_FORWARD_TIMEOUT_S, _pass_back, pass_call
-from tempyral.matching.service import ACTIVITY, NEXUS, WORKFLOW, QueueKey
+from tempyral.matching.service import NEXUS, QueueKey
 from tempyral.namespace.registry import NamespaceRegistry
 from tempyral.nexus.dispatch import decode_task_token as decode_nexus_token
 from tempyral.nodes.ownership import Ownership
@@ -67,10 +67,11 @@ def _queue(kind: int) -> Locate:
 
 
 def _described_queue(req: ws.DescribeTaskQueueRequest, ns_id: str) -> Target | None:
-    kind = {TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY: ACTIVITY, TaskQueueType.TASK_QUEUE_TYPE_NEXUS: NEXUS}.get(
-        req.task_queue_type, WORKFLOW
-    )
-    return QueueKey(ns_id, req.task_queue.name, kind) if req.task_queue.name else None
+    """A Nexus queue is described on its node; workflow and activity queues have a part on every node, which the
+    node the call reaches gathers (nodes/matching.py describe_elsewhere)."""
+    if req.task_queue_type != TaskQueueType.TASK_QUEUE_TYPE_NEXUS or not req.task_queue.name:
+        return None
+    return QueueKey(ns_id, req.task_queue.name, NEXUS)
 
 
 def _multi_operation(req: ws.ExecuteMultiOperationRequest, ns_id: str) -> Target | None:
@@ -114,13 +115,12 @@ LOCATE: dict[str, Locate] = {
     "RecordActivityTaskHeartbeat": _token,
     "RespondNexusTaskCompleted": _nexus_token,
     "RespondNexusTaskFailed": _nexus_token,
-    "PollWorkflowTaskQueue": _queue(WORKFLOW),
-    "PollActivityTaskQueue": _queue(ACTIVITY),
+    # Workflow and activity polls (and a worker's ShutdownWorker) are served where they arrive: every node has its
+    # own part of each queue (nodes/matching.py). A Nexus queue is served by one node.
     "PollNexusTaskQueue": _queue(NEXUS),
     "DescribeTaskQueue": _described_queue,
-    "ShutdownWorker": lambda r, ns_id: QueueKey(ns_id, r.sticky_task_queue, WORKFLOW) if r.sticky_task_queue else None,
 }
-POLLS = frozenset({"PollWorkflowTaskQueue", "PollActivityTaskQueue", "PollNexusTaskQueue"})
+POLLS = frozenset({"PollNexusTaskQueue"})
 
 
 class NodeRouter:

@@ -55,6 +55,14 @@ async def _no_dispatch_nexus_task(request: npb.DispatchNexusTaskRequest) -> npb.
     raise _unimplemented("DispatchNexusTask")
 
 
+def _no_report_pollers(request: npb.ReportPollersRequest) -> None:
+    raise _unimplemented("ReportPollers")
+
+
+def _no_describe_queue(request: npb.DescribeQueueRequest) -> npb.DescribeQueueResponse:
+    raise _unimplemented("DescribeQueue")
+
+
 class NodeService:
     def __init__(
         self,
@@ -65,6 +73,8 @@ class NodeService:
         add_task: AddTask = _no_add_task,
         record_task_started: RecordTaskStarted = _no_record_task_started,
         dispatch_nexus_task: DispatchNexusTask = _no_dispatch_nexus_task,
+        report_pollers: Callable[[npb.ReportPollersRequest], None] = _no_report_pollers,
+        describe_queue: Callable[[npb.DescribeQueueRequest], npb.DescribeQueueResponse] = _no_describe_queue,
     ) -> None:
         """`workflows` and `complete_operation` must be this node's own (the engine, NexusOperations.complete), not
         the routed ones: a call that came from another node is answered here or refused with ShardNotHere."""
@@ -74,6 +84,8 @@ class NodeService:
         self.add_task = add_task
         self.record_task_started = record_task_started
         self.dispatch_nexus_task = dispatch_nexus_task
+        self.report_pollers = report_pollers
+        self.describe_queue = describe_queue
 
     def _namespace(self, namespace_id: str) -> Namespace:
         ns = self.namespaces.find_by_id(namespace_id)
@@ -162,6 +174,15 @@ class NodeService:
     ) -> npb.DispatchNexusTaskResponse:
         return await self.dispatch_nexus_task(request)
 
+    async def report_pollers_rpc(self, request: npb.ReportPollersRequest, context: Context) -> npb.Empty:
+        self.report_pollers(request)
+        return npb.Empty()
+
+    async def describe_queue_rpc(
+        self, request: npb.DescribeQueueRequest, context: Context
+    ) -> npb.DescribeQueueResponse:
+        return self.describe_queue(request)
+
 
 def parent_to_proto(parent: ParentInfo) -> npb.ParentInfo:
     return npb.ParentInfo(
@@ -221,6 +242,8 @@ def node_handler(service: NodeService) -> grpc.GenericRpcHandler[Any, Any]:
         "AddTask": (service.add_task_rpc, npb.AddTaskRequest),
         "RecordTaskStarted": (service.record_task_started_rpc, npb.RecordTaskStartedRequest),
         "DispatchNexusTask": (service.dispatch_nexus_task_rpc, npb.DispatchNexusTaskRequest),
+        "ReportPollers": (service.report_pollers_rpc, npb.ReportPollersRequest),
+        "DescribeQueue": (service.describe_queue_rpc, npb.DescribeQueueRequest),
     }
     return grpc.method_handlers_generic_handler(
         SERVICE,

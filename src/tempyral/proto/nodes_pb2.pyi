@@ -143,7 +143,7 @@ class QueryTaskInfo(_message.Message):
     def __init__(self, query_id: _Optional[str] = ..., namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., query: _Optional[bytes] = ...) -> None: ...
 
 class AddTaskRequest(_message.Message):
-    __slots__ = ("namespace_id", "task_queue", "kind", "sticky_normal_name", "task", "hops", "query")
+    __slots__ = ("namespace_id", "task_queue", "kind", "sticky_normal_name", "task", "hops", "query", "reroute")
     NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_QUEUE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -151,6 +151,7 @@ class AddTaskRequest(_message.Message):
     TASK_FIELD_NUMBER: _ClassVar[int]
     HOPS_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
+    REROUTE_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     task_queue: str
     kind: int
@@ -158,7 +159,44 @@ class AddTaskRequest(_message.Message):
     task: _internal_pb2.Task
     hops: int
     query: QueryTaskInfo
-    def __init__(self, namespace_id: _Optional[str] = ..., task_queue: _Optional[str] = ..., kind: _Optional[int] = ..., sticky_normal_name: _Optional[str] = ..., task: _Optional[_Union[_internal_pb2.Task, _Mapping]] = ..., hops: _Optional[int] = ..., query: _Optional[_Union[QueryTaskInfo, _Mapping]] = ...) -> None: ...
+    reroute: bool
+    def __init__(self, namespace_id: _Optional[str] = ..., task_queue: _Optional[str] = ..., kind: _Optional[int] = ..., sticky_normal_name: _Optional[str] = ..., task: _Optional[_Union[_internal_pb2.Task, _Mapping]] = ..., hops: _Optional[int] = ..., query: _Optional[_Union[QueryTaskInfo, _Mapping]] = ..., reroute: _Optional[bool] = ...) -> None: ...
+
+class ReportPollersRequest(_message.Message):
+    __slots__ = ("node", "queues")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    QUEUES_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    queues: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, node: _Optional[str] = ..., queues: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class DescribeQueueRequest(_message.Message):
+    __slots__ = ("namespace_id", "task_queue", "kind")
+    NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_QUEUE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    namespace_id: str
+    task_queue: str
+    kind: int
+    def __init__(self, namespace_id: _Optional[str] = ..., task_queue: _Optional[str] = ..., kind: _Optional[int] = ...) -> None: ...
+
+class QueuePoller(_message.Message):
+    __slots__ = ("identity", "last_access_ns", "build_id")
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    LAST_ACCESS_NS_FIELD_NUMBER: _ClassVar[int]
+    BUILD_ID_FIELD_NUMBER: _ClassVar[int]
+    identity: str
+    last_access_ns: int
+    build_id: str
+    def __init__(self, identity: _Optional[str] = ..., last_access_ns: _Optional[int] = ..., build_id: _Optional[str] = ...) -> None: ...
+
+class DescribeQueueResponse(_message.Message):
+    __slots__ = ("pollers", "backlog")
+    POLLERS_FIELD_NUMBER: _ClassVar[int]
+    BACKLOG_FIELD_NUMBER: _ClassVar[int]
+    pollers: _containers.RepeatedCompositeFieldContainer[QueuePoller]
+    backlog: int
+    def __init__(self, pollers: _Optional[_Iterable[_Union[QueuePoller, _Mapping]]] = ..., backlog: _Optional[int] = ...) -> None: ...
 
 class RecordTaskStartedRequest(_message.Message):
     __slots__ = ("task", "poll_request", "query")
