@@ -74,3 +74,32 @@ def test_describe_lists_recent_pollers_newest_first_and_forgets_old_ones() -> No
     pollers = m.recent_pollers(Q)
     assert [(p.identity, p.build_id) for p in pollers] == [("worker-a", "build-2"), ("worker-b", "")]
     assert m.recent_pollers(QueueKey("ns", "never-polled", WORKFLOW)) == []
+
+
+async def test_a_worker_leaving_ends_the_queues_only_it_polled() -> None:
+    m = Matching()
+    shared, own = Q, QueueKey("ns", "only-a", WORKFLOW)
+    for key, identities in ((shared, ("worker-a", "worker-b")), (own, ("worker-a",))):
+        for identity in identities:
+            m.note_poller(key, identity, "")
+        assert await m.poll(key, 0.01) is None  # polled: alive for the grace time
+        assert m.has_poller(key)
+    m.worker_left("ns", "worker-a")
+    assert not m.has_poller(own)
+    assert m.has_poller(shared)  # worker-b polls it too
+    m.worker_left("other-ns", "worker-b")
+    assert m.has_poller(shared)
+
+
+async def test_a_poll_its_worker_cancelled_does_not_keep_the_queue_alive() -> None:
+    m = Matching()
+    m._queue(Q).last_poll = time.monotonic() - 60  # the poll below started long ago
+    poll = asyncio.create_task(m.poll(Q, 120))
+    await asyncio.sleep(0)
+    m._queue(Q).last_poll = time.monotonic() - 60
+    assert m.has_poller(Q)  # waiting
+    poll.cancel()
+    await asyncio.gather(poll, return_exceptions=True)
+    assert not m.has_poller(Q)
+    assert await m.poll(Q, 0.01) is None  # a poll that ends by itself: its worker polls again soon
+    assert m.has_poller(Q)

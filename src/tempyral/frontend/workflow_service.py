@@ -564,6 +564,8 @@ class WorkflowService:
         ns = self.namespaces.get(req.namespace)
         if req.sticky_task_queue:
             self.engine.matching.shutdown_sticky(ns.id, req.sticky_task_queue)
+        if req.identity:
+            self.engine.matching.worker_left(ns.id, req.identity)
         return ws.ShutdownWorkerResponse()
 
     async def record_worker_heartbeat(

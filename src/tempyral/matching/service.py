@@ -58,8 +58,8 @@ class Router(Protocol):
         """True when the item went to another node (nothing more to do here)."""
         ...
 
-    def became_live(self, key: QueueKey) -> None:
-        """A worker polls the queue on this node, and none did a moment ago."""
+    def pollers_changed(self) -> None:
+        """A queue got its first worker on this node, or lost its last one (ShutdownWorker)."""
         ...
 
     async def describe_elsewhere(self, key: QueueKey) -> tuple[list[Poller], int]:
@@ -128,7 +128,7 @@ class Matching:
         """The next item of the queue that `accept` takes (any item without it), or None after `timeout`."""
         q = self._queue(key)
         if self.router is not None and key.task_type != NEXUS and not _alive(q):
-            self.router.became_live(key)
+            self.router.pollers_changed()
         q.last_poll = time.monotonic()
         if q.shut_down:
             q.shut_down = False  # a worker came back to this sticky queue
@@ -144,16 +144,19 @@ class Matching:
         waiter = _Waiter(fut, accept)
         q.pollers.append(waiter)
         expiry = loop.call_later(timeout, _expire, fut)
+        cancelled = False
         try:
             return await fut
         except asyncio.CancelledError:
+            cancelled = True
             # The poller went away. A task handed to it in the meantime must not be lost.
             if fut.done() and not fut.cancelled() and fut.result() is not None:
                 self.add_front(key, fut.result())
             raise
         finally:
             expiry.cancel()
-            q.last_poll = time.monotonic()
+            if not cancelled:  # a worker that went away is not one that may poll again soon
+                q.last_poll = time.monotonic()
             try:
                 q.pollers.remove(waiter)
             except ValueError:
@@ -191,6 +194,21 @@ class Matching:
             taken.extend((key, item) for item in q.backlog)
             q.backlog.clear()
         return taken
+
+    def worker_left(self, namespace_id: str, identity: str) -> None:
+        """A worker said it stops (ShutdownWorker): the namespace's workflow and activity queues that no other
+        worker polled within the grace time have no worker now (their polls end as the worker cancels them)."""
+        horizon = time.time_ns() - int(POLLER_GRACE_S * 1e9)
+        changed = False
+        for key, q in self._queues.items():
+            if key.namespace_id != namespace_id or key.task_type == NEXUS or identity not in q.seen:
+                continue
+            if any(other != identity and p.last_access_ns > horizon for other, p in q.seen.items()):
+                continue
+            q.last_poll = 0.0
+            changed = True
+        if changed and self.router is not None:
+            self.router.pollers_changed()
 
     def shutdown_sticky(self, namespace_id: str, sticky_name: str) -> None:
         """A worker left: move its sticky backlog to the normal queue right away."""

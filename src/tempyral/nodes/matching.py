@@ -225,8 +225,11 @@ class MatchingRouter:
             self.matching.add(key, item, request.sticky_normal_name, route=False)
 
     # ------------------------------------------------------------------ which queues have workers where
-    def became_live(self, key: QueueKey) -> None:
+    def pollers_changed(self) -> None:
         self._report_soon(force=False)
+        if not self._sweep_pending:
+            self._sweep_pending = True
+            asyncio.get_running_loop().call_soon(self._sweep)
 
     def _report_soon(self, force: bool) -> None:
         if self._report_pending:
@@ -270,8 +273,10 @@ class MatchingRouter:
         while True:
             await asyncio.sleep(SWEEP_S)
             try:
-                await self._report(force=time.monotonic() - self._reported_at >= PRESENCE_REFRESH_S)
+                # sweep first: a queue that stops being polled between the two is reported unpolled before its
+                # tasks are given back, so the others stop sending it tasks first
                 self._sweep()
+                await self._report(force=time.monotonic() - self._reported_at >= PRESENCE_REFRESH_S)
             except Exception as err:  # a bug: logged, and the next round tries again
                 self._failures.failure("task queue sweep failed", err)
 
