@@ -17,7 +17,9 @@ calls between nodes cost, without the spread polls.
 A warm-up of `--warmup` workflows precedes each measured run of `--n`. Figures per run: per_s, p50_ms, and CPU ms per
 workflow of the servers (all tempyral nodes and PostgreSQL: the pg_server.py process tree), split into tempyral (and
 per node) and PostgreSQL; of the client (this process: the SDK client and workers); and `other_processes_cores`,
-the cores the rest of the machine used meanwhile (other people's work: a figure taken with it high is noisy).
+the cores the rest of the machine used meanwhile (other people's work: a figure taken with it high is noisy); and
+tempyral_per_client, tempyral's CPU per workflow over the client's: the client does the same work per workflow in
+every configuration, so this ratio is the one to compare when the machine's speed drifts between runs.
 Configurations alternate within each round (1, 2, 1, 2 ...); the summary gives the median per configuration and the
 ratios against one node. The client and every server share this machine's cores: with 2 cores, two nodes cannot
 be faster than one; what they show is whether the cost per workflow grows with the number of nodes.
@@ -206,6 +208,7 @@ def summary(results: list[dict[str, Any]], configs: list[int]) -> str:
         ("tempyral_cpu_ms_per_wf", "tempyral"),
         ("postgres_cpu_ms_per_wf", "postgres"),
         ("client_cpu_ms_per_wf", "client"),
+        ("tempyral_per_client", "tp/client"),
         ("idle_server_cores", "idle"),
         ("other_processes_cores", "others"),
     ]
@@ -214,6 +217,8 @@ def summary(results: list[dict[str, Any]], configs: list[int]) -> str:
     medians: dict[int, dict[str, float]] = {}
     for nodes in configs:
         runs = [r for r in results if r["nodes"] == nodes]
+        for r in runs:  # runs written by an older version of this script lack it
+            r.setdefault("tempyral_per_client", r["tempyral_cpu_ms_per_wf"] / r["client_cpu_ms_per_wf"])
         medians[nodes] = {key: median([float(r[key]) for r in runs]) for key, _ in metrics}
         per_node = [
             round(median([float(r["per_node_cpu_ms_per_wf"][i]) for r in runs]), 2)
@@ -235,7 +240,9 @@ def summary(results: list[dict[str, Any]], configs: list[int]) -> str:
         )
     lines.append(
         f"(medians over {len(results) // len(configs)} run(s) each; CPU in ms per workflow; idle: the servers' cores"
-        " before any load; others: cores the rest of the machine used during the run)"
+        " before any load; others: cores the rest of the machine used during the run; tp/client: tempyral's CPU per"
+        " workflow over the client's in the same run, which does the same work in every configuration, so that the"
+        " machine's speed of the moment (it varies on a shared VM) cancels out)"
     )
     return "\n".join(lines)
 
