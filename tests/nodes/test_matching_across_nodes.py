@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -35,6 +36,20 @@ STARTED = {EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED, EventType.EVENT_TYPE_ACTI
 def pg() -> Iterator[PostgresServer]:
     with postgres() as server:
         yield server
+
+
+@asynccontextmanager
+async def two_nodes(pg: PostgresServer, names: list[str]) -> AsyncIterator[tuple[Client, Client, dict[int, str]]]:
+    """Two nodes on a fresh database, once the shards are spread over both: a client of each, and the shards'
+    owners."""
+    url = pg.create_database()
+    database = url.rsplit("/", 1)[1]
+    with running_nodes(url, names) as nodes:
+        await wait_for(lambda: set(shard_owners(pg, database).values()) == set(names), "shards spread", 30)
+        owners = shard_owners(pg, database)
+        clients = [await Client.connect(node.address) for node in nodes]
+        yield clients[0], clients[1], owners
+        assert owners == shard_owners(pg, database), "shards moved during the test"
 
 
 def worker(client: Client, queue: str, identity: str) -> Worker:
@@ -81,12 +96,7 @@ async def start_load(client: Client, queue: str, values: list[int]) -> list[Work
 
 
 async def test_a_workflows_tasks_go_to_the_workers_of_its_shards_node(pg: PostgresServer) -> None:
-    url = pg.create_database()
-    database = url.rsplit("/", 1)[1]
-    with running_nodes(url, ["m1", "m2"]) as (m1, m2):
-        await wait_for(lambda: set(shard_owners(pg, database).values()) == {"m1", "m2"}, "shards spread", 30)
-        owners = shard_owners(pg, database)
-        c1, c2 = await Client.connect(m1.address), await Client.connect(m2.address)
+    async with two_nodes(pg, ["m1", "m2"]) as (c1, c2, owners):
         namespace_id = (
             await c1.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace="default"))
         ).namespace_info.id
@@ -100,7 +110,6 @@ async def test_a_workflows_tasks_go_to_the_workers_of_its_shards_node(pg: Postgr
             handles = await start_load(c1, queue, values)
             await results(handles, values)
             runs = [w.id async for w in c1.list_workflows(f"TaskQueue = '{queue}'")]
-        assert owners == shard_owners(pg, database), "shards moved during the test"
         assert len(runs) > len(values)  # children too
         nodes_used = set()
         for workflow_id in runs:
@@ -111,11 +120,7 @@ async def test_a_workflows_tasks_go_to_the_workers_of_its_shards_node(pg: Postgr
 
 
 async def test_tasks_made_before_any_worker_reach_one_that_polls_another_node(pg: PostgresServer) -> None:
-    url = pg.create_database()
-    database = url.rsplit("/", 1)[1]
-    with running_nodes(url, ["e1", "e2"]) as (e1, e2):
-        await wait_for(lambda: set(shard_owners(pg, database).values()) == {"e1", "e2"}, "shards spread", 30)
-        c1, c2 = await Client.connect(e1.address), await Client.connect(e2.address)
+    async with two_nodes(pg, ["e1", "e2"]) as (c1, c2, _):
         queue = f"tq-{uuid.uuid4().hex[:8]}"
         values = list(range(16))
         handles = await start_load(c1, queue, values)  # no worker anywhere: each task waits on its shard's node
@@ -129,11 +134,7 @@ async def test_tasks_left_by_a_worker_that_stopped_go_to_a_worker_on_another_nod
     """A node whose last worker of a queue stopped (the SDK says so with ShutdownWorker) gives the queue's tasks to
     a node where a worker polls, at once (a worker that vanishes without a word: after the grace time, as
     tests/unit/test_node_matching.py shows)."""
-    url = pg.create_database()
-    database = url.rsplit("/", 1)[1]
-    with running_nodes(url, ["s1", "s2"]) as (s1, s2):
-        await wait_for(lambda: set(shard_owners(pg, database).values()) == {"s1", "s2"}, "shards spread", 30)
-        c1, c2 = await Client.connect(s1.address), await Client.connect(s2.address)
+    async with two_nodes(pg, ["s1", "s2"]) as (c1, c2, _):
         queue = f"tq-{uuid.uuid4().hex[:8]}"
         async with worker(c2, queue, "stays-on-s2"):
             async with worker(c1, queue, "leaves-s1"):
