@@ -289,20 +289,28 @@ async def test_a_waiting_task_goes_to_the_first_node_where_a_worker_polls(open_n
     assert a.matching.backlog_size(key) == 0
 
 
-# ---------------------------------------------------------------------------------------------------- given back
-async def test_a_task_whose_poller_stopped_goes_back_to_its_shards_node(open_nodes: OpenNodes) -> None:
-    nodes = await open_nodes(sweep_s=0.1, grace_s=1.0)
+async def sent_to_b(nodes: Nodes, prefix: str) -> tuple[str, Task, asyncio.Task[Any]]:
+    """A workflow of a's shard whose first task a sent to b, where a worker polls and takes nothing: the workflow's
+    id, the task in b's backlog (in a's ledger), and b's poll."""
     a, b = nodes["a"], nodes["b"]
     key = a.key()
     b_worker = holding_poll(nodes, b, key)
     await until(knows_polling(a, b, key), "a hears that a worker polls on b")
-
-    wid = nodes.workflow_id("stranded", "a")
+    wid = nodes.workflow_id(prefix, "a")
     await start(a.node, wid)
     await until(holds(lambda: a.router.sent == 1), "a sends the task to b")
     [task] = backlog_tasks(b, key)
     assert task.workflow_id == wid
     assert ledger(a) == {(task.shard_id, task.task_id): "b"}
+    return wid, task, b_worker
+
+
+# ---------------------------------------------------------------------------------------------------- given back
+async def test_a_task_whose_poller_stopped_goes_back_to_its_shards_node(open_nodes: OpenNodes) -> None:
+    nodes = await open_nodes(sweep_s=0.1, grace_s=1.0)
+    a, b = nodes["a"], nodes["b"]
+    key = a.key()
+    wid, task, b_worker = await sent_to_b(nodes, "stranded")
 
     a_worker = holding_poll(nodes, a, key)
     await until(knows_polling(b, a, key), "b hears that a worker polls on a")
@@ -325,12 +333,7 @@ async def test_a_task_given_back_goes_where_a_worker_polls(open_nodes: OpenNodes
     nodes = await open_nodes(("a", "b", "c"), sweep_s=0.1, grace_s=1.0)
     a, b, c = nodes["a"], nodes["b"], nodes["c"]
     key = a.key()
-    b_worker = holding_poll(nodes, b, key)
-    await until(knows_polling(a, b, key), "a hears that a worker polls on b")
-    wid = nodes.workflow_id("given-back", "a")
-    await start(a.node, wid)
-    await until(holds(lambda: a.router.sent == 1), "a sends the task to b")
-    [task] = backlog_tasks(b, key)
+    wid, task, b_worker = await sent_to_b(nodes, "given-back")
 
     c_poll = nodes.spawn(poll_workflow(c, "worker-c"))
     await until(knows_polling(a, c, key), "a hears that a worker polls on c")
@@ -354,13 +357,7 @@ async def test_a_task_sent_to_a_node_that_left_is_placed_again(open_nodes: OpenN
     nodes = await open_nodes()
     a, b = nodes["a"], nodes["b"]
     key = a.key()
-    b_worker = holding_poll(nodes, b, key)
-    await until(knows_polling(a, b, key), "a hears that a worker polls on b")
-    wid = nodes.workflow_id("left", "a")
-    await start(a.node, wid)
-    await until(holds(lambda: a.router.sent == 1), "a sends the task to b")
-    [task] = backlog_tasks(b, key)
-    assert ledger(a) == {(task.shard_id, task.task_id): "b"}
+    wid, _, b_worker = await sent_to_b(nodes, "left")
 
     await b.node.membership.leave()
     assert (await a.node.membership.refresh()).names == ("a",)  # a's router hears of it: the task waits on a
@@ -382,14 +379,8 @@ async def test_a_task_sent_to_a_node_that_left_goes_to_another_polling_node(open
     nodes = await open_nodes(("a", "b", "c"))
     a, b, c = nodes["a"], nodes["b"], nodes["c"]
     key = a.key()
-    b_worker = holding_poll(nodes, b, key)
-    await until(knows_polling(a, b, key), "a hears that a worker polls on b")
-    wid = nodes.workflow_id("moved", "a")
-    await start(a.node, wid)
-    await until(holds(lambda: a.router.sent == 1), "a sends the task to b")
-    [task] = backlog_tasks(b, key)
+    wid, task, b_worker = await sent_to_b(nodes, "moved")
     ledger_key = (task.shard_id, task.task_id)
-    assert ledger(a) == {ledger_key: "b"}
 
     c_worker = holding_poll(nodes, c, key)
     await until(knows_polling(a, c, key), "a hears that a worker polls on c")
