@@ -9,13 +9,11 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
-from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from tempyral.cluster.graceful import behind, inbound_from
@@ -29,7 +27,7 @@ from tests.support.servers import ServerProcess
 from tests.xdc.conftest import EventKey, connect, create_global_namespace, events, failover, wait_for_namespace
 from tests.xdc.failover_workflows import Collector
 from tests.xdc.nodes_workflows import Order, OrderChild, Steps
-from tests.xdc.test_graceful_failover import failover_command, signal_request
+from tests.xdc.test_graceful_failover import failover_command, keep_signalling
 
 pytestmark = pytest.mark.timeout(420)
 SHARDS = 8
@@ -141,6 +139,14 @@ async def caught_up(active: Cluster, standby: Cluster) -> bool:
     )
 
 
+def global_namespace(a: list[Cluster], b: list[Cluster]) -> str:
+    """A global namespace made through each cluster's first node, active in a, once every other node knows it."""
+    ns = create_global_namespace([a[0], b[0]])
+    for node in (*a[1:], *b[1:]):
+        wait_for_namespace(node, ns, "a")
+    return ns
+
+
 # b with a shard count of its own: a stream of a's shard s runs on the node owning b's shard s mod 5, and each task
 # is applied by the node owning its workflow's shard on b (passed there when that is the other node)
 @pytest.mark.parametrize("b_shards", [SHARDS, 5], ids=["equal-shard-counts", "b-has-5-shards"])
@@ -148,9 +154,7 @@ async def test_global_namespace_runs_replicates_and_fails_over_between_clusters_
     postgres_server: PostgresServer, b_shards: int
 ) -> None:
     with two_clusters(postgres_server, b_shards) as ((a1, a2), (b1, b2)):
-        ns = create_global_namespace([a1, b1])
-        for node in (a2, b2):
-            wait_for_namespace(node, ns, "a")
+        ns = global_namespace([a1, a2], [b1, b2])
         on_a1, on_a2 = await connect(a1, ns), await connect(a2, ns)
         on_b1, on_b2 = await connect(b1, ns), await connect(b2, ns)
         tq = new_id("tq")
@@ -207,9 +211,7 @@ async def test_replication_completes_when_a_node_of_the_receiving_cluster_is_kil
     postgres_server: PostgresServer,
 ) -> None:
     with two_clusters(postgres_server) as ((a1, a2), (b1, b2)):
-        ns = create_global_namespace([a1, b1])
-        for node in (a2, b2):
-            wait_for_namespace(node, ns, "a")
+        ns = global_namespace([a1, a2], [b1, b2])
         on_a1, on_a2, on_b1 = await connect(a1, ns), await connect(a2, ns), await connect(b1, ns)
         tq = new_id("tq")
         b_db = database_of(b1)
@@ -243,9 +245,7 @@ async def test_a_graceful_failover_run_through_one_node_loses_no_signal_sent_thr
     postgres_server: PostgresServer,
 ) -> None:
     with two_clusters(postgres_server) as ((a1, a2), (b1, b2)):
-        ns = create_global_namespace([a1, b1])
-        for node in (a2, b2):
-            wait_for_namespace(node, ns, "a")
+        ns = global_namespace([a1, a2], [b1, b2])
         on_a2, on_b1, on_b2 = await connect(a2, ns), await connect(b1, ns), await connect(b2, ns)
         tq = new_id("tq")
         async with (
@@ -258,31 +258,13 @@ async def test_a_graceful_failover_run_through_one_node_loses_no_signal_sent_thr
             acknowledged: dict[str, list[str]] = {wid: [] for wid in ids}
             stop = asyncio.Event()
 
-            async def signaller(n: int) -> None:
-                clients = [on_a2, on_b1]  # a's other node until it names b active
-                seq = 0
-                while not stop.is_set():
-                    wid = ids[seq % len(ids)]
-                    value = f"s{n}-{seq}"
-                    seq += 1
-                    while True:
-                        try:
-                            await clients[0].workflow_service.signal_workflow_execution(
-                                signal_request(ns, wid, value), retry=False, timeout=timedelta(seconds=5)
-                            )
-                            acknowledged[wid].append(value)
-                            break
-                        except RPCError as err:
-                            if (
-                                err.status == RPCStatusCode.FAILED_PRECONDITION
-                                and "is active in cluster" in err.message
-                            ):
-                                clients.reverse()
-                            elif err.status not in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-                                raise
-                            await asyncio.sleep(0.05)
-
-            signallers = [asyncio.create_task(signaller(n)) for n in range(3)]
+            # through a's other node until it names b active
+            signallers = [
+                asyncio.create_task(
+                    keep_signalling([on_a2, on_b1], ns, lambda seq: ids[seq % len(ids)], f"s{n}", acknowledged, stop)
+                )
+                for n in range(3)
+            ]
             await asyncio.sleep(2.0)
             code, out, err = await failover_command(
                 "--namespace", ns, "--to", "b", "--max-lag", "5s", "--timeout", "60s", "--address", a1.address

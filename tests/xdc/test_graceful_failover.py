@@ -9,6 +9,7 @@ import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -68,6 +69,41 @@ async def failover_command(*args: str) -> tuple[int, str, str]:
     out, err = await within(proc.communicate(), 120)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+async def keep_signalling(
+    clients: list[Client],
+    ns: str,
+    pick: Callable[[int], str],
+    prefix: str,
+    acknowledged: dict[str, list[str]],
+    stop: asyncio.Event,
+    retried: Counter[str] | None = None,
+) -> None:
+    """Signal the workflow `pick(seq)` with `{prefix}-{seq}` until `stop`, recording each acknowledged value. Sent
+    to the first client until its cluster says the namespace is active elsewhere, then to the other; UNAVAILABLE and
+    DEADLINE_EXCEEDED (a failover under way) are retried, with each failure's status counted in `retried`."""
+    clients = list(clients)
+    seq = 0
+    while not stop.is_set():
+        wid = pick(seq)
+        value = f"{prefix}-{seq}"
+        seq += 1
+        while True:
+            try:
+                await clients[0].workflow_service.signal_workflow_execution(
+                    signal_request(ns, wid, value), retry=False, timeout=timedelta(seconds=5)
+                )
+                acknowledged[wid].append(value)
+                break
+            except RPCError as err:
+                if retried is not None:
+                    retried[err.status.name] += 1
+                if err.status == RPCStatusCode.FAILED_PRECONDITION and "is active in cluster" in err.message:
+                    clients.reverse()
+                elif err.status not in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+                    raise
+                await asyncio.sleep(0.05)
 
 
 async def signalled_values(client: Client, workflow_id: str) -> list[str]:
@@ -132,29 +168,14 @@ async def test_graceful_failover_under_a_stream_of_signals_loses_nothing(cluster
         stop = asyncio.Event()
         retried = Counter[str]()
 
-        async def signaller(n: int) -> None:
-            clients = [client_a, client_b]  # where to send: a until it says the namespace is active elsewhere
-            seq = 0
-            while not stop.is_set():
-                wid = random.choice(ids)
-                value = f"s{n}-{seq}"
-                seq += 1
-                while True:
-                    try:
-                        await clients[0].workflow_service.signal_workflow_execution(
-                            signal_request(ns, wid, value), retry=False, timeout=timedelta(seconds=5)
-                        )
-                        acknowledged[wid].append(value)
-                        break
-                    except RPCError as err:
-                        retried[err.status.name] += 1
-                        if err.status == RPCStatusCode.FAILED_PRECONDITION and "is active in cluster" in err.message:
-                            clients.reverse()
-                        elif err.status not in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-                            raise
-                        await asyncio.sleep(0.05)
-
-        signallers = [asyncio.create_task(signaller(n)) for n in range(4)]
+        signallers = [
+            asyncio.create_task(
+                keep_signalling(
+                    [client_a, client_b], ns, lambda seq: random.choice(ids), f"s{n}", acknowledged, stop, retried
+                )
+            )
+            for n in range(4)
+        ]
         await asyncio.sleep(2.0)  # load before the command starts
         code, out, err = await failover_command(
             "--namespace", ns, "--to", "b", "--max-lag", "5s", "--timeout", "30s", "--address", a.address
