@@ -262,12 +262,6 @@ class Matching:
                 latest[poller.identity] = poller
         return sorted(latest.values(), key=lambda p: p.last_access_ns, reverse=True), backlog + elsewhere
 
-    def describe(self, key: QueueKey) -> tuple[int, float]:
-        q = self._queues.get(key)
-        if q is None:
-            return 0, 0.0
-        return len(q.backlog), q.last_poll
-
 
 def _alive(q: _Queue) -> bool:
     """A worker polls the queue, or did within the grace time (it is busy with the last task it took)."""

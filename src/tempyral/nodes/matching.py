@@ -159,9 +159,9 @@ class MatchingRouter:
     async def _send(self, node: str, request: npb.AddTaskRequest) -> None:
         """Deliver the item; a task of the ledger is placed again when its node cannot take it (gone, or
         unreachable SEND_ATTEMPTS times); any other item then waits here, and the sweep gives it back later."""
-        ledger_key = (request.task.shard_id, request.task.task_id) if request.HasField("task") else None
-        if request.reroute:
-            ledger_key = None
+        # a task given back is its shard's node's to place: only this node's own sends are in its ledger
+        ours = request.HasField("task") and not request.reroute
+        ledger_key = (request.task.shard_id, request.task.task_id) if ours else None
         attempt = 0
         while True:
             channel = self.ownership.channel(node)
@@ -227,6 +227,9 @@ class MatchingRouter:
     # ------------------------------------------------------------------ which queues have workers where
     def pollers_changed(self) -> None:
         self._report_soon(force=False)
+        self._sweep_soon()
+
+    def _sweep_soon(self) -> None:
         if not self._sweep_pending:
             self._sweep_pending = True
             asyncio.get_running_loop().call_soon(self._sweep)
@@ -265,9 +268,8 @@ class MatchingRouter:
         before = self._polling.get(request.node, (frozenset(), 0.0))[0]
         queues = frozenset(request.queues)
         self._polling[request.node] = (queues, time.monotonic() + PRESENCE_TTL_S)
-        if queues - before and not self._sweep_pending:
-            self._sweep_pending = True
-            asyncio.get_running_loop().call_soon(self._sweep)
+        if queues - before:
+            self._sweep_soon()
 
     async def _run(self) -> None:
         while True:
