@@ -27,6 +27,8 @@ LONG_POLLS = frozenset(
         "PollWorkflowTaskQueue",
         "PollActivityTaskQueue",
         "PollNexusTaskQueue",
+        "PollActivityExecution",  # a standalone activity's outcome
+        "DescribeActivityExecution",  # with a long-poll token
         "PollWorkflowExecutionUpdate",
         "GetWorkflowExecutionHistory",  # with wait_new_event it is the SDK's result long poll
     }

@@ -226,6 +226,9 @@ def namespace_info(ns: Namespace) -> namespace_pb.NamespaceInfo:
     info.limits.blob_size_limit_error = BLOB_SIZE_LIMIT_ERROR
     info.limits.memo_size_limit_error = BLOB_SIZE_LIMIT_ERROR
     info.limits.workflow_task_completion_size_limit_error = WORKFLOW_TASK_COMPLETION_SIZE_LIMIT
+    # Claimed when answering, so that namespaces created before tempyral served them claim them too.
+    info.capabilities.standalone_activities = True
+    info.capabilities.standalone_activity_start_delay = True
     return info
 
 

@@ -32,9 +32,11 @@ from tempyral.matching.service import ACTIVITY, NEXUS, WORKFLOW, Poller, QueueKe
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
 from tempyral.nexus.addresses import OutboundAddresses
 from tempyral.nexus.dispatch import NexusDispatcher
+from tempyral.visibility.activities import ActivityVisibility
 from tempyral.visibility.attributes import SYSTEM_ATTRIBUTES
 from tempyral.visibility.service import Visibility
 
+from .activity_service import StandaloneActivityMethods
 from .namespace_handler import NamespaceHandler
 from .standby import StandbyPolls
 from .validation import (
@@ -80,7 +82,7 @@ VERSIONING_V1_DISABLED = "Worker versioning v0.1 (Version Set-based, deprecated)
 VERSIONING_V2_DISABLED = "Worker versioning v0.2 (Rules-based, deprecated) is disabled on this namespace."
 
 
-class WorkflowService:
+class WorkflowService(StandaloneActivityMethods):
     def __init__(
         self,
         engine: HistoryEngine,
@@ -97,6 +99,7 @@ class WorkflowService:
         self.nexus_dispatcher = nexus_dispatcher or NexusDispatcher(engine.matching)
         self.namespaces = namespaces
         self.visibility = visibility
+        self.activity_visibility = ActivityVisibility(visibility.store)
         self.clusters = clusters
         self.persistence_store = persistence_store
         # Worker polls where a namespace is standby: query tasks only, until it fails over here.
@@ -605,5 +608,6 @@ class WorkflowService:
 
 
 def _check_activity_id(workflow_id: str, run_id: str, activity_id: str) -> None:
-    check_execution(common.WorkflowExecution(workflow_id=workflow_id, run_id=run_id))
+    if workflow_id or not activity_id:  # without a workflow id: a standalone activity
+        check_execution(common.WorkflowExecution(workflow_id=workflow_id, run_id=run_id))
     check_id(activity_id, "ActivityId")

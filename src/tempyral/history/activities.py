@@ -16,6 +16,7 @@ from tempyral.common.clock import duration_ns, timestamp, ts_ns
 from tempyral.common.errors import InvalidArgument, NamespaceNotActive, NotFound, ShardNotHere, WorkflowCompleted
 from tempyral.common.limits import exceeds_blob_limit, payloads_size
 from tempyral.common.retry import next_retry
+from tempyral.common.standalone import activity_key
 from tempyral.common.tokens import decode_task_token, encode_task_token
 from tempyral.history.executions import Executions
 from tempyral.history.mutable_state import MutableState
@@ -52,8 +53,6 @@ def activity_task_response(ns: Namespace, ms: MutableState, ai: ActivityInfo) ->
     resp = ws.PollActivityTaskQueueResponse(
         task_token=encode_task_token(token),
         workflow_namespace=ns.name,
-        workflow_type=s.start.workflow_type,
-        workflow_execution=common.WorkflowExecution(workflow_id=s.workflow_id, run_id=s.run_id),
         activity_type=a.activity_type,
         activity_id=a.activity_id,
         header=a.header,
@@ -68,6 +67,11 @@ def activity_task_response(ns: Namespace, ms: MutableState, ai: ActivityInfo) ->
         retry_policy=a.retry_policy,
         priority=a.priority,
     )
+    if ms.standalone:
+        resp.activity_run_id = s.run_id  # no workflow: the reference names the activity's own run
+    else:
+        resp.workflow_type.CopyFrom(s.start.workflow_type)
+        resp.workflow_execution.CopyFrom(common.WorkflowExecution(workflow_id=s.workflow_id, run_id=s.run_id))
     if ai.HasField("heartbeat_details"):
         resp.heartbeat_details.CopyFrom(ai.heartbeat_details)
     return resp
@@ -204,28 +208,28 @@ class ActivityHandler:
         await self._run(ns, token.workflow_id, token.run_id, token, "_complete", req)
 
     async def complete_by_id(self, ns: Namespace, req: ws.RespondActivityTaskCompletedByIdRequest) -> None:
-        await self._run(ns, req.workflow_id, req.run_id, req.activity_id, "_complete", req)
+        await self._run(ns, *_by_id_key(req), req.activity_id, "_complete", req)
 
     async def fail(self, ns: Namespace, req: ws.RespondActivityTaskFailedRequest) -> None:
         token = self._token(ns, req.task_token)
         await self._run(ns, token.workflow_id, token.run_id, token, "_fail", req)
 
     async def fail_by_id(self, ns: Namespace, req: ws.RespondActivityTaskFailedByIdRequest) -> None:
-        await self._run(ns, req.workflow_id, req.run_id, req.activity_id, "_fail", req)
+        await self._run(ns, *_by_id_key(req), req.activity_id, "_fail", req)
 
     async def cancel(self, ns: Namespace, req: ws.RespondActivityTaskCanceledRequest) -> None:
         token = self._token(ns, req.task_token)
         await self._run(ns, token.workflow_id, token.run_id, token, "_cancel", req)
 
     async def cancel_by_id(self, ns: Namespace, req: ws.RespondActivityTaskCanceledByIdRequest) -> None:
-        await self._run(ns, req.workflow_id, req.run_id, req.activity_id, "_cancel", req)
+        await self._run(ns, *_by_id_key(req), req.activity_id, "_cancel", req)
 
     async def heartbeat(self, ns: Namespace, req: ws.RecordActivityTaskHeartbeatRequest) -> bool:
         token = self._token(ns, req.task_token)
         return bool(await self._run(ns, token.workflow_id, token.run_id, token, "_heartbeat", req))
 
     async def heartbeat_by_id(self, ns: Namespace, req: ws.RecordActivityTaskHeartbeatByIdRequest) -> bool:
-        return bool(await self._run(ns, req.workflow_id, req.run_id, req.activity_id, "_heartbeat", req))
+        return bool(await self._run(ns, *_by_id_key(req), req.activity_id, "_heartbeat", req))
 
     # ------------------------------------------------------------------ actions (run under the lock)
     def _complete(self, ms: MutableState, ai: ActivityInfo, req: ws.RespondActivityTaskCompletedRequest) -> None:
@@ -264,6 +268,8 @@ class ActivityHandler:
         if req.HasField("details"):
             ai.heartbeat_details.CopyFrom(req.details)
         ai.last_heartbeat_time.CopyFrom(timestamp(ms.now))
+        if ms.standalone:
+            ms.state.standalone_activity.total_heartbeat_count += 1
         return ai.cancel_requested
 
     # ------------------------------------------------------------------ timers
@@ -315,6 +321,21 @@ class ActivityHandler:
             return False
         ms.dispatch_activity_retry(ai)
         return True
+
+
+ByIdRequest = (
+    ws.RespondActivityTaskCompletedByIdRequest
+    | ws.RespondActivityTaskFailedByIdRequest
+    | ws.RespondActivityTaskCanceledByIdRequest
+    | ws.RecordActivityTaskHeartbeatByIdRequest
+)
+
+
+def _by_id_key(req: ByIdRequest) -> tuple[str, str]:
+    """The run a by-id request names: a workflow's, or without a workflow id a standalone activity's."""
+    if req.workflow_id:
+        return req.workflow_id, req.run_id
+    return activity_key(req.activity_id), req.run_id
 
 
 def _record_worker_version(ai: ActivityInfo, req: object) -> None:

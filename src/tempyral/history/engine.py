@@ -38,6 +38,7 @@ from tempyral.history.mutable_state import MutableState
 from tempyral.history.outbox import Outbox
 from tempyral.history.queries import QueryRegistry
 from tempyral.history.shard import ExecutionEntry, Mutation, Shard
+from tempyral.history.standalone_activities import StandaloneActivities
 from tempyral.history.starts import ParentInfo, StartResult
 from tempyral.history.tasks import TaskExecutor
 from tempyral.history.timer_queue import TimerQueue
@@ -123,6 +124,7 @@ class HistoryEngine:
         self._handoffs: set[asyncio.Task[None]] = set()
         self.activities = ActivityHandler(self.executions, matching, self.outbox)
         self.tasks.timer_handlers.update(self.activities.timer_handlers())
+        self.standalone_activities = StandaloneActivities(self.executions)
         # The endpoint lookup is attached by the server: endpoints live in the nexus package.
         self.find_endpoint_id: Callable[[str], str | None] = lambda name: None
         self.workflow_tasks = WorkflowTaskHandler(

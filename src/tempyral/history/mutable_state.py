@@ -11,6 +11,7 @@ from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.common.v1 import message_pb2 as common
+from temporalio.api.enums.v1 import ActivityExecutionStatus as ActivityStatus
 from temporalio.api.enums.v1 import (
     CallbackState as CallbackStateEnum,
 )
@@ -27,6 +28,7 @@ from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue
 from temporalio.api.update.v1 import message_pb2 as update_pb
 
 from tempyral.common.clock import duration_ns, timestamp, ts_ns
+from tempyral.common.standalone import TO_WORKFLOW_STATUS
 from tempyral.history import appliers, version_history
 from tempyral.history import events as ev
 from tempyral.history import task_generator as tg
@@ -454,6 +456,7 @@ class MutableState:
 
     def start_activity(self, ai: ActivityInfo, request_id: str, identity: str) -> None:
         """A worker took the activity: no event yet (ActivityTaskStarted is written when it closes)."""
+        self.standalone_step()
         ai.started = True
         ai.ClearField("worker_version")  # set by the worker that closes this attempt
         ai.started_time.CopyFrom(timestamp(self.now))
@@ -484,7 +487,47 @@ class MutableState:
             event.event_time.CopyFrom(ai.started_time)
         return event.event_id
 
+    # ------------------------------------------------------------------ standalone activities
+    @property
+    def standalone(self) -> bool:
+        """A standalone activity: one activity, no workflow, no history (history/standalone_activities.py)."""
+        return self.state.HasField("standalone_activity")
+
+    def standalone_step(self, visible: bool = False) -> None:
+        """A standalone activity's state transition (counted, as the reference's describe shows);
+        `visible`: its visibility row changes too."""
+        if self.standalone:
+            self.state.standalone_activity.state_transition_count += 1
+            self.visibility_dirty = self.visibility_dirty or visible
+
+    def close_standalone(
+        self,
+        ai: ActivityInfo,
+        status: int,
+        result: common.Payloads | None = None,
+        failure: failure_pb.Failure | None = None,
+        retry_state: int = 0,
+    ) -> None:
+        """Close a standalone activity with its outcome; the closing methods below come here instead of writing
+        events, so that the activity handler's completion, failure, timeout and retry paths serve both kinds."""
+        s = self.state
+        sa = s.standalone_activity
+        sa.status = status
+        s.status = TO_WORKFLOW_STATUS[status]
+        s.close_time.CopyFrom(timestamp(self.now))
+        if result is not None:
+            sa.result.CopyFrom(result)
+        if failure is not None:
+            sa.failure.CopyFrom(failure)
+            sa.retry_state = retry_state
+        if ai.started:
+            sa.last_attempt_complete_time.CopyFrom(timestamp(self.now))
+        self.standalone_step(visible=True)
+        self._tasks(tg.delete_history(s, self.retention_ns))
+
     def add_activity_task_completed(self, ai: ActivityInfo, result: common.Payloads | None, identity: str) -> None:
+        if self.standalone:
+            return self.close_standalone(ai, STANDALONE_COMPLETED, result=result or common.Payloads())
         scheduled_id = ai.scheduled_event_id
         started_id = self._add_activity_started_event(ai)
         attrs = history.ActivityTaskCompletedEventAttributes(
@@ -497,6 +540,8 @@ class MutableState:
     def add_activity_task_failed(
         self, ai: ActivityInfo, failure: failure_pb.Failure, retry_state: int, identity: str
     ) -> None:
+        if self.standalone:
+            return self.close_standalone(ai, STANDALONE_FAILED, failure=failure, retry_state=retry_state)
         scheduled_id = ai.scheduled_event_id
         started_id = self._add_activity_started_event(ai) if ai.started else 0
         attrs = history.ActivityTaskFailedEventAttributes(
@@ -509,6 +554,8 @@ class MutableState:
         self._event(ev.ACTIVITY_TASK_FAILED, activity_task_failed_event_attributes=attrs)
 
     def add_activity_task_timed_out(self, ai: ActivityInfo, failure: failure_pb.Failure, retry_state: int) -> None:
+        if self.standalone:
+            return self.close_standalone(ai, STANDALONE_TIMED_OUT, failure=failure, retry_state=retry_state)
         scheduled_id = ai.scheduled_event_id
         started_id = self._add_activity_started_event(ai) if ai.started else 0
         attrs = history.ActivityTaskTimedOutEventAttributes(
@@ -527,6 +574,8 @@ class MutableState:
         return event.event_id
 
     def add_activity_task_canceled(self, ai: ActivityInfo, details: common.Payloads | None, identity: str) -> None:
+        if self.standalone:
+            return self.close_standalone(ai, STANDALONE_CANCELED, failure=_canceled_failure(details))
         scheduled_id = ai.scheduled_event_id
         latest_cancel = ai.cancel_request_event_id
         started_id = self._add_activity_started_event(ai) if ai.started else 0
@@ -542,6 +591,7 @@ class MutableState:
 
     def retry_activity(self, ai: ActivityInfo, failure: failure_pb.Failure, backoff_ns: int) -> None:
         """The attempt failed and another follows after `backoff_ns`: bookkeeping only, no event."""
+        self.standalone_step()
         ai.attempt += 1
         ai.stamp += 1
         ai.started = False
@@ -1034,3 +1084,18 @@ class MutableState:
             attrs.details.CopyFrom(details)
         self._event(ev.WORKFLOW_EXECUTION_TERMINATED, workflow_execution_terminated_event_attributes=attrs)
         self._closed()
+
+
+STANDALONE_COMPLETED = ActivityStatus.ACTIVITY_EXECUTION_STATUS_COMPLETED
+STANDALONE_FAILED = ActivityStatus.ACTIVITY_EXECUTION_STATUS_FAILED
+STANDALONE_CANCELED = ActivityStatus.ACTIVITY_EXECUTION_STATUS_CANCELED
+STANDALONE_TIMED_OUT = ActivityStatus.ACTIVITY_EXECUTION_STATUS_TIMED_OUT
+
+
+def _canceled_failure(details: common.Payloads | None) -> failure_pb.Failure:
+    """A standalone activity's outcome when it is canceled (the reference's message)."""
+    failure = failure_pb.Failure(message="Activity canceled")
+    failure.canceled_failure_info.SetInParent()
+    if details is not None:
+        failure.canceled_failure_info.details.CopyFrom(details)
+    return failure

@@ -360,7 +360,8 @@ class Shard:
                 if len(entry.events) > MAX_CACHED_EVENTS:
                     entry.events = None
             self._resize(entry, state_bytes, events_bytes if entry.events is not None else 0)
-            if ms.new_events and entry.waiters:
+            # a standalone activity writes no events: its waiters (outcome and describe long polls) wake on any change
+            if (ms.new_events or ms.standalone) and entry.waiters:
                 waiters, entry.waiters = entry.waiters, []
                 for fut in waiters:
                     if not fut.done():

@@ -24,6 +24,7 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common.errors import InvalidArgument, ServiceError, Unavailable
+from tempyral.common.standalone import activity_key
 from tempyral.common.tokens import decode_task_token
 from tempyral.frontend.grpc_handlers import Handler, snake_case
 from tempyral.frontend.redirection import DEFAULT_FORWARD_TIMEOUT_S, _pass_back, pass_call
@@ -44,6 +45,16 @@ Locate = Callable[[Any, str], Target | None]  # (request, namespace id) -> targe
 
 def _workflow(field: Callable[[Any], str]) -> Locate:
     return lambda req, ns_id: (ns_id, field(req)) if field(req) else None
+
+
+def _standalone(req: Any) -> str:
+    return activity_key(req.activity_id) if req.activity_id else ""
+
+
+def _activity_owner(req: Any) -> str:
+    if req.workflow_id:
+        return str(req.workflow_id)
+    return _standalone(req)
 
 
 def _token(req: Any, ns_id: str) -> Target | None:
@@ -102,10 +113,18 @@ LOCATE: dict[str, Locate] = {
     "UnpauseActivity": _workflow(lambda r: r.execution.workflow_id),
     "ResetActivity": _workflow(lambda r: r.execution.workflow_id),
     "UpdateActivityOptions": _workflow(lambda r: r.execution.workflow_id),
-    "RecordActivityTaskHeartbeatById": _workflow(lambda r: r.workflow_id),
-    "RespondActivityTaskCompletedById": _workflow(lambda r: r.workflow_id),
-    "RespondActivityTaskFailedById": _workflow(lambda r: r.workflow_id),
-    "RespondActivityTaskCanceledById": _workflow(lambda r: r.workflow_id),
+    # by id: a workflow's activity, or without a workflow id a standalone activity's
+    "RecordActivityTaskHeartbeatById": _workflow(_activity_owner),
+    "RespondActivityTaskCompletedById": _workflow(_activity_owner),
+    "RespondActivityTaskFailedById": _workflow(_activity_owner),
+    "RespondActivityTaskCanceledById": _workflow(_activity_owner),
+    # standalone activities, on the shard of their key (task completions go by their token, above)
+    "StartActivityExecution": _workflow(_standalone),
+    "DescribeActivityExecution": _workflow(_standalone),
+    "PollActivityExecution": _workflow(_standalone),
+    "RequestCancelActivityExecution": _workflow(_standalone),
+    "TerminateActivityExecution": _workflow(_standalone),
+    "DeleteActivityExecution": _workflow(_standalone),
     "RespondWorkflowTaskCompleted": _token,
     "RespondWorkflowTaskFailed": _token,
     "RespondQueryTaskCompleted": _token,

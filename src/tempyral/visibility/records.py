@@ -9,9 +9,11 @@ from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 
 from tempyral.common.clock import timestamp, ts_ns
+from tempyral.common.standalone import NAMESPACE_DIVISION
 from tempyral.persistence.store import VisibilityRow
 from tempyral.persistence.visibility_sql import go_datetime_text
 from tempyral.proto.internal_pb2 import ExecutionState
+from tempyral.visibility.query import NAMESPACE_DIVISION as NAMESPACE_DIVISION_ATTRIBUTE
 from tempyral.visibility.query import parse_rfc3339_ns
 
 
@@ -46,6 +48,8 @@ def _datetime_text(value: Any) -> Any:
 
 
 def row_from_state(s: ExecutionState, history_length: int) -> VisibilityRow:
+    if s.HasField("standalone_activity"):
+        return activity_row(s)
     decoded = {k: indexed_value(v) for k, v in s.search_attributes.indexed_fields.items()}
     close = ts_ns(s.close_time) or None
     return VisibilityRow(
@@ -67,6 +71,39 @@ def row_from_state(s: ExecutionState, history_length: int) -> VisibilityRow:
         parent_run_id=s.start.parent_workflow_execution.run_id,
         root_workflow_id=s.start.root_workflow_execution.workflow_id or s.workflow_id,
         root_run_id=s.start.root_workflow_execution.run_id or s.run_id,
+    )
+
+
+def activity_row(s: ExecutionState) -> VisibilityRow:
+    """A standalone activity's row: in its namespace, with the reference's namespace division, which keeps it out
+    of workflow lists (their filters require no division); activity id and type in the workflow id and type
+    columns, its status as the workflow status of the same name (common/standalone.py)."""
+    attributes = common.SearchAttributes()
+    attributes.CopyFrom(s.search_attributes)
+    attributes.indexed_fields[NAMESPACE_DIVISION_ATTRIBUTE].CopyFrom(
+        common.Payload(
+            metadata={"encoding": b"json/plain", "type": b"Keyword"}, data=json.dumps(NAMESPACE_DIVISION).encode()
+        )
+    )
+    decoded = {k: indexed_value(v) for k, v in attributes.indexed_fields.items()}
+    ai = s.activities[1]
+    close = ts_ns(s.close_time) or None
+    return VisibilityRow(
+        namespace_id=s.namespace_id,
+        run_id=s.run_id,
+        workflow_id=s.standalone_activity.activity_id,
+        workflow_type=ai.scheduled.activity_type.name,
+        status=s.status,
+        start_time=ts_ns(ai.scheduled_time),
+        execution_time=ts_ns(s.execution_time),
+        close_time=close,
+        task_queue=ai.scheduled.task_queue.name,
+        history_length=0,
+        history_size_bytes=0,
+        memo=b"",
+        search_attributes=attributes.SerializeToString(),
+        search_attributes_json=json.dumps(decoded, separators=(",", ":")),
+        state_transition_count=s.standalone_activity.state_transition_count,
     )
 
 
