@@ -299,7 +299,8 @@ def _schedule(ms: MutableState, req: ws.StartActivityExecutionRequest) -> None:
         attrs.task_queue.kind = TaskQueueKind.TASK_QUEUE_KIND_NORMAL
     if req.HasField("input"):
         attrs.input.CopyFrom(req.input)
-    attrs.priority.CopyFrom(req.priority)
+    if req.HasField("priority"):
+        attrs.priority.CopyFrom(req.priority)
     ai = s.activities[KEY]
     ai.CopyFrom(
         ActivityInfo(
@@ -331,6 +332,8 @@ def normalize_start(req: ws.StartActivityExecutionRequest) -> None:
         raise InvalidArgument("activityId is not set")
     if not req.activity_type.name:
         raise InvalidArgument("activityType is not set")
+    if not req.HasField("task_queue"):
+        raise InvalidArgument("taskQueue is not set")
     if not req.task_queue.name:
         raise InvalidArgument("missing task queue name")
     if req.id_conflict_policy not in (
@@ -395,7 +398,6 @@ def execution_info(ms: MutableState) -> activity_pb.ActivityExecutionInfo:
         heartbeat_timeout=a.heartbeat_timeout,
         retry_policy=a.retry_policy,
         attempt=ai.attempt,
-        priority=a.priority,
         state_transition_count=sa.state_transition_count,
         state_size_bytes=s.ByteSize(),
         search_attributes=s.search_attributes,
@@ -403,6 +405,8 @@ def execution_info(ms: MutableState) -> activity_pb.ActivityExecutionInfo:
         canceled_reason=sa.canceled_reason,
         total_heartbeat_count=sa.total_heartbeat_count,
     )
+    if a.HasField("priority"):
+        info.priority.CopyFrom(a.priority)
     if a.HasField("header") and a.header.fields:
         info.header.CopyFrom(a.header)
     if s.HasField("user_metadata"):
