@@ -83,7 +83,7 @@ async def heartbeat_once(key: str) -> str:
     return "never"
 
 
-ACTIVITIES = [greet, flaky, always_fails, sleepy, heartbeat_then_wait, heartbeat_once]
+ACTIVITIES: list[Callable[..., Any]] = [greet, flaky, always_fails, sleepy, heartbeat_then_wait, heartbeat_once]
 
 
 @pytest_asyncio.fixture(loop_scope="session")
