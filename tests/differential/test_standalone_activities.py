@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
+from temporalio import activity
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from temporalio.client import Client
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
+from temporalio.worker import Worker
 
 from tests.support.servers import ServerProcess
 
@@ -27,6 +34,8 @@ VARIABLE = {
     "longPollToken",
     "lastAttemptCompleteTime",
     "expirationTime",
+    "lastStartedTime",
+    "lastHeartbeatTime",
 }
 
 
@@ -164,6 +173,129 @@ async def test_standalone_activity_answers_match_the_reference(
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     ours, theirs = await asyncio.gather(_scenario(server.address, tag), _scenario(reference_server.address, tag))
+    assert [what for what, _ in ours] == [what for what, _ in theirs]
+    for (what, mine), (_, reference) in zip(ours, theirs, strict=True):
+        assert mine == reference, what
+
+
+@activity.defn
+async def work(mode: str) -> str:
+    """What each worker scenario's activity does, by its input."""
+    info = activity.info()
+    if mode == "flaky" and info.attempt < 3:
+        raise ApplicationError(f"attempt {info.attempt}", "d", type="Flaky")
+    if mode == "fail":
+        raise ApplicationError("nope", non_retryable=True)
+    if mode == "heartbeat":
+        activity.heartbeat("beat")
+        await asyncio.sleep(30)  # its heartbeat timeout (1s) ends it
+    if mode == "cancel":
+        while True:  # until the cancellation arrives with a heartbeat's answer
+            activity.heartbeat("c")
+            await asyncio.sleep(0.2)
+    return "ok"
+
+
+WORKER_SCENARIOS: list[tuple[str, dict[str, Any]]] = [
+    ("flaky", {"retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200), backoff_coefficient=1.0)}),
+    ("fail", {}),
+    ("heartbeat", {"heartbeat_timeout": timedelta(seconds=1), "retry_policy": RetryPolicy(maximum_attempts=1)}),
+    ("cancel", {"heartbeat_timeout": timedelta(seconds=5)}),
+]
+
+
+def _heartbeating(d: ws.DescribeActivityExecutionResponse) -> bool:
+    return d.info.run_state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED and d.info.total_heartbeat_count > 0
+
+
+def _cancel_requested(d: ws.DescribeActivityExecutionResponse) -> bool:
+    return d.info.run_state == PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED
+
+
+def _uncounted(described: Any) -> Any:
+    """How many heartbeats a worker sent before its cancellation depends on timing (the SDK throttles them): those
+    counts must be there, their values may differ."""
+    info = described["info"]
+    for key in ("totalHeartbeatCount", "stateTransitionCount"):
+        assert int(info[key]) > 0
+        info[key] = "<counted>"
+    return described
+
+
+async def _until(
+    client: Client, activity_id: str, ready: Callable[[ws.DescribeActivityExecutionResponse], bool]
+) -> Any:
+    """The activity's describe answer once `ready` holds (bounded)."""
+    request = ws.DescribeActivityExecutionRequest(namespace="default", activity_id=activity_id)
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        d = await client.workflow_service.describe_activity_execution(request)
+        if ready(d):
+            return _normalised(json_format.MessageToDict(d))
+        assert asyncio.get_running_loop().time() < deadline, f"{activity_id} never got there"
+        await asyncio.sleep(0.05)
+
+
+async def _worker_scenario(address: str, tag: str) -> list[tuple[str, Any]]:
+    client = await Client.connect(address)
+    queue = f"sa-worker-{tag}"
+    out: list[tuple[str, Any]] = []
+    async with Worker(client, task_queue=queue, activities=[work]):
+        for mode, options in WORKER_SCENARIOS:
+            activity_id = f"{mode}-{tag}"
+            handle = await client.start_activity(
+                work, mode, id=activity_id, task_queue=queue, start_to_close_timeout=timedelta(seconds=20), **options
+            )
+            if mode == "cancel":
+                out.append(("started", _uncounted(await _until(client, activity_id, _heartbeating))))
+                await handle.cancel(reason="stop")
+                out.append(("cancel requested", _uncounted(await _until(client, activity_id, _cancel_requested))))
+            poll = ws.PollActivityExecutionRequest(namespace="default", activity_id=activity_id)
+            out.append((f"{mode} outcome", await _call(client, "poll_activity_execution", poll)))
+            full = ws.DescribeActivityExecutionRequest(
+                namespace="default",
+                activity_id=activity_id,
+                include_input=True,
+                include_outcome=True,
+                include_heartbeat_details=True,
+                include_last_failure=True,
+            )
+            described = await _call(client, "describe_activity_execution", full)
+            out.append((f"{mode} described", _uncounted(described) if mode == "cancel" else described))
+    closed = f"fail-{tag}"
+    for method, request in (
+        (
+            "respond_activity_task_completed_by_id",
+            ws.RespondActivityTaskCompletedByIdRequest(namespace="default", activity_id=closed),
+        ),
+        (
+            "respond_activity_task_canceled_by_id",
+            ws.RespondActivityTaskCanceledByIdRequest(namespace="default", activity_id=closed),
+        ),
+        (
+            "respond_activity_task_failed_by_id",
+            ws.RespondActivityTaskFailedByIdRequest(namespace="default", activity_id=closed),
+        ),
+        (
+            "record_activity_task_heartbeat_by_id",
+            ws.RecordActivityTaskHeartbeatByIdRequest(namespace="default", activity_id=closed),
+        ),
+        (
+            "record_activity_task_heartbeat_by_id",
+            ws.RecordActivityTaskHeartbeatByIdRequest(namespace="default", activity_id=f"none-{tag}"),
+        ),
+    ):
+        out.append((f"{method} {request.activity_id}", await _call(client, method, request)))
+    return out
+
+
+async def test_worker_side_answers_match_the_reference(server: ServerProcess, reference_server: ServerProcess) -> None:
+    """Retries, a non-retryable failure, a heartbeat timeout and a cancellation the worker sees: describe and the
+    outcome as on the reference (heartbeat counts and state transitions included)."""
+    tag = uuid.uuid4().hex[:8]
+    ours, theirs = await asyncio.gather(
+        _worker_scenario(server.address, tag), _worker_scenario(reference_server.address, tag)
+    )
     assert [what for what, _ in ours] == [what for what, _ in theirs]
     for (what, mine), (_, reference) in zip(ours, theirs, strict=True):
         assert mine == reference, what

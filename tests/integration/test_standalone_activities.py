@@ -150,9 +150,10 @@ async def test_retries_then_success(client: Client, worker: str) -> None:
         retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100), backoff_coefficient=1.0),
     )
     assert await handle.result() == "done after 3"
-    d = await describe(client, aid)
+    d = await describe(client, aid, include_last_failure=True)
     assert d.info.attempt == 3
     assert d.info.last_failure.message == "attempt 2 failed"
+    assert not (await describe(client, aid)).info.HasField("last_failure")  # only when asked for
 
 
 async def test_non_retryable_failure(client: Client, worker: str) -> None:
@@ -234,7 +235,7 @@ async def test_heartbeat_details_and_heartbeat_timeout(client: Client, worker: s
     assert isinstance(err.value.cause, TimeoutError)
     assert err.value.cause.type == TimeoutType.HEARTBEAT
     assert list(err.value.cause.last_heartbeat_details) == [f"last-{aid}"]
-    d = await describe(client, aid)
+    d = await describe(client, aid, include_heartbeat_details=True)
     assert json.loads(d.info.heartbeat_details.payloads[0].data) == f"last-{aid}"
     assert d.info.HasField("last_heartbeat_time")
 
@@ -251,7 +252,7 @@ async def test_cancel_seen_by_worker(client: Client, worker: str) -> None:
     )
 
     async def started() -> bool:
-        d = await describe(client, aid)
+        d = await describe(client, aid, include_heartbeat_details=True)
         return d.info.run_state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED and d.info.HasField(
             "heartbeat_details"
         )

@@ -25,6 +25,18 @@ TO_WORKFLOW_STATUS: dict[int, int] = {
     AS.ACTIVITY_EXECUTION_STATUS_TIMED_OUT: WS.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
 }
 FROM_WORKFLOW_STATUS: dict[int, int] = {w: a for a, w in TO_WORKFLOW_STATUS.items()}
+# How the reference names a closed status in its errors ("invalid transition from Canceled").
+STATUS_NAMES: dict[int, str] = {
+    AS.ACTIVITY_EXECUTION_STATUS_COMPLETED: "Completed",
+    AS.ACTIVITY_EXECUTION_STATUS_FAILED: "Failed",
+    AS.ACTIVITY_EXECUTION_STATUS_CANCELED: "Canceled",
+    AS.ACTIVITY_EXECUTION_STATUS_TERMINATED: "Terminated",
+    AS.ACTIVITY_EXECUTION_STATUS_TIMED_OUT: "TimedOut",
+}
+
+
+def not_found_message(activity_id: str) -> str:
+    return f"activity not found for ID: {activity_id}"
 
 
 def activity_key(activity_id: str) -> str:

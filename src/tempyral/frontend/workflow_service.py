@@ -473,8 +473,11 @@ class WorkflowService(StandaloneActivityMethods):
         check_task_queue(req.task_queue)
         activities = self.engine.activities
 
+        metadata = dict(ctx.invocation_metadata() or ())
+        sdk = (str(metadata.get("client-name", "")), str(metadata.get("client-version", "")))
+
         async def active(current: Namespace, timeout: float) -> ws.PollActivityTaskQueueResponse:
-            return await activities.poll(current, req, timeout)
+            return await activities.poll(current, req, timeout, sdk)
 
         async def idle(current: Namespace, timeout: float) -> None:
             key = QueueKey(current.id, req.task_queue.name, ACTIVITY)

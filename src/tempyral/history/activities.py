@@ -13,10 +13,18 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common import ids
 from tempyral.common.clock import duration_ns, timestamp, ts_ns
-from tempyral.common.errors import InvalidArgument, NamespaceNotActive, NotFound, ShardNotHere, WorkflowCompleted
+from tempyral.common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NamespaceNotActive,
+    NotFound,
+    ShardNotHere,
+    WorkflowCompleted,
+    WorkflowNotFound,
+)
 from tempyral.common.limits import exceeds_blob_limit, payloads_size
 from tempyral.common.retry import next_retry
-from tempyral.common.standalone import activity_key
+from tempyral.common.standalone import STATUS_NAMES, activity_id_of, activity_key, is_activity_key, not_found_message
 from tempyral.common.tokens import decode_task_token, encode_task_token
 from tempyral.history.executions import Executions
 from tempyral.history.mutable_state import MutableState
@@ -107,8 +115,9 @@ class ActivityHandler:
 
     # ------------------------------------------------------------------ poll
     async def poll(
-        self, ns: Namespace, req: ws.PollActivityTaskQueueRequest, timeout: float
+        self, ns: Namespace, req: ws.PollActivityTaskQueueRequest, timeout: float, sdk: tuple[str, str] = ("", "")
     ) -> ws.PollActivityTaskQueueResponse:
+        """`sdk`: the poller's SDK name and version, which a standalone activity shows (as on the reference)."""
         key = QueueKey(ns.id, req.task_queue.name, ACTIVITY)
         self.matching.note_poller(key, req.identity, req.worker_version_capabilities.build_id)
         loop = asyncio.get_running_loop()
@@ -123,12 +132,12 @@ class ActivityHandler:
             if self.remote is not None and self.remote.elsewhere(task):
                 resp = await asyncio.shield(self.remote.start_activity_task(task, req))
             else:
-                resp = await asyncio.shield(self._record_started(ns, task, req.identity))
+                resp = await asyncio.shield(self._record_started(ns, task, req.identity, sdk))
             if resp is not None:
                 return resp
 
     async def _record_started(
-        self, ns: Namespace, task: Task, identity: str
+        self, ns: Namespace, task: Task, identity: str, sdk: tuple[str, str] = ("", "")
     ) -> ws.PollActivityTaskQueueResponse | None:
         try:
             async with self.executions.update(task.namespace_id, task.workflow_id, task.run_id) as change:
@@ -144,6 +153,8 @@ class ActivityHandler:
                     self.outbox.ack(task)
                     return None
                 ms.start_activity(ai, ids.new_id(), identity)
+                if ms.standalone and sdk[0]:
+                    ms.state.standalone_activity.sdk_name, ms.state.standalone_activity.sdk_version = sdk
                 change.task_done(task)
                 await change.commit()
                 return activity_task_response(ns, ms, ai)
@@ -193,8 +204,32 @@ class ActivityHandler:
         self, ns: Namespace, workflow_id: str, run_id: str, activity: TaskToken | str, action: str, req: object
     ) -> object:
         """Lock the run, find the activity (by token or id) and apply `action` to it."""
+        standalone = is_activity_key(workflow_id)
+        try:
+            return await self._apply(ns, workflow_id, run_id, activity, action, req, standalone)
+        except WorkflowNotFound:
+            if standalone:
+                raise NotFound(not_found_message(activity_id_of(workflow_id))) from None
+            raise
+
+    async def _apply(
+        self,
+        ns: Namespace,
+        workflow_id: str,
+        run_id: str,
+        activity: TaskToken | str,
+        action: str,
+        req: object,
+        standalone: bool,
+    ) -> object:
         async with self.executions.update(ns.id, workflow_id, run_id) as change:
             ms = change.ms
+            if standalone and not ms.running:
+                # the reference's answers for a standalone activity that has closed: only a completion is told why
+                if action != "_complete":
+                    raise NotFound(not_found_message(activity_id_of(workflow_id)))
+                status = STATUS_NAMES.get(ms.state.standalone_activity.status, "")
+                raise FailedPrecondition(f"invalid transition from {status}")
             if isinstance(activity, TaskToken):
                 ai = self._by_token(ms, activity)
             else:
@@ -270,6 +305,7 @@ class ActivityHandler:
         ai.last_heartbeat_time.CopyFrom(timestamp(ms.now))
         if ms.standalone:
             ms.state.standalone_activity.total_heartbeat_count += 1
+            ms.standalone_step()
         return ai.cancel_requested
 
     # ------------------------------------------------------------------ timers

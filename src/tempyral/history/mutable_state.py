@@ -520,7 +520,9 @@ class MutableState:
         if failure is not None:
             sa.failure.CopyFrom(failure)
             sa.retry_state = retry_state
-        if ai.started:
+            if status in (STANDALONE_FAILED, STANDALONE_TIMED_OUT):
+                ai.last_failure.CopyFrom(failure)  # the reference shows the final failure as the last one too
+        if ai.started and status != STANDALONE_CANCELED:  # as the reference: a canceled attempt did not complete
             sa.last_attempt_complete_time.CopyFrom(timestamp(self.now))
         self.standalone_step(visible=True)
         self._tasks(tg.delete_history(s, self.retention_ns))
@@ -555,7 +557,10 @@ class MutableState:
 
     def add_activity_task_timed_out(self, ai: ActivityInfo, failure: failure_pb.Failure, retry_state: int) -> None:
         if self.standalone:
-            return self.close_standalone(ai, STANDALONE_TIMED_OUT, failure=failure, retry_state=retry_state)
+            timeout = failure_pb.Failure()
+            timeout.CopyFrom(failure)
+            timeout.ClearField("source")  # the reference marks no source on a standalone activity's timeout
+            return self.close_standalone(ai, STANDALONE_TIMED_OUT, failure=timeout, retry_state=retry_state)
         scheduled_id = ai.scheduled_event_id
         started_id = self._add_activity_started_event(ai) if ai.started else 0
         attrs = history.ActivityTaskTimedOutEventAttributes(
@@ -575,7 +580,7 @@ class MutableState:
 
     def add_activity_task_canceled(self, ai: ActivityInfo, details: common.Payloads | None, identity: str) -> None:
         if self.standalone:
-            return self.close_standalone(ai, STANDALONE_CANCELED, failure=_canceled_failure(details))
+            return self.close_standalone(ai, STANDALONE_CANCELED, failure=_canceled_failure(details, identity))
         scheduled_id = ai.scheduled_event_id
         latest_cancel = ai.cancel_request_event_id
         started_id = self._add_activity_started_event(ai) if ai.started else 0
@@ -1092,10 +1097,11 @@ STANDALONE_CANCELED = ActivityStatus.ACTIVITY_EXECUTION_STATUS_CANCELED
 STANDALONE_TIMED_OUT = ActivityStatus.ACTIVITY_EXECUTION_STATUS_TIMED_OUT
 
 
-def _canceled_failure(details: common.Payloads | None) -> failure_pb.Failure:
-    """A standalone activity's outcome when it is canceled (the reference's message)."""
+def _canceled_failure(details: common.Payloads | None, identity: str) -> failure_pb.Failure:
+    """A standalone activity's outcome when it is canceled (the reference's message, and who canceled it)."""
     failure = failure_pb.Failure(message="Activity canceled")
     failure.canceled_failure_info.SetInParent()
+    failure.canceled_failure_info.identity = identity
     if details is not None:
         failure.canceled_failure_info.details.CopyFrom(details)
     return failure

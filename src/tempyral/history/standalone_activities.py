@@ -41,7 +41,7 @@ from tempyral.common.errors import (
     WorkflowNotFound,
 )
 from tempyral.common.retry import normalize_retry_policy
-from tempyral.common.standalone import activity_key
+from tempyral.common.standalone import STATUS_NAMES, activity_key, not_found_message
 from tempyral.history import task_generator as tg
 from tempyral.history.executions import Executions
 from tempyral.history.mutable_state import MutableState
@@ -60,18 +60,11 @@ FAILED_STATUSES = frozenset(
         Status.ACTIVITY_EXECUTION_STATUS_TIMED_OUT,
     }
 )
-STATUS_NAMES = {
-    Status.ACTIVITY_EXECUTION_STATUS_COMPLETED: "Completed",
-    Status.ACTIVITY_EXECUTION_STATUS_FAILED: "Failed",
-    Status.ACTIVITY_EXECUTION_STATUS_CANCELED: "Canceled",
-    Status.ACTIVITY_EXECUTION_STATUS_TERMINATED: "Terminated",
-    Status.ACTIVITY_EXECUTION_STATUS_TIMED_OUT: "TimedOut",
-}
 ALREADY_STARTED = "activity execution already started"
 
 
 def not_found(activity_id: str) -> NotFound:
-    return NotFound(f"activity not found for ID: {activity_id}")
+    return NotFound(not_found_message(activity_id))
 
 
 class StandaloneActivities:
@@ -144,7 +137,12 @@ class StandaloneActivities:
 
         ms = await self._wait(ns, req.activity_id, req.run_id, ready, timeout if seen is not None else 0.0)
         s = ms.state
-        resp = ws.DescribeActivityExecutionResponse(run_id=s.run_id, info=execution_info(ms))
+        info = execution_info(ms)
+        if not req.include_heartbeat_details:  # only on request, as on the reference
+            info.ClearField("heartbeat_details")
+        if not req.include_last_failure:
+            info.ClearField("last_failure")
+        resp = ws.DescribeActivityExecutionResponse(run_id=s.run_id, info=info)
         ai = s.activities[KEY]
         if req.include_input and ai.scheduled.HasField("input"):
             resp.input.CopyFrom(ai.scheduled.input)
@@ -404,6 +402,8 @@ def execution_info(ms: MutableState) -> activity_pb.ActivityExecutionInfo:
         last_worker_identity=ai.last_worker_identity,
         canceled_reason=sa.canceled_reason,
         total_heartbeat_count=sa.total_heartbeat_count,
+        sdk_name=sa.sdk_name,
+        sdk_version=sa.sdk_version,
     )
     if a.HasField("priority"):
         info.priority.CopyFrom(a.priority)
@@ -456,6 +456,7 @@ def outcome(sa: StandaloneActivity) -> activity_pb.ActivityExecutionOutcome:
         out.result.CopyFrom(sa.result)
     else:
         out.failure.CopyFrom(sa.failure)
+        out.retry_state = sa.retry_state  # type: ignore[assignment]
     return out
 
 
