@@ -36,6 +36,7 @@ VARIABLE = {
     "expirationTime",
     "lastStartedTime",
     "lastHeartbeatTime",
+    "nextAttemptScheduleTime",
 }
 
 
@@ -159,6 +160,31 @@ async def _scenario(address: str, tag: str) -> list[tuple[str, Any]]:
         ws.CountWorkflowExecutionsRequest(namespace=ns, query=f"TaskQueue = '{queue}'"),
     )
     out.append(("workflows on the queue", workflows))
+    delayed = start(f"d-{tag}", "d1", start_delay=_seconds(30), schedule_to_close_timeout=_seconds(100))
+    delayed.user_metadata.summary.metadata["encoding"] = b"json/plain"
+    delayed.user_metadata.summary.data = b'"a summary"'
+    await record("start delayed", "start_activity_execution", delayed)
+    await record("describe delayed", "describe_activity_execution", describe(f"d-{tag}"))
+    negative_delay = start(f"n-{tag}", "n1", start_delay=_seconds(-1))
+    await record("negative delay", "start_activity_execution", negative_delay)
+    first = await client.workflow_service.describe_activity_execution(describe(f"d-{tag}"))
+    await record(
+        "long poll without run id",
+        "describe_activity_execution",
+        describe(f"d-{tag}", long_poll_token=first.long_poll_token),
+    )
+    await record(
+        "bad long poll token",
+        "describe_activity_execution",
+        describe(f"d-{tag}", long_poll_token=b"x", run_id=first.run_id),
+    )
+    terminate.activity_id = f"d-{tag}"
+    await record("terminate delayed", "terminate_activity_execution", terminate)
+    await record(
+        "long poll of a closed one",
+        "describe_activity_execution",
+        describe(f"d-{tag}", long_poll_token=first.long_poll_token, run_id=first.run_id),
+    )
     await record("delete", "delete_activity_execution", ws.DeleteActivityExecutionRequest(namespace=ns, activity_id=q))
     await record("describe deleted", "describe_activity_execution", describe(q))
     return out
@@ -189,6 +215,8 @@ async def work(mode: str) -> str:
     if mode == "heartbeat":
         activity.heartbeat("beat")
         await asyncio.sleep(30)  # its heartbeat timeout (1s) ends it
+    if mode == "backoff":
+        raise ApplicationError("boom")
     if mode == "cancel":
         while True:  # until the cancellation arrives with a heartbeat's answer
             activity.heartbeat("c")
@@ -201,11 +229,16 @@ WORKER_SCENARIOS: list[tuple[str, dict[str, Any]]] = [
     ("fail", {}),
     ("heartbeat", {"heartbeat_timeout": timedelta(seconds=1), "retry_policy": RetryPolicy(maximum_attempts=1)}),
     ("cancel", {"heartbeat_timeout": timedelta(seconds=5)}),
+    ("backoff", {"retry_policy": RetryPolicy(initial_interval=timedelta(seconds=20))}),
 ]
 
 
 def _heartbeating(d: ws.DescribeActivityExecutionResponse) -> bool:
     return d.info.run_state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED and d.info.total_heartbeat_count > 0
+
+
+def _second_attempt(d: ws.DescribeActivityExecutionResponse) -> bool:
+    return d.info.attempt == 2
 
 
 def _cancel_requested(d: ws.DescribeActivityExecutionResponse) -> bool:
@@ -223,10 +256,10 @@ def _uncounted(described: Any) -> Any:
 
 
 async def _until(
-    client: Client, activity_id: str, ready: Callable[[ws.DescribeActivityExecutionResponse], bool]
+    client: Client, activity_id: str, ready: Callable[[ws.DescribeActivityExecutionResponse], bool], **fields: Any
 ) -> Any:
     """The activity's describe answer once `ready` holds (bounded)."""
-    request = ws.DescribeActivityExecutionRequest(namespace="default", activity_id=activity_id)
+    request = ws.DescribeActivityExecutionRequest(namespace="default", activity_id=activity_id, **fields)
     deadline = asyncio.get_running_loop().time() + 30
     while True:
         d = await client.workflow_service.describe_activity_execution(request)
@@ -250,6 +283,11 @@ async def _worker_scenario(address: str, tag: str) -> list[tuple[str, Any]]:
                 out.append(("started", _uncounted(await _until(client, activity_id, _heartbeating))))
                 await handle.cancel(reason="stop")
                 out.append(("cancel requested", _uncounted(await _until(client, activity_id, _cancel_requested))))
+            if mode == "backoff":  # its second attempt waits out 20s: describe it meanwhile, then end it
+                out.append(
+                    ("backing off", await _until(client, activity_id, _second_attempt, include_last_failure=True))
+                )
+                await handle.terminate(reason="enough")
             poll = ws.PollActivityExecutionRequest(namespace="default", activity_id=activity_id)
             out.append((f"{mode} outcome", await _call(client, "poll_activity_execution", poll)))
             full = ws.DescribeActivityExecutionRequest(

@@ -55,6 +55,8 @@ class StandaloneActivityMethods:
     ) -> ws.DescribeActivityExecutionResponse:
         ns = self.namespaces.get(req.namespace)
         _check_ref(req.activity_id, req.run_id)
+        if req.long_poll_token and not req.run_id:
+            raise InvalidArgument("run id is required when long poll token is provided")
         timeout = self._long_poll(ctx, DESCRIBE_LONG_POLL_S) if req.long_poll_token else 0.0
         return await self.engine.standalone_activities.describe(ns, req, timeout)
 

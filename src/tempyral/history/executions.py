@@ -269,7 +269,8 @@ class Executions:
         if change.was_running and not ms.running and not names_this_workflow:
             change.current.append(close_current(ms))
         mutations = [Mutation(change.entry, ms, new=change.new), *change.others]
-        replicating = not change.passive and namespace is not None and namespace.replicated
+        # A standalone activity has no history to replicate: it lives on this cluster only (docs/DESIGN.md §5).
+        replicating = not change.passive and namespace is not None and namespace.replicated and not ms.standalone
         if replicating:
             _add_replication_tasks(change, mutations)
         await change.shard.commit(mutations, current=change.current, deleted_tasks=change.done_tasks)

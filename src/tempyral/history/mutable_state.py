@@ -457,6 +457,8 @@ class MutableState:
     def start_activity(self, ai: ActivityInfo, request_id: str, identity: str) -> None:
         """A worker took the activity: no event yet (ActivityTaskStarted is written when it closes)."""
         self.standalone_step()
+        if self.standalone:
+            self.state.standalone_activity.last_started_time.CopyFrom(timestamp(self.now))
         ai.started = True
         ai.ClearField("worker_version")  # set by the worker that closes this attempt
         ai.started_time.CopyFrom(timestamp(self.now))
@@ -597,6 +599,8 @@ class MutableState:
     def retry_activity(self, ai: ActivityInfo, failure: failure_pb.Failure, backoff_ns: int) -> None:
         """The attempt failed and another follows after `backoff_ns`: bookkeeping only, no event."""
         self.standalone_step()
+        if self.standalone:
+            self.state.standalone_activity.last_attempt_complete_time.CopyFrom(timestamp(self.now))
         ai.attempt += 1
         ai.stamp += 1
         ai.started = False

@@ -17,7 +17,6 @@ import json
 import time
 from collections.abc import Callable
 
-from google.protobuf.duration_pb2 import Duration
 from temporalio.api.activity.v1 import message_pb2 as activity_pb
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import ActivityExecutionStatus as Status
@@ -222,6 +221,7 @@ class StandaloneActivities:
             sa.terminate_request_id = req.request_id
             failure = failure_pb.Failure(message=req.reason)
             failure.terminated_failure_info.SetInParent()
+            failure.terminated_failure_info.identity = req.identity
             ms.close_standalone(ms.state.activities[KEY], Status.ACTIVITY_EXECUTION_STATUS_TERMINATED, failure=failure)
             await change.commit()
 
@@ -421,21 +421,19 @@ def execution_info(ms: MutableState) -> activity_pb.ActivityExecutionInfo:
         info.heartbeat_details.CopyFrom(ai.heartbeat_details)
     if ai.HasField("last_heartbeat_time"):
         info.last_heartbeat_time.CopyFrom(ai.last_heartbeat_time)
-    if ai.HasField("started_time"):
-        info.last_started_time.CopyFrom(ai.started_time)
+    if sa.HasField("last_started_time"):
+        info.last_started_time.CopyFrom(sa.last_started_time)
     if ai.HasField("last_failure"):
         info.last_failure.CopyFrom(ai.last_failure)
     if sa.HasField("last_attempt_complete_time"):
         info.last_attempt_complete_time.CopyFrom(sa.last_attempt_complete_time)
     if ms.running:
         info.run_state = _run_state(ai)  # type: ignore[assignment]
-        if ai.HasField("next_attempt_schedule_time") and ai.attempt > 1:
+        if ai.HasField("next_attempt_schedule_time"):  # a retry's backoff, or the start delay
             info.next_attempt_schedule_time.CopyFrom(ai.next_attempt_schedule_time)
-            info.current_retry_interval.CopyFrom(
-                duration(ts_ns(ai.next_attempt_schedule_time) - ts_ns(sa.last_attempt_complete_time))
-                if sa.HasField("last_attempt_complete_time")
-                else Duration()
-            )
+            if ai.attempt > 1 and sa.HasField("last_attempt_complete_time"):
+                interval = ts_ns(ai.next_attempt_schedule_time) - ts_ns(sa.last_attempt_complete_time)
+                info.current_retry_interval.CopyFrom(duration(interval))
     else:
         info.close_time.CopyFrom(s.close_time)
         info.execution_duration.CopyFrom(duration(max(ts_ns(s.close_time) - ts_ns(ai.scheduled_time), 0)))
