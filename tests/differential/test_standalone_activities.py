@@ -185,6 +185,20 @@ async def _scenario(address: str, tag: str) -> list[tuple[str, Any]]:
         "describe_activity_execution",
         describe(f"d-{tag}", long_poll_token=first.long_poll_token, run_id=first.run_id),
     )
+    unstarted = f"u-{tag}"
+    await record("start unstarted", "start_activity_execution", start(unstarted, "u1"))
+    for method, by_id in (
+        ("respond_activity_task_failed_by_id", ws.RespondActivityTaskFailedByIdRequest),
+        ("respond_activity_task_canceled_by_id", ws.RespondActivityTaskCanceledByIdRequest),
+        ("record_activity_task_heartbeat_by_id", ws.RecordActivityTaskHeartbeatByIdRequest),
+        ("respond_activity_task_completed_by_id", ws.RespondActivityTaskCompletedByIdRequest),
+    ):
+        await record(f"{method} unstarted", method, by_id(namespace=ns, activity_id=unstarted))
+    await record(
+        "poll completed by id",
+        "poll_activity_execution",
+        ws.PollActivityExecutionRequest(namespace=ns, activity_id=unstarted),
+    )
     await record("delete", "delete_activity_execution", ws.DeleteActivityExecutionRequest(namespace=ns, activity_id=q))
     await record("describe deleted", "describe_activity_execution", describe(q))
     return out

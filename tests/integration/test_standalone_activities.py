@@ -449,3 +449,46 @@ async def test_cli(server: ServerProcess, client: Client, worker: str) -> None:
     assert cancel.returncode == 0, cancel.stderr
     with pytest.raises(ActivityFailureError):
         await handle.result()
+
+
+async def test_cli_complete_and_fail(server: ServerProcess, client: Client, worker: str) -> None:
+    """`temporal activity complete|fail` without a workflow id reach a standalone activity by its id."""
+    pending = new_id()
+    await client.start_activity(
+        "manual", id=pending, task_queue="nowhere", start_to_close_timeout=timedelta(seconds=30)
+    )
+    done = await asyncio.to_thread(
+        cli, server, "activity", "complete", "--activity-id", pending, "--result", '"by hand"'
+    )
+    assert done.returncode == 0, done.stderr
+    assert await client.get_activity_handle(pending).result() == "by hand"
+    # failing needs a started attempt (the reference says "activity not found" before): a worker holds one open
+    running = new_id()
+    handle = await client.start_activity(
+        heartbeat_then_wait,
+        running,
+        id=running,
+        task_queue=worker,
+        start_to_close_timeout=timedelta(seconds=30),
+        retry_policy=RetryPolicy(maximum_attempts=1),
+    )
+
+    async def started() -> bool:
+        d = await describe(client, running)
+        return d.info.run_state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+
+    await eventually(started)
+    failed = await asyncio.to_thread(cli, server, "activity", "fail", "--activity-id", running, "--reason", "by hand")
+    assert failed.returncode == 0, failed.stderr
+    with pytest.raises(ActivityFailureError) as err:
+        await handle.result()
+    assert isinstance(err.value.cause, ApplicationError) and err.value.cause.message == "by hand"
+    release.setdefault(running, asyncio.Event()).set()
+    unstarted = new_id()
+    await client.start_activity(
+        "manual", id=unstarted, task_queue="nowhere", start_to_close_timeout=timedelta(seconds=30)
+    )
+    refused = await asyncio.to_thread(cli, server, "activity", "fail", "--activity-id", unstarted, "--reason", "no")
+    assert refused.returncode != 0
+    assert f"activity not found for ID: {unstarted}" in refused.stderr
+    await client.get_activity_handle(unstarted).terminate()

@@ -234,6 +234,9 @@ class ActivityHandler:
                 ai = self._by_token(ms, activity)
             else:
                 ai = self._by_id(ms, activity)
+                if standalone and not ai.started and action != "_complete":
+                    # as the reference: only a completion reaches a standalone activity no worker has started
+                    raise NotFound(not_found_message(activity))
             result = getattr(self, action)(ms, ai, req)
             await change.commit(schedule_workflow_task=bool(ms.new_events))
             return result
