@@ -52,7 +52,8 @@ async def _call(client: Client, method: str, request: Message) -> Any:
     try:  # one attempt: errors must show as the server gives them
         response = await getattr(client.workflow_service, method)(request, retry=False)
     except RPCError as err:
-        return f"{err.status.name}: {err.message}"
+        details = [d.type_url.rsplit(".", 1)[-1] for d in err.grpc_status.details]
+        return f"{err.status.name}: {err.message} {details}"
     return _normalised(json_format.MessageToDict(response))
 
 
@@ -295,8 +296,14 @@ async def _worker_scenario(address: str, tag: str) -> list[tuple[str, Any]]:
             )
             if mode == "cancel":
                 out.append(("started", _uncounted(await _until(client, activity_id, _heartbeating))))
-                await handle.cancel(reason="stop")
+                cancel = ws.RequestCancelActivityExecutionRequest(
+                    namespace="default", activity_id=activity_id, reason="stop", request_id="c1", identity="test"
+                )
+                out.append(("cancel", await _call(client, "request_cancel_activity_execution", cancel)))
                 out.append(("cancel requested", _uncounted(await _until(client, activity_id, _cancel_requested))))
+                out.append(("same cancel", await _call(client, "request_cancel_activity_execution", cancel)))
+                cancel.request_id = "c2"
+                out.append(("another cancel", await _call(client, "request_cancel_activity_execution", cancel)))
             if mode == "backoff":  # its second attempt waits out 20s: describe it meanwhile, then end it
                 out.append(
                     ("backing off", await _until(client, activity_id, _second_attempt, include_last_failure=True))

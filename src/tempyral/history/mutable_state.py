@@ -582,7 +582,9 @@ class MutableState:
 
     def add_activity_task_canceled(self, ai: ActivityInfo, details: common.Payloads | None, identity: str) -> None:
         if self.standalone:
-            return self.close_standalone(ai, STANDALONE_CANCELED, failure=_canceled_failure(details, identity))
+            # the outcome names who asked for the cancellation, as the reference's does
+            requester = self.state.standalone_activity.cancel_identity
+            return self.close_standalone(ai, STANDALONE_CANCELED, failure=_canceled_failure(details, requester))
         scheduled_id = ai.scheduled_event_id
         latest_cancel = ai.cancel_request_event_id
         started_id = self._add_activity_started_event(ai) if ai.started else 0

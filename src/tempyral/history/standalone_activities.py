@@ -199,9 +199,10 @@ class StandaloneActivities:
             if not ms.running:
                 raise FailedPrecondition(f"activity is in terminal state {STATUS_NAMES.get(sa.status, '')}")
             if ai.cancel_requested:
-                return
+                raise FailedPrecondition(f"cancellation already requested with request ID {sa.cancel_request_id}")
             sa.cancel_request_id = req.request_id
             sa.canceled_reason = req.reason
+            sa.cancel_identity = req.identity
             if ai.started:
                 ai.cancel_requested = True
                 ms.standalone_step()
