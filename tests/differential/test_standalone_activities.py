@@ -13,6 +13,7 @@ from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from temporalio import activity
+from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from temporalio.client import Client
@@ -186,6 +187,20 @@ async def _scenario(address: str, tag: str) -> list[tuple[str, Any]]:
         "describe_activity_execution",
         describe(f"d-{tag}", long_poll_token=first.long_poll_token, run_id=first.run_id),
     )
+    tagged = start(f"sa-{tag}", "t1")
+    tagged.search_attributes.indexed_fields["CustomerId"].CopyFrom(
+        common.Payload(metadata={"encoding": b"json/plain", "type": b"Keyword"}, data=b'"acme"')
+    )
+    tagged.search_attributes.indexed_fields["VisInt"].CopyFrom(
+        common.Payload(metadata={"encoding": b"json/plain", "type": b"Int"}, data=b"7")
+    )
+    await record("start with search attributes", "start_activity_execution", tagged)
+    await record("describe with search attributes", "describe_activity_execution", describe(f"sa-{tag}"))
+    for query in (f"CustomerId = 'acme' AND TaskQueue = '{queue}'", f"VisInt > 5 AND TaskQueue = '{queue}'"):
+        listed = await _call(
+            client, "list_activity_executions", ws.ListActivityExecutionsRequest(namespace=ns, query=query)
+        )
+        out.append((f"list {query}", listed))
     unstarted = f"u-{tag}"
     await record("start unstarted", "start_activity_execution", start(unstarted, "u1"))
     for method, by_id in (

@@ -103,7 +103,8 @@ def activity_row(s: ExecutionState) -> VisibilityRow:
         memo=b"",
         search_attributes=attributes.SerializeToString(),
         search_attributes_json=json.dumps(decoded, separators=(",", ":")),
-        state_transition_count=s.standalone_activity.state_transition_count,
+        # the reference lists the count of a closed activity only
+        state_transition_count=s.standalone_activity.state_transition_count if close else 0,
     )
 
 
