@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from temporalio.api.activity.v1 import message_pb2 as activity_pb
 from temporalio.api.common.v1 import message_pb2 as common
@@ -42,7 +43,7 @@ from tempyral.common.errors import (
 from tempyral.common.retry import normalize_retry_policy
 from tempyral.common.standalone import STATUS_NAMES, activity_key, not_found_message
 from tempyral.history import task_generator as tg
-from tempyral.history.executions import Executions
+from tempyral.history.executions import Change, Executions
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.shard import ExecutionEntry
 from tempyral.namespace.registry import Namespace
@@ -240,29 +241,20 @@ class StandaloneActivities:
                 await change.commit()
             await change.shard.delete(change.entry)
 
-    def _update(self, ns: Namespace, activity_id: str, run_id: str) -> _Locked:
-        return _Locked(self.executions, ns, activity_id, run_id)
-
-
-class _Locked:
-    """`Executions.update` of a standalone activity, with the reference's NotFound for any other key."""
-
-    def __init__(self, executions: Executions, ns: Namespace, activity_id: str, run_id: str) -> None:
-        self._cm = executions.update(ns.id, activity_key(activity_id), run_id)
-        self.activity_id = activity_id
-
-    async def __aenter__(self):  # type: ignore[no-untyped-def]
+    @asynccontextmanager
+    async def _update(self, ns: Namespace, activity_id: str, run_id: str) -> AsyncIterator[Change]:
+        """`Executions.update` of a standalone activity, with the reference's NotFound when there is none."""
+        entered = False
         try:
-            change = await self._cm.__aenter__()
+            async with self.executions.update(ns.id, activity_key(activity_id), run_id) as change:
+                entered = True
+                if not change.ms.standalone:
+                    raise not_found(activity_id)
+                yield change
         except WorkflowNotFound:
-            raise not_found(self.activity_id) from None
-        if not change.ms.standalone:
-            await self._cm.__aexit__(None, None, None)
-            raise not_found(self.activity_id)
-        return change
-
-    async def __aexit__(self, *exc: object) -> bool | None:
-        return await self._cm.__aexit__(*exc)  # type: ignore[arg-type]
+            if entered:
+                raise
+            raise not_found(activity_id) from None
 
 
 # ---------------------------------------------------------------------- building the state
