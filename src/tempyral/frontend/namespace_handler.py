@@ -222,6 +222,8 @@ def _update_config(target: namespace_pb.NamespaceConfig, update: namespace_pb.Na
 def namespace_info(ns: Namespace) -> namespace_pb.NamespaceInfo:
     info = namespace_pb.NamespaceInfo()
     info.CopyFrom(ns.record.info)
+    # What this server does, whenever the record was written (records keep only what was true then).
+    info.capabilities.eager_workflow_start = True
     # The SDKs read the limits and fail oversized payloads themselves, as with the reference.
     info.limits.blob_size_limit_error = BLOB_SIZE_LIMIT_ERROR
     info.limits.memo_size_limit_error = BLOB_SIZE_LIMIT_ERROR

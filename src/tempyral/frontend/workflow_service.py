@@ -113,6 +113,7 @@ class WorkflowService:
         caps.activity_failure_include_heartbeat = True
         caps.encoded_failure_attributes = True
         caps.upsert_memo = True
+        caps.eager_workflow_start = True
         caps.sdk_metadata = True
         caps.count_group_by_execution_status = True
         caps.nexus = True  # the Web UI shows its Nexus pages only to servers that claim it
@@ -204,7 +205,10 @@ class WorkflowService:
             run_id=result.run_id,
             started=result.started,
             status=result.status,  # type: ignore[arg-type]
+            first_execution_run_id=result.first_execution_run_id,
         )
+        if result.eager_task is not None:
+            resp.eager_workflow_task.CopyFrom(result.eager_task)
         link = resp.link.workflow_event
         link.namespace = ns.name
         link.workflow_id = req.workflow_id
