@@ -792,11 +792,10 @@ def execution_info(s: ExecutionState, now: int) -> nexus_api.NexusOperationExecu
             getattr(out, name).CopyFrom(getattr(info, name))
     c = info.cancellation
     if c.HasField("requested_time"):
+        # As the reference shows it: no requested time, and no state while the cancel waits for the operation
+        # to start (it is sent once the handler has started it).
         ci = out.cancellation_info
-        ci.requested_time.CopyFrom(c.requested_time)
-        # a cancel waiting for the operation to start has not been scheduled yet, as the reference shows it
-        waiting = c.state == CancelState.NEXUS_OPERATION_CANCELLATION_STATE_SCHEDULED and info.state != STARTED
-        if not (waiting and running):
+        if not (c.state == CancelState.NEXUS_OPERATION_CANCELLATION_STATE_SCHEDULED and info.state != STARTED):
             ci.state = c.state  # type: ignore[assignment]
         ci.attempt = c.attempt
         ci.reason = sn.cancel_reason
