@@ -11,18 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.api.enums.v1 import CallbackState, PendingNexusOperationState
+from temporalio.api.enums.v1 import CallbackState
 from temporalio.api.nexus.v1 import EndpointSpec, EndpointTarget
 from temporalio.api.operatorservice.v1 import CreateNexusEndpointRequest
 from temporalio.client import Client
 from temporalio.common import NexusOperationExecutionStatus
+from temporalio.common import PendingNexusOperationExecutionState as PendingState
 from temporalio.worker import Worker
 
 from tests.crash.test_sigkill import retrying
 from tests.support.nexus_services import Greeter, GreeterHandler, GreeterWorkflow, Req, Resp
 from tests.support.servers import ServerProcess, tempyral
 
-STARTED = PendingNexusOperationState.PENDING_NEXUS_OPERATION_STATE_STARTED
+STARTED = PendingState.STARTED
 
 
 @pytest.fixture

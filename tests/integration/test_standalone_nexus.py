@@ -21,7 +21,6 @@ from temporalio.api.enums.v1 import (
     CallbackState,
     NexusOperationCancellationState,
     NexusOperationIdConflictPolicy,
-    PendingNexusOperationState,
     WorkflowExecutionStatus,
 )
 from temporalio.api.nexus.v1 import EndpointSpec, EndpointTarget
@@ -38,6 +37,9 @@ from temporalio.common import (
     NexusOperationExecutionStatus,
     NexusOperationIDConflictPolicy,
     NexusOperationIDReusePolicy,
+)
+from temporalio.common import (
+    PendingNexusOperationExecutionState as PendingState,
 )
 from temporalio.exceptions import (
     ApplicationError,
@@ -206,7 +208,7 @@ async def test_retryable_failures_are_retried_with_backoff_then_succeed(client: 
 
         async def backing_off() -> Any:
             desc = await handle.describe()
-            return desc if desc.state == PendingNexusOperationState.PENDING_NEXUS_OPERATION_STATE_BACKING_OFF else None
+            return desc if desc.state == PendingState.BACKING_OFF else None
 
         desc = await _until(backing_off, what="a failed attempt")
         assert desc.status == Status.RUNNING
@@ -242,7 +244,7 @@ async def test_cancel_of_an_async_operation_cancels_the_handler_workflow(client:
 
         async def started() -> Any:
             desc = await handle.describe()
-            return desc.state == PendingNexusOperationState.PENDING_NEXUS_OPERATION_STATE_STARTED
+            return desc.state == PendingState.STARTED
 
         await _until(started, what="the operation to start")
         await handle.cancel(reason="no longer needed")
@@ -275,7 +277,7 @@ async def test_terminate_and_delete(client: Client, task_queue: str) -> None:
     nexus = client.create_nexus_client(endpoint=endpoint, service=Greeter)
     op_id = _name("term")
     handle = await nexus.start_operation(Greeter.echo, Req("t"), id=op_id)
-    assert (await handle.describe()).state == PendingNexusOperationState.PENDING_NEXUS_OPERATION_STATE_SCHEDULED
+    assert (await handle.describe()).state == PendingState.SCHEDULED
     await handle.terminate(reason="enough")
     with pytest.raises(NexusOperationFailureError) as terminated:
         await within(handle.result())
@@ -452,7 +454,7 @@ async def test_cli_commands(server: ServerProcess, client: Client, task_queue: s
 
         async def started_op() -> Any:
             desc = await client.get_nexus_operation_handle(hang_id).describe()
-            return desc.state == PendingNexusOperationState.PENDING_NEXUS_OPERATION_STATE_STARTED
+            return desc.state == PendingState.STARTED
 
         await _until(started_op, what="the operation to start")
         await asyncio.to_thread(_cli, server, "cancel", "--operation-id", hang_id, "--reason", "cli cancel")
