@@ -8,6 +8,7 @@ from temporalio.api.enums.v1 import NexusOperationCancellationState, PendingNexu
 from tempyral.common.errors import InvalidArgument
 from tempyral.nexus.standalone import (
     OPERATION_ID_KEY,
+    Watchers,
     compile_operations_query,
     execution_info,
     is_operations_namespace_id,
@@ -66,3 +67,15 @@ def _walk(node: object) -> list[object]:
     for child in getattr(node, "items", ()):
         out += _walk(child)
     return out
+
+
+async def test_watchers_leave_nothing_behind() -> None:
+    watchers = Watchers()
+    with watchers.watch(("ns", "a")) as first, watchers.watch(("ns", "a")) as second:
+        assert first is second and len(watchers) == 1
+    assert len(watchers) == 0  # the last watcher left
+    with watchers.watch(("ns", "a")) as changed:
+        watchers.notify(("ns", "a"))
+        assert changed.is_set() and len(watchers) == 0
+    watchers.notify(("ns", "b"))  # nobody watches: nothing to do
+    assert len(watchers) == 0

@@ -21,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import (
@@ -108,6 +109,7 @@ UNSUCCESSFUL = frozenset(
     }
 )
 MAX_NAME_LENGTH = 1000
+ID_LOCKS = 256
 
 
 def operations_namespace_id(namespace_id: str) -> str:
@@ -173,18 +175,13 @@ class StandaloneNexus:
         self.namespaces = namespaces
         self.endpoints = endpoints
         self.limits = limits
-        self._id_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._id_locks = [asyncio.Lock() for _ in range(ID_LOCKS)]
         # Long polls (Poll, Describe with a token) wait for the next change of an operation.
-        self._changed: dict[tuple[str, str], asyncio.Event] = {}
+        self._watchers = Watchers()
 
     # ------------------------------------------------------------------ helpers
     def _notify(self, namespace_id: str, operation_id: str) -> None:
-        event = self._changed.pop((namespace_id, operation_id), None)
-        if event is not None:
-            event.set()
-
-    def _waiter(self, namespace_id: str, operation_id: str) -> asyncio.Event:
-        return self._changed.setdefault((namespace_id, operation_id), asyncio.Event())
+        self._watchers.notify((namespace_id, operation_id))
 
     async def _commit(self, change: Change) -> None:
         ms = change.ms
@@ -230,13 +227,10 @@ class StandaloneNexus:
             raise NotFound(f"could not find Nexus endpoint by name: {req.endpoint}")
         request_id = req.request_id or str(uuid.uuid4())
         key = operations_namespace_id(ns.id)
-        lock = self._id_locks.setdefault((key, req.operation_id), asyncio.Lock())
-        async with lock:
-            try:
-                return await self._start_locked(ns, key, req, request_id, endpoint.id)
-            finally:
-                if not lock._waiters:  # no one else waits for this id: forget its lock
-                    self._id_locks.pop((key, req.operation_id), None)
+        # Starts of one id are serialized (the check of the current run and the write of a new one), by a lock
+        # from a fixed set: memory does not grow with the ids, and unrelated ids rarely wait for each other.
+        async with self._id_locks[hash((key, req.operation_id)) % len(self._id_locks)]:
+            return await self._start_locked(ns, key, req, request_id, endpoint.id)
 
     async def _start_locked(
         self, ns: Namespace, key: str, req: ws.StartNexusOperationExecutionRequest, request_id: str, endpoint_id: str
@@ -332,13 +326,13 @@ class StandaloneNexus:
         key = operations_namespace_id(ns.id)
         deadline = time.monotonic() + timeout_s
         while True:
-            waiter = self._waiter(key, req.operation_id)
-            s = await self._read(ns, req.operation_id, req.run_id)
-            token = _poll_token(s)
-            if not req.long_poll_token or req.long_poll_token != token or s.status != RUNNING:
-                break
-            if not await _wait(waiter, deadline):
-                break
+            with self._watchers.watch((key, req.operation_id)) as changed:
+                s = await self._read(ns, req.operation_id, req.run_id)
+                token = _poll_token(s)
+                if not req.long_poll_token or req.long_poll_token != token or s.status != RUNNING:
+                    break
+                if not await _wait(changed, deadline):
+                    break
         resp = ws.DescribeNexusOperationExecutionResponse(run_id=s.run_id, long_poll_token=token)
         resp.info.CopyFrom(execution_info(s, time.time_ns()))
         sn = s.standalone_nexus
@@ -359,15 +353,15 @@ class StandaloneNexus:
         stage = req.wait_stage or WaitStage.NEXUS_OPERATION_WAIT_STAGE_CLOSED
         deadline = time.monotonic() + timeout_s
         while True:
-            waiter = self._waiter(key, req.operation_id)
-            s = await self._read(ns, req.operation_id, req.run_id)
-            info = s.nexus_operations[OPERATION_ID_KEY]
-            closed = s.status != RUNNING
-            started = closed or info.state == State.PENDING_NEXUS_OPERATION_STATE_STARTED
-            if closed or (stage == WaitStage.NEXUS_OPERATION_WAIT_STAGE_STARTED and started):
-                break
-            if not await _wait(waiter, deadline):
-                return ws.PollNexusOperationExecutionResponse()  # nothing yet: the caller polls again
+            with self._watchers.watch((key, req.operation_id)) as changed:
+                s = await self._read(ns, req.operation_id, req.run_id)
+                info = s.nexus_operations[OPERATION_ID_KEY]
+                closed = s.status != RUNNING
+                started = closed or info.state == State.PENDING_NEXUS_OPERATION_STATE_STARTED
+                if closed or (stage == WaitStage.NEXUS_OPERATION_WAIT_STAGE_STARTED and started):
+                    break
+                if not await _wait(changed, deadline):
+                    return ws.PollNexusOperationExecutionResponse()  # nothing yet: the caller polls again
         resp = ws.PollNexusOperationExecutionResponse(
             run_id=s.run_id,
             wait_stage=CLOSED_STAGE if closed else STARTED_STAGE,
@@ -686,6 +680,36 @@ class StandaloneNexus:
                 await self._commit(change)
         except WorkflowNotFound:
             raise OperationNotFound("operation not found") from None
+
+
+class Watchers:
+    """Long polls waiting for an operation's next change: one event per watched operation, set (and dropped) by
+    `notify`, and dropped when its last watcher leaves, so that nothing stays for operations nobody watches."""
+
+    def __init__(self) -> None:
+        self._events: dict[tuple[str, str], tuple[asyncio.Event, int]] = {}
+
+    @contextmanager
+    def watch(self, key: tuple[str, str]) -> Iterator[asyncio.Event]:
+        event, count = self._events.get(key, (asyncio.Event(), 0))
+        self._events[key] = (event, count + 1)
+        try:
+            yield event
+        finally:
+            current = self._events.get(key)
+            if current is not None and current[0] is event:
+                if current[1] <= 1:
+                    del self._events[key]
+                else:
+                    self._events[key] = (event, current[1] - 1)
+
+    def notify(self, key: tuple[str, str]) -> None:
+        entry = self._events.pop(key, None)
+        if entry is not None:
+            entry[0].set()
+
+    def __len__(self) -> int:
+        return len(self._events)
 
 
 def _due(ms: MutableState, task: Task, for_cancel: bool) -> NexusOperationInfo | None:
