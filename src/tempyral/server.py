@@ -60,6 +60,7 @@ from tempyral.nexus.invoker import NexusInvoker
 from tempyral.nexus.machinery import Machinery
 from tempyral.nexus.metrics import NexusMetrics
 from tempyral.nexus.operations import NexusOperations
+from tempyral.nexus.standalone import StandaloneNexus, is_standalone_task
 from tempyral.nodes.client import NodeClient
 from tempyral.nodes.matching import MatchingRouter
 from tempyral.nodes.membership import Membership
@@ -145,7 +146,10 @@ class Server:
         self.nexus_metrics = NexusMetrics()
         # The history side of Nexus operations: it records outcomes and applies their timers.
         self.nexus_operations = NexusOperations(self.engine.executions, config.nexus)
-        self.engine.tasks.timer_handlers.update(self.nexus_operations.timer_handlers())
+        # Standalone operations (started by clients) share the Nexus tasks and timers of workflows' operations.
+        self.standalone_nexus = StandaloneNexus(self.engine.executions, self.namespaces, self.endpoints, config.nexus)
+        self.nexus_operations.standalone_complete = self.standalone_nexus.complete
+        self.engine.tasks.timer_handlers.update(self.standalone_nexus.timer_handlers(self.nexus_operations.on_timer))
         self.nexus_invoker = NexusInvoker(
             self.nexus_operations,
             self.namespaces,
@@ -154,6 +158,8 @@ class Server:
             self.nexus_machinery,
             self.nexus_metrics,
         )
+        self.nexus_invoker.standalone_caller = self.standalone_nexus
+        self.nexus_invoker.is_standalone = is_standalone_task
         self.callbacks = CallbackDelivery(
             self.nexus_operations, self.namespaces, self.nexus_machinery, self.nexus_metrics
         )
@@ -340,6 +346,7 @@ class Server:
             "postgres12" if is_postgres_url(cfg.db) else "sqlite",
             self.nexus_dispatcher,
             self.outbound_addresses,
+            self.standalone_nexus,
         )
         operator_service = OperatorService(self.namespaces, self.endpoints, self.clusters)
         http_workflow_service: object = workflow_service

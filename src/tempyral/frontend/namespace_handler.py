@@ -228,6 +228,8 @@ def namespace_info(ns: Namespace) -> namespace_pb.NamespaceInfo:
     info.limits.blob_size_limit_error = BLOB_SIZE_LIMIT_ERROR
     info.limits.memo_size_limit_error = BLOB_SIZE_LIMIT_ERROR
     info.limits.workflow_task_completion_size_limit_error = WORKFLOW_TASK_COMPLETION_SIZE_LIMIT
+    # served in every namespace (nexus/standalone.py); the Web UI shows its operation pages by this
+    info.capabilities.standalone_nexus_operation = True
     return info
 
 

@@ -19,7 +19,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from tempyral import SERVER_VERSION
 from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.common.clock import timestamp
-from tempyral.common.errors import InvalidArgument, PermissionDenied
+from tempyral.common.errors import InvalidArgument, PermissionDenied, Unimplemented
 from tempyral.common.limits import (
     MAX_ID_LENGTH,
     check_blob_size,
@@ -32,6 +32,7 @@ from tempyral.matching.service import ACTIVITY, NEXUS, WORKFLOW, Poller, QueueKe
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
 from tempyral.nexus.addresses import OutboundAddresses
 from tempyral.nexus.dispatch import NexusDispatcher
+from tempyral.nexus.standalone import StandaloneNexus
 from tempyral.visibility.attributes import SYSTEM_ATTRIBUTES
 from tempyral.visibility.service import Visibility
 
@@ -90,8 +91,10 @@ class WorkflowService:
         persistence_store: str,
         nexus_dispatcher: NexusDispatcher | None = None,
         addresses: OutboundAddresses | None = None,
+        standalone_nexus: StandaloneNexus | None = None,
     ) -> None:
         self.engine = engine
+        self.standalone_nexus = standalone_nexus
         # Which completion callback URLs start requests may name (default: the internal ones only).
         self.addresses = addresses or OutboundAddresses()
         self.nexus_dispatcher = nexus_dispatcher or NexusDispatcher(engine.matching)
@@ -606,6 +609,66 @@ class WorkflowService:
         self, req: ws.ListClosedWorkflowExecutionsRequest, ctx: Ctx
     ) -> ws.ListClosedWorkflowExecutionsResponse:
         return await self.visibility.list_closed(self.namespaces.get(req.namespace), req)
+
+    # ------------------------------------------------------------------ standalone Nexus operations
+    def _operations(self) -> StandaloneNexus:
+        if self.standalone_nexus is None:
+            raise Unimplemented("Standalone Nexus operation is disabled")
+        return self.standalone_nexus
+
+    async def start_nexus_operation_execution(
+        self, req: ws.StartNexusOperationExecutionRequest, ctx: Ctx
+    ) -> ws.StartNexusOperationExecutionResponse:
+        ns = self.namespaces.get(req.namespace)
+        self.namespaces.check_active(ns)
+        return await self._operations().start(ns, req)
+
+    async def describe_nexus_operation_execution(
+        self, req: ws.DescribeNexusOperationExecutionRequest, ctx: Ctx
+    ) -> ws.DescribeNexusOperationExecutionResponse:
+        ns = self.namespaces.get(req.namespace)
+        timeout = long_poll_timeout(ctx, 20.0) if req.long_poll_token else 0.0
+        return await self._operations().describe(ns, req, timeout)
+
+    async def poll_nexus_operation_execution(
+        self, req: ws.PollNexusOperationExecutionRequest, ctx: Ctx
+    ) -> ws.PollNexusOperationExecutionResponse:
+        ns = self.namespaces.get(req.namespace)
+        return await self._operations().poll(ns, req, long_poll_timeout(ctx))
+
+    async def request_cancel_nexus_operation_execution(
+        self, req: ws.RequestCancelNexusOperationExecutionRequest, ctx: Ctx
+    ) -> ws.RequestCancelNexusOperationExecutionResponse:
+        ns = self.namespaces.get(req.namespace)
+        self.namespaces.check_active(ns)
+        await self._operations().request_cancel(ns, req)
+        return ws.RequestCancelNexusOperationExecutionResponse()
+
+    async def terminate_nexus_operation_execution(
+        self, req: ws.TerminateNexusOperationExecutionRequest, ctx: Ctx
+    ) -> ws.TerminateNexusOperationExecutionResponse:
+        ns = self.namespaces.get(req.namespace)
+        self.namespaces.check_active(ns)
+        await self._operations().terminate(ns, req)
+        return ws.TerminateNexusOperationExecutionResponse()
+
+    async def delete_nexus_operation_execution(
+        self, req: ws.DeleteNexusOperationExecutionRequest, ctx: Ctx
+    ) -> ws.DeleteNexusOperationExecutionResponse:
+        ns = self.namespaces.get(req.namespace)
+        self.namespaces.check_active(ns)
+        await self._operations().delete(ns, req)
+        return ws.DeleteNexusOperationExecutionResponse()
+
+    async def list_nexus_operation_executions(
+        self, req: ws.ListNexusOperationExecutionsRequest, ctx: Ctx
+    ) -> ws.ListNexusOperationExecutionsResponse:
+        return await self._operations().list_operations(self.namespaces.get(req.namespace), req)
+
+    async def count_nexus_operation_executions(
+        self, req: ws.CountNexusOperationExecutionsRequest, ctx: Ctx
+    ) -> ws.CountNexusOperationExecutionsResponse:
+        return await self._operations().count_operations(self.namespaces.get(req.namespace), req)
 
 
 def _check_activity_id(workflow_id: str, run_id: str, activity_id: str) -> None:

@@ -30,6 +30,7 @@ from tempyral.frontend.redirection import DEFAULT_FORWARD_TIMEOUT_S, _pass_back,
 from tempyral.matching.service import NEXUS, QueueKey
 from tempyral.namespace.registry import NamespaceRegistry
 from tempyral.nexus.dispatch import decode_task_token as decode_nexus_token
+from tempyral.nexus.standalone import operations_namespace_id
 from tempyral.nodes.ownership import Ownership
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,11 @@ def _multi_operation(req: ws.ExecuteMultiOperationRequest, ns_id: str) -> Target
     return None
 
 
+def _operation(req: Any, ns_id: str) -> Target | None:
+    """A standalone Nexus operation: the shard of its own id space (nexus/standalone.py)."""
+    return (operations_namespace_id(ns_id), req.operation_id) if req.operation_id else None
+
+
 LOCATE: dict[str, Locate] = {
     "StartWorkflowExecution": _workflow(lambda r: r.workflow_id),
     "SignalWithStartWorkflowExecution": _workflow(lambda r: r.workflow_id),
@@ -106,6 +112,12 @@ LOCATE: dict[str, Locate] = {
     "RespondActivityTaskCompletedById": _workflow(lambda r: r.workflow_id),
     "RespondActivityTaskFailedById": _workflow(lambda r: r.workflow_id),
     "RespondActivityTaskCanceledById": _workflow(lambda r: r.workflow_id),
+    "StartNexusOperationExecution": _operation,
+    "DescribeNexusOperationExecution": _operation,
+    "PollNexusOperationExecution": _operation,
+    "RequestCancelNexusOperationExecution": _operation,
+    "TerminateNexusOperationExecution": _operation,
+    "DeleteNexusOperationExecution": _operation,
     "RespondWorkflowTaskCompleted": _token,
     "RespondWorkflowTaskFailed": _token,
     "RespondQueryTaskCompleted": _token,

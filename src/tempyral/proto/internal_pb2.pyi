@@ -330,18 +330,20 @@ class CallbackState(_message.Message):
     def __init__(self, state: _Optional[int] = ..., attempt: _Optional[int] = ..., last_attempt_complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_attempt_failure: _Optional[_Union[_message_pb2_1.Failure, _Mapping]] = ..., next_attempt_schedule_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class NexusCallbackToken(_message.Message):
-    __slots__ = ("namespace_id", "workflow_id", "run_id", "scheduled_event_id", "request_id")
+    __slots__ = ("namespace_id", "workflow_id", "run_id", "scheduled_event_id", "request_id", "standalone")
     NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     SCHEDULED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STANDALONE_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     workflow_id: str
     run_id: str
     scheduled_event_id: int
     request_id: str
-    def __init__(self, namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., scheduled_event_id: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+    standalone: bool
+    def __init__(self, namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., scheduled_event_id: _Optional[int] = ..., request_id: _Optional[str] = ..., standalone: _Optional[bool] = ...) -> None: ...
 
 class NexusTaskToken(_message.Message):
     __slots__ = ("namespace_id", "task_queue", "task_id")
@@ -354,7 +356,7 @@ class NexusTaskToken(_message.Message):
     def __init__(self, namespace_id: _Optional[str] = ..., task_queue: _Optional[str] = ..., task_id: _Optional[str] = ...) -> None: ...
 
 class ExecutionState(_message.Message):
-    __slots__ = ("namespace_id", "workflow_id", "run_id", "start", "start_time", "execution_time", "close_time", "run_expiration_time", "execution_expiration_time", "status", "next_event_id", "last_completed_wft_started_event_id", "db_version", "start_request_id", "sticky_task_queue", "sticky_schedule_to_start_timeout", "workflow_task", "activities", "timers", "buffered_events", "cancel_requested", "cancel_request_id", "search_attributes", "memo", "completion_event_id", "new_execution_run_id", "history_size_bytes", "signal_request_ids", "signal_count", "last_event_task_id", "version", "activity_count", "last_workflow_task_completed_event_id", "start_request_ids", "header", "user_metadata", "children", "external_signals", "external_cancels", "updates", "reset_run_id", "speculative_workflow_task", "auto_reset_points", "nexus_operations", "callbacks", "version_histories", "reapplied_events", "zombie")
+    __slots__ = ("namespace_id", "workflow_id", "run_id", "start", "start_time", "execution_time", "close_time", "run_expiration_time", "execution_expiration_time", "status", "next_event_id", "last_completed_wft_started_event_id", "db_version", "start_request_id", "sticky_task_queue", "sticky_schedule_to_start_timeout", "workflow_task", "activities", "timers", "buffered_events", "cancel_requested", "cancel_request_id", "search_attributes", "memo", "completion_event_id", "new_execution_run_id", "history_size_bytes", "signal_request_ids", "signal_count", "last_event_task_id", "version", "activity_count", "last_workflow_task_completed_event_id", "start_request_ids", "header", "user_metadata", "children", "external_signals", "external_cancels", "updates", "reset_run_id", "speculative_workflow_task", "auto_reset_points", "nexus_operations", "callbacks", "version_histories", "reapplied_events", "zombie", "standalone_nexus")
     class ActivitiesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -452,6 +454,7 @@ class ExecutionState(_message.Message):
     VERSION_HISTORIES_FIELD_NUMBER: _ClassVar[int]
     REAPPLIED_EVENTS_FIELD_NUMBER: _ClassVar[int]
     ZOMBIE_FIELD_NUMBER: _ClassVar[int]
+    STANDALONE_NEXUS_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     workflow_id: str
     run_id: str
@@ -500,7 +503,45 @@ class ExecutionState(_message.Message):
     version_histories: VersionHistories
     reapplied_events: _containers.RepeatedScalarFieldContainer[str]
     zombie: bool
-    def __init__(self, namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., start: _Optional[_Union[_message_pb2_1_1.WorkflowExecutionStartedEventAttributes, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., close_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[int] = ..., next_event_id: _Optional[int] = ..., last_completed_wft_started_event_id: _Optional[int] = ..., db_version: _Optional[int] = ..., start_request_id: _Optional[str] = ..., sticky_task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1.TaskQueue, _Mapping]] = ..., sticky_schedule_to_start_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., workflow_task: _Optional[_Union[WorkflowTaskInfo, _Mapping]] = ..., activities: _Optional[_Mapping[int, ActivityInfo]] = ..., timers: _Optional[_Mapping[str, TimerInfo]] = ..., buffered_events: _Optional[_Iterable[_Union[_message_pb2_1_1.HistoryEvent, _Mapping]]] = ..., cancel_requested: _Optional[bool] = ..., cancel_request_id: _Optional[str] = ..., search_attributes: _Optional[_Union[_message_pb2.SearchAttributes, _Mapping]] = ..., memo: _Optional[_Union[_message_pb2.Memo, _Mapping]] = ..., completion_event_id: _Optional[int] = ..., new_execution_run_id: _Optional[str] = ..., history_size_bytes: _Optional[int] = ..., signal_request_ids: _Optional[_Iterable[str]] = ..., signal_count: _Optional[int] = ..., last_event_task_id: _Optional[int] = ..., version: _Optional[int] = ..., activity_count: _Optional[int] = ..., last_workflow_task_completed_event_id: _Optional[int] = ..., start_request_ids: _Optional[_Iterable[str]] = ..., header: _Optional[_Union[_message_pb2.Header, _Mapping]] = ..., user_metadata: _Optional[_Union[_user_metadata_pb2.UserMetadata, _Mapping]] = ..., children: _Optional[_Mapping[int, ChildInfo]] = ..., external_signals: _Optional[_Mapping[int, ExternalRequestInfo]] = ..., external_cancels: _Optional[_Mapping[int, ExternalRequestInfo]] = ..., updates: _Optional[_Mapping[str, UpdateInfo]] = ..., reset_run_id: _Optional[str] = ..., speculative_workflow_task: _Optional[bool] = ..., auto_reset_points: _Optional[_Union[_message_pb2_1_1_1_1_1_1.ResetPoints, _Mapping]] = ..., nexus_operations: _Optional[_Mapping[int, NexusOperationInfo]] = ..., callbacks: _Optional[_Iterable[_Union[CallbackState, _Mapping]]] = ..., version_histories: _Optional[_Union[VersionHistories, _Mapping]] = ..., reapplied_events: _Optional[_Iterable[str]] = ..., zombie: _Optional[bool] = ...) -> None: ...
+    standalone_nexus: StandaloneNexusOperation
+    def __init__(self, namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., start: _Optional[_Union[_message_pb2_1_1.WorkflowExecutionStartedEventAttributes, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., close_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[int] = ..., next_event_id: _Optional[int] = ..., last_completed_wft_started_event_id: _Optional[int] = ..., db_version: _Optional[int] = ..., start_request_id: _Optional[str] = ..., sticky_task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1.TaskQueue, _Mapping]] = ..., sticky_schedule_to_start_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., workflow_task: _Optional[_Union[WorkflowTaskInfo, _Mapping]] = ..., activities: _Optional[_Mapping[int, ActivityInfo]] = ..., timers: _Optional[_Mapping[str, TimerInfo]] = ..., buffered_events: _Optional[_Iterable[_Union[_message_pb2_1_1.HistoryEvent, _Mapping]]] = ..., cancel_requested: _Optional[bool] = ..., cancel_request_id: _Optional[str] = ..., search_attributes: _Optional[_Union[_message_pb2.SearchAttributes, _Mapping]] = ..., memo: _Optional[_Union[_message_pb2.Memo, _Mapping]] = ..., completion_event_id: _Optional[int] = ..., new_execution_run_id: _Optional[str] = ..., history_size_bytes: _Optional[int] = ..., signal_request_ids: _Optional[_Iterable[str]] = ..., signal_count: _Optional[int] = ..., last_event_task_id: _Optional[int] = ..., version: _Optional[int] = ..., activity_count: _Optional[int] = ..., last_workflow_task_completed_event_id: _Optional[int] = ..., start_request_ids: _Optional[_Iterable[str]] = ..., header: _Optional[_Union[_message_pb2.Header, _Mapping]] = ..., user_metadata: _Optional[_Union[_user_metadata_pb2.UserMetadata, _Mapping]] = ..., children: _Optional[_Mapping[int, ChildInfo]] = ..., external_signals: _Optional[_Mapping[int, ExternalRequestInfo]] = ..., external_cancels: _Optional[_Mapping[int, ExternalRequestInfo]] = ..., updates: _Optional[_Mapping[str, UpdateInfo]] = ..., reset_run_id: _Optional[str] = ..., speculative_workflow_task: _Optional[bool] = ..., auto_reset_points: _Optional[_Union[_message_pb2_1_1_1_1_1_1.ResetPoints, _Mapping]] = ..., nexus_operations: _Optional[_Mapping[int, NexusOperationInfo]] = ..., callbacks: _Optional[_Iterable[_Union[CallbackState, _Mapping]]] = ..., version_histories: _Optional[_Union[VersionHistories, _Mapping]] = ..., reapplied_events: _Optional[_Iterable[str]] = ..., zombie: _Optional[bool] = ..., standalone_nexus: _Optional[_Union[StandaloneNexusOperation, _Mapping]] = ...) -> None: ...
+
+class StandaloneNexusOperation(_message.Message):
+    __slots__ = ("namespace", "identity", "input", "nexus_header", "user_metadata", "links", "result", "failure", "state_transition_count", "cancel_reason", "start_request_ids", "cancel_request_id", "status")
+    class NexusHeaderEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    NEXUS_HEADER_FIELD_NUMBER: _ClassVar[int]
+    USER_METADATA_FIELD_NUMBER: _ClassVar[int]
+    LINKS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    STATE_TRANSITION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REASON_FIELD_NUMBER: _ClassVar[int]
+    START_REQUEST_IDS_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    identity: str
+    input: _message_pb2.Payload
+    nexus_header: _containers.ScalarMap[str, str]
+    user_metadata: _user_metadata_pb2.UserMetadata
+    links: _containers.RepeatedCompositeFieldContainer[_message_pb2.Link]
+    result: _message_pb2.Payload
+    failure: _message_pb2_1.Failure
+    state_transition_count: int
+    cancel_reason: str
+    start_request_ids: _containers.RepeatedScalarFieldContainer[str]
+    cancel_request_id: str
+    status: int
+    def __init__(self, namespace: _Optional[str] = ..., identity: _Optional[str] = ..., input: _Optional[_Union[_message_pb2.Payload, _Mapping]] = ..., nexus_header: _Optional[_Mapping[str, str]] = ..., user_metadata: _Optional[_Union[_user_metadata_pb2.UserMetadata, _Mapping]] = ..., links: _Optional[_Iterable[_Union[_message_pb2.Link, _Mapping]]] = ..., result: _Optional[_Union[_message_pb2.Payload, _Mapping]] = ..., failure: _Optional[_Union[_message_pb2_1.Failure, _Mapping]] = ..., state_transition_count: _Optional[int] = ..., cancel_reason: _Optional[str] = ..., start_request_ids: _Optional[_Iterable[str]] = ..., cancel_request_id: _Optional[str] = ..., status: _Optional[int] = ...) -> None: ...
 
 class Task(_message.Message):
     __slots__ = ("type", "category", "task_id", "shard_id", "visibility_time", "namespace_id", "workflow_id", "run_id", "event_id", "attempt", "stamp", "timeout_type", "task_queue", "timer_id", "version", "callback_index", "next_event_id", "branch_id")

@@ -67,6 +67,8 @@ def row_from_state(s: ExecutionState, history_length: int) -> VisibilityRow:
         parent_run_id=s.start.parent_workflow_execution.run_id,
         root_workflow_id=s.start.root_workflow_execution.workflow_id or s.workflow_id,
         root_run_id=s.start.root_workflow_execution.run_id or s.run_id,
+        # a standalone Nexus operation's (a workflow's stays 0, as before)
+        state_transition_count=s.standalone_nexus.state_transition_count,
     )
 
 
