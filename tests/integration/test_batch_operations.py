@@ -187,7 +187,7 @@ async def test_reset_to_the_first_and_the_last_workflow_task(client: Client) -> 
             now = await handle.describe()
             assert now.run_id != first_run
             old = await client.get_workflow_handle(handle.id, run_id=first_run).describe()
-            assert old.status.name == "TERMINATED"
+            assert old.status is not None and old.status.name == "TERMINATED"
             history = await handle.fetch_history()
             failed = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
             assert failed and failed[0].workflow_task_failed_event_attributes.base_run_id == first_run

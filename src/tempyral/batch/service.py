@@ -412,6 +412,8 @@ class JobRunner:
             self.record.total_operation_count = total
             self.record.total_known = True
             await self._save()
+        if self.record.HasField("inflight"):
+            await self._apply_inflight(ns)  # the process stopped while applying it: apply it again
         while True:
             try:
                 page = await self._next_page(ns, query)
@@ -420,16 +422,13 @@ class JobRunner:
                 return
             for execution, cursor in page.executions:
                 await self._take_token()
-                outcome = await self.applier.apply(ns, request, execution)
-                if outcome is Outcome.FAILED:
-                    self.record.failure_operation_count += 1
-                else:
-                    self.record.complete_operation_count += 1
+                self.record.inflight.CopyFrom(execution)
                 if query:
                     self.record.cursor = cursor
                 else:
                     self.record.next_index += 1
                 await self._save()
+                await self._apply_inflight(ns)
             if page.last:
                 break
         self.record.state = COMPLETED
@@ -441,6 +440,15 @@ class JobRunner:
             self.record.complete_operation_count,
             self.record.failure_operation_count,
         )
+
+    async def _apply_inflight(self, ns: Namespace) -> None:
+        outcome = await self.applier.apply(ns, self.record.request, self.record.inflight)
+        if outcome is Outcome.FAILED:
+            self.record.failure_operation_count += 1
+        else:
+            self.record.complete_operation_count += 1
+        self.record.ClearField("inflight")
+        await self._save()
 
     async def owner_visibility_count(self, ns: Namespace, query: str) -> ws.CountWorkflowExecutionsResponse:
         compiled = await compile_filter(query, dict(ns.record.search_attributes))

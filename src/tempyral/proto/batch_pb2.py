@@ -23,16 +23,17 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from temporalio.api.common.v1 import message_pb2 as temporal_dot_api_dot_common_dot_v1_dot_message__pb2
 from temporalio.api.workflowservice.v1 import request_response_pb2 as temporal_dot_api_dot_workflowservice_dot_v1_dot_request__response__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atempyral/proto/batch.proto\x12\x11tempyral.batch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x36temporal/api/workflowservice/v1/request_response.proto\"\xb9\x03\n\x14\x42\x61tchOperationRecord\x12L\n\x07request\x18\x01 \x01(\x0b\x32;.temporal.api.workflowservice.v1.StartBatchOperationRequest\x12\x14\n\x0cnamespace_id\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\x05\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nclose_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x15total_operation_count\x18\x06 \x01(\x03\x12\x13\n\x0btotal_known\x18\x07 \x01(\x08\x12 \n\x18\x63omplete_operation_count\x18\x08 \x01(\x03\x12\x1f\n\x17\x66\x61ilure_operation_count\x18\t \x01(\x03\x12\x0e\n\x06\x63ursor\x18\n \x01(\x0c\x12\x12\n\nnext_index\x18\x0b \x01(\x03\x12\x0e\n\x06run_id\x18\x0c \x01(\t\x12\x12\n\nrequest_id\x18\r \x01(\t\x12\x0f\n\x07\x66\x61ilure\x18\x0e \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atempyral/proto/batch.proto\x12\x11tempyral.batch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$temporal/api/common/v1/message.proto\x1a\x36temporal/api/workflowservice/v1/request_response.proto\"\xf6\x03\n\x14\x42\x61tchOperationRecord\x12L\n\x07request\x18\x01 \x01(\x0b\x32;.temporal.api.workflowservice.v1.StartBatchOperationRequest\x12\x14\n\x0cnamespace_id\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\x05\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nclose_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x15total_operation_count\x18\x06 \x01(\x03\x12\x13\n\x0btotal_known\x18\x07 \x01(\x08\x12 \n\x18\x63omplete_operation_count\x18\x08 \x01(\x03\x12\x1f\n\x17\x66\x61ilure_operation_count\x18\t \x01(\x03\x12\x0e\n\x06\x63ursor\x18\n \x01(\x0c\x12\x12\n\nnext_index\x18\x0b \x01(\x03\x12\x0e\n\x06run_id\x18\x0c \x01(\t\x12\x12\n\nrequest_id\x18\r \x01(\t\x12\x0f\n\x07\x66\x61ilure\x18\x0e \x01(\t\x12;\n\x08inflight\x18\x0f \x01(\x0b\x32).temporal.api.common.v1.WorkflowExecutionb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tempyral.proto.batch_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BATCHOPERATIONRECORD']._serialized_start=139
-  _globals['_BATCHOPERATIONRECORD']._serialized_end=580
+  _globals['_BATCHOPERATIONRECORD']._serialized_start=177
+  _globals['_BATCHOPERATIONRECORD']._serialized_end=679
 # @@protoc_insertion_point(module_scope)
