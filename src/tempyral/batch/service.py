@@ -142,7 +142,9 @@ class BatchOperations:
         return lock
 
     def _run(self, row: BatchRow, record: BatchOperationRecord) -> None:
-        assert self.applier is not None
+        if self.applier is None:  # a start before the node serves: resumed with its shard by start()
+            self._waiting.add(row.shard_id)
+            return
         key = (row.namespace_id, row.job_id)
         runner = JobRunner(self, row.shard_id, record, self.applier)
         self._runners[key] = runner
@@ -152,6 +154,9 @@ class BatchOperations:
     def _finished(self, key: tuple[str, str], runner: JobRunner) -> None:
         if self._runners.get(key) is runner:
             del self._runners[key]
+        lock = self._locks.get(key)
+        if lock is not None and not lock.locked():
+            del self._locks[key]
 
     async def _halt(self, key: tuple[str, str]) -> BatchOperationRecord | None:
         """End the job's runner here, never in the middle of writing its record; its record as last written."""
