@@ -26,6 +26,7 @@ from tests.support.batches import (
     status,
     until,
     wait_closed,
+    wait_list_closed,
 )
 from tests.support.servers import ServerProcess
 
@@ -83,6 +84,7 @@ async def test_list_entries_alike(clients: tuple[Client, Client]) -> None:
         for op in ({"signal_operation": signal_op()}, {"termination_operation": batch.BatchOperationTermination()}):
             job = await start(client, visibility_query=f"TaskQueue = '{tq}'", **op)
             await wait_closed(client, job)
+            await wait_list_closed(client, job)
             jobs.append(job)
         found: list[tuple[str, str, bool, bool]] = []
         token = b""
@@ -164,6 +166,7 @@ async def test_errors_alike(clients: tuple[Client, Client]) -> None:
         await start_idle(client, 1, tq)
         job = await start(client, visibility_query=f"TaskQueue = '{tq}'", signal_operation=signal_op())
         await wait_closed(client, job)
+        await wait_list_closed(client, job)  # else the reference may still count it as running
         found.append(
             await error_of(svc.stop_batch_operation(ws.StopBatchOperationRequest(namespace=ns, job_id=job, reason="r")))
         )

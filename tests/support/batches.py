@@ -14,7 +14,7 @@ from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import BatchOperationState, EventType
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 DEADLINE_S = 60.0
 RUNNING = BatchOperationState.BATCH_OPERATION_STATE_RUNNING
@@ -53,8 +53,36 @@ async def start(client: Client, **fields: Any) -> str:
     fields.setdefault("job_id", f"job-{uuid.uuid4().hex[:10]}")
     fields.setdefault("reason", "batch test")
     req = ws.StartBatchOperationRequest(namespace=client.namespace, **fields)
-    await client.workflow_service.start_batch_operation(req)
-    return str(req.job_id)
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        try:
+            await client.workflow_service.start_batch_operation(req)
+            return str(req.job_id)
+        except RPCError as err:
+            # The reference counts a namespace's open jobs in its visibility store, which learns a moment after a
+            # job closes that it did: a job started right after another one closed may be refused for a moment.
+            if err.status != RPCStatusCode.RESOURCE_EXHAUSTED or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def wait_list_closed(client: Client, job_id: str) -> None:
+    """Until ListBatchOperations shows the job closed (the reference lists from visibility, a moment behind)."""
+
+    async def closed() -> bool:
+        token = b""
+        while True:
+            page = await client.workflow_service.list_batch_operations(
+                ws.ListBatchOperationsRequest(namespace=client.namespace, next_page_token=token)
+            )
+            for info in page.operation_info:
+                if info.job_id == job_id:
+                    return bool(info.state != RUNNING)
+            token = page.next_page_token
+            if not token:
+                return False
+
+    await until(closed, f"batch operation {job_id} listed as closed")
 
 
 async def describe(client: Client, job_id: str) -> ws.DescribeBatchOperationResponse:
