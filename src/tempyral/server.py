@@ -11,6 +11,8 @@ from aiohttp import web
 from temporalio.api.operatorservice.v1 import service_pb2 as operator_service_pb
 from temporalio.api.workflowservice.v1 import service_pb2 as workflow_service_pb
 
+from tempyral.batch.apply import Applier
+from tempyral.batch.service import BatchOperations
 from tempyral.cluster.auto_failover import AutoFailover, local_failover
 from tempyral.cluster.cluster_wide import ClusterWide
 from tempyral.cluster.config_watch import ConfigWatch
@@ -119,6 +121,8 @@ class Server:
                 cache_bytes=config.history_cache_bytes,
             ),
         )
+        # Batch operations: each job runs on the node holding its shard (batch/service.py).
+        self.batches = BatchOperations(self.store, self.engine, self.namespaces)
         # History replication: streams of this cluster's replication tasks to the others, and of theirs to here.
         self.history_sender = HistorySender(self.engine.executions, self.store, self.namespaces, self.clusters)
         self.replication_service.history_source = self.history_sender
@@ -346,7 +350,8 @@ class Server:
             "postgres12" if is_postgres_url(cfg.db) else "sqlite",
             self.nexus_dispatcher,
             self.outbound_addresses,
-            self.standalone_nexus,
+            standalone_nexus=self.standalone_nexus,
+            batches=self.batches,
         )
         operator_service = OperatorService(self.namespaces, self.endpoints, self.clusters)
         http_workflow_service: object = workflow_service
@@ -375,6 +380,8 @@ class Server:
             self.shard_controller.start()
         if self.matching_router is not None:
             self.matching_router.start()
+        # Batch jobs apply their operations through this node's own frontend: they start once it serves.
+        self.batches.start(Applier(host_port(local_host(cfg.ip), int(self.address.rsplit(":", 1)[1]))))
         # Where other clusters call this one: addresses to dial, never a wildcard.
         own_host = local_host(cfg.ip)
         await self.clusters.set_addresses(
@@ -494,6 +501,7 @@ class Server:
             if sock is not None:
                 sock.close()
         self._http_socket = self._ui_socket = None
+        await self.batches.stop()  # before the frontend they call through goes
         await self._stop_ui()
         if self._http is not None:
             await self._http.cleanup()

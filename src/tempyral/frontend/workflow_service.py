@@ -17,6 +17,7 @@ from temporalio.api.enums.v1 import (
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral import SERVER_VERSION
+from tempyral.batch.service import BatchOperations
 from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.common.clock import timestamp
 from tempyral.common.errors import InvalidArgument, PermissionDenied, Unimplemented
@@ -92,9 +93,11 @@ class WorkflowService:
         nexus_dispatcher: NexusDispatcher | None = None,
         addresses: OutboundAddresses | None = None,
         standalone_nexus: StandaloneNexus | None = None,
+        batches: BatchOperations | None = None,
     ) -> None:
         self.engine = engine
         self.standalone_nexus = standalone_nexus
+        self.batches = batches
         # Which completion callback URLs start requests may name (default: the internal ones only).
         self.addresses = addresses or OutboundAddresses()
         self.nexus_dispatcher = nexus_dispatcher or NexusDispatcher(engine.matching)
@@ -580,6 +583,30 @@ class WorkflowService:
     ) -> ws.RecordWorkerHeartbeatResponse:
         self.namespaces.get(req.namespace)
         return ws.RecordWorkerHeartbeatResponse()
+
+    # ------------------------------------------------------------------ batch operations (batch/)
+    def _batches(self) -> BatchOperations:
+        if self.batches is None:
+            raise Unimplemented("batch operations are not served here")
+        return self.batches
+
+    async def start_batch_operation(
+        self, req: ws.StartBatchOperationRequest, ctx: Ctx
+    ) -> ws.StartBatchOperationResponse:
+        return await self._batches().start_operation(self.namespaces.get(req.namespace), req)
+
+    async def describe_batch_operation(
+        self, req: ws.DescribeBatchOperationRequest, ctx: Ctx
+    ) -> ws.DescribeBatchOperationResponse:
+        return await self._batches().describe(self.namespaces.get(req.namespace), req)
+
+    async def list_batch_operations(
+        self, req: ws.ListBatchOperationsRequest, ctx: Ctx
+    ) -> ws.ListBatchOperationsResponse:
+        return await self._batches().list(self.namespaces.get(req.namespace), req)
+
+    async def stop_batch_operation(self, req: ws.StopBatchOperationRequest, ctx: Ctx) -> ws.StopBatchOperationResponse:
+        return await self._batches().stop_operation(self.namespaces.get(req.namespace), req)
 
     # ------------------------------------------------------------------ visibility
     async def list_workflow_executions(

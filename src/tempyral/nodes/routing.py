@@ -131,6 +131,10 @@ LOCATE: dict[str, Locate] = {
     # own part of each queue (nodes/matching.py). A Nexus queue is served by one node.
     "PollNexusTaskQueue": _queue(NEXUS),
     "DescribeTaskQueue": _described_queue,
+    # A batch operation runs on the node holding the shard of its job id (batch/service.py).
+    "StartBatchOperation": _workflow(lambda r: r.job_id),
+    "StopBatchOperation": _workflow(lambda r: r.job_id),
+    "DescribeBatchOperation": _workflow(lambda r: r.job_id),
 }
 POLLS = frozenset({"PollNexusTaskQueue"})
 
