@@ -346,7 +346,7 @@ async def test_list_and_count(servers: tuple[ServerProcess, ServerProcess]) -> N
                 namespace="default", query=f"Endpoint = '{endpoint}' GROUP BY ExecutionStatus"
             )
         )
-        groups = sorted((MessageToDict(g) for g in grouped.groups), key=lambda g: str(g["groupValues"]))
+        groups = sorted((MessageToDict(g) for g in grouped.groups), key=lambda g: [v["data"] for v in g["groupValues"]])
         out.append(("count group by", (grouped.count, groups)))
         await s.delete(f"list-0-{SUFFIX}")
         count = await s.svc.count_nexus_operation_executions(
