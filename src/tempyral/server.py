@@ -72,6 +72,8 @@ from tempyral.persistence.open import describe as describe_db
 from tempyral.persistence.open import is_postgres_url, open_store
 from tempyral.proto import replication_pb2 as rpb
 from tempyral.proto.internal_pb2 import NamespaceRecord, TaskType
+from tempyral.schedules.runner import ScheduleRunner
+from tempyral.schedules.service import ScheduleService
 from tempyral.ui.assets import UiAssetsError, ensure_assets
 from tempyral.ui.server import ui_application
 from tempyral.visibility.service import Visibility
@@ -146,6 +148,8 @@ class Server:
         # The history side of Nexus operations: it records outcomes and applies their timers.
         self.nexus_operations = NexusOperations(self.engine.executions, config.nexus)
         self.engine.tasks.timer_handlers.update(self.nexus_operations.timer_handlers())
+        # Schedules: each a hidden scheduler run whose wake timer the engine's timer queue fires (schedules/).
+        self.schedule_runner = ScheduleRunner(self.engine, self.namespaces, self.store)
         self.nexus_invoker = NexusInvoker(
             self.nexus_operations,
             self.namespaces,
@@ -341,6 +345,9 @@ class Server:
             self.nexus_dispatcher,
             self.outbound_addresses,
         )
+        ScheduleService(self.engine, self.namespaces, workflow_service.visibility, self.schedule_runner).attach(
+            workflow_service
+        )
         operator_service = OperatorService(self.namespaces, self.endpoints, self.clusters)
         http_workflow_service: object = workflow_service
         if self.node_router is not None:
@@ -520,6 +527,7 @@ class Server:
                 )
         if self.ownership is not None:
             await self.ownership.close()
+        await self.schedule_runner.stop()
         await self.engine.stop()
         await self.nexus_http_client.close()
         await self.store.close()

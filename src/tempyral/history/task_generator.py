@@ -470,7 +470,8 @@ def regenerate(state: ExecutionState, now: int, retention_ns: int = 0) -> list[T
 def schedule_wake(state: ExecutionState) -> list[Task]:
     """The wake timer of a schedule's scheduler run (schedules/runner.py); its stamp tells the one in force."""
     sched = state.schedule
-    return [_timer(state, TaskType.TASK_TYPE_SCHEDULE_WAKE, ts_ns(sched.wake_time), start_version(state), stamp=sched.timer_stamp)]
+    wake = ts_ns(sched.wake_time)
+    return [_timer(state, TaskType.TASK_TYPE_SCHEDULE_WAKE, wake, start_version(state), stamp=sched.timer_stamp)]
 
 
 # ------------------------------------------------------------------ replication (global namespaces)

@@ -119,6 +119,18 @@ LOCATE: dict[str, Locate] = {
     # own part of each queue (nodes/matching.py). A Nexus queue is served by one node.
     "PollNexusTaskQueue": _queue(NEXUS),
     "DescribeTaskQueue": _described_queue,
+    # A schedule is served by the node owning its scheduler run's shard (schedules/).
+    **{
+        name: _workflow(lambda r: "temporal-sys-scheduler:" + r.schedule_id if r.schedule_id else "")
+        for name in (
+            "CreateSchedule",
+            "DescribeSchedule",
+            "UpdateSchedule",
+            "PatchSchedule",
+            "DeleteSchedule",
+            "ListScheduleMatchingTimes",
+        )
+    },
 }
 POLLS = frozenset({"PollNexusTaskQueue"})
 

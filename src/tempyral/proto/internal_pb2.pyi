@@ -522,7 +522,7 @@ class ScheduleStart(_message.Message):
     def __init__(self, nominal_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actual_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., overlap_policy: _Optional[int] = ..., manual: _Optional[bool] = ..., stop_others: _Optional[int] = ...) -> None: ...
 
 class ScheduleState(_message.Message):
-    __slots__ = ("schedule_id", "schedule", "info", "last_processed_time", "buffered", "starting", "timer_stamp", "wake_time", "conflict_token", "list_info")
+    __slots__ = ("schedule_id", "schedule", "info", "last_processed_time", "buffered", "starting", "timer_stamp", "wake_time", "conflict_token", "list_info", "jitter_seed")
     SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
@@ -533,6 +533,7 @@ class ScheduleState(_message.Message):
     WAKE_TIME_FIELD_NUMBER: _ClassVar[int]
     CONFLICT_TOKEN_FIELD_NUMBER: _ClassVar[int]
     LIST_INFO_FIELD_NUMBER: _ClassVar[int]
+    JITTER_SEED_FIELD_NUMBER: _ClassVar[int]
     schedule_id: str
     schedule: _message_pb2_1_1_1_1_1.Schedule
     info: _message_pb2_1_1_1_1_1.ScheduleInfo
@@ -543,7 +544,8 @@ class ScheduleState(_message.Message):
     wake_time: _timestamp_pb2.Timestamp
     conflict_token: int
     list_info: _message_pb2_1_1_1_1_1.ScheduleListInfo
-    def __init__(self, schedule_id: _Optional[str] = ..., schedule: _Optional[_Union[_message_pb2_1_1_1_1_1.Schedule, _Mapping]] = ..., info: _Optional[_Union[_message_pb2_1_1_1_1_1.ScheduleInfo, _Mapping]] = ..., last_processed_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., buffered: _Optional[_Iterable[_Union[ScheduleStart, _Mapping]]] = ..., starting: _Optional[_Iterable[_Union[ScheduleStart, _Mapping]]] = ..., timer_stamp: _Optional[int] = ..., wake_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conflict_token: _Optional[int] = ..., list_info: _Optional[_Union[_message_pb2_1_1_1_1_1.ScheduleListInfo, _Mapping]] = ...) -> None: ...
+    jitter_seed: str
+    def __init__(self, schedule_id: _Optional[str] = ..., schedule: _Optional[_Union[_message_pb2_1_1_1_1_1.Schedule, _Mapping]] = ..., info: _Optional[_Union[_message_pb2_1_1_1_1_1.ScheduleInfo, _Mapping]] = ..., last_processed_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., buffered: _Optional[_Iterable[_Union[ScheduleStart, _Mapping]]] = ..., starting: _Optional[_Iterable[_Union[ScheduleStart, _Mapping]]] = ..., timer_stamp: _Optional[int] = ..., wake_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conflict_token: _Optional[int] = ..., list_info: _Optional[_Union[_message_pb2_1_1_1_1_1.ScheduleListInfo, _Mapping]] = ..., jitter_seed: _Optional[str] = ...) -> None: ...
 
 class Task(_message.Message):
     __slots__ = ("type", "category", "task_id", "shard_id", "visibility_time", "namespace_id", "workflow_id", "run_id", "event_id", "attempt", "stamp", "timeout_type", "task_queue", "timer_id", "version", "callback_index", "next_event_id", "branch_id")

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import ScheduleOverlapPolicy, WorkflowExecutionStatus, WorkflowIdReusePolicy
@@ -35,8 +35,8 @@ from tempyral.common.clock import duration_ns, timestamp, ts_ns
 from tempyral.common.errors import NotFound, ServiceError, ShardNotHere, WorkflowAlreadyStarted
 from tempyral.history import task_generator
 from tempyral.history.engine import HistoryEngine
-from tempyral.history.executions import ExecutionEntry
 from tempyral.history.mutable_state import MutableState
+from tempyral.history.shard import ExecutionEntry
 from tempyral.namespace.registry import NamespaceRegistry
 from tempyral.persistence.branches import current_branch
 from tempyral.persistence.store import Store
@@ -69,31 +69,28 @@ def scheduler_id(schedule_id: str) -> str:
     return SCHEDULER_PREFIX + schedule_id
 
 
-def _dt(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / SECOND, UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _ns(moment: datetime) -> int:
-    return int(moment.timestamp()) * SECOND + moment.microsecond * 1000
+def to_dt(ns: int) -> datetime:
+    return EPOCH + timedelta(microseconds=ns // 1000)
 
 
-def compile_spec(spec: sched_pb.ScheduleSpec) -> CompiledSpec:
-    return CompiledSpec.compile(spec)
+def to_ns(moment: datetime) -> int:
+    delta = moment - EPOCH
+    return (delta.days * 86400 + delta.seconds) * SECOND + delta.microseconds * 1000
 
 
-def next_times(spec: sched_pb.ScheduleSpec, after_ns: int, count: int) -> list[int]:
+def compile_spec(spec: sched_pb.ScheduleSpec, seed: str = "") -> CompiledSpec:
+    return CompiledSpec.compile(spec, seed)
+
+
+def next_times(sched: ScheduleState, after_ns: int, count: int) -> list[int]:
     """The actual times of the next `count` actions after `after_ns`."""
-    compiled = compile_spec(spec)
-    out: list[int] = []
-    after = _dt(after_ns)
-    while len(out) < count:
-        found = compiled.next_time(after)
-        if found is None:
-            break
-        nominal, actual = found
-        out.append(_ns(actual))
-        after = nominal
-    return out
+    compiled = compile_spec(sched.schedule.spec, sched.jitter_seed)
+    return [
+        to_ns(actual) for _, actual in compiled.times_between(to_dt(after_ns), datetime.max.replace(tzinfo=UTC), count)
+    ]
 
 
 def catchup_ns(policies: sched_pb.SchedulePolicies) -> int:
@@ -108,7 +105,7 @@ def resolve_policy(policy: int, policies: sched_pb.SchedulePolicies) -> int:
 
 
 def rfc3339_seconds(ns: int) -> str:
-    return _dt(ns - ns % SECOND).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return to_dt(ns - ns % SECOND).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def request_id(state: ScheduleState, start: ScheduleStart) -> str:
@@ -130,17 +127,17 @@ def advance(sched: ScheduleState, now: int) -> None:
     """Take the spec's times up to `now`: buffered, or counted missed past the catch-up window, or passed over while
     paused or out of actions."""
     s = sched.schedule
-    compiled = compile_spec(s.spec)
+    compiled = compile_spec(s.spec, sched.jitter_seed)
     window = catchup_ns(s.policies)
     after = ts_ns(sched.last_processed_time)
     while True:
-        found = compiled.next_time(_dt(after))
+        found = compiled.next_time(to_dt(after))
         if found is None:
             break
-        nominal, actual = _ns(found[0]), _ns(found[1])
+        nominal, actual = to_ns(found[0]), to_ns(found[1])
         if actual > now:
             break
-        after = nominal
+        after = actual  # the next search starts from the actual time, as the reference's
         if s.state.paused or (s.state.limited_actions and s.state.remaining_actions <= 0):
             continue
         if now - actual > window:
@@ -169,9 +166,7 @@ def plan(sched: ScheduleState) -> None:
     go: list[ScheduleStart] = []
     stop = 0
     for start in sched.buffered:
-        if not start.manual and (
-            s.state.paused or (s.state.limited_actions and s.state.remaining_actions <= 0)
-        ):
+        if not start.manual and (s.state.paused or (s.state.limited_actions and s.state.remaining_actions <= 0)):
             continue  # paused, or out of actions: a scheduled start is dropped (manual ones still go)
         policy = start.overlap_policy
         if not running or policy == P.SCHEDULE_OVERLAP_POLICY_ALLOW_ALL:
@@ -194,8 +189,7 @@ def plan(sched: ScheduleState) -> None:
             stop = STOP_TERMINATE if policy == P.SCHEDULE_OVERLAP_POLICY_TERMINATE_OTHER else max(stop, STOP_CANCEL)
     if stop and keep:
         keep[0].stop_others = stop
-    for start in go:
-        sched.info.action_count += 1
+    sched.info.action_count += len(go)
     sched.starting.extend(_copies(go))
     del sched.buffered[:]
     sched.buffered.extend(_copies(keep))
@@ -215,7 +209,7 @@ def refresh_views(sched: ScheduleState, now: int) -> None:
     info = sched.info
     del info.future_action_times[:]
     if not (s.state.limited_actions and s.state.remaining_actions <= 0):
-        future = next_times(s.spec, max(now, ts_ns(sched.last_processed_time)), FUTURE_ACTIONS)
+        future = next_times(sched, max(now, ts_ns(sched.last_processed_time)), FUTURE_ACTIONS)
         if s.state.limited_actions:
             future = future[: s.state.remaining_actions]
         info.future_action_times.extend(timestamp(t) for t in future)
@@ -231,8 +225,7 @@ def refresh_views(sched: ScheduleState, now: int) -> None:
 
 def next_wake(sched: ScheduleState, now: int) -> int:
     """When the run must look again: the next spec time, a buffered start's turn, or its running workflows."""
-    s = sched.schedule
-    times = next_times(s.spec, ts_ns(sched.last_processed_time), 1)
+    times = next_times(sched, ts_ns(sched.last_processed_time), 1)
     wake = times[0] if times else now + 365 * 24 * 3600 * SECOND
     if sched.starting:
         wake = min(wake, now + int(SAFETY_S * SECOND))
@@ -280,9 +273,7 @@ def workflow_request(ns_name: str, sched: ScheduleState, start: ScheduleStart) -
         )
     )
     fields["TemporalScheduledById"].CopyFrom(
-        common.Payload(
-            metadata={"encoding": b"json/plain", "type": b"Keyword"}, data=f'"{sched.schedule_id}"'.encode()
-        )
+        common.Payload(metadata={"encoding": b"json/plain", "type": b"Keyword"}, data=f'"{sched.schedule_id}"'.encode())
     )
     return req
 
@@ -290,7 +281,7 @@ def workflow_request(ns_name: str, sched: ScheduleState, start: ScheduleStart) -
 def _rfc3339(ns: int) -> str:
     seconds, nanos = divmod(ns, SECOND)
     fraction = f"{nanos:09d}".rstrip("0")
-    return _dt(seconds * SECOND).strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
+    return to_dt(seconds * SECOND).strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
 
 
 class ScheduleRunner:
@@ -322,7 +313,7 @@ class ScheduleRunner:
 
     def _on_closed(self, entry: ExecutionEntry, _: bool) -> None:
         """A workflow a schedule started closed here: its schedule looks now (when its shard is on this node)."""
-        ms = entry.ms if hasattr(entry, "ms") else None
+        ms = entry.ms
         if ms is None:
             return
         by = ms.state.search_attributes.indexed_fields.get("TemporalScheduledById")

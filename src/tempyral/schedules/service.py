@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from temporalio.api.common.v1 import message_pb2 as common
-from temporalio.api.enums.v1 import ScheduleOverlapPolicy
+from temporalio.api.enums.v1 import ScheduleOverlapPolicy, TaskQueueKind
 from temporalio.api.schedule.v1 import message_pb2 as sched_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
@@ -25,7 +25,7 @@ from tempyral.namespace.registry import Namespace, NamespaceRegistry
 from tempyral.persistence.store import CurrentWrite
 from tempyral.proto.internal_pb2 import ExecutionState, ScheduleState
 from tempyral.schedules import runner as r
-from tempyral.schedules.spec import canonical_spec
+from tempyral.schedules.spec import canonical_spec, matching_times
 from tempyral.visibility.records import SCHEDULE_INFO_MEMO
 from tempyral.visibility.service import Visibility
 
@@ -100,7 +100,7 @@ class ScheduleService:
             policies.catchup_window.CopyFrom(duration(r.DEFAULT_CATCHUP_NS))
         tq = out.action.start_workflow.task_queue
         if not tq.kind:
-            tq.kind = 1  # TASK_QUEUE_KIND_NORMAL
+            tq.kind = TaskQueueKind.TASK_QUEUE_KIND_NORMAL
         if not out.action.start_workflow.HasField("priority"):
             out.action.start_workflow.priority.SetInParent()
         return out
@@ -122,7 +122,7 @@ class ScheduleService:
         wid = r.scheduler_id(req.schedule_id)
         request_id = req.request_id or ids.new_run_id()
         now = time.time_ns()
-        sched = ScheduleState(schedule_id=req.schedule_id)
+        sched = ScheduleState(schedule_id=req.schedule_id, jitter_seed=f"{ns.id}-{req.schedule_id}")
         sched.schedule.CopyFrom(self._normalised(req.schedule))
         sched.info.create_time.CopyFrom(timestamp(now))
         sched.last_processed_time.CopyFrom(timestamp(now))
@@ -141,12 +141,14 @@ class ScheduleService:
             _payload(f'"{r.DIVISION}"'.encode(), "Keyword")
         )
         shard = self.executions.shard_for(ns.id, wid)
-        async with self.engine._id_lock(ns.id, wid):  # noqa: SLF001 - the same lock a start takes
+        async with self.engine._id_lock(ns.id, wid):  # the same lock a start takes
             current_id = await self.executions.current_run_id(ns.id, wid)
             if current_id is not None:
                 current = await self.executions.read_state(ns.id, wid, current_id)
                 if request_id in current.state.start_request_ids:
-                    return ws.CreateScheduleResponse(conflict_token=_conflict_token(current.state.schedule.conflict_token))
+                    return ws.CreateScheduleResponse(
+                        conflict_token=_conflict_token(current.state.schedule.conflict_token)
+                    )
                 if current.running:
                     raise AlreadyExists("schedule with this ID is already registered")
             run_id = ids.new_run_id()
@@ -243,10 +245,10 @@ class ScheduleService:
 
     @staticmethod
     def _backfill(sched: ScheduleState, backfill: sched_pb.BackfillRequest) -> None:
-        compiled = r.compile_spec(sched.schedule.spec)
-        start, end = ts_ns(backfill.start_time), ts_ns(backfill.end_time)
-        for nominal, actual in compiled.times_between(r._dt(start), r._dt(end)):  # noqa: SLF001
-            r.buffer_start(sched, r._ns(nominal), r._ns(actual), backfill.overlap_policy, manual=True)  # noqa: SLF001
+        compiled = r.compile_spec(sched.schedule.spec, sched.jitter_seed)
+        start, end = r.to_dt(ts_ns(backfill.start_time)), r.to_dt(ts_ns(backfill.end_time))
+        for nominal, actual in compiled.times_between(start, end, r.MAX_BUFFER):
+            r.buffer_start(sched, r.to_ns(nominal), r.to_ns(actual), backfill.overlap_policy, manual=True)
 
     async def patch_schedule(self, req: ws.PatchScheduleRequest, ctx: Any) -> ws.PatchScheduleResponse:
         ns = self.namespaces.get(req.namespace)
@@ -281,9 +283,7 @@ class ScheduleService:
 
     async def list_schedules(self, req: ws.ListSchedulesRequest, ctx: Any) -> ws.ListSchedulesResponse:
         ns = self.namespaces.get(req.namespace)
-        rows, token = await self.visibility.list(
-            ns, self._query(req.query), req.maximum_page_size, req.next_page_token
-        )
+        rows, token = await self.visibility.list(ns, self._query(req.query), req.maximum_page_size, req.next_page_token)
         resp = ws.ListSchedulesResponse(next_page_token=token)
         for info in rows:
             entry = resp.schedules.add(schedule_id=info.execution.workflow_id.removeprefix(r.SCHEDULER_PREFIX))
@@ -310,12 +310,9 @@ class ScheduleService:
     ) -> ws.ListScheduleMatchingTimesResponse:
         ns = self.namespaces.get(req.namespace)
         ms = await self._state(ns, req.schedule_id)
-        compiled = r.compile_spec(ms.state.schedule.schedule.spec)
-        resp = ws.ListScheduleMatchingTimesResponse()
-        start, end = ts_ns(req.start_time), ts_ns(req.end_time)
-        for _, actual in compiled.times_between(r._dt(start), r._dt(end)):  # noqa: SLF001
-            resp.start_time.append(timestamp(r._ns(actual)))  # noqa: SLF001
-        return resp
+        sched = ms.state.schedule
+        times = matching_times(sched.schedule.spec, req.start_time, req.end_time, sched.jitter_seed)
+        return ws.ListScheduleMatchingTimesResponse(start_time=times)
 
 
 def ts_ns_duration(policies: sched_pb.SchedulePolicies) -> int:
