@@ -17,7 +17,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common import ids
 from tempyral.common.clock import duration, timestamp, ts_ns
-from tempyral.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, WorkflowNotFound
+from tempyral.common.errors import FailedPrecondition, InvalidArgument, WorkflowAlreadyStarted, WorkflowNotFound
 from tempyral.common.limits import check_id
 from tempyral.history.engine import HistoryEngine
 from tempyral.history.mutable_state import MutableState
@@ -150,7 +150,9 @@ class ScheduleService:
                         conflict_token=_conflict_token(current.state.schedule.conflict_token)
                     )
                 if current.running:
-                    raise AlreadyExists("schedule with this ID is already registered")
+                    raise WorkflowAlreadyStarted(
+                        "schedule with this ID is already registered", current.state.start_request_id, current_id
+                    )
             run_id = ids.new_run_id()
             attrs = self.engine.started_attributes(ns, start, run_id, now)
             ms = MutableState(
