@@ -26,3 +26,10 @@ class FailWorkflow:
     @workflow.run
     async def run(self, value: str) -> str:
         raise ApplicationError("boom " + value, non_retryable=True)
+
+
+@workflow.defn(name="ScheduleQuick")
+class QuickWorkflow:
+    @workflow.run
+    async def run(self, value: str) -> str:
+        return value

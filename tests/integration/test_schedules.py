@@ -219,9 +219,7 @@ async def test_overlap_policy(client: Client, worker: str, policy: ScheduleOverl
         await _finish(client, d.info.running_actions[0].workflow_id)
         await _described(handle, lambda d: d.info.num_actions == 3, "third")
     elif policy in (ScheduleOverlapPolicy.CANCEL_OTHER, ScheduleOverlapPolicy.TERMINATE_OTHER):
-        d = await _described(
-            handle, lambda d: len(d.info.running_actions) == 1 and d.info.running_actions[0].workflow_id != first, "new"
-        )
+        d = await _described(handle, lambda d: len(_running(d)) == 1 and _running(d)[0] != first, "new")
         closed = await client.get_workflow_handle(first).describe()
         assert closed.status is not None and closed.status.name == (
             "CANCELED" if policy == ScheduleOverlapPolicy.CANCEL_OTHER else "TERMINATED"
@@ -229,9 +227,13 @@ async def test_overlap_policy(client: Client, worker: str, policy: ScheduleOverl
     else:
         d = await _described(handle, lambda d: len(d.info.running_actions) == 3, "all three running")
     d = await handle.describe()
-    for running in d.info.running_actions:
-        await _finish(client, running.workflow_id, closed_ok=True)  # the schedule may not have seen a close yet
+    for running in _running(d):
+        await _finish(client, running, closed_ok=True)  # the schedule may not have seen a close yet
     await handle.delete()
+
+
+def _running(d: ScheduleDescription) -> list[str]:
+    return [r.workflow_id for r in d.raw_description.info.running_workflows]
 
 
 def _dropped(d: ScheduleDescription) -> int:
@@ -244,9 +246,8 @@ async def test_pause_on_failure(client: Client, worker: str) -> None:
     )
     await handle.trigger()
     d = await _described(handle, lambda d: d.schedule.state.paused, "paused after the failure")
-    failed = d.info.recent_actions[0].action
-    assert isinstance(failed.workflow_id, str)
-    assert d.schedule.state.note == f"paused due to workflow failure: {failed.workflow_id}: boom x"
+    failed = d.raw_description.info.recent_actions[0].start_workflow_result.workflow_id
+    assert d.schedule.state.note == f"paused due to workflow failure: {failed}: boom x"
     await handle.delete()
 
 
@@ -260,8 +261,8 @@ async def test_limited_actions_and_interval(client: Client, worker: str) -> None
     d = await handle.describe()
     assert d.info.num_actions == 2 and d.schedule.state.remaining_actions == 0
     assert not d.info.next_action_times
-    for running in d.info.running_actions:
-        await _finish(client, running.workflow_id)
+    for running in _running(d):
+        await _finish(client, running)
     await handle.delete()
 
 
@@ -370,7 +371,7 @@ async def test_cli(server: ServerProcess, client: Client, worker: str) -> None:
     assert [i.every for i in d.schedule.spec.intervals] == [timedelta(hours=2)]
     listed = await _cli(server, "list")
     assert sid in listed
-    for running in d.info.running_actions:
-        await _finish(client, running.workflow_id)
+    for running in _running(d):
+        await _finish(client, running)
     await _cli(server, "delete", "--schedule-id", sid)
     assert sid not in await _cli(server, "list")
