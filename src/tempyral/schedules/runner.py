@@ -461,6 +461,8 @@ class ScheduleRunner:
 
     async def _start(self, ns_name: str, sched: ScheduleState, start: ScheduleStart) -> tuple[str, str] | None:
         """Start the action; (workflow id, run id), or None when its id is taken by a running workflow."""
+        if not sched.schedule.action.HasField("start_workflow"):
+            return None  # a schedule without an action (the reference accepts one) starts nothing
         ns = self.namespaces.get(ns_name)
         req = workflow_request(ns_name, sched, start)
         try:
@@ -491,7 +493,9 @@ class ScheduleRunner:
                 action.schedule_time.CopyFrom(start.nominal_time)
                 action.actual_time.CopyFrom(timestamp(now))
                 action.start_workflow_result.workflow_id, action.start_workflow_result.run_id = result
-                sched.info.running_workflows.add(workflow_id=result[0], run_id=result[1])
+                if start.overlap_policy != P.SCHEDULE_OVERLAP_POLICY_ALLOW_ALL:
+                    # as on the reference, ALLOW_ALL starts are not watched: nothing waits for them to close
+                    sched.info.running_workflows.add(workflow_id=result[0], run_id=result[1])
             del sched.info.recent_actions[:-RECENT_ACTIONS]
             refresh_views(sched, now)
             set_wake(change.ms, next_wake(sched, now))

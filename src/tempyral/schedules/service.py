@@ -17,7 +17,12 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common import ids
 from tempyral.common.clock import duration, timestamp, ts_ns
-from tempyral.common.errors import FailedPrecondition, InvalidArgument, WorkflowAlreadyStarted, WorkflowNotFound
+from tempyral.common.errors import (
+    InvalidArgument,
+    NotFound,
+    WorkflowAlreadyStarted,
+    WorkflowCompleted,
+)
 from tempyral.common.limits import check_id
 from tempyral.history.engine import HistoryEngine
 from tempyral.history.mutable_state import MutableState
@@ -30,6 +35,8 @@ from tempyral.visibility.records import SCHEDULE_INFO_MEMO
 from tempyral.visibility.service import Visibility
 
 RUNNING = r.RUNNING
+SCHEDULE_NOT_FOUND = "schedule not found"  # the reference's answer for a deleted schedule
+FIRST_CONFLICT_TOKEN = 1  # as the reference's first
 SYSTEM_PREFIX = "Temporal"  # search attributes the scheduler run carries for itself, not shown as the schedule's
 LIST_QUERY = f"TemporalNamespaceDivision = '{r.DIVISION}' AND ExecutionStatus = 'Running'"
 SCHEDULE_METHODS = (
@@ -70,22 +77,15 @@ class ScheduleService:
     # ------------------------------------------------------------------ checks
     @staticmethod
     def _check_schedule(schedule: sched_pb.Schedule) -> None:
-        action = schedule.action
-        if not action.HasField("start_workflow"):
-            raise InvalidArgument("Schedule action is required.")  # the only action there is
-        start = action.start_workflow
-        if not start.workflow_id:
-            raise InvalidArgument("WorkflowId is not set on request.")
-        if not start.workflow_type.name:
-            raise InvalidArgument("WorkflowType is not set on request.")
-        if not start.task_queue.name:
-            raise InvalidArgument("TaskQueue is not set on request.")
-        try:
-            r.compile_spec(schedule.spec)
-        except InvalidArgument:
-            raise
-        except ValueError as err:
-            raise InvalidArgument(f"Invalid schedule spec: {err}") from err
+        """The reference's checks: a start action needs a workflow type and a task queue (a schedule without an
+        action, or an action without a workflow id, is accepted); the spec must compile."""
+        if schedule.action.HasField("start_workflow"):
+            start = schedule.action.start_workflow
+            if not start.workflow_type.name:
+                raise InvalidArgument("WorkflowType is not set on request.")
+            if not start.task_queue.name:
+                raise InvalidArgument("taskQueue is not set")
+        r.compile_spec(schedule.spec)
 
     @staticmethod
     def _normalised(schedule: sched_pb.Schedule) -> sched_pb.Schedule:
@@ -101,28 +101,29 @@ class ScheduleService:
         tq = out.action.start_workflow.task_queue
         if not tq.kind:
             tq.kind = TaskQueueKind.TASK_QUEUE_KIND_NORMAL
-        if not out.action.start_workflow.HasField("priority"):
-            out.action.start_workflow.priority.SetInParent()
+        out.state.SetInParent()
         return out
 
     async def _state(self, ns: Namespace, schedule_id: str) -> MutableState:
         wid = r.scheduler_id(schedule_id)
         ms = await self.executions.read_state(ns.id, wid)
         if not ms.running or not ms.state.HasField("schedule"):
-            raise WorkflowNotFound.for_id(wid)
+            raise NotFound(SCHEDULE_NOT_FOUND)  # a deleted one: its closed scheduler run is kept for a while
         return ms
 
     # ------------------------------------------------------------------ create
     async def create_schedule(self, req: ws.CreateScheduleRequest, ctx: Any) -> ws.CreateScheduleResponse:
         ns = self.namespaces.get(req.namespace)
         if not req.schedule_id:
-            raise InvalidArgument("ScheduleId is not set on request.")
+            raise InvalidArgument("Can't load workflow execution.  WorkflowId not set.")
         check_id(req.schedule_id, "ScheduleId")
         self._check_schedule(req.schedule)
         wid = r.scheduler_id(req.schedule_id)
         request_id = req.request_id or ids.new_run_id()
         now = time.time_ns()
-        sched = ScheduleState(schedule_id=req.schedule_id, jitter_seed=f"{ns.id}-{req.schedule_id}")
+        sched = ScheduleState(
+            schedule_id=req.schedule_id, jitter_seed=f"{ns.id}-{req.schedule_id}", conflict_token=FIRST_CONFLICT_TOKEN
+        )
         sched.schedule.CopyFrom(self._normalised(req.schedule))
         sched.info.create_time.CopyFrom(timestamp(now))
         sched.last_processed_time.CopyFrom(timestamp(now))
@@ -151,7 +152,9 @@ class ScheduleService:
                     )
                 if current.running:
                     raise WorkflowAlreadyStarted(
-                        "schedule with this ID is already registered", current.state.start_request_id, current_id
+                        f'schedule "{req.schedule_id}" is already registered',
+                        current.state.start_request_id,
+                        current_id,
                     )
             run_id = ids.new_run_id()
             attrs = self.engine.started_attributes(ns, start, run_id, now)
@@ -172,7 +175,7 @@ class ScheduleService:
             async with self.executions.creating(shard, ms) as change:
                 change.current.append(CurrentWrite(ns.id, wid, run_id, RUNNING, request_id, current_id))
                 await change.commit()
-        return ws.CreateScheduleResponse(conflict_token=_conflict_token(0))
+        return ws.CreateScheduleResponse(conflict_token=_conflict_token(FIRST_CONFLICT_TOKEN))
 
     # ------------------------------------------------------------------ describe
     async def describe_schedule(self, req: ws.DescribeScheduleRequest, ctx: Any) -> ws.DescribeScheduleResponse:
@@ -201,10 +204,10 @@ class ScheduleService:
         async with self.executions.update(ns.id, wid) as change:
             ms = change.ms
             if not ms.running or not ms.state.HasField("schedule"):
-                raise WorkflowNotFound.for_id(wid)
+                raise NotFound(SCHEDULE_NOT_FOUND)
             sched = ms.state.schedule
             if req.conflict_token and req.conflict_token != _conflict_token(sched.conflict_token):
-                raise FailedPrecondition("mismatched conflict token")
+                return ws.UpdateScheduleResponse()  # another update came first: dropped, as the reference does
             r.advance(sched, now)  # the old spec's times up to now are the old spec's
             sched.schedule.CopyFrom(self._normalised(req.schedule))
             sched.info.update_time.CopyFrom(timestamp(now))
@@ -233,6 +236,8 @@ class ScheduleService:
 
     def _apply_patch(self, sched: ScheduleState, patch: sched_pb.SchedulePatch, now: int) -> None:
         state = sched.schedule.state
+        if patch.pause or patch.unpause:
+            sched.conflict_token += 1  # a pause or unpause changes the schedule (a trigger or backfill does not)
         if patch.pause:
             state.paused, state.notes = True, patch.pause
         if patch.unpause:
@@ -256,13 +261,11 @@ class ScheduleService:
         ns = self.namespaces.get(req.namespace)
         wid = r.scheduler_id(req.schedule_id)
         await self._state(ns, req.schedule_id)
-        if req.patch.pause and req.patch.unpause:
-            raise InvalidArgument("Cannot pause and unpause at the same time.")
         now = time.time_ns()
         async with self.executions.update(ns.id, wid) as change:
             ms = change.ms
             if not ms.running or not ms.state.HasField("schedule"):
-                raise WorkflowNotFound.for_id(wid)
+                raise NotFound(SCHEDULE_NOT_FOUND)
             sched = ms.state.schedule
             r.advance(sched, now)  # times up to now are taken as the schedule was (paused or not)
             self._apply_patch(sched, req.patch, now)
@@ -276,7 +279,17 @@ class ScheduleService:
     async def delete_schedule(self, req: ws.DeleteScheduleRequest, ctx: Any) -> ws.DeleteScheduleResponse:
         ns = self.namespaces.get(req.namespace)
         ms = await self._state(ns, req.schedule_id)
-        await self.engine.delete(ns, common.WorkflowExecution(workflow_id=ms.workflow_id, run_id=ms.run_id))
+        # The scheduler run is terminated, as on the reference, and goes with its namespace's retention.
+        terminate = ws.TerminateWorkflowExecutionRequest(
+            namespace=ns.name,
+            workflow_execution=common.WorkflowExecution(workflow_id=ms.workflow_id, run_id=ms.run_id),
+            reason="terminated by DeleteSchedule",
+            identity=req.identity,
+        )
+        try:
+            await self.engine.terminate(ns, terminate)
+        except WorkflowCompleted:
+            raise NotFound(SCHEDULE_NOT_FOUND) from None
         return ws.DeleteScheduleResponse()
 
     # ------------------------------------------------------------------ lists
