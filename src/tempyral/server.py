@@ -345,9 +345,7 @@ class Server:
             self.nexus_dispatcher,
             self.outbound_addresses,
         )
-        ScheduleService(self.engine, self.namespaces, workflow_service.visibility, self.schedule_runner).attach(
-            workflow_service
-        )
+        ScheduleService(self.engine, self.namespaces, workflow_service.visibility).attach(workflow_service)
         operator_service = OperatorService(self.namespaces, self.endpoints, self.clusters)
         http_workflow_service: object = workflow_service
         if self.node_router is not None:

@@ -16,7 +16,7 @@ from temporalio.api.schedule.v1 import message_pb2 as sched_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common import ids
-from tempyral.common.clock import duration, timestamp, ts_ns
+from tempyral.common.clock import duration, duration_ns, timestamp, ts_ns
 from tempyral.common.errors import (
     InvalidArgument,
     NotFound,
@@ -60,14 +60,13 @@ def _conflict_token(n: int) -> bytes:
 
 
 class ScheduleService:
-    def __init__(
-        self, engine: HistoryEngine, namespaces: NamespaceRegistry, visibility: Visibility, runner: r.ScheduleRunner
-    ) -> None:
+    def __init__(self, engine: HistoryEngine, namespaces: NamespaceRegistry, visibility: Visibility) -> None:
+        """Changes set the scheduler run's wake timer to now: the engine's timer queue runs the wake at once
+        (ScheduleRunner.on_timer)."""
         self.engine = engine
         self.executions = engine.executions
         self.namespaces = namespaces
         self.visibility = visibility
-        self.runner = runner
 
     def attach(self, servicer: object) -> None:
         """Serve the schedule methods on `servicer` (the WorkflowService), found by name like its own."""
@@ -96,11 +95,10 @@ class ScheduleService:
         policies = out.policies
         if not policies.overlap_policy:
             policies.overlap_policy = ScheduleOverlapPolicy.SCHEDULE_OVERLAP_POLICY_SKIP
-        if not policies.HasField("catchup_window") or not ts_ns_duration(policies):
+        if not duration_ns(policies.catchup_window):
             policies.catchup_window.CopyFrom(duration(r.DEFAULT_CATCHUP_NS))
-        tq = out.action.start_workflow.task_queue
-        if not tq.kind:
-            tq.kind = TaskQueueKind.TASK_QUEUE_KIND_NORMAL
+        if out.action.HasField("start_workflow") and not out.action.start_workflow.task_queue.kind:
+            out.action.start_workflow.task_queue.kind = TaskQueueKind.TASK_QUEUE_KIND_NORMAL
         out.state.SetInParent()
         return out
 
@@ -328,7 +326,3 @@ class ScheduleService:
         sched = ms.state.schedule
         times = matching_times(sched.schedule.spec, req.start_time, req.end_time, sched.jitter_seed)
         return ws.ListScheduleMatchingTimesResponse(start_time=times)
-
-
-def ts_ns_duration(policies: sched_pb.SchedulePolicies) -> int:
-    return policies.catchup_window.seconds * 1_000_000_000 + policies.catchup_window.nanos
