@@ -239,6 +239,49 @@ CASES = [
         "2026-01-04T00:00:00Z",
     ),
     Case(
+        "Santiago, where midnight is skipped",
+        {"cronString": ["0 0 * * *", "30 0 * * *"], "timezoneName": "America/Santiago"},
+        "2026-09-03T00:00:00Z",
+        "2026-09-09T00:00:00Z",
+    ),
+    Case(
+        "Lord Howe, with half-hour DST",
+        {"cronString": ["*/15 * * * *"], "timezoneName": "Australia/Lord_Howe"},
+        "2026-04-04T13:00:00Z",
+        "2026-04-04T17:00:00Z",
+    ),
+    Case(
+        "every minute, cut at 1000 times", {"cronString": ["* * * * *"]}, "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"
+    ),
+    Case(
+        "intervals before the epoch start at the epoch",
+        {"interval": [{"interval": "7s", "phase": "3s"}]},
+        "1960-01-01T00:00:00Z",
+        "1970-01-01T00:01:00Z",
+    ),
+    Case(
+        "fractional interval and phase are cut to seconds",
+        {"interval": [{"interval": "90.5s"}, {"interval": "3600s", "phase": "0.5s"}]},
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T02:00:00Z",
+    ),
+    Case(
+        "cron @every with units, days and a comment",
+        {"cronString": ["@every 1h30m10s/1m", "@every 0.5d/1h # twice a day"]},
+        "2026-01-01T00:00:00Z",
+        "2026-01-02T00:00:00Z",
+    ),
+    Case(
+        "excluded times are skipped before jitter",
+        {
+            "interval": [{"interval": "3600s"}],
+            "excludeCalendar": [{"hour": "*", "minute": "*", "second": "*", "month": "2"}],
+            "jitter": "7200s",
+        },
+        "2026-01-31T20:00:00Z",
+        "2026-03-01T03:00:00Z",
+    ),
+    Case(
         "time zone data given",
         {"cronString": ["0 2 * * *"], "timezoneName": "Custom/Zone"},
         "2026-03-06T00:00:00Z",
@@ -286,6 +329,21 @@ ERROR_CASES = [
         },
     ),
     ("comment too long", {"calendar": [{"comment": "x" * 201}]}),
+    ("L is not a day", {"cronString": ["0 0 L * *"]}),
+    ("? is not a day", {"cronString": ["0 0 ? * *"]}),
+    ("year before 2000", {"cronString": ["0 0 1 * * 1999"]}),
+    ("time zone names are case-sensitive", {"timezoneName": "america/new_york", "cronString": ["0 1 * * *"]}),
+    ("negative @every", {"cronString": ["@every -5m"]}),
+    ("@every phase beyond the interval", {"cronString": ["@every 5m/10m"]}),
+    ("@every phase not a duration", {"cronString": ["@every 5m/x"]}),
+    ("eight cron fields", {"cronString": ["0 0 * * * * * *"]}),
+    ("empty cron string", {"cronString": [""]}),
+    ("step zero", {"cronString": ["0 0 0/0 * *"]}),
+    ("month name too short", {"cronString": ["0 0 * ja *"]}),
+    ("weekday names backwards", {"cronString": ["0 0 * * mo-su"]}),
+    ("weekday 8", {"cronString": ["0 0 * * 8"]}),
+    ("empty list item", {"cronString": ["0 0 * * ,"]}),
+    ("step out of int64", {"cronString": ["0 0 1-5/99999999999999999999 * *"]}),
 ]
 
 
