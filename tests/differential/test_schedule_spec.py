@@ -133,6 +133,12 @@ CASES = [
         "2026-02-20T00:00:00Z",
     ),
     Case(
+        "day of week 1-7 leaves Sunday out, as the reference parses it",
+        {"calendar": [{"dayOfWeek": "1-7", "hour": "1"}]},
+        "2026-02-01T00:00:00Z",
+        "2026-02-09T00:00:00Z",
+    ),
+    Case(
         "structured calendar as given",
         {
             "structuredCalendar": [
