@@ -11,11 +11,19 @@ import pytest
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.api.schedule.v1 import ScheduleSpec
+from temporalio.api.workflowservice.v1 import ListScheduleMatchingTimesRequest
 
 import tempyral.schedules.spec as spec_module
 from tempyral.common.errors import InvalidArgument
 from tempyral.schedules.farmhash import fingerprint32
-from tempyral.schedules.spec import MAX_MATCHING_TIMES, CompiledSpec, canonical_spec, matching_times
+from tempyral.schedules.spec import (
+    MAX_MATCHING_TIMES,
+    CompiledSpec,
+    canonical_spec,
+    future_action_times,
+    list_matching_times,
+    matching_times,
+)
 
 
 def spec(**fields: Any) -> ScheduleSpec:
@@ -423,3 +431,39 @@ def test_excluding_every_time_is_refused_instead_of_searching_forever(monkeypatc
     # 1999 excluded seconds and then a time are within the bound
     within = spec(interval=[{"interval": "1s"}], exclude_calendar=[{"second": "*", "minute": "0-32", "hour": "0"}])
     assert nominals(within, "2025-12-31T23:59:59Z", 1) == ["2026-01-01T00:33:00Z"]
+
+
+def test_list_matching_times_needs_both_ends() -> None:
+    s = spec(interval=[{"interval": "600s"}])
+    request = ListScheduleMatchingTimesRequest(
+        namespace="default", schedule_id="s", start_time=ts("2026-01-01T00:00:00Z"), end_time=ts("2026-01-01T00:30:00Z")
+    )
+    answer = list_matching_times(request, s, "seed")
+    assert [t.ToJsonString() for t in answer.start_time] == [
+        "2026-01-01T00:10:00Z",
+        "2026-01-01T00:20:00Z",
+        "2026-01-01T00:30:00Z",
+    ]
+    for missing in ("start_time", "end_time"):
+        partial = ListScheduleMatchingTimesRequest()
+        partial.CopyFrom(request)
+        partial.ClearField(missing)
+        with pytest.raises(InvalidArgument) as refused:
+            list_matching_times(partial, s, "seed")
+        assert refused.value.message == "missing or invalid query"
+
+
+def test_future_action_times_skip_times_before_the_update() -> None:
+    compiled = CompiledSpec.compile(spec(interval=[{"interval": "3600s"}]))
+    base = at("2026-01-01T00:30:00Z")
+    assert future_action_times(compiled, base, 3) == [
+        at("2026-01-01T01:00:00Z"),
+        at("2026-01-01T02:00:00Z"),
+        at("2026-01-01T03:00:00Z"),
+    ]
+    assert future_action_times(compiled, base, 2, not_before=at("2026-01-01T02:30:00Z")) == [
+        at("2026-01-01T03:00:00Z"),
+        at("2026-01-01T04:00:00Z"),
+    ]
+    ending = CompiledSpec.compile(spec(interval=[{"interval": "3600s"}], end_time="2026-01-01T02:00:00Z"))
+    assert future_action_times(ending, base, 10) == [at("2026-01-01T01:00:00Z"), at("2026-01-01T02:00:00Z")]

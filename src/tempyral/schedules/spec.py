@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.api.schedule.v1 import message_pb2 as schedule_pb
+from temporalio.api.workflowservice.v1 import request_response_pb2 as service_pb
 
 from tempyral.common.errors import InvalidArgument
 from tempyral.schedules.calendar import (
@@ -239,6 +240,36 @@ class CompiledSpec:
             + (-1).to_bytes(2, "big", signed=True)
         )
         return (fingerprint32(encoded + self.jitter_seed.encode()) * max_ms) >> 32
+
+
+def future_action_times(
+    compiled: CompiledSpec, base: datetime, count: int, not_before: datetime | None = None
+) -> list[datetime]:
+    """The next `count` actual times after `base` (the last time the schedule processed; its create time at
+    first), leaving out those before `not_before` (the schedule's update time), as the reference computes
+    DescribeSchedule's future_action_times (count 10, or the remaining actions if fewer) and the list info's
+    (count 5)."""
+    out: list[datetime] = []
+    after = base
+    while len(out) < count:
+        found = compiled.next_time(after)
+        if found is None:
+            break
+        after = found[1]
+        if not_before is None or after >= not_before:
+            out.append(after)
+    return out
+
+
+def list_matching_times(
+    request: service_pb.ListScheduleMatchingTimesRequest, spec: schedule_pb.ScheduleSpec, jitter_seed: str
+) -> service_pb.ListScheduleMatchingTimesResponse:
+    """ListScheduleMatchingTimes for a schedule whose stored spec is `spec` (the schedule found by the caller)."""
+    if not request.HasField("start_time") or not request.HasField("end_time"):
+        raise InvalidArgument("missing or invalid query")
+    return service_pb.ListScheduleMatchingTimesResponse(
+        start_time=matching_times(spec, request.start_time, request.end_time, jitter_seed)
+    )
 
 
 def matching_times(
