@@ -316,6 +316,7 @@ ERROR_CASES = [
         "cron zone differs from the spec's",
         {"timezoneName": "Europe/Berlin", "cronString": ["TZ=America/New_York 0 * * * *"]},
     ),
+    ("a cron zone and @every (which has none)", {"cronString": ["CRON_TZ=Europe/Berlin 0 3 * * *", "@every 90m"]}),
     ("cron zone without fields", {"cronString": ["CRON_TZ=America/New_York"]}),
     ("@every without interval", {"cronString": ["@every"]}),
     ("@every with an unknown unit", {"cronString": ["@every 5x"]}),

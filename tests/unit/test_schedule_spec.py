@@ -467,3 +467,22 @@ def test_future_action_times_skip_times_before_the_update() -> None:
     ]
     ending = CompiledSpec.compile(spec(interval=[{"interval": "3600s"}], end_time="2026-01-01T02:00:00Z"))
     assert future_action_times(ending, base, 10) == [at("2026-01-01T01:00:00Z"), at("2026-01-01T02:00:00Z")]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"cron_string": ["CRON_TZ=Europe/Berlin */15 3 * * mon-fri # c", "TZ=Europe/Berlin 0 12 * * *"]},
+        {"cron_string": ["@every 90m/15m", "0 12 * * *"], "timezone_name": "Europe/Berlin"},
+        {"calendar": [{"hour": "9-17/2", "day_of_week": "5-7"}], "exclude_calendar": [{"month": "jan"}]},
+        {"interval": [{"interval": "3600s", "phase": "60s"}], "jitter": "60s", "start_time": "2026-01-01T00:00:00Z"},
+    ],
+)
+def test_the_canonical_form_is_stable_and_means_the_same(fields: dict[str, Any]) -> None:
+    original = spec(**fields)
+    canonical = canonical_spec(original)
+    assert canonical_spec(canonical) == canonical
+    start, end = at("2026-01-01T00:00:00Z"), at("2026-02-01T00:00:00Z")
+    assert CompiledSpec.compile(canonical, "s").times_between(start, end, 500) == CompiledSpec.compile(
+        original, "s"
+    ).times_between(start, end, 500)
