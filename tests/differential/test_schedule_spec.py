@@ -20,9 +20,10 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import json_format
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.api.common.v1 import WorkflowType
-from temporalio.api.schedule.v1 import Schedule, ScheduleAction, ScheduleSpec, ScheduleState
+from temporalio.api.schedule.v1 import IntervalSpec, Schedule, ScheduleAction, ScheduleSpec, ScheduleState
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflow.v1 import NewWorkflowExecutionInfo
 from temporalio.api.workflowservice.v1 import (
@@ -430,5 +431,28 @@ async def test_invalid_spec_refused_as_on_the_reference(reference_server: Server
         await _create(client, _spec(spec))
     with pytest.raises(InvalidArgument) as ours:
         CompiledSpec.compile(_spec(spec))
+    assert theirs.value.status.value == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert ours.value.message == theirs.value.message
+
+
+# Durations JSON cannot carry (mismatched signs, nanos out of range), refused before anything else
+BAD_DURATIONS = [
+    IntervalSpec(interval=Duration(seconds=60, nanos=-1)),
+    IntervalSpec(interval=Duration(seconds=60), phase=Duration(seconds=-1, nanos=5)),
+    IntervalSpec(interval=Duration(seconds=400_000_000_000)),
+    IntervalSpec(interval=Duration(seconds=-400_000_000_000)),
+    IntervalSpec(interval=Duration(seconds=60, nanos=2_000_000_000)),
+]
+
+
+@pytest.mark.parametrize("interval", BAD_DURATIONS, ids=[str(i).replace("\n", " ") for i in BAD_DURATIONS])
+async def test_invalid_durations_refused_as_on_the_reference(
+    reference_server: ServerProcess, interval: IntervalSpec
+) -> None:
+    client = await Client.connect(reference_server.address)
+    with pytest.raises(RPCError) as theirs:
+        await _create(client, ScheduleSpec(interval=[interval]))
+    with pytest.raises(InvalidArgument) as ours:
+        CompiledSpec.compile(ScheduleSpec(interval=[interval]))
     assert theirs.value.status.value == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert ours.value.message == theirs.value.message

@@ -100,15 +100,20 @@ def _validate_durations(spec: schedule_pb.ScheduleSpec) -> None:
         ):
             if not present:
                 continue
+            # Go's protobuf words this with a no-break space after "proto:" and two spaces between the fields of
+            # its text form, as the reference's binary prints them
+            text = "  ".join(
+                f"{field}:{value}" for field, value in (("seconds", d.seconds), ("nanos", d.nanos)) if value
+            )
             if not -315_576_000_000 <= d.seconds <= 315_576_000_000:
-                reason = f"duration ({d}) exceeds +-10000 years"
+                reason = f"exceeds {'+' if d.seconds > 0 else '-'}10000 years"
             elif not -NANOS < d.nanos < NANOS:
-                reason = f"duration ({d}) has out-of-range nanos"
+                reason = "has out-of-range nanos"
             elif (d.seconds > 0 and d.nanos < 0) or (d.seconds < 0 and d.nanos > 0):
-                reason = f"duration ({d}) has seconds and nanos with different signs"
+                reason = "has seconds and nanos with different signs"
             else:
                 continue
-            raise _invalid(f"{name} is not a valid duration: proto: {reason.replace(chr(10), ' ').strip()}")
+            raise _invalid(f"{name} is not a valid duration: proto:\u00a0duration ({text}) {reason}")
 
 
 def _load_zone(spec: schedule_pb.ScheduleSpec) -> Zone:
