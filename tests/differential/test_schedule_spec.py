@@ -308,6 +308,12 @@ ERROR_CASES = [
     ("several bad calendar fields", {"calendar": [{"hour": "24", "minute": "61", "dayOfWeek": "xx"}]}),
     ("unknown time zone", {"timezoneName": "Mars/Base", "interval": [{"interval": "60s"}]}),
     ("invalid time zone name", {"timezoneName": "../etc", "interval": [{"interval": "60s"}]}),
+    ("time zone name with ..", {"timezoneName": "a..b", "interval": [{"interval": "60s"}]}),
+    ("time zone name that is a directory", {"timezoneName": "America", "interval": [{"interval": "60s"}]}),
+    (
+        "time zone name that is a directory, with a slash",
+        {"timezoneName": "America/", "interval": [{"interval": "60s"}]},
+    ),
     ("interval zero", {"interval": [{"interval": "0s"}]}),
     ("interval under a second", {"interval": [{"interval": "0.5s"}]}),
     ("phase equal to interval", {"interval": [{"interval": "60s", "phase": "60s"}]}),

@@ -125,12 +125,28 @@ def _load_zone(spec: schedule_pb.ScheduleSpec) -> Zone:
             raise SpecError("malformed time zone information") from None
     if name in ("", "UTC", "Local"):  # Go's "Local" is the server's zone; tempyral's servers run on UTC
         return UTC_ZONE
-    if name.startswith("/") or ".." in name.split("/") or "\\" in name or ":" in name:
+    if ".." in name or name.startswith(("/", "\\")):  # Go's time.LoadLocation refuses these before looking
         raise SpecError("time: invalid location name")
     try:
         return Zone(zoneinfo.ZoneInfo(name))
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+    except IsADirectoryError:
+        raise SpecError("is a directory") from None  # Go reads the name as a file too: "America"
+    except ValueError:
+        if name.endswith("/") and _is_directory(name.rstrip("/")):
+            raise SpecError("is a directory") from None
         raise SpecError(f"unknown time zone {name}") from None
+    except (zoneinfo.ZoneInfoNotFoundError, OSError):
+        raise SpecError(f"unknown time zone {name}") from None
+
+
+def _is_directory(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except IsADirectoryError:
+        return True
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return False
 
 
 def canonical_spec(spec: schedule_pb.ScheduleSpec) -> schedule_pb.ScheduleSpec:
