@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.api.schedule.v1 import message_pb2 as schedule_pb
+from temporalio.api.workflowservice.v1 import request_response_pb2 as service_pb
 
 from tempyral.common.errors import InvalidArgument
 from tempyral.schedules.calendar import (
@@ -99,15 +100,20 @@ def _validate_durations(spec: schedule_pb.ScheduleSpec) -> None:
         ):
             if not present:
                 continue
+            # Go's protobuf words this with a no-break space after "proto:" and two spaces between the fields of
+            # its text form, as the reference's binary prints them
+            text = "  ".join(
+                f"{field}:{value}" for field, value in (("seconds", d.seconds), ("nanos", d.nanos)) if value
+            )
             if not -315_576_000_000 <= d.seconds <= 315_576_000_000:
-                reason = f"duration ({d}) exceeds +-10000 years"
+                reason = f"exceeds {'+' if d.seconds > 0 else '-'}10000 years"
             elif not -NANOS < d.nanos < NANOS:
-                reason = f"duration ({d}) has out-of-range nanos"
+                reason = "has out-of-range nanos"
             elif (d.seconds > 0 and d.nanos < 0) or (d.seconds < 0 and d.nanos > 0):
-                reason = f"duration ({d}) has seconds and nanos with different signs"
+                reason = "has seconds and nanos with different signs"
             else:
                 continue
-            raise _invalid(f"{name} is not a valid duration: proto: {reason.replace(chr(10), ' ').strip()}")
+            raise _invalid(f"{name} is not a valid duration: proto:\u00a0duration ({text}) {reason}")
 
 
 def _load_zone(spec: schedule_pb.ScheduleSpec) -> Zone:
@@ -119,12 +125,28 @@ def _load_zone(spec: schedule_pb.ScheduleSpec) -> Zone:
             raise SpecError("malformed time zone information") from None
     if name in ("", "UTC", "Local"):  # Go's "Local" is the server's zone; tempyral's servers run on UTC
         return UTC_ZONE
-    if name.startswith("/") or ".." in name.split("/") or "\\" in name or ":" in name:
+    if ".." in name or name.startswith(("/", "\\")):  # Go's time.LoadLocation refuses these before looking
         raise SpecError("time: invalid location name")
     try:
         return Zone(zoneinfo.ZoneInfo(name))
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+    except IsADirectoryError:
+        raise SpecError("is a directory") from None  # Go reads the name as a file too: "America"
+    except ValueError:
+        if name.endswith("/") and _is_directory(name.rstrip("/")):
+            raise SpecError("is a directory") from None
         raise SpecError(f"unknown time zone {name}") from None
+    except (zoneinfo.ZoneInfoNotFoundError, OSError):
+        raise SpecError(f"unknown time zone {name}") from None
+
+
+def _is_directory(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except IsADirectoryError:
+        return True
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return False
 
 
 def canonical_spec(spec: schedule_pb.ScheduleSpec) -> schedule_pb.ScheduleSpec:
@@ -239,6 +261,36 @@ class CompiledSpec:
             + (-1).to_bytes(2, "big", signed=True)
         )
         return (fingerprint32(encoded + self.jitter_seed.encode()) * max_ms) >> 32
+
+
+def future_action_times(
+    compiled: CompiledSpec, base: datetime, count: int, not_before: datetime | None = None
+) -> list[datetime]:
+    """The next `count` actual times after `base` (the last time the schedule processed; its create time at
+    first), leaving out those before `not_before` (the schedule's update time), as the reference computes
+    DescribeSchedule's future_action_times (count 10, or the remaining actions if fewer) and the list info's
+    (count 5)."""
+    out: list[datetime] = []
+    after = base
+    while len(out) < count:
+        found = compiled.next_time(after)
+        if found is None:
+            break
+        after = found[1]
+        if not_before is None or after >= not_before:
+            out.append(after)
+    return out
+
+
+def list_matching_times(
+    request: service_pb.ListScheduleMatchingTimesRequest, spec: schedule_pb.ScheduleSpec, jitter_seed: str
+) -> service_pb.ListScheduleMatchingTimesResponse:
+    """ListScheduleMatchingTimes for a schedule whose stored spec is `spec` (the schedule found by the caller)."""
+    if not request.HasField("start_time") or not request.HasField("end_time"):
+        raise InvalidArgument("missing or invalid query")
+    return service_pb.ListScheduleMatchingTimesResponse(
+        start_time=matching_times(spec, request.start_time, request.end_time, jitter_seed)
+    )
 
 
 def matching_times(
