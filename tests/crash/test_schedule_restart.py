@@ -101,3 +101,45 @@ async def test_schedule_survives_sigkill(crashable: ServerProcess, down_s: float
         assert described.info.num_actions == len(times)
         assert described.raw_description.info.missed_catchup_window == 0
         await handle.delete()
+
+
+async def test_times_past_the_catchup_window_are_counted_missed(crashable: ServerProcess) -> None:
+    """Down longer than the catch-up window (its minimum, 10 s): the older times are missed, the newer taken, each
+    spec time accounted for once."""
+    client = await Client.connect(crashable.address)
+    task_queue = f"sched-catchup-{uuid.uuid4().hex[:8]}"
+    sid = f"catchup-{uuid.uuid4().hex[:8]}"
+    prefix = f"wf-{sid}"
+    async with Worker(
+        client, task_queue=task_queue, workflows=[QuickWorkflow], workflow_runner=UnsandboxedWorkflowRunner()
+    ):
+        handle = await client.create_schedule(
+            sid,
+            Schedule(
+                action=ScheduleActionStartWorkflow("ScheduleQuick", "x", id=prefix, task_queue=task_queue),
+                spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=EVERY_S))]),
+                policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.ALLOW_ALL, catchup_window=timedelta(seconds=10)),
+            ),
+        )
+        await _wait_for_actions(client, sid, 1)
+        crashable.kill()
+        await asyncio.sleep(14)  # at least two spec times fall more than 10 s before the restart
+        crashable.start()
+        described = await retrying(handle.describe, "describe after restart")
+        await _wait_for_actions(client, sid, described.info.num_actions + 2)
+        await retrying(lambda: handle.pause(note="done"), "pause")
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            described = await handle.describe()
+            ids = await _runs(client, sid)
+            if len(ids) >= described.info.num_actions:
+                break
+            assert time.monotonic() < deadline, f"{described.info.num_actions} actions, {len(ids)} workflows"
+            await asyncio.sleep(0.2)
+        assert len(ids) == len(set(ids)), "a spec time started twice"
+        times = sorted(_nominal(i, prefix) for i in ids)
+        missed = described.raw_description.info.missed_catchup_window
+        assert missed >= 2
+        spec_times = (times[-1] - times[0]) // timedelta(seconds=EVERY_S) + 1
+        assert len(times) + missed == spec_times, f"taken {len(times)} + missed {missed} != {spec_times} spec times"
+        await handle.delete()
