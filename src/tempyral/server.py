@@ -75,6 +75,8 @@ from tempyral.persistence.open import describe as describe_db
 from tempyral.persistence.open import is_postgres_url, open_store
 from tempyral.proto import replication_pb2 as rpb
 from tempyral.proto.internal_pb2 import NamespaceRecord, TaskType
+from tempyral.schedules.runner import ScheduleRunner
+from tempyral.schedules.service import ScheduleService
 from tempyral.ui.assets import UiAssetsError, ensure_assets
 from tempyral.ui.server import ui_application
 from tempyral.visibility.service import Visibility
@@ -154,6 +156,8 @@ class Server:
         self.standalone_nexus = StandaloneNexus(self.engine.executions, self.namespaces, self.endpoints, config.nexus)
         self.nexus_operations.standalone_complete = self.standalone_nexus.complete
         self.engine.tasks.timer_handlers.update(self.standalone_nexus.timer_handlers(self.nexus_operations.on_timer))
+        # Schedules: each a hidden scheduler run whose wake timer the engine's timer queue fires (schedules/).
+        self.schedule_runner = ScheduleRunner(self.engine, self.namespaces, self.store)
         self.nexus_invoker = NexusInvoker(
             self.nexus_operations,
             self.namespaces,
@@ -353,6 +357,7 @@ class Server:
             standalone_nexus=self.standalone_nexus,
             batches=self.batches,
         )
+        ScheduleService(self.engine, self.namespaces, workflow_service.visibility).attach(workflow_service)
         operator_service = OperatorService(self.namespaces, self.endpoints, self.clusters)
         http_workflow_service: object = workflow_service
         if self.node_router is not None:
@@ -535,6 +540,7 @@ class Server:
                 )
         if self.ownership is not None:
             await self.ownership.close()
+        await self.schedule_runner.stop()
         await self.engine.stop()
         await self.nexus_http_client.close()
         await self.store.close()

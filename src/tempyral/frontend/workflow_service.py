@@ -123,6 +123,7 @@ class WorkflowService:
         caps.sdk_metadata = True
         caps.count_group_by_execution_status = True
         caps.nexus = True  # the Web UI shows its Nexus pages only to servers that claim it
+        caps.supports_schedules = True  # schedules/
         # Build ids are recorded on task events and in BuildIds, as on the reference, which claims
         # this too while refusing the deprecated versioning APIs (below); SDKs send their build id
         # with every task response only to servers that claim it.

@@ -135,6 +135,18 @@ LOCATE: dict[str, Locate] = {
     "StartBatchOperation": _workflow(lambda r: r.job_id),
     "StopBatchOperation": _workflow(lambda r: r.job_id),
     "DescribeBatchOperation": _workflow(lambda r: r.job_id),
+    # A schedule is served by the node owning its scheduler run's shard (schedules/).
+    **{
+        name: _workflow(lambda r: "temporal-sys-scheduler:" + r.schedule_id if r.schedule_id else "")
+        for name in (
+            "CreateSchedule",
+            "DescribeSchedule",
+            "UpdateSchedule",
+            "PatchSchedule",
+            "DeleteSchedule",
+            "ListScheduleMatchingTimes",
+        )
+    },
 }
 POLLS = frozenset({"PollNexusTaskQueue"})
 
