@@ -21,6 +21,7 @@ from tempyral.schedules.spec import (
     CompiledSpec,
     canonical_spec,
     future_action_times,
+    list_info_spec,
     list_matching_times,
     matching_times,
 )
@@ -514,3 +515,14 @@ def test_time_zone_data_with_a_cut_footer_is_read_as_go_reads_it() -> None:
         assert nominals(s, "2026-01-01T00:00:00Z", 1) == ["2026-01-01T13:00:00Z"]
     s.timezone_data = data
     assert nominals(s, "2026-01-01T00:00:00Z", 1) == ["2026-01-01T14:00:00Z"]
+
+
+def test_list_info_spec_drops_time_zone_data_and_caps_lists() -> None:
+    s = canonical_spec(
+        spec(interval=[{"interval": f"{60 * (i + 1)}s"} for i in range(12)], cron_string=["0 1 * * *"] * 11)
+    )
+    s.timezone_data = b"TZif"
+    shown = list_info_spec(s)
+    assert not shown.timezone_data and s.timezone_data
+    assert len(shown.interval) == 10 and len(shown.structured_calendar) == 10
+    assert list(shown.interval) == list(s.interval)[:10]

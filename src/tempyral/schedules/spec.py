@@ -279,6 +279,21 @@ class CompiledSpec:
         return (fingerprint32(encoded + self.jitter_seed.encode()) * max_ms) >> 32
 
 
+# ListSchedules shows at most this many structured calendars, exclusions and intervals of a spec
+LIST_INFO_SPEC_ITEMS = 10
+
+
+def list_info_spec(spec: schedule_pb.ScheduleSpec) -> schedule_pb.ScheduleSpec:
+    """The spec ListSchedules shows for a stored (canonical) spec: without time zone data, and with at most
+    LIST_INFO_SPEC_ITEMS structured calendars, exclusions and intervals, as the reference's list info."""
+    out = schedule_pb.ScheduleSpec()
+    out.CopyFrom(spec)
+    out.ClearField("timezone_data")
+    for items in (out.structured_calendar, out.exclude_structured_calendar, out.interval):
+        del items[LIST_INFO_SPEC_ITEMS:]
+    return out
+
+
 def future_action_times(
     compiled: CompiledSpec, base: datetime, count: int, not_before: datetime | None = None
 ) -> list[datetime]:
