@@ -289,6 +289,13 @@ CASES = [
         "2026-03-01T03:00:00Z",
     ),
     Case(
+        "time zone data whose footer lacks its newline",
+        {"cronString": ["0 9 * * *"], "timezoneName": "Cut/Zone"},
+        "2026-01-01T00:00:00Z",
+        "2026-01-05T00:00:00Z",
+        extra={"timezone_data": NEW_YORK_TZIF[:-1]},
+    ),
+    Case(
         "time zone data given",
         {"cronString": ["0 2 * * *"], "timezoneName": "Custom/Zone"},
         "2026-03-06T00:00:00Z",

@@ -21,6 +21,7 @@ from tempyral.schedules.spec import (
     CompiledSpec,
     canonical_spec,
     future_action_times,
+    list_info_spec,
     list_matching_times,
     matching_times,
 )
@@ -486,3 +487,42 @@ def test_the_canonical_form_is_stable_and_means_the_same(fields: dict[str, Any])
     assert CompiledSpec.compile(canonical, "s").times_between(start, end, 500) == CompiledSpec.compile(
         original, "s"
     ).times_between(start, end, 500)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("cut", [5, 44, 60, 1000, 1700])
+def test_malformed_time_zone_data_is_refused(cut: int) -> None:
+    from importlib import resources
+
+    data = (resources.files("tzdata") / "zoneinfo" / "America" / "New_York").read_bytes()
+    s = spec(cron_string=["0 9 * * *"], timezone_name="X")
+    s.timezone_data = data[:cut]
+    with pytest.raises(InvalidArgument) as refused:
+        CompiledSpec.compile(s)
+    assert refused.value.message == "Invalid schedule spec: malformed time zone information"
+
+
+@pytest.mark.timeout(20)
+def test_time_zone_data_with_a_cut_footer_is_read_as_go_reads_it() -> None:
+    from importlib import resources
+
+    data = (resources.files("tzdata") / "zoneinfo" / "America" / "New_York").read_bytes()
+    assert data.endswith(b"\nEST5EDT,M3.2.0,M11.1.0\n")
+    # without its final newline, or cut inside, the footer is ignored: the last transition's offset stays (EDT)
+    for cut in (-1, -3):
+        s = spec(cron_string=["0 9 * * *"], timezone_name="X")
+        s.timezone_data = data[:cut]
+        assert nominals(s, "2026-01-01T00:00:00Z", 1) == ["2026-01-01T13:00:00Z"]
+    s.timezone_data = data
+    assert nominals(s, "2026-01-01T00:00:00Z", 1) == ["2026-01-01T14:00:00Z"]
+
+
+def test_list_info_spec_drops_time_zone_data_and_caps_lists() -> None:
+    s = canonical_spec(
+        spec(interval=[{"interval": f"{60 * (i + 1)}s"} for i in range(12)], cron_string=["0 1 * * *"] * 11)
+    )
+    s.timezone_data = b"TZif"
+    shown = list_info_spec(s)
+    assert not shown.timezone_data and s.timezone_data
+    assert len(shown.interval) == 10 and len(shown.structured_calendar) == 10
+    assert list(shown.interval) == list(s.interval)[:10]

@@ -119,10 +119,7 @@ def _validate_durations(spec: schedule_pb.ScheduleSpec) -> None:
 def _load_zone(spec: schedule_pb.ScheduleSpec) -> Zone:
     name = spec.timezone_name
     if spec.timezone_data:
-        try:
-            return Zone(zoneinfo.ZoneInfo.from_file(io.BytesIO(spec.timezone_data), key=name))
-        except ValueError:
-            raise SpecError("malformed time zone information") from None
+        return _zone_from_data(name, spec.timezone_data)
     if name in ("", "UTC", "Local"):  # Go's "Local" is the server's zone; tempyral's servers run on UTC
         return UTC_ZONE
     if ".." in name or name.startswith(("/", "\\")):  # Go's time.LoadLocation refuses these before looking
@@ -137,6 +134,25 @@ def _load_zone(spec: schedule_pb.ScheduleSpec) -> Zone:
         raise SpecError(f"unknown time zone {name}") from None
     except (zoneinfo.ZoneInfoNotFoundError, OSError):
         raise SpecError(f"unknown time zone {name}") from None
+
+
+def _zone_from_data(name: str, data: bytes) -> Zone:
+    """A zone from TZif data, read as Go reads it: a version 2+ file's footer (the TZ string for times after the
+    last transition) is used only when it sits between two newlines at the end and parses; otherwise the times
+    after the last transition keep its offset."""
+    candidates = [data]
+    if data[4:5] not in (b"", b"\0", b"1"):
+        ended = data.endswith(b"\n")
+        footer = data.rfind(b"\n", 0, len(data) - 1 if ended else len(data))
+        # zoneinfo would read an unterminated footer forever: never give it one
+        without_footer = [data[: footer + 1] + b"\n"] if footer >= 0 else []
+        candidates = ([data] if ended else []) + without_footer
+    for candidate in candidates:
+        try:
+            return Zone(zoneinfo.ZoneInfo.from_file(io.BytesIO(candidate), key=name))
+        except Exception:  # struct.error, ValueError, AssertionError... on bad data
+            continue
+    raise SpecError("malformed time zone information")
 
 
 def _is_directory(name: str) -> bool:
@@ -261,6 +277,21 @@ class CompiledSpec:
             + (-1).to_bytes(2, "big", signed=True)
         )
         return (fingerprint32(encoded + self.jitter_seed.encode()) * max_ms) >> 32
+
+
+# ListSchedules shows at most this many structured calendars, exclusions and intervals of a spec
+LIST_INFO_SPEC_ITEMS = 10
+
+
+def list_info_spec(spec: schedule_pb.ScheduleSpec) -> schedule_pb.ScheduleSpec:
+    """The spec ListSchedules shows for a stored (canonical) spec: without time zone data, and with at most
+    LIST_INFO_SPEC_ITEMS structured calendars, exclusions and intervals, as the reference's list info."""
+    out = schedule_pb.ScheduleSpec()
+    out.CopyFrom(spec)
+    out.ClearField("timezone_data")
+    for items in (out.structured_calendar, out.exclude_structured_calendar, out.interval):
+        del items[LIST_INFO_SPEC_ITEMS:]
+    return out
 
 
 def future_action_times(
