@@ -11,6 +11,8 @@ from aiohttp import web
 from temporalio.api.operatorservice.v1 import service_pb2 as operator_service_pb
 from temporalio.api.workflowservice.v1 import service_pb2 as workflow_service_pb
 
+from tempyral.batch.apply import Applier
+from tempyral.batch.service import BatchOperations
 from tempyral.cluster.auto_failover import AutoFailover, local_failover
 from tempyral.cluster.cluster_wide import ClusterWide
 from tempyral.cluster.config_watch import ConfigWatch
@@ -60,6 +62,7 @@ from tempyral.nexus.invoker import NexusInvoker
 from tempyral.nexus.machinery import Machinery
 from tempyral.nexus.metrics import NexusMetrics
 from tempyral.nexus.operations import NexusOperations
+from tempyral.nexus.standalone import StandaloneNexus, is_standalone_task
 from tempyral.nodes.client import NodeClient
 from tempyral.nodes.matching import MatchingRouter
 from tempyral.nodes.membership import Membership
@@ -72,6 +75,8 @@ from tempyral.persistence.open import describe as describe_db
 from tempyral.persistence.open import is_postgres_url, open_store
 from tempyral.proto import replication_pb2 as rpb
 from tempyral.proto.internal_pb2 import NamespaceRecord, TaskType
+from tempyral.schedules.runner import ScheduleRunner
+from tempyral.schedules.service import ScheduleService
 from tempyral.ui.assets import UiAssetsError, ensure_assets
 from tempyral.ui.server import ui_application
 from tempyral.visibility.service import Visibility
@@ -118,6 +123,8 @@ class Server:
                 cache_bytes=config.history_cache_bytes,
             ),
         )
+        # Batch operations: each job runs on the node holding its shard (batch/service.py).
+        self.batches = BatchOperations(self.store, self.engine, self.namespaces)
         # History replication: streams of this cluster's replication tasks to the others, and of theirs to here.
         self.history_sender = HistorySender(self.engine.executions, self.store, self.namespaces, self.clusters)
         self.replication_service.history_source = self.history_sender
@@ -145,7 +152,12 @@ class Server:
         self.nexus_metrics = NexusMetrics()
         # The history side of Nexus operations: it records outcomes and applies their timers.
         self.nexus_operations = NexusOperations(self.engine.executions, config.nexus)
-        self.engine.tasks.timer_handlers.update(self.nexus_operations.timer_handlers())
+        # Standalone operations (started by clients) share the Nexus tasks and timers of workflows' operations.
+        self.standalone_nexus = StandaloneNexus(self.engine.executions, self.namespaces, self.endpoints, config.nexus)
+        self.nexus_operations.standalone_complete = self.standalone_nexus.complete
+        self.engine.tasks.timer_handlers.update(self.standalone_nexus.timer_handlers(self.nexus_operations.on_timer))
+        # Schedules: each a hidden scheduler run whose wake timer the engine's timer queue fires (schedules/).
+        self.schedule_runner = ScheduleRunner(self.engine, self.namespaces, self.store)
         self.nexus_invoker = NexusInvoker(
             self.nexus_operations,
             self.namespaces,
@@ -154,6 +166,8 @@ class Server:
             self.nexus_machinery,
             self.nexus_metrics,
         )
+        self.nexus_invoker.standalone_caller = self.standalone_nexus
+        self.nexus_invoker.is_standalone = is_standalone_task
         self.callbacks = CallbackDelivery(
             self.nexus_operations, self.namespaces, self.nexus_machinery, self.nexus_metrics
         )
@@ -340,7 +354,10 @@ class Server:
             "postgres12" if is_postgres_url(cfg.db) else "sqlite",
             self.nexus_dispatcher,
             self.outbound_addresses,
+            standalone_nexus=self.standalone_nexus,
+            batches=self.batches,
         )
+        ScheduleService(self.engine, self.namespaces, workflow_service.visibility).attach(workflow_service)
         operator_service = OperatorService(self.namespaces, self.endpoints, self.clusters)
         http_workflow_service: object = workflow_service
         if self.node_router is not None:
@@ -368,6 +385,8 @@ class Server:
             self.shard_controller.start()
         if self.matching_router is not None:
             self.matching_router.start()
+        # Batch jobs apply their operations through this node's own frontend: they start once it serves.
+        self.batches.start(Applier(host_port(local_host(cfg.ip), int(self.address.rsplit(":", 1)[1]))))
         # Where other clusters call this one: addresses to dial, never a wildcard.
         own_host = local_host(cfg.ip)
         await self.clusters.set_addresses(
@@ -487,6 +506,7 @@ class Server:
             if sock is not None:
                 sock.close()
         self._http_socket = self._ui_socket = None
+        await self.batches.stop()  # before the frontend they call through goes
         await self._stop_ui()
         if self._http is not None:
             await self._http.cleanup()
@@ -520,6 +540,7 @@ class Server:
                 )
         if self.ownership is not None:
             await self.ownership.close()
+        await self.schedule_runner.stop()
         await self.engine.stop()
         await self.nexus_http_client.close()
         await self.store.close()

@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,14 @@ from temporalio.api.operatorservice.v1 import (
     ListNexusEndpointsRequest,
 )
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleIntervalSpec,
+    ScheduleSpec,
+    WorkflowHandle,
+)
 from temporalio.worker import Worker
 
 from tests.e2e.ui_workflows import (
@@ -532,3 +540,30 @@ async def test_nexus_endpoints_list_detail_create_and_edit(page: Page, env: UiEn
 
 async def _truthy(value: Awaitable[Any]) -> bool:
     return bool(await value)
+
+
+# ---------------------------------------------------------------------- schedules
+async def test_schedules_list_and_detail(page: Page, env: UiEnv) -> None:
+    info = await env.client.workflow_service.get_system_info(GetSystemInfoRequest())
+    assert info.capabilities.supports_schedules  # without it the UI hides its schedule pages
+    schedule_id = "ui-schedule"
+    await env.client.create_schedule(
+        schedule_id,
+        Schedule(
+            action=ScheduleActionStartWorkflow(
+                "WaitingWorkflow", "scheduled", id="ui-scheduled", task_queue=TASK_QUEUE
+            ),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(hours=1))]),
+        ),
+    )
+    await page.goto("/namespaces/default/schedules")
+    link = page.get_by_role("link", name=schedule_id, exact=True)
+    await shows(page, link, "the schedule in the list")
+    await screenshot(page, "22-schedules")
+    await page.goto(f"/namespaces/default/schedules/{schedule_id}")
+    await shows(page, page.get_by_role("heading", name=schedule_id), "the schedule's heading")
+    await shows(page, "WaitingWorkflow", "the schedule's workflow type")
+    await shows(page, "5 Upcoming Runs", "the next action times")
+    await shows(page, "Every 1 hour(s)", "the spec")
+    await screenshot(page, "23-schedule-detail")
+    no_failing_api_calls(page)

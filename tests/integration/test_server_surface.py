@@ -16,7 +16,7 @@ from temporalio.api.workflowservice.v1 import (
     GetClusterInfoRequest,
     GetSystemInfoRequest,
     ListNamespacesRequest,
-    ListSchedulesRequest,
+    ListWorkflowRulesRequest,
     RegisterNamespaceRequest,
     UpdateNamespaceRequest,
 )
@@ -88,7 +88,7 @@ async def test_namespace_register_update_list(client: Client) -> None:
 
 async def test_unimplemented_rpcs_answer_unimplemented(client: Client) -> None:
     with pytest.raises(RPCError) as info:
-        await client.workflow_service.list_schedules(ListSchedulesRequest(namespace="default"))
+        await client.workflow_service.list_workflow_rules(ListWorkflowRulesRequest(namespace="default"))
     assert info.value.status == RPCStatusCode.UNIMPLEMENTED
     # and the server is fine afterwards
     await client.workflow_service.get_system_info(GetSystemInfoRequest())

@@ -35,6 +35,7 @@ from tempyral.common.clock import int64_ns
 from tempyral.common.errors import AlreadyExists, ConditionFailed, ShardOwnershipLost, StorageUnavailable
 from tempyral.persistence import branches
 from tempyral.persistence.store import (
+    BatchRow,
     CurrentRow,
     DlqRow,
     EndpointRow,
@@ -94,6 +95,7 @@ class MemoryStore:
         self.endpoints: dict[str, EndpointRow] = {}
         self.clusters: dict[str, bytes] = {}
         self.replication_dlq: dict[tuple[str, int, int], DlqRow] = {}
+        self.batches: dict[tuple[str, str], BatchRow] = {}
         self.tables = _Tables()
         # Every transaction that committed, in order (tests inspect what one change wrote).
         self.committed: list[Transaction] = []
@@ -164,6 +166,44 @@ class MemoryStore:
         range_id = self.shards.get(shard_id, (0, ""))[0] + 1
         self.shards[shard_id] = (range_id, owner)
         return range_id
+
+    # ------------------------------------------------------------------ batch operations
+    async def save_batch(self, shard_id: int, range_id: int, row: BatchRow, create: bool) -> None:
+        await asyncio.sleep(0)
+        self._check_range(shard_id, range_id)
+        key = (row.namespace_id, row.job_id)
+        if create and key in self.batches:
+            raise AlreadyExists(f"batch operation {row.job_id} already exists")
+        if create or key in self.batches:
+            self.batches[key] = row
+
+    async def get_batch(self, namespace_id: str, job_id: str) -> BatchRow | None:
+        await asyncio.sleep(0)
+        return self.batches.get((namespace_id, job_id))
+
+    async def list_batches(self, namespace_id: str, after: tuple[int, int, str] | None, limit: int) -> list[BatchRow]:
+        await asyncio.sleep(0)
+        found = sorted(
+            (r for r in self.batches.values() if r.namespace_id == namespace_id),
+            key=lambda r: (r.close_time, r.start_time, r.job_id),
+            reverse=True,
+        )
+        if after is not None:
+            found = [r for r in found if (r.close_time, r.start_time, r.job_id) < after]
+        return found[:limit]
+
+    async def running_batches(self, shard_id: int | None, namespace_id: str = "") -> list[BatchRow]:
+        await asyncio.sleep(0)
+        return sorted(
+            (
+                r
+                for r in self.batches.values()
+                if r.running
+                and (shard_id is None or r.shard_id == shard_id)
+                and (not namespace_id or r.namespace_id == namespace_id)
+            ),
+            key=lambda r: (r.start_time, r.job_id),
+        )
 
     # ------------------------------------------------------------------ shards
     async def acquire_shard(self, shard_id: int, owner: str) -> int:

@@ -39,6 +39,8 @@ class GreeterWorkflow:
             await workflow.wait_condition(lambda: False)
         if req.mode == "fail":
             raise ApplicationError("handler workflow failed", non_retryable=True)
+        if req.mode == "slow":
+            await workflow.sleep(timedelta(seconds=2))
         return Resp(f"Hello, {req.name}!")
 
 

@@ -59,6 +59,8 @@ DONE_UNRECORDED: Final = frozenset({T.TASK_TYPE_CLOSE_EXECUTION})
 # Work whose progress is bookkeeping no event carries: a state rebuilt from events alone does it again. A
 # completion callback's delivery state is such work; the receiver refuses a repeated completion.
 REDONE_AFTER_REBUILD: Final = frozenset({"callback"})
+# Work no event records at all: a schedule's scheduler run keeps its schedule outside history (schedules/runner.py).
+NOT_FROM_EVENTS_WORK: Final = frozenset({T.Name(T.TASK_TYPE_SCHEDULE_WAKE)})
 # The pending work each task serves, by task type (tasks of one piece of work share its key).
 WORK_OF_TASK: Final = {
     T.TASK_TYPE_DISPATCH_WORKFLOW_TASK: "workflow task",
@@ -169,6 +171,8 @@ async def _check(path: str) -> list[Problem]:
                 continue
             if live.HasField("standalone_activity"):
                 continue  # no history to replay: a standalone activity's state is all there is
+            if live.HasField("standalone_nexus"):
+                continue  # a standalone Nexus operation (nexus/standalone.py): no events to replay
             events, read_problems = await _read_events(store, live)
             problems += [Problem(name, kind, detail) for kind, detail in read_problems]
             if read_problems:
@@ -268,6 +272,8 @@ def check_execution(
             # a transient or speculative workflow task is not in history: a rebuild has none to give tasks to
             live_work.pop(WORKFLOW_TASK_WORK, None)
         for key in sorted(set(live_work) - set(replayed_work)):
+            if key[0] in NOT_FROM_EVENTS_WORK:
+                continue
             problems.append((f"regenerate(replayed) lacks work for {key[0]}", f"work {key}"))
         for key in sorted(set(replayed_work) - set(live_work)):
             if key[0] in REDONE_AFTER_REBUILD:
@@ -384,6 +390,8 @@ def stale(task: Task, s: ExecutionState) -> bool:
         return running
     if t == T.TASK_TYPE_DELETE_HISTORY:
         return running
+    if t == T.TASK_TYPE_SCHEDULE_WAKE:
+        return not running or not s.HasField("schedule") or s.schedule.timer_stamp != task.stamp
     if t == T.TASK_TYPE_CALLBACK:
         index = task.callback_index
         if index >= len(s.start.completion_callbacks) or index >= len(s.callbacks):

@@ -17,6 +17,7 @@ from tempyral.common.errors import AlreadyExists, ConditionFailed, ShardOwnershi
 from tempyral.persistence.branches import first_branch
 from tempyral.persistence.sqlite import SqliteStore
 from tempyral.persistence.store import (
+    BatchRow,
     CurrentWrite,
     DlqRow,
     EndpointRow,
@@ -442,3 +443,34 @@ async def test_counting_task_rows_by_id_range_reads_none_and_stops_at_the_limit(
     assert await store.count_tasks(0, 3, 12, 15, 1000) == 2  # 13 and 14: both bounds exclusive
     assert await store.count_tasks(0, 3, 0, 1 << 62, 4) == 4
     assert await store.count_tasks(0, TRANSFER, 0, 1 << 62, 1000) == 0
+
+
+async def test_batch_operations_are_fenced_unique_and_listed_newest_first(store: Store) -> None:
+    range_id = await store.acquire_shard(0, "me")
+    running = BatchRow("ns", "a", 0, True, 10, 2**63 - 1, b"a1")
+    await store.save_batch(0, range_id, running, create=True)
+    with pytest.raises(AlreadyExists):
+        await store.save_batch(0, range_id, BatchRow("ns", "a", 0, True, 11, 2**63 - 1, b"other"), create=True)
+    await store.save_batch(0, range_id, BatchRow("ns", "b", 0, False, 5, 20, b"b"), create=True)
+    await store.save_batch(0, range_id, BatchRow("ns", "c", 0, False, 6, 30, b"c"), create=True)
+    await store.save_batch(0, range_id, BatchRow("other", "d", 0, True, 1, 2**63 - 1, b"d"), create=True)
+    assert await store.get_batch("ns", "a") == running
+    assert await store.get_batch("ns", "missing") is None
+    # running first, then by close time, newest first; a page resumes after its last row
+    assert [r.job_id for r in await store.list_batches("ns", None, 10)] == ["a", "c", "b"]
+    first = await store.list_batches("ns", None, 2)
+    last = first[-1]
+    assert [r.job_id for r in await store.list_batches("ns", (last.close_time, last.start_time, last.job_id), 2)] == [
+        "b"
+    ]
+    assert [(r.namespace_id, r.job_id) for r in await store.running_batches(0)] == [("other", "d"), ("ns", "a")]
+    assert [r.job_id for r in await store.running_batches(None, "ns")] == ["a"]
+    assert await store.running_batches(1) == []
+    # a job closes; the shard moves and the old owner's writes are refused
+    await store.save_batch(0, range_id, BatchRow("ns", "a", 0, False, 10, 40, b"a2"), create=False)
+    assert [r.job_id for r in await store.running_batches(None, "ns")] == []
+    assert [r.job_id for r in await store.list_batches("ns", None, 10)] == ["a", "c", "b"]
+    await store.acquire_shard(0, "another")
+    with pytest.raises(ShardOwnershipLost):
+        await store.save_batch(0, range_id, BatchRow("ns", "a", 0, True, 10, 2**63 - 1, b"a3"), create=False)
+    assert (await store.get_batch("ns", "a")) == BatchRow("ns", "a", 0, False, 10, 40, b"a2")

@@ -31,6 +31,7 @@ LONG_POLLS = frozenset(
         "DescribeActivityExecution",  # with a long-poll token
         "PollWorkflowExecutionUpdate",
         "GetWorkflowExecutionHistory",  # with wait_new_event it is the SDK's result long poll
+        "PollNexusOperationExecution",  # a standalone Nexus operation's result
     }
 )
 REFUSAL_LOG_INTERVAL_S = 10.0

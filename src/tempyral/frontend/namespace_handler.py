@@ -222,6 +222,8 @@ def _update_config(target: namespace_pb.NamespaceConfig, update: namespace_pb.Na
 def namespace_info(ns: Namespace) -> namespace_pb.NamespaceInfo:
     info = namespace_pb.NamespaceInfo()
     info.CopyFrom(ns.record.info)
+    # What this server does, whenever the record was written (records keep only what was true then).
+    info.capabilities.eager_workflow_start = True
     # The SDKs read the limits and fail oversized payloads themselves, as with the reference.
     info.limits.blob_size_limit_error = BLOB_SIZE_LIMIT_ERROR
     info.limits.memo_size_limit_error = BLOB_SIZE_LIMIT_ERROR
@@ -229,6 +231,8 @@ def namespace_info(ns: Namespace) -> namespace_pb.NamespaceInfo:
     # Claimed when answering, so that namespaces created before tempyral served them claim them too.
     info.capabilities.standalone_activities = True
     info.capabilities.standalone_activity_start_delay = True
+    # served in every namespace (nexus/standalone.py); the Web UI shows its operation pages by this
+    info.capabilities.standalone_nexus_operation = True
     return info
 
 

@@ -17,9 +17,10 @@ from temporalio.api.enums.v1 import (
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral import SERVER_VERSION
+from tempyral.batch.service import BatchOperations
 from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.common.clock import timestamp
-from tempyral.common.errors import InvalidArgument, PermissionDenied
+from tempyral.common.errors import InvalidArgument, PermissionDenied, Unimplemented
 from tempyral.common.limits import (
     MAX_ID_LENGTH,
     check_blob_size,
@@ -32,6 +33,7 @@ from tempyral.matching.service import ACTIVITY, NEXUS, WORKFLOW, Poller, QueueKe
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
 from tempyral.nexus.addresses import OutboundAddresses
 from tempyral.nexus.dispatch import NexusDispatcher
+from tempyral.nexus.standalone import StandaloneNexus
 from tempyral.visibility.activities import ActivityVisibility
 from tempyral.visibility.attributes import SYSTEM_ATTRIBUTES
 from tempyral.visibility.service import Visibility
@@ -92,8 +94,12 @@ class WorkflowService(StandaloneActivityMethods):
         persistence_store: str,
         nexus_dispatcher: NexusDispatcher | None = None,
         addresses: OutboundAddresses | None = None,
+        standalone_nexus: StandaloneNexus | None = None,
+        batches: BatchOperations | None = None,
     ) -> None:
         self.engine = engine
+        self.standalone_nexus = standalone_nexus
+        self.batches = batches
         # Which completion callback URLs start requests may name (default: the internal ones only).
         self.addresses = addresses or OutboundAddresses()
         self.nexus_dispatcher = nexus_dispatcher or NexusDispatcher(engine.matching)
@@ -116,9 +122,11 @@ class WorkflowService(StandaloneActivityMethods):
         caps.activity_failure_include_heartbeat = True
         caps.encoded_failure_attributes = True
         caps.upsert_memo = True
+        caps.eager_workflow_start = True
         caps.sdk_metadata = True
         caps.count_group_by_execution_status = True
         caps.nexus = True  # the Web UI shows its Nexus pages only to servers that claim it
+        caps.supports_schedules = True  # schedules/
         # Build ids are recorded on task events and in BuildIds, as on the reference, which claims
         # this too while refusing the deprecated versioning APIs (below); SDKs send their build id
         # with every task response only to servers that claim it.
@@ -207,7 +215,10 @@ class WorkflowService(StandaloneActivityMethods):
             run_id=result.run_id,
             started=result.started,
             status=result.status,  # type: ignore[arg-type]
+            first_execution_run_id=result.first_execution_run_id,
         )
+        if result.eager_task is not None:
+            resp.eager_workflow_task.CopyFrom(result.eager_task)
         link = resp.link.workflow_event
         link.namespace = ns.name
         link.workflow_id = req.workflow_id
@@ -580,6 +591,30 @@ class WorkflowService(StandaloneActivityMethods):
         self.namespaces.get(req.namespace)
         return ws.RecordWorkerHeartbeatResponse()
 
+    # ------------------------------------------------------------------ batch operations (batch/)
+    def _batches(self) -> BatchOperations:
+        if self.batches is None:
+            raise Unimplemented("batch operations are not served here")
+        return self.batches
+
+    async def start_batch_operation(
+        self, req: ws.StartBatchOperationRequest, ctx: Ctx
+    ) -> ws.StartBatchOperationResponse:
+        return await self._batches().start_operation(self.namespaces.get(req.namespace), req)
+
+    async def describe_batch_operation(
+        self, req: ws.DescribeBatchOperationRequest, ctx: Ctx
+    ) -> ws.DescribeBatchOperationResponse:
+        return await self._batches().describe(self.namespaces.get(req.namespace), req)
+
+    async def list_batch_operations(
+        self, req: ws.ListBatchOperationsRequest, ctx: Ctx
+    ) -> ws.ListBatchOperationsResponse:
+        return await self._batches().list(self.namespaces.get(req.namespace), req)
+
+    async def stop_batch_operation(self, req: ws.StopBatchOperationRequest, ctx: Ctx) -> ws.StopBatchOperationResponse:
+        return await self._batches().stop_operation(self.namespaces.get(req.namespace), req)
+
     # ------------------------------------------------------------------ visibility
     async def list_workflow_executions(
         self, req: ws.ListWorkflowExecutionsRequest, ctx: Ctx
@@ -608,6 +643,66 @@ class WorkflowService(StandaloneActivityMethods):
         self, req: ws.ListClosedWorkflowExecutionsRequest, ctx: Ctx
     ) -> ws.ListClosedWorkflowExecutionsResponse:
         return await self.visibility.list_closed(self.namespaces.get(req.namespace), req)
+
+    # ------------------------------------------------------------------ standalone Nexus operations
+    def _operations(self) -> StandaloneNexus:
+        if self.standalone_nexus is None:
+            raise Unimplemented("Standalone Nexus operation is disabled")
+        return self.standalone_nexus
+
+    async def start_nexus_operation_execution(
+        self, req: ws.StartNexusOperationExecutionRequest, ctx: Ctx
+    ) -> ws.StartNexusOperationExecutionResponse:
+        ns = self.namespaces.get(req.namespace)
+        self.namespaces.check_active(ns)
+        return await self._operations().start(ns, req)
+
+    async def describe_nexus_operation_execution(
+        self, req: ws.DescribeNexusOperationExecutionRequest, ctx: Ctx
+    ) -> ws.DescribeNexusOperationExecutionResponse:
+        ns = self.namespaces.get(req.namespace)
+        timeout = long_poll_timeout(ctx, 20.0) if req.long_poll_token else 0.0
+        return await self._operations().describe(ns, req, timeout)
+
+    async def poll_nexus_operation_execution(
+        self, req: ws.PollNexusOperationExecutionRequest, ctx: Ctx
+    ) -> ws.PollNexusOperationExecutionResponse:
+        ns = self.namespaces.get(req.namespace)
+        return await self._operations().poll(ns, req, long_poll_timeout(ctx))
+
+    async def request_cancel_nexus_operation_execution(
+        self, req: ws.RequestCancelNexusOperationExecutionRequest, ctx: Ctx
+    ) -> ws.RequestCancelNexusOperationExecutionResponse:
+        ns = self.namespaces.get(req.namespace)
+        self.namespaces.check_active(ns)
+        await self._operations().request_cancel(ns, req)
+        return ws.RequestCancelNexusOperationExecutionResponse()
+
+    async def terminate_nexus_operation_execution(
+        self, req: ws.TerminateNexusOperationExecutionRequest, ctx: Ctx
+    ) -> ws.TerminateNexusOperationExecutionResponse:
+        ns = self.namespaces.get(req.namespace)
+        self.namespaces.check_active(ns)
+        await self._operations().terminate(ns, req)
+        return ws.TerminateNexusOperationExecutionResponse()
+
+    async def delete_nexus_operation_execution(
+        self, req: ws.DeleteNexusOperationExecutionRequest, ctx: Ctx
+    ) -> ws.DeleteNexusOperationExecutionResponse:
+        ns = self.namespaces.get(req.namespace)
+        self.namespaces.check_active(ns)
+        await self._operations().delete(ns, req)
+        return ws.DeleteNexusOperationExecutionResponse()
+
+    async def list_nexus_operation_executions(
+        self, req: ws.ListNexusOperationExecutionsRequest, ctx: Ctx
+    ) -> ws.ListNexusOperationExecutionsResponse:
+        return await self._operations().list_operations(self.namespaces.get(req.namespace), req)
+
+    async def count_nexus_operation_executions(
+        self, req: ws.CountNexusOperationExecutionsRequest, ctx: Ctx
+    ) -> ws.CountNexusOperationExecutionsResponse:
+        return await self._operations().count_operations(self.namespaces.get(req.namespace), req)
 
 
 def _check_activity_id(workflow_id: str, run_id: str, activity_id: str) -> None:

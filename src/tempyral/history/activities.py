@@ -75,7 +75,7 @@ def activity_task_response(ns: Namespace, ms: MutableState, ai: ActivityInfo) ->
         retry_policy=a.retry_policy,
         priority=a.priority,
     )
-    if ms.standalone:
+    if ms.is_standalone_activity:
         resp.activity_run_id = s.run_id  # no workflow: the reference names the activity's own run
     else:
         resp.workflow_type.CopyFrom(s.start.workflow_type)
@@ -153,7 +153,7 @@ class ActivityHandler:
                     self.outbox.ack(task)
                     return None
                 ms.start_activity(ai, ids.new_id(), identity)
-                if ms.standalone and sdk[0]:
+                if ms.is_standalone_activity and sdk[0]:
                     ms.state.standalone_activity.sdk_name, ms.state.standalone_activity.sdk_version = sdk
                 change.task_done(task)
                 await change.commit()
@@ -306,7 +306,7 @@ class ActivityHandler:
         if req.HasField("details"):
             ai.heartbeat_details.CopyFrom(req.details)
         ai.last_heartbeat_time.CopyFrom(timestamp(ms.now))
-        if ms.standalone:
+        if ms.is_standalone_activity:
             ms.state.standalone_activity.total_heartbeat_count += 1
             ms.standalone_step()
         return ai.cancel_requested

@@ -81,6 +81,43 @@ class EngineConfig:
     max_pending_nexus_operations: int = 30
 
 
+def _eager_allowed(
+    req: ws.StartWorkflowExecutionRequest,
+    attrs: history.WorkflowExecutionStartedEventAttributes,
+    signal: ws.SignalWithStartWorkflowExecutionRequest | None,
+    parent: ParentInfo | None,
+) -> bool:
+    """Eager workflow start: the caller's worker takes the first workflow task from the start response. As on
+    the reference, not for a delayed or cron start (the first task is not due now) nor signal-with-start."""
+    return (
+        req.request_eager_execution
+        and signal is None
+        and parent is None
+        and not req.cron_schedule
+        and duration_ns(attrs.first_workflow_task_backoff) == 0
+    )
+
+
+def _eager_task_of(ms: MutableState, req: ws.StartWorkflowExecutionRequest) -> bool:
+    """Whether the run's pending workflow task is the one an eager start with this request id started."""
+    wt = ms.state.workflow_task
+    return bool(
+        req.request_eager_execution
+        and ms.running
+        and wt.started_event_id
+        and req.request_id
+        and wt.request_id == req.request_id
+    )
+
+
+def start_eagerly(ms: MutableState, request_id: str, identity: str) -> None:
+    """Record the first workflow task as started by the caller, in the start's own transaction, so that no poller
+    can take it: its dispatch to matching is dropped. Its started event carries the start's request id, as on the
+    reference, which is how a retried start finds it (`_eager_task_of`)."""
+    ms.start_workflow_task(request_id, identity)
+    ms.new_tasks[:] = [t for t in ms.new_tasks if t.type != TaskType.TASK_TYPE_DISPATCH_WORKFLOW_TASK]
+
+
 class HistoryEngine:
     """The composition root of the history service and its client-facing operations (start, signal,
     cancel, terminate, delete). Handlers get the narrow collaborators they use, never the engine."""
@@ -434,6 +471,10 @@ class HistoryEngine:
                     current = change.ms
                     outcome = self._resolve_existing(current, req, signal is not None)
                     if outcome is not None:
+                        outcome.first_execution_run_id = current.state.start.first_execution_run_id
+                        if outcome.started and _eager_task_of(current, req):
+                            # a retried eager start: its task again, while the worker has not answered it
+                            outcome.eager_task = await self.workflow_tasks.task_response(change, False, req.identity)
                         if signal is not None and current.running:
                             current.add_signaled(
                                 signal.signal_name,
@@ -527,6 +568,8 @@ class HistoryEngine:
         )
         ms.state.start_request_ids.append(req.request_id)
         self.executions.prepare(ms, now)
+        eager = _eager_allowed(req, attrs, signal, parent)
+        attrs.eager_execution_accepted = eager
         ms.add_workflow_execution_started(
             attrs,
             # a child's first task waits until its parent has recorded it as started
@@ -545,6 +588,8 @@ class HistoryEngine:
             )
             if duration_ns(attrs.first_workflow_task_backoff) == 0:
                 ms.schedule_workflow_task()
+        if eager:
+            start_eagerly(ms, req.request_id, req.identity)
         current = CurrentWrite(ns.id, req.workflow_id, run_id, RUNNING, req.request_id, previous_run_id)
         async with self.executions.creating(shard, ms) as change:
             change.current.append(current)
@@ -557,10 +602,11 @@ class HistoryEngine:
             except ConditionFailed as err:
                 # Another node (or a stale cache) raced us on this workflow id.
                 raise Internal(f"workflow id {req.workflow_id} changed concurrently: {err}") from err
+            eager_task = await self.workflow_tasks.task_response(change, False, req.identity) if eager else None
         if terminated is not None:
             for listener in self.executions.closed_listeners:
                 listener(terminated.entry, False)
-        return StartResult(run_id, True)
+        return StartResult(run_id, True, first_execution_run_id=run_id, eager_task=eager_task)
 
     # ------------------------------------------------------------------ signals, cancel, terminate
     async def signal(

@@ -270,7 +270,9 @@ class Executions:
             change.current.append(close_current(ms))
         mutations = [Mutation(change.entry, ms, new=change.new), *change.others]
         # A standalone activity has no history to replicate: it lives on this cluster only (docs/DESIGN.md §5).
-        replicating = not change.passive and namespace is not None and namespace.replicated and not ms.standalone
+        replicating = (
+            not change.passive and namespace is not None and namespace.replicated and not ms.is_standalone_activity
+        )
         if replicating:
             _add_replication_tasks(change, mutations)
         await change.shard.commit(mutations, current=change.current, deleted_tasks=change.done_tasks)

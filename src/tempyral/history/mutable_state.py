@@ -457,7 +457,7 @@ class MutableState:
     def start_activity(self, ai: ActivityInfo, request_id: str, identity: str) -> None:
         """A worker took the activity: no event yet (ActivityTaskStarted is written when it closes)."""
         self.standalone_step()
-        if self.standalone:
+        if self.is_standalone_activity:
             self.state.standalone_activity.last_started_time.CopyFrom(timestamp(self.now))
         ai.started = True
         ai.ClearField("worker_version")  # set by the worker that closes this attempt
@@ -491,14 +491,14 @@ class MutableState:
 
     # ------------------------------------------------------------------ standalone activities
     @property
-    def standalone(self) -> bool:
+    def is_standalone_activity(self) -> bool:
         """A standalone activity: one activity, no workflow, no history (history/standalone_activities.py)."""
         return self.state.HasField("standalone_activity")
 
     def standalone_step(self, visible: bool = False) -> None:
         """A standalone activity's state transition (counted, as the reference's describe shows);
         `visible`: its visibility row changes too."""
-        if self.standalone:
+        if self.is_standalone_activity:
             self.state.standalone_activity.state_transition_count += 1
             self.visibility_dirty = self.visibility_dirty or visible
 
@@ -530,7 +530,7 @@ class MutableState:
         self._tasks(tg.delete_history(s, self.retention_ns))
 
     def add_activity_task_completed(self, ai: ActivityInfo, result: common.Payloads | None, identity: str) -> None:
-        if self.standalone:
+        if self.is_standalone_activity:
             return self.close_standalone(ai, STANDALONE_COMPLETED, result=result or common.Payloads())
         scheduled_id = ai.scheduled_event_id
         started_id = self._add_activity_started_event(ai)
@@ -544,7 +544,7 @@ class MutableState:
     def add_activity_task_failed(
         self, ai: ActivityInfo, failure: failure_pb.Failure, retry_state: int, identity: str
     ) -> None:
-        if self.standalone:
+        if self.is_standalone_activity:
             return self.close_standalone(ai, STANDALONE_FAILED, failure=failure, retry_state=retry_state)
         scheduled_id = ai.scheduled_event_id
         started_id = self._add_activity_started_event(ai) if ai.started else 0
@@ -558,7 +558,7 @@ class MutableState:
         self._event(ev.ACTIVITY_TASK_FAILED, activity_task_failed_event_attributes=attrs)
 
     def add_activity_task_timed_out(self, ai: ActivityInfo, failure: failure_pb.Failure, retry_state: int) -> None:
-        if self.standalone:
+        if self.is_standalone_activity:
             timeout = failure_pb.Failure()
             timeout.CopyFrom(failure)
             timeout.ClearField("source")  # the reference marks no source on a standalone activity's timeout
@@ -581,7 +581,7 @@ class MutableState:
         return event.event_id
 
     def add_activity_task_canceled(self, ai: ActivityInfo, details: common.Payloads | None, identity: str) -> None:
-        if self.standalone:
+        if self.is_standalone_activity:
             # the outcome names who asked for the cancellation, as the reference's does
             requester = self.state.standalone_activity.cancel_identity
             return self.close_standalone(ai, STANDALONE_CANCELED, failure=_canceled_failure(details, requester))
@@ -601,7 +601,7 @@ class MutableState:
     def retry_activity(self, ai: ActivityInfo, failure: failure_pb.Failure, backoff_ns: int) -> None:
         """The attempt failed and another follows after `backoff_ns`: bookkeeping only, no event."""
         self.standalone_step()
-        if self.standalone:
+        if self.is_standalone_activity:
             self.state.standalone_activity.last_attempt_complete_time.CopyFrom(timestamp(self.now))
         ai.attempt += 1
         ai.stamp += 1

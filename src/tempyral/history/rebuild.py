@@ -35,6 +35,7 @@ NOT_FROM_EVENTS: Final = (
     "reset_run_id",  # set on the run a reset replaced, which gets no event for it
     "reapplied_events",  # losing events of another branch already re-applied (history/reapply.py)
     "zombie",  # decided by comparing with the workflow's current run, not by this run's events
+    "schedule",  # a scheduler run's schedule and progress (schedules/runner.py): it has no events after its start
 )
 
 # The workflow task's stamp is bumped by every (re)scheduling, transient ones included, so stale

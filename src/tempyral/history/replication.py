@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from google.protobuf.message import Message
 from temporalio.api.history.v1 import message_pb2 as history
 
 from tempyral.common import ids
@@ -456,6 +457,11 @@ def _copy_state_field(target: ExecutionState, source: ExecutionState, name: str)
     value = getattr(source, name)
     if isinstance(value, (str, int, bool)):
         setattr(target, name, value)
+    elif isinstance(value, Message):  # a scheduler run's schedule
+        if source.HasField(name):
+            getattr(target, name).CopyFrom(value)
+        else:
+            target.ClearField(name)
     else:  # a repeated field (start_request_ids)
         target.ClearField(name)
         getattr(target, name).extend(value)

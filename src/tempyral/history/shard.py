@@ -361,7 +361,7 @@ class Shard:
                     entry.events = None
             self._resize(entry, state_bytes, events_bytes if entry.events is not None else 0)
             # a standalone activity writes no events: its waiters (outcome and describe long polls) wake on any change
-            if (ms.new_events or ms.standalone) and entry.waiters:
+            if (ms.new_events or ms.is_standalone_activity) and entry.waiters:
                 waiters, entry.waiters = entry.waiters, []
                 for fut in waiters:
                     if not fut.done():

@@ -170,7 +170,7 @@ class StandaloneActivities:
         while True:
             try:
                 async with self.executions.locked(ns.id, key, run_id) as (_, entry, ms):
-                    if not ms.standalone:
+                    if not ms.is_standalone_activity:
                         raise not_found(activity_id)
                     remaining = deadline - loop.time()
                     if ready(ms) or remaining <= 0:
@@ -248,7 +248,7 @@ class StandaloneActivities:
         try:
             async with self.executions.update(ns.id, activity_key(activity_id), run_id) as change:
                 entered = True
-                if not change.ms.standalone:
+                if not change.ms.is_standalone_activity:
                     raise not_found(activity_id)
                 yield change
         except WorkflowNotFound:

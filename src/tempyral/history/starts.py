@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
+from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 RUNNING = wf_enums.WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
 
@@ -29,3 +30,6 @@ class StartResult:
     run_id: str
     started: bool
     status: int = RUNNING
+    first_execution_run_id: str = ""
+    # Eager workflow start: the run's first workflow task, already started for the caller's own worker.
+    eager_task: ws.PollWorkflowTaskQueueResponse | None = None

@@ -462,7 +462,16 @@ def regenerate(state: ExecutionState, now: int, retention_ns: int = 0) -> list[T
         tasks += cancel_external(state, cancel)
     for op in state.nexus_operations.values():
         tasks += nexus_tasks(state, op)
+    if state.HasField("schedule"):
+        tasks += schedule_wake(state)
     return tasks
+
+
+def schedule_wake(state: ExecutionState) -> list[Task]:
+    """The wake timer of a schedule's scheduler run (schedules/runner.py); its stamp tells the one in force."""
+    sched = state.schedule
+    wake = ts_ns(sched.wake_time)
+    return [_timer(state, TaskType.TASK_TYPE_SCHEDULE_WAKE, wake, start_version(state), stamp=sched.timer_stamp)]
 
 
 # ------------------------------------------------------------------ replication (global namespaces)
@@ -567,7 +576,7 @@ def task_is_current(state: ExecutionState, task: Task) -> bool:
     elif t in _NEXUS_TASKS:
         op = state.nexus_operations.get(task.event_id)
         entity_version = op.version if op is not None else None
-    elif t in _START_TASKS:
+    elif t in _START_TASKS or t == TaskType.TASK_TYPE_SCHEDULE_WAKE:
         try:
             entity_version = version_history.version_at(state, 1)
         except version_history.VersionHistoryError:

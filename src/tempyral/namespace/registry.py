@@ -230,7 +230,7 @@ class NamespaceRegistry:
         info.description = description
         info.owner_email = owner_email
         info.data.update(data or {})
-        info.supports_schedules = False
+        info.supports_schedules = True  # schedules/
         info.capabilities.sync_update = True
         info.capabilities.async_update = True
         config = record.config

@@ -19,6 +19,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from dataclasses import field as dc_field
+from typing import Protocol
 from urllib.parse import quote
 
 from temporalio.api.common.v1 import message_pb2 as common
@@ -62,6 +64,63 @@ class _Call:
     namespace: str
     scheduled: common.Payload
     header: dict[str, str]
+    # What the handler is given to find the caller again: the callback token and a link to the caller.
+    token: NexusCallbackToken = dc_field(default_factory=NexusCallbackToken)
+    link: nexus_pb.Link | None = None
+
+
+class CallerSide(Protocol):
+    """Where an operation's caller keeps it: a workflow's history (`WorkflowCaller`) or a standalone operation's
+    row (nexus/standalone.py). The invoker loads what a request needs from it and hands it what came back."""
+
+    async def load(self, task: Task, for_cancel: bool) -> _Call | None: ...
+
+    async def record_start(self, task: Task, outcome: Outcome) -> None: ...
+
+    async def record_blocked(self, task: Task, reason: str, delay_s: float) -> None: ...
+
+    async def record_timeout(self, task: Task, timeout_type: int) -> None: ...
+
+    async def record_cancel(self, task: Task, outcome: Outcome) -> None: ...
+
+
+class WorkflowCaller:
+    """The caller side of operations a workflow scheduled: `NexusOperations`, and the scheduled event."""
+
+    def __init__(self, operations: NexusOperations, namespaces: NamespaceRegistry) -> None:
+        self.operations = operations
+        self.namespaces = namespaces
+        self.record_start = operations.record_start
+        self.record_blocked = operations.record_blocked
+        self.record_timeout = operations.record_timeout
+        self.record_cancel = operations.record_cancel
+
+    async def load(self, task: Task, for_cancel: bool) -> _Call | None:
+        try:
+            async with self.operations.executions.update(task.namespace_id, task.workflow_id, task.run_id) as change:
+                ms = change.ms
+                # the same checks the outcome is recorded under: a stale task sends nothing
+                info = ms.state.nexus_operations.get(task.event_id) if for_cancel else start_due(ms, task)
+                if not ms.running or info is None or (for_cancel and not cancel_due(info, task)):
+                    return None
+                copy = NexusOperationInfo()
+                copy.CopyFrom(info)
+                events = await change.events(info.scheduled_event_id, info.scheduled_event_id + 1)
+        except NotFound:
+            return None
+        namespace = self.namespaces.find_by_id(task.namespace_id)
+        if not events or namespace is None:
+            return None
+        attrs = events[0].nexus_operation_scheduled_event_attributes
+        token = NexusCallbackToken(
+            namespace_id=task.namespace_id,
+            workflow_id=task.workflow_id,
+            run_id=task.run_id,
+            scheduled_event_id=copy.scheduled_event_id,
+            request_id=copy.request_id,
+        )
+        link = nexus_links.scheduled_event_link(namespace.name, task.workflow_id, task.run_id, copy.scheduled_event_id)
+        return _Call(copy, namespace.name, attrs.input, dict(attrs.nexus_header), token, link)
 
 
 def encode_callback_token(token: NexusCallbackToken) -> str:
@@ -107,18 +166,27 @@ class NexusInvoker:
         self.dispatcher = dispatcher
         self.machinery = machinery
         self.metrics = metrics
+        self.workflow_caller = WorkflowCaller(operations, namespaces)
+        # Whose tasks are a standalone operation's (nexus/standalone.py sets both).
+        self.standalone_caller: CallerSide | None = None
+        self.is_standalone: Callable[[Task], bool] = lambda task: False
         self.external: ExternalCall | None = None  # set by the HTTP module
         self.other_cluster: ClusterCall | None = None  # likewise
         # Where external handlers deliver completions: http://<ip>:<http port> (set by the server).
         self.callback_base_url = ""
 
+    def _side(self, task: Task) -> CallerSide:
+        if self.standalone_caller is not None and self.is_standalone(task):
+            return self.standalone_caller
+        return self.workflow_caller
+
     # ------------------------------------------------------------------ start
     async def start(self, task: Task) -> None:
-        call = await self._load(task, for_cancel=False)
+        ops = self._side(task)
+        call = await ops.load(task, for_cancel=False)
         if call is None:
             return
         info = call.info
-        ops = self.operations
         endpoint = self._endpoint(info)
         if endpoint is None:
             outcome = Outcome(
@@ -134,31 +202,21 @@ class NexusInvoker:
                 task, Outcome(Kind.FAILED, failure=outcomes.handler_error("UNAUTHORIZED", message), label="denied")
             )
             return
-        if await self._held_back(task, endpoint.spec.name, call.namespace):
+        if await self._held_back(ops, task, endpoint.spec.name, call.namespace):
             return
         timeout_s, timeout_type = self._call_timeout(info)
         if timeout_type and timeout_s < self.machinery.limits.min_request_timeout_s:
             # not enough time left before the operation's own timeout for another request
             await ops.record_timeout(task, timeout_type)
             return
-        request = self._start_request(task, call, endpoint, timeout_s)
+        request = self._start_request(call, endpoint, timeout_s)
         started = time.monotonic()
         outcome = await self._send(endpoint, request, timeout_s, outcomes.start_outcome)
         self._observe(call, endpoint, "StartOperation", outcome, started)
         await ops.record_start(task, outcome)
 
-    def _start_request(
-        self, task: Task, call: _Call, endpoint: nexus_pb.Endpoint, timeout_s: float
-    ) -> nexus_pb.Request:
+    def _start_request(self, call: _Call, endpoint: nexus_pb.Endpoint, timeout_s: float) -> nexus_pb.Request:
         info = call.info
-        token = NexusCallbackToken(
-            namespace_id=task.namespace_id,
-            workflow_id=task.workflow_id,
-            run_id=task.run_id,
-            scheduled_event_id=info.scheduled_event_id,
-            request_id=info.request_id,
-        )
-        link = nexus_links.scheduled_event_link(call.namespace, task.workflow_id, task.run_id, info.scheduled_event_id)
         header = dict(call.header)
         header["request-timeout"] = format_timeout(timeout_s)
         header["nexus-request-id"] = info.request_id
@@ -178,18 +236,19 @@ class NexusInvoker:
             if endpoint.spec.target.HasField("worker")
             else external_callback_url(self.callback_base_url, call.namespace)
         )
-        start.callback_header[CALLBACK_TOKEN_HEADER] = encode_callback_token(token)
+        start.callback_header[CALLBACK_TOKEN_HEADER] = encode_callback_token(call.token)
         start.payload.CopyFrom(call.scheduled)
-        start.links.append(link)
+        if call.link is not None:
+            start.links.append(call.link)
         return request
 
     # ------------------------------------------------------------------ cancel
     async def cancel(self, task: Task) -> None:
-        call = await self._load(task, for_cancel=True)
+        ops = self._side(task)
+        call = await ops.load(task, for_cancel=True)
         if call is None:
             return
         info = call.info
-        ops = self.operations
         endpoint = self._endpoint(info)
         if endpoint is None:
             failure = outcomes.handler_error("NOT_FOUND", "endpoint not registered")
@@ -209,25 +268,6 @@ class NexusInvoker:
         await ops.record_cancel(task, outcome)
 
     # ------------------------------------------------------------------ shared
-    async def _load(self, task: Task, for_cancel: bool) -> _Call | None:
-        try:
-            async with self.operations.executions.update(task.namespace_id, task.workflow_id, task.run_id) as change:
-                ms = change.ms
-                # the same checks the outcome is recorded under: a stale task sends nothing
-                info = ms.state.nexus_operations.get(task.event_id) if for_cancel else start_due(ms, task)
-                if not ms.running or info is None or (for_cancel and not cancel_due(info, task)):
-                    return None
-                copy = NexusOperationInfo()
-                copy.CopyFrom(info)
-                events = await change.events(info.scheduled_event_id, info.scheduled_event_id + 1)
-        except NotFound:
-            return None
-        namespace = self.namespaces.find_by_id(task.namespace_id)
-        if not events or namespace is None:
-            return None
-        attrs = events[0].nexus_operation_scheduled_event_attributes
-        return _Call(copy, namespace.name, attrs.input, dict(attrs.nexus_header))
-
     def _endpoint(self, info: NexusOperationInfo) -> nexus_pb.Endpoint | None:
         # by id, then by name: an endpoint re-created under the same name still serves the call
         if info.endpoint_id:
@@ -237,7 +277,7 @@ class NexusInvoker:
                 pass
         return self.endpoints.find_by_name(info.endpoint)
 
-    async def _held_back(self, task: Task, endpoint_name: str, caller_namespace: str) -> bool:
+    async def _held_back(self, ops: CallerSide, task: Task, endpoint_name: str, caller_namespace: str) -> bool:
         """Circuit breaker open or rate limit reached: the operation waits, attempt unspent."""
         # Rate limits first: a probe the breaker lets through must then really be sent.
         wait, reason = 0.0, ""
@@ -252,7 +292,7 @@ class NexusInvoker:
             return False
         log.info("Nexus call to %s held back for %.1fs: %s", endpoint_name, wait, reason)
         self.metrics.blocked(caller_namespace, endpoint_name, reason)
-        await self.operations.record_blocked(task, reason, wait)
+        await ops.record_blocked(task, reason, wait)
         return True
 
     def _call_timeout(self, info: NexusOperationInfo) -> tuple[float, int]:

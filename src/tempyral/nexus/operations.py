@@ -65,6 +65,8 @@ class NexusOperations:
     def __init__(self, executions: Executions, limits: NexusLimits) -> None:
         self.executions = executions
         self.limits = limits
+        # Completions whose token names a standalone operation go here (nexus/standalone.py, set by the server).
+        self.standalone_complete: CompleteOperation | None = None
 
     def timer_handlers(self) -> dict[int, Callable[[MutableState, Task], bool]]:
         """The timer tasks of Nexus operations (see TaskExecutor.timer_handlers)."""
@@ -180,6 +182,12 @@ class NexusOperations:
 
         A reset replaces the caller's run, and with it the run the token names: the operation is
         then looked up, by its request id, in the workflow's current run."""
+        if token.standalone:
+            if self.standalone_complete is None:
+                raise OperationNotFound("operation not found")
+            complete = self.standalone_complete
+            await complete(token, operation_token, start_links, start_time_ns, result, failure, canceled)
+            return
         for run_id in (token.run_id, ""):
             try:
                 async with self.executions.update(token.namespace_id, token.workflow_id, run_id) as change:

@@ -25,6 +25,7 @@ from tempyral.history.starts import ParentInfo, StartResult
 from tempyral.history.tasks import WorkflowOps
 from tempyral.namespace.registry import Namespace
 from tempyral.nexus.operations import CompleteOperation
+from tempyral.nexus.standalone import operations_namespace_id
 from tempyral.nodes.client import NodeClient
 from tempyral.nodes.ownership import Ownership
 from tempyral.proto.internal_pb2 import NexusCallbackToken
@@ -190,8 +191,10 @@ class RoutedNexusCompletion:
         failure: failure_pb.Failure | None,
         canceled: bool,
     ) -> None:
+        # a standalone operation's row is keyed by its own id space (nexus/standalone.py)
+        shard_key = operations_namespace_id(token.namespace_id) if token.standalone else token.namespace_id
         await self.router.call(
-            token.namespace_id,
+            shard_key,
             token.workflow_id,
             lambda: self.local(token, operation_token, start_links, start_time_ns, result, failure, canceled),
             lambda node: self.client.complete_nexus_operation(

@@ -31,6 +31,7 @@ from tempyral.frontend.redirection import DEFAULT_FORWARD_TIMEOUT_S, _pass_back,
 from tempyral.matching.service import NEXUS, QueueKey
 from tempyral.namespace.registry import NamespaceRegistry
 from tempyral.nexus.dispatch import decode_task_token as decode_nexus_token
+from tempyral.nexus.standalone import operations_namespace_id
 from tempyral.nodes.ownership import Ownership
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,11 @@ def _multi_operation(req: ws.ExecuteMultiOperationRequest, ns_id: str) -> Target
     return None
 
 
+def _operation(req: Any, ns_id: str) -> Target | None:
+    """A standalone Nexus operation: the shard of its own id space (nexus/standalone.py)."""
+    return (operations_namespace_id(ns_id), req.operation_id) if req.operation_id else None
+
+
 LOCATE: dict[str, Locate] = {
     "StartWorkflowExecution": _workflow(lambda r: r.workflow_id),
     "SignalWithStartWorkflowExecution": _workflow(lambda r: r.workflow_id),
@@ -125,6 +131,12 @@ LOCATE: dict[str, Locate] = {
     "RequestCancelActivityExecution": _workflow(_standalone),
     "TerminateActivityExecution": _workflow(_standalone),
     "DeleteActivityExecution": _workflow(_standalone),
+    "StartNexusOperationExecution": _operation,
+    "DescribeNexusOperationExecution": _operation,
+    "PollNexusOperationExecution": _operation,
+    "RequestCancelNexusOperationExecution": _operation,
+    "TerminateNexusOperationExecution": _operation,
+    "DeleteNexusOperationExecution": _operation,
     "RespondWorkflowTaskCompleted": _token,
     "RespondWorkflowTaskFailed": _token,
     "RespondQueryTaskCompleted": _token,
@@ -138,6 +150,22 @@ LOCATE: dict[str, Locate] = {
     # own part of each queue (nodes/matching.py). A Nexus queue is served by one node.
     "PollNexusTaskQueue": _queue(NEXUS),
     "DescribeTaskQueue": _described_queue,
+    # A batch operation runs on the node holding the shard of its job id (batch/service.py).
+    "StartBatchOperation": _workflow(lambda r: r.job_id),
+    "StopBatchOperation": _workflow(lambda r: r.job_id),
+    "DescribeBatchOperation": _workflow(lambda r: r.job_id),
+    # A schedule is served by the node owning its scheduler run's shard (schedules/).
+    **{
+        name: _workflow(lambda r: "temporal-sys-scheduler:" + r.schedule_id if r.schedule_id else "")
+        for name in (
+            "CreateSchedule",
+            "DescribeSchedule",
+            "UpdateSchedule",
+            "PatchSchedule",
+            "DeleteSchedule",
+            "ListScheduleMatchingTimes",
+        )
+    },
 }
 POLLS = frozenset({"PollNexusTaskQueue"})
 

@@ -187,6 +187,22 @@ MIGRATIONS: list[list[str | CopyRows | FillSearchAttributeTokens]] = [
         # reads the rest as their time comes (history/engine.py), however many closed runs wait for retention.
         "CREATE INDEX tasks_by_time ON tasks (shard_id, category, visibility_ns)",
     ],
+    [
+        # batch operations (batch/): one row per job, written by the node owning the job's shard (fenced by its
+        # range); `running` finds the jobs a new owner resumes and the namespace's open jobs, and close_time
+        # (the last int64 instant while running) with start_time and job_id orders ListBatchOperations.
+        """CREATE TABLE batch_operations (
+            namespace_id TEXT NOT NULL,
+            job_id TEXT NOT NULL,
+            shard_id INTEGER NOT NULL,
+            running INTEGER NOT NULL,
+            start_time INTEGER NOT NULL,
+            close_time INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (namespace_id, job_id))""",
+        "CREATE INDEX batch_operations_running ON batch_operations (shard_id, running)",
+        "CREATE INDEX batch_operations_order ON batch_operations (namespace_id, close_time, start_time, job_id)",
+    ],
 ]
 
 VISIBILITY_COLUMNS = (

@@ -26,6 +26,7 @@ from tempyral.common.errors import AlreadyExists, ConditionFailed, ShardOwnershi
 from tempyral.persistence import branches
 from tempyral.persistence.schema import MIGRATIONS, VISIBILITY_COLUMNS, CopyRows, FillSearchAttributeTokens
 from tempyral.persistence.store import (
+    BatchRow,
     CurrentRow,
     DlqRow,
     EndpointRow,
@@ -553,6 +554,65 @@ def set_metadata(key: str, value: str) -> Op[None]:
 def get_metadata(key: str) -> Op[str | None]:
     row = yield one("SELECT value FROM metadata WHERE key=?", key)
     return None if row is None else str(row[0])
+
+
+# ---------------------------------------------------------------------- batch operations
+BATCH_COLUMNS = "namespace_id, job_id, shard_id, running, start_time, close_time, data"
+
+
+def save_batch(shard_id: int, range_id: int, row: BatchRow, create: bool) -> Op[None]:
+    yield from check_range(shard_id, range_id)
+    values = (row.namespace_id, row.job_id, row.shard_id, int(row.running), row.start_time, row.close_time, row.data)
+    if create:
+        inserted = yield count(
+            f"INSERT INTO batch_operations ({BATCH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            *values,
+        )
+        if inserted != 1:
+            raise AlreadyExists(f"batch operation {row.job_id} already exists")
+        return
+    yield count(
+        "UPDATE batch_operations SET shard_id=?, running=?, start_time=?, close_time=?, data=? "
+        "WHERE namespace_id=? AND job_id=?",
+        *values[2:],
+        row.namespace_id,
+        row.job_id,
+    )
+
+
+def _batch_row(r: Any) -> BatchRow:
+    return BatchRow(r[0], r[1], r[2], bool(r[3]), r[4], r[5], bytes(r[6]))
+
+
+def get_batch(namespace_id: str, job_id: str) -> Op[BatchRow | None]:
+    r = yield one(
+        f"SELECT {BATCH_COLUMNS} FROM batch_operations WHERE namespace_id=? AND job_id=?", namespace_id, job_id
+    )
+    return None if r is None else _batch_row(r)
+
+
+def list_batches(namespace_id: str, after: tuple[int, int, str] | None, limit: int) -> Op[list[BatchRow]]:
+    sql = f"SELECT {BATCH_COLUMNS} FROM batch_operations WHERE namespace_id=?"
+    args: list[Any] = [namespace_id]
+    if after is not None:
+        sql += " AND (close_time, start_time, job_id) < (?, ?, ?)"
+        args.extend(after)
+    sql += " ORDER BY close_time DESC, start_time DESC, job_id DESC LIMIT ?"
+    found = yield rows(sql, *args, limit)
+    return [_batch_row(r) for r in found]
+
+
+def running_batches(shard_id: int | None, namespace_id: str) -> Op[list[BatchRow]]:
+    sql = f"SELECT {BATCH_COLUMNS} FROM batch_operations WHERE running=1"
+    args: list[Any] = []
+    if shard_id is not None:
+        sql += " AND shard_id=?"
+        args.append(shard_id)
+    if namespace_id:
+        sql += " AND namespace_id=?"
+        args.append(namespace_id)
+    found = yield rows(sql + " ORDER BY start_time, job_id", *args)
+    return [_batch_row(r) for r in found]
 
 
 # ---------------------------------------------------------------------- replication DLQ

@@ -10,6 +10,7 @@ from typing import TypeVar
 from tempyral.persistence import sql_ops
 from tempyral.persistence.sql_ops import Op
 from tempyral.persistence.store import (
+    BatchRow,
     CurrentRow,
     DlqRow,
     EndpointRow,
@@ -162,3 +163,16 @@ class SqlStore(ABC):
         await self._write_op(sql_ops.save_nexus_endpoints(rows))
 
     # ------------------------------------------------------------------ visibility
+
+    # ------------------------------------------------------------------ batch operations
+    async def save_batch(self, shard_id: int, range_id: int, row: BatchRow, create: bool) -> None:
+        await self._write_op(sql_ops.save_batch(shard_id, range_id, row, create))
+
+    async def get_batch(self, namespace_id: str, job_id: str) -> BatchRow | None:
+        return await self._read_op(sql_ops.get_batch(namespace_id, job_id))
+
+    async def list_batches(self, namespace_id: str, after: tuple[int, int, str] | None, limit: int) -> list[BatchRow]:
+        return await self._read_op(sql_ops.list_batches(namespace_id, after, limit))
+
+    async def running_batches(self, shard_id: int | None, namespace_id: str = "") -> list[BatchRow]:
+        return await self._read_op(sql_ops.running_batches(shard_id, namespace_id))

@@ -180,6 +180,19 @@ class ShardRow:
     owner: str  # a node name; "" when the last owner released it
 
 
+@dataclass(frozen=True, slots=True)
+class BatchRow:
+    """A batch operation job as stored (batch/): its key, the shard whose owner runs it, and its record."""
+
+    namespace_id: str
+    job_id: str
+    shard_id: int
+    running: bool
+    start_time: int  # ns
+    close_time: int  # ns; the last int64 instant while running (running jobs list first, as on the reference)
+    data: bytes  # a serialized tempyral BatchOperationRecord
+
+
 class Store(Protocol):
     async def open(self) -> None: ...
 
@@ -329,6 +342,22 @@ class Store(Protocol):
     async def save_nexus_endpoints(self, rows: list[EndpointRow]) -> None:
         """Each row replaces the one with its id, in order, all or none; raises AlreadyExists when a live row's
         name is another live row's."""
+
+    # batch operations
+    async def save_batch(self, shard_id: int, range_id: int, row: BatchRow, create: bool) -> None:
+        """Insert the job (`create`: AlreadyExists when its key is taken) or replace it, while the shard is held under
+        `range_id` (else ShardOwnershipLost, writing nothing)."""
+        ...
+
+    async def get_batch(self, namespace_id: str, job_id: str) -> BatchRow | None: ...
+
+    async def list_batches(self, namespace_id: str, after: tuple[int, int, str] | None, limit: int) -> list[BatchRow]:
+        """Up to `limit` jobs of the namespace by (close_time, start_time, job_id) descending, those below `after`."""
+        ...
+
+    async def running_batches(self, shard_id: int | None, namespace_id: str = "") -> list[BatchRow]:
+        """The running jobs of a shard (None: of every shard), of one namespace when `namespace_id` is given."""
+        ...
 
     # visibility
     async def list_visibility(self, namespace_id: str, query: VisibilityQuery) -> list[VisibilityRow]: ...

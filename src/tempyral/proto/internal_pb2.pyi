@@ -7,9 +7,10 @@ from temporalio.api.failure.v1 import message_pb2 as _message_pb2_1
 from temporalio.api.history.v1 import message_pb2 as _message_pb2_1_1
 from temporalio.api.namespace.v1 import message_pb2 as _message_pb2_1_1_1
 from temporalio.api.replication.v1 import message_pb2 as _message_pb2_1_1_1_1
+from temporalio.api.schedule.v1 import message_pb2 as _message_pb2_1_1_1_1_1
 from temporalio.api.sdk.v1 import user_metadata_pb2 as _user_metadata_pb2
-from temporalio.api.taskqueue.v1 import message_pb2 as _message_pb2_1_1_1_1_1
-from temporalio.api.workflow.v1 import message_pb2 as _message_pb2_1_1_1_1_1_1
+from temporalio.api.taskqueue.v1 import message_pb2 as _message_pb2_1_1_1_1_1_1
+from temporalio.api.workflow.v1 import message_pb2 as _message_pb2_1_1_1_1_1_1_1
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -52,6 +53,7 @@ class TaskType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_TYPE_CALLBACK_BACKOFF: _ClassVar[TaskType]
     TASK_TYPE_REPLICATE_HISTORY: _ClassVar[TaskType]
     TASK_TYPE_REPLICATE_ACTIVITY: _ClassVar[TaskType]
+    TASK_TYPE_SCHEDULE_WAKE: _ClassVar[TaskType]
 TASK_CATEGORY_UNSPECIFIED: TaskCategory
 TASK_CATEGORY_TRANSFER: TaskCategory
 TASK_CATEGORY_TIMER: TaskCategory
@@ -80,6 +82,7 @@ TASK_TYPE_NEXUS_CANCEL_BACKOFF: TaskType
 TASK_TYPE_CALLBACK_BACKOFF: TaskType
 TASK_TYPE_REPLICATE_HISTORY: TaskType
 TASK_TYPE_REPLICATE_ACTIVITY: TaskType
+TASK_TYPE_SCHEDULE_WAKE: TaskType
 
 class VersionHistoryItem(_message.Message):
     __slots__ = ("event_id", "version")
@@ -142,7 +145,7 @@ class WorkflowTaskInfo(_message.Message):
     attempt: int
     scheduled_time: _timestamp_pb2.Timestamp
     started_time: _timestamp_pb2.Timestamp
-    task_queue: _message_pb2_1_1_1_1_1.TaskQueue
+    task_queue: _message_pb2_1_1_1_1_1_1.TaskQueue
     start_to_close_timeout: _duration_pb2.Duration
     request_id: str
     identity: str
@@ -151,7 +154,7 @@ class WorkflowTaskInfo(_message.Message):
     original_scheduled_time: _timestamp_pb2.Timestamp
     scheduled: bool
     version: int
-    def __init__(self, scheduled_event_id: _Optional[int] = ..., started_event_id: _Optional[int] = ..., attempt: _Optional[int] = ..., scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1.TaskQueue, _Mapping]] = ..., start_to_close_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., request_id: _Optional[str] = ..., identity: _Optional[str] = ..., transient: _Optional[bool] = ..., stamp: _Optional[int] = ..., original_scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scheduled: _Optional[bool] = ..., version: _Optional[int] = ...) -> None: ...
+    def __init__(self, scheduled_event_id: _Optional[int] = ..., started_event_id: _Optional[int] = ..., attempt: _Optional[int] = ..., scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1_1.TaskQueue, _Mapping]] = ..., start_to_close_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., request_id: _Optional[str] = ..., identity: _Optional[str] = ..., transient: _Optional[bool] = ..., stamp: _Optional[int] = ..., original_scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scheduled: _Optional[bool] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ActivityInfo(_message.Message):
     __slots__ = ("scheduled_event_id", "scheduled", "scheduled_time", "current_attempt_scheduled_time", "attempt", "started", "started_time", "started_identity", "request_id", "heartbeat_details", "last_heartbeat_time", "last_failure", "last_worker_identity", "cancel_requested", "cancel_request_event_id", "next_attempt_schedule_time", "stamp", "version", "started_event_id", "expiration_time", "has_retry_policy", "worker_version")
@@ -330,18 +333,20 @@ class CallbackState(_message.Message):
     def __init__(self, state: _Optional[int] = ..., attempt: _Optional[int] = ..., last_attempt_complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_attempt_failure: _Optional[_Union[_message_pb2_1.Failure, _Mapping]] = ..., next_attempt_schedule_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class NexusCallbackToken(_message.Message):
-    __slots__ = ("namespace_id", "workflow_id", "run_id", "scheduled_event_id", "request_id")
+    __slots__ = ("namespace_id", "workflow_id", "run_id", "scheduled_event_id", "request_id", "standalone")
     NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     SCHEDULED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STANDALONE_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     workflow_id: str
     run_id: str
     scheduled_event_id: int
     request_id: str
-    def __init__(self, namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., scheduled_event_id: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+    standalone: bool
+    def __init__(self, namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., scheduled_event_id: _Optional[int] = ..., request_id: _Optional[str] = ..., standalone: _Optional[bool] = ...) -> None: ...
 
 class NexusTaskToken(_message.Message):
     __slots__ = ("namespace_id", "task_queue", "task_id")
@@ -354,7 +359,7 @@ class NexusTaskToken(_message.Message):
     def __init__(self, namespace_id: _Optional[str] = ..., task_queue: _Optional[str] = ..., task_id: _Optional[str] = ...) -> None: ...
 
 class ExecutionState(_message.Message):
-    __slots__ = ("namespace_id", "workflow_id", "run_id", "start", "start_time", "execution_time", "close_time", "run_expiration_time", "execution_expiration_time", "status", "next_event_id", "last_completed_wft_started_event_id", "db_version", "start_request_id", "sticky_task_queue", "sticky_schedule_to_start_timeout", "workflow_task", "activities", "timers", "buffered_events", "cancel_requested", "cancel_request_id", "search_attributes", "memo", "completion_event_id", "new_execution_run_id", "history_size_bytes", "signal_request_ids", "signal_count", "last_event_task_id", "version", "activity_count", "last_workflow_task_completed_event_id", "start_request_ids", "header", "user_metadata", "children", "external_signals", "external_cancels", "updates", "reset_run_id", "speculative_workflow_task", "auto_reset_points", "nexus_operations", "callbacks", "version_histories", "reapplied_events", "zombie", "standalone_activity")
+    __slots__ = ("namespace_id", "workflow_id", "run_id", "start", "start_time", "execution_time", "close_time", "run_expiration_time", "execution_expiration_time", "status", "next_event_id", "last_completed_wft_started_event_id", "db_version", "start_request_id", "sticky_task_queue", "sticky_schedule_to_start_timeout", "workflow_task", "activities", "timers", "buffered_events", "cancel_requested", "cancel_request_id", "search_attributes", "memo", "completion_event_id", "new_execution_run_id", "history_size_bytes", "signal_request_ids", "signal_count", "last_event_task_id", "version", "activity_count", "last_workflow_task_completed_event_id", "start_request_ids", "header", "user_metadata", "children", "external_signals", "external_cancels", "updates", "reset_run_id", "speculative_workflow_task", "auto_reset_points", "nexus_operations", "callbacks", "version_histories", "reapplied_events", "zombie", "standalone_nexus", "schedule", "standalone_activity")
     class ActivitiesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -452,6 +457,8 @@ class ExecutionState(_message.Message):
     VERSION_HISTORIES_FIELD_NUMBER: _ClassVar[int]
     REAPPLIED_EVENTS_FIELD_NUMBER: _ClassVar[int]
     ZOMBIE_FIELD_NUMBER: _ClassVar[int]
+    STANDALONE_NEXUS_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     STANDALONE_ACTIVITY_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     workflow_id: str
@@ -467,7 +474,7 @@ class ExecutionState(_message.Message):
     last_completed_wft_started_event_id: int
     db_version: int
     start_request_id: str
-    sticky_task_queue: _message_pb2_1_1_1_1_1.TaskQueue
+    sticky_task_queue: _message_pb2_1_1_1_1_1_1.TaskQueue
     sticky_schedule_to_start_timeout: _duration_pb2.Duration
     workflow_task: WorkflowTaskInfo
     activities: _containers.MessageMap[int, ActivityInfo]
@@ -495,14 +502,16 @@ class ExecutionState(_message.Message):
     updates: _containers.MessageMap[str, UpdateInfo]
     reset_run_id: str
     speculative_workflow_task: bool
-    auto_reset_points: _message_pb2_1_1_1_1_1_1.ResetPoints
+    auto_reset_points: _message_pb2_1_1_1_1_1_1_1.ResetPoints
     nexus_operations: _containers.MessageMap[int, NexusOperationInfo]
     callbacks: _containers.RepeatedCompositeFieldContainer[CallbackState]
     version_histories: VersionHistories
     reapplied_events: _containers.RepeatedScalarFieldContainer[str]
     zombie: bool
+    standalone_nexus: StandaloneNexusOperation
+    schedule: ScheduleState
     standalone_activity: StandaloneActivity
-    def __init__(self, namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., start: _Optional[_Union[_message_pb2_1_1.WorkflowExecutionStartedEventAttributes, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., close_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[int] = ..., next_event_id: _Optional[int] = ..., last_completed_wft_started_event_id: _Optional[int] = ..., db_version: _Optional[int] = ..., start_request_id: _Optional[str] = ..., sticky_task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1.TaskQueue, _Mapping]] = ..., sticky_schedule_to_start_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., workflow_task: _Optional[_Union[WorkflowTaskInfo, _Mapping]] = ..., activities: _Optional[_Mapping[int, ActivityInfo]] = ..., timers: _Optional[_Mapping[str, TimerInfo]] = ..., buffered_events: _Optional[_Iterable[_Union[_message_pb2_1_1.HistoryEvent, _Mapping]]] = ..., cancel_requested: _Optional[bool] = ..., cancel_request_id: _Optional[str] = ..., search_attributes: _Optional[_Union[_message_pb2.SearchAttributes, _Mapping]] = ..., memo: _Optional[_Union[_message_pb2.Memo, _Mapping]] = ..., completion_event_id: _Optional[int] = ..., new_execution_run_id: _Optional[str] = ..., history_size_bytes: _Optional[int] = ..., signal_request_ids: _Optional[_Iterable[str]] = ..., signal_count: _Optional[int] = ..., last_event_task_id: _Optional[int] = ..., version: _Optional[int] = ..., activity_count: _Optional[int] = ..., last_workflow_task_completed_event_id: _Optional[int] = ..., start_request_ids: _Optional[_Iterable[str]] = ..., header: _Optional[_Union[_message_pb2.Header, _Mapping]] = ..., user_metadata: _Optional[_Union[_user_metadata_pb2.UserMetadata, _Mapping]] = ..., children: _Optional[_Mapping[int, ChildInfo]] = ..., external_signals: _Optional[_Mapping[int, ExternalRequestInfo]] = ..., external_cancels: _Optional[_Mapping[int, ExternalRequestInfo]] = ..., updates: _Optional[_Mapping[str, UpdateInfo]] = ..., reset_run_id: _Optional[str] = ..., speculative_workflow_task: _Optional[bool] = ..., auto_reset_points: _Optional[_Union[_message_pb2_1_1_1_1_1_1.ResetPoints, _Mapping]] = ..., nexus_operations: _Optional[_Mapping[int, NexusOperationInfo]] = ..., callbacks: _Optional[_Iterable[_Union[CallbackState, _Mapping]]] = ..., version_histories: _Optional[_Union[VersionHistories, _Mapping]] = ..., reapplied_events: _Optional[_Iterable[str]] = ..., zombie: _Optional[bool] = ..., standalone_activity: _Optional[_Union[StandaloneActivity, _Mapping]] = ...) -> None: ...
+    def __init__(self, namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., start: _Optional[_Union[_message_pb2_1_1.WorkflowExecutionStartedEventAttributes, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., close_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[int] = ..., next_event_id: _Optional[int] = ..., last_completed_wft_started_event_id: _Optional[int] = ..., db_version: _Optional[int] = ..., start_request_id: _Optional[str] = ..., sticky_task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1_1.TaskQueue, _Mapping]] = ..., sticky_schedule_to_start_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., workflow_task: _Optional[_Union[WorkflowTaskInfo, _Mapping]] = ..., activities: _Optional[_Mapping[int, ActivityInfo]] = ..., timers: _Optional[_Mapping[str, TimerInfo]] = ..., buffered_events: _Optional[_Iterable[_Union[_message_pb2_1_1.HistoryEvent, _Mapping]]] = ..., cancel_requested: _Optional[bool] = ..., cancel_request_id: _Optional[str] = ..., search_attributes: _Optional[_Union[_message_pb2.SearchAttributes, _Mapping]] = ..., memo: _Optional[_Union[_message_pb2.Memo, _Mapping]] = ..., completion_event_id: _Optional[int] = ..., new_execution_run_id: _Optional[str] = ..., history_size_bytes: _Optional[int] = ..., signal_request_ids: _Optional[_Iterable[str]] = ..., signal_count: _Optional[int] = ..., last_event_task_id: _Optional[int] = ..., version: _Optional[int] = ..., activity_count: _Optional[int] = ..., last_workflow_task_completed_event_id: _Optional[int] = ..., start_request_ids: _Optional[_Iterable[str]] = ..., header: _Optional[_Union[_message_pb2.Header, _Mapping]] = ..., user_metadata: _Optional[_Union[_user_metadata_pb2.UserMetadata, _Mapping]] = ..., children: _Optional[_Mapping[int, ChildInfo]] = ..., external_signals: _Optional[_Mapping[int, ExternalRequestInfo]] = ..., external_cancels: _Optional[_Mapping[int, ExternalRequestInfo]] = ..., updates: _Optional[_Mapping[str, UpdateInfo]] = ..., reset_run_id: _Optional[str] = ..., speculative_workflow_task: _Optional[bool] = ..., auto_reset_points: _Optional[_Union[_message_pb2_1_1_1_1_1_1_1.ResetPoints, _Mapping]] = ..., nexus_operations: _Optional[_Mapping[int, NexusOperationInfo]] = ..., callbacks: _Optional[_Iterable[_Union[CallbackState, _Mapping]]] = ..., version_histories: _Optional[_Union[VersionHistories, _Mapping]] = ..., reapplied_events: _Optional[_Iterable[str]] = ..., zombie: _Optional[bool] = ..., standalone_nexus: _Optional[_Union[StandaloneNexusOperation, _Mapping]] = ..., schedule: _Optional[_Union[ScheduleState, _Mapping]] = ..., standalone_activity: _Optional[_Union[StandaloneActivity, _Mapping]] = ...) -> None: ...
 
 class StandaloneActivity(_message.Message):
     __slots__ = ("activity_id", "status", "result", "failure", "retry_state", "cancel_request_id", "canceled_reason", "terminate_request_id", "state_transition_count", "last_attempt_complete_time", "start_delay", "total_heartbeat_count", "identity", "sdk_name", "sdk_version", "last_started_time", "cancel_identity")
@@ -542,6 +551,83 @@ class StandaloneActivity(_message.Message):
     cancel_identity: str
     def __init__(self, activity_id: _Optional[str] = ..., status: _Optional[int] = ..., result: _Optional[_Union[_message_pb2.Payloads, _Mapping]] = ..., failure: _Optional[_Union[_message_pb2_1.Failure, _Mapping]] = ..., retry_state: _Optional[int] = ..., cancel_request_id: _Optional[str] = ..., canceled_reason: _Optional[str] = ..., terminate_request_id: _Optional[str] = ..., state_transition_count: _Optional[int] = ..., last_attempt_complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., total_heartbeat_count: _Optional[int] = ..., identity: _Optional[str] = ..., sdk_name: _Optional[str] = ..., sdk_version: _Optional[str] = ..., last_started_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancel_identity: _Optional[str] = ...) -> None: ...
 
+class StandaloneNexusOperation(_message.Message):
+    __slots__ = ("namespace", "identity", "input", "nexus_header", "user_metadata", "links", "result", "failure", "state_transition_count", "cancel_reason", "start_request_ids", "cancel_request_id", "status")
+    class NexusHeaderEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    NEXUS_HEADER_FIELD_NUMBER: _ClassVar[int]
+    USER_METADATA_FIELD_NUMBER: _ClassVar[int]
+    LINKS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    STATE_TRANSITION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REASON_FIELD_NUMBER: _ClassVar[int]
+    START_REQUEST_IDS_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    identity: str
+    input: _message_pb2.Payload
+    nexus_header: _containers.ScalarMap[str, str]
+    user_metadata: _user_metadata_pb2.UserMetadata
+    links: _containers.RepeatedCompositeFieldContainer[_message_pb2.Link]
+    result: _message_pb2.Payload
+    failure: _message_pb2_1.Failure
+    state_transition_count: int
+    cancel_reason: str
+    start_request_ids: _containers.RepeatedScalarFieldContainer[str]
+    cancel_request_id: str
+    status: int
+    def __init__(self, namespace: _Optional[str] = ..., identity: _Optional[str] = ..., input: _Optional[_Union[_message_pb2.Payload, _Mapping]] = ..., nexus_header: _Optional[_Mapping[str, str]] = ..., user_metadata: _Optional[_Union[_user_metadata_pb2.UserMetadata, _Mapping]] = ..., links: _Optional[_Iterable[_Union[_message_pb2.Link, _Mapping]]] = ..., result: _Optional[_Union[_message_pb2.Payload, _Mapping]] = ..., failure: _Optional[_Union[_message_pb2_1.Failure, _Mapping]] = ..., state_transition_count: _Optional[int] = ..., cancel_reason: _Optional[str] = ..., start_request_ids: _Optional[_Iterable[str]] = ..., cancel_request_id: _Optional[str] = ..., status: _Optional[int] = ...) -> None: ...
+
+class ScheduleStart(_message.Message):
+    __slots__ = ("nominal_time", "actual_time", "overlap_policy", "manual", "stop_others")
+    NOMINAL_TIME_FIELD_NUMBER: _ClassVar[int]
+    ACTUAL_TIME_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_POLICY_FIELD_NUMBER: _ClassVar[int]
+    MANUAL_FIELD_NUMBER: _ClassVar[int]
+    STOP_OTHERS_FIELD_NUMBER: _ClassVar[int]
+    nominal_time: _timestamp_pb2.Timestamp
+    actual_time: _timestamp_pb2.Timestamp
+    overlap_policy: int
+    manual: bool
+    stop_others: int
+    def __init__(self, nominal_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actual_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., overlap_policy: _Optional[int] = ..., manual: _Optional[bool] = ..., stop_others: _Optional[int] = ...) -> None: ...
+
+class ScheduleState(_message.Message):
+    __slots__ = ("schedule_id", "schedule", "info", "last_processed_time", "buffered", "starting", "timer_stamp", "wake_time", "conflict_token", "list_info", "jitter_seed")
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    LAST_PROCESSED_TIME_FIELD_NUMBER: _ClassVar[int]
+    BUFFERED_FIELD_NUMBER: _ClassVar[int]
+    STARTING_FIELD_NUMBER: _ClassVar[int]
+    TIMER_STAMP_FIELD_NUMBER: _ClassVar[int]
+    WAKE_TIME_FIELD_NUMBER: _ClassVar[int]
+    CONFLICT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    LIST_INFO_FIELD_NUMBER: _ClassVar[int]
+    JITTER_SEED_FIELD_NUMBER: _ClassVar[int]
+    schedule_id: str
+    schedule: _message_pb2_1_1_1_1_1.Schedule
+    info: _message_pb2_1_1_1_1_1.ScheduleInfo
+    last_processed_time: _timestamp_pb2.Timestamp
+    buffered: _containers.RepeatedCompositeFieldContainer[ScheduleStart]
+    starting: _containers.RepeatedCompositeFieldContainer[ScheduleStart]
+    timer_stamp: int
+    wake_time: _timestamp_pb2.Timestamp
+    conflict_token: int
+    list_info: _message_pb2_1_1_1_1_1.ScheduleListInfo
+    jitter_seed: str
+    def __init__(self, schedule_id: _Optional[str] = ..., schedule: _Optional[_Union[_message_pb2_1_1_1_1_1.Schedule, _Mapping]] = ..., info: _Optional[_Union[_message_pb2_1_1_1_1_1.ScheduleInfo, _Mapping]] = ..., last_processed_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., buffered: _Optional[_Iterable[_Union[ScheduleStart, _Mapping]]] = ..., starting: _Optional[_Iterable[_Union[ScheduleStart, _Mapping]]] = ..., timer_stamp: _Optional[int] = ..., wake_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conflict_token: _Optional[int] = ..., list_info: _Optional[_Union[_message_pb2_1_1_1_1_1.ScheduleListInfo, _Mapping]] = ..., jitter_seed: _Optional[str] = ...) -> None: ...
+
 class Task(_message.Message):
     __slots__ = ("type", "category", "task_id", "shard_id", "visibility_time", "namespace_id", "workflow_id", "run_id", "event_id", "attempt", "stamp", "timeout_type", "task_queue", "timer_id", "version", "callback_index", "next_event_id", "branch_id")
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -574,13 +660,13 @@ class Task(_message.Message):
     attempt: int
     stamp: int
     timeout_type: int
-    task_queue: _message_pb2_1_1_1_1_1.TaskQueue
+    task_queue: _message_pb2_1_1_1_1_1_1.TaskQueue
     timer_id: str
     version: int
     callback_index: int
     next_event_id: int
     branch_id: str
-    def __init__(self, type: _Optional[_Union[TaskType, str]] = ..., category: _Optional[_Union[TaskCategory, str]] = ..., task_id: _Optional[int] = ..., shard_id: _Optional[int] = ..., visibility_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., event_id: _Optional[int] = ..., attempt: _Optional[int] = ..., stamp: _Optional[int] = ..., timeout_type: _Optional[int] = ..., task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1.TaskQueue, _Mapping]] = ..., timer_id: _Optional[str] = ..., version: _Optional[int] = ..., callback_index: _Optional[int] = ..., next_event_id: _Optional[int] = ..., branch_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, type: _Optional[_Union[TaskType, str]] = ..., category: _Optional[_Union[TaskCategory, str]] = ..., task_id: _Optional[int] = ..., shard_id: _Optional[int] = ..., visibility_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., namespace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., event_id: _Optional[int] = ..., attempt: _Optional[int] = ..., stamp: _Optional[int] = ..., timeout_type: _Optional[int] = ..., task_queue: _Optional[_Union[_message_pb2_1_1_1_1_1_1.TaskQueue, _Mapping]] = ..., timer_id: _Optional[str] = ..., version: _Optional[int] = ..., callback_index: _Optional[int] = ..., next_event_id: _Optional[int] = ..., branch_id: _Optional[str] = ...) -> None: ...
 
 class TaskToken(_message.Message):
     __slots__ = ("namespace_id", "workflow_id", "run_id", "scheduled_event_id", "attempt", "activity_id", "started_event_id", "query_id", "stamp", "activity_type")

@@ -47,10 +47,31 @@ def _datetime_text(value: Any) -> Any:
     return go_datetime_text(ns - ns % 1_000_000)
 
 
+SCHEDULE_INFO_MEMO = "ScheduleInfo"  # the memo key of a scheduler run's ScheduleListInfo, as on the reference
+
+
+def _schedule_view(s: ExecutionState) -> tuple[common.Memo, common.SearchAttributes]:
+    """What a schedule's scheduler run shows in visibility: its memo with the schedule's list info, and its search
+    attributes with TemporalSchedulePaused (both kept in the run's schedule state, schedules/runner.py)."""
+    memo = common.Memo()
+    memo.CopyFrom(s.memo)
+    info = memo.fields[SCHEDULE_INFO_MEMO]
+    info.metadata["encoding"] = b"binary/plain"
+    info.data = s.schedule.list_info.SerializeToString()
+    attributes = common.SearchAttributes()
+    attributes.CopyFrom(s.search_attributes)
+    paused = attributes.indexed_fields["TemporalSchedulePaused"]
+    paused.metadata["encoding"] = b"json/plain"
+    paused.metadata["type"] = b"Bool"
+    paused.data = b"true" if s.schedule.schedule.state.paused else b"false"
+    return memo, attributes
+
+
 def row_from_state(s: ExecutionState, history_length: int) -> VisibilityRow:
     if s.HasField("standalone_activity"):
         return activity_row(s)
-    decoded = {k: indexed_value(v) for k, v in s.search_attributes.indexed_fields.items()}
+    memo, attributes = _schedule_view(s) if s.HasField("schedule") else (s.memo, s.search_attributes)
+    decoded = {k: indexed_value(v) for k, v in attributes.indexed_fields.items()}
     close = ts_ns(s.close_time) or None
     return VisibilityRow(
         namespace_id=s.namespace_id,
@@ -64,13 +85,15 @@ def row_from_state(s: ExecutionState, history_length: int) -> VisibilityRow:
         task_queue=s.start.task_queue.name,
         history_length=history_length,
         history_size_bytes=s.history_size_bytes,
-        memo=s.memo.SerializeToString(),
-        search_attributes=s.search_attributes.SerializeToString(),
+        memo=memo.SerializeToString(),
+        search_attributes=attributes.SerializeToString(),
         search_attributes_json=json.dumps(decoded, separators=(",", ":")),
         parent_workflow_id=s.start.parent_workflow_execution.workflow_id,
         parent_run_id=s.start.parent_workflow_execution.run_id,
         root_workflow_id=s.start.root_workflow_execution.workflow_id or s.workflow_id,
         root_run_id=s.start.root_workflow_execution.run_id or s.run_id,
+        # a standalone Nexus operation's (a workflow's stays 0, as before)
+        state_transition_count=s.standalone_nexus.state_transition_count,
     )
 
 

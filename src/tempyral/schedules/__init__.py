@@ -1,0 +1,1 @@
+"""Schedules: the spec engine (spec.py: which times a schedule's spec matches)."""

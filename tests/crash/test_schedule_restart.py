@@ -1,0 +1,145 @@
+"""SIGKILL the server while a schedule with a short interval runs, restart it, and check that every action whose
+time passed (all inside the catch-up window) ran exactly once: the started workflows' ids are exactly the nominal
+times of the spec, one run each."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+)
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from tests.crash.test_sigkill import retrying
+from tests.integration.schedule_workflows import QuickWorkflow
+from tests.support.servers import ServerProcess, tempyral
+
+EVERY_S = 2
+DEADLINE_S = 60.0
+
+
+@pytest.fixture
+def crashable(tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = tempyral(str(tmp_path / "schedules.db")).start()
+    yield proc
+    proc.stop()
+
+
+def _nominal(workflow_id: str, prefix: str) -> datetime:
+    return datetime.strptime(workflow_id.removeprefix(prefix + "-"), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+async def _runs(client: Client, sid: str) -> list[str]:
+    return [w.id async for w in client.list_workflows(f"TemporalScheduledById = '{sid}'")]
+
+
+async def _wait_for_actions(client: Client, sid: str, count: int) -> None:
+    handle = client.get_schedule_handle(sid)
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        described = await retrying(handle.describe, "describe")
+        if described.info.num_actions >= count:
+            return
+        assert time.monotonic() < deadline, f"{count} actions not taken within {DEADLINE_S}s"
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.parametrize("down_s", [0.2, 2 * EVERY_S + 0.5])
+async def test_schedule_survives_sigkill(crashable: ServerProcess, down_s: float) -> None:
+    client = await Client.connect(crashable.address)
+    task_queue = f"sched-crash-{uuid.uuid4().hex[:8]}"
+    sid = f"crash-{uuid.uuid4().hex[:8]}"
+    prefix = f"wf-{sid}"
+    async with Worker(
+        client, task_queue=task_queue, workflows=[QuickWorkflow], workflow_runner=UnsandboxedWorkflowRunner()
+    ):
+        handle = await client.create_schedule(
+            sid,
+            Schedule(
+                action=ScheduleActionStartWorkflow("ScheduleQuick", "x", id=prefix, task_queue=task_queue),
+                spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=EVERY_S))]),
+                policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.ALLOW_ALL, catchup_window=timedelta(minutes=5)),
+            ),
+        )
+        await _wait_for_actions(client, sid, 2)
+        crashable.kill()
+        await asyncio.sleep(down_s)  # with the longer pause, two spec times pass while the server is down
+        restarted = datetime.now(UTC)
+        crashable.start()
+        described = await retrying(handle.describe, "describe after restart")
+        await _wait_for_actions(client, sid, described.info.num_actions + 3)
+        await retrying(lambda: handle.pause(note="done"), "pause")
+        # an action chosen just before the pause may still be starting: wait until every counted one is listed
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            described = await handle.describe()
+            ids = await _runs(client, sid)
+            if len(ids) >= described.info.num_actions:
+                break
+            assert time.monotonic() < deadline, f"{described.info.num_actions} actions, {len(ids)} workflows"
+            await asyncio.sleep(0.2)
+        runs = Counter(ids)
+        assert all(n == 1 for n in runs.values()), f"started twice: {[i for i, n in runs.items() if n > 1]}"
+        times = sorted(_nominal(i, prefix) for i in runs)
+        expected = [times[0] + timedelta(seconds=EVERY_S * k) for k in range(len(times))]
+        assert times == expected, f"missed spec times: {sorted(set(expected) - set(times))}"
+        assert times[-1] > restarted
+        assert described.info.num_actions == len(times)
+        assert described.raw_description.info.missed_catchup_window == 0
+        await handle.delete()
+
+
+async def test_times_past_the_catchup_window_are_counted_missed(crashable: ServerProcess) -> None:
+    """Down longer than the catch-up window (its minimum, 10 s): the older times are missed, the newer taken, each
+    spec time accounted for once."""
+    client = await Client.connect(crashable.address)
+    task_queue = f"sched-catchup-{uuid.uuid4().hex[:8]}"
+    sid = f"catchup-{uuid.uuid4().hex[:8]}"
+    prefix = f"wf-{sid}"
+    async with Worker(
+        client, task_queue=task_queue, workflows=[QuickWorkflow], workflow_runner=UnsandboxedWorkflowRunner()
+    ):
+        handle = await client.create_schedule(
+            sid,
+            Schedule(
+                action=ScheduleActionStartWorkflow("ScheduleQuick", "x", id=prefix, task_queue=task_queue),
+                spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=EVERY_S))]),
+                policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.ALLOW_ALL, catchup_window=timedelta(seconds=10)),
+            ),
+        )
+        await _wait_for_actions(client, sid, 1)
+        crashable.kill()
+        await asyncio.sleep(14)  # at least two spec times fall more than 10 s before the restart
+        crashable.start()
+        described = await retrying(handle.describe, "describe after restart")
+        await _wait_for_actions(client, sid, described.info.num_actions + 2)
+        await retrying(lambda: handle.pause(note="done"), "pause")
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            described = await handle.describe()
+            ids = await _runs(client, sid)
+            if len(ids) >= described.info.num_actions:
+                break
+            assert time.monotonic() < deadline, f"{described.info.num_actions} actions, {len(ids)} workflows"
+            await asyncio.sleep(0.2)
+        assert len(ids) == len(set(ids)), "a spec time started twice"
+        times = sorted(_nominal(i, prefix) for i in ids)
+        missed = described.raw_description.info.missed_catchup_window
+        assert missed >= 2
+        spec_times = (times[-1] - times[0]) // timedelta(seconds=EVERY_S) + 1
+        assert len(times) + missed == spec_times, f"taken {len(times)} + missed {missed} != {spec_times} spec times"
+        await handle.delete()
