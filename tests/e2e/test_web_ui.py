@@ -29,7 +29,7 @@ from temporalio.api.operatorservice.v1 import (
     GetNexusEndpointRequest,
     ListNexusEndpointsRequest,
 )
-from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, GetSystemInfoRequest
 from temporalio.client import (
     Client,
     Schedule,
@@ -567,3 +567,25 @@ async def test_schedules_list_and_detail(page: Page, env: UiEnv) -> None:
     await shows(page, "Every 1 hour(s)", "the spec")
     await screenshot(page, "23-schedule-detail")
     no_failing_api_calls(page)
+
+
+# ---------------------------------------------------------------------- standalone activities
+async def test_standalone_activities_list_and_detail(page: Page, env: UiEnv) -> None:
+    """The UI's activity pages (shown for the namespace capability) list a standalone activity and describe it."""
+    described = await env.client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace="default"))
+    assert described.namespace_info.capabilities.standalone_activities
+    activity_id = "ui-standalone-activity"
+    handle = await env.client.start_activity(
+        "ReportActivity", id=activity_id, task_queue="ui-nobody-polls", start_to_close_timeout=timedelta(minutes=5)
+    )
+    await page.goto("/namespaces/default/activities")
+    await shows(page, page.get_by_role("link", name=activity_id, exact=True), "the activity in the list")
+    await screenshot(page, "24-activities")
+    await page.goto(f"/namespaces/default/activities/{activity_id}/{handle.run_id}")
+    await shows(page, "ReportActivity", "the activity's type")
+    await shows(page, "ui-nobody-polls", "the activity's task queue")
+    await screenshot(page, "25-activity-detail")
+    no_failing_api_calls(page)
+    workflows = await env.client.count_workflows("TaskQueue = 'ui-nobody-polls'")
+    assert workflows.count == 0  # never among the workflows
+    await handle.terminate(reason="end of the UI test")
