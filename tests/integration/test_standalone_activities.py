@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from google.protobuf.duration_pb2 import Duration
 from temporalio import activity
 from temporalio.api.enums.v1 import ActivityExecutionStatus as Status
 from temporalio.api.enums.v1 import PendingActivityState
@@ -492,3 +493,41 @@ async def test_cli_complete_and_fail(server: ServerProcess, client: Client, work
     assert refused.returncode != 0
     assert f"activity not found for ID: {unstarted}" in refused.stderr
     await client.get_activity_handle(unstarted).terminate()
+
+
+async def test_closed_activities_go_after_the_retention_period(server: ServerProcess) -> None:
+    first = await Client.connect(server.address)
+    name = f"short-{uuid.uuid4().hex[:8]}"
+    await first.workflow_service.register_namespace(
+        ws.RegisterNamespaceRequest(namespace=name, workflow_execution_retention_period=Duration(seconds=2))
+    )
+    client = await Client.connect(server.address, namespace=name)
+    closed, running = new_id(), new_id()
+    for aid in (closed, running):
+        await client.start_activity("kept", id=aid, task_queue="nowhere", start_to_close_timeout=timedelta(minutes=5))
+    await client.get_activity_handle(closed).terminate(reason="closed")
+
+    async def gone() -> bool:
+        try:
+            await describe(client, closed)
+        except RPCError as err:
+            assert err.status == RPCStatusCode.NOT_FOUND
+            return (await client.count_activities(f"ActivityId = '{closed}'")).count == 0
+        return False
+
+    await eventually(gone)
+    assert (await describe(client, running)).info.status == Status.ACTIVITY_EXECUTION_STATUS_RUNNING  # kept
+    await client.get_activity_handle(running).terminate()
+
+
+async def test_describe_long_poll_waits_for_a_change(client: Client) -> None:
+    aid = new_id()
+    handle = await client.start_activity("x", id=aid, task_queue="nowhere", start_to_close_timeout=timedelta(minutes=5))
+    first = await describe(client, aid)
+    waiting = asyncio.create_task(describe(client, aid, run_id=first.run_id, long_poll_token=first.long_poll_token))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()  # nothing changed yet: the poll waits
+    await handle.terminate(reason="changed")
+    changed = await asyncio.wait_for(waiting, DEADLINE_S)
+    assert changed.info.status == Status.ACTIVITY_EXECUTION_STATUS_TERMINATED
+    assert changed.long_poll_token != first.long_poll_token
