@@ -346,18 +346,19 @@ class Server:
                     record.config_version += 1  # replicated like any configuration change
                 await self.namespaces.save(record)
         await self.endpoints.load()
+        visibility = Visibility(self.store)
         workflow_service = WorkflowService(
             self.engine,
             self.namespaces,
-            Visibility(self.store),
+            visibility,
             self.clusters,
             "postgres12" if is_postgres_url(cfg.db) else "sqlite",
             self.nexus_dispatcher,
             self.outbound_addresses,
             standalone_nexus=self.standalone_nexus,
             batches=self.batches,
+            schedules=ScheduleService(self.engine, self.namespaces, visibility),
         )
-        ScheduleService(self.engine, self.namespaces, workflow_service.visibility).attach(workflow_service)
         operator_service = OperatorService(self.namespaces, self.endpoints, self.clusters)
         http_workflow_service: object = workflow_service
         if self.node_router is not None:

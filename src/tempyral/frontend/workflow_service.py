@@ -34,6 +34,7 @@ from tempyral.namespace.registry import Namespace, NamespaceRegistry
 from tempyral.nexus.addresses import OutboundAddresses
 from tempyral.nexus.dispatch import NexusDispatcher
 from tempyral.nexus.standalone import StandaloneNexus
+from tempyral.schedules.service import ScheduleService
 from tempyral.visibility.activities import ActivityVisibility
 from tempyral.visibility.attributes import SYSTEM_ATTRIBUTES
 from tempyral.visibility.service import Visibility
@@ -96,10 +97,12 @@ class WorkflowService(StandaloneActivityMethods):
         addresses: OutboundAddresses | None = None,
         standalone_nexus: StandaloneNexus | None = None,
         batches: BatchOperations | None = None,
+        schedules: ScheduleService | None = None,
     ) -> None:
         self.engine = engine
         self.standalone_nexus = standalone_nexus
         self.batches = batches
+        self.schedules = schedules
         # Which completion callback URLs start requests may name (default: the internal ones only).
         self.addresses = addresses or OutboundAddresses()
         self.nexus_dispatcher = nexus_dispatcher or NexusDispatcher(engine.matching)
@@ -614,6 +617,38 @@ class WorkflowService(StandaloneActivityMethods):
 
     async def stop_batch_operation(self, req: ws.StopBatchOperationRequest, ctx: Ctx) -> ws.StopBatchOperationResponse:
         return await self._batches().stop_operation(self.namespaces.get(req.namespace), req)
+
+    # ------------------------------------------------------------------ schedules (schedules/service.py)
+    def _schedules(self) -> ScheduleService:
+        if self.schedules is None:
+            raise Unimplemented("schedules are not served here")
+        return self.schedules
+
+    async def create_schedule(self, req: ws.CreateScheduleRequest, ctx: Ctx) -> ws.CreateScheduleResponse:
+        return await self._schedules().create_schedule(req, ctx)
+
+    async def describe_schedule(self, req: ws.DescribeScheduleRequest, ctx: Ctx) -> ws.DescribeScheduleResponse:
+        return await self._schedules().describe_schedule(req, ctx)
+
+    async def update_schedule(self, req: ws.UpdateScheduleRequest, ctx: Ctx) -> ws.UpdateScheduleResponse:
+        return await self._schedules().update_schedule(req, ctx)
+
+    async def patch_schedule(self, req: ws.PatchScheduleRequest, ctx: Ctx) -> ws.PatchScheduleResponse:
+        return await self._schedules().patch_schedule(req, ctx)
+
+    async def delete_schedule(self, req: ws.DeleteScheduleRequest, ctx: Ctx) -> ws.DeleteScheduleResponse:
+        return await self._schedules().delete_schedule(req, ctx)
+
+    async def list_schedules(self, req: ws.ListSchedulesRequest, ctx: Ctx) -> ws.ListSchedulesResponse:
+        return await self._schedules().list_schedules(req, ctx)
+
+    async def count_schedules(self, req: ws.CountSchedulesRequest, ctx: Ctx) -> ws.CountSchedulesResponse:
+        return await self._schedules().count_schedules(req, ctx)
+
+    async def list_schedule_matching_times(
+        self, req: ws.ListScheduleMatchingTimesRequest, ctx: Ctx
+    ) -> ws.ListScheduleMatchingTimesResponse:
+        return await self._schedules().list_schedule_matching_times(req, ctx)
 
     # ------------------------------------------------------------------ visibility
     async def list_workflow_executions(

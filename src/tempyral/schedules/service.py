@@ -39,16 +39,6 @@ SCHEDULE_NOT_FOUND = "schedule not found"  # the reference's answer for a delete
 FIRST_CONFLICT_TOKEN = 1  # as the reference's first
 SYSTEM_PREFIX = "Temporal"  # search attributes the scheduler run carries for itself, not shown as the schedule's
 LIST_QUERY = f"TemporalNamespaceDivision = '{r.DIVISION}' AND ExecutionStatus = 'Running'"
-SCHEDULE_METHODS = (
-    "create_schedule",
-    "describe_schedule",
-    "update_schedule",
-    "patch_schedule",
-    "delete_schedule",
-    "list_schedules",
-    "count_schedules",
-    "list_schedule_matching_times",
-)
 
 
 def _payload(value: bytes, type_name: str) -> common.Payload:
@@ -67,11 +57,6 @@ class ScheduleService:
         self.executions = engine.executions
         self.namespaces = namespaces
         self.visibility = visibility
-
-    def attach(self, servicer: object) -> None:
-        """Serve the schedule methods on `servicer` (the WorkflowService), found by name like its own."""
-        for name in SCHEDULE_METHODS:
-            setattr(servicer, name, getattr(self, name))
 
     # ------------------------------------------------------------------ checks
     @staticmethod
