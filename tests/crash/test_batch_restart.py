@@ -4,29 +4,22 @@ the job goes on from where it was and completes, every workflow is handled exact
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from temporalio.api.batch.v1 import message_pb2 as batch
 from temporalio.api.enums.v1 import BatchOperationState
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
 from temporalio.client import Client
 
+from tests.crash import test_sigkill
 from tests.crash.test_sigkill import restart, retrying
 from tests.support.batches import describe, signal_op, signals, start, start_idle, status, until
-from tests.support.servers import ServerProcess, tempyral
+from tests.support.servers import ServerProcess
 
 COUNT = 10
 RUNNING = BatchOperationState.BATCH_OPERATION_STATE_RUNNING
 COMPLETED = BatchOperationState.BATCH_OPERATION_STATE_COMPLETED
 
-
-@pytest.fixture
-def crashable(tmp_path: Path) -> Iterator[ServerProcess]:
-    proc = tempyral(str(tmp_path / "batch.db")).start()
-    yield proc
-    proc.stop()
+crashable = test_sigkill.crashable  # a server on a fresh database of its own, stopped after the test
 
 
 async def _killed_mid_job(server: ServerProcess, client: Client, job: str) -> None:
