@@ -142,29 +142,7 @@ class NexusOperations:
 
     # ------------------------------------------------------------------ timers
     def on_timer(self, ms: MutableState, task: Task) -> bool:
-        info = ms.state.nexus_operations.get(task.event_id)
-        if info is None:
-            return False
-        if task.type == TaskType.TASK_TYPE_NEXUS_BACKOFF:
-            if (
-                info.state not in (State.PENDING_NEXUS_OPERATION_STATE_BACKING_OFF, BLOCKED)
-                or info.attempt != task.attempt
-            ):
-                return False
-            ms.nexus_rescheduled(info)
-            return True
-        if task.type == TaskType.TASK_TYPE_NEXUS_CANCEL_BACKOFF:
-            c = info.cancellation
-            if c.state != CancelState.NEXUS_OPERATION_CANCELLATION_STATE_BACKING_OFF or c.attempt != task.attempt:
-                return False
-            ms.nexus_cancel_rescheduled(info)
-            return True
-        if task.type == TaskType.TASK_TYPE_NEXUS_TIMEOUT:
-            if task.timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START and info.state == STARTED:
-                return False
-            self._time_out(ms, info, task.timeout_type)
-            return True
-        return False
+        return apply_timer(ms, task, self._time_out)
 
     # ------------------------------------------------------------------ completions by callback
     async def complete(
@@ -208,6 +186,34 @@ class NexusOperations:
             except NotFound:
                 continue
         raise OperationNotFound("operation not found")
+
+
+def apply_timer(
+    ms: MutableState, task: Task, time_out: Callable[[MutableState, NexusOperationInfo, int], None]
+) -> bool:
+    """A retry, cancel-retry or timeout timer of an operation, for both kinds of caller (a workflow's operations
+    and standalone ones): whether it was still due, and so changed the operation. `time_out` closes the
+    operation the caller's way."""
+    info = ms.state.nexus_operations.get(task.event_id)
+    if info is None:
+        return False
+    if task.type == TaskType.TASK_TYPE_NEXUS_BACKOFF:
+        if info.state not in (State.PENDING_NEXUS_OPERATION_STATE_BACKING_OFF, BLOCKED) or info.attempt != task.attempt:
+            return False
+        ms.nexus_rescheduled(info)
+        return True
+    if task.type == TaskType.TASK_TYPE_NEXUS_CANCEL_BACKOFF:
+        c = info.cancellation
+        if c.state != CancelState.NEXUS_OPERATION_CANCELLATION_STATE_BACKING_OFF or c.attempt != task.attempt:
+            return False
+        ms.nexus_cancel_rescheduled(info)
+        return True
+    if task.type == TaskType.TASK_TYPE_NEXUS_TIMEOUT:
+        if task.timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START and info.state == STARTED:
+            return False
+        time_out(ms, info, task.timeout_type)
+        return True
+    return False
 
 
 def start_due(ms: MutableState, task: Task) -> NexusOperationInfo | None:
