@@ -93,9 +93,7 @@ class NexusOperations:
             _close_unsuccessfully(ms, info, outcome.failure, canceled=outcome.kind == Kind.CANCELED)
         else:
             assert outcome.failure is not None
-            info.attempt += 1
-            retry_at = ms.now + int(backoff_s(self.limits, info.attempt) * 1e9)
-            ms.nexus_attempt_failed(info, outcome.failure, retry_at)
+            retry_start(ms, info, outcome.failure, self.limits)
 
     async def record_blocked(self, task: Task, reason: str, delay_s: float) -> None:
         """The request was held back (circuit breaker, rate limit): the same attempt goes later."""
@@ -133,8 +131,7 @@ class NexusOperations:
                 ms.add_nexus_cancel_request_result(info.scheduled_event_id)
             elif outcome.kind == Kind.RETRY:
                 assert outcome.failure is not None
-                delay = backoff_s(self.limits, info.cancellation.attempt + 1)
-                ms.nexus_cancel_attempt_failed(info, outcome.failure, ms.now + int(delay * 1e9))
+                retry_cancel(ms, info, outcome.failure, self.limits)
             else:
                 assert outcome.failure is not None
                 ms.add_nexus_cancel_request_result(info.scheduled_event_id, outcome.failure)
@@ -214,6 +211,18 @@ def apply_timer(
         time_out(ms, info, task.timeout_type)
         return True
     return False
+
+
+def retry_start(ms: MutableState, info: NexusOperationInfo, failure: failure_pb.Failure, limits: NexusLimits) -> None:
+    """A start request failed in a way worth retrying: the next attempt goes after its backoff."""
+    info.attempt += 1
+    ms.nexus_attempt_failed(info, failure, ms.now + int(backoff_s(limits, info.attempt) * 1e9))
+
+
+def retry_cancel(ms: MutableState, info: NexusOperationInfo, failure: failure_pb.Failure, limits: NexusLimits) -> None:
+    """A cancel request failed in a way worth retrying: the next attempt goes after its backoff."""
+    delay = backoff_s(limits, info.cancellation.attempt + 1)
+    ms.nexus_cancel_attempt_failed(info, failure, ms.now + int(delay * 1e9))
 
 
 def start_due(ms: MutableState, task: Task) -> NexusOperationInfo | None:

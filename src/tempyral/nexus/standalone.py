@@ -59,8 +59,7 @@ from tempyral.namespace.registry import Namespace, NamespaceRegistry
 from tempyral.nexus import outcomes
 from tempyral.nexus.endpoints import EndpointRegistry
 from tempyral.nexus.invoker import _Call
-from tempyral.nexus.machinery import backoff_s
-from tempyral.nexus.operations import NEXUS_TIMERS, apply_timer, cancel_due
+from tempyral.nexus.operations import NEXUS_TIMERS, apply_timer, cancel_due, retry_cancel, retry_start
 from tempyral.nexus.outcomes import Kind, Outcome
 from tempyral.persistence.store import CurrentWrite, VisibilityQuery, VisibilityQueryFailed, VisibilityRow
 from tempyral.proto.internal_pb2 import (
@@ -519,9 +518,7 @@ class StandaloneNexus:
                 self._close(ms, status, failure=outcome.failure)
             else:
                 assert outcome.failure is not None
-                info.attempt += 1
-                retry_at = ms.now + int(backoff_s(self.limits, info.attempt) * 1e9)
-                ms.nexus_attempt_failed(info, outcome.failure, retry_at)
+                retry_start(ms, info, outcome.failure, self.limits)
             await self._commit(change)
 
     def _started(self, ms: MutableState, info: NexusOperationInfo, operation_token: str) -> None:
@@ -570,8 +567,7 @@ class StandaloneNexus:
             c = info.cancellation
             if outcome.kind == Kind.RETRY:
                 assert outcome.failure is not None
-                delay = backoff_s(self.limits, c.attempt + 1)
-                ms.nexus_cancel_attempt_failed(info, outcome.failure, ms.now + int(delay * 1e9))
+                retry_cancel(ms, info, outcome.failure, self.limits)
             else:
                 c.attempt += 1
                 c.last_attempt_complete_time.CopyFrom(timestamp(ms.now))
