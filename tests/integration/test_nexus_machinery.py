@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 from tests.conftest import within
 from tests.support.nexus_services import Call, Caller, GreeterHandler, GreeterWorkflow, PingerHandler
 from tests.support.servers import ServerProcess, tempyral
+from tests.support.waiting import until
 
 State = PendingNexusOperationState
 NAMESPACES = ("caller-ns", "handler-ns", "trusted-ns")
@@ -84,16 +85,6 @@ async def _start(client: Client, task_queue: str, call: Call) -> WorkflowHandle[
     return await client.start_workflow(Caller.run, call, id=_name("caller"), task_queue=task_queue)
 
 
-async def _until(predicate: Any, timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
-
-
 async def _pending(handle: WorkflowHandle[Any, Any]) -> list[Any]:
     return list((await handle.describe()).raw_description.pending_nexus_operations)
 
@@ -108,7 +99,7 @@ async def test_operation_waits_for_a_handler_worker_and_shows_its_attempts(clien
             ops = await _pending(handle)
             return ops and ops[0].attempt >= 1 and ops[0].last_attempt_failure.message and ops[0]
 
-        op = await _until(backing_off, what="a failed attempt")
+        op = await until(backing_off, what="a failed attempt")
         assert op.last_attempt_failure.message == "upstream timeout"
         assert op.last_attempt_failure.nexus_handler_failure_info.type == "UPSTREAM_TIMEOUT"
         assert op.state in (
@@ -131,7 +122,7 @@ async def test_circuit_breaker_opens_and_closes(clients: dict[str, Client]) -> N
             return ops and ops[0].state == State.PENDING_NEXUS_OPERATION_STATE_BLOCKED and ops[0]
 
         # more than 2 consecutive upstream timeouts open the breaker of this endpoint
-        op = await _until(blocked, timeout=40, what="the circuit breaker to open")
+        op = await until(blocked, timeout=40, what="the circuit breaker to open")
         assert op.blocked_reason == "The circuit breaker is open."
         attempts_when_opened = op.attempt
         async with _handler(clients["handler-ns"], handler_tq):
@@ -207,7 +198,7 @@ async def test_unknown_endpoint_fails_the_workflow_task(clients: dict[str, Clien
             events = (await handle.fetch_history()).events
             return [e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
 
-        failed = (await _until(failed_task, what="a failed workflow task"))[0].workflow_task_failed_event_attributes
+        failed = (await until(failed_task, what="a failed workflow task"))[0].workflow_task_failed_event_attributes
         assert (
             failed.cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_NEXUS_OPERATION_ATTRIBUTES
         )
@@ -239,7 +230,7 @@ async def test_endpoint_deleted_while_operations_are_in_flight(clients: dict[str
             ops = await _pending(handle)
             return ops and ops[0].attempt >= 1
 
-        await _until(attempted, what="a failed attempt")  # no worker: the operation retries
+        await until(attempted, what="a failed attempt")  # no worker: the operation retries
         await clients["default"].operator_service.delete_nexus_endpoint(
             DeleteNexusEndpointRequest(id=endpoint_id, version=1)
         )
@@ -262,7 +253,7 @@ async def test_oversized_input_never_leaves_the_caller(clients: dict[str, Client
             events = (await handle.fetch_history()).events
             return [e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
 
-        failed = (await _until(failed_task, what="a failed workflow task"))[0].workflow_task_failed_event_attributes
+        failed = (await until(failed_task, what="a failed workflow task"))[0].workflow_task_failed_event_attributes
         assert failed.cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_PAYLOADS_TOO_LARGE
         types = [e.event_type for e in (await handle.fetch_history()).events]
         assert EventType.EVENT_TYPE_NEXUS_OPERATION_SCHEDULED not in types
@@ -290,7 +281,7 @@ async def test_cancellation_types(
         assert await within(handle.result()) == "NexusOperationError/CancelledError"
         handler = clients["handler-ns"].get_workflow_handle(f"greeter-{name}")
         if handler_status == WorkflowExecutionStatus.CANCELED:
-            await _until(
+            await until(
                 lambda: _status_is(handler, WorkflowExecutionStatus.CANCELED), what="the handler workflow canceled"
             )
         elif handler_status is not None:

@@ -54,6 +54,7 @@ from temporalio.worker import Worker
 from tests.conftest import within
 from tests.support.nexus_services import Greeter, GreeterHandler, GreeterWorkflow, Req, Resp
 from tests.support.servers import ServerProcess, reference_binary
+from tests.support.waiting import until
 
 Status = NexusOperationExecutionStatus
 CancelState = NexusOperationCancellationState
@@ -102,16 +103,6 @@ async def _handler(client: Client, task_queue: str, *handlers: Any) -> AsyncIter
         nexus_service_handlers=list(handlers) or [GreeterHandler()],
     ):
         yield
-
-
-async def _until(predicate: Any, timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
 
 
 async def test_sync_operation_start_result_and_describe(client: Client, task_queue: str) -> None:
@@ -210,7 +201,7 @@ async def test_retryable_failures_are_retried_with_backoff_then_succeed(client: 
             desc = await handle.describe()
             return desc if desc.state == PendingState.BACKING_OFF else None
 
-        desc = await _until(backing_off, what="a failed attempt")
+        desc = await until(backing_off, what="a failed attempt")
         assert desc.status == Status.RUNNING
         assert desc.next_attempt_schedule_time is not None
         assert "not yet" in str(desc.last_attempt_failure)
@@ -246,7 +237,7 @@ async def test_cancel_of_an_async_operation_cancels_the_handler_workflow(client:
             desc = await handle.describe()
             return desc.state == PendingState.STARTED
 
-        await _until(started, what="the operation to start")
+        await until(started, what="the operation to start")
         await handle.cancel(reason="no longer needed")
         with pytest.raises(NexusOperationFailureError) as canceled:
             await within(handle.result())
@@ -456,13 +447,13 @@ async def test_cli_commands(server: ServerProcess, client: Client, task_queue: s
             desc = await client.get_nexus_operation_handle(hang_id).describe()
             return desc.state == PendingState.STARTED
 
-        await _until(started_op, what="the operation to start")
+        await until(started_op, what="the operation to start")
         await asyncio.to_thread(_cli, server, "cancel", "--operation-id", hang_id, "--reason", "cli cancel")
 
         async def closed(op: str, status: Status) -> Any:
             return (await client.get_nexus_operation_handle(op).describe()).status == status
 
-        await _until(lambda: closed(hang_id, Status.CANCELED), what="the cancel")
+        await until(lambda: closed(hang_id, Status.CANCELED), what="the cancel")
     term_id = _name("cli")
     await asyncio.to_thread(_cli, server, "start", *common, "--operation", "echo", "--operation-id", term_id)
     await asyncio.to_thread(_cli, server, "terminate", "--operation-id", term_id, "--reason", "cli terminate")

@@ -93,9 +93,7 @@ class NexusOperations:
             _close_unsuccessfully(ms, info, outcome.failure, canceled=outcome.kind == Kind.CANCELED)
         else:
             assert outcome.failure is not None
-            info.attempt += 1
-            retry_at = ms.now + int(backoff_s(self.limits, info.attempt) * 1e9)
-            ms.nexus_attempt_failed(info, outcome.failure, retry_at)
+            retry_start(ms, info, outcome.failure, self.limits)
 
     async def record_blocked(self, task: Task, reason: str, delay_s: float) -> None:
         """The request was held back (circuit breaker, rate limit): the same attempt goes later."""
@@ -133,8 +131,7 @@ class NexusOperations:
                 ms.add_nexus_cancel_request_result(info.scheduled_event_id)
             elif outcome.kind == Kind.RETRY:
                 assert outcome.failure is not None
-                delay = backoff_s(self.limits, info.cancellation.attempt + 1)
-                ms.nexus_cancel_attempt_failed(info, outcome.failure, ms.now + int(delay * 1e9))
+                retry_cancel(ms, info, outcome.failure, self.limits)
             else:
                 assert outcome.failure is not None
                 ms.add_nexus_cancel_request_result(info.scheduled_event_id, outcome.failure)
@@ -142,29 +139,7 @@ class NexusOperations:
 
     # ------------------------------------------------------------------ timers
     def on_timer(self, ms: MutableState, task: Task) -> bool:
-        info = ms.state.nexus_operations.get(task.event_id)
-        if info is None:
-            return False
-        if task.type == TaskType.TASK_TYPE_NEXUS_BACKOFF:
-            if (
-                info.state not in (State.PENDING_NEXUS_OPERATION_STATE_BACKING_OFF, BLOCKED)
-                or info.attempt != task.attempt
-            ):
-                return False
-            ms.nexus_rescheduled(info)
-            return True
-        if task.type == TaskType.TASK_TYPE_NEXUS_CANCEL_BACKOFF:
-            c = info.cancellation
-            if c.state != CancelState.NEXUS_OPERATION_CANCELLATION_STATE_BACKING_OFF or c.attempt != task.attempt:
-                return False
-            ms.nexus_cancel_rescheduled(info)
-            return True
-        if task.type == TaskType.TASK_TYPE_NEXUS_TIMEOUT:
-            if task.timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START and info.state == STARTED:
-                return False
-            self._time_out(ms, info, task.timeout_type)
-            return True
-        return False
+        return apply_timer(ms, task, self._time_out)
 
     # ------------------------------------------------------------------ completions by callback
     async def complete(
@@ -208,6 +183,46 @@ class NexusOperations:
             except NotFound:
                 continue
         raise OperationNotFound("operation not found")
+
+
+def apply_timer(
+    ms: MutableState, task: Task, time_out: Callable[[MutableState, NexusOperationInfo, int], None]
+) -> bool:
+    """A retry, cancel-retry or timeout timer of an operation, for both kinds of caller (a workflow's operations
+    and standalone ones): whether it was still due, and so changed the operation. `time_out` closes the
+    operation the caller's way."""
+    info = ms.state.nexus_operations.get(task.event_id)
+    if info is None:
+        return False
+    if task.type == TaskType.TASK_TYPE_NEXUS_BACKOFF:
+        if info.state not in (State.PENDING_NEXUS_OPERATION_STATE_BACKING_OFF, BLOCKED) or info.attempt != task.attempt:
+            return False
+        ms.nexus_rescheduled(info)
+        return True
+    if task.type == TaskType.TASK_TYPE_NEXUS_CANCEL_BACKOFF:
+        c = info.cancellation
+        if c.state != CancelState.NEXUS_OPERATION_CANCELLATION_STATE_BACKING_OFF or c.attempt != task.attempt:
+            return False
+        ms.nexus_cancel_rescheduled(info)
+        return True
+    if task.type == TaskType.TASK_TYPE_NEXUS_TIMEOUT:
+        if task.timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START and info.state == STARTED:
+            return False
+        time_out(ms, info, task.timeout_type)
+        return True
+    return False
+
+
+def retry_start(ms: MutableState, info: NexusOperationInfo, failure: failure_pb.Failure, limits: NexusLimits) -> None:
+    """A start request failed in a way worth retrying: the next attempt goes after its backoff."""
+    info.attempt += 1
+    ms.nexus_attempt_failed(info, failure, ms.now + int(backoff_s(limits, info.attempt) * 1e9))
+
+
+def retry_cancel(ms: MutableState, info: NexusOperationInfo, failure: failure_pb.Failure, limits: NexusLimits) -> None:
+    """A cancel request failed in a way worth retrying: the next attempt goes after its backoff."""
+    delay = backoff_s(limits, info.cancellation.attempt + 1)
+    ms.nexus_cancel_attempt_failed(info, failure, ms.now + int(delay * 1e9))
 
 
 def start_due(ms: MutableState, task: Task) -> NexusOperationInfo | None:

@@ -21,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import (
@@ -32,7 +32,6 @@ from temporalio.api.enums.v1 import (
     NexusOperationIdReusePolicy,
     NexusOperationWaitStage,
     PendingNexusOperationState,
-    TimeoutType,
 )
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.errordetails.v1 import message_pb2 as errordetails
@@ -60,8 +59,7 @@ from tempyral.namespace.registry import Namespace, NamespaceRegistry
 from tempyral.nexus import outcomes
 from tempyral.nexus.endpoints import EndpointRegistry
 from tempyral.nexus.invoker import _Call
-from tempyral.nexus.machinery import backoff_s
-from tempyral.nexus.operations import NEXUS_TIMERS, cancel_due
+from tempyral.nexus.operations import NEXUS_TIMERS, apply_timer, cancel_due, retry_cancel, retry_start
 from tempyral.nexus.outcomes import Kind, Outcome
 from tempyral.persistence.store import CurrentWrite, VisibilityQuery, VisibilityQueryFailed, VisibilityRow
 from tempyral.proto.internal_pb2 import (
@@ -69,7 +67,6 @@ from tempyral.proto.internal_pb2 import (
     NexusCallbackToken,
     NexusOperationInfo,
     Task,
-    TaskType,
 )
 from tempyral.visibility import query as vq
 from tempyral.visibility.service import MAX_PAGE_SIZE, decode_page_token, encode_page_token
@@ -84,7 +81,6 @@ WfStatus = wf_enums.WorkflowExecutionStatus
 WaitStage = NexusOperationWaitStage
 RUNNING = WfStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
 STARTED = State.PENDING_NEXUS_OPERATION_STATE_STARTED
-BLOCKED = State.PENDING_NEXUS_OPERATION_STATE_BLOCKED
 CLOSED_STAGE = WaitStage.NEXUS_OPERATION_WAIT_STAGE_CLOSED
 STARTED_STAGE = WaitStage.NEXUS_OPERATION_WAIT_STAGE_STARTED
 EMPTY = common.Payload()  # the result of an operation that returned nothing
@@ -376,63 +372,58 @@ class StandaloneNexus:
         return resp
 
     # ------------------------------------------------------------------ cancel, terminate, delete
-    async def request_cancel(self, ns: Namespace, req: ws.RequestCancelNexusOperationExecutionRequest) -> None:
-        _require_id(req.operation_id)
-        key = operations_namespace_id(ns.id)
+    @asynccontextmanager
+    async def _updating(self, ns: Namespace, operation_id: str, run_id: str) -> AsyncIterator[Change]:
+        """The operation's row, locked for a change by a client's request; NotFound as the reference words it."""
+        _require_id(operation_id)
         try:
-            async with self.executions.update(key, req.operation_id, req.run_id) as change:
-                ms = change.ms
-                sn = ms.state.standalone_nexus
-                info = ms.state.nexus_operations[OPERATION_ID_KEY]
-                if not ms.running:
-                    raise FailedPrecondition("operation already completed")
-                c = info.cancellation
-                if c.HasField("requested_time"):
-                    if req.request_id and req.request_id == sn.cancel_request_id:
-                        return
-                    raise FailedPrecondition(f"cancellation already requested with request ID {sn.cancel_request_id}")
-                c.requested_time.CopyFrom(timestamp(ms.now))
-                c.state = CancelState.NEXUS_OPERATION_CANCELLATION_STATE_SCHEDULED
-                sn.cancel_request_id = req.request_id
-                sn.cancel_reason = req.reason
-                if info.state == State.PENDING_NEXUS_OPERATION_STATE_STARTED:
-                    ms.new_tasks.extend(tg.nexus_cancel(ms.state, info))
-                # else: sent once the handler has started the operation (record_start), as the reference does
-                await self._commit(change)
+            async with self.executions.update(operations_namespace_id(ns.id), operation_id, run_id) as change:
+                yield change
         except WorkflowNotFound:
-            raise _not_found(req.operation_id) from None
+            raise _not_found(operation_id) from None
+
+    async def request_cancel(self, ns: Namespace, req: ws.RequestCancelNexusOperationExecutionRequest) -> None:
+        async with self._updating(ns, req.operation_id, req.run_id) as change:
+            ms = change.ms
+            sn = ms.state.standalone_nexus
+            info = ms.state.nexus_operations[OPERATION_ID_KEY]
+            if not ms.running:
+                raise FailedPrecondition("operation already completed")
+            c = info.cancellation
+            if c.HasField("requested_time"):
+                if req.request_id and req.request_id == sn.cancel_request_id:
+                    return
+                raise FailedPrecondition(f"cancellation already requested with request ID {sn.cancel_request_id}")
+            c.requested_time.CopyFrom(timestamp(ms.now))
+            c.state = CancelState.NEXUS_OPERATION_CANCELLATION_STATE_SCHEDULED
+            sn.cancel_request_id = req.request_id
+            sn.cancel_reason = req.reason
+            if info.state == State.PENDING_NEXUS_OPERATION_STATE_STARTED:
+                ms.new_tasks.extend(tg.nexus_cancel(ms.state, info))
+            # else: sent once the handler has started the operation (record_start), as the reference does
+            await self._commit(change)
 
     async def terminate(self, ns: Namespace, req: ws.TerminateNexusOperationExecutionRequest) -> None:
-        _require_id(req.operation_id)
-        key = operations_namespace_id(ns.id)
-        try:
-            async with self.executions.update(key, req.operation_id, req.run_id) as change:
-                ms = change.ms
-                sn = ms.state.standalone_nexus
-                if not ms.running:
-                    if sn.status == Status.NEXUS_OPERATION_EXECUTION_STATUS_TERMINATED:
-                        if req.request_id and req.request_id == sn.cancel_request_id:
-                            return
-                        raise FailedPrecondition(f"already terminated with request ID {sn.cancel_request_id}")
-                    raise FailedPrecondition("operation already completed")
-                failure = failure_pb.Failure(message=req.reason)
-                failure.terminated_failure_info.SetInParent()
-                # the terminating request's id is kept where a cancel's is: a closed operation takes no cancel
-                sn.cancel_request_id = req.request_id
-                self._close(ms, Status.NEXUS_OPERATION_EXECUTION_STATUS_TERMINATED, failure=failure)
-                await self._commit(change)
-        except WorkflowNotFound:
-            raise _not_found(req.operation_id) from None
+        async with self._updating(ns, req.operation_id, req.run_id) as change:
+            ms = change.ms
+            sn = ms.state.standalone_nexus
+            if not ms.running:
+                if sn.status == Status.NEXUS_OPERATION_EXECUTION_STATUS_TERMINATED:
+                    if req.request_id and req.request_id == sn.cancel_request_id:
+                        return
+                    raise FailedPrecondition(f"already terminated with request ID {sn.cancel_request_id}")
+                raise FailedPrecondition("operation already completed")
+            failure = failure_pb.Failure(message=req.reason)
+            failure.terminated_failure_info.SetInParent()
+            # the terminating request's id is kept where a cancel's is: a closed operation takes no cancel
+            sn.cancel_request_id = req.request_id
+            self._close(ms, Status.NEXUS_OPERATION_EXECUTION_STATUS_TERMINATED, failure=failure)
+            await self._commit(change)
 
     async def delete(self, ns: Namespace, req: ws.DeleteNexusOperationExecutionRequest) -> None:
-        _require_id(req.operation_id)
-        key = operations_namespace_id(ns.id)
-        try:
-            async with self.executions.update(key, req.operation_id, req.run_id) as change:
-                await change.shard.delete(change.entry)
-        except WorkflowNotFound:
-            raise _not_found(req.operation_id) from None
-        self._notify(key, req.operation_id)
+        async with self._updating(ns, req.operation_id, req.run_id) as change:
+            await change.shard.delete(change.entry)
+        self._notify(operations_namespace_id(ns.id), req.operation_id)
 
     # ------------------------------------------------------------------ list, count
     async def list_operations(
@@ -527,9 +518,7 @@ class StandaloneNexus:
                 self._close(ms, status, failure=outcome.failure)
             else:
                 assert outcome.failure is not None
-                info.attempt += 1
-                retry_at = ms.now + int(backoff_s(self.limits, info.attempt) * 1e9)
-                ms.nexus_attempt_failed(info, outcome.failure, retry_at)
+                retry_start(ms, info, outcome.failure, self.limits)
             await self._commit(change)
 
     def _started(self, ms: MutableState, info: NexusOperationInfo, operation_token: str) -> None:
@@ -578,8 +567,7 @@ class StandaloneNexus:
             c = info.cancellation
             if outcome.kind == Kind.RETRY:
                 assert outcome.failure is not None
-                delay = backoff_s(self.limits, c.attempt + 1)
-                ms.nexus_cancel_attempt_failed(info, outcome.failure, ms.now + int(delay * 1e9))
+                retry_cancel(ms, info, outcome.failure, self.limits)
             else:
                 c.attempt += 1
                 c.last_attempt_complete_time.CopyFrom(timestamp(ms.now))
@@ -598,7 +586,7 @@ class StandaloneNexus:
         def handle(ms: MutableState, task: Task) -> bool:
             if not ms.state.HasField("standalone_nexus"):
                 return workflows(ms, task)
-            changed = self._on_timer(ms, task)
+            changed = apply_timer(ms, task, self._time_out)
             if changed:
                 ms.state.standalone_nexus.state_transition_count += 1
                 # the timer queue commits the change; long polls look again right after
@@ -610,34 +598,6 @@ class StandaloneNexus:
     def timer_handlers(self, workflows: TimerHandler) -> dict[int, TimerHandler]:
         handle = self.timer_handler(workflows)
         return {task_type: handle for task_type in NEXUS_TIMERS}
-
-    def _on_timer(self, ms: MutableState, task: Task) -> bool:
-        info = ms.state.nexus_operations.get(task.event_id)
-        if info is None:
-            return False
-        if task.type == TaskType.TASK_TYPE_NEXUS_BACKOFF:
-            if (
-                info.state not in (State.PENDING_NEXUS_OPERATION_STATE_BACKING_OFF, BLOCKED)
-                or info.attempt != task.attempt
-            ):
-                return False
-            ms.nexus_rescheduled(info)
-            return True
-        if task.type == TaskType.TASK_TYPE_NEXUS_CANCEL_BACKOFF:
-            c = info.cancellation
-            if c.state != CancelState.NEXUS_OPERATION_CANCELLATION_STATE_BACKING_OFF or c.attempt != task.attempt:
-                return False
-            ms.nexus_cancel_rescheduled(info)
-            return True
-        if task.type == TaskType.TASK_TYPE_NEXUS_TIMEOUT:
-            if (
-                task.timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START
-                and info.state == State.PENDING_NEXUS_OPERATION_STATE_STARTED
-            ):
-                return False
-            self._time_out(ms, info, task.timeout_type)
-            return True
-        return False
 
     # ------------------------------------------------------------------ completions by callback
     async def complete(
