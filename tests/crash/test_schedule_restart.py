@@ -86,6 +86,20 @@ async def _pause_and_list(client: Client, handle: ScheduleHandle, sid: str) -> t
         await asyncio.sleep(0.2)
 
 
+async def _kill_and_restart(
+    crashable: ServerProcess, client: Client, handle: ScheduleHandle, sid: str, down_s: float, more: int
+) -> datetime:
+    """Kill the server, keep it down `down_s` seconds, restart it and wait until the schedule has taken `more`
+    further actions; return when it restarted."""
+    crashable.kill()
+    await asyncio.sleep(down_s)
+    restarted = datetime.now(UTC)
+    crashable.start()
+    described = await retrying(handle.describe, "describe after restart")
+    await _wait_for_actions(client, sid, described.info.num_actions + more)
+    return restarted
+
+
 @pytest.mark.parametrize("down_s", [0.2, 2 * EVERY_S + 0.5])
 async def test_schedule_survives_sigkill(crashable: ServerProcess, down_s: float) -> None:
     client = await Client.connect(crashable.address)
@@ -97,12 +111,8 @@ async def test_schedule_survives_sigkill(crashable: ServerProcess, down_s: float
     ):
         handle = await _create(client, sid, task_queue, timedelta(minutes=5))
         await _wait_for_actions(client, sid, 2)
-        crashable.kill()
-        await asyncio.sleep(down_s)  # with the longer pause, two spec times pass while the server is down
-        restarted = datetime.now(UTC)
-        crashable.start()
-        described = await retrying(handle.describe, "describe after restart")
-        await _wait_for_actions(client, sid, described.info.num_actions + 3)
+        # with the longer pause, two spec times pass while the server is down
+        restarted = await _kill_and_restart(crashable, client, handle, sid, down_s, 3)
         described, ids = await _pause_and_list(client, handle, sid)
         runs = Counter(ids)
         assert all(n == 1 for n in runs.values()), f"started twice: {[i for i, n in runs.items() if n > 1]}"
@@ -127,11 +137,8 @@ async def test_times_past_the_catchup_window_are_counted_missed(crashable: Serve
     ):
         handle = await _create(client, sid, task_queue, timedelta(seconds=10))
         await _wait_for_actions(client, sid, 1)
-        crashable.kill()
-        await asyncio.sleep(14)  # at least two spec times fall more than 10 s before the restart
-        crashable.start()
-        described = await retrying(handle.describe, "describe after restart")
-        await _wait_for_actions(client, sid, described.info.num_actions + 2)
+        # at least two spec times fall more than 10 s before the restart
+        await _kill_and_restart(crashable, client, handle, sid, 14, 2)
         described, ids = await _pause_and_list(client, handle, sid)
         assert len(ids) == len(set(ids)), "a spec time started twice"
         times = sorted(_nominal(i, prefix) for i in ids)
