@@ -17,6 +17,8 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
+    ScheduleDescription,
+    ScheduleHandle,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
@@ -58,6 +60,46 @@ async def _wait_for_actions(client: Client, sid: str, count: int) -> None:
         await asyncio.sleep(0.2)
 
 
+async def _create(client: Client, sid: str, task_queue: str, catchup: timedelta) -> ScheduleHandle:
+    """A schedule starting QuickWorkflow every EVERY_S seconds, its workflow ids prefixed `wf-<sid>`."""
+    return await client.create_schedule(
+        sid,
+        Schedule(
+            action=ScheduleActionStartWorkflow("ScheduleQuick", "x", id=f"wf-{sid}", task_queue=task_queue),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=EVERY_S))]),
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.ALLOW_ALL, catchup_window=catchup),
+        ),
+    )
+
+
+async def _pause_and_list(client: Client, handle: ScheduleHandle, sid: str) -> tuple[ScheduleDescription, list[str]]:
+    """Pause the schedule; return its description and its workflows' ids once every counted action is listed (an
+    action chosen just before the pause may still be starting)."""
+    await retrying(lambda: handle.pause(note="done"), "pause")
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        described = await handle.describe()
+        ids = await _runs(client, sid)
+        if len(ids) >= described.info.num_actions:
+            return described, ids
+        assert time.monotonic() < deadline, f"{described.info.num_actions} actions, {len(ids)} workflows"
+        await asyncio.sleep(0.2)
+
+
+async def _kill_and_restart(
+    crashable: ServerProcess, client: Client, handle: ScheduleHandle, sid: str, down_s: float, more: int
+) -> datetime:
+    """Kill the server, keep it down `down_s` seconds, restart it and wait until the schedule has taken `more`
+    further actions; return when it restarted."""
+    crashable.kill()
+    await asyncio.sleep(down_s)
+    restarted = datetime.now(UTC)
+    crashable.start()
+    described = await retrying(handle.describe, "describe after restart")
+    await _wait_for_actions(client, sid, described.info.num_actions + more)
+    return restarted
+
+
 @pytest.mark.parametrize("down_s", [0.2, 2 * EVERY_S + 0.5])
 async def test_schedule_survives_sigkill(crashable: ServerProcess, down_s: float) -> None:
     client = await Client.connect(crashable.address)
@@ -67,31 +109,11 @@ async def test_schedule_survives_sigkill(crashable: ServerProcess, down_s: float
     async with Worker(
         client, task_queue=task_queue, workflows=[QuickWorkflow], workflow_runner=UnsandboxedWorkflowRunner()
     ):
-        handle = await client.create_schedule(
-            sid,
-            Schedule(
-                action=ScheduleActionStartWorkflow("ScheduleQuick", "x", id=prefix, task_queue=task_queue),
-                spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=EVERY_S))]),
-                policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.ALLOW_ALL, catchup_window=timedelta(minutes=5)),
-            ),
-        )
+        handle = await _create(client, sid, task_queue, timedelta(minutes=5))
         await _wait_for_actions(client, sid, 2)
-        crashable.kill()
-        await asyncio.sleep(down_s)  # with the longer pause, two spec times pass while the server is down
-        restarted = datetime.now(UTC)
-        crashable.start()
-        described = await retrying(handle.describe, "describe after restart")
-        await _wait_for_actions(client, sid, described.info.num_actions + 3)
-        await retrying(lambda: handle.pause(note="done"), "pause")
-        # an action chosen just before the pause may still be starting: wait until every counted one is listed
-        deadline = time.monotonic() + DEADLINE_S
-        while True:
-            described = await handle.describe()
-            ids = await _runs(client, sid)
-            if len(ids) >= described.info.num_actions:
-                break
-            assert time.monotonic() < deadline, f"{described.info.num_actions} actions, {len(ids)} workflows"
-            await asyncio.sleep(0.2)
+        # with the longer pause, two spec times pass while the server is down
+        restarted = await _kill_and_restart(crashable, client, handle, sid, down_s, 3)
+        described, ids = await _pause_and_list(client, handle, sid)
         runs = Counter(ids)
         assert all(n == 1 for n in runs.values()), f"started twice: {[i for i, n in runs.items() if n > 1]}"
         times = sorted(_nominal(i, prefix) for i in runs)
@@ -113,29 +135,11 @@ async def test_times_past_the_catchup_window_are_counted_missed(crashable: Serve
     async with Worker(
         client, task_queue=task_queue, workflows=[QuickWorkflow], workflow_runner=UnsandboxedWorkflowRunner()
     ):
-        handle = await client.create_schedule(
-            sid,
-            Schedule(
-                action=ScheduleActionStartWorkflow("ScheduleQuick", "x", id=prefix, task_queue=task_queue),
-                spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=EVERY_S))]),
-                policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.ALLOW_ALL, catchup_window=timedelta(seconds=10)),
-            ),
-        )
+        handle = await _create(client, sid, task_queue, timedelta(seconds=10))
         await _wait_for_actions(client, sid, 1)
-        crashable.kill()
-        await asyncio.sleep(14)  # at least two spec times fall more than 10 s before the restart
-        crashable.start()
-        described = await retrying(handle.describe, "describe after restart")
-        await _wait_for_actions(client, sid, described.info.num_actions + 2)
-        await retrying(lambda: handle.pause(note="done"), "pause")
-        deadline = time.monotonic() + DEADLINE_S
-        while True:
-            described = await handle.describe()
-            ids = await _runs(client, sid)
-            if len(ids) >= described.info.num_actions:
-                break
-            assert time.monotonic() < deadline, f"{described.info.num_actions} actions, {len(ids)} workflows"
-            await asyncio.sleep(0.2)
+        # at least two spec times fall more than 10 s before the restart
+        await _kill_and_restart(crashable, client, handle, sid, 14, 2)
+        described, ids = await _pause_and_list(client, handle, sid)
         assert len(ids) == len(set(ids)), "a spec time started twice"
         times = sorted(_nominal(i, prefix) for i in ids)
         missed = described.raw_description.info.missed_catchup_window

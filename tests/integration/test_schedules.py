@@ -317,22 +317,8 @@ async def _cli(server: ServerProcess, *args: str) -> str:
 
 async def test_cli(server: ServerProcess, client: Client, worker: str) -> None:
     sid = f"cli-{uuid.uuid4().hex[:8]}"
-    await _cli(
-        server,
-        "create",
-        "--schedule-id",
-        sid,
-        "--interval",
-        "1h",
-        "--workflow-id",
-        "cli-wf",
-        "--type",
-        "ScheduleWait",
-        "--task-queue",
-        worker,
-        "--input",
-        '"x"',
-    )
+    start_action = ("--workflow-id", "cli-wf", "--type", "ScheduleWait", "--task-queue", worker)  # update keeps it
+    await _cli(server, "create", "--schedule-id", sid, "--interval", "1h", *start_action, "--input", '"x"')
     described = json.loads(await _cli(server, "describe", "--schedule-id", sid, "--output", "json"))
     assert described["schedule"]["spec"]["interval"][0]["interval"] == "3600s"
     await _cli(server, "toggle", "--schedule-id", sid, "--pause", "--reason", "cli pause")
@@ -356,20 +342,7 @@ async def test_cli(server: ServerProcess, client: Client, worker: str) -> None:
         "AllowAll",
     )
     await _described(handle, lambda d: d.info.num_actions == 3, "cli backfill ran")
-    await _cli(
-        server,
-        "update",
-        "--schedule-id",
-        sid,
-        "--interval",
-        "2h",
-        "--workflow-id",
-        "cli-wf",
-        "--type",
-        "ScheduleWait",
-        "--task-queue",
-        worker,
-    )
+    await _cli(server, "update", "--schedule-id", sid, "--interval", "2h", *start_action)
     d = await handle.describe()
     assert [i.every for i in d.schedule.spec.intervals] == [timedelta(hours=2)]
     listed = await _cli(server, "list")

@@ -8,6 +8,7 @@ its lock (`Executions.update`) and wake it. Lists and counts are visibility quer
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from temporalio.api.common.v1 import message_pb2 as common
@@ -178,20 +179,38 @@ class ScheduleService:
         return resp
 
     # ------------------------------------------------------------------ update, patch
-    async def update_schedule(self, req: ws.UpdateScheduleRequest, ctx: Any) -> ws.UpdateScheduleResponse:
-        ns = self.namespaces.get(req.namespace)
-        self._check_schedule(req.schedule)
-        wid = r.scheduler_id(req.schedule_id)
-        await self._state(ns, req.schedule_id)
+    async def _change(
+        self,
+        ns: Namespace,
+        schedule_id: str,
+        apply: Callable[[MutableState, ScheduleState, int], None],
+        conflict_token: bytes = b"",
+    ) -> None:
+        """Change a schedule under its scheduler run's lock and wake the run. The times up to now are taken first,
+        as the schedule was (the old spec, paused or not); then `apply(ms, schedule, now)` changes it. A conflict
+        token that is no longer the schedule's drops the change: another one came first, as on the reference."""
+        wid = r.scheduler_id(schedule_id)
+        await self._state(ns, schedule_id)
         now = time.time_ns()
         async with self.executions.update(ns.id, wid) as change:
             ms = change.ms
             if not ms.running or not ms.state.HasField("schedule"):
                 raise NotFound(SCHEDULE_NOT_FOUND)
             sched = ms.state.schedule
-            if req.conflict_token and req.conflict_token != _conflict_token(sched.conflict_token):
-                return ws.UpdateScheduleResponse()  # another update came first: dropped, as the reference does
-            r.advance(sched, now)  # the old spec's times up to now are the old spec's
+            if conflict_token and conflict_token != _conflict_token(sched.conflict_token):
+                return
+            r.advance(sched, now)
+            apply(ms, sched, now)
+            r.refresh_views(sched, now)
+            r.set_wake(ms, now)
+            ms.visibility_dirty = True
+            await change.commit()
+
+    async def update_schedule(self, req: ws.UpdateScheduleRequest, ctx: Any) -> ws.UpdateScheduleResponse:
+        ns = self.namespaces.get(req.namespace)
+        self._check_schedule(req.schedule)
+
+        def apply(ms: MutableState, sched: ScheduleState, now: int) -> None:
             sched.schedule.CopyFrom(self._normalised(req.schedule))
             sched.info.update_time.CopyFrom(timestamp(now))
             sched.conflict_token += 1
@@ -211,10 +230,8 @@ class ScheduleService:
                     if key not in memo.fields:
                         memo.fields[key].CopyFrom(common.Payload())
                 ms.add_properties_modified(0, memo)
-            r.refresh_views(sched, now)
-            r.set_wake(ms, now)
-            ms.visibility_dirty = True
-            await change.commit()
+
+        await self._change(ns, req.schedule_id, apply, req.conflict_token)
         return ws.UpdateScheduleResponse()
 
     def _apply_patch(self, sched: ScheduleState, patch: sched_pb.SchedulePatch, now: int) -> None:
@@ -242,20 +259,7 @@ class ScheduleService:
 
     async def patch_schedule(self, req: ws.PatchScheduleRequest, ctx: Any) -> ws.PatchScheduleResponse:
         ns = self.namespaces.get(req.namespace)
-        wid = r.scheduler_id(req.schedule_id)
-        await self._state(ns, req.schedule_id)
-        now = time.time_ns()
-        async with self.executions.update(ns.id, wid) as change:
-            ms = change.ms
-            if not ms.running or not ms.state.HasField("schedule"):
-                raise NotFound(SCHEDULE_NOT_FOUND)
-            sched = ms.state.schedule
-            r.advance(sched, now)  # times up to now are taken as the schedule was (paused or not)
-            self._apply_patch(sched, req.patch, now)
-            r.refresh_views(sched, now)
-            r.set_wake(ms, now)
-            ms.visibility_dirty = True
-            await change.commit()
+        await self._change(ns, req.schedule_id, lambda ms, sched, now: self._apply_patch(sched, req.patch, now))
         return ws.PatchScheduleResponse()
 
     # ------------------------------------------------------------------ delete
