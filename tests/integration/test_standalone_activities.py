@@ -8,7 +8,7 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import pytest_asyncio
@@ -17,7 +17,7 @@ from temporalio import activity
 from temporalio.api.enums.v1 import ActivityExecutionStatus as Status
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
-from temporalio.client import ActivityFailureError, Client
+from temporalio.client import ActivityFailureError, ActivityHandle, Client
 from temporalio.common import ActivityIDConflictPolicy, ActivityIDReusePolicy, RetryPolicy
 from temporalio.exceptions import (
     ActivityAlreadyStartedError,
@@ -33,6 +33,8 @@ from temporalio.worker import Worker
 from tests.support.servers import ServerProcess
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+E = TypeVar("E", bound=BaseException)
 
 TEMPORAL = "/work/main/.venv/bin/temporal"
 DEADLINE_S = 30.0
@@ -111,6 +113,14 @@ async def eventually(check: Callable[[], Awaitable[Any]], deadline_s: float = DE
         await asyncio.sleep(0.1)
 
 
+async def failure_cause(handle: ActivityHandle[Any], cause: type[E]) -> E:
+    """The cause of the activity's failure, which must be a `cause`."""
+    with pytest.raises(ActivityFailureError) as err:
+        await handle.result()
+    assert isinstance(err.value.cause, cause)
+    return err.value.cause
+
+
 async def describe(client: Client, activity_id: str, **kw: Any) -> ws.DescribeActivityExecutionResponse:
     return await client.workflow_service.describe_activity_execution(
         ws.DescribeActivityExecutionRequest(namespace=client.namespace, activity_id=activity_id, **kw)
@@ -162,9 +172,8 @@ async def test_non_retryable_failure(client: Client, worker: str) -> None:
     handle = await client.start_activity(
         always_fails, aid, id=aid, task_queue=worker, start_to_close_timeout=timedelta(seconds=10)
     )
-    with pytest.raises(ActivityFailureError) as err:
-        await handle.result()
-    assert isinstance(err.value.cause, ApplicationError) and err.value.cause.type == "BadInput"
+    cause = await failure_cause(handle, ApplicationError)
+    assert cause.type == "BadInput"
     d = await describe(client, aid)
     assert d.info.status == Status.ACTIVITY_EXECUTION_STATUS_FAILED
 
@@ -178,10 +187,8 @@ async def test_schedule_to_start_timeout(client: Client) -> None:
         start_to_close_timeout=timedelta(seconds=10),
         schedule_to_start_timeout=timedelta(seconds=1),
     )
-    with pytest.raises(ActivityFailureError) as err:
-        await handle.result()
-    assert isinstance(err.value.cause, TimeoutError)
-    assert err.value.cause.type == TimeoutType.SCHEDULE_TO_START
+    cause = await failure_cause(handle, TimeoutError)
+    assert cause.type == TimeoutType.SCHEDULE_TO_START
     assert (await describe(client, aid)).info.status == Status.ACTIVITY_EXECUTION_STATUS_TIMED_OUT
 
 
@@ -195,10 +202,8 @@ async def test_schedule_to_close_timeout(client: Client, worker: str) -> None:
         start_to_close_timeout=timedelta(seconds=30),
         schedule_to_close_timeout=timedelta(seconds=2),
     )
-    with pytest.raises(ActivityFailureError) as err:
-        await handle.result()
-    assert isinstance(err.value.cause, TimeoutError)
-    assert err.value.cause.type == TimeoutType.SCHEDULE_TO_CLOSE
+    cause = await failure_cause(handle, TimeoutError)
+    assert cause.type == TimeoutType.SCHEDULE_TO_CLOSE
 
 
 async def test_start_to_close_timeout_retries_then_fails(client: Client, worker: str) -> None:
@@ -211,10 +216,8 @@ async def test_start_to_close_timeout_retries_then_fails(client: Client, worker:
         start_to_close_timeout=timedelta(seconds=1),
         retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=2),
     )
-    with pytest.raises(ActivityFailureError) as err:
-        await handle.result()
-    assert isinstance(err.value.cause, TimeoutError)
-    assert err.value.cause.type == TimeoutType.START_TO_CLOSE
+    cause = await failure_cause(handle, TimeoutError)
+    assert cause.type == TimeoutType.START_TO_CLOSE
     d = await describe(client, aid)
     assert d.info.attempt == 2
     assert d.info.status == Status.ACTIVITY_EXECUTION_STATUS_TIMED_OUT
@@ -231,11 +234,9 @@ async def test_heartbeat_details_and_heartbeat_timeout(client: Client, worker: s
         heartbeat_timeout=timedelta(seconds=1),
         retry_policy=RetryPolicy(maximum_attempts=1),
     )
-    with pytest.raises(ActivityFailureError) as err:
-        await handle.result()
-    assert isinstance(err.value.cause, TimeoutError)
-    assert err.value.cause.type == TimeoutType.HEARTBEAT
-    assert list(err.value.cause.last_heartbeat_details) == [f"last-{aid}"]
+    cause = await failure_cause(handle, TimeoutError)
+    assert cause.type == TimeoutType.HEARTBEAT
+    assert list(cause.last_heartbeat_details) == [f"last-{aid}"]
     d = await describe(client, aid, include_heartbeat_details=True)
     assert json.loads(d.info.heartbeat_details.payloads[0].data) == f"last-{aid}"
     assert d.info.HasField("last_heartbeat_time")
@@ -260,9 +261,7 @@ async def test_cancel_seen_by_worker(client: Client, worker: str) -> None:
 
     await eventually(started)
     await handle.cancel(reason="enough")
-    with pytest.raises(ActivityFailureError) as err:
-        await handle.result()
-    assert isinstance(err.value.cause, CancelledError)
+    await failure_cause(handle, CancelledError)
     d = await describe(client, aid)
     assert d.info.status == Status.ACTIVITY_EXECUTION_STATUS_CANCELED
     assert d.info.canceled_reason == "enough"
@@ -273,18 +272,14 @@ async def test_cancel_before_start_and_terminate(client: Client) -> None:
     aid = new_id()
     handle = await client.start_activity("x", id=aid, task_queue=queue, start_to_close_timeout=timedelta(seconds=10))
     await handle.cancel(reason="not needed")
-    with pytest.raises(ActivityFailureError) as err:
-        await handle.result()
-    assert isinstance(err.value.cause, CancelledError)
+    await failure_cause(handle, CancelledError)
     with pytest.raises(RPCError) as rpc:
         await handle.terminate(reason="too late")
     assert rpc.value.status == RPCStatusCode.FAILED_PRECONDITION
     aid2 = new_id()
     handle2 = await client.start_activity("x", id=aid2, task_queue=queue, start_to_close_timeout=timedelta(seconds=10))
     await handle2.terminate(reason="stop")
-    with pytest.raises(ActivityFailureError) as err:
-        await handle2.result()
-    assert isinstance(err.value.cause, TerminatedError)
+    await failure_cause(handle2, TerminatedError)
     assert (await describe(client, aid2)).info.status == Status.ACTIVITY_EXECUTION_STATUS_TERMINATED
 
 
@@ -481,9 +476,8 @@ async def test_cli_complete_and_fail(server: ServerProcess, client: Client, work
     await eventually(started)
     failed = await asyncio.to_thread(cli, server, "activity", "fail", "--activity-id", running, "--reason", "by hand")
     assert failed.returncode == 0, failed.stderr
-    with pytest.raises(ActivityFailureError) as err:
-        await handle.result()
-    assert isinstance(err.value.cause, ApplicationError) and err.value.cause.message == "by hand"
+    cause = await failure_cause(handle, ApplicationError)
+    assert cause.message == "by hand"
     release.setdefault(running, asyncio.Event()).set()
     unstarted = new_id()
     await client.start_activity(

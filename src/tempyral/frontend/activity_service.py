@@ -19,12 +19,20 @@ from .validation import check_task_queue
 
 if TYPE_CHECKING:
     from tempyral.history.engine import HistoryEngine
-    from tempyral.namespace.registry import NamespaceRegistry
+    from tempyral.namespace.registry import Namespace, NamespaceRegistry
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 DESCRIBE_LONG_POLL_S = 20.0  # a describe long poll answers, changed or not, within this
 OUTCOME_LONG_POLL_S = 60.0
 LONG_POLL_MARGIN_S = 1.0
+# the requests about one activity, by its id and (optional) run id
+ActivityRequest = (
+    ws.DescribeActivityExecutionRequest
+    | ws.PollActivityExecutionRequest
+    | ws.RequestCancelActivityExecutionRequest
+    | ws.TerminateActivityExecutionRequest
+    | ws.DeleteActivityExecutionRequest
+)
 
 
 class StandaloneActivityMethods:
@@ -38,6 +46,18 @@ class StandaloneActivityMethods:
         if remaining is None:
             return cap
         return max(0.0, min(cap, remaining - LONG_POLL_MARGIN_S))
+
+    def _activity_namespace(self, req: ActivityRequest, write: bool = False) -> Namespace:
+        """The namespace of a request about one activity, once its activity and run ids are valid; one that changes
+        the activity needs the namespace active here."""
+        ns = self.namespaces.get(req.namespace)
+        if not req.activity_id:
+            raise InvalidArgument("activity id is required")
+        if req.run_id and not ids.is_uuid(req.run_id):
+            raise InvalidArgument("invalid run id: must be a valid UUID")
+        if write:
+            self.namespaces.check_active(ns)
+        return ns
 
     async def start_activity_execution(
         self, req: ws.StartActivityExecutionRequest, ctx: Ctx
@@ -53,8 +73,7 @@ class StandaloneActivityMethods:
     async def describe_activity_execution(
         self, req: ws.DescribeActivityExecutionRequest, ctx: Ctx
     ) -> ws.DescribeActivityExecutionResponse:
-        ns = self.namespaces.get(req.namespace)
-        _check_ref(req.activity_id, req.run_id)
+        ns = self._activity_namespace(req)
         if req.long_poll_token and not req.run_id:
             raise InvalidArgument("run id is required when long poll token is provided")
         timeout = self._long_poll(ctx, DESCRIBE_LONG_POLL_S) if req.long_poll_token else 0.0
@@ -63,34 +82,27 @@ class StandaloneActivityMethods:
     async def poll_activity_execution(
         self, req: ws.PollActivityExecutionRequest, ctx: Ctx
     ) -> ws.PollActivityExecutionResponse:
-        ns = self.namespaces.get(req.namespace)
-        _check_ref(req.activity_id, req.run_id)
+        ns = self._activity_namespace(req)
         return await self.engine.standalone_activities.poll(ns, req, self._long_poll(ctx, OUTCOME_LONG_POLL_S))
 
     async def request_cancel_activity_execution(
         self, req: ws.RequestCancelActivityExecutionRequest, ctx: Ctx
     ) -> ws.RequestCancelActivityExecutionResponse:
-        ns = self.namespaces.get(req.namespace)
-        _check_ref(req.activity_id, req.run_id)
-        self.namespaces.check_active(ns)
+        ns = self._activity_namespace(req, write=True)
         await self.engine.standalone_activities.request_cancel(ns, req)
         return ws.RequestCancelActivityExecutionResponse()
 
     async def terminate_activity_execution(
         self, req: ws.TerminateActivityExecutionRequest, ctx: Ctx
     ) -> ws.TerminateActivityExecutionResponse:
-        ns = self.namespaces.get(req.namespace)
-        _check_ref(req.activity_id, req.run_id)
-        self.namespaces.check_active(ns)
+        ns = self._activity_namespace(req, write=True)
         await self.engine.standalone_activities.terminate(ns, req)
         return ws.TerminateActivityExecutionResponse()
 
     async def delete_activity_execution(
         self, req: ws.DeleteActivityExecutionRequest, ctx: Ctx
     ) -> ws.DeleteActivityExecutionResponse:
-        ns = self.namespaces.get(req.namespace)
-        _check_ref(req.activity_id, req.run_id)
-        self.namespaces.check_active(ns)
+        ns = self._activity_namespace(req, write=True)
         await self.engine.standalone_activities.delete(ns, req)
         return ws.DeleteActivityExecutionResponse()
 
@@ -103,10 +115,3 @@ class StandaloneActivityMethods:
         self, req: ws.CountActivityExecutionsRequest, ctx: Ctx
     ) -> ws.CountActivityExecutionsResponse:
         return await self.activity_visibility.count(self.namespaces.get(req.namespace), req)
-
-
-def _check_ref(activity_id: str, run_id: str) -> None:
-    if not activity_id:
-        raise InvalidArgument("activity id is required")
-    if run_id and not ids.is_uuid(run_id):
-        raise InvalidArgument("invalid run id: must be a valid UUID")

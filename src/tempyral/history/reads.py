@@ -57,26 +57,19 @@ async def get_history(
                     return ws.GetWorkflowExecutionHistoryResponse(history=history_pb.History(events=events))
                 if not req.wait_new_event:
                     return ws.GetWorkflowExecutionHistoryResponse()
-                waiter = _waiter(entry)
+                waiter = add_waiter(entry)
             else:
                 start = token.next_event_id if token else 1
                 end = ms.state.next_event_id
                 if start < end or not req.wait_new_event or not ms.running:
                     return await _page(change, start, end, page_size, req.wait_new_event, with_transient)
-                waiter = _waiter(entry)
-        try:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                # nothing yet: hand back a token so that the caller keeps waiting
-                page = HistoryPageToken(run_id=run_id, next_event_id=token.next_event_id if token else 1)
-                return ws.GetWorkflowExecutionHistoryResponse(next_page_token=encode_page_token(page))
-            await asyncio.wait_for(asyncio.shield(waiter), remaining)
-        except TimeoutError:
-            pass
-        finally:
-            # a poll that timed out or went away leaves nothing behind: waiters keep the run in the cache
-            if waiter in entry.waiters:
-                entry.waiters.remove(waiter)
+                waiter = add_waiter(entry)
+        remaining = deadline - loop.time()
+        await wait_change(entry, waiter, remaining)
+        if remaining <= 0:
+            # nothing yet: hand back a token so that the caller keeps waiting
+            page = HistoryPageToken(run_id=run_id, next_event_id=token.next_event_id if token else 1)
+            return ws.GetWorkflowExecutionHistoryResponse(next_page_token=encode_page_token(page))
 
 
 async def get_history_reverse(
@@ -99,10 +92,26 @@ async def get_history_reverse(
         return resp
 
 
-def _waiter(entry: ExecutionEntry) -> asyncio.Future[None]:
+def add_waiter(entry: ExecutionEntry) -> asyncio.Future[None]:
+    """A future the run's next commit resolves (`Shard.commit` wakes `entry.waiters`); wait on it with
+    `wait_change`."""
     fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     entry.waiters.append(fut)
     return fut
+
+
+async def wait_change(entry: ExecutionEntry, waiter: asyncio.Future[None], timeout: float) -> None:
+    """Wait at most `timeout` seconds (none when it is not positive) for the change `waiter` stands for. Either way
+    the waiter is gone after: a poll that timed out or went away leaves nothing behind (waiters keep the run in the
+    cache)."""
+    try:
+        if timeout > 0:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+    except TimeoutError:
+        pass
+    finally:
+        if waiter in entry.waiters:
+            entry.waiters.remove(waiter)
 
 
 async def _page(

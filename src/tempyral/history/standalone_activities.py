@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from google.protobuf.message import Message
 from temporalio.api.activity.v1 import message_pb2 as activity_pb
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import ActivityExecutionStatus as Status
@@ -45,7 +46,7 @@ from tempyral.common.standalone import STATUS_NAMES, activity_key, not_found_mes
 from tempyral.history import task_generator as tg
 from tempyral.history.executions import Change, Executions
 from tempyral.history.mutable_state import MutableState
-from tempyral.history.shard import ExecutionEntry
+from tempyral.history.reads import add_waiter, wait_change
 from tempyral.namespace.registry import Namespace
 from tempyral.persistence.store import CurrentWrite
 from tempyral.proto.internal_pb2 import ActivityInfo, ExecutionState, StandaloneActivity
@@ -176,16 +177,10 @@ class StandaloneActivities:
                     if ready(ms) or remaining <= 0:
                         return ms
                     run_id = ms.state.run_id  # wait for this run, not whichever becomes current
-                    waiter = _waiter(entry)
+                    waiter = add_waiter(entry)
             except WorkflowNotFound:
                 raise not_found(activity_id) from None
-            try:
-                await asyncio.wait_for(asyncio.shield(waiter), remaining)
-            except TimeoutError:
-                pass
-            finally:
-                if waiter in entry.waiters:
-                    entry.waiters.remove(waiter)
+            await wait_change(entry, waiter, remaining)
 
     # ------------------------------------------------------------------ cancel, terminate, delete
     async def request_cancel(self, ns: Namespace, req: ws.RequestCancelActivityExecutionRequest) -> None:
@@ -398,28 +393,14 @@ def execution_info(ms: MutableState) -> activity_pb.ActivityExecutionInfo:
         sdk_name=sa.sdk_name,
         sdk_version=sa.sdk_version,
     )
-    if a.HasField("priority"):
-        info.priority.CopyFrom(a.priority)
-    if a.HasField("header") and a.header.fields:
+    if a.header.fields:
         info.header.CopyFrom(a.header)
-    if s.HasField("user_metadata"):
-        info.user_metadata.CopyFrom(s.user_metadata)
-    if sa.HasField("start_delay"):
-        info.start_delay.CopyFrom(sa.start_delay)
     info.schedule_time.CopyFrom(ai.scheduled_time)
     info.execution_time.CopyFrom(s.execution_time)
-    if ai.HasField("expiration_time"):
-        info.expiration_time.CopyFrom(ai.expiration_time)
-    if ai.HasField("heartbeat_details"):
-        info.heartbeat_details.CopyFrom(ai.heartbeat_details)
-    if ai.HasField("last_heartbeat_time"):
-        info.last_heartbeat_time.CopyFrom(ai.last_heartbeat_time)
-    if sa.HasField("last_started_time"):
-        info.last_started_time.CopyFrom(sa.last_started_time)
-    if ai.HasField("last_failure"):
-        info.last_failure.CopyFrom(ai.last_failure)
-    if sa.HasField("last_attempt_complete_time"):
-        info.last_attempt_complete_time.CopyFrom(sa.last_attempt_complete_time)
+    _copy_set(info, a, "priority")
+    _copy_set(info, s, "user_metadata")
+    _copy_set(info, sa, "start_delay", "last_started_time", "last_attempt_complete_time")
+    _copy_set(info, ai, "expiration_time", "heartbeat_details", "last_heartbeat_time", "last_failure")
     if ms.running:
         info.run_state = _run_state(ai)  # type: ignore[assignment]
         if ai.HasField("next_attempt_schedule_time"):  # a retry's backoff, or the start delay
@@ -431,6 +412,14 @@ def execution_info(ms: MutableState) -> activity_pb.ActivityExecutionInfo:
         info.close_time.CopyFrom(s.close_time)
         info.execution_duration.CopyFrom(duration(max(ts_ns(s.close_time) - ts_ns(ai.scheduled_time), 0)))
     return info
+
+
+def _copy_set(dst: Message, src: Message, *names: str) -> None:
+    """Copy each named message field that is set in `src` to the field of the same name in `dst` (unset ones stay
+    unset, as the reference leaves them)."""
+    for name in names:
+        if src.HasField(name):
+            getattr(dst, name).CopyFrom(getattr(src, name))
 
 
 def _run_state(ai: ActivityInfo) -> int:
@@ -471,12 +460,6 @@ def _already_started(current: MutableState) -> AlreadyExists:
 
 def _json(text: str) -> common.Payload:
     return common.Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(text).encode())
-
-
-def _waiter(entry: ExecutionEntry) -> asyncio.Future[None]:
-    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    entry.waiters.append(fut)
-    return fut
 
 
 def _encode_token(transitions: int) -> bytes:

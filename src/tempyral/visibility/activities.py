@@ -8,7 +8,6 @@ standalone-activity namespace division are seen (workflow lists see none of them
 from __future__ import annotations
 
 import asyncio
-import json
 
 from temporalio.api.activity.v1 import message_pb2 as activity_pb
 from temporalio.api.common.v1 import message_pb2 as common
@@ -21,8 +20,15 @@ from tempyral.namespace.registry import Namespace
 from tempyral.persistence.store import Store, VisibilityQuery, VisibilityQueryFailed, VisibilityRow
 from tempyral.persistence.visibility_sql import And, Compare, Field
 from tempyral.visibility.query import NAMESPACE_DIVISION as DIVISION_ATTRIBUTE
-from tempyral.visibility.query import NOT_SUPPORTED, STATUS_BY_CODE, Compiler, QueryError
-from tempyral.visibility.service import LONG_FILTER, MAX_PAGE_SIZE, _failed, decode_page_token, encode_page_token
+from tempyral.visibility.query import NOT_SUPPORTED, Compiler, QueryError
+from tempyral.visibility.service import (
+    LONG_FILTER,
+    MAX_PAGE_SIZE,
+    _failed,
+    count_response,
+    decode_page_token,
+    encode_page_token,
+)
 
 ALIASES = {"ActivityId": ("WorkflowId", "Keyword"), "ActivityType": ("WorkflowType", "Keyword")}
 
@@ -83,20 +89,7 @@ class ActivityVisibility:
             rows = await self.store.count_visibility(ns.id, compiled)
         except VisibilityQueryFailed as err:
             raise _failed("CountActivityExecutions", err) from err
-        if not compiled.group_by:
-            return ws.CountActivityExecutionsResponse(count=rows[0][0] if rows else 0)
-        resp = ws.CountActivityExecutionsResponse()
-        for value, count in rows:
-            if compiled.group_by == "ExecutionStatus":
-                text = STATUS_BY_CODE.get(value, str(value))
-            else:
-                text = "" if value is None else str(value)
-            payload = common.Payload(
-                metadata={"encoding": b"json/plain", "type": b"Keyword"}, data=json.dumps(text).encode()
-            )
-            resp.groups.add(group_values=[payload], count=count)
-            resp.count += count
-        return resp
+        return count_response(ws.CountActivityExecutionsResponse(), rows, compiled.group_by)
 
 
 def list_info(row: VisibilityRow) -> activity_pb.ActivityExecutionListInfo:

@@ -37,6 +37,17 @@ def indexed_value(payload: common.Payload) -> Any:
     return _datetime_text(value)
 
 
+def keyword_payload(text: str) -> common.Payload:
+    """A Keyword search attribute value as the SDKs encode it."""
+    return common.Payload(metadata={"encoding": b"json/plain", "type": b"Keyword"}, data=json.dumps(text).encode())
+
+
+def _attributes_json(attributes: common.SearchAttributes) -> str:
+    """The row's JSON column: each search attribute's value as the visibility table indexes it."""
+    decoded = {k: indexed_value(v) for k, v in attributes.indexed_fields.items()}
+    return json.dumps(decoded, separators=(",", ":"))
+
+
 def _datetime_text(value: Any) -> Any:
     if not isinstance(value, str):
         return value
@@ -71,7 +82,6 @@ def row_from_state(s: ExecutionState, history_length: int) -> VisibilityRow:
     if s.HasField("standalone_activity"):
         return activity_row(s)
     memo, attributes = _schedule_view(s) if s.HasField("schedule") else (s.memo, s.search_attributes)
-    decoded = {k: indexed_value(v) for k, v in attributes.indexed_fields.items()}
     close = ts_ns(s.close_time) or None
     return VisibilityRow(
         namespace_id=s.namespace_id,
@@ -87,7 +97,7 @@ def row_from_state(s: ExecutionState, history_length: int) -> VisibilityRow:
         history_size_bytes=s.history_size_bytes,
         memo=memo.SerializeToString(),
         search_attributes=attributes.SerializeToString(),
-        search_attributes_json=json.dumps(decoded, separators=(",", ":")),
+        search_attributes_json=_attributes_json(attributes),
         parent_workflow_id=s.start.parent_workflow_execution.workflow_id,
         parent_run_id=s.start.parent_workflow_execution.run_id,
         root_workflow_id=s.start.root_workflow_execution.workflow_id or s.workflow_id,
@@ -103,12 +113,7 @@ def activity_row(s: ExecutionState) -> VisibilityRow:
     columns, its status as the workflow status of the same name (common/standalone.py)."""
     attributes = common.SearchAttributes()
     attributes.CopyFrom(s.search_attributes)
-    attributes.indexed_fields[NAMESPACE_DIVISION_ATTRIBUTE].CopyFrom(
-        common.Payload(
-            metadata={"encoding": b"json/plain", "type": b"Keyword"}, data=json.dumps(NAMESPACE_DIVISION).encode()
-        )
-    )
-    decoded = {k: indexed_value(v) for k, v in attributes.indexed_fields.items()}
+    attributes.indexed_fields[NAMESPACE_DIVISION_ATTRIBUTE].CopyFrom(keyword_payload(NAMESPACE_DIVISION))
     ai = s.activities[1]
     close = ts_ns(s.close_time) or None
     return VisibilityRow(
@@ -125,7 +130,7 @@ def activity_row(s: ExecutionState) -> VisibilityRow:
         history_size_bytes=0,
         memo=b"",
         search_attributes=attributes.SerializeToString(),
-        search_attributes_json=json.dumps(decoded, separators=(",", ":")),
+        search_attributes_json=_attributes_json(attributes),
         # the reference lists the count of a closed activity only
         state_transition_count=s.standalone_activity.state_transition_count if close else 0,
     )

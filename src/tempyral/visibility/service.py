@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
@@ -20,12 +19,31 @@ from tempyral.namespace.registry import Namespace
 from tempyral.persistence.store import Store, VisibilityQuery, VisibilityQueryFailed, VisibilityRow
 from tempyral.persistence.visibility_sql import Cursor
 from tempyral.visibility.query import STATUS_BY_CODE, compile_query, parse_rfc3339_ns
-from tempyral.visibility.records import execution_info
+from tempyral.visibility.records import execution_info, keyword_payload
 
 MAX_PAGE_SIZE = 1000  # the reference's default frontend.visibilityMaxPageSize
 GO_ZERO_TIME_SECONDS = -62135596800  # 0001-01-01T00:00:00Z, which the reference treats as unset
 LONG_FILTER = 16 * 1024  # characters
 RUNNING_CLOSE_TIME = "9999-12-31T23:59:59Z"  # what the reference's page tokens give running workflows
+
+
+CountResponse = TypeVar("CountResponse", ws.CountWorkflowExecutionsResponse, ws.CountActivityExecutionsResponse)
+
+
+def count_response(resp: CountResponse, rows: list[tuple[Any, ...]], group_by: str) -> CountResponse:
+    """Fill a Count answer from `Store.count_visibility`'s rows: the total, and with GROUP BY a group per value
+    (statuses by their names, as the reference gives them)."""
+    if not group_by:
+        resp.count = rows[0][0] if rows else 0
+        return resp
+    for value, count in rows:
+        if group_by == "ExecutionStatus":
+            text = STATUS_BY_CODE.get(value, str(value))
+        else:
+            text = "" if value is None else str(value)
+        resp.groups.add(group_values=[keyword_payload(text)], count=count)
+        resp.count += count
+    return resp
 
 
 class Visibility:
@@ -56,20 +74,7 @@ class Visibility:
             rows = await self.store.count_visibility(ns.id, compiled)
         except VisibilityQueryFailed as err:
             raise _failed("CountWorkflowExecutions", err) from err
-        if not compiled.group_by:
-            return ws.CountWorkflowExecutionsResponse(count=rows[0][0] if rows else 0)
-        response = ws.CountWorkflowExecutionsResponse()
-        for value, count in rows:
-            if compiled.group_by == "ExecutionStatus":
-                text = STATUS_BY_CODE.get(value, str(value))
-            else:
-                text = "" if value is None else str(value)
-            payload = common.Payload(
-                metadata={"encoding": b"json/plain", "type": b"Keyword"}, data=json.dumps(text).encode()
-            )
-            response.groups.add(group_values=[payload], count=count)
-            response.count += count
-        return response
+        return count_response(ws.CountWorkflowExecutionsResponse(), rows, compiled.group_by)
 
     async def scan(self, ns: Namespace, req: ws.ScanWorkflowExecutionsRequest) -> ws.ScanWorkflowExecutionsResponse:
         executions, token = await self.list(ns, req.query, req.page_size, req.next_page_token)
