@@ -10,7 +10,6 @@ from temporalio.api.enums.v1 import BatchOperationState
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
 from temporalio.client import Client
 
-from tests.crash import test_sigkill
 from tests.crash.test_sigkill import restart, retrying
 from tests.support.batches import describe, signal_op, signals, start, start_idle, status, until
 from tests.support.servers import ServerProcess
@@ -18,8 +17,6 @@ from tests.support.servers import ServerProcess
 COUNT = 10
 RUNNING = BatchOperationState.BATCH_OPERATION_STATE_RUNNING
 COMPLETED = BatchOperationState.BATCH_OPERATION_STATE_COMPLETED
-
-crashable = test_sigkill.crashable  # a server on a fresh database of its own, stopped after the test
 
 
 async def _killed_mid_job(server: ServerProcess, client: Client, job: str) -> None:

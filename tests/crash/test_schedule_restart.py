@@ -8,9 +8,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from temporalio.client import (
@@ -28,17 +26,10 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from tests.crash.test_sigkill import retrying
 from tests.integration.schedule_workflows import QuickWorkflow
-from tests.support.servers import ServerProcess, tempyral
+from tests.support.servers import ServerProcess
 
 EVERY_S = 2
 DEADLINE_S = 60.0
-
-
-@pytest.fixture
-def crashable(tmp_path: Path) -> Iterator[ServerProcess]:
-    proc = tempyral(str(tmp_path / "schedules.db")).start()
-    yield proc
-    proc.stop()
 
 
 def _nominal(workflow_id: str, prefix: str) -> datetime:

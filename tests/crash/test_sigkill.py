@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
@@ -19,17 +18,10 @@ from temporalio.worker import Worker
 
 from tests.crash.crash_workflows import ChainWorkflow, TimerWorkflow, add_one
 from tests.crash.history_checks import problems
-from tests.support.servers import ServerProcess, tempyral
+from tests.support.servers import ServerProcess
 
 T = TypeVar("T")
 DEADLINE_S = 120.0
-
-
-@pytest.fixture
-def crashable(tmp_path: Path) -> Iterator[ServerProcess]:
-    proc = tempyral(str(tmp_path / "crash.db")).start()
-    yield proc
-    proc.stop()
 
 
 async def retrying(call: Callable[[], Awaitable[T]], what: str, timeout: float = DEADLINE_S) -> T:

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 from temporalio import activity
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from temporalio.client import Client
@@ -18,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from tests.crash.test_sigkill import retrying
-from tests.support.servers import ServerProcess, tempyral
+from tests.support.servers import ServerProcess
 
 DEADLINE_S = 60.0
 runs: list[tuple[str, int]] = []
@@ -32,13 +29,6 @@ async def fails_first(tag: str) -> str:
     if tag == "retrying" and info.attempt == 1:
         raise ApplicationError("first attempt fails")
     return f"{tag} on attempt {info.attempt}"
-
-
-@pytest.fixture
-def crashable(tmp_path: Path) -> Iterator[ServerProcess]:
-    proc = tempyral(str(tmp_path / "crash.db")).start()
-    yield proc
-    proc.stop()
 
 
 async def test_pending_and_retrying_activities_survive_sigkill(crashable: ServerProcess) -> None:

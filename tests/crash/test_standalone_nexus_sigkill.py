@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from temporalio.api.enums.v1 import CallbackState
 from temporalio.api.nexus.v1 import EndpointSpec, EndpointTarget
 from temporalio.api.operatorservice.v1 import CreateNexusEndpointRequest
@@ -21,16 +18,9 @@ from temporalio.worker import Worker
 
 from tests.crash.test_sigkill import retrying
 from tests.support.nexus_services import Greeter, GreeterHandler, GreeterWorkflow, Req, Resp
-from tests.support.servers import ServerProcess, tempyral
+from tests.support.servers import ServerProcess
 
 STARTED = PendingState.STARTED
-
-
-@pytest.fixture
-def crashable(tmp_path: Path) -> Iterator[ServerProcess]:
-    proc = tempyral(str(tmp_path / "standalone-nexus-crash.db")).start()
-    yield proc
-    proc.stop()
 
 
 async def _connect(server: ServerProcess) -> Client:

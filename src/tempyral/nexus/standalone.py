@@ -69,7 +69,7 @@ from tempyral.proto.internal_pb2 import (
     Task,
 )
 from tempyral.visibility import query as vq
-from tempyral.visibility.service import MAX_PAGE_SIZE, decode_page_token, encode_page_token
+from tempyral.visibility.service import MAX_PAGE_SIZE, count_response, decode_page_token, encode_page_token
 
 OPERATIONS_SUFFIX = "/nexus-operations"
 # The key of the operation in its row's nexus_operations, and its "scheduled event id" in callback tokens.
@@ -451,21 +451,7 @@ class StandaloneNexus:
             rows = await self.executions.store.count_visibility(operations_namespace_id(ns.id), compiled)
         except VisibilityQueryFailed as err:
             raise InvalidArgument(f"invalid query: {err}") from err
-        resp = ws.CountNexusOperationExecutionsResponse()
-        if not compiled.group_by:
-            resp.count = rows[0][0] if rows else 0
-            return resp
-        for value, count in rows:
-            if compiled.group_by == "ExecutionStatus":
-                text = vq.STATUS_BY_CODE.get(value, str(value))
-            else:
-                text = "" if value is None else str(value)
-            payload = common.Payload(
-                metadata={"encoding": b"json/plain", "type": b"Keyword"}, data=f'"{text}"'.encode()
-            )
-            resp.groups.add(group_values=[payload], count=count)
-            resp.count += count
-        return resp
+        return count_response(ws.CountNexusOperationExecutionsResponse(), rows, compiled.group_by)
 
     # ------------------------------------------------------------------ the caller side of the invoker
     async def load(self, task: Task, for_cancel: bool) -> _Call | None:

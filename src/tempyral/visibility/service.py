@@ -27,7 +27,12 @@ LONG_FILTER = 16 * 1024  # characters
 RUNNING_CLOSE_TIME = "9999-12-31T23:59:59Z"  # what the reference's page tokens give running workflows
 
 
-CountResponse = TypeVar("CountResponse", ws.CountWorkflowExecutionsResponse, ws.CountActivityExecutionsResponse)
+CountResponse = TypeVar(
+    "CountResponse",
+    ws.CountWorkflowExecutionsResponse,
+    ws.CountActivityExecutionsResponse,
+    ws.CountNexusOperationExecutionsResponse,
+)
 
 
 def count_response(resp: CountResponse, rows: list[tuple[Any, ...]], group_by: str) -> CountResponse:
