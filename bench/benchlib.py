@@ -11,6 +11,7 @@ No calls at module level: workflow modules stay importable by the SDK's sandbox.
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 import pwd
@@ -23,6 +24,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 60.0
@@ -435,3 +440,37 @@ class LocalPostgres:
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
+
+
+# ---------------------------------------------------------------------- dev servers side by side
+def start_dev_server(kind: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """`tempyral server start-dev` on a SQLite file in `workdir`, or the reference's dev server in memory (`kind`
+    "reference"), as a child of this process on free loopback ports; its log in `workdir`."""
+    port, http_port, ui_port = free_port(), free_port(), free_port()
+    log = (workdir / f"{kind}.log").open("wb")
+    if kind == "tempyral":
+        command = tempyral_command(
+            "server", "start-dev", "--port", str(port), "--http-port", str(http_port), "--ui-port", str(ui_port),
+            "--db-filename", str(workdir / "tempyral.db"), "--headless", "--log-level", "warn",
+        )  # fmt: skip
+    else:
+        binary = str(Path(python()).parent / "temporal")
+        command = [binary, "server", "start-dev", "--headless", "--port", str(port), "--http-port", str(http_port)]
+        command += ["--ui-port", str(ui_port), "--metrics-port", str(free_port()), "--log-level", "warn"]
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    wait_port(port, proc, kind)
+    return proc, port
+
+
+async def connect_when_ready(address: str, timeout: float = 60.0) -> Client:
+    """A client of the server at `address`: the reference answers UNAVAILABLE for a moment after its port opens."""
+    from temporalio.client import Client
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await Client.connect(address)
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)

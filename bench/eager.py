@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import TreeCpu, free_port, stop_process, tempyral_command, wait_port
+from benchlib import TreeCpu, connect_when_ready, start_dev_server, stop_process
 from one_activity import pct_ms
 
 
@@ -40,23 +39,6 @@ class Instant:
     @workflow.run
     async def run(self, x: int) -> int:
         return x + 1
-
-
-def start_server(kind: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port, http_port, ui_port = free_port(), free_port(), free_port()
-    log = (workdir / f"{kind}.log").open("wb")
-    if kind == "tempyral":
-        command = tempyral_command(
-            "server", "start-dev", "--port", str(port), "--http-port", str(http_port), "--ui-port", str(ui_port),
-            "--db-filename", str(workdir / "tempyral.db"), "--headless", "--log-level", "warn",
-        )  # fmt: skip
-    else:
-        binary = str(Path(sys.executable).parent / "temporal")
-        command = [binary, "server", "start-dev", "--headless", "--port", str(port), "--http-port", str(http_port)]
-        command += ["--ui-port", str(ui_port), "--metrics-port", str(free_port()), "--log-level", "warn"]
-    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    wait_port(port, proc, kind)
-    return proc, port
 
 
 async def run_once(client: Client, server_pid: int, n: int, eager: bool) -> dict[str, Any]:
@@ -87,25 +69,13 @@ async def run_once(client: Client, server_pid: int, n: int, eager: bool) -> dict
     }
 
 
-async def connect(address: str, timeout: float = 60.0) -> Client:
-    """The reference answers UNAVAILABLE for a moment after its port opens."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return await Client.connect(address)
-        except RuntimeError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)
-
-
 async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="eager-bench-") as tmp:
         for kind in ("tempyral", "reference"):
-            proc, port = start_server(kind, Path(tmp))
+            proc, port = start_dev_server(kind, Path(tmp))
             try:
-                client = await connect(f"127.0.0.1:{port}")
+                client = await connect_when_ready(f"127.0.0.1:{port}")
                 for _ in range(args.rounds):
                     for eager in (False, True):
                         result = await run_once(client, proc.pid, args.n, eager)
