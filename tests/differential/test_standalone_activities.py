@@ -132,6 +132,17 @@ async def _scenario(address: str, tag: str) -> list[tuple[str, Any]]:
         "terminate_activity_execution",
         ws.TerminateActivityExecutionRequest(namespace=ns, activity_id=p),
     )
+    # the reference's visibility trails its writes: list once it shows the three runs closed (bounded)
+    deadline = asyncio.get_running_loop().time() + 30
+    while asyncio.get_running_loop().time() < deadline:
+        settled = await client.workflow_service.list_activity_executions(
+            ws.ListActivityExecutionsRequest(
+                namespace=ns, query=f"TaskQueue = '{queue}' AND ExecutionStatus != 'Running'"
+            )
+        )
+        if len(settled.executions) >= 3:
+            break
+        await asyncio.sleep(0.2)
     for query in (
         f"TaskQueue = '{queue}'",
         f"TaskQueue = '{queue}' AND ActivityId = '{q}'",

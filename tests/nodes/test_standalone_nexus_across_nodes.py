@@ -50,7 +50,7 @@ async def test_operations_started_and_completed_across_nodes(pg: PostgresServer)
         async with Worker(
             handler_client, task_queue=queue, workflows=[GreeterWorkflow], nexus_service_handlers=[GreeterHandler()]
         ):
-            # the endpoint, made on n1, shows on n2 within a second (config watch)
+            # the endpoint, made on n1, is found at once by n2 when a start passed there names it
             nexus = starter.create_nexus_client(endpoint=spec.name, service=Greeter)
             handles = []
             for i, name in enumerate(names):

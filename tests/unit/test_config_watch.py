@@ -284,6 +284,14 @@ async def test_an_endpoint_name_another_node_took_is_refused() -> None:
         await b.endpoints.create(spec("billing"))  # B's watcher has not run: B catches up before the check
 
 
+async def test_an_endpoint_another_node_just_created_is_found_by_name_before_the_watcher_runs() -> None:
+    a, b = await two_nodes()
+    created = await a.endpoints.create(spec("billing"))
+    assert b.endpoints.find_by_name("billing") is None  # B's watcher has not run
+    assert await b.endpoints.find_by_name_fresh("billing") == created  # a miss catches up first
+    assert await b.endpoints.find_by_name_fresh("nobody") is None
+
+
 # ---------------------------------------------------------------------- cluster metadata
 async def test_a_remote_cluster_upserted_and_removed_on_one_node_is_seen_on_the_other() -> None:
     a, b = await two_nodes()

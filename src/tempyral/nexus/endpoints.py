@@ -180,6 +180,15 @@ class EndpointRegistry:
                 return _copy(endpoint)
         return None
 
+    async def find_by_name_fresh(self, name: str) -> nexus_pb.Endpoint | None:
+        """`find_by_name`, catching up with other nodes first when this node does not know the name: an endpoint
+        another node just created is found at once, not after the next configuration poll."""
+        found = self.find_by_name(name)
+        if found is None:
+            await self.sync()
+            found = self.find_by_name(name)
+        return found
+
     def list(self, page_size: int, page_token: bytes, name: str = "") -> tuple[list[nexus_pb.Endpoint], bytes]:
         """A page in id order, and the token of the next page (empty after the last full page
         only when nothing follows it, as the reference's keyset paging does)."""

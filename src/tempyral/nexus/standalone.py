@@ -218,7 +218,7 @@ class StandaloneNexus:
         self, ns: Namespace, req: ws.StartNexusOperationExecutionRequest
     ) -> ws.StartNexusOperationExecutionResponse:
         _validate_start(ns, req)
-        endpoint = self.endpoints.find_by_name(req.endpoint)
+        endpoint = await self.endpoints.find_by_name_fresh(req.endpoint)
         if endpoint is None:
             raise NotFound(f"could not find Nexus endpoint by name: {req.endpoint}")
         request_id = req.request_id or str(uuid.uuid4())
