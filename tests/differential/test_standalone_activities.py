@@ -58,6 +58,19 @@ async def _call(client: Client, method: str, request: Message) -> Any:
     return _normalised(json_format.MessageToDict(response))
 
 
+async def _listed(client: Client, ns: str, query: str, count: int) -> None:
+    """Until `query` lists `count` activities, within a bound: the reference's visibility trails its writes (when the
+    bound passes, the comparison that follows shows what differs)."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while asyncio.get_running_loop().time() < deadline:
+        listed = await client.workflow_service.list_activity_executions(
+            ws.ListActivityExecutionsRequest(namespace=ns, query=query)
+        )
+        if len(listed.executions) >= count:
+            return
+        await asyncio.sleep(0.2)
+
+
 async def _scenario(address: str, tag: str) -> list[tuple[str, Any]]:
     client = await Client.connect(address)
     ns = "default"
@@ -132,17 +145,7 @@ async def _scenario(address: str, tag: str) -> list[tuple[str, Any]]:
         "terminate_activity_execution",
         ws.TerminateActivityExecutionRequest(namespace=ns, activity_id=p),
     )
-    # the reference's visibility trails its writes: list once it shows the three runs closed (bounded)
-    deadline = asyncio.get_running_loop().time() + 30
-    while asyncio.get_running_loop().time() < deadline:
-        settled = await client.workflow_service.list_activity_executions(
-            ws.ListActivityExecutionsRequest(
-                namespace=ns, query=f"TaskQueue = '{queue}' AND ExecutionStatus != 'Running'"
-            )
-        )
-        if len(settled.executions) >= 3:
-            break
-        await asyncio.sleep(0.2)
+    await _listed(client, ns, f"TaskQueue = '{queue}' AND ExecutionStatus != 'Running'", 3)
     for query in (
         f"TaskQueue = '{queue}'",
         f"TaskQueue = '{queue}' AND ActivityId = '{q}'",
@@ -207,6 +210,7 @@ async def _scenario(address: str, tag: str) -> list[tuple[str, Any]]:
     )
     await record("start with search attributes", "start_activity_execution", tagged)
     await record("describe with search attributes", "describe_activity_execution", describe(f"sa-{tag}"))
+    await _listed(client, ns, f"ActivityId = 'sa-{tag}'", 1)
     for query in (f"CustomerId = 'acme' AND TaskQueue = '{queue}'", f"VisInt > 5 AND TaskQueue = '{queue}'"):
         listed = await _call(
             client, "list_activity_executions", ws.ListActivityExecutionsRequest(namespace=ns, query=query)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -33,7 +34,14 @@ async def http(ui_server: ServerProcess) -> AsyncIterator[aiohttp.ClientSession]
 
 
 async def test_the_ui_is_announced(ui_server: ServerProcess) -> None:
-    assert f"Web UI at http://127.0.0.1:{ui_server.ui_port}" in ui_server.log_tail(20000)
+    # printed once the server's start-up is complete, which may be a moment after its gRPC port first answers
+    announcement = f"Web UI at http://127.0.0.1:{ui_server.ui_port}"
+    deadline = asyncio.get_running_loop().time() + 30
+    while asyncio.get_running_loop().time() < deadline:
+        if announcement in ui_server.log_tail(20000):
+            break
+        await asyncio.sleep(0.1)
+    assert announcement in ui_server.log_tail(20000)
 
 
 async def test_index_fallback_and_assets(http: aiohttp.ClientSession) -> None:
