@@ -4,6 +4,7 @@ output normalised for run ids, times and sizes; errors by code and message; list
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -168,7 +169,7 @@ async def _scenario(address: str, tag: str) -> list[tuple[str, Any]]:
             client, "count_activity_executions", ws.CountActivityExecutionsRequest(namespace=ns, query=query)
         )
         if isinstance(counted, dict) and "groups" in counted:
-            counted["groups"] = sorted(str(g) for g in counted["groups"])
+            counted["groups"] = sorted(json.dumps(g, sort_keys=True) for g in counted["groups"])
         out.append((f"count {query}", counted))
     workflows = await _call(
         client,
