@@ -10,7 +10,7 @@ import sys
 
 from temporalio.api.enums.v1 import IndexedValueType
 
-from tempyral import SERVER_VERSION, __version__, cli_namespace, cli_replication
+from tempyral import SERVER_VERSION, __version__, cli_namespace, cli_nexus, cli_replication
 from tempyral.cluster.metadata import ClusterIdentity
 from tempyral.common.errors import StartupError
 from tempyral.config import NexusLimits, NodeSettings, ServerConfig
@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cli_namespace.add_commands(commands)
     cli_replication.add_commands(commands)
+    cli_nexus.add_commands(commands)
     return parser
 
 
@@ -137,6 +138,7 @@ def _add_server_options(dev: argparse.ArgumentParser) -> None:
     _add_cluster_options(dev)
     _add_nodes_options(dev)
     _add_nexus_options(dev)
+    cli_nexus.add_server_options(dev)
     _add_admission_options(dev)
 
 
@@ -245,7 +247,8 @@ def _add_nexus_options(parser: argparse.ArgumentParser) -> None:
         default=[],
         type=_allowed_callers,
         metavar="ENDPOINT=NS[,NS...]",
-        help="only these caller namespaces may use ENDPOINT (repeatable; unlisted endpoints are open to all)",
+        help="at start, and when an endpoint of that name is created, make its access policy: only these caller "
+        "namespaces (repeatable; as `tempyral nexus endpoint allow`, which manages the policy of a running server)",
     )
     group.add_argument("--nexus-request-timeout", type=float, default=defaults.request_timeout_s, metavar="SECONDS")
     group.add_argument("--nexus-retry-initial", type=float, default=defaults.retry_initial_s, metavar="SECONDS")
@@ -277,6 +280,7 @@ def nexus_limits(args: argparse.Namespace) -> NexusLimits:
         namespace_rps=args.nexus_namespace_rps,
         max_pending_operations=args.nexus_max_pending,
         allowed_callers=dict(args.nexus_allow),
+        caller_rps=dict(args.nexus_caller_rps),
     )
 
 
@@ -300,6 +304,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(cli_namespace.run(args))
     if args.command == "replication":
         sys.exit(cli_replication.run(args))
+    if args.command == "nexus":
+        sys.exit(cli_nexus.run(args))
     level = {"warn": "WARNING"}.get(args.log_level, args.log_level.upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     config = ServerConfig(

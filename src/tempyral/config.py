@@ -25,8 +25,11 @@ class NexusLimits:
     endpoint_rps: float = 0.0  # 0: unlimited
     namespace_rps: float = 0.0
     max_pending_operations: int = 30
-    # Endpoint name -> caller namespaces allowed to use it; endpoints not listed are open to all.
+    # Endpoint name -> caller namespaces allowed to use it (--nexus-allow): written as the access policy of the
+    # endpoint of that name at start and when one is created (nexus/access.py).
     allowed_callers: dict[str, frozenset[str]] = field(default_factory=dict)
+    # (endpoint name, caller namespace) -> requests per second (--nexus-caller-rps; nexus/machinery.py).
+    caller_rps: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

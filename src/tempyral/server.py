@@ -47,6 +47,8 @@ from tempyral.history.reapply import reapply
 from tempyral.history.replication import ReplicationApplier
 from tempyral.matching.service import Matching
 from tempyral.namespace.registry import NamespaceRegistry
+from tempyral.nexus import access
+from tempyral.nexus.access_service import EndpointAccessService, endpoint_access_handler
 from tempyral.nexus.addresses import OutboundAddresses
 from tempyral.nexus.callbacks import CallbackDelivery
 from tempyral.nexus.dispatch import NexusDispatcher
@@ -105,6 +107,9 @@ class Server:
         # The endpoint registry is replicated to every connected cluster: changes pulled from them, and served.
         self.endpoint_replicator = EndpointReplicator(self.clusters, self.endpoints, self.peers)
         self.endpoint_changes = EndpointChangesService(self.clusters, self.endpoints)
+        # Endpoint access policies: --nexus-allow writes them; `tempyral nexus endpoint` manages them.
+        self.endpoints.initial_access = {name: access.only(ns) for name, ns in config.nexus.allowed_callers.items()}
+        self.endpoint_access = EndpointAccessService(self.endpoints)
         self.matching = Matching()
         self.admission = Admission(config.admission)
         # Calls of namespaces that are standby here, sent to their active cluster (--dc-redirection-policy).
@@ -195,6 +200,7 @@ class Server:
             self.nexus_metrics,
         )
         self.nexus_http_api.more_metrics.append(self.replication_status.render_metrics)
+        self.nexus_http_api.more_metrics.append(self.nexus_machinery.render_caller_limits)
         self.membership: Membership | None = None
         self.ownership: Ownership | None = None
         self.node_router: NodeRouter | None = None
@@ -346,6 +352,7 @@ class Server:
                     record.config_version += 1  # replicated like any configuration change
                 await self.namespaces.save(record)
         await self.endpoints.load()
+        await self.endpoints.apply_initial_access()
         visibility = Visibility(self.store)
         workflow_service = WorkflowService(
             self.engine,
@@ -453,6 +460,7 @@ class Server:
                 *([node_handler(self.node_service)] if self.node_service is not None else []),
                 *([replication_node_handler(self.history_receiver)] if self.replication_nodes is not None else []),
                 endpoint_replication_handler(self.endpoint_changes),
+                endpoint_access_handler(self.endpoint_access),
                 health_handler(),
             )
         )

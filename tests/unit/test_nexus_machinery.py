@@ -57,10 +57,43 @@ def test_rate_limits_per_endpoint_and_per_namespace() -> None:
     assert delay > 0 and "namespace ns1" in reason
 
 
-def test_access_control() -> None:
-    machinery = Machinery(NexusLimits(allowed_callers={"guarded": frozenset({"ok"})}))
-    assert machinery.allowed("guarded", "ok") and not machinery.allowed("guarded", "other")
-    assert machinery.allowed("open", "anyone")
+def test_caller_rate_limit_per_endpoint_and_namespace_pair(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [0.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    limits = {("ep", "slow"): 1.0}
+    machinery = Machinery(NexusLimits(endpoint_rps=100), caller_rps=lambda ep, ns: limits.get((ep, ns), 0.0))
+    assert machinery.rate_check("ep", "slow").delay_s == 0
+    verdict = machinery.rate_check("ep", "slow")
+    assert verdict.delay_s == pytest.approx(1.0) and verdict.metric_reason == "caller_rate_limit"
+    assert verdict.message == "The namespace slow is over its Nexus rate limit for the endpoint ep."
+    assert all(machinery.rate_check("ep", "fast").delay_s == 0 for _ in range(20))  # another caller: unlimited
+    assert machinery.rate_check("other", "slow").delay_s == 0  # another endpoint: unlimited
+    limits[("ep", "slow")] = 0.0  # looked up per call: a removed limit applies at once
+    assert machinery.rate_check("ep", "slow").delay_s == 0
+    limits[("ep", "slow")] = 2.0
+    assert machinery.caller_limits() == {}  # a bucket appears with calls only
+    machinery.rate_check("ep", "slow")
+    assert machinery.caller_limits() == {("ep", "slow"): 2.0}
+    assert 'nexus_caller_rate_limit{namespace="slow",destination="ep"} 2' in machinery.render_caller_limits()
+    now[0] += 5  # full again: dropped at the next sweep
+    machinery.rate_check("ep", "fast")
+    assert machinery.caller_limits() == {}
+
+
+def test_caller_rate_limit_buckets_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tempyral.nexus.machinery.MAX_PAIR_BUCKETS", 3)
+    machinery = Machinery(NexusLimits(), caller_rps=lambda ep, ns: 0.001)
+    for i in range(10):
+        assert machinery.rate_check("ep", f"ns{i}").delay_s == 0
+    assert set(machinery.caller_limits()) == {("ep", "ns7"), ("ep", "ns8"), ("ep", "ns9")}
+
+
+def test_caller_rate_limits_from_the_flag() -> None:
+    machinery = Machinery(NexusLimits(caller_rps={("ep", "ns"): 1.0}))
+    assert machinery.caller_limits() == {("ep", "ns"): 1.0}  # configured: shown before any call
+    assert machinery.rate_delay("ep", "ns")[0] == 0
+    assert machinery.rate_delay("ep", "ns")[0] > 0
+    assert machinery.rate_delay("ep", "other")[0] == 0
 
 
 def test_backoff_grows_and_is_capped() -> None:

@@ -37,10 +37,11 @@ from tempyral.common.errors import (
 )
 from tempyral.common.limits import MAX_ID_LENGTH
 from tempyral.namespace.registry import NamespaceRegistry
+from tempyral.nexus import access
 from tempyral.nexus import endpoint_merge as merge
 from tempyral.nexus.addresses import AddressRefused, OutboundAddresses
 from tempyral.persistence.store import EndpointRow, Store
-from tempyral.proto.nexus_replication_pb2 import ReplicatedEndpoint
+from tempyral.proto.nexus_replication_pb2 import EndpointAccessPolicy, ReplicatedEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ class EndpointRegistry:
         self.shared: SharedConfig | None = None
         self._settling = Settling()
         self._stamp_seen: str | None = UNREAD  # the config stamp of the last reload
+        # Endpoint name -> the access policy an endpoint of that name gets when created here (--nexus-allow).
+        self.initial_access: dict[str, EndpointAccessPolicy] = {}
 
     @property
     def cluster(self) -> str:
@@ -107,7 +110,7 @@ class EndpointRegistry:
             endpoint.id,
             endpoint.spec.name,
             endpoint.version,
-            endpoint.SerializeToString(),
+            access.stored_data(endpoint, state.access),
             state.deleted,
             seq,
             state.stamp,
@@ -159,11 +162,25 @@ class EndpointRegistry:
             log.info("reloaded Nexus endpoints: %d changed on other nodes", changed)
         return True
 
-    def _local(self, endpoint: nexus_pb.Endpoint, deleted: bool = False, created: int = 0) -> ReplicatedEndpoint:
-        """A change made on this cluster."""
+    def _local(
+        self,
+        endpoint: nexus_pb.Endpoint,
+        deleted: bool = False,
+        created: int = 0,
+        policy: EndpointAccessPolicy | None = None,
+    ) -> ReplicatedEndpoint:
+        """A change made on this cluster; the endpoint keeps its access policy unless `policy` replaces it."""
         stamp = self._clock.next()
+        if policy is None:
+            known = self._states.get(endpoint.id)
+            policy = known.access if known is not None else access.OPEN
         return ReplicatedEndpoint(
-            endpoint=endpoint, deleted=deleted, stamp=stamp, origin_cluster=self.cluster, created_stamp=created or stamp
+            endpoint=endpoint,
+            deleted=deleted,
+            stamp=stamp,
+            origin_cluster=self.cluster,
+            created_stamp=created or stamp,
+            access=policy,
         )
 
     # ------------------------------------------------------------------ reads
@@ -173,6 +190,11 @@ class EndpointRegistry:
         if endpoint is None:
             raise NotFound(f"Nexus endpoint with ID `{endpoint_id}` not found")
         return _copy(endpoint)
+
+    def access_of(self, endpoint_id: str) -> EndpointAccessPolicy:
+        """Who may call the endpoint (open when it is not known: the caller found it, so it was just replaced)."""
+        state = self._states.get(endpoint_id)
+        return state.access if state is not None and not state.deleted else access.OPEN
 
     def find_by_name(self, name: str) -> nexus_pb.Endpoint | None:
         for endpoint in self._by_id.values():
@@ -216,8 +238,9 @@ class EndpointRegistry:
             endpoint = nexus_pb.Endpoint(version=1, id=str(uuid.uuid4()), spec=spec)
             endpoint.created_time.CopyFrom(timestamp(time.time_ns()))
             endpoint.url_prefix = url_prefix(endpoint.id)
+            policy = self.initial_access.get(spec.name, access.OPEN)
             try:
-                await self._write([self._local(endpoint)])
+                await self._write([self._local(endpoint, policy=policy)])
             except AlreadyExists as err:
                 raise _name_taken(spec.name) from err
             log.info("created Nexus endpoint %s (%s)", spec.name, endpoint.id)
@@ -263,6 +286,50 @@ class EndpointRegistry:
             # A tombstone: the deletion replicates, and no older state of the endpoint revives it.
             await self._write([self._local(current, deleted=True, created=self._states[endpoint_id].created_stamp)])
             log.info("deleted Nexus endpoint %s (%s)", current.spec.name, endpoint_id)
+
+    # ------------------------------------------------------------------ access policies
+    async def change_access(
+        self, name: str, change: int, namespaces: builtins.list[str]
+    ) -> tuple[nexus_pb.Endpoint, EndpointAccessPolicy]:
+        """Apply an operator's change to the access policy of the endpoint named `name`: a change of the endpoint
+        like any other (its version goes up, it replicates); the endpoint and its policy after it."""
+        await self.sync()
+        async with self._lock:
+            current = self.find_by_name(name)
+            if current is None:
+                raise NotFound(f"Nexus endpoint with name `{name}` not found")
+            policy = access.changed(self.access_of(current.id), change, namespaces)
+            return await self._set_access(current, policy)
+
+    async def _set_access(
+        self, current: nexus_pb.Endpoint, policy: EndpointAccessPolicy
+    ) -> tuple[nexus_pb.Endpoint, EndpointAccessPolicy]:
+        """Under the lock."""
+        if policy == self.access_of(current.id):
+            return current, policy  # nothing changes: no new version
+        updated = _copy(current)
+        updated.version = current.version + 1
+        updated.last_modified_time.CopyFrom(timestamp(time.time_ns() // 1_000_000 * 1_000_000))
+        created = self._states[current.id].created_stamp
+        await self._write([self._local(updated, created=created, policy=policy)])
+        log.info(
+            "access to Nexus endpoint %s (%s) changed to %s (version %d)",
+            current.spec.name,
+            current.id,
+            access.describe(policy),
+            updated.version,
+        )
+        return _copy(updated), policy
+
+    async def apply_initial_access(self) -> None:
+        """Give the endpoints named in `initial_access` (--nexus-allow) those policies, at start: the flag
+        is the operator's word on them, as `tempyral nexus endpoint allow` is."""
+        await self.sync()
+        async with self._lock:
+            for name, policy in sorted(self.initial_access.items()):
+                current = self.find_by_name(name)
+                if current is not None:
+                    await self._set_access(current, policy)
 
     # ------------------------------------------------------------------ replication
     @property
@@ -368,12 +435,14 @@ class EndpointRegistry:
 
 
 def _state(row: EndpointRow) -> ReplicatedEndpoint:
+    endpoint, policy = access.parse_stored(row.data)
     return ReplicatedEndpoint(
-        endpoint=nexus_pb.Endpoint.FromString(row.data),
+        endpoint=endpoint,
         deleted=row.deleted,
         stamp=row.stamp,
         origin_cluster=row.origin,
         created_stamp=row.created,
+        access=policy,
     )
 
 

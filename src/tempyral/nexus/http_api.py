@@ -39,9 +39,9 @@ from tempyral.common.errors import InvalidArgument, NotFound, Unavailable
 from tempyral.common.http_body import read_bounded
 from tempyral.common.limits import exceeds_blob_limit
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
+from tempyral.nexus import access, outcomes
 from tempyral.nexus import http_wire as wire
 from tempyral.nexus import links as nexus_links
-from tempyral.nexus import outcomes
 from tempyral.nexus.dispatch import NexusDispatcher, Reply
 from tempyral.nexus.endpoints import EndpointRegistry
 from tempyral.nexus.forwarding import ForwardingError, NexusForwarder
@@ -117,6 +117,9 @@ class NexusHttpApi:
         self.metrics = metrics
         # More Prometheus text for /metrics (history replication's, added by the server).
         self.more_metrics: list[Callable[[], str]] = []
+        # The caller namespace of a request, when known (None: unknown). Nothing tells it yet: requests carry no
+        # credentials tempyral checks; authorization, once configured, can tell it from the caller's token.
+        self.caller_namespace: Callable[[web.Request], str | None] = lambda request: None
         self.forwarder = NexusForwarder(namespaces.clusters)
         # Where a completion for a caller of this cluster goes; None: `operations` (with several nodes the server
         # sets one that passes it to the node of the caller's shard).
@@ -148,9 +151,14 @@ class NexusHttpApi:
             # As on the reference: the server does not relay HTTP callers to arbitrary URLs (it
             # would make it an open proxy); callers reach external endpoints directly.
             raise HandlerError("BAD_REQUEST", "invalid endpoint target")
-        if name in self.machinery.limits.allowed_callers:
-            # The allowed-callers list names caller namespaces, and an HTTP caller has none that
-            # we could trust (there is no authentication), so such endpoints serve workflows only.
+        policy = self.endpoints.access_of(endpoint.id)
+        caller = self.caller_namespace(request)
+        if caller is not None:
+            if not access.allows(policy, caller):
+                raise HandlerError("UNAUTHORIZED", access.refusal(caller, name))
+        elif policy != access.OPEN:
+            # The policy names caller namespaces, and this HTTP caller has none we could trust, so an endpoint
+            # with a policy serves only callers whose namespace is known.
             raise HandlerError(
                 "UNAUTHORIZED", f"endpoint {name!r} admits only callers from its allowed namespaces, not HTTP callers"
             )

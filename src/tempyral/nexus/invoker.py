@@ -31,8 +31,8 @@ from tempyral.common import xdc
 from tempyral.common.clock import duration_ns, timestamp, ts_ns
 from tempyral.common.errors import NotFound
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
+from tempyral.nexus import access, outcomes
 from tempyral.nexus import links as nexus_links
-from tempyral.nexus import outcomes
 from tempyral.nexus.addresses import SYSTEM_CALLBACK_URL
 from tempyral.nexus.dispatch import NexusDispatcher
 from tempyral.nexus.endpoints import EndpointRegistry
@@ -194,8 +194,8 @@ class NexusInvoker:
             )
             await ops.record_start(task, outcome)
             return
-        if not self.machinery.allowed(endpoint.spec.name, call.namespace):
-            message = f"caller namespace {call.namespace!r} is not allowed to use endpoint {endpoint.spec.name!r}"
+        if not access.allows(self.endpoints.access_of(endpoint.id), call.namespace):
+            message = access.refusal(call.namespace, endpoint.spec.name)
             log.warning("Nexus call refused: %s", message)
             self.metrics.request(call.namespace, endpoint.spec.name, "StartOperation", "permission-denied")
             await ops.record_start(
@@ -280,18 +280,19 @@ class NexusInvoker:
     async def _held_back(self, ops: CallerSide, task: Task, endpoint_name: str, caller_namespace: str) -> bool:
         """Circuit breaker open or rate limit reached: the operation waits, attempt unspent."""
         # Rate limits first: a probe the breaker lets through must then really be sent.
-        wait, reason = 0.0, ""
+        wait, reason, metric_reason = 0.0, "", ""
         for _ in range(SHORT_WAITS):
-            wait, reason = self.machinery.rate_delay(endpoint_name, caller_namespace)
+            wait, reason, metric_reason = self.machinery.rate_check(endpoint_name, caller_namespace)
             if not 0 < wait <= SHORT_WAIT_S:
                 break
             await asyncio.sleep(wait)  # a short wait is cheaper in place than through a timer
         if wait <= 0:
             wait, reason = self.machinery.breaker(endpoint_name).allow(), BREAKER_OPEN
+            metric_reason = reason
         if wait <= 0:
             return False
         log.info("Nexus call to %s held back for %.1fs: %s", endpoint_name, wait, reason)
-        self.metrics.blocked(caller_namespace, endpoint_name, reason)
+        self.metrics.blocked(caller_namespace, endpoint_name, metric_reason)
         await ops.record_blocked(task, reason, wait)
         return True
 

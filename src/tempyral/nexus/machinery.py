@@ -1,5 +1,6 @@
 """What keeps outbound Nexus calls well-behaved: backoff between attempts, a circuit breaker per
-destination and rate limits per endpoint and per caller namespace. State lives in memory: after
+destination and rate limits per endpoint, per caller namespace and per (endpoint, caller namespace) pair.
+State lives in memory: after
 a restart every breaker starts closed and every bucket full, which only ever lets a call through
 that would otherwise have waited."""
 
@@ -7,11 +8,22 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import NamedTuple
 
 from tempyral.common.retry import jittered_backoff_s
 from tempyral.config import NexusLimits
 
 log = logging.getLogger(__name__)
+
+# The rate limit of one (endpoint, caller namespace) pair, looked up on every call (so a new value applies at once):
+# requests per second, 0 for none.
+CallerRps = Callable[[str, str], float]
+# At most this many pair buckets are kept: beyond, the least recently used goes (it then starts full again, which
+# only ever lets a call through early). Idle ones go sooner: a full bucket is no different from a new one.
+MAX_PAIR_BUCKETS = 10_000
+CALLER_RATE_LIMIT = "caller_rate_limit"  # the metric reason of a call held back by its pair's limit
 
 
 def backoff_s(limits: NexusLimits, attempt: int) -> float:
@@ -96,13 +108,27 @@ class TokenBucket:
             return 0.0
         return (1.0 - self.tokens) / self.rate
 
+    def idle(self, now: float) -> bool:
+        """Full again by now: dropping it changes nothing."""
+        return self.tokens + (now - self.updated) * self.rate >= self.capacity
+
+
+class RateVerdict(NamedTuple):
+    delay_s: float  # 0: the call may go now
+    message: str  # why it waits (shown as the operation's blocked reason)
+    metric_reason: str  # the `reason` of nexus_outbound_blocked_total
+
 
 class Machinery:
-    def __init__(self, limits: NexusLimits) -> None:
+    def __init__(self, limits: NexusLimits, caller_rps: CallerRps | None = None) -> None:
         self.limits = limits
+        # Per (endpoint, caller namespace); until dynamic config provides it, --nexus-caller-rps does.
+        self.caller_rps: CallerRps = caller_rps or (lambda endpoint, ns: limits.caller_rps.get((endpoint, ns), 0.0))
         self._breakers: dict[str, CircuitBreaker] = {}
         self._endpoint_buckets: dict[str, TokenBucket] = {}
         self._namespace_buckets: dict[str, TokenBucket] = {}
+        self._pair_buckets: OrderedDict[tuple[str, str], TokenBucket] = OrderedDict()
+        self._next_sweep = 0.0
 
     def breaker(self, destination: str) -> CircuitBreaker:
         breaker = self._breakers.get(destination)
@@ -117,6 +143,58 @@ class Machinery:
 
     def rate_delay(self, endpoint: str, caller_namespace: str) -> tuple[float, str]:
         """0 if a call may go now, else how long to wait and why."""
+        verdict = self.rate_check(endpoint, caller_namespace)
+        return verdict.delay_s, verdict.message
+
+    def rate_check(self, endpoint: str, caller_namespace: str) -> RateVerdict:
+        # The pair's own limit first: a caller over it takes no token from the endpoint's or its namespace's
+        # budget, which the other callers share.
+        delay = self._pair_delay(endpoint, caller_namespace)
+        if delay > 0:
+            message = f"The namespace {caller_namespace} is over its Nexus rate limit for the endpoint {endpoint}."
+            return RateVerdict(delay, message, CALLER_RATE_LIMIT)
+        delay, message = self._shared_delay(endpoint, caller_namespace)
+        # The shared limits keep the message as their metric reason, as they always have.
+        return RateVerdict(delay, message, message)
+
+    def _pair_delay(self, endpoint: str, caller_namespace: str) -> float:
+        rate = self.caller_rps(endpoint, caller_namespace)
+        key = (endpoint, caller_namespace)
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        if rate <= 0:
+            self._pair_buckets.pop(key, None)
+            return 0.0
+        bucket = self._pair_buckets.get(key)
+        if bucket is None or bucket.rate != rate:  # a changed limit starts a bucket of its own size
+            bucket = self._pair_buckets[key] = TokenBucket(rate)
+            while len(self._pair_buckets) > MAX_PAIR_BUCKETS:
+                self._pair_buckets.popitem(last=False)
+        self._pair_buckets.move_to_end(key)
+        return bucket.reserve()
+
+    def _sweep(self, now: float) -> None:
+        """Drop the pair buckets that have filled up again (about once a second)."""
+        self._next_sweep = now + 1.0
+        for key in [k for k, b in self._pair_buckets.items() if b.idle(now)]:
+            del self._pair_buckets[key]
+
+    def caller_limits(self) -> dict[tuple[str, str], float]:
+        """The limits the metrics show: of the pairs configured by flag, and of those with calls in the last
+        moments (a limit from a rule the callable knows shows while its pair is busy)."""
+        limits = {key: bucket.rate for key, bucket in self._pair_buckets.items()}
+        for endpoint, ns in self.limits.caller_rps:
+            limits[(endpoint, ns)] = self.caller_rps(endpoint, ns)
+        return {key: rate for key, rate in limits.items() if rate > 0}
+
+    def render_caller_limits(self) -> str:
+        lines = ["# TYPE nexus_caller_rate_limit gauge"]
+        for (endpoint, ns), rate in sorted(self.caller_limits().items()):
+            lines.append(f'nexus_caller_rate_limit{{namespace="{ns}",destination="{endpoint}"}} {rate:g}')
+        return "\n".join(lines) + "\n"
+
+    def _shared_delay(self, endpoint: str, caller_namespace: str) -> tuple[float, str]:
         if self.limits.endpoint_rps > 0:
             bucket = self._endpoint_buckets.setdefault(endpoint, TokenBucket(self.limits.endpoint_rps))
             delay = bucket.reserve()
@@ -128,7 +206,3 @@ class Machinery:
             if delay > 0:
                 return delay, f"The namespace {caller_namespace} is over its Nexus rate limit."
         return 0.0, ""
-
-    def allowed(self, endpoint: str, caller_namespace: str) -> bool:
-        allowed = self.limits.allowed_callers.get(endpoint)
-        return allowed is None or caller_namespace in allowed

@@ -25,19 +25,33 @@ _sym_db = _symbol_database.Default()
 from temporalio.api.nexus.v1 import message_pb2 as temporal_dot_api_dot_nexus_dot_v1_dot_message__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&tempyral/proto/nexus_replication.proto\x12\x14tempyral.internal.v1\x1a#temporal/api/nexus/v1/message.proto\"\x96\x01\n\x12ReplicatedEndpoint\x12\x31\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x1f.temporal.api.nexus.v1.Endpoint\x12\x0f\n\x07\x64\x65leted\x18\x02 \x01(\x08\x12\r\n\x05stamp\x18\x03 \x01(\x03\x12\x16\n\x0eorigin_cluster\x18\x04 \x01(\t\x12\x15\n\rcreated_stamp\x18\x05 \x01(\x03\"N\n\x1eGetNexusEndpointChangesRequest\x12\x14\n\x0c\x63luster_name\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"u\n\x1fGetNexusEndpointChangesResponse\x12;\n\tendpoints\x18\x01 \x03(\x0b\x32(.tempyral.internal.v1.ReplicatedEndpoint\x12\x15\n\rlast_sequence\x18\x02 \x01(\x03\x32\xaa\x01\n\x1fNexusEndpointReplicationService\x12\x86\x01\n\x17GetNexusEndpointChanges\x12\x34.tempyral.internal.v1.GetNexusEndpointChangesRequest\x1a\x35.tempyral.internal.v1.GetNexusEndpointChangesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&tempyral/proto/nexus_replication.proto\x12\x14tempyral.internal.v1\x1a#temporal/api/nexus/v1/message.proto\"\xd3\x01\n\x12ReplicatedEndpoint\x12\x31\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x1f.temporal.api.nexus.v1.Endpoint\x12\x0f\n\x07\x64\x65leted\x18\x02 \x01(\x08\x12\r\n\x05stamp\x18\x03 \x01(\x03\x12\x16\n\x0eorigin_cluster\x18\x04 \x01(\t\x12\x15\n\rcreated_stamp\x18\x05 \x01(\x03\x12;\n\x06\x61\x63\x63\x65ss\x18\x84\x07 \x01(\x0b\x32*.tempyral.internal.v1.EndpointAccessPolicy\"K\n\x14\x45ndpointAccessPolicy\x12\x12\n\nrestricted\x18\x01 \x01(\x08\x12\x0f\n\x07\x61llowed\x18\x02 \x03(\t\x12\x0e\n\x06\x64\x65nied\x18\x03 \x03(\t\"S\n\x14StoredEndpointExtras\x12;\n\x06\x61\x63\x63\x65ss\x18\x84\x07 \x01(\x0b\x32*.tempyral.internal.v1.EndpointAccessPolicy\"N\n\x1eGetNexusEndpointChangesRequest\x12\x14\n\x0c\x63luster_name\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"u\n\x1fGetNexusEndpointChangesResponse\x12;\n\tendpoints\x18\x01 \x03(\x0b\x32(.tempyral.internal.v1.ReplicatedEndpoint\x12\x15\n\rlast_sequence\x18\x02 \x01(\x03\"6\n\x1dGetNexusEndpointAccessRequest\x12\x15\n\rendpoint_name\x18\x01 \x01(\t\"\x90\x01\n UpdateNexusEndpointAccessRequest\x12\x15\n\rendpoint_name\x18\x01 \x01(\t\x12:\n\x06\x63hange\x18\x02 \x01(\x0e\x32*.tempyral.internal.v1.EndpointAccessChange\x12\x19\n\x11\x63\x61ller_namespaces\x18\x03 \x03(\t\"\x9f\x01\n\x1bNexusEndpointAccessResponse\x12\x13\n\x0b\x65ndpoint_id\x18\x01 \x01(\t\x12\x15\n\rendpoint_name\x18\x02 \x01(\t\x12\x18\n\x10\x65ndpoint_version\x18\x03 \x01(\x03\x12:\n\x06\x61\x63\x63\x65ss\x18\x04 \x01(\x0b\x32*.tempyral.internal.v1.EndpointAccessPolicy*\xa2\x01\n\x14\x45ndpointAccessChange\x12&\n\"ENDPOINT_ACCESS_CHANGE_UNSPECIFIED\x10\x00\x12 \n\x1c\x45NDPOINT_ACCESS_CHANGE_ALLOW\x10\x01\x12\x1f\n\x1b\x45NDPOINT_ACCESS_CHANGE_DENY\x10\x02\x12\x1f\n\x1b\x45NDPOINT_ACCESS_CHANGE_OPEN\x10\x03\x32\xaa\x01\n\x1fNexusEndpointReplicationService\x12\x86\x01\n\x17GetNexusEndpointChanges\x12\x34.tempyral.internal.v1.GetNexusEndpointChangesRequest\x1a\x35.tempyral.internal.v1.GetNexusEndpointChangesResponse2\xa8\x02\n\x1aNexusEndpointAccessService\x12\x80\x01\n\x16GetNexusEndpointAccess\x12\x33.tempyral.internal.v1.GetNexusEndpointAccessRequest\x1a\x31.tempyral.internal.v1.NexusEndpointAccessResponse\x12\x86\x01\n\x19UpdateNexusEndpointAccess\x12\x36.tempyral.internal.v1.UpdateNexusEndpointAccessRequest\x1a\x31.tempyral.internal.v1.NexusEndpointAccessResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tempyral.proto.nexus_replication_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_ENDPOINTACCESSCHANGE']._serialized_start=1042
+  _globals['_ENDPOINTACCESSCHANGE']._serialized_end=1204
   _globals['_REPLICATEDENDPOINT']._serialized_start=102
-  _globals['_REPLICATEDENDPOINT']._serialized_end=252
-  _globals['_GETNEXUSENDPOINTCHANGESREQUEST']._serialized_start=254
-  _globals['_GETNEXUSENDPOINTCHANGESREQUEST']._serialized_end=332
-  _globals['_GETNEXUSENDPOINTCHANGESRESPONSE']._serialized_start=334
-  _globals['_GETNEXUSENDPOINTCHANGESRESPONSE']._serialized_end=451
-  _globals['_NEXUSENDPOINTREPLICATIONSERVICE']._serialized_start=454
-  _globals['_NEXUSENDPOINTREPLICATIONSERVICE']._serialized_end=624
+  _globals['_REPLICATEDENDPOINT']._serialized_end=313
+  _globals['_ENDPOINTACCESSPOLICY']._serialized_start=315
+  _globals['_ENDPOINTACCESSPOLICY']._serialized_end=390
+  _globals['_STOREDENDPOINTEXTRAS']._serialized_start=392
+  _globals['_STOREDENDPOINTEXTRAS']._serialized_end=475
+  _globals['_GETNEXUSENDPOINTCHANGESREQUEST']._serialized_start=477
+  _globals['_GETNEXUSENDPOINTCHANGESREQUEST']._serialized_end=555
+  _globals['_GETNEXUSENDPOINTCHANGESRESPONSE']._serialized_start=557
+  _globals['_GETNEXUSENDPOINTCHANGESRESPONSE']._serialized_end=674
+  _globals['_GETNEXUSENDPOINTACCESSREQUEST']._serialized_start=676
+  _globals['_GETNEXUSENDPOINTACCESSREQUEST']._serialized_end=730
+  _globals['_UPDATENEXUSENDPOINTACCESSREQUEST']._serialized_start=733
+  _globals['_UPDATENEXUSENDPOINTACCESSREQUEST']._serialized_end=877
+  _globals['_NEXUSENDPOINTACCESSRESPONSE']._serialized_start=880
+  _globals['_NEXUSENDPOINTACCESSRESPONSE']._serialized_end=1039
+  _globals['_NEXUSENDPOINTREPLICATIONSERVICE']._serialized_start=1207
+  _globals['_NEXUSENDPOINTREPLICATIONSERVICE']._serialized_end=1377
+  _globals['_NEXUSENDPOINTACCESSSERVICE']._serialized_start=1380
+  _globals['_NEXUSENDPOINTACCESSSERVICE']._serialized_end=1676
 # @@protoc_insertion_point(module_scope)
