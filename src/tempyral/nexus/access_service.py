@@ -29,7 +29,8 @@ class EndpointAccessService:
     async def get(self, request: npb.GetNexusEndpointAccessRequest) -> npb.NexusEndpointAccessResponse:
         if not request.endpoint_name:
             raise InvalidArgument("endpoint name not set")
-        endpoint = await self.endpoints.find_by_name_fresh(request.endpoint_name)
+        await self.endpoints.sync()  # what the database says, even if another node changed it a moment ago
+        endpoint = self.endpoints.find_by_name(request.endpoint_name)
         if endpoint is None:
             raise _not_found(request.endpoint_name)
         return _response(endpoint.id, endpoint.spec.name, endpoint.version, self.endpoints.access_of(endpoint.id))
