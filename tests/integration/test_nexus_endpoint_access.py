@@ -5,9 +5,6 @@ namespace is unknown), an allowed one is served, and a change applies at once, w
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
@@ -22,6 +19,7 @@ from temporalio.exceptions import NexusOperationError
 from temporalio.worker import Worker
 
 from tests.conftest import within
+from tests.support.nexus_access import endpoint_cli
 from tests.support.nexus_services import Call, Caller, Greeter, GreeterHandler, GreeterWorkflow, Req
 from tests.support.servers import ServerProcess, tempyral
 
@@ -38,17 +36,6 @@ def access_server() -> Iterator[ServerProcess]:
 @pytest_asyncio.fixture(scope="module")
 async def clients(access_server: ServerProcess) -> AsyncIterator[dict[str, Client]]:
     yield {ns: await Client.connect(access_server.address, namespace=ns) for ns in ("default", *NAMESPACES)}
-
-
-def endpoint_cli(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    """`tempyral nexus endpoint ...` as an operator runs it (this worktree's code: PYTHONPATH is inherited)."""
-    return subprocess.run(
-        [sys.executable, "-m", "tempyral", "nexus", "endpoint", *args, "--address", server.address],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=os.environ.copy(),
-    )
 
 
 def _name(prefix: str) -> str:

@@ -14,7 +14,7 @@ from temporalio.api.nexus.v1 import EndpointSpec, EndpointTarget
 from temporalio.api.operatorservice.v1 import CreateNexusEndpointRequest
 from temporalio.client import Client
 
-from tests.integration.test_nexus_endpoint_access import endpoint_cli
+from tests.support.nexus_access import endpoint_cli
 from tests.support.nodes import postgres, running_nodes
 from tests.support.postgres import PostgresServer
 from tests.support.servers import ServerProcess
