@@ -60,7 +60,7 @@ class TlsSettings:
             try:
                 _server_context(self)
             except (OSError, ssl.SSLError) as err:
-                raise StartupError(f"cannot use the TLS certificate: {_reason(err)}") from err
+                raise StartupError(f"cannot use the TLS certificate: {_reason(err, self)}") from err
         outbound = outbound_of(self)
         if outbound is not None:
             try:
@@ -74,7 +74,11 @@ class TlsSettings:
         )
 
 
-def _reason(err: Exception) -> str:
+def _reason(err: Exception, settings: TlsSettings | None = None) -> str:
+    if isinstance(err, ssl.SSLError) and settings is not None:
+        # OpenSSL's reason ("PEM lib", "KEY_VALUES_MISMATCH") names no file: say which ones were read.
+        files = ", ".join(p for p in (settings.cert_path, settings.key_path, settings.client_ca_path) if p)
+        return f"{err.reason or err} (reading {files})"
     if isinstance(err, OSError) and err.filename:
         return f"{err.filename}: {err.strerror}"
     return str(err)
@@ -93,6 +97,8 @@ def _read(path: str | None) -> bytes | None:
 def _server_context(settings: TlsSettings) -> ssl.SSLContext:
     """A server context loaded from the files now (raises on a missing, unreadable or mismatched file)."""
     assert settings.cert_path is not None and settings.key_path is not None
+    for path in (settings.cert_path, settings.key_path, settings.client_ca_path):
+        _read(path)  # an OSError that names the file (load_cert_chain's does not)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(settings.cert_path, settings.key_path)
@@ -164,7 +170,10 @@ class ServerCertificates:
                 return False  # still being written: the next poll takes it
         except (OSError, ssl.SSLError) as err:
             self._failed_signature = signature
-            log.warning("TLS certificate files changed but cannot be used, keeping the current ones: %s", _reason(err))
+            log.warning(
+                "TLS certificate files changed but cannot be used, keeping the current ones: %s",
+                _reason(err, self.settings),
+            )
             return False
         assert self.settings.cert_path is not None
         # New handshakes of the aiohttp ports use what the shared context holds now. A changed client CA is
