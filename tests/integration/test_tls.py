@@ -22,6 +22,7 @@ from temporalio.client import Client
 from temporalio.service import TLSConfig
 from temporalio.worker import Worker
 
+from tempyral.common import tls
 from tests.conftest import new_id, within
 from tests.support.certs import Issued, issue, new_ca
 from tests.support.clusters import temporal_cli
@@ -258,3 +259,52 @@ async def test_http_api_and_web_ui_over_mtls(mtls_server: ServerProcess, pki: Pk
             with pytest.raises(aiohttp.ClientError):  # plaintext
                 async with session.get(url):
                     pass
+
+
+# ------------------------------------------------------------------------------------------- dialling
+
+
+async def test_outbound_channels_and_http_calls_verify_the_server_and_its_name(
+    tls_server: ServerProcess, pki: Pki
+) -> None:
+    """What the server uses to dial clusters and nodes (common/tls.py), against a TLS server: the CA verifies it,
+    the name override is checked against its certificate, and plaintext settings do not reach it."""
+
+    async def system_info(channel: grpc.aio.Channel) -> GetSystemInfoResponse:
+        async with channel:
+            call = channel.unary_unary(
+                GET_SYSTEM_INFO,
+                request_serializer=GetSystemInfoRequest.SerializeToString,
+                response_deserializer=GetSystemInfoResponse.FromString,
+            )
+            response: GetSystemInfoResponse = await call(GetSystemInfoRequest(), timeout=10)
+            return response
+
+    url = f"{{scheme}}://127.0.0.1:{tls_server.http_port}/api/v1/namespaces/default"
+    try:
+        for name in (None, "localhost"):
+            tls.configure_outbound(tls.OutboundTls(ca_path=pki.ca_path, server_name=name))
+            assert (await system_info(tls.channel(tls_server.address, []))).server_version
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(
+                    url.format(scheme=tls.http_scheme()),
+                    ssl=tls.cluster_ssl(),
+                    server_hostname=tls.cluster_server_hostname(),
+                ) as resp,
+            ):
+                assert resp.status == 200
+        tls.configure_outbound(tls.OutboundTls(ca_path=pki.ca_path, server_name="not-this-server.example"))
+        with pytest.raises(grpc.aio.AioRpcError):
+            await system_info(tls.channel(tls_server.address, []))
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(aiohttp.ClientError):
+                async with session.get(
+                    url.format(scheme="https"), ssl=tls.cluster_ssl(), server_hostname=tls.cluster_server_hostname()
+                ):
+                    pass
+        tls.configure_outbound(None)
+        with pytest.raises(grpc.aio.AioRpcError):
+            await system_info(tls.channel(tls_server.address, []))
+    finally:
+        tls.configure_outbound(None)
