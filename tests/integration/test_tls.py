@@ -79,9 +79,9 @@ def credentials(pki: Pki, client: Issued | None) -> grpc.ChannelCredentials:
     )
 
 
-def start_tls_server(extra: list[str], pki: Pki, client: Issued | None) -> ServerProcess:
+def start_tls_server(server: ServerProcess, pki: Pki, client: Issued | None) -> ServerProcess:
     """Started, and answering over TLS (the shared helper waits with a plaintext channel)."""
-    server = tempyral(extra=extra).start()
+    server.start()
     deadline = time.monotonic() + WAIT_S
     while True:
         try:
@@ -100,7 +100,9 @@ def tls_server(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     own = tmp_path_factory.mktemp("rotated")
     pki.server.write(own, "server")
     extra = ["--headless", "--tls-cert-path", str(own / "server.pem"), "--tls-key-path", str(own / "server.key")]
-    server = start_tls_server([*extra, "--tls-reload-interval", "0.2", "--log-level", "info"], pki, None)
+    server = start_tls_server(
+        tempyral(extra=[*extra, "--tls-reload-interval", "0.2", "--log-level", "info"]), pki, None
+    )
     yield server
     server.stop()
 
@@ -108,7 +110,7 @@ def tls_server(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
 @pytest.fixture(scope="module")
 def mtls_server(pki: Pki) -> Iterator[ServerProcess]:
     extra = ["--tls-cert-path", pki.path("server"), "--tls-key-path", pki.path("server", "key")]
-    server = start_tls_server([*extra, "--tls-client-ca-path", pki.ca_path], pki, pki.client)
+    server = start_tls_server(tempyral(extra=[*extra, "--tls-client-ca-path", pki.ca_path]), pki, pki.client)
     yield server
     server.stop()
 

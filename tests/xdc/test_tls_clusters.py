@@ -20,7 +20,7 @@ from tests.conftest import new_id, within
 from tests.integration.test_tls import Pki, start_tls_server
 from tests.integration.test_tls import pki as pki  # the fixture, re-exported for pytest
 from tests.support.clusters import INCREMENT, temporal_cli
-from tests.support.servers import ServerProcess
+from tests.support.servers import ServerProcess, tempyral
 from tests.support.workflows import HelloWorkflow, greet
 
 WAIT_S = 30.0
@@ -35,7 +35,7 @@ def tls_clusters(pki: Pki) -> Iterator[list[ServerProcess]]:
             extra += ["--failover-version-increment", str(INCREMENT)]
             extra += ["--tls-cert-path", pki.path("server"), "--tls-key-path", pki.path("server", "key")]
             extra += ["--tls-client-ca-path", pki.ca_path]
-            started.append(start_tls_server(extra, pki, pki.client))
+            started.append(start_tls_server(tempyral(extra=extra), pki, pki.client))
         yield started
     finally:
         for server in started:

@@ -108,16 +108,19 @@ def _server_context(settings: TlsSettings) -> ssl.SSLContext:
     return context
 
 
-def _signature(paths: list[str]) -> tuple[tuple[int, int] | None, ...]:
-    """What changes when a file is replaced or rewritten (None: missing now)."""
-    out: list[tuple[int, int] | None] = []
+Signature = tuple[tuple[int, int, int] | None, ...]
+
+
+def _signature(paths: list[str]) -> Signature:
+    """What changes when a file is replaced (the inode) or rewritten (None: missing now)."""
+    out: list[tuple[int, int, int] | None] = []
     for path in paths:
         try:
             st = os.stat(path)
         except OSError:
             out.append(None)
         else:
-            out.append((st.st_mtime_ns, st.st_size))
+            out.append((st.st_ino, st.st_mtime_ns, st.st_size))
     return tuple(out)
 
 
@@ -131,7 +134,7 @@ class ServerCertificates:
         self.settings = settings
         self._paths = [p for p in (settings.cert_path, settings.key_path, settings.client_ca_path) if p is not None]
         self._signature = _signature(self._paths)
-        self._failed_signature: tuple[tuple[int, int] | None, ...] | None = None
+        self._failed_signature: Signature | None = None
         self.ssl_context = _server_context(settings)
         self.reloads = 0
         # gRPC asks for a new configuration on each handshake, from one of its own threads.
@@ -303,7 +306,7 @@ def http_scheme() -> str:
     return "https" if _outbound is not None else "http"
 
 
-_contexts: dict[tuple[OutboundTls, tuple[tuple[int, int] | None, ...]], ssl.SSLContext] = {}
+_contexts: dict[tuple[OutboundTls, Signature], ssl.SSLContext] = {}
 
 
 def cluster_ssl() -> ssl.SSLContext | bool:
