@@ -199,7 +199,9 @@ class ServerCertificates:
         while True:
             await asyncio.sleep(self.settings.reload_interval_s)
             try:
-                await asyncio.to_thread(self.reload_if_changed)
+                # On the loop's thread: the shared SSLContext must not change while the loop handshakes with it.
+                # The files are small; reading them does not hold the loop up.
+                self.reload_if_changed()
             except Exception:
                 log.exception("TLS certificate reload failed")
 
