@@ -10,7 +10,7 @@ import sys
 
 from temporalio.api.enums.v1 import IndexedValueType
 
-from tempyral import SERVER_VERSION, __version__, cli_namespace, cli_nexus, cli_replication
+from tempyral import SERVER_VERSION, __version__, cli_namespace, cli_nexus, cli_replication, cli_tls
 from tempyral.cluster.metadata import ClusterIdentity
 from tempyral.common.errors import StartupError
 from tempyral.config import NexusLimits, NodeSettings, ServerConfig
@@ -140,6 +140,7 @@ def _add_server_options(dev: argparse.ArgumentParser) -> None:
     _add_nexus_options(dev)
     cli_nexus.add_server_options(dev)
     _add_admission_options(dev)
+    cli_tls.add_server_options(dev)
 
 
 def _add_nodes_options(parser: argparse.ArgumentParser) -> None:
@@ -289,7 +290,7 @@ async def _serve(config: ServerConfig) -> None:
     await server.start()
     print(f"tempyral server listening on {server.address} (HTTP API: {server.http_address})", flush=True)
     if server.ui_address:
-        print(f"Web UI at http://{server.ui_address}", flush=True)
+        print(f"Web UI at {server.http_scheme}://{server.ui_address}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -331,6 +332,7 @@ def main(argv: list[str] | None = None) -> None:
         admission=AdmissionLimits(args.max_inflight_requests, args.max_inflight_mb * 1024 * 1024),
         cluster=ClusterIdentity(args.cluster_name, args.initial_failover_version, args.failover_version_increment),
         dc_redirection_policy=args.dc_redirection_policy,
+        tls=cli_tls.server_settings(args),
     )
     try:
         asyncio.run(_serve(config))

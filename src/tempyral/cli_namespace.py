@@ -11,6 +11,7 @@ import grpc
 from temporalio.api.namespace.v1 import message_pb2 as namespace_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
+from tempyral import cli_tls
 from tempyral.cluster.auto_failover import PREFERRED_KEY, WINDOW_KEY, format_duration, parse_duration
 from tempyral.cluster.client import peer_channel
 from tempyral.cluster.graceful import WORKFLOW_SERVICE, FailoverError, call, graceful_failover
@@ -34,6 +35,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     failover.add_argument("--max-lag", type=duration, default=5.0, help="start once the target is this close (5s)")
     failover.add_argument("--timeout", type=duration, default=30.0, help="give up and roll back after this (30s)")
     failover.add_argument("--address", required=True, metavar="HOST:PORT", help="any cluster of the namespace")
+    cli_tls.add_client_options(failover)
     auto = group.add_parser("auto-failover", help="opt a global namespace in or out of automatic failover")
     auto.add_argument("--namespace", "-n", required=True)
     choice = auto.add_mutually_exclusive_group(required=True)
@@ -41,9 +43,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     choice.add_argument("--disable", action="store_true", help="no automatic failover")
     auto.add_argument("--preferred", metavar="CLUSTER", default="", help="the cluster to fail back to when healthy")
     auto.add_argument("--address", required=True, metavar="HOST:PORT")
+    cli_tls.add_client_options(auto)
 
 
 def run(args: argparse.Namespace) -> int:
+    problem = cli_tls.configure_client(args)
+    if problem:
+        print(f"tempyral: error: {problem}", file=sys.stderr)
+        return 2
     if args.namespace_command == "failover":
         return asyncio.run(_failover(args))
     if args.disable and args.preferred:

@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
+from tempyral import cli_tls
 from tempyral.cluster.client import ReplicationClient
 from tempyral.cluster.status import fetch_status, json_status
 from tempyral.proto import replication_pb2 as rpb
@@ -42,11 +43,16 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def _common(parser: argparse.ArgumentParser, source: bool = False) -> None:
     parser.add_argument("--address", required=True, metavar="HOST:PORT", help="the cluster's frontend")
     parser.add_argument("--output", "-o", choices=["text", "json"], default="text")
+    cli_tls.add_client_options(parser)
     if source:
         parser.add_argument("--cluster", required=True, metavar="SRC", help="the source cluster of the tasks")
 
 
 def run(args: argparse.Namespace) -> int:
+    problem = cli_tls.configure_client(args)
+    if problem:
+        print(f"tempyral: error: {problem}", file=sys.stderr)
+        return 2
     try:
         if args.replication_command == "status":
             status = asyncio.run(fetch_status(args.address, args.namespace))

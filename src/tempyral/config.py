@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tempyral.cluster.metadata import ClusterIdentity
+from tempyral.common.tls import TlsSettings
 from tempyral.frontend.admission import AdmissionLimits
 from tempyral.nexus.addresses import AddressRule
 
@@ -82,3 +83,5 @@ class ServerConfig:
     callback_allowed_addresses: list[AddressRule] = field(default_factory=list)
     # How many client requests (and bytes of them) the frontend works on at once; more get RESOURCE_EXHAUSTED.
     admission: AdmissionLimits = field(default_factory=AdmissionLimits)
+    # TLS of the gRPC API, the HTTP API and the Web UI, mTLS, and of the connections made to other clusters.
+    tls: TlsSettings = field(default_factory=TlsSettings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 
 import grpc
 from aiohttp import web
@@ -25,6 +26,7 @@ from tempyral.cluster.sender import HistorySender
 from tempyral.cluster.service import ReplicationService, replication_handler
 from tempyral.cluster.status import ReplicationStatus
 from tempyral.cluster.status import add_http_route as add_replication_status_route
+from tempyral.common import tls
 from tempyral.common.bind import bind, bound_addresses, check_free, host_port, local_host, warn_if_exposed
 from tempyral.common.errors import StartupError
 from tempyral.common.limits import (
@@ -92,6 +94,10 @@ OPERATOR_SERVICE = operator_service_pb.DESCRIPTOR.services_by_name["OperatorServ
 class Server:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        # TLS of every port, and of the connections this server makes (common/tls.py).
+        config.tls.check()
+        tls.configure_outbound(tls.outbound_of(config.tls))
+        self.certificates: tls.ServerCertificates | None = None
         self.store = open_store(config)
         self.clusters = ClusterMetadata(self.store)
         self.namespaces = NamespaceRegistry(self.store, self.clusters)
@@ -329,6 +335,9 @@ class Server:
 
     async def _start(self) -> None:
         cfg = self.config
+        self.certificates = tls.server_certificates(cfg.tls)
+        if self.certificates is not None:
+            self.certificates.start()
         await self.store.open()
         # Executions map to shards by hash: another count would strand every outstanding task and timer.
         shards = await self.store.get_or_set_metadata("history_shards", str(cfg.num_shards))
@@ -399,7 +408,8 @@ class Server:
         own_host = local_host(cfg.ip)
         await self.clusters.set_addresses(
             host_port(own_host, int(self.address.rsplit(":", 1)[1])),
-            self.outbound_addresses.own_base_url.removeprefix("http://"),
+            # host:port; the others dial it with TLS when they are configured for it, as this cluster serves it
+            self.outbound_addresses.own_base_url.split("://", 1)[1],
         )
         self.auto_failover = auto_failover = AutoFailover(
             self.clusters,
@@ -465,7 +475,10 @@ class Server:
             )
         )
         try:
-            bound = server.add_insecure_port(host_port(cfg.ip, cfg.port))
+            if self.certificates is not None:
+                bound = server.add_secure_port(host_port(cfg.ip, cfg.port), self.certificates.grpc_credentials())
+            else:
+                bound = server.add_insecure_port(host_port(cfg.ip, cfg.port))
         except RuntimeError:
             bound = 0
         if bound == 0:  # taken since _listen checked it
@@ -476,7 +489,7 @@ class Server:
     def _set_callback_base_url(self) -> None:
         """Where handlers send completions: the HTTP port, at an address to call (never a wildcard)."""
         assert self._http_socket is not None
-        own = f"http://{host_port(local_host(self.config.ip), self._http_socket.getsockname()[1])}"
+        own = f"{self.http_scheme}://{host_port(local_host(self.config.ip), self._http_socket.getsockname()[1])}"
         self.nexus_invoker.callback_base_url = self.outbound_addresses.own_base_url = own
 
     async def _start_http(self) -> None:
@@ -484,9 +497,9 @@ class Server:
         self.http_gateway.add_to(app)  # the Temporal HTTP API (/api/v1/...) shares the port
         add_replication_status_route(app, self.replication_status)
         assert self._http_socket is not None
-        self._http, self.http_address = await _serve(app, self._http_socket, "The HTTP API")
+        self._http, self.http_address = await _serve(app, self._http_socket, "The HTTP API", self._ssl_context)
         self._http_socket = None  # the site owns it now
-        log.info("HTTP API (Temporal and Nexus) listening on http://%s", self.http_address)
+        log.info("HTTP API (Temporal and Nexus) listening on %s://%s", self.http_scheme, self.http_address)
 
     async def _start_ui(self) -> None:
         if self._ui_socket is None:
@@ -500,9 +513,18 @@ class Server:
             return
         # The UI's /api/v1 calls go to the same HTTP API handler as the HTTP port's.
         app = ui_application(assets, self.http_gateway.handle)
-        self._ui, self.ui_address = await _serve(app, self._ui_socket, "The Web UI")
+        self._ui, self.ui_address = await _serve(app, self._ui_socket, "The Web UI", self._ssl_context)
         self._ui_socket = None
-        log.info("Web UI at http://%s", self.ui_address)
+        log.info("Web UI at %s://%s", self.http_scheme, self.ui_address)
+
+    @property
+    def http_scheme(self) -> str:
+        """Of the HTTP API and the Web UI."""
+        return "https" if self.config.tls.serving else "http"
+
+    @property
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        return self.certificates.ssl_context if self.certificates is not None else None
 
     async def _stop_ui(self) -> None:
         if self._ui is not None:
@@ -553,16 +575,22 @@ class Server:
         await self.engine.stop()
         await self.nexus_http_client.close()
         await self.store.close()
+        if self.certificates is not None:
+            await self.certificates.stop()
+            tls.forget(self.config.tls)
+            self.certificates = None
         if self._serving:
             log.info("tempyral stopped")
         self._serving = False
 
 
-async def _serve(app: web.Application, sock: socket.socket, what: str) -> tuple[web.AppRunner, str]:
-    """Serve `app` on a bound socket; the runner, and the address as bound (what the log says)."""
+async def _serve(
+    app: web.Application, sock: socket.socket, what: str, ssl_context: ssl.SSLContext | None
+) -> tuple[web.AppRunner, str]:
+    """Serve `app` on a bound socket (over TLS with `ssl_context`); the runner, and the address as bound."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.SockSite(runner, sock).start()
+    await web.SockSite(runner, sock, ssl_context=ssl_context).start()
     address = ", ".join(bound_addresses(runner.addresses))
     warn_if_exposed(what, [a[0] for a in runner.addresses], address)
     return runner, address

@@ -23,6 +23,7 @@ from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import EventType, ResetType
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
+from tempyral.common import tls
 from tempyral.namespace.registry import Namespace
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class NoResetPoint(Exception):
 class Applier:
     def __init__(self, address: str) -> None:
         self.address = address
-        self._channel = grpc.aio.insecure_channel(address)
+        self._channel = tls.channel(address, [])  # this node's own frontend: TLS when it serves TLS
 
     async def close(self) -> None:
         await self._channel.close(None)

@@ -7,6 +7,7 @@ from typing import Any
 
 import grpc
 
+from tempyral.common import tls
 from tempyral.common.errors import Unavailable
 from tempyral.common.limits import GRPC_MAX_RECEIVE_BYTES, GRPC_MAX_SEND_BYTES
 from tempyral.proto import replication_pb2 as rpb
@@ -18,9 +19,9 @@ def peer_channel(address: str) -> grpc.aio.Channel:
     """A channel to another cluster's frontend. It takes whatever a frontend may send (the largest message either
     way), and reconnects quickly after the peer restarts, so replication and forwarding resume within seconds."""
     largest = max(GRPC_MAX_RECEIVE_BYTES, GRPC_MAX_SEND_BYTES)
-    return grpc.aio.insecure_channel(
+    return tls.channel(  # TLS when the server or command is configured for it (common/tls.py)
         address,
-        options=[
+        [
             ("grpc.max_receive_message_length", largest),
             ("grpc.max_send_message_length", largest),
             ("grpc.initial_reconnect_backoff_ms", 200),

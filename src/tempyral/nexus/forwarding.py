@@ -17,7 +17,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from tempyral.cluster.metadata import ClusterMetadata
-from tempyral.common import xdc
+from tempyral.common import tls, xdc
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def cluster_base_url(clusters: ClusterMetadata, cluster: str) -> str:
         raise ForwardingError(f"could not find cluster metadata for cluster {cluster}")
     if not record.http_address:
         raise ForwardingError(f"HTTPAddress not configured for cluster: {cluster}")
-    return f"http://{record.http_address}"
+    return f"{tls.http_scheme()}://{record.http_address}"
 
 
 class NexusForwarder:
@@ -84,6 +84,8 @@ class NexusForwarder:
                 data=body,
                 timeout=aiohttp.ClientTimeout(total=timeout_s + FORWARD_MARGIN_S),
                 allow_redirects=False,
+                ssl=tls.cluster_ssl(),
+                server_hostname=tls.cluster_server_hostname(),
             ) as remote:
                 data = await remote.read()
                 response = web.Response(status=remote.status, body=data)

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import time
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -20,6 +21,7 @@ from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
 
+from tempyral.common import tls
 from tempyral.nexus import http_wire as wire
 from tempyral.nexus import links as nexus_links
 from tempyral.nexus import outcomes
@@ -62,25 +64,38 @@ class NexusHttpClient:
             return Outcome(
                 Kind.FAILED, failure=outcomes.handler_error("UNAUTHORIZED", str(err)), label="address-refused"
             )
-        return await self._call(endpoint.spec.target.external.url.rstrip("/"), request, timeout_s, {})
+        url = endpoint.spec.target.external.url.rstrip("/")
+        return await self._call(url, request, timeout_s, {}, self._tls(url, False))
 
     async def call_cluster(
         self, base: str, request: nexus_pb.Request, timeout_s: float, headers: dict[str, str]
     ) -> Outcome:
         """A request for a namespace active on another cluster, to `base` (that cluster's
         `.../nexus-services` URL, from cluster metadata: no address rule applies) with `headers` added."""
-        return await self._call(base, request, timeout_s, headers)
+        return await self._call(base, request, timeout_s, headers, self._tls(base, True))
 
-    async def _call(self, base: str, request: nexus_pb.Request, timeout_s: float, extra: dict[str, str]) -> Outcome:
+    def _tls(self, url: str, to_cluster: bool) -> dict[str, Any]:
+        """aiohttp's TLS arguments: another cluster's HTTP API, or this server's own, is verified as the outbound
+        TLS settings say (common/tls.py); any other URL as aiohttp does by default."""
+        own = self.addresses.own_base_url
+        if to_cluster or (own and url.startswith(own + "/")):
+            return {"ssl": tls.cluster_ssl(), "server_hostname": tls.cluster_server_hostname()}
+        return {}
+
+    async def _call(
+        self, base: str, request: nexus_pb.Request, timeout_s: float, extra: dict[str, str], tls_args: dict[str, Any]
+    ) -> Outcome:
         variant = request.WhichOneof("variant")
         if variant == "start_operation":
-            return await self._start(base, request, timeout_s, extra)
+            return await self._start(base, request, timeout_s, extra, tls_args)
         if variant == "cancel_operation":
-            return await self._cancel(base, request, timeout_s, extra)
+            return await self._cancel(base, request, timeout_s, extra, tls_args)
         failure = outcomes.handler_error("BAD_REQUEST", "unknown request")
         return Outcome(Kind.FAILED, failure=failure, label="bad-request")
 
-    async def _start(self, base: str, request: nexus_pb.Request, timeout_s: float, extra: dict[str, str]) -> Outcome:
+    async def _start(
+        self, base: str, request: nexus_pb.Request, timeout_s: float, extra: dict[str, str], tls_args: dict[str, Any]
+    ) -> Outcome:
         start = request.start_operation
         headers = _request_headers(request, timeout_s) | extra
         headers[wire.REQUEST_ID] = start.request_id
@@ -99,19 +114,24 @@ class NexusHttpClient:
                 headers=_with_links(headers, link_values),
                 params=params,
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
+                **tls_args,
             ) as resp:
                 data = await resp.read()
                 return _start_outcome(resp, data)
         except (aiohttp.ClientError, TimeoutError) as err:
             return _transport_failure(err)
 
-    async def _cancel(self, base: str, request: nexus_pb.Request, timeout_s: float, extra: dict[str, str]) -> Outcome:
+    async def _cancel(
+        self, base: str, request: nexus_pb.Request, timeout_s: float, extra: dict[str, str], tls_args: dict[str, Any]
+    ) -> Outcome:
         cancel = request.cancel_operation
         headers = _request_headers(request, timeout_s) | extra
         headers[wire.OPERATION_TOKEN] = cancel.operation_token or cancel.operation_id
         url = f"{base}/{quote(cancel.service, safe='')}/{quote(cancel.operation, safe='')}/cancel"
         try:
-            async with self.session.post(url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+            async with self.session.post(
+                url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s), **tls_args
+            ) as resp:
                 data = await resp.read()
                 if 200 <= resp.status < 300:
                     return Outcome(Kind.SUCCEEDED, label="successful")
@@ -126,14 +146,14 @@ class NexusHttpClient:
         except AddressRefused as err:
             log.warning("completion callback refused: %s", err)
             raise DeliveryError(str(err), retryable=False) from err
-        await self._deliver(url, done, {})
+        await self._deliver(url, done, {}, self._tls(url, False))
 
     async def deliver_to_cluster(self, url: str, done: Completion, headers: dict[str, str]) -> None:
         """A completion for a caller namespace active on another cluster, to that cluster's callback URL (from
         cluster metadata: no address rule applies), with `headers` added."""
-        await self._deliver(url, done, headers)
+        await self._deliver(url, done, headers, self._tls(url, True))
 
-    async def _deliver(self, url: str, done: Completion, extra: dict[str, str]) -> None:
+    async def _deliver(self, url: str, done: Completion, extra: dict[str, str], tls_args: dict[str, Any]) -> None:
         # the callback headers the caller gave, as they were (already lowercase)
         headers = dict(done.headers) | extra
         headers[wire.OPERATION_TOKEN] = done.operation_token
@@ -158,6 +178,7 @@ class NexusHttpClient:
                 data=body,
                 headers=_with_links(headers, link_values),
                 timeout=aiohttp.ClientTimeout(total=self.callback_timeout_s),
+                **tls_args,
             ) as resp:
                 data = await resp.read()
                 if 200 <= resp.status < 300:
