@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tempyral.auth.authorizer import AuthSettings
 from tempyral.cluster.metadata import ClusterIdentity
 from tempyral.frontend.admission import AdmissionLimits
 from tempyral.nexus.addresses import AddressRule
@@ -79,3 +80,5 @@ class ServerConfig:
     callback_allowed_addresses: list[AddressRule] = field(default_factory=list)
     # How many client requests (and bytes of them) the frontend works on at once; more get RESOURCE_EXHAUSTED.
     admission: AdmissionLimits = field(default_factory=AdmissionLimits)
+    # JWT authorization of client calls (--auth-*); off without a JWKS source.
+    auth: AuthSettings = field(default_factory=AuthSettings)
