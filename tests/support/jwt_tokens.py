@@ -37,14 +37,16 @@ class SigningKey:
     def token(
         self,
         permissions: list[str] | None = None,
-        subject: str = "tester",
+        subject: str | None = "tester",
         expires_in_s: float = 3600.0,
         claim: str = "permissions",
         kid: str | None = None,
         **extra: Any,
     ) -> str:
         now = int(time.time())
-        payload: dict[str, Any] = {"sub": subject, "iat": now, "exp": now + int(expires_in_s), **extra}
+        payload: dict[str, Any] = {"iat": now, "exp": now + int(expires_in_s), **extra}
+        if subject is not None:  # None: a token without one (which the reference refuses)
+            payload["sub"] = subject
         if permissions is not None:
             payload[claim] = permissions
         return jwt.encode(payload, self.private, algorithm=self.alg, headers={"kid": kid or self.kid})
