@@ -31,6 +31,7 @@ from tempyral.auth.access import (
 )
 from tempyral.auth.authorizer import REQUEST_UNAUTHORIZED, Authorizer, AuthSettings, Refused, allowed
 from tempyral.auth.claims import Claims, Role, claims_from
+from tempyral.cli import auth_settings, build_parser
 from tests.support.jwt_tokens import SigningKey, write_jwks
 
 SERVICES = [
@@ -227,5 +228,29 @@ async def test_url_keys_refresh_on_an_unknown_kid(jwks_url: tuple[str, list[Sign
         assert hits[0] == 2
         await refused(authorizer, f"Bearer {RSA.token(['default:read'], kid='gone')}", invalid=True)
         assert hits[0] == 2  # rate-limited
+    finally:
+        await authorizer.stop()
+
+
+def test_flags() -> None:
+    for command in (["server", "start-dev"], ["server", "start", "--db", "x.db"]):
+        args = build_parser().parse_args([*command, "--auth-jwks-path", "k.json", "--auth-permissions-claim", "roles"])
+        assert auth_settings(args) == AuthSettings(jwks_path="k.json", permissions_claim="roles")
+        assert auth_settings(args).enabled
+    assert not auth_settings(build_parser().parse_args(["server", "start-dev"])).enabled
+
+
+async def test_renamed_permissions_claim(tmp_path: Path) -> None:
+    path = tmp_path / "jwks.json"
+    write_jwks(path, [RSA])
+    authorizer = Authorizer(AuthSettings(jwks_path=str(path), permissions_claim="roles"))
+    await authorizer.start("s")
+    try:
+        await authorizer.check(
+            WORKFLOW_SERVICE + "CountWorkflowExecutions",
+            "default",
+            f"Bearer {RSA.token(['default:read'], claim='roles')}",
+        )
+        await refused(authorizer, f"Bearer {RSA.token(['default:read'])}", invalid=False)
     finally:
         await authorizer.stop()
