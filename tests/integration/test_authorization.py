@@ -41,6 +41,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from tests.support.jwt_tokens import SigningKey, write_jwks
+from tests.support.nexus_services import Call, Caller, GreeterHandler, GreeterWorkflow
 from tests.support.servers import ServerProcess, reference_binary, tempyral
 from tests.support.waiting import until
 
@@ -314,6 +315,33 @@ async def test_nexus_http_api(server: ServerProcess, admin: Client) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- internal
+async def test_nexus_operations_between_workflows_work(server: ServerProcess, admin: Client) -> None:
+    """Dispatch to the handler's worker and the completion of a workflow-run operation (the server's own
+    callback) need no token of the server's: they do not pass the frontend."""
+    queue = f"nx-{uuid.uuid4().hex[:8]}"
+    endpoint = f"ep-{queue}"
+    await admin.operator_service.create_nexus_endpoint(
+        ops.CreateNexusEndpointRequest(
+            spec=nexus.EndpointSpec(
+                name=endpoint,
+                target=nexus.EndpointTarget(worker=nexus.EndpointTarget.Worker(namespace="default", task_queue=queue)),
+            )
+        )
+    )
+    writer = await connect(server, RSA.token(["default:write"]))
+    async with Worker(
+        writer,
+        task_queue=queue,
+        workflows=[Caller, GreeterWorkflow],
+        nexus_service_handlers=[GreeterHandler()],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        sync = Call(endpoint, "echo", "sync")
+        assert await writer.execute_workflow(Caller.run, sync, id=f"sync-{queue}", task_queue=queue) == "echo sync"
+        run = Call(endpoint, "hello", queue)  # a handler workflow, whose completion comes back by callback
+        assert await writer.execute_workflow(Caller.run, run, id=f"run-{queue}", task_queue=queue) == f"Hello, {queue}!"
+
+
 async def test_batch_operations_and_schedules_work(server: ServerProcess, admin: Client) -> None:
     writer = await connect(server, EC.token(["default:write"]))
     tag = uuid.uuid4().hex[:8]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 from google.protobuf.message_factory import GetMessageClass
 from temporalio.api.operatorservice.v1 import service_pb2 as operator_service_pb
 from temporalio.api.workflowservice.v1 import service_pb2 as workflow_service_pb
@@ -32,6 +33,7 @@ from tempyral.auth.access import (
 from tempyral.auth.authorizer import REQUEST_UNAUTHORIZED, Authorizer, AuthSettings, Refused, allowed
 from tempyral.auth.claims import Claims, Role, claims_from
 from tempyral.cli import auth_settings, build_parser
+from tempyral.frontend.http_gateway import CallContext
 from tests.support.jwt_tokens import SigningKey, write_jwks
 
 SERVICES = [
@@ -254,3 +256,9 @@ async def test_renamed_permissions_claim(tmp_path: Path) -> None:
         await refused(authorizer, f"Bearer {RSA.token(['default:read'])}", invalid=False)
     finally:
         await authorizer.stop()
+
+
+def test_http_calls_keep_the_token_for_another_node() -> None:
+    """A call over the HTTP API that a node passes to another (nodes/routing.py) takes its token along."""
+    request = make_mocked_request("GET", "/api/v1/x", headers={"Authorization": "Bearer t", "Cookie": "c"})
+    assert dict(CallContext(request, 1.0).invocation_metadata()) == {"authorization": "Bearer t"}
