@@ -155,7 +155,7 @@ class HttpGateway:
     def __init__(self, services: list[tuple[ServiceDescriptor, object]], admission: Admission | None = None) -> None:
         """`admission`: the bound on work in progress the gRPC frontend shares (None: unbounded, for tests)."""
         self.admission = admission
-        # Checks the caller's token (auth/http.py), set by the server when authorization is on.
+        # Checks the caller's token (auth/grpc.py HttpAuthorization), set by the server when authorization is on.
         self.authorizer: HttpAuthorization | None = None
         routes = [route for service, servicer in services for route in routes_for(service, servicer)]
         # More literal segments win: /namespaces/{ns}/workflow-count before /namespaces/{ns}/{...}.
