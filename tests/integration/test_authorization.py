@@ -40,6 +40,8 @@ from temporalio.client import WorkflowExecutionStatus as Status
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from tempyral.nexus.invoker import encode_callback_token
+from tempyral.proto.internal_pb2 import NexusCallbackToken
 from tests.support.jwt_tokens import SigningKey, write_jwks
 from tests.support.nexus_services import Call, Caller, GreeterHandler, GreeterWorkflow
 from tests.support.servers import ServerProcess, reference_binary, tempyral
@@ -312,6 +314,22 @@ async def test_nexus_http_api(server: ServerProcess, admin: Client) -> None:
         by_queue = f"http://127.0.0.1:{server.http_port}/namespaces/default/task-queues/q/nexus-services/svc/op"
         status, body = await post(by_queue, None)
         assert (status, body["message"]) == (403, "permission denied")
+
+        # A completion callback: the callback token names the operation, the handler's token must allow
+        # CompleteNexusOperation (write) on the caller's namespace.
+        described = await admin.workflow_service.describe_namespace(ws.DescribeNamespaceRequest(namespace="default"))
+        callback = encode_callback_token(
+            NexusCallbackToken(
+                namespace_id=described.namespace_info.id, workflow_id="w", run_id="r", scheduled_event_id=5
+            )
+        )
+        complete = f"http://127.0.0.1:{server.http_port}/namespaces/default/nexus/callback"
+        headers = {"Temporal-Callback-Token": callback, "Nexus-Operation-State": "succeeded"}
+        for token in (None, RSA.token(["default:read"])):
+            status, body = await post(complete, token, **headers)
+            assert (status, body["message"]) == (403, "permission denied")
+        status, body = await post(complete, RSA.token(["default:write"]), **headers)
+        assert status == 404, body  # past authorization: no such caller
 
 
 # ---------------------------------------------------------------------------------------------------- internal
