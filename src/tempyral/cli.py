@@ -11,6 +11,7 @@ import sys
 from temporalio.api.enums.v1 import IndexedValueType
 
 from tempyral import SERVER_VERSION, __version__, cli_namespace, cli_nexus, cli_replication, cli_tls
+from tempyral.auth.authorizer import AuthSettings
 from tempyral.cluster.metadata import ClusterIdentity
 from tempyral.common.errors import StartupError
 from tempyral.config import NexusLimits, NodeSettings, ServerConfig
@@ -141,6 +142,7 @@ def _add_server_options(dev: argparse.ArgumentParser) -> None:
     cli_nexus.add_server_options(dev)
     _add_admission_options(dev)
     cli_tls.add_server_options(dev)
+    _add_auth_options(dev)
 
 
 def _add_nodes_options(parser: argparse.ArgumentParser) -> None:
@@ -211,6 +213,35 @@ def _add_admission_options(parser: argparse.ArgumentParser) -> None:
         metavar="MB",
         help=f"their size together (default {defaults.max_bytes // (1024 * 1024)})",
     )
+
+
+def _add_auth_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "Authorization",
+        "JWT bearer tokens, as the reference's default claim mapper and authorizer (off without a JWKS source)",
+    )
+    group.add_argument(
+        "--auth-jwks-path",
+        default=None,
+        metavar="FILE",
+        help="JWKS file of the keys tokens are signed with (re-read on change)",
+    )
+    group.add_argument(
+        "--auth-jwks-url",
+        default=None,
+        metavar="URL",
+        help="JWKS URL of those keys (fetched at start, then every minute and on an unknown key id)",
+    )
+    group.add_argument(
+        "--auth-permissions-claim",
+        default="permissions",
+        metavar="NAME",
+        help="the claim listing NAMESPACE:ROLE permissions (default %(default)s)",
+    )
+
+
+def auth_settings(args: argparse.Namespace) -> AuthSettings:
+    return AuthSettings(args.auth_jwks_path, args.auth_jwks_url, args.auth_permissions_claim)
 
 
 def _allowed_callers(value: str) -> tuple[str, frozenset[str]]:
@@ -333,6 +364,7 @@ def main(argv: list[str] | None = None) -> None:
         cluster=ClusterIdentity(args.cluster_name, args.initial_failover_version, args.failover_version_increment),
         dc_redirection_policy=args.dc_redirection_policy,
         tls=cli_tls.server_settings(args),
+        auth=auth_settings(args),
     )
     try:
         asyncio.run(_serve(config))

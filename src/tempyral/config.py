@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tempyral.auth.authorizer import AuthSettings
 from tempyral.cluster.metadata import ClusterIdentity
 from tempyral.common.tls import TlsSettings
 from tempyral.frontend.admission import AdmissionLimits
@@ -85,3 +86,5 @@ class ServerConfig:
     admission: AdmissionLimits = field(default_factory=AdmissionLimits)
     # TLS of the gRPC API, the HTTP API and the Web UI, mTLS, and of the connections made to other clusters.
     tls: TlsSettings = field(default_factory=TlsSettings)
+    # JWT authorization of client calls (--auth-*); off without a JWKS source.
+    auth: AuthSettings = field(default_factory=AuthSettings)

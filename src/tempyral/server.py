@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import socket
 import ssl
 
@@ -12,6 +13,8 @@ from aiohttp import web
 from temporalio.api.operatorservice.v1 import service_pb2 as operator_service_pb
 from temporalio.api.workflowservice.v1 import service_pb2 as workflow_service_pb
 
+from tempyral.auth.authorizer import INTERNAL_SECRET_KEY, Authorizer
+from tempyral.auth.grpc import GrpcAuthorization, HttpAuthorization
 from tempyral.batch.apply import Applier
 from tempyral.batch.service import BatchOperations
 from tempyral.cluster.auto_failover import AutoFailover, local_failover
@@ -118,6 +121,8 @@ class Server:
         self.endpoint_access = EndpointAccessService(self.endpoints)
         self.matching = Matching()
         self.admission = Admission(config.admission)
+        # JWT authorization of client calls (--auth-jwks-path/--auth-jwks-url); None: every call is allowed.
+        self.authorizer = Authorizer(config.auth) if config.auth.enabled else None
         # Calls of namespaces that are standby here, sent to their active cluster (--dc-redirection-policy).
         self.redirector = Redirector(config.dc_redirection_policy, self.clusters, self.namespaces, WORKFLOW_SERVICE)
         # Several nodes share a PostgreSQL database and serve one cluster (nodes/); SQLite is one process's.
@@ -362,6 +367,10 @@ class Server:
                 await self.namespaces.save(record)
         await self.endpoints.load()
         await self.endpoints.apply_initial_access()
+        if self.authorizer is not None:
+            # The credential of the server's own calls: one secret for all the nodes that share this database.
+            secret = await self.store.get_or_set_metadata(INTERNAL_SECRET_KEY, secrets.token_urlsafe(32))
+            await self.authorizer.start(secret)
         visibility = Visibility(self.store)
         workflow_service = WorkflowService(
             self.engine,
@@ -382,6 +391,9 @@ class Server:
         self.http_gateway = HttpGateway(
             [(WORKFLOW_SERVICE, http_workflow_service), (OPERATOR_SERVICE, operator_service)], self.admission
         )
+        if self.authorizer is not None:
+            self.http_gateway.authorizer = HttpAuthorization(self.authorizer)
+            self.nexus_http_api.authorizer = self.authorizer
         # Before the engine: outbound tasks it resumes need the client and the callback URL.
         await self.nexus_http_client.start()
         self._set_callback_base_url()
@@ -403,7 +415,12 @@ class Server:
         if self.matching_router is not None:
             self.matching_router.start()
         # Batch jobs apply their operations through this node's own frontend: they start once it serves.
-        self.batches.start(Applier(host_port(local_host(cfg.ip), int(self.address.rsplit(":", 1)[1]))))
+        self.batches.start(
+            Applier(
+                host_port(local_host(cfg.ip), int(self.address.rsplit(":", 1)[1])),
+                self.authorizer.internal_header if self.authorizer is not None else None,
+            )
+        )
         # Where other clusters call this one: addresses to dial, never a wildcard.
         own_host = local_host(cfg.ip)
         await self.clusters.set_addresses(
@@ -455,6 +472,9 @@ class Server:
             ]
         )
         self._grpc = server  # stopped with the rest, should what follows fail
+        # The public services only: the internal ones (replication, node-to-node) are not in the reference's API
+        # table; the network (TLS) guards them.
+        auth = GrpcAuthorization(self.authorizer) if self.authorizer is not None else None
         server.add_generic_rpc_handlers(
             (
                 generic_handler(
@@ -464,8 +484,9 @@ class Server:
                     self.redirector,
                     HandoverGate(self.namespaces),
                     self.node_router,
+                    authorizer=auth,
                 ),
-                generic_handler(OPERATOR_SERVICE, operator_service, self.admission),
+                generic_handler(OPERATOR_SERVICE, operator_service, self.admission, authorizer=auth),
                 replication_handler(self.replication_service),
                 *([node_handler(self.node_service)] if self.node_service is not None else []),
                 *([replication_node_handler(self.history_receiver)] if self.replication_nodes is not None else []),
@@ -574,6 +595,8 @@ class Server:
         await self.schedule_runner.stop()
         await self.engine.stop()
         await self.nexus_http_client.close()
+        if self.authorizer is not None:
+            await self.authorizer.stop()
         await self.store.close()
         if self.certificates is not None:
             await self.certificates.stop()

@@ -354,6 +354,13 @@ async def test_a_whitelisted_call_goes_to_the_active_cluster_marked_as_forwarded
     assert selected.redirector.forwarded == {("b", "StartWorkflowExecution"): 1}
 
 
+async def test_the_callers_token_goes_along(selected: Pair) -> None:
+    """The active cluster authorizes a forwarded call with the caller's own token (auth/)."""
+    await selected.start(metadata=(("authorization", "Bearer caller-token"),))
+    [(_, headers, _)] = selected.b.calls
+    assert headers["authorization"] == "Bearer caller-token"
+
+
 async def test_calls_outside_the_whitelist_and_local_namespaces_stay_here(selected: Pair) -> None:
     poll = ws.PollWorkflowTaskQueueRequest(namespace="g")
     resp = await selected.call("PollWorkflowTaskQueue", poll, ws.PollWorkflowTaskQueueResponse)

@@ -56,9 +56,11 @@ class NoResetPoint(Exception):
 
 
 class Applier:
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, authorization: str | None = None) -> None:
+        """`authorization`: the server's own credential, when authorization is on (auth/authorizer.py)."""
         self.address = address
         self._channel = tls.channel(address, [])  # this node's own frontend: TLS when it serves TLS
+        self._metadata = (("authorization", authorization),) if authorization else None
 
     async def close(self) -> None:
         await self._channel.close(None)
@@ -69,7 +71,7 @@ class Applier:
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=response.FromString,
         )
-        result: R = await call(request, timeout=CALL_TIMEOUT_S)
+        result: R = await call(request, timeout=CALL_TIMEOUT_S, metadata=self._metadata)
         return result
 
     async def apply(

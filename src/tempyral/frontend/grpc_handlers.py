@@ -39,6 +39,12 @@ class NodeWrapper(Protocol):
     def wrap(self, method: str, handler: Handler, response_class: type[Message]) -> Handler: ...
 
 
+class AuthWrapper(Protocol):
+    """Refuses calls the caller's token does not allow (auth/grpc.py GrpcAuthorization)."""
+
+    def wrap(self, full_method: str, handler: Handler) -> Handler: ...
+
+
 def snake_case(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
@@ -113,10 +119,13 @@ def generic_handler(
     redirector: Redirector | None = None,
     handover: HandoverGate | None = None,
     node_router: NodeWrapper | None = None,
+    authorizer: AuthWrapper | None = None,
 ) -> grpc.GenericRpcHandler[Any, Any]:
     """`redirector`: the DC redirection policy, applied after admission, as the reference's interceptor order has
     it; a method it forwards reaches the other cluster even when this one does not implement it. `handover`: calls
-    of a namespace in HANDOVER are held (frontend/handover.py)."""
+    of a namespace in HANDOVER are held (frontend/handover.py). `authorizer`: checks the caller's token before
+    admission and redirection, as the reference's interceptor order has it (after the early refusals: its
+    namespace validator comes first)."""
     handlers = {}
     for method in service.methods:
         request_cls = GetMessageClass(method.input_type)
@@ -129,6 +138,8 @@ def generic_handler(
         if redirector is not None:
             fn = redirector.wrap(method.name, fn if fn is not None else _unimplemented(method.name))
         handler = _wrap(fn, method.name, admission) if fn is not None else _unimplemented(method.name)
+        if authorizer is not None:
+            handler = authorizer.wrap(f"/{service.full_name}/{method.name}", handler)
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
             _refusing_early(handler),
             request_deserializer=decoder(request_cls),

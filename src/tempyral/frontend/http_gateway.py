@@ -20,7 +20,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote
 
 import grpc
@@ -72,6 +72,10 @@ HTTP_STATUS = {
 _VARIABLE = re.compile(r"^\{([^}=]+)(?:=[^}]*)?\}$")
 
 
+class HttpAuthorization(Protocol):
+    async def check(self, method: MethodDescriptor, message: Message, request: web.Request) -> None: ...
+
+
 class _Fail(Exception):
     def __init__(
         self, code: grpc.StatusCode, message: str, details: Message | None = None, close: bool = False
@@ -120,7 +124,8 @@ class CallContext:
         self._metadata = tuple(
             (name.lower(), value)
             for name, value in request.headers.items()
-            if name.lower() in ("client-name", "client-version", "caller-type", "user-agent")
+            # authorization: a call passed to another node is authorized there too (nodes/routing.py)
+            if name.lower() in ("client-name", "client-version", "caller-type", "user-agent", "authorization")
         )
 
     def time_remaining(self) -> float:
@@ -150,6 +155,8 @@ class HttpGateway:
     def __init__(self, services: list[tuple[ServiceDescriptor, object]], admission: Admission | None = None) -> None:
         """`admission`: the bound on work in progress the gRPC frontend shares (None: unbounded, for tests)."""
         self.admission = admission
+        # Checks the caller's token (auth/grpc.py HttpAuthorization), set by the server when authorization is on.
+        self.authorizer: HttpAuthorization | None = None
         routes = [route for service, servicer in services for route in routes_for(service, servicer)]
         # More literal segments win: /namespaces/{ns}/workflow-count before /namespaces/{ns}/{...}.
         self.routes = sorted(routes, key=lambda r: r.variables)
@@ -200,6 +207,8 @@ class HttpGateway:
         if refused is not None:
             raise refused
         name = route.method.name
+        if self.authorizer is not None:  # as the gRPC API: after the early refusals, before admission
+            await self.authorizer.check(route.method, message, request)
         if self.admission is not None and not self.admission.admit(name, size):
             raise overloaded_error()
         try:

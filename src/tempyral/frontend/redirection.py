@@ -98,6 +98,7 @@ PROPAGATED_HEADERS = (
     "caller-name",
     "caller-type",
     "call-initiation",
+    "authorization",  # the caller's token: the other server authorizes the call as this one did
 )
 # A forwarded call whose caller set no deadline: as long as the longest long poll, and a little more.
 DEFAULT_FORWARD_TIMEOUT_S = 70.0

@@ -33,6 +33,8 @@ from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
+from tempyral.auth.access import NEXUS_SERVICE
+from tempyral.auth.authorizer import Authorizer, Refused
 from tempyral.common import xdc
 from tempyral.common.clock import timestamp
 from tempyral.common.errors import InvalidArgument, NotFound, Unavailable
@@ -124,6 +126,8 @@ class NexusHttpApi:
         # Where a completion for a caller of this cluster goes; None: `operations` (with several nodes the server
         # sets one that passes it to the node of the caller's shard).
         self.complete_operation: CompleteOperation | None = None
+        # Checks the caller's token (auth/authorizer.py), set by the server when authorization is on.
+        self.authorizer: Authorizer | None = None
 
     def app(self) -> web.Application:
         # Bodies are read (and limited) by the handlers, which answer the spec's 400, not aiohttp's 413.
@@ -220,16 +224,36 @@ class NexusHttpApi:
             raise HandlerError("INTERNAL", refusal) from None
 
     async def start_on_endpoint(self, request: web.Request) -> web.Response:
-        return await self._start(request, self._endpoint_target(request))
+        return await self._start(request, await self._authorized(request, self._endpoint_target(request)))
 
     async def cancel_on_endpoint(self, request: web.Request) -> web.Response:
-        return await self._cancel(request, self._endpoint_target(request))
+        return await self._cancel(request, await self._authorized(request, self._endpoint_target(request)))
 
     async def start_on_queue(self, request: web.Request) -> web.Response:
-        return await self._start(request, self._queue_target(request))
+        return await self._start(request, await self._authorized(request, self._queue_target(request)))
 
     async def cancel_on_queue(self, request: web.Request) -> web.Response:
-        return await self._cancel(request, self._queue_target(request))
+        return await self._cancel(request, await self._authorized(request, self._queue_target(request)))
+
+    async def _authorized(self, request: web.Request, target: _Target) -> _Target:
+        """As the reference: a request to an endpoint is authorized as DispatchByEndpoint on the endpoint's target
+        namespace, one by namespace and task queue as DispatchByNamespaceAndTaskQueue (both need write)."""
+        api = "DispatchByEndpoint" if target.endpoint else "DispatchByNamespaceAndTaskQueue"
+        namespace = self.namespaces.find_by_id(target.namespace_id)
+        await self._authorize(request, api, namespace.name if namespace is not None else "")
+        return target
+
+    async def _authorize(self, request: web.Request, api: str, namespace: str) -> None:
+        if self.authorizer is None:
+            return
+        try:
+            await self.authorizer.check(NEXUS_SERVICE + api, namespace, request.headers.get("Authorization"))
+        except Refused as err:
+            # The reference's answers: a token it cannot read, UNAUTHENTICATED "unauthorized"; claims that do not
+            # allow the call, UNAUTHORIZED "permission denied" (its AdaptAuthorizeError, with no reason given).
+            if err.invalid_token:
+                raise HandlerError("UNAUTHENTICATED", "unauthorized") from None
+            raise HandlerError("UNAUTHORIZED", "permission denied") from None
 
     # ------------------------------------------------------------------ start
     async def _start(self, request: web.Request, target: _Target) -> web.Response:
@@ -319,6 +343,9 @@ class NexusHttpApi:
         if "namespace" in request.match_info and request.match_info["namespace"] != namespace.name:
             # A token is only good on the callback URL of the namespace that issued it.
             raise HandlerError("BAD_REQUEST", "invalid callback token")
+        # As the reference: the handler's completion needs write on the caller's namespace; the callback token
+        # names the operation, the `Authorization` header the handler sends says who completes it.
+        await self._authorize(request, "CompleteNexusOperation", namespace.name)
         if self._standby(namespace.id, request) is not None:
             path = f"/namespaces/{quote(namespace.name, safe='')}/nexus/callback"
             return await self._forward(request, namespace, path, "completion callback", "internal error")
