@@ -12,6 +12,7 @@ import sys
 import grpc
 from google.protobuf import json_format
 
+from tempyral import cli_tls
 from tempyral.cluster.client import peer_channel
 from tempyral.cluster.graceful import call
 from tempyral.nexus import access
@@ -48,9 +49,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
                 "--caller-namespace", action="append", required=True, metavar="NS", help="a namespace (repeatable)"
             )
         command.add_argument("--output", "-o", choices=["text", "json"], default="text")
+        cli_tls.add_client_options(command)
 
 
 def run(args: argparse.Namespace) -> int:
+    problem = cli_tls.configure_client(args)
+    if problem is not None:
+        print(f"tempyral: error: {problem}", file=sys.stderr)
+        return 2
     try:
         answer = asyncio.run(_call(args))
     except grpc.aio.AioRpcError as err:

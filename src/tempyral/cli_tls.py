@@ -65,6 +65,9 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tls-key-path", metavar="PEM", help="the private key of --tls-cert-path")
     group.add_argument("--tls-ca-path", metavar="PEM", help="CA that verifies the cluster (default: the system's)")
     group.add_argument("--tls-server-name", metavar="NAME", help="the name the cluster's certificate must carry")
+    parser.add_argument(
+        "--api-key", metavar="TOKEN", help="sent as 'authorization: Bearer TOKEN' (a cluster with --auth-jwks-*)"
+    )
 
 
 def configure_client(args: argparse.Namespace) -> str | None:
@@ -75,4 +78,5 @@ def configure_client(args: argparse.Namespace) -> str | None:
     tls.configure_outbound(
         tls.OutboundTls(args.tls_cert_path, args.tls_key_path, args.tls_ca_path, args.tls_server_name) if used else None
     )
+    tls.configure_api_key(args.api_key)
     return None

@@ -491,7 +491,7 @@ class Server:
                 *([node_handler(self.node_service)] if self.node_service is not None else []),
                 *([replication_node_handler(self.history_receiver)] if self.replication_nodes is not None else []),
                 endpoint_replication_handler(self.endpoint_changes),
-                endpoint_access_handler(self.endpoint_access),
+                endpoint_access_handler(self.endpoint_access, auth),
                 health_handler(),
             )
         )

@@ -43,6 +43,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from tempyral.nexus.invoker import encode_callback_token
 from tempyral.proto.internal_pb2 import NexusCallbackToken
 from tests.support.jwt_tokens import SigningKey, write_jwks
+from tests.support.nexus_access import endpoint_cli
 from tests.support.nexus_services import Call, Caller, GreeterHandler, GreeterWorkflow
 from tests.support.servers import ServerProcess, reference_binary, tempyral
 from tests.support.waiting import until
@@ -255,6 +256,33 @@ def test_cli_api_key(server: ServerProcess) -> None:
     no = subprocess.run(cli, capture_output=True, text=True)
     assert no.returncode != 0
     assert UNAUTHORIZED in no.stderr
+
+
+async def test_tempyral_endpoint_access_command_needs_the_system_admin(server: ServerProcess, admin: Client) -> None:
+    """`tempyral nexus endpoint ...` passes --api-key; the access policy is managed as endpoints are (system admin)."""
+    name = f"ep-{uuid.uuid4().hex[:8]}"
+    await admin.operator_service.create_nexus_endpoint(
+        ops.CreateNexusEndpointRequest(
+            spec=nexus.EndpointSpec(
+                name=name,
+                target=nexus.EndpointTarget(
+                    worker=nexus.EndpointTarget.Worker(namespace="default", task_queue="nobody")
+                ),
+            )
+        )
+    )
+    no_token = endpoint_cli(server, "show", "--name", name)
+    assert no_token.returncode == 1 and f"PERMISSION_DENIED: {UNAUTHORIZED}" in no_token.stderr
+    writer = endpoint_cli(
+        server, "deny", "--name", name, "--caller-namespace", "other", "--api-key", RSA.token(["default:admin"])
+    )
+    assert writer.returncode == 1 and f"PERMISSION_DENIED: {UNAUTHORIZED}" in writer.stderr
+    root = RSA.token(["temporal-system:admin"], subject="root")
+    denied = endpoint_cli(server, "deny", "--name", name, "--caller-namespace", "other", "--api-key", root)
+    assert denied.returncode == 0, denied.stderr
+    shown = endpoint_cli(server, "show", "--name", name, "--api-key", root, "-o", "json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["access"]["denied"] == ["other"]
 
 
 # ---------------------------------------------------------------------------------------------------- HTTP

@@ -183,6 +183,15 @@ NEXUS_SERVICE_ACCESS: dict[str, tuple[Scope, Access]] = {
 }
 
 
+# tempyral's own operator service (nexus/access_service.py): an endpoint's access policy is managed like the
+# endpoint itself, by the system admin.
+ENDPOINT_ACCESS_SERVICE = "/tempyral.internal.v1.NexusEndpointAccessService/"
+ENDPOINT_ACCESS_SERVICE_ACCESS: dict[str, tuple[Scope, Access]] = {
+    "GetNexusEndpointAccess": (CLUSTER, ADMIN),
+    "UpdateNexusEndpointAccess": (CLUSTER, ADMIN),
+}
+
+
 # Always allowed, token or not: they tell nothing sensitive (the reference's IsHealthCheckAPI).
 HEALTH_CHECK_APIS = frozenset({HEALTH_CHECK, WORKFLOW_SERVICE + "GetSystemInfo"})
 
@@ -200,4 +209,5 @@ _TABLES = {
     WORKFLOW_SERVICE: WORKFLOW_SERVICE_ACCESS,
     OPERATOR_SERVICE: OPERATOR_SERVICE_ACCESS,
     NEXUS_SERVICE: NEXUS_SERVICE_ACCESS,
+    ENDPOINT_ACCESS_SERVICE: ENDPOINT_ACCESS_SERVICE_ACCESS,
 }

@@ -14,7 +14,7 @@ import os
 import ssl
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -295,12 +295,41 @@ def outbound() -> OutboundTls | None:
     return _outbound
 
 
+# The `authorization` value a `tempyral` client command sends (its --api-key); never set in a server process.
+_api_key: str | None = None
+
+
+def configure_api_key(api_key: str | None) -> None:
+    global _api_key
+    _api_key = api_key
+
+
+if TYPE_CHECKING:
+    _Interceptor = grpc.aio.UnaryUnaryClientInterceptor[Any, Any]
+else:  # not subscriptable at run time
+    _Interceptor = grpc.aio.UnaryUnaryClientInterceptor
+
+
+class _Authorization(_Interceptor):
+    """Adds `authorization: Bearer <key>` to every call, as the temporal CLI's --api-key does."""
+
+    def __init__(self, api_key: str) -> None:
+        self._header = ("authorization", f"Bearer {api_key}")
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        metadata = [*(details.metadata or ()), self._header]
+        return await continuation(details._replace(metadata=metadata), request)
+
+
 def channel(address: str, options: list[tuple[str, Any]]) -> grpc.aio.Channel:
     """A channel to a frontend of this cluster or another: TLS when configured, plaintext otherwise."""
     settings = _outbound
+    interceptors: Any = [_Authorization(_api_key)] if _api_key else None  # grpc-stubs' type cannot be named
     if settings is None:
-        return grpc.aio.insecure_channel(address, options=options)
-    return grpc.aio.secure_channel(address, settings.grpc_credentials(), options=options + settings.grpc_options())
+        return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
+    return grpc.aio.secure_channel(
+        address, settings.grpc_credentials(), options=options + settings.grpc_options(), interceptors=interceptors
+    )
 
 
 def http_scheme() -> str:

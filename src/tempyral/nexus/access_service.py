@@ -7,12 +7,12 @@ methods need the admin role of the system namespace (a change applies to every c
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
 from tempyral.common.errors import InvalidArgument, NotFound, ServiceError
-from tempyral.frontend.grpc_handlers import abort
+from tempyral.frontend.grpc_handlers import Handler, abort
 from tempyral.nexus.endpoints import EndpointRegistry
 from tempyral.proto import nexus_replication_pb2 as npb
 
@@ -56,7 +56,15 @@ def _response(
     )
 
 
-def endpoint_access_handler(service: EndpointAccessService) -> grpc.GenericRpcHandler[Any, Any]:
+class Wrapper(Protocol):
+    """The authorization check of the public services (auth/grpc.py GrpcAuthorization)."""
+
+    def wrap(self, full_method: str, handler: Handler) -> Handler: ...
+
+
+def endpoint_access_handler(
+    service: EndpointAccessService, authorization: Wrapper | None = None
+) -> grpc.GenericRpcHandler[Any, Any]:
     async def get(request: npb.GetNexusEndpointAccessRequest, context: Context) -> Any:
         try:
             return await service.get(request)
@@ -70,6 +78,9 @@ def endpoint_access_handler(service: EndpointAccessService) -> grpc.GenericRpcHa
             await abort(context, err)
 
     def method(handle: Any, request_type: Any) -> grpc.RpcMethodHandler[Any, Any]:
+        if authorization is not None:
+            name = GET_METHOD if handle is get else UPDATE_METHOD
+            handle = authorization.wrap(name, handle)
         return grpc.unary_unary_rpc_method_handler(
             handle, request_deserializer=request_type.FromString, response_serializer=lambda m: m.SerializeToString()
         )
