@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 
@@ -12,9 +11,11 @@ from temporalio.api.enums.v1 import IndexedValueType
 
 from tempyral import SERVER_VERSION, __version__, cli_namespace, cli_replication
 from tempyral.cluster.metadata import ClusterIdentity
+from tempyral.common import log_format
 from tempyral.common.errors import StartupError
 from tempyral.config import NexusLimits, NodeSettings, ServerConfig
 from tempyral.frontend.admission import AdmissionLimits
+from tempyral.metrics.http import MetricsSettings
 from tempyral.nexus.addresses import AddressRule
 from tempyral.persistence.sqlite import check_pragma
 from tempyral.server import Server
@@ -114,7 +115,7 @@ def _add_server_options(dev: argparse.ArgumentParser) -> None:
         type=_search_attribute,
         help="custom search attribute KEY=TYPE to register (repeatable)",
     )
-    dev.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error"])
+    dev.add_argument("--log-level", default="info", choices=log_format.LEVELS, help="never: no log at all")
     dev.add_argument("--shards", type=int, default=4, help="number of history shards (default 4)")
     dev.add_argument(
         "--history-cache-mb",
@@ -138,6 +139,7 @@ def _add_server_options(dev: argparse.ArgumentParser) -> None:
     _add_nodes_options(dev)
     _add_nexus_options(dev)
     _add_admission_options(dev)
+    _add_observability_options(dev)
 
 
 def _add_nodes_options(parser: argparse.ArgumentParser) -> None:
@@ -207,6 +209,25 @@ def _add_admission_options(parser: argparse.ArgumentParser) -> None:
         default=defaults.max_bytes // (1024 * 1024),
         metavar="MB",
         help=f"their size together (default {defaults.max_bytes // (1024 * 1024)})",
+    )
+
+
+def _add_observability_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Observability", "Prometheus metrics and the log's format")
+    group.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="port of GET /metrics (Prometheus text), on --ip; default any free port, printed at start, as the "
+        "reference's start-dev; -1: none (the HTTP API port serves /metrics too)",
+    )
+    group.add_argument(
+        "--log-format",
+        default="pretty",
+        choices=log_format.FORMATS,
+        help="json: one object per line (time, level, logger, msg, fields); pretty (or text, the reference's "
+        "name): one line of text (default pretty)",
     )
 
 
@@ -286,6 +307,8 @@ async def _serve(config: ServerConfig) -> None:
     print(f"tempyral server listening on {server.address} (HTTP API: {server.http_address})", flush=True)
     if server.ui_address:
         print(f"Web UI at http://{server.ui_address}", flush=True)
+    if server.metrics_endpoint.address:
+        print(f"Metrics at http://{server.metrics_endpoint.address}/metrics", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -300,8 +323,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(cli_namespace.run(args))
     if args.command == "replication":
         sys.exit(cli_replication.run(args))
-    level = {"warn": "WARNING"}.get(args.log_level, args.log_level.upper())
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    log_format.configure(args.log_level, args.log_format)
     config = ServerConfig(
         ip=args.ip,
         port=args.port,
@@ -325,6 +347,7 @@ def main(argv: list[str] | None = None) -> None:
         admission=AdmissionLimits(args.max_inflight_requests, args.max_inflight_mb * 1024 * 1024),
         cluster=ClusterIdentity(args.cluster_name, args.initial_failover_version, args.failover_version_increment),
         dc_redirection_policy=args.dc_redirection_policy,
+        metrics=MetricsSettings(args.metrics_port),
     )
     try:
         asyncio.run(_serve(config))

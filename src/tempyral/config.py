@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from tempyral.cluster.metadata import ClusterIdentity
 from tempyral.frontend.admission import AdmissionLimits
+from tempyral.metrics.http import MetricsSettings
 from tempyral.nexus.addresses import AddressRule
 
 
@@ -79,3 +80,5 @@ class ServerConfig:
     callback_allowed_addresses: list[AddressRule] = field(default_factory=list)
     # How many client requests (and bytes of them) the frontend works on at once; more get RESOURCE_EXHAUSTED.
     admission: AdmissionLimits = field(default_factory=AdmissionLimits)
+    # GET /metrics on its own port (--metrics-port; default any free port, as the reference's start-dev).
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)

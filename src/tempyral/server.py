@@ -39,6 +39,7 @@ from tempyral.frontend.grpc_handlers import generic_handler
 from tempyral.frontend.handover import HandoverGate
 from tempyral.frontend.health import health_handler
 from tempyral.frontend.http_gateway import HttpGateway
+from tempyral.frontend.observe import RequestObserver
 from tempyral.frontend.operator_service import OperatorService
 from tempyral.frontend.redirection import Redirector
 from tempyral.frontend.workflow_service import WorkflowService
@@ -46,6 +47,11 @@ from tempyral.history.engine import EngineConfig, HistoryEngine
 from tempyral.history.reapply import reapply
 from tempyral.history.replication import ReplicationApplier
 from tempyral.matching.service import Matching
+from tempyral.metrics import ServerMetrics
+from tempyral.metrics.http import MetricsEndpoint
+from tempyral.metrics.matching import MatchingMetrics
+from tempyral.metrics.persistence import instrument_store
+from tempyral.metrics.tasks import TaskMetrics
 from tempyral.namespace.registry import NamespaceRegistry
 from tempyral.nexus.addresses import OutboundAddresses
 from tempyral.nexus.callbacks import CallbackDelivery
@@ -90,9 +96,16 @@ OPERATOR_SERVICE = operator_service_pb.DESCRIPTOR.services_by_name["OperatorServ
 class Server:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        # Prometheus metrics named as the reference's, served on --metrics-port and the HTTP port (metrics/).
+        self.metrics = ServerMetrics()
+        self.metrics_endpoint = MetricsEndpoint(self.metrics, config.metrics)
+        self.observer = RequestObserver(self.metrics)
         self.store = open_store(config)
+        instrument_store(self.store, self.metrics)
         self.clusters = ClusterMetadata(self.store)
         self.namespaces = NamespaceRegistry(self.store, self.clusters)
+        self.metrics.known_namespace = lambda name: self.namespaces.find(name) is not None
+        self.metrics.namespace_name = self._namespace_name
         # Several clusters: channels to the connected ones, the internal service they call here, and the pull of
         # global namespace records from them.
         self.peers = Peers(self.clusters)
@@ -105,7 +118,7 @@ class Server:
         # The endpoint registry is replicated to every connected cluster: changes pulled from them, and served.
         self.endpoint_replicator = EndpointReplicator(self.clusters, self.endpoints, self.peers)
         self.endpoint_changes = EndpointChangesService(self.clusters, self.endpoints)
-        self.matching = Matching()
+        self.matching = Matching(MatchingMetrics(self.metrics))
         self.admission = Admission(config.admission)
         # Calls of namespaces that are standby here, sent to their active cluster (--dc-redirection-policy).
         self.redirector = Redirector(config.dc_redirection_policy, self.clusters, self.namespaces, WORKFLOW_SERVICE)
@@ -123,6 +136,8 @@ class Server:
                 cache_bytes=config.history_cache_bytes,
             ),
         )
+        self.engine.tasks.metrics = task_metrics = TaskMetrics(self.metrics)
+        self.engine.executions.closed_listeners.append(task_metrics.workflow_closed)
         # Batch operations: each job runs on the node holding its shard (batch/service.py).
         self.batches = BatchOperations(self.store, self.engine, self.namespaces)
         # History replication: streams of this cluster's replication tasks to the others, and of theirs to here.
@@ -149,7 +164,7 @@ class Server:
         self.replication_service.reapply = self._reapply_events
         self.nexus_dispatcher = NexusDispatcher(self.matching)
         self.nexus_machinery = Machinery(config.nexus)
-        self.nexus_metrics = NexusMetrics()
+        self.nexus_metrics = NexusMetrics(self.metrics, self.nexus_machinery)
         # The history side of Nexus operations: it records outcomes and applies their timers.
         self.nexus_operations = NexusOperations(self.engine.executions, config.nexus)
         # Standalone operations (started by clients) share the Nexus tasks and timers of workflows' operations.
@@ -194,7 +209,7 @@ class Server:
             self.nexus_machinery,
             self.nexus_metrics,
         )
-        self.nexus_http_api.more_metrics.append(self.replication_status.render_metrics)
+        self.metrics.more_text.append(self.replication_status.render_metrics)
         self.membership: Membership | None = None
         self.ownership: Ownership | None = None
         self.node_router: NodeRouter | None = None
@@ -286,6 +301,10 @@ class Server:
         self.fatal_reason = reason
         self.fatal.set()
 
+    def _namespace_name(self, namespace_id: str) -> str | None:
+        ns = self.namespaces.find_by_id(namespace_id)
+        return ns.name if ns is not None else None
+
     def _endpoint_id(self, name: str) -> str | None:
         endpoint = self.endpoints.find_by_name(name)
         return endpoint.id if endpoint is not None else None
@@ -320,6 +339,7 @@ class Server:
         if not cfg.headless:
             ui_port = cfg.port + 1000 if cfg.ui_port is None else cfg.ui_port
             self._ui_socket = bind(cfg.ip, ui_port, "the Web UI")
+        self.metrics_endpoint.listen(cfg.ip)
 
     async def _start(self) -> None:
         cfg = self.config
@@ -364,7 +384,9 @@ class Server:
         if self.node_router is not None:
             http_workflow_service = RoutedServicer(WORKFLOW_SERVICE, workflow_service, self.node_router)
         self.http_gateway = HttpGateway(
-            [(WORKFLOW_SERVICE, http_workflow_service), (OPERATOR_SERVICE, operator_service)], self.admission
+            [(WORKFLOW_SERVICE, http_workflow_service), (OPERATOR_SERVICE, operator_service)],
+            self.admission,
+            self.observer,
         )
         # Before the engine: outbound tasks it resumes need the client and the callback URL.
         await self.nexus_http_client.start()
@@ -380,6 +402,7 @@ class Server:
         await self.history_sender.start()
         await self._start_http()
         await self._start_ui()
+        await self.metrics_endpoint.start()
         await grpc_server.start()
         if self.membership is not None and self.shard_controller is not None:
             self.membership.start()
@@ -447,8 +470,9 @@ class Server:
                     self.redirector,
                     HandoverGate(self.namespaces),
                     self.node_router,
+                    self.observer,
                 ),
-                generic_handler(OPERATOR_SERVICE, operator_service, self.admission),
+                generic_handler(OPERATOR_SERVICE, operator_service, self.admission, observer=self.observer),
                 replication_handler(self.replication_service),
                 *([node_handler(self.node_service)] if self.node_service is not None else []),
                 *([replication_node_handler(self.history_receiver)] if self.replication_nodes is not None else []),
@@ -509,6 +533,7 @@ class Server:
         self._http_socket = self._ui_socket = None
         await self.batches.stop()  # before the frontend they call through goes
         await self._stop_ui()
+        await self.metrics_endpoint.stop()
         if self._http is not None:
             await self._http.cleanup()
             self._http = None
