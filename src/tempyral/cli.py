@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 
@@ -13,9 +12,11 @@ from temporalio.api.enums.v1 import IndexedValueType
 from tempyral import SERVER_VERSION, __version__, cli_namespace, cli_nexus, cli_replication, cli_tls
 from tempyral.auth.authorizer import AuthSettings
 from tempyral.cluster.metadata import ClusterIdentity
+from tempyral.common import log_format
 from tempyral.common.errors import StartupError
 from tempyral.config import NexusLimits, NodeSettings, ServerConfig
 from tempyral.frontend.admission import AdmissionLimits
+from tempyral.metrics.http import MetricsSettings
 from tempyral.nexus.addresses import AddressRule
 from tempyral.persistence.sqlite import check_pragma
 from tempyral.server import Server
@@ -116,7 +117,7 @@ def _add_server_options(dev: argparse.ArgumentParser) -> None:
         type=_search_attribute,
         help="custom search attribute KEY=TYPE to register (repeatable)",
     )
-    dev.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error"])
+    dev.add_argument("--log-level", default="info", choices=log_format.LEVELS, help="never: no log at all")
     dev.add_argument("--shards", type=int, default=4, help="number of history shards (default 4)")
     dev.add_argument(
         "--history-cache-mb",
@@ -143,6 +144,7 @@ def _add_server_options(dev: argparse.ArgumentParser) -> None:
     _add_admission_options(dev)
     cli_tls.add_server_options(dev)
     _add_auth_options(dev)
+    _add_observability_options(dev)
 
 
 def _add_nodes_options(parser: argparse.ArgumentParser) -> None:
@@ -244,6 +246,25 @@ def auth_settings(args: argparse.Namespace) -> AuthSettings:
     return AuthSettings(args.auth_jwks_path, args.auth_jwks_url, args.auth_permissions_claim)
 
 
+def _add_observability_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Observability", "Prometheus metrics and the log's format")
+    group.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="port of GET /metrics (Prometheus text), on --ip; default any free port, printed at start, as the "
+        "reference's start-dev; -1: none (the HTTP API port serves /metrics too)",
+    )
+    group.add_argument(
+        "--log-format",
+        default="pretty",
+        choices=log_format.FORMATS,
+        help="json: one object per line (time, level, logger, msg, fields); pretty (or text, the reference's "
+        "name): one line of text (default pretty)",
+    )
+
+
 def _allowed_callers(value: str) -> tuple[str, frozenset[str]]:
     endpoint, sep, namespaces = value.partition("=")
     callers = frozenset(n.strip() for n in namespaces.split(",") if n.strip())
@@ -322,6 +343,8 @@ async def _serve(config: ServerConfig) -> None:
     print(f"tempyral server listening on {server.address} (HTTP API: {server.http_address})", flush=True)
     if server.ui_address:
         print(f"Web UI at {server.http_scheme}://{server.ui_address}", flush=True)
+    if server.metrics_endpoint.address:
+        print(f"Metrics at http://{server.metrics_endpoint.address}/metrics", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -338,8 +361,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(cli_replication.run(args))
     if args.command == "nexus":
         sys.exit(cli_nexus.run(args))
-    level = {"warn": "WARNING"}.get(args.log_level, args.log_level.upper())
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    log_format.configure(args.log_level, args.log_format)
     config = ServerConfig(
         ip=args.ip,
         port=args.port,
@@ -365,6 +387,7 @@ def main(argv: list[str] | None = None) -> None:
         dc_redirection_policy=args.dc_redirection_policy,
         tls=cli_tls.server_settings(args),
         auth=auth_settings(args),
+        metrics=MetricsSettings(args.metrics_port),
     )
     try:
         asyncio.run(_serve(config))

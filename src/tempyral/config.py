@@ -8,6 +8,7 @@ from tempyral.auth.authorizer import AuthSettings
 from tempyral.cluster.metadata import ClusterIdentity
 from tempyral.common.tls import TlsSettings
 from tempyral.frontend.admission import AdmissionLimits
+from tempyral.metrics.http import MetricsSettings
 from tempyral.nexus.addresses import AddressRule
 
 
@@ -88,3 +89,5 @@ class ServerConfig:
     tls: TlsSettings = field(default_factory=TlsSettings)
     # JWT authorization of client calls (--auth-*); off without a JWKS source.
     auth: AuthSettings = field(default_factory=AuthSettings)
+    # GET /metrics on its own port (--metrics-port; default any free port, as the reference's start-dev).
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)

@@ -44,6 +44,7 @@ from tempyral.frontend.grpc_handlers import generic_handler
 from tempyral.frontend.handover import HandoverGate
 from tempyral.frontend.health import health_handler
 from tempyral.frontend.http_gateway import HttpGateway
+from tempyral.frontend.observe import RequestObserver
 from tempyral.frontend.operator_service import OperatorService
 from tempyral.frontend.redirection import Redirector
 from tempyral.frontend.workflow_service import WorkflowService
@@ -51,6 +52,11 @@ from tempyral.history.engine import EngineConfig, HistoryEngine
 from tempyral.history.reapply import reapply
 from tempyral.history.replication import ReplicationApplier
 from tempyral.matching.service import Matching
+from tempyral.metrics import ServerMetrics
+from tempyral.metrics.http import MetricsEndpoint
+from tempyral.metrics.matching import MatchingMetrics
+from tempyral.metrics.persistence import instrument_store
+from tempyral.metrics.tasks import TaskMetrics
 from tempyral.namespace.registry import NamespaceRegistry
 from tempyral.nexus import access
 from tempyral.nexus.access_service import EndpointAccessService, endpoint_access_handler
@@ -101,9 +107,16 @@ class Server:
         config.tls.check()
         tls.configure_outbound(tls.outbound_of(config.tls))
         self.certificates: tls.ServerCertificates | None = None
+        # Prometheus metrics named as the reference's, served on --metrics-port and the HTTP port (metrics/).
+        self.metrics = ServerMetrics()
+        self.metrics_endpoint = MetricsEndpoint(self.metrics, config.metrics)
+        self.observer = RequestObserver(self.metrics)
         self.store = open_store(config)
+        instrument_store(self.store, self.metrics)
         self.clusters = ClusterMetadata(self.store)
         self.namespaces = NamespaceRegistry(self.store, self.clusters)
+        self.metrics.known_namespace = lambda name: self.namespaces.find(name) is not None
+        self.metrics.namespace_name = self._namespace_name
         # Several clusters: channels to the connected ones, the internal service they call here, and the pull of
         # global namespace records from them.
         self.peers = Peers(self.clusters)
@@ -119,7 +132,7 @@ class Server:
         # Endpoint access policies: --nexus-allow writes them; `tempyral nexus endpoint` manages them.
         self.endpoints.initial_access = {name: access.only(ns) for name, ns in config.nexus.allowed_callers.items()}
         self.endpoint_access = EndpointAccessService(self.endpoints)
-        self.matching = Matching()
+        self.matching = Matching(MatchingMetrics(self.metrics))
         self.admission = Admission(config.admission)
         # JWT authorization of client calls (--auth-jwks-path/--auth-jwks-url); None: every call is allowed.
         self.authorizer = Authorizer(config.auth) if config.auth.enabled else None
@@ -139,6 +152,8 @@ class Server:
                 cache_bytes=config.history_cache_bytes,
             ),
         )
+        self.engine.tasks.metrics = task_metrics = TaskMetrics(self.metrics)
+        self.engine.executions.closed_listeners.append(task_metrics.workflow_closed)
         # Batch operations: each job runs on the node holding its shard (batch/service.py).
         self.batches = BatchOperations(self.store, self.engine, self.namespaces)
         # History replication: streams of this cluster's replication tasks to the others, and of theirs to here.
@@ -165,7 +180,7 @@ class Server:
         self.replication_service.reapply = self._reapply_events
         self.nexus_dispatcher = NexusDispatcher(self.matching)
         self.nexus_machinery = Machinery(config.nexus)
-        self.nexus_metrics = NexusMetrics()
+        self.nexus_metrics = NexusMetrics(self.metrics, self.nexus_machinery)
         # The history side of Nexus operations: it records outcomes and applies their timers.
         self.nexus_operations = NexusOperations(self.engine.executions, config.nexus)
         # Standalone operations (started by clients) share the Nexus tasks and timers of workflows' operations.
@@ -210,8 +225,8 @@ class Server:
             self.nexus_machinery,
             self.nexus_metrics,
         )
-        self.nexus_http_api.more_metrics.append(self.replication_status.render_metrics)
-        self.nexus_http_api.more_metrics.append(self.nexus_machinery.render_caller_limits)
+        self.metrics.more_text.append(self.replication_status.render_metrics)
+        self.metrics.more_text.append(self.nexus_machinery.render_caller_limits)
         self.membership: Membership | None = None
         self.ownership: Ownership | None = None
         self.node_router: NodeRouter | None = None
@@ -303,6 +318,10 @@ class Server:
         self.fatal_reason = reason
         self.fatal.set()
 
+    def _namespace_name(self, namespace_id: str) -> str | None:
+        ns = self.namespaces.find_by_id(namespace_id)
+        return ns.name if ns is not None else None
+
     def _endpoint_id(self, name: str) -> str | None:
         endpoint = self.endpoints.find_by_name(name)
         return endpoint.id if endpoint is not None else None
@@ -337,6 +356,7 @@ class Server:
         if not cfg.headless:
             ui_port = cfg.port + 1000 if cfg.ui_port is None else cfg.ui_port
             self._ui_socket = bind(cfg.ip, ui_port, "the Web UI")
+        self.metrics_endpoint.listen(cfg.ip)
 
     async def _start(self) -> None:
         cfg = self.config
@@ -389,7 +409,9 @@ class Server:
         if self.node_router is not None:
             http_workflow_service = RoutedServicer(WORKFLOW_SERVICE, workflow_service, self.node_router)
         self.http_gateway = HttpGateway(
-            [(WORKFLOW_SERVICE, http_workflow_service), (OPERATOR_SERVICE, operator_service)], self.admission
+            [(WORKFLOW_SERVICE, http_workflow_service), (OPERATOR_SERVICE, operator_service)],
+            self.admission,
+            self.observer,
         )
         if self.authorizer is not None:
             self.http_gateway.authorizer = HttpAuthorization(self.authorizer)
@@ -408,6 +430,7 @@ class Server:
         await self.history_sender.start()
         await self._start_http()
         await self._start_ui()
+        await self.metrics_endpoint.start()
         await grpc_server.start()
         if self.membership is not None and self.shard_controller is not None:
             self.membership.start()
@@ -485,8 +508,11 @@ class Server:
                     HandoverGate(self.namespaces),
                     self.node_router,
                     authorizer=auth,
+                    observer=self.observer,
                 ),
-                generic_handler(OPERATOR_SERVICE, operator_service, self.admission, authorizer=auth),
+                generic_handler(
+                    OPERATOR_SERVICE, operator_service, self.admission, authorizer=auth, observer=self.observer
+                ),
                 replication_handler(self.replication_service),
                 *([node_handler(self.node_service)] if self.node_service is not None else []),
                 *([replication_node_handler(self.history_receiver)] if self.replication_nodes is not None else []),
@@ -560,6 +586,7 @@ class Server:
         self._http_socket = self._ui_socket = None
         await self.batches.stop()  # before the frontend they call through goes
         await self._stop_ui()
+        await self.metrics_endpoint.stop()
         if self._http is not None:
             await self._http.cleanup()
             self._http = None

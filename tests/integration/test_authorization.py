@@ -439,7 +439,7 @@ async def test_refusals_are_logged(server: ServerProcess) -> None:
         # earlier test's.
         log = server.log_tail(1_000_000)
         return "request refused: CountWorkflowExecutions on namespace 'default': no token" in log and (
-            "request refused: CountWorkflowExecutions: invalid token" in log
+            "request refused: CountWorkflowExecutions on namespace 'default': invalid token" in log
         )
 
     await until(logged, what="the refusals in the log")

@@ -96,8 +96,8 @@ async def test_one_caller_is_paced_on_an_endpoint_the_other_is_not(paced_server:
     slow_seen = sorted(t for t, ns in pinger.seen if ns == "slow-ns")
     assert len(slow_seen) == CALLS and slow_seen[-1] - started >= (CALLS - 1) / RATE
     lines = await _metrics(paced_server)
-    blocked = [line for line in lines if line.startswith("nexus_outbound_blocked_total")]
-    slow_blocks = [line for line in blocked if 'namespace="slow-ns"' in line and 'reason="caller_rate_limit"' in line]
+    blocked = [line for line in lines if line.startswith("nexus_outbound_blocked{")]
+    slow_blocks = [line for line in blocked if 'namespace="slow_ns"' in line and 'reason="caller_rate_limit"' in line]
     assert slow_blocks and int(slow_blocks[0].rsplit(" ", 1)[1]) >= 1
-    assert not [line for line in blocked if 'namespace="fast-ns"' in line]  # the other caller was never held
-    assert f'nexus_caller_rate_limit{{namespace="slow-ns",destination="{ENDPOINT}"}} 0.5' in lines
+    assert not [line for line in blocked if 'namespace="fast_ns"' in line]  # the other caller was never held
+    assert f'nexus_caller_rate_limit{{destination="{ENDPOINT.replace("-", "_")}",namespace="slow_ns"}} 0.5' in lines

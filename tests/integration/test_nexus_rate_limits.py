@@ -56,7 +56,7 @@ async def _blocked(server: ServerProcess, reason_part: str) -> int:
     return sum(
         int(float(line.rsplit(" ", 1)[1]))
         for line in text.splitlines()
-        if line.startswith("nexus_outbound_blocked_total") and reason_part in line
+        if line.startswith("nexus_outbound_blocked{") and reason_part in line
     )
 
 

@@ -108,6 +108,7 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.http_port: int | None = None  # tempyral's Nexus HTTP API
         self.ui_port: int | None = None  # tempyral's Web UI
+        self.metrics_port: int | None = None  # GET /metrics, when the test chose its port
         self.wait_until_serving = False  # after the port opens, until GetSystemInfo is answered
         self.log_path = os.path.join(tempfile.gettempdir(), f"{name}-{port}.log")
         # tempyral's database file, checked by the replay check whenever the process ends (None: not checked).
@@ -228,7 +229,7 @@ def reference_binary() -> str:
 
 
 def reference(extra: list[str] | None = None) -> ServerProcess:
-    port, http_port = free_port(), free_port()
+    port, http_port, metrics_port = free_port(), free_port(), free_port()
     command = [
         reference_binary(),
         "server",
@@ -239,12 +240,13 @@ def reference(extra: list[str] | None = None) -> ServerProcess:
         "--http-port",
         str(http_port),
         "--metrics-port",
-        str(free_port()),
+        str(metrics_port),
         "--log-level",
         "error",
         *(extra or []),
     ]
     proc = ServerProcess(command, port, "reference")
     proc.http_port = http_port  # its HTTP API (grpc-gateway)
+    proc.metrics_port = metrics_port  # its GET /metrics
     proc.wait_until_serving = True
     return proc

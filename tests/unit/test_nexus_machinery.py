@@ -74,7 +74,7 @@ def test_caller_rate_limit_per_endpoint_and_namespace_pair(monkeypatch: pytest.M
     assert machinery.caller_limits() == {}  # a bucket appears with calls only
     machinery.rate_check("ep", "slow")
     assert machinery.caller_limits() == {("ep", "slow"): 2.0}
-    assert 'nexus_caller_rate_limit{namespace="slow",destination="ep"} 2' in machinery.render_caller_limits()
+    assert 'nexus_caller_rate_limit{destination="ep",namespace="slow"} 2' in machinery.render_caller_limits()
     now[0] += 5  # full again: dropped at the next sweep
     machinery.rate_check("ep", "fast")
     assert machinery.caller_limits() == {}

@@ -26,6 +26,7 @@ from tempyral.auth.access import HEALTH_CHECK_APIS, Scope, method_access
 from tempyral.auth.claims import REQUIRED_ROLE, Claims, Role, claims_from
 from tempyral.auth.jwks import KEY_TYPES, KeySet
 from tempyral.common.errors import PermissionDenied
+from tempyral.frontend import request_log
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +69,14 @@ class _RefusalLog:
         self._next: dict[str, float] = {}
         self._left_out: dict[str, int] = {}
 
-    def refused(self, kind: str, message: str) -> None:
+    def refused(self, kind: str, api: str, namespace: str, reason: str) -> None:
         now = time.monotonic()
         if now < self._next.get(kind, 0.0):
             self._left_out[kind] = self._left_out.get(kind, 0) + 1
             return
         left_out = self._left_out.pop(kind, 0)
         more = f" ({left_out} more refused like it since the last report)" if left_out else ""
-        log.warning("request refused: %s%s", message, more)
+        request_log.refused(_method(api), namespace, "PERMISSION_DENIED", reason + more)
         self._next[kind] = now + LOG_INTERVAL_S
 
 
@@ -109,12 +110,11 @@ class Authorizer:
             try:
                 claims = await self.claims(authorization)
             except InvalidToken as err:
-                self._log.refused("invalid token", f"{_method(api)}: invalid token: {err}")
+                self._log.refused("invalid token", api, namespace, f"invalid token: {err}")
                 raise Refused(invalid_token=True) from None
         if not allowed(claims, api, namespace):
             why = "no token" if claims is None else f"subject {claims.subject!r} lacks the role it needs"
-            where = f"namespace {namespace!r}" if namespace else "the cluster"
-            self._log.refused("denied", f"{_method(api)} on {where}: {why}")
+            self._log.refused("denied", api, namespace, why)
             raise Refused(invalid_token=False)
 
     async def claims(self, authorization: str) -> Claims:

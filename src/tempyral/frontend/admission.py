@@ -34,6 +34,8 @@ LONG_POLLS = frozenset(
         "PollNexusOperationExecution",  # a standalone Nexus operation's result
     }
 )
+# Overload refusals are logged once when they begin, then as a count per interval, with reason=overloaded: a line
+# per refused request would flood the log just when the server has the least time for it.
 REFUSAL_LOG_INTERVAL_S = 10.0
 
 
@@ -75,6 +77,7 @@ class Admission:
                     self.bytes,
                     self.limits.max_requests,
                     self.limits.max_bytes,
+                    extra={"fields": {"reason": "overloaded", "code": "RESOURCE_EXHAUSTED", "method": method}},
                 )
                 self._flush = asyncio.get_running_loop().call_later(REFUSAL_LOG_INTERVAL_S, self._log_refusals)
             self._refused += 1
@@ -93,6 +96,11 @@ class Admission:
         """One line per interval while refusals go on, not one per refused request."""
         self._flush = None
         if self._refused:
-            log.warning("overloaded: refused %d request(s) in the last %.0fs", self._refused, REFUSAL_LOG_INTERVAL_S)
+            log.warning(
+                "overloaded: refused %d request(s) in the last %.0fs",
+                self._refused,
+                REFUSAL_LOG_INTERVAL_S,
+                extra={"fields": {"reason": "overloaded", "code": "RESOURCE_EXHAUSTED", "refused": self._refused}},
+            )
             self._refused = 0
             self._flush = asyncio.get_running_loop().call_later(REFUSAL_LOG_INTERVAL_S, self._log_refusals)

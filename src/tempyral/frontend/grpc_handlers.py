@@ -24,6 +24,7 @@ from tempyral.common.logs import ThrottledLog
 from tempyral.frontend.admission import Admission, overloaded_error
 from tempyral.frontend.handover import HandoverGate
 from tempyral.frontend.intake import decoder, refusal, truncated
+from tempyral.frontend.observe import RequestObserver
 from tempyral.frontend.redirection import Redirector
 
 log = logging.getLogger(__name__)
@@ -120,12 +121,14 @@ def generic_handler(
     handover: HandoverGate | None = None,
     node_router: NodeWrapper | None = None,
     authorizer: AuthWrapper | None = None,
+    observer: RequestObserver | None = None,
 ) -> grpc.GenericRpcHandler[Any, Any]:
     """`redirector`: the DC redirection policy, applied after admission, as the reference's interceptor order has
     it; a method it forwards reaches the other cluster even when this one does not implement it. `handover`: calls
     of a namespace in HANDOVER are held (frontend/handover.py). `authorizer`: checks the caller's token before
     admission and redirection, as the reference's interceptor order has it (after the early refusals: its
-    namespace validator comes first)."""
+    namespace validator comes first). `observer`: metrics and a log line per call, outermost
+    (frontend/observe.py)."""
     handlers = {}
     for method in service.methods:
         request_cls = GetMessageClass(method.input_type)
@@ -140,8 +143,11 @@ def generic_handler(
         handler = _wrap(fn, method.name, admission) if fn is not None else _unimplemented(method.name)
         if authorizer is not None:
             handler = authorizer.wrap(f"/{service.full_name}/{method.name}", handler)
+        outermost = _refusing_early(handler)
+        if observer is not None:
+            outermost = observer.wrap(method.name, outermost)
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            _refusing_early(handler),
+            outermost,
             request_deserializer=decoder(request_cls),
             response_serializer=_serialize,
         )

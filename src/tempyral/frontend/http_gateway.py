@@ -41,6 +41,7 @@ from tempyral.frontend.admission import Admission, overloaded_error
 from tempyral.frontend.deep_failures import cut_deep_failures
 from tempyral.frontend.grpc_handlers import snake_case
 from tempyral.frontend.intake import refusal, truncated
+from tempyral.frontend.observe import RequestObserver, operation
 
 log = logging.getLogger(__name__)
 _unexpected = ThrottledLog(log)
@@ -151,12 +152,28 @@ def routes_for(service: ServiceDescriptor, servicer: object) -> list[Route]:
     return out
 
 
+@dataclass(slots=True)
+class _Call:
+    """What the observer is told about an HTTP API call."""
+
+    method: str = ""
+    namespace: str = ""
+    code: grpc.StatusCode = grpc.StatusCode.OK
+
+
 class HttpGateway:
-    def __init__(self, services: list[tuple[ServiceDescriptor, object]], admission: Admission | None = None) -> None:
-        """`admission`: the bound on work in progress the gRPC frontend shares (None: unbounded, for tests)."""
+    def __init__(
+        self,
+        services: list[tuple[ServiceDescriptor, object]],
+        admission: Admission | None = None,
+        observer: RequestObserver | None = None,
+    ) -> None:
+        """`admission`: the bound on work in progress the gRPC frontend shares (None: unbounded, for tests);
+        `observer`: metrics and a log line per call, as the gRPC frontend's (frontend/observe.py)."""
         self.admission = admission
         # Checks the caller's token (auth/grpc.py HttpAuthorization), set by the server when authorization is on.
         self.authorizer: HttpAuthorization | None = None
+        self.observer = observer
         routes = [route for service, servicer in services for route in routes_for(service, servicer)]
         # More literal segments win: /namespaces/{ns}/workflow-count before /namespaces/{ns}/{...}.
         self.routes = sorted(routes, key=lambda r: r.variables)
@@ -165,20 +182,28 @@ class HttpGateway:
         app.router.add_route("*", PREFIX + "/{tail:.*}", self.handle)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        call = _Call()
         try:
-            return await self._handle(request)
+            return await self._handle(request, call)
         except _Fail as err:
+            call.code = err.code
             response = _error(err.code, err.message, err.details)
             if err.close:
                 response.force_close()
             return response
         except ServiceError as err:
+            call.code = err.code
             return _error(err.code, truncated(err.message), err.details)
         except Exception as err:
+            call.code = grpc.StatusCode.INTERNAL
             _unexpected.failure("HTTP API requests failed", err)  # one kind: paths are the caller's to choose
             return _error(grpc.StatusCode.INTERNAL, truncated(f"internal error: {err}"))
+        finally:
+            if self.observer is not None and call.method:  # a path that names no method is no call of one
+                self.observer.finished(call.method, call.namespace, call.code, started, "http")
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def _handle(self, request: web.Request, call: _Call) -> web.StreamResponse:
         raw_path = request.raw_path.split("?", 1)[0]
         if not raw_path.startswith(PREFIX + "/"):
             raise _Fail(grpc.StatusCode.NOT_FOUND, "Not Found")
@@ -192,6 +217,8 @@ class HttpGateway:
             _apply_query(message, request.query_string)
         for path, value in variables.items():
             _set_path(message, path.split("."), [value])
+        call.method = operation(route.method.name, message)
+        call.namespace = getattr(message, "namespace", "")
         size = message.ByteSize()
         if size > MAX_MESSAGE_BYTES:
             raise _Fail(

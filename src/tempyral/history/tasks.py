@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import (
@@ -45,6 +46,9 @@ from tempyral.history.task_generator import task_is_current
 from tempyral.history.updates import UpdateHandler
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
 from tempyral.proto.internal_pb2 import ChildInfo, ExternalRequestInfo, Task, TaskCategory, TaskType
+
+if TYPE_CHECKING:
+    from tempyral.metrics.tasks import TaskMetrics
 
 log = logging.getLogger(__name__)
 TIMER = TaskCategory.TASK_CATEGORY_TIMER
@@ -123,6 +127,8 @@ class TaskExecutor:
         # Transfer tasks run outside history (Nexus requests, completion callbacks), registered by the server.
         self.outbound: dict[int, Callable[[Task], Awaitable[None]]] = {}
         self._running: set[asyncio.Task[None]] = set()
+        # task_* metrics and workflow outcomes (metrics/tasks.py); set by the server.
+        self.metrics: TaskMetrics | None = None
 
     def ack(self, task: Task) -> None:
         self.outbox.ack(task)
@@ -141,9 +147,12 @@ class TaskExecutor:
 
     async def _run_transfer(self, task: Task) -> None:
         delay = TRANSFER_RETRY_FIRST_S
+        started = time.perf_counter()
         while True:
             try:
-                await self._transfer(task)
+                await self._measured_transfer(task)
+                if self.metrics is not None:
+                    self.metrics.done(task, started)
                 return
             except NamespaceNotActive:
                 self.executions.standby.park(task)  # failed over away: the new active does this work
@@ -159,6 +168,17 @@ class TaskExecutor:
                 self.outbox.failures.failure("transfer tasks failed; retrying with backoff", err)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, TRANSFER_RETRY_MAX_S)
+
+    async def _measured_transfer(self, task: Task) -> None:
+        if self.metrics is None:
+            return await self._transfer(task)
+        started = time.perf_counter()
+        ok = False
+        try:
+            await self._transfer(task)
+            ok = True
+        finally:
+            self.metrics.attempt(task, started, ok)
 
     async def _transfer(self, task: Task) -> None:
         if not await self._current(task):
@@ -429,6 +449,19 @@ class TaskExecutor:
 
     # ------------------------------------------------------------------ timers
     async def execute_timer(self, task: Task) -> None:
+        if self.metrics is None:
+            return await self._execute_timer(task)
+        started = time.perf_counter()
+        ok = False
+        try:
+            await self._execute_timer(task)
+            ok = True
+        finally:
+            self.metrics.attempt(task, started, ok)
+            if ok:
+                self.metrics.done(task, started)
+
+    async def _execute_timer(self, task: Task) -> None:
         try:
             async with self.executions.update(task.namespace_id, task.workflow_id, task.run_id) as change:
                 ms = change.ms

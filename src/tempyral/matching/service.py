@@ -21,7 +21,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from tempyral.metrics.matching import MatchingMetrics, QueueRow
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +88,12 @@ class _Queue:
 
 
 class Matching:
-    def __init__(self) -> None:
+    def __init__(self, metrics: MatchingMetrics | None = None) -> None:
         self._queues: dict[QueueKey, _Queue] = {}
         self.router: Router | None = None
+        self.metrics = metrics  # poll_success, poll_success_sync, poll_timeouts (metrics/matching.py)
+        if metrics is not None:
+            metrics.read_gauges(self._gauge_rows)
 
     def _queue(self, key: QueueKey) -> _Queue:
         q = self._queues.get(key)
@@ -134,11 +140,11 @@ class Matching:
             q.shut_down = False  # a worker came back to this sticky queue
         if q.backlog:
             if accept is None:
-                return q.backlog.popleft()
+                return self._polled(key, q, q.backlog.popleft(), sync=False)
             for i, item in enumerate(q.backlog):
                 if accept(item):
                     del q.backlog[i]
-                    return item
+                    return self._polled(key, q, item, sync=False)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         waiter = _Waiter(fut, accept)
@@ -146,7 +152,7 @@ class Matching:
         expiry = loop.call_later(timeout, _expire, fut)
         cancelled = False
         try:
-            return await fut
+            return self._polled(key, q, await fut, sync=True)
         except asyncio.CancelledError:
             cancelled = True
             # The poller went away. A task handed to it in the meantime must not be lost.
@@ -161,6 +167,25 @@ class Matching:
                 q.pollers.remove(waiter)
             except ValueError:
                 pass
+
+    def _polled(self, key: QueueKey, q: _Queue, item: Any, sync: bool) -> Any:
+        """Count a poll's outcome: a task from the backlog, one handed over as it came (sync match), or none."""
+        if self.metrics is not None:
+            # a sticky queue is counted under its normal queue's name, as the reference's sticky partition
+            name = q.normal_name if q.sticky and q.normal_name else key.name
+            labels = self.metrics.labels(key.namespace_id, name, key.task_type, q.sticky)
+            if item is None:
+                self.metrics.timed_out(labels)
+            else:
+                self.metrics.polled(labels, sync)
+        return item
+
+    def _gauge_rows(self) -> list[QueueRow]:
+        return [
+            (key.namespace_id, q.normal_name or key.name, key.task_type, q.sticky, len(q.pollers), len(q.backlog))
+            for key, q in self._queues.items()
+            if q.pollers or q.backlog
+        ]
 
     def wake_selective(self, namespace_id: str) -> int:
         """End every poll of the namespace that accepts only some items (it returns None); how many."""

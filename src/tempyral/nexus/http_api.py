@@ -7,7 +7,7 @@
   requests of caller workflows.
 - `POST /namespaces/{ns}/nexus/callback` (and `/nexus/callback`) takes the completion of an
   asynchronous operation that a caller workflow started on an external endpoint.
-- `GET /metrics`: the outbound Nexus counters, as Prometheus text.
+- `GET /metrics`: the server's metrics, as Prometheus text (also on --metrics-port).
 
 A request of a global namespace that is standby here goes to its active cluster's HTTP API (nexus/forwarding.py)
 whatever --dc-redirection-policy says (it governs client API calls, not Nexus traffic between clusters), start
@@ -421,7 +421,7 @@ class NexusHttpApi:
 
     # ------------------------------------------------------------------ metrics
     async def render_metrics(self, request: web.Request) -> web.Response:
-        text = self.metrics.render(self.machinery) + "".join(render() for render in self.more_metrics)
+        text = self.metrics.render() + "".join(render() for render in self.more_metrics)
         return web.Response(text=text, content_type="text/plain")
 
 

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from tempyral.common.retry import jittered_backoff_s
 from tempyral.config import NexusLimits
+from tempyral.metrics.server_metrics import sanitize
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,10 @@ class Machinery:
     def render_caller_limits(self) -> str:
         lines = ["# TYPE nexus_caller_rate_limit gauge"]
         for (endpoint, ns), rate in sorted(self.caller_limits().items()):
-            lines.append(f'nexus_caller_rate_limit{{namespace="{ns}",destination="{endpoint}"}} {rate:g}')
+            # Label names sorted and values cleaned as every other family's (metrics/server_metrics.py).
+            lines.append(
+                f'nexus_caller_rate_limit{{destination="{sanitize(endpoint)}",namespace="{sanitize(ns)}"}} {rate:g}'
+            )
         return "\n".join(lines) + "\n"
 
     def _shared_delay(self, endpoint: str, caller_namespace: str) -> tuple[float, str]:

@@ -1,48 +1,41 @@
-"""Counters of outbound Nexus requests, in the Prometheus text format (served on /metrics)."""
+"""Outbound Nexus requests and completion callbacks, recorded into the server's metrics (metrics/server_metrics.py).
+
+The reference's names where it has them (`nexus_outbound_requests`, `nexus_outbound_latency`,
+`callback_outbound_requests`); tempyral's own for what it has beyond them: `nexus_outbound_blocked` (calls held
+back by a rate limit, the circuit breaker or the allowed callers) and `nexus_circuit_breaker_open` (1 while a
+destination's breaker is not closed, read from the machinery at scrape time).
+"""
 
 from __future__ import annotations
 
-from collections import Counter
-
+from tempyral.metrics.families import Labels
+from tempyral.metrics.server_metrics import ServerMetrics, sanitize
 from tempyral.nexus.machinery import Machinery
 
 
 class NexusMetrics:
-    def __init__(self) -> None:
-        self.requests: Counter[tuple[str, str, str, str]] = Counter()
-        self.latency_s: dict[tuple[str, str, str], float] = {}
-        self.blocks: Counter[tuple[str, str, str]] = Counter()
-        self.callbacks: Counter[tuple[str, str]] = Counter()
+    def __init__(self, metrics: ServerMetrics | None = None, machinery: Machinery | None = None) -> None:
+        self.metrics = metrics if metrics is not None else ServerMetrics()
+        if machinery is not None:
+            self.watch(machinery)
+
+    def watch(self, machinery: Machinery) -> None:
+        def breakers() -> list[tuple[Labels, float]]:
+            return [((sanitize(name),), float(b.state != "closed")) for name, b in sorted(machinery.breakers().items())]
+
+        self.metrics.nexus_circuit_breaker_open.read = breakers
 
     def request(self, namespace: str, endpoint: str, method: str, outcome: str, seconds: float = 0.0) -> None:
-        self.requests[(namespace, endpoint, method, outcome)] += 1
-        key = (namespace, endpoint, method)
-        self.latency_s[key] = self.latency_s.get(key, 0.0) + seconds
+        labels = (sanitize(endpoint), method, sanitize(namespace), outcome)
+        self.metrics.nexus_outbound_requests.inc(labels)
+        self.metrics.nexus_outbound_latency.observe(labels, seconds)
 
     def blocked(self, namespace: str, endpoint: str, reason: str) -> None:
-        self.blocks[(namespace, endpoint, reason)] += 1
+        self.metrics.nexus_outbound_blocked.inc((sanitize(endpoint), sanitize(namespace), reason))
 
     def callback(self, namespace: str, outcome: str) -> None:
-        self.callbacks[(namespace, outcome)] += 1
+        self.metrics.callback_outbound_requests.inc((sanitize(namespace), outcome))
 
-    def render(self, machinery: Machinery) -> str:
-        lines = ["# TYPE nexus_outbound_requests_total counter"]
-        for (ns, ep, method, outcome), n in sorted(self.requests.items()):
-            lines.append(
-                f'nexus_outbound_requests_total{{namespace="{ns}",destination="{ep}",method="{method}",'
-                f'outcome="{outcome}"}} {n}'
-            )
-        lines.append("# TYPE nexus_outbound_request_seconds_total counter")
-        for (ns, ep, method), secs in sorted(self.latency_s.items()):
-            labels = f'namespace="{ns}",destination="{ep}",method="{method}"'
-            lines.append(f"nexus_outbound_request_seconds_total{{{labels}}} {secs:.6f}")
-        lines.append("# TYPE nexus_outbound_blocked_total counter")
-        for (ns, ep, reason), n in sorted(self.blocks.items()):
-            lines.append(f'nexus_outbound_blocked_total{{namespace="{ns}",destination="{ep}",reason="{reason}"}} {n}')
-        lines.append("# TYPE nexus_callbacks_total counter")
-        for (ns, outcome), n in sorted(self.callbacks.items()):
-            lines.append(f'nexus_callbacks_total{{namespace="{ns}",outcome="{outcome}"}} {n}')
-        lines.append("# TYPE nexus_circuit_breaker_open gauge")
-        for name, breaker in sorted(machinery.breakers().items()):
-            lines.append(f'nexus_circuit_breaker_open{{destination="{name}"}} {int(breaker.state != "closed")}')
-        return "\n".join(lines) + "\n"
+    def render(self) -> str:
+        """The whole server's metrics, as Prometheus text (the HTTP port's /metrics serves them too)."""
+        return self.metrics.render()
