@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tempyral.cluster.metadata import ClusterIdentity
+from tempyral.common.dynamic_config import DynamicConfigSettings
 from tempyral.frontend.admission import AdmissionLimits
 from tempyral.nexus.addresses import AddressRule
+from tempyral.ui.options import UiOptions
 
 
 @dataclass(frozen=True)
@@ -79,3 +81,9 @@ class ServerConfig:
     callback_allowed_addresses: list[AddressRule] = field(default_factory=list)
     # How many client requests (and bytes of them) the frontend works on at once; more get RESOURCE_EXHAUSTED.
     admission: AdmissionLimits = field(default_factory=AdmissionLimits)
+    # Dynamic config: --dynamic-config-value and --dynamic-config-path (common/dynamic_config.py).
+    dynamic_config: DynamicConfigSettings = field(default_factory=DynamicConfigSettings)
+    # --ui-ip, --ui-public-path, --ui-codec-endpoint (ui/options.py).
+    ui: UiOptions = field(default_factory=UiOptions)
+    # --log-config: log the effective configuration at start.
+    log_config: bool = False

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import logging
 import socket
+import sys
 
 import grpc
 from aiohttp import web
@@ -26,8 +29,10 @@ from tempyral.cluster.service import ReplicationService, replication_handler
 from tempyral.cluster.status import ReplicationStatus
 from tempyral.cluster.status import add_http_route as add_replication_status_route
 from tempyral.common.bind import bind, bound_addresses, check_free, host_port, local_host, warn_if_exposed
+from tempyral.common.dynamic_config import AddressPattern, DynamicConfig
 from tempyral.common.errors import StartupError
 from tempyral.common.limits import (
+    CALL_LIMITS,
     GRPC_MAX_METADATA_BYTES,
     GRPC_MAX_PENDING_REQUESTS,
     GRPC_MAX_RECEIVE_BYTES,
@@ -35,6 +40,7 @@ from tempyral.common.limits import (
 )
 from tempyral.config import ServerConfig
 from tempyral.frontend.admission import Admission
+from tempyral.frontend.dynamic_limits import DynamicLimits, NamespaceRates
 from tempyral.frontend.grpc_handlers import generic_handler
 from tempyral.frontend.handover import HandoverGate
 from tempyral.frontend.health import health_handler
@@ -47,7 +53,7 @@ from tempyral.history.reapply import reapply
 from tempyral.history.replication import ReplicationApplier
 from tempyral.matching.service import Matching
 from tempyral.namespace.registry import NamespaceRegistry
-from tempyral.nexus.addresses import OutboundAddresses
+from tempyral.nexus.addresses import AddressRule, OutboundAddresses
 from tempyral.nexus.callbacks import CallbackDelivery
 from tempyral.nexus.dispatch import NexusDispatcher
 from tempyral.nexus.endpoint_replication import (
@@ -90,6 +96,9 @@ OPERATOR_SERVICE = operator_service_pb.DESCRIPTOR.services_by_name["OperatorServ
 class Server:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        # Settings changeable without a restart (--dynamic-config-value, --dynamic-config-path), read where used.
+        self.dynamic_config = DynamicConfig(config.dynamic_config)
+        self.namespace_rates = NamespaceRates(self.dynamic_config)
         self.store = open_store(config)
         self.clusters = ClusterMetadata(self.store)
         self.namespaces = NamespaceRegistry(self.store, self.clusters)
@@ -101,6 +110,7 @@ class Server:
         self.auto_failover: AutoFailover | None = None  # opt-in per namespace; started once the frontend serves
         # Where completion callbacks and external endpoints may point; checked on request and before each call.
         self.outbound_addresses = OutboundAddresses(config.callback_allowed_addresses)
+        self.outbound_addresses.dynamic_rules = self._dynamic_address_rules
         self.endpoints = EndpointRegistry(self.store, self.namespaces, self.outbound_addresses)
         # The endpoint registry is replicated to every connected cluster: changes pulled from them, and served.
         self.endpoint_replicator = EndpointReplicator(self.clusters, self.endpoints, self.peers)
@@ -286,6 +296,12 @@ class Server:
         self.fatal_reason = reason
         self.fatal.set()
 
+    def _dynamic_address_rules(self) -> tuple[AddressRule, ...] | None:
+        """callback.allowedAddresses for the current call's namespace (none outside a call: the unconstrained
+        value), when dynamic config sets it."""
+        patterns = self.dynamic_config.callback_addresses(CALL_LIMITS.get().namespace or None)
+        return None if patterns is None else _address_rules(patterns)
+
     def _endpoint_id(self, name: str) -> str | None:
         endpoint = self.endpoints.find_by_name(name)
         return endpoint.id if endpoint is not None else None
@@ -319,10 +335,16 @@ class Server:
         self._http_socket = bind(cfg.ip, http_port, "the HTTP API")
         if not cfg.headless:
             ui_port = cfg.port + 1000 if cfg.ui_port is None else cfg.ui_port
-            self._ui_socket = bind(cfg.ip, ui_port, "the Web UI")
+            self._ui_socket = bind(cfg.ui.ip or cfg.ip, ui_port, "the Web UI")
 
     async def _start(self) -> None:
         cfg = self.config
+        if cfg.log_config:
+            # --log-config: what the server runs with, on stderr as the reference prints it.
+            print(f"tempyral configuration: {cfg!r}", file=sys.stderr, flush=True)
+            effective = json.dumps(self.dynamic_config.effective(), sort_keys=True)
+            print(f"tempyral dynamic config: {effective}", file=sys.stderr, flush=True)
+        self.dynamic_config.start()
         await self.store.open()
         # Executions map to shards by hash: another count would strand every outstanding task and timer.
         shards = await self.store.get_or_set_metadata("history_shards", str(cfg.num_shards))
@@ -360,9 +382,11 @@ class Server:
             schedules=ScheduleService(self.engine, self.namespaces, visibility),
         )
         operator_service = OperatorService(self.namespaces, self.endpoints, self.clusters)
-        http_workflow_service: object = workflow_service
+        # Every call runs with its namespace's dynamic limits (blob sizes, request rate): gRPC and HTTP alike.
+        limited = DynamicLimits(workflow_service, self.dynamic_config, self.namespace_rates)
+        http_workflow_service: object = limited
         if self.node_router is not None:
-            http_workflow_service = RoutedServicer(WORKFLOW_SERVICE, workflow_service, self.node_router)
+            http_workflow_service = RoutedServicer(WORKFLOW_SERVICE, limited, self.node_router)
         self.http_gateway = HttpGateway(
             [(WORKFLOW_SERVICE, http_workflow_service), (OPERATOR_SERVICE, operator_service)], self.admission
         )
@@ -374,7 +398,7 @@ class Server:
         await self.engine.start(acquire_all=not self.several_nodes)
         if self.config_watch is not None:
             self.config_watch.start()  # its first poll reloads everything once
-        grpc_server = self._grpc_server(workflow_service, operator_service)
+        grpc_server = self._grpc_server(limited, operator_service)
         if self.shard_controller is not None:
             await self._join(grpc_server)
         await self.history_sender.start()
@@ -420,7 +444,7 @@ class Server:
         await self.membership.join(address, http_address)
         await self.shard_controller.tick()
 
-    def _grpc_server(self, workflow_service: WorkflowService, operator_service: OperatorService) -> grpc.aio.Server:
+    def _grpc_server(self, workflow_service: object, operator_service: OperatorService) -> grpc.aio.Server:
         cfg = self.config
         server = grpc.aio.server(
             options=[
@@ -491,10 +515,11 @@ class Server:
             self._ui_socket = None
             return
         # The UI's /api/v1 calls go to the same HTTP API handler as the HTTP port's.
-        app = ui_application(assets, self.http_gateway.handle)
+        ui = self.config.ui
+        app = ui_application(assets, self.http_gateway.handle, ui.public_path, ui.codec_endpoint)
         self._ui, self.ui_address = await _serve(app, self._ui_socket, "The Web UI")
         self._ui_socket = None
-        log.info("Web UI at http://%s", self.ui_address)
+        log.info("Web UI at http://%s%s", self.ui_address, ui.public_path)
 
     async def _stop_ui(self) -> None:
         if self._ui is not None:
@@ -508,6 +533,7 @@ class Server:
                 sock.close()
         self._http_socket = self._ui_socket = None
         await self.batches.stop()  # before the frontend they call through goes
+        await self.dynamic_config.stop()
         await self._stop_ui()
         if self._http is not None:
             await self._http.cleanup()
@@ -548,6 +574,12 @@ class Server:
         if self._serving:
             log.info("tempyral stopped")
         self._serving = False
+
+
+@functools.lru_cache(maxsize=64)
+def _address_rules(patterns: tuple[AddressPattern, ...]) -> tuple[AddressRule, ...]:
+    """Compiled once per value dynamic config gives (values are immutable tuples, replaced on reload)."""
+    return tuple(AddressRule(p.pattern, p.allow_insecure) for p in patterns)
 
 
 async def _serve(app: web.Application, sock: socket.socket, what: str) -> tuple[web.AppRunner, str]:
