@@ -41,12 +41,11 @@ class _Bucket:
 
     __slots__ = ("stamp", "tokens")
 
-    def __init__(self, burst: float) -> None:
+    def __init__(self, burst: float, now: float) -> None:
         self.tokens = burst
-        self.stamp = time.monotonic()
+        self.stamp = now
 
-    def take(self, rps: float, burst: float) -> bool:
-        now = time.monotonic()
+    def take(self, rps: float, burst: float, now: float) -> bool:
         self.tokens = min(burst, self.tokens + (now - self.stamp) * rps)
         self.stamp = now
         if self.tokens >= 1:
@@ -56,17 +55,19 @@ class _Bucket:
 
 
 class NamespaceRates:
-    """`frontend.namespaceRPS` (with `frontend.namespaceBurstRatio`) per namespace; unset: unlimited. Long polls
-    are not counted: they wait for work rather than make it."""
+    """`frontend.namespaceRPS` (with `frontend.namespaceBurstRatio`) per namespace; unset: unlimited (the
+    reference's default is 2400, which tempyral leaves off rather than refuse what it used to accept). Long polls
+    are not counted: they wait for work rather than make it (the reference makes them wait for a token)."""
 
-    def __init__(self, config: DynamicConfig) -> None:
+    def __init__(self, config: DynamicConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
+        self._clock = clock
         self._buckets: dict[str, _Bucket] = {}
         self._logged: dict[str, float] = {}  # namespace -> when its last refusal was logged
 
     def refused(self, namespace: str, method: str) -> None:
         """Say so in the log, at most once per interval and namespace: a flood of refusals must not flood it."""
-        now = time.monotonic()
+        now = self._clock()
         if now - self._logged.get(namespace, -REFUSAL_LOG_INTERVAL_S) >= REFUSAL_LOG_INTERVAL_S:
             self._logged[namespace] = now
             rps, _ = self.config.namespace_rps(namespace)
@@ -80,11 +81,14 @@ class NamespaceRates:
         rps, ratio = self.config.namespace_rps(namespace)
         if rps is None:
             return True
+        if rps <= 0:
+            return False  # as the reference: a rate of 0 refuses every call
         burst = max(1.0, rps * max(ratio, 1.0))  # the reference keeps the ratio at 1 or more
+        now = self._clock()
         bucket = self._buckets.get(namespace)
         if bucket is None:
-            bucket = self._buckets[namespace] = _Bucket(burst)
-        return bucket.take(float(rps), burst)
+            bucket = self._buckets[namespace] = _Bucket(burst, now)
+        return bucket.take(float(rps), burst, now)
 
 
 def _camel(name: str) -> str:
