@@ -210,7 +210,7 @@ def test_blob_limits_of_the_call() -> None:
     try:
         assert exceeds_blob_limit(1500)
         assert not exceeds_blob_limit(900)
-        with pytest.raises(InvalidArgument, match="Blob data size exceeds limit."):
+        with pytest.raises(InvalidArgument, match=r"Blob data size exceeds limit\."):
             check_blob_size(extra=[1001])
     finally:
         CALL_LIMITS.reset(token)

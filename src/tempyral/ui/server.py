@@ -190,7 +190,7 @@ class UiApp:
         app = web.Application(middlewares=[self._csrf], client_max_size=4 * 1024 * 1024)
         app.on_response_prepare.append(self._set_cookie)
         app.router.add_get("/api/v1/settings", self._settings)
-        app.router.add_route("*", "/api/v1/{tail:.*}", self.api_handler)
+        app.router.add_route("*", "/api/v1/{tail:.*}", self._api)
         app.router.add_route("*", "/api/{tail:.*}", self._api_not_found)
         app.router.add_get("/render", self._render)
         app.router.add_get("/_app/{path:.*}", self._app_asset)
@@ -218,6 +218,14 @@ class UiApp:
         response.headers.add("Set-Cookie", f"{CSRF_COOKIE}={token}; Path=/; Expires={expires}; SameSite=Strict")
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+
+    async def _api(self, request: web.Request) -> web.StreamResponse:
+        """The HTTP API, which knows its paths from the root: under a public path, the prefix goes first."""
+        if self.public_path:
+            raw = request.raw_path
+            if raw.startswith(self.public_path + "/"):
+                request = request.clone(rel_url=raw[len(self.public_path) :])
+        return await self.api_handler(request)
 
     async def _settings(self, request: web.Request) -> web.Response:
         return web.Response(text=self.settings, content_type="application/json")

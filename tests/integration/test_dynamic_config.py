@@ -1,0 +1,175 @@
+"""Dynamic config on a running server, and the Web UI's start-dev flags: one server started with a dynamic config
+file (polled often), values on the command line, the UI on another loopback IP under a path prefix with a codec
+endpoint, and --log-config. Each key shows its effect; a change of the file shows without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import grpc
+import pytest
+import pytest_asyncio
+from temporalio.api.common.v1 import Callback, Payload, Payloads, WorkflowType
+from temporalio.api.enums.v1 import ResourceExhaustedCause, ResourceExhaustedScope
+from temporalio.api.errordetails.v1 import ResourceExhaustedFailure
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, StartWorkflowExecutionRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from tests.conftest import within
+from tests.support.servers import ServerProcess, tempyral
+
+UI_IP = "127.0.0.2"  # loopback, but not --ip's address
+RATE_LIMITED = "rate-limited"
+OTHER = "other"
+FILE = """
+limit.blobSize.warn:
+  - value: 100000  # the command line's value wins
+limit.blobSize.error:
+  - value: 1000
+    constraints: {namespace: default}
+callback.allowedAddresses:
+  - value: [{Pattern: "127.0.0.1:*", AllowInsecure: true}]
+    constraints: {namespace: default}
+frontend.namespaceRPS:
+  - value: 0  # refuses every call of the namespace: deterministic, whatever the machine's speed
+    constraints: {namespace: rate-limited}
+no.such.setting:
+  - value: 1
+"""
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text)
+    os.utime(path)
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("dynconfig") / "dynamic.yaml"
+    _write(path, FILE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(config_file: Path) -> Iterator[ServerProcess]:
+    extra = ["--namespace", RATE_LIMITED, "--namespace", OTHER]
+    extra += ["--dynamic-config-path", str(config_file), "--dynamic-config-poll-interval", "0.1"]
+    extra += ["--dynamic-config-value", "limit.blobSize.warn=500"]
+    extra += ["--ui-ip", UI_IP, "--ui-public-path", "/x/", "--ui-codec-endpoint", "http://127.0.0.1:9/codec"]
+    extra += ["--log-config"]
+    proc = tempyral(extra=extra).start()
+    yield proc
+    proc.stop()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def client(server: ServerProcess) -> AsyncIterator[Client]:
+    yield await Client.connect(server.address)
+
+
+def _start(
+    size: int, namespace: str = "default", callbacks: list[Callback] | None = None
+) -> StartWorkflowExecutionRequest:
+    return StartWorkflowExecutionRequest(
+        namespace=namespace,
+        workflow_id=f"dc-{uuid.uuid4().hex}",
+        workflow_type=WorkflowType(name="anything"),
+        task_queue=TaskQueue(name="nobody-polls"),
+        request_id=str(uuid.uuid4()),
+        input=Payloads(payloads=[Payload(data=b"a" * size)]),
+        completion_callbacks=callbacks or [],
+    )
+
+
+async def _start_error(client: Client, request: StartWorkflowExecutionRequest) -> RPCError | None:
+    try:
+        await within(client.workflow_service.start_workflow_execution(request, retry=False))
+    except RPCError as err:
+        return err
+    return None
+
+
+async def test_blob_size_limit_of_the_namespace(client: Client) -> None:
+    assert await _start_error(client, _start(900)) is None
+    err = await _start_error(client, _start(1500))
+    assert err is not None and err.status == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert err.message == "Blob data size exceeds limit."
+    # The limit is the namespace's: another namespace keeps the default error limit.
+    assert await _start_error(client, _start(1500, OTHER)) is None
+    # And the SDKs are told, as the reference tells them.
+    info = await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace="default"))
+    assert info.namespace_info.limits.blob_size_limit_error == 1000
+
+
+async def test_namespace_rate_limit(client: Client) -> None:
+    err = await _start_error(client, _start(10, RATE_LIMITED))
+    assert err is not None and err.status == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    assert err.message == "namespace rate limit exceeded"
+    detail = ResourceExhaustedFailure()
+    assert err.grpc_status.details[0].Unpack(detail)
+    assert detail.cause == ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_RPS_LIMIT
+    assert detail.scope == ResourceExhaustedScope.RESOURCE_EXHAUSTED_SCOPE_NAMESPACE
+
+
+async def test_callback_addresses_from_dynamic_config(client: Client) -> None:
+    """The server has no --callback-allowed-address: dynamic config allows 127.0.0.1 for `default` only."""
+    callback = [Callback(nexus=Callback.Nexus(url="http://127.0.0.1:1/callback"))]
+    assert await _start_error(client, _start(10, callbacks=callback)) is None
+    err = await _start_error(client, _start(10, OTHER, callbacks=callback))
+    assert err is not None and err.status == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert err.message == "invalid url: url does not match any configured callback address: http://127.0.0.1:1/callback"
+
+
+async def test_a_changed_file_applies_without_restart(client: Client, config_file: Path, server: ServerProcess) -> None:
+    _write(config_file, FILE.replace("value: 1000", "value: 2000"))
+    try:
+        for _ in range(600):  # the file is polled every 0.1 s; bounded all the same
+            if await _start_error(client, _start(1500)) is None:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the new blob size limit never applied")
+        err = await _start_error(client, _start(2500))
+        assert err is not None and err.message == "Blob data size exceeds limit."
+    finally:
+        _write(config_file, FILE)
+    # The unknown key was logged once, though the file was read again.
+    log = server.log_tail(200_000)
+    assert log.count("unregistered key 'no.such.setting'") == 1, log[-3000:]
+
+
+def test_log_config(server: ServerProcess) -> None:
+    log = server.log_tail(200_000)
+    assert "tempyral configuration: ServerConfig(" in log
+    line = next(line for line in log.splitlines() if line.startswith("tempyral dynamic config: "))
+    values = json.loads(line.removeprefix("tempyral dynamic config: "))
+    assert values["limit.blobSize.warn"] == [{"value": 500}]
+    assert values["limit.blobSize.error"] == [{"value": 1000, "constraints": {"namespace": "default"}}]
+
+
+async def test_ui_flags(server: ServerProcess) -> None:
+    base = f"http://{UI_IP}:{server.ui_port}"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base}/x/api/v1/settings") as resp:
+            assert resp.status == 200
+            settings = await resp.json()
+        assert settings["Codec"]["Endpoint"] == "http://127.0.0.1:9/codec"
+        async with session.get(f"{base}/x/") as resp:
+            page = await resp.text()
+        assert '"/x/_app/' in page and 'base: "/x"' in page and '"/_app/' not in page
+        async with session.get(f"{base}/", allow_redirects=False) as resp:
+            assert resp.status == 308 and resp.headers["Location"] == "/x/"
+        async with session.get(f"{base}/x/api/v1/namespaces/default") as resp:
+            assert resp.status == 200  # the UI's API calls under the prefix reach the server
+    # Bound to --ui-ip only, not to --ip's address.
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", server.ui_port), timeout=5):
+        pass
