@@ -177,6 +177,12 @@ class Server:
             self.nexus_metrics,
         )
         self.nexus_invoker.standalone_caller = self.standalone_nexus
+        self.nexus_invoker.request_timeout = lambda namespace, endpoint: self.dynamic_config.nexus_request_timeout_s(
+            namespace, endpoint, config.nexus.request_timeout_s
+        )
+        self.engine.workflow_tasks.max_pending_nexus_for = lambda namespace: (
+            self.dynamic_config.nexus_max_concurrent_operations(namespace, config.nexus.max_pending_operations)
+        )
         self.nexus_invoker.is_standalone = is_standalone_task
         self.callbacks = CallbackDelivery(
             self.nexus_operations, self.namespaces, self.nexus_machinery, self.nexus_metrics

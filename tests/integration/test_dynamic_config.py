@@ -1,6 +1,7 @@
 """Dynamic config on a running server, and the Web UI's start-dev flags: one server started with a dynamic config
 file (polled often), values on the command line, the UI on another loopback IP under a path prefix with a codec
-endpoint, and --log-config. Each key shows its effect; a change of the file shows without a restart."""
+endpoint, and --log-config. Each key shows its effect (Nexus ones included); a change of the file shows without a
+restart."""
 
 from __future__ import annotations
 
@@ -14,22 +15,32 @@ from pathlib import Path
 
 import aiohttp
 import grpc
+import nexusrpc
+import nexusrpc.handler
 import pytest
 import pytest_asyncio
+from temporalio import nexus
 from temporalio.api.common.v1 import Callback, Payload, Payloads, WorkflowType
-from temporalio.api.enums.v1 import ResourceExhaustedCause, ResourceExhaustedScope
+from temporalio.api.enums.v1 import EventType, ResourceExhaustedCause, ResourceExhaustedScope, WorkflowTaskFailedCause
 from temporalio.api.errordetails.v1 import ResourceExhaustedFailure
+from temporalio.api.nexus.v1 import EndpointSpec, EndpointTarget
+from temporalio.api.operatorservice.v1 import CreateNexusEndpointRequest
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, StartWorkflowExecutionRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
+from temporalio.worker import Worker
 
 from tests.conftest import within
+from tests.support.nexus_services import Call, Caller, Greeter, GreeterWorkflow, Req, Resp
 from tests.support.servers import ServerProcess, tempyral
+from tests.support.waiting import until
 
 UI_IP = "127.0.0.2"  # loopback, but not --ip's address
 RATE_LIMITED = "rate-limited"
 OTHER = "other"
+NEXUS_CALLER, NEXUS_HANDLER, NEXUS_LIMITED = "nexus-caller", "nexus-handler", "nexus-limited"
+ENDPOINT = "dc-endpoint"
 FILE = """
 limit.blobSize.warn:
   - value: 100000  # the command line's value wins
@@ -42,6 +53,12 @@ callback.allowedAddresses:
 frontend.namespaceRPS:
   - value: 0  # refuses every call of the namespace: deterministic, whatever the machine's speed
     constraints: {namespace: rate-limited}
+component.nexusoperations.request.timeout:
+  - value: 7s
+    constraints: {namespace: nexus-caller, destination: dc-endpoint}
+component.nexusoperations.limit.operation.concurrency:
+  - value: 0
+    constraints: {namespace: nexus-limited}
 no.such.setting:
   - value: 1
 """
@@ -61,7 +78,9 @@ def config_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(config_file: Path) -> Iterator[ServerProcess]:
-    extra = ["--namespace", RATE_LIMITED, "--namespace", OTHER]
+    extra = [
+        arg for ns in (RATE_LIMITED, OTHER, NEXUS_CALLER, NEXUS_HANDLER, NEXUS_LIMITED) for arg in ("--namespace", ns)
+    ]
     extra += ["--dynamic-config-path", str(config_file), "--dynamic-config-poll-interval", "0.1"]
     extra += ["--dynamic-config-value", "limit.blobSize.warn=500"]
     extra += ["--ui-ip", UI_IP, "--ui-public-path", "/x/", "--ui-codec-endpoint", "http://127.0.0.1:9/codec"]
@@ -173,3 +192,56 @@ async def test_ui_flags(server: ServerProcess) -> None:
     # Bound to --ui-ip only, not to --ip's address.
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", server.ui_port), timeout=5):
         pass
+
+
+@nexusrpc.handler.service_handler(service=Greeter)
+class HeaderEcho:
+    """Answers with the request timeout the server gave the request."""
+
+    @nexusrpc.handler.sync_operation
+    async def echo(self, ctx: nexusrpc.handler.StartOperationContext, req: Req) -> Resp:
+        return Resp(ctx.headers.get("request-timeout", ""))
+
+    @nexus.workflow_run_operation
+    async def hello(self, ctx: nexus.WorkflowRunOperationContext, req: Req) -> nexus.WorkflowHandle[Resp]:
+        return await ctx.start_workflow(GreeterWorkflow.run, req, id=f"greeter-{req.name}")
+
+
+async def test_nexus_request_timeout_and_concurrency(server: ServerProcess) -> None:
+    clients = {
+        ns: await Client.connect(server.address, namespace=ns) for ns in (NEXUS_CALLER, NEXUS_HANDLER, NEXUS_LIMITED)
+    }
+    handler_tq, caller_tq = f"h-{uuid.uuid4().hex}", f"c-{uuid.uuid4().hex}"
+    spec = EndpointSpec(
+        name=ENDPOINT,
+        target=EndpointTarget(worker=EndpointTarget.Worker(namespace=NEXUS_HANDLER, task_queue=handler_tq)),
+    )
+    await clients[NEXUS_CALLER].operator_service.create_nexus_endpoint(CreateNexusEndpointRequest(spec=spec))
+    async with (
+        Worker(
+            clients[NEXUS_HANDLER],
+            task_queue=handler_tq,
+            workflows=[GreeterWorkflow],
+            nexus_service_handlers=[HeaderEcho()],
+        ),
+        Worker(clients[NEXUS_CALLER], task_queue=caller_tq, workflows=[Caller]),
+        Worker(clients[NEXUS_LIMITED], task_queue=caller_tq, workflows=[Caller]),
+    ):
+        # The caller namespace's timeout for this endpoint (the flag's default is 10 s).
+        result = await clients[NEXUS_CALLER].execute_workflow(
+            Caller.run, Call(ENDPOINT, "echo", "x"), id=f"dc-{uuid.uuid4().hex}", task_queue=caller_tq
+        )
+        assert result == "7000ms"
+        # No operation at all may be pending in the limited namespace: the command fails the workflow task.
+        handle = await clients[NEXUS_LIMITED].start_workflow(
+            Caller.run, Call(ENDPOINT, "echo", "y"), id=f"dc-{uuid.uuid4().hex}", task_queue=caller_tq
+        )
+
+        async def failed_task() -> list[object]:
+            events = (await handle.fetch_history()).events
+            return [e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
+
+        failed = (await until(failed_task, what="a failed workflow task"))[0]
+        attrs = failed.workflow_task_failed_event_attributes  # type: ignore[attr-defined]
+        assert attrs.cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_PENDING_NEXUS_OPERATIONS_LIMIT_EXCEEDED
+        await handle.terminate()

@@ -159,6 +159,23 @@ frontend.namespaceRPS: [{value: 5, constraints: {colour: red}}]
     assert "expected an integer" in messages and "unknown constraint" in messages
 
 
+def test_nexus_settings_and_durations() -> None:
+    values = [
+        ("component.nexusoperations.request.timeout", "1m30s"),
+        ("component.nexusoperations.limit.operation.concurrency", 4),
+    ]
+    config = DynamicConfig(DynamicConfigSettings(values=values))
+    assert config.nexus_request_timeout_s("ns", "ep", 10.0) == 90.0
+    assert config.nexus_max_concurrent_operations("ns", 30) == 4
+    assert DynamicConfig().nexus_request_timeout_s("ns", "ep", 10.0) == 10.0  # unset: the flag's value
+    assert DynamicConfig().nexus_max_concurrent_operations("ns", 30) == 30
+    for raw, seconds in (("1.5s", 1.5), ("250ms", 0.25), ("2", 2.0), (3, 3.0), ("1h", 3600.0)):
+        timeout = DynamicConfig(DynamicConfigSettings(values=[("component.nexusoperations.request.timeout", raw)]))
+        assert timeout.nexus_request_timeout_s("ns", "ep", 10.0) == seconds
+    bad = DynamicConfig(DynamicConfigSettings(values=[("component.nexusoperations.request.timeout", "soon")]))
+    assert bad.nexus_request_timeout_s("ns", "ep", 10.0) == 10.0
+
+
 def test_callback_addresses_in_the_references_shape() -> None:
     value = [{"Pattern": "127.0.0.1:*", "AllowInsecure": True}, {"Pattern": "*.example.com"}, {"AllowInsecure": True}]
     config = DynamicConfig(DynamicConfigSettings(values=[("callback.allowedAddresses", value)]))

@@ -24,6 +24,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +70,26 @@ def _to_bool(value: Any) -> bool:
     raise BadValue(f"expected a boolean, got {value!r}")
 
 
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _to_duration_s(value: Any) -> float:
+    """Seconds, from a number of seconds or a Go duration string ("1.5s", "10m", "1h30m"), as the reference's
+    converter takes them (a bare number in a string is seconds too)."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return float(text)
+        except ValueError:
+            pass
+        parts = _DURATION_PART.findall(text)
+        if not text or "".join(n + u for n, u in parts) != text:
+            raise BadValue(f"expected a duration, got {value!r}")
+        return sum(float(n) * _UNIT_S[u] for n, u in parts)
+    return _to_float(value)
+
+
 @dataclass(frozen=True)
 class AddressPattern:
     """One entry of `callback.allowedAddresses`."""
@@ -112,6 +133,8 @@ BLOB_SIZE_ERROR = "limit.blobSize.error"
 BLOB_SIZE_WARN = "limit.blobSize.warn"
 NAMESPACE_RPS = "frontend.namespaceRPS"
 NAMESPACE_BURST_RATIO = "frontend.namespaceBurstRatio"
+NEXUS_REQUEST_TIMEOUT = "component.nexusoperations.request.timeout"
+NEXUS_MAX_CONCURRENT_OPERATIONS = "component.nexusoperations.limit.operation.concurrency"
 NEXUS_CALLER_RPS = "component.nexusoperations.limit.callerRPS"  # tempyral's own: the reference has none
 CALLBACK_ALLOWED_ADDRESSES = "callback.allowedAddresses"
 # The name before the reference moved callbacks to CHASM; accepted too, the new name wins.
@@ -122,6 +145,10 @@ SETTINGS = _settings(
     Setting(BLOB_SIZE_WARN, _to_int, 512 * 1024, NAMESPACE, "bytes of a payload logged above"),
     Setting(NAMESPACE_RPS, _to_int, None, NAMESPACE, "requests per second per namespace (unset: unlimited)"),
     Setting(NAMESPACE_BURST_RATIO, _to_float, 2.0, NAMESPACE, "burst of the namespace RPS limit, as a ratio of it"),
+    Setting(
+        NEXUS_REQUEST_TIMEOUT, _to_duration_s, None, DESTINATION, "seconds one Nexus start or cancel request takes"
+    ),
+    Setting(NEXUS_MAX_CONCURRENT_OPERATIONS, _to_int, None, NAMESPACE, "pending Nexus operations of one workflow"),
     Setting(NEXUS_CALLER_RPS, _to_float, 0.0, DESTINATION, "Nexus requests per second per endpoint and caller"),
     Setting(CALLBACK_ALLOWED_ADDRESSES, _to_addresses, None, NAMESPACE, "addresses callbacks may call"),
     Setting(CALLBACK_ALLOWED_ADDRESSES_OLD, _to_addresses, None, NAMESPACE, "older name of the same"),
@@ -206,6 +233,14 @@ class DynamicConfig:
         """Requests per second (None: unlimited) and the burst ratio."""
         rps = self.value(NAMESPACE_RPS, namespace=namespace)
         return rps, float(self.value(NAMESPACE_BURST_RATIO, namespace=namespace))
+
+    def nexus_request_timeout_s(self, caller_namespace: str, endpoint: str, default: float) -> float:
+        value = self.value(NEXUS_REQUEST_TIMEOUT, namespace=caller_namespace, destination=endpoint)
+        return default if value is None else float(value)
+
+    def nexus_max_concurrent_operations(self, namespace: str, default: int) -> int:
+        value = self.value(NEXUS_MAX_CONCURRENT_OPERATIONS, namespace=namespace)
+        return default if value is None else int(value)
 
     def caller_rps(self, endpoint_name: str, caller_namespace: str) -> float:
         """Nexus requests per second from `caller_namespace` to the endpoint; 0: unlimited."""
