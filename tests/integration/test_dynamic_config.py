@@ -12,6 +12,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import grpc
@@ -237,11 +238,11 @@ async def test_nexus_request_timeout_and_concurrency(server: ServerProcess) -> N
             Caller.run, Call(ENDPOINT, "echo", "y"), id=f"dc-{uuid.uuid4().hex}", task_queue=caller_tq
         )
 
-        async def failed_task() -> list[object]:
+        async def failed_task() -> list[Any]:
             events = (await handle.fetch_history()).events
             return [e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
 
         failed = (await until(failed_task, what="a failed workflow task"))[0]
-        attrs = failed.workflow_task_failed_event_attributes  # type: ignore[attr-defined]
+        attrs = failed.workflow_task_failed_event_attributes
         assert attrs.cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_PENDING_NEXUS_OPERATIONS_LIMIT_EXCEEDED
         await handle.terminate()
