@@ -180,6 +180,7 @@ class Server:
         self.nexus_invoker.request_timeout = lambda namespace, endpoint: self.dynamic_config.nexus_request_timeout_s(
             namespace, endpoint, config.nexus.request_timeout_s
         )
+        self.engine.executions.history_limits = self.dynamic_config.history_limits
         self.engine.workflow_tasks.max_pending_nexus_for = lambda namespace: (
             self.dynamic_config.nexus_max_concurrent_operations(namespace, config.nexus.max_pending_operations)
         )

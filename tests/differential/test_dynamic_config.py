@@ -1,6 +1,7 @@
 """Dynamic config values given on the command line, the same on the reference and on tempyral
 (`--dynamic-config-value KEY=JSON`): a lower blob size limit refuses a payload both accepted before,
-and a namespace rate of 0 refuses calls, with the same status, message and details on both."""
+a lower history count limit terminates a workflow, and a namespace rate of 0 refuses calls, with the
+same status, message, details and history on both."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from collections.abc import AsyncIterator, Awaitable, Iterator
 import pytest
 import pytest_asyncio
 from temporalio.api.common.v1 import Payload, Payloads, WorkflowExecution, WorkflowType
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.errordetails.v1 import ResourceExhaustedFailure
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
     DescribeNamespaceRequest,
+    GetWorkflowExecutionHistoryRequest,
     SignalWorkflowExecutionRequest,
     StartWorkflowExecutionRequest,
 )
@@ -23,11 +26,10 @@ from temporalio.service import RPCError
 from tests.conftest import within
 from tests.support.servers import ServerProcess, reference, tempyral
 
-BLOB_LIMITS = [
-    "--dynamic-config-value",
-    "limit.blobSize.warn=500",
-    "--dynamic-config-value",
-    "limit.blobSize.error=1000",
+LIMITS = [
+    *("--dynamic-config-value", "limit.blobSize.warn=500"),
+    *("--dynamic-config-value", "limit.blobSize.error=1000"),
+    *("--dynamic-config-value", "limit.historyCount.error=5"),
 ]
 NO_RATE = ["--dynamic-config-value", "frontend.namespaceRPS=0"]
 
@@ -45,7 +47,7 @@ def _pair(flags: list[str]) -> Iterator[dict[str, ServerProcess]]:
 
 @pytest.fixture(scope="module")
 def blob_servers() -> Iterator[dict[str, ServerProcess]]:
-    yield from _pair(BLOB_LIMITS)
+    yield from _pair(LIMITS)
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +118,33 @@ async def test_lower_blob_size_limit(blob_clients: dict[str, Client]) -> None:
         ]
     assert seen["tempyral"] == seen["reference"]
     assert seen["tempyral"][0] == "ok" and seen["tempyral"][1][1] == "Blob data size exceeds limit."  # type: ignore[index]
+
+
+async def test_history_count_limit_terminates(blob_clients: dict[str, Client]) -> None:
+    seen: dict[str, list[object]] = {}
+    for name, client in blob_clients.items():
+        service = client.workflow_service
+        workflow_id = f"dc-{uuid.uuid4().hex}"
+        await within(service.start_workflow_execution(_start(workflow_id, 10), retry=False))
+        outcomes: list[object] = []
+        for _ in range(6):
+            signal = SignalWorkflowExecutionRequest(
+                namespace="default",
+                workflow_execution=WorkflowExecution(workflow_id=workflow_id),
+                signal_name="s",
+                request_id=str(uuid.uuid4()),
+            )
+            outcomes.append(_outcome(await _error(service.signal_workflow_execution(signal, retry=False))))
+        execution = WorkflowExecution(workflow_id=workflow_id)
+        events = (
+            await service.get_workflow_execution_history(
+                GetWorkflowExecutionHistoryRequest(namespace="default", execution=execution)
+            )
+        ).history.events
+        terminated = events[-1].workflow_execution_terminated_event_attributes
+        seen[name] = [outcomes, [EventType.Name(e.event_type) for e in events], terminated.reason, terminated.identity]
+    assert seen["tempyral"] == seen["reference"]
+    assert seen["tempyral"][2] == "Workflow history count exceeds limit."
 
 
 async def test_namespace_rate_of_zero(rate_clients: dict[str, Client]) -> None:

@@ -21,13 +21,18 @@ import nexusrpc.handler
 import pytest
 import pytest_asyncio
 from temporalio import nexus
-from temporalio.api.common.v1 import Callback, Payload, Payloads, WorkflowType
+from temporalio.api.common.v1 import Callback, Payload, Payloads, WorkflowExecution, WorkflowType
 from temporalio.api.enums.v1 import EventType, ResourceExhaustedCause, ResourceExhaustedScope, WorkflowTaskFailedCause
 from temporalio.api.errordetails.v1 import ResourceExhaustedFailure
 from temporalio.api.nexus.v1 import EndpointSpec, EndpointTarget
 from temporalio.api.operatorservice.v1 import CreateNexusEndpointRequest
 from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, StartWorkflowExecutionRequest
+from temporalio.api.workflowservice.v1 import (
+    DescribeNamespaceRequest,
+    GetWorkflowExecutionHistoryRequest,
+    SignalWorkflowExecutionRequest,
+    StartWorkflowExecutionRequest,
+)
 from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Worker
@@ -40,6 +45,7 @@ from tests.support.waiting import until
 UI_IP = "127.0.0.2"  # loopback, but not --ip's address
 RATE_LIMITED = "rate-limited"
 OTHER = "other"
+SMALL_HISTORY = "small-history"
 NEXUS_CALLER, NEXUS_HANDLER, NEXUS_LIMITED = "nexus-caller", "nexus-handler", "nexus-limited"
 ENDPOINT = "dc-endpoint"
 FILE = """
@@ -60,6 +66,9 @@ component.nexusoperations.request.timeout:
 component.nexusoperations.limit.operation.concurrency:
   - value: 0
     constraints: {namespace: nexus-limited}
+limit.historySize.error:
+  - value: 2000
+    constraints: {namespace: small-history}
 no.such.setting:
   - value: 1
 """
@@ -80,7 +89,9 @@ def config_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(config_file: Path) -> Iterator[ServerProcess]:
     extra = [
-        arg for ns in (RATE_LIMITED, OTHER, NEXUS_CALLER, NEXUS_HANDLER, NEXUS_LIMITED) for arg in ("--namespace", ns)
+        arg
+        for ns in (RATE_LIMITED, OTHER, SMALL_HISTORY, NEXUS_CALLER, NEXUS_HANDLER, NEXUS_LIMITED)
+        for arg in ("--namespace", ns)
     ]
     extra += ["--dynamic-config-path", str(config_file), "--dynamic-config-poll-interval", "0.1"]
     extra += ["--dynamic-config-value", "limit.blobSize.warn=500"]
@@ -138,6 +149,39 @@ async def test_namespace_rate_limit(client: Client) -> None:
     assert err.grpc_status.details[0].Unpack(detail)
     assert detail.cause == ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_RPS_LIMIT
     assert detail.scope == ResourceExhaustedScope.RESOURCE_EXHAUSTED_SCOPE_NAMESPACE
+
+
+async def test_history_size_limit_terminates(client: Client) -> None:
+    request = _start(1500, SMALL_HISTORY)
+    assert await _start_error(client, request) is None  # about 1.6 kB of history: under the limit
+
+    async def signal() -> RPCError | None:
+        call = SignalWorkflowExecutionRequest(
+            namespace=SMALL_HISTORY,
+            workflow_execution=WorkflowExecution(workflow_id=request.workflow_id),
+            signal_name="s",
+            input=Payloads(payloads=[Payload(data=b"s" * 600)]),
+            request_id=str(uuid.uuid4()),
+        )
+        try:
+            await within(client.workflow_service.signal_workflow_execution(call, retry=False))
+        except RPCError as err:
+            return err
+        return None
+
+    assert await signal() is None  # the written history is still under 2000 bytes
+    err = await signal()
+    assert err is not None and err.status == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert err.message == "Workflow history size exceeds limit."
+    history = await client.workflow_service.get_workflow_execution_history(
+        GetWorkflowExecutionHistoryRequest(
+            namespace=SMALL_HISTORY, execution=WorkflowExecution(workflow_id=request.workflow_id)
+        )
+    )
+    last = history.history.events[-1]
+    assert last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED
+    assert last.workflow_execution_terminated_event_attributes.reason == "Workflow history size exceeds limit."
+    assert last.workflow_execution_terminated_event_attributes.identity == "history-service"
 
 
 async def test_callback_addresses_from_dynamic_config(client: Client) -> None:

@@ -131,6 +131,8 @@ def _settings(*settings: Setting) -> dict[str, Setting]:
 # means "not set": the command-line flag (or built-in behaviour) that predates dynamic config applies.
 BLOB_SIZE_ERROR = "limit.blobSize.error"
 BLOB_SIZE_WARN = "limit.blobSize.warn"
+HISTORY_SIZE_ERROR = "limit.historySize.error"
+HISTORY_COUNT_ERROR = "limit.historyCount.error"
 NAMESPACE_RPS = "frontend.namespaceRPS"
 NAMESPACE_BURST_RATIO = "frontend.namespaceBurstRatio"
 NEXUS_REQUEST_TIMEOUT = "component.nexusoperations.request.timeout"
@@ -143,6 +145,8 @@ CALLBACK_ALLOWED_ADDRESSES_OLD = "component.callbacks.allowedAddresses"
 SETTINGS = _settings(
     Setting(BLOB_SIZE_ERROR, _to_int, 2 * 1024 * 1024, NAMESPACE, "bytes of a payload refused above"),
     Setting(BLOB_SIZE_WARN, _to_int, 512 * 1024, NAMESPACE, "bytes of a payload logged above"),
+    Setting(HISTORY_SIZE_ERROR, _to_int, 50 * 1024 * 1024, NAMESPACE, "history bytes over which a run is terminated"),
+    Setting(HISTORY_COUNT_ERROR, _to_int, 50 * 1024, NAMESPACE, "history events over which a run is terminated"),
     Setting(NAMESPACE_RPS, _to_int, None, NAMESPACE, "requests per second per namespace (unset: unlimited)"),
     Setting(NAMESPACE_BURST_RATIO, _to_float, 2.0, NAMESPACE, "burst of the namespace RPS limit, as a ratio of it"),
     Setting(
@@ -228,6 +232,12 @@ class DynamicConfig:
 
     def blob_size_warn(self, namespace: str | None) -> int:
         return int(self.value(BLOB_SIZE_WARN, namespace=namespace))
+
+    def history_limits(self, namespace: str) -> tuple[int, int]:
+        """(size in bytes, count of events) over which a running workflow is terminated."""
+        return int(self.value(HISTORY_SIZE_ERROR, namespace=namespace)), int(
+            self.value(HISTORY_COUNT_ERROR, namespace=namespace)
+        )
 
     def namespace_rps(self, namespace: str) -> tuple[int | None, float]:
         """Requests per second (None: unlimited) and the burst ratio."""
