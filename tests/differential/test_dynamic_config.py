@@ -30,6 +30,7 @@ LIMITS = [
     *("--dynamic-config-value", "limit.blobSize.warn=500"),
     *("--dynamic-config-value", "limit.blobSize.error=1000"),
     *("--dynamic-config-value", "limit.historyCount.error=5"),
+    *("--dynamic-config-value", "limit.maxIDLength=40"),  # the ids below are 35 characters
 ]
 NO_RATE = ["--dynamic-config-value", "frontend.namespaceRPS=0"]
 
@@ -145,6 +146,22 @@ async def test_history_count_limit_terminates(blob_clients: dict[str, Client]) -
         seen[name] = [outcomes, [EventType.Name(e.event_type) for e in events], terminated.reason, terminated.identity]
     assert seen["tempyral"] == seen["reference"]
     assert seen["tempyral"][2] == "Workflow history count exceeds limit."
+
+
+async def test_lower_id_length_limit(blob_clients: dict[str, Client]) -> None:
+    seen: dict[str, list[object]] = {}
+    for name, client in blob_clients.items():
+        service = client.workflow_service
+        outcomes: list[object] = []
+        for workflow_id in ("w" * 40, "w" * 41):
+            request = _start(workflow_id, 10)
+            outcomes.append(_outcome(await _error(service.start_workflow_execution(request, retry=False))))
+        long_type = _start(f"dc-{uuid.uuid4().hex}", 10)
+        long_type.workflow_type.name = "t" * 41
+        outcomes.append(_outcome(await _error(service.start_workflow_execution(long_type, retry=False))))
+        seen[name] = outcomes
+    assert seen["tempyral"] == seen["reference"]
+    assert seen["tempyral"][0] == "ok" and seen["tempyral"][1] != "ok"
 
 
 async def test_namespace_rate_of_zero(rate_clients: dict[str, Client]) -> None:

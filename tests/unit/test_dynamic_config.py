@@ -16,7 +16,7 @@ from tempyral.common.dynamic_config import (
     parse_value_flag,
 )
 from tempyral.common.errors import InvalidArgument
-from tempyral.common.limits import CALL_LIMITS, BlobLimits, check_blob_size, exceeds_blob_limit
+from tempyral.common.limits import CALL_LIMITS, CallLimits, check_blob_size, exceeds_blob_limit
 from tempyral.frontend.dynamic_limits import NamespaceRates
 from tempyral.ui.options import normalize_public_path
 from tempyral.ui.server import with_public_path
@@ -223,7 +223,7 @@ def test_namespace_rate_limit() -> None:
 def test_blob_limits_of_the_call() -> None:
     """As the reference's CheckEventBlobSizeLimit: the error limit counts only above the warning limit."""
     assert not exceeds_blob_limit(1500)
-    token = CALL_LIMITS.set(BlobLimits(error=1000, warn=500, namespace="ns"))
+    token = CALL_LIMITS.set(CallLimits(error=1000, warn=500, namespace="ns"))
     try:
         assert exceeds_blob_limit(1500)
         assert not exceeds_blob_limit(900)
@@ -231,7 +231,7 @@ def test_blob_limits_of_the_call() -> None:
             check_blob_size(extra=[1001])
     finally:
         CALL_LIMITS.reset(token)
-    token = CALL_LIMITS.set(BlobLimits(error=1000, warn=512 * 1024, namespace="ns"))
+    token = CALL_LIMITS.set(CallLimits(error=1000, warn=512 * 1024, namespace="ns"))
     try:
         assert not exceeds_blob_limit(1500)  # below the warning limit, the error limit is not looked at
     finally:

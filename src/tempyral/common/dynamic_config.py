@@ -131,6 +131,7 @@ def _settings(*settings: Setting) -> dict[str, Setting]:
 # means "not set": the command-line flag (or built-in behaviour) that predates dynamic config applies.
 BLOB_SIZE_ERROR = "limit.blobSize.error"
 BLOB_SIZE_WARN = "limit.blobSize.warn"
+MAX_ID_LENGTH = "limit.maxIDLength"
 HISTORY_SIZE_ERROR = "limit.historySize.error"
 HISTORY_COUNT_ERROR = "limit.historyCount.error"
 NAMESPACE_RPS = "frontend.namespaceRPS"
@@ -145,6 +146,7 @@ CALLBACK_ALLOWED_ADDRESSES_OLD = "component.callbacks.allowedAddresses"
 SETTINGS = _settings(
     Setting(BLOB_SIZE_ERROR, _to_int, 2 * 1024 * 1024, NAMESPACE, "bytes of a payload refused above"),
     Setting(BLOB_SIZE_WARN, _to_int, 512 * 1024, NAMESPACE, "bytes of a payload logged above"),
+    Setting(MAX_ID_LENGTH, _to_int, 1000, GLOBAL, "length limit of ids and names"),
     Setting(HISTORY_SIZE_ERROR, _to_int, 50 * 1024 * 1024, NAMESPACE, "history bytes over which a run is terminated"),
     Setting(HISTORY_COUNT_ERROR, _to_int, 50 * 1024, NAMESPACE, "history events over which a run is terminated"),
     Setting(NAMESPACE_RPS, _to_int, None, NAMESPACE, "requests per second per namespace (unset: unlimited)"),
@@ -232,6 +234,9 @@ class DynamicConfig:
 
     def blob_size_warn(self, namespace: str | None) -> int:
         return int(self.value(BLOB_SIZE_WARN, namespace=namespace))
+
+    def max_id_length(self) -> int:
+        return int(self.value(MAX_ID_LENGTH))
 
     def history_limits(self, namespace: str) -> tuple[int, int]:
         """(size in bytes, count of events) over which a running workflow is terminated."""

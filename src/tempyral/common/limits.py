@@ -30,18 +30,24 @@ MAX_PENDING_ACTIVITIES = 2000
 
 
 @dataclass(frozen=True)
-class BlobLimits:
-    """The blob size limits of one call: dynamic config's for the call's namespace (limit.blobSize.*)."""
+class CallLimits:
+    """The limits of one call: dynamic config's for the call's namespace (limit.blobSize.*, limit.maxIDLength)."""
 
-    error: int = BLOB_SIZE_LIMIT_ERROR
+    error: int = BLOB_SIZE_LIMIT_ERROR  # blob size
     warn: int = BLOB_SIZE_LIMIT_WARN
     namespace: str = ""
+    max_id_length: int = MAX_ID_LENGTH
 
 
 # Set for the length of each client call by the frontend (frontend/dynamic_limits.py), so that the many checks
 # below, deep in request handling, see the limits of the caller's namespace without each being handed them. Work
 # not started by a call (timers, queues) sees the defaults.
-CALL_LIMITS: ContextVar[BlobLimits] = ContextVar("call_limits", default=BlobLimits())  # noqa: B039 (frozen)
+CALL_LIMITS: ContextVar[CallLimits] = ContextVar("call_limits", default=CallLimits())  # noqa: B039 (frozen)
+
+
+def max_id_length() -> int:
+    """The length limit of ids and names for the current call (limit.maxIDLength)."""
+    return CALL_LIMITS.get().max_id_length
 
 
 def payloads_size(payloads: common.Payloads | None) -> int:
@@ -68,8 +74,9 @@ def exceeds_blob_limit(size: int) -> bool:
 def check_id(value: str, field: str) -> None:
     if not value:
         raise InvalidArgument(f"{field} is not set on request.")
-    if len(value) > MAX_ID_LENGTH:
-        raise InvalidArgument(f"{field} exceeds maximum allowed length ({len(value)}/{MAX_ID_LENGTH})")
+    limit = max_id_length()
+    if len(value) > limit:
+        raise InvalidArgument(f"{field} exceeds maximum allowed length ({len(value)}/{limit})")
 
 
 DEFAULT_WORKFLOW_TASK_TIMEOUT_NS = 10 * 1_000_000_000

@@ -18,7 +18,7 @@ from temporalio.api.errordetails.v1 import message_pb2 as errordetails
 
 from tempyral.common.dynamic_config import DynamicConfig
 from tempyral.common.errors import ResourceExhausted
-from tempyral.common.limits import CALL_LIMITS, BlobLimits
+from tempyral.common.limits import CALL_LIMITS, CallLimits
 from tempyral.frontend.admission import LONG_POLLS
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,12 @@ class DynamicLimits:
                 rates.refused(namespace, method)
                 raise namespace_rate_error()
             token = CALL_LIMITS.set(
-                BlobLimits(config.blob_size_error(namespace), config.blob_size_warn(namespace), namespace)
+                CallLimits(
+                    config.blob_size_error(namespace),
+                    config.blob_size_warn(namespace),
+                    namespace,
+                    config.max_id_length(),
+                )
             )
             try:
                 return await fn(request, context)
