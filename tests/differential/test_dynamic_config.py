@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Iterator
 
 import pytest
 import pytest_asyncio
+from google.protobuf.duration_pb2 import Duration
 from temporalio.api.common.v1 import Payload, Payloads, WorkflowExecution, WorkflowType
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.errordetails.v1 import ResourceExhaustedFailure
@@ -17,6 +18,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
     DescribeNamespaceRequest,
     GetWorkflowExecutionHistoryRequest,
+    RegisterNamespaceRequest,
     SignalWorkflowExecutionRequest,
     StartWorkflowExecutionRequest,
 )
@@ -31,6 +33,7 @@ LIMITS = [
     *("--dynamic-config-value", "limit.blobSize.error=1000"),
     *("--dynamic-config-value", "limit.historyCount.error=5"),
     *("--dynamic-config-value", "limit.maxIDLength=40"),  # the ids below are 35 characters
+    *("--dynamic-config-value", 'system.namespaceMinRetentionLocal="2h"'),
 ]
 NO_RATE = ["--dynamic-config-value", "frontend.namespaceRPS=0"]
 
@@ -162,6 +165,20 @@ async def test_lower_id_length_limit(blob_clients: dict[str, Client]) -> None:
         seen[name] = outcomes
     assert seen["tempyral"] == seen["reference"]
     assert seen["tempyral"][0] == "ok" and seen["tempyral"][1] != "ok"
+
+
+async def test_minimum_retention(blob_clients: dict[str, Client]) -> None:
+    seen: dict[str, list[object]] = {}
+    for name, client in blob_clients.items():
+        outcomes: list[object] = []
+        for seconds in (3600, 7200):
+            request = RegisterNamespaceRequest(
+                namespace=f"dc-{uuid.uuid4().hex[:12]}", workflow_execution_retention_period=Duration(seconds=seconds)
+            )
+            outcomes.append(_outcome(await _error(client.workflow_service.register_namespace(request, retry=False))))
+        seen[name] = outcomes
+    assert seen["tempyral"] == seen["reference"]
+    assert seen["tempyral"][0] != "ok" and seen["tempyral"][1] == "ok"
 
 
 async def test_namespace_rate_of_zero(rate_clients: dict[str, Client]) -> None:

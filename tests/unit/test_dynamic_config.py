@@ -176,6 +176,12 @@ def test_nexus_settings_and_durations() -> None:
     assert bad.nexus_request_timeout_s("ns", "ep", 10.0) == 10.0
 
 
+def test_retention_minimums() -> None:
+    assert DynamicConfig().min_retention_s() == (86400.0, 0.0)
+    values = [("system.namespaceMinRetentionGlobal", "2d"), ("system.namespaceMinRetentionLocal", "30m")]
+    assert DynamicConfig(DynamicConfigSettings(values=values)).min_retention_s() == (172800.0, 1800.0)
+
+
 def test_callback_addresses_in_the_references_shape() -> None:
     value = [{"Pattern": "127.0.0.1:*", "AllowInsecure": True}, {"Pattern": "*.example.com"}, {"AllowInsecure": True}]
     config = DynamicConfig(DynamicConfigSettings(values=[("callback.allowedAddresses", value)]))

@@ -70,12 +70,12 @@ def _to_bool(value: Any) -> bool:
     raise BadValue(f"expected a boolean, got {value!r}")
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
+_UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def _to_duration_s(value: Any) -> float:
-    """Seconds, from a number of seconds or a Go duration string ("1.5s", "10m", "1h30m"), as the reference's
+    """Seconds, from a number of seconds or a duration string ("1.5s", "10m", "1h30m", "2d"), as the reference's
     converter takes them (a bare number in a string is seconds too)."""
     if isinstance(value, str):
         text = value.strip()
@@ -132,6 +132,8 @@ def _settings(*settings: Setting) -> dict[str, Setting]:
 BLOB_SIZE_ERROR = "limit.blobSize.error"
 BLOB_SIZE_WARN = "limit.blobSize.warn"
 MAX_ID_LENGTH = "limit.maxIDLength"
+MIN_RETENTION_GLOBAL = "system.namespaceMinRetentionGlobal"
+MIN_RETENTION_LOCAL = "system.namespaceMinRetentionLocal"
 HISTORY_SIZE_ERROR = "limit.historySize.error"
 HISTORY_COUNT_ERROR = "limit.historyCount.error"
 NAMESPACE_RPS = "frontend.namespaceRPS"
@@ -146,6 +148,9 @@ CALLBACK_ALLOWED_ADDRESSES_OLD = "component.callbacks.allowedAddresses"
 SETTINGS = _settings(
     Setting(BLOB_SIZE_ERROR, _to_int, 2 * 1024 * 1024, NAMESPACE, "bytes of a payload refused above"),
     Setting(BLOB_SIZE_WARN, _to_int, 512 * 1024, NAMESPACE, "bytes of a payload logged above"),
+    Setting(MIN_RETENTION_GLOBAL, _to_duration_s, 24 * 3600.0, GLOBAL, "shortest retention of a global namespace"),
+    # The reference's default is 1 h; tempyral keeps accepting shorter ones unless set.
+    Setting(MIN_RETENTION_LOCAL, _to_duration_s, 0.0, GLOBAL, "shortest retention of a local namespace"),
     Setting(MAX_ID_LENGTH, _to_int, 1000, GLOBAL, "length limit of ids and names"),
     Setting(HISTORY_SIZE_ERROR, _to_int, 50 * 1024 * 1024, NAMESPACE, "history bytes over which a run is terminated"),
     Setting(HISTORY_COUNT_ERROR, _to_int, 50 * 1024, NAMESPACE, "history events over which a run is terminated"),
@@ -234,6 +239,10 @@ class DynamicConfig:
 
     def blob_size_warn(self, namespace: str | None) -> int:
         return int(self.value(BLOB_SIZE_WARN, namespace=namespace))
+
+    def min_retention_s(self) -> tuple[float, float]:
+        """(global, local) shortest retention of a namespace, in seconds."""
+        return float(self.value(MIN_RETENTION_GLOBAL)), float(self.value(MIN_RETENTION_LOCAL))
 
     def max_id_length(self) -> int:
         return int(self.value(MAX_ID_LENGTH))

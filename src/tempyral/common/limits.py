@@ -31,12 +31,16 @@ MAX_PENDING_ACTIVITIES = 2000
 
 @dataclass(frozen=True)
 class CallLimits:
-    """The limits of one call: dynamic config's for the call's namespace (limit.blobSize.*, limit.maxIDLength)."""
+    """The limits of one call: dynamic config's for the call's namespace (limit.blobSize.*, limit.maxIDLength,
+    system.namespaceMinRetention*)."""
 
     error: int = BLOB_SIZE_LIMIT_ERROR  # blob size
     warn: int = BLOB_SIZE_LIMIT_WARN
     namespace: str = ""
     max_id_length: int = MAX_ID_LENGTH
+    # Shortest retention of a namespace (system.namespaceMinRetentionGlobal / Local); local: none unless set.
+    min_retention_global_s: float = 24 * 3600.0
+    min_retention_local_s: float = 0.0
 
 
 # Set for the length of each client call by the frontend (frontend/dynamic_limits.py), so that the many checks

@@ -122,6 +122,7 @@ class DynamicLimits:
                     config.blob_size_warn(namespace),
                     namespace,
                     config.max_id_length(),
+                    *config.min_retention_s(),
                 )
             )
             try:

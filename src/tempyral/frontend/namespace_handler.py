@@ -32,7 +32,6 @@ from tempyral.common.tokens import decode_offset_token
 from tempyral.namespace.registry import Namespace, NamespaceRegistry, check_retention, validate_name
 from tempyral.proto.internal_pb2 import NamespaceRecord
 
-MIN_GLOBAL_RETENTION_NS = 24 * 3600 * NANOS_PER_SECOND  # the reference's system.namespaceMinRetentionGlobal
 MAX_FAILOVER_HISTORY = 10  # the reference's maxReplicationHistorySize
 INVALID_RETENTION = "A valid retention period is not set on request."
 FAILOVER_AND_UPDATE = "Cannot set active cluster to current cluster when other parameters are set."
@@ -42,9 +41,13 @@ ACTIVE_NOT_IN_CLUSTERS = "Active cluster is not contained in all clusters."
 
 # ---------------------------------------------------------------------- checks and versions (pure)
 def check_namespace_retention(retention: Duration, is_global: bool) -> None:
-    """A retention the reference accepts (capped at 100 years in place); a global namespace keeps runs a day."""
+    """A retention the reference accepts (capped at 100 years in place); a global namespace keeps runs a day, unless
+    dynamic config's system.namespaceMinRetentionGlobal says otherwise (and a local one as long as
+    system.namespaceMinRetentionLocal, when set)."""
     check_retention(retention)
-    if is_global and duration_ns(retention) < MIN_GLOBAL_RETENTION_NS:
+    limits = CALL_LIMITS.get()
+    minimum_s = limits.min_retention_global_s if is_global else limits.min_retention_local_s
+    if duration_ns(retention) < minimum_s * NANOS_PER_SECOND:
         raise InvalidArgument(INVALID_RETENTION)
 
 
