@@ -13,6 +13,7 @@ from tempyral import SERVER_VERSION, __version__, cli_namespace, cli_nexus, cli_
 from tempyral.auth.authorizer import AuthSettings
 from tempyral.cluster.metadata import ClusterIdentity
 from tempyral.common import log_format
+from tempyral.common.dynamic_config import DynamicConfigSettings, parse_value_flag
 from tempyral.common.errors import StartupError
 from tempyral.config import NexusLimits, NodeSettings, ServerConfig
 from tempyral.frontend.admission import AdmissionLimits
@@ -20,6 +21,7 @@ from tempyral.metrics.http import MetricsSettings
 from tempyral.nexus.addresses import AddressRule
 from tempyral.persistence.sqlite import check_pragma
 from tempyral.server import Server
+from tempyral.ui.options import UiOptions, normalize_public_path
 
 ATTRIBUTE_TYPES = {
     "text": IndexedValueType.INDEXED_VALUE_TYPE_TEXT,
@@ -145,6 +147,54 @@ def _add_server_options(dev: argparse.ArgumentParser) -> None:
     cli_tls.add_server_options(dev)
     _add_auth_options(dev)
     _add_observability_options(dev)
+    _add_dynamic_config_options(dev)
+
+
+def _dynamic_value(value: str) -> tuple[str, object]:
+    try:
+        return parse_value_flag(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def _add_dynamic_config_options(parser: argparse.ArgumentParser) -> None:
+    """Dynamic config and the remaining flags of the reference's start-dev (UI placement, --log-config)."""
+    group = parser.add_argument_group(
+        "Dynamic config",
+        "settings under the reference's key names, changeable without a restart; where a key is given, it wins "
+        "over the flag that sets the same thing (see README)",
+    )
+    group.add_argument(
+        "--dynamic-config-value",
+        action="append",
+        default=[],
+        type=_dynamic_value,
+        metavar="KEY=JSON",
+        help="dynamic config value, as the reference's start-dev: KEY=JSON, e.g. limit.blobSize.error=1048576 or "
+        "KEY='\"string\"' (repeatable; wins over the file for that key)",
+    )
+    group.add_argument(
+        "--dynamic-config-path",
+        default=None,
+        metavar="FILE",
+        help="YAML file of the reference's format (key: [{value, constraints}]), reloaded when it changes",
+    )
+    group.add_argument(
+        "--dynamic-config-poll-interval",
+        type=float,
+        default=DynamicConfigSettings().poll_interval_s,
+        metavar="SECONDS",
+        help="how often the file is looked at (default %(default)s, the reference's)",
+    )
+    ui = parser.add_argument_group("Web UI")
+    ui.add_argument("--ui-ip", default=None, help="IP address bound to the Web UI (default: the same as --ip)")
+    ui.add_argument(
+        "--ui-public-path", default="/", metavar="/PATH", help="the public base path of the Web UI (default /)"
+    )
+    ui.add_argument("--ui-codec-endpoint", default="", metavar="URL", help="the remote codec endpoint the UI calls")
+    parser.add_argument(
+        "--log-config", action="store_true", help="log the server's effective configuration at start (stderr)"
+    )
 
 
 def _add_nodes_options(parser: argparse.ArgumentParser) -> None:
@@ -342,7 +392,7 @@ async def _serve(config: ServerConfig) -> None:
     await server.start()
     print(f"tempyral server listening on {server.address} (HTTP API: {server.http_address})", flush=True)
     if server.ui_address:
-        print(f"Web UI at {server.http_scheme}://{server.ui_address}", flush=True)
+        print(f"Web UI at {server.http_scheme}://{server.ui_address}{config.ui.public_path}", flush=True)
     if server.metrics_endpoint.address:
         print(f"Metrics at http://{server.metrics_endpoint.address}/metrics", flush=True)
     stop = asyncio.Event()
@@ -388,6 +438,11 @@ def main(argv: list[str] | None = None) -> None:
         tls=cli_tls.server_settings(args),
         auth=auth_settings(args),
         metrics=MetricsSettings(args.metrics_port),
+        dynamic_config=DynamicConfigSettings(
+            tuple(args.dynamic_config_value), args.dynamic_config_path, args.dynamic_config_poll_interval
+        ),
+        ui=UiOptions(args.ui_ip, normalize_public_path(args.ui_public_path), args.ui_codec_endpoint),
+        log_config=args.log_config,
     )
     try:
         asyncio.run(_serve(config))

@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 
 from tempyral.auth.authorizer import AuthSettings
 from tempyral.cluster.metadata import ClusterIdentity
+from tempyral.common.dynamic_config import DynamicConfigSettings
 from tempyral.common.tls import TlsSettings
 from tempyral.frontend.admission import AdmissionLimits
 from tempyral.metrics.http import MetricsSettings
 from tempyral.nexus.addresses import AddressRule
+from tempyral.ui.options import UiOptions
 
 
 @dataclass(frozen=True)
@@ -91,3 +93,9 @@ class ServerConfig:
     auth: AuthSettings = field(default_factory=AuthSettings)
     # GET /metrics on its own port (--metrics-port; default any free port, as the reference's start-dev).
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    # Dynamic config: --dynamic-config-value and --dynamic-config-path (common/dynamic_config.py).
+    dynamic_config: DynamicConfigSettings = field(default_factory=DynamicConfigSettings)
+    # --ui-ip, --ui-public-path, --ui-codec-endpoint (ui/options.py).
+    ui: UiOptions = field(default_factory=UiOptions)
+    # --log-config: log the effective configuration at start.
+    log_config: bool = False

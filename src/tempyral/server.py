@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import logging
 import secrets
 import socket
 import ssl
+import sys
 
 import grpc
 from aiohttp import web
@@ -31,8 +34,10 @@ from tempyral.cluster.status import ReplicationStatus
 from tempyral.cluster.status import add_http_route as add_replication_status_route
 from tempyral.common import tls
 from tempyral.common.bind import bind, bound_addresses, check_free, host_port, local_host, warn_if_exposed
+from tempyral.common.dynamic_config import AddressPattern, DynamicConfig
 from tempyral.common.errors import StartupError
 from tempyral.common.limits import (
+    CALL_LIMITS,
     GRPC_MAX_METADATA_BYTES,
     GRPC_MAX_PENDING_REQUESTS,
     GRPC_MAX_RECEIVE_BYTES,
@@ -40,6 +45,7 @@ from tempyral.common.limits import (
 )
 from tempyral.config import ServerConfig
 from tempyral.frontend.admission import Admission
+from tempyral.frontend.dynamic_limits import DynamicLimits, NamespaceRates
 from tempyral.frontend.grpc_handlers import generic_handler
 from tempyral.frontend.handover import HandoverGate
 from tempyral.frontend.health import health_handler
@@ -60,7 +66,7 @@ from tempyral.metrics.tasks import TaskMetrics
 from tempyral.namespace.registry import NamespaceRegistry
 from tempyral.nexus import access
 from tempyral.nexus.access_service import EndpointAccessService, endpoint_access_handler
-from tempyral.nexus.addresses import OutboundAddresses
+from tempyral.nexus.addresses import AddressRule, OutboundAddresses
 from tempyral.nexus.callbacks import CallbackDelivery
 from tempyral.nexus.dispatch import NexusDispatcher
 from tempyral.nexus.endpoint_replication import (
@@ -111,6 +117,9 @@ class Server:
         self.metrics = ServerMetrics()
         self.metrics_endpoint = MetricsEndpoint(self.metrics, config.metrics)
         self.observer = RequestObserver(self.metrics)
+        # Settings changeable without a restart (--dynamic-config-value, --dynamic-config-path), read where used.
+        self.dynamic_config = DynamicConfig(config.dynamic_config)
+        self.namespace_rates = NamespaceRates(self.dynamic_config)
         self.store = open_store(config)
         instrument_store(self.store, self.metrics)
         self.clusters = ClusterMetadata(self.store)
@@ -125,6 +134,7 @@ class Server:
         self.auto_failover: AutoFailover | None = None  # opt-in per namespace; started once the frontend serves
         # Where completion callbacks and external endpoints may point; checked on request and before each call.
         self.outbound_addresses = OutboundAddresses(config.callback_allowed_addresses)
+        self.outbound_addresses.dynamic_rules = self._dynamic_address_rules
         self.endpoints = EndpointRegistry(self.store, self.namespaces, self.outbound_addresses)
         # The endpoint registry is replicated to every connected cluster: changes pulled from them, and served.
         self.endpoint_replicator = EndpointReplicator(self.clusters, self.endpoints, self.peers)
@@ -179,7 +189,15 @@ class Server:
         self.replication_service.handoffs_done = self.engine.handoffs_done
         self.replication_service.reapply = self._reapply_events
         self.nexus_dispatcher = NexusDispatcher(self.matching)
-        self.nexus_machinery = Machinery(config.nexus)
+        # Per (endpoint, caller namespace) limits: dynamic config's component.nexusoperations.limit.callerRPS, else
+        # --nexus-caller-rps; looked up per call, so a reloaded value applies at once.
+        caller_flags = config.nexus.caller_rps
+        self.nexus_machinery = Machinery(
+            config.nexus,
+            caller_rps=lambda endpoint, ns: self.dynamic_config.caller_rps(
+                endpoint, ns, caller_flags.get((endpoint, ns), 0.0)
+            ),
+        )
         self.nexus_metrics = NexusMetrics(self.metrics, self.nexus_machinery)
         # The history side of Nexus operations: it records outcomes and applies their timers.
         self.nexus_operations = NexusOperations(self.engine.executions, config.nexus)
@@ -198,6 +216,13 @@ class Server:
             self.nexus_metrics,
         )
         self.nexus_invoker.standalone_caller = self.standalone_nexus
+        self.nexus_invoker.request_timeout = lambda namespace, endpoint: self.dynamic_config.nexus_request_timeout_s(
+            namespace, endpoint, config.nexus.request_timeout_s
+        )
+        self.engine.executions.history_limits = self.dynamic_config.history_limits
+        self.engine.workflow_tasks.max_pending_nexus_for = lambda namespace: (
+            self.dynamic_config.nexus_max_concurrent_operations(namespace, config.nexus.max_pending_operations)
+        )
         self.nexus_invoker.is_standalone = is_standalone_task
         self.callbacks = CallbackDelivery(
             self.nexus_operations, self.namespaces, self.nexus_machinery, self.nexus_metrics
@@ -322,6 +347,12 @@ class Server:
         ns = self.namespaces.find_by_id(namespace_id)
         return ns.name if ns is not None else None
 
+    def _dynamic_address_rules(self) -> tuple[AddressRule, ...] | None:
+        """callback.allowedAddresses for the current call's namespace (none outside a call: the unconstrained
+        value), when dynamic config sets it."""
+        patterns = self.dynamic_config.callback_addresses(CALL_LIMITS.get().namespace or None)
+        return None if patterns is None else _address_rules(patterns)
+
     def _endpoint_id(self, name: str) -> str | None:
         endpoint = self.endpoints.find_by_name(name)
         return endpoint.id if endpoint is not None else None
@@ -355,7 +386,7 @@ class Server:
         self._http_socket = bind(cfg.ip, http_port, "the HTTP API")
         if not cfg.headless:
             ui_port = cfg.port + 1000 if cfg.ui_port is None else cfg.ui_port
-            self._ui_socket = bind(cfg.ip, ui_port, "the Web UI")
+            self._ui_socket = bind(cfg.ui.ip or cfg.ip, ui_port, "the Web UI")
         self.metrics_endpoint.listen(cfg.ip)
 
     async def _start(self) -> None:
@@ -363,6 +394,12 @@ class Server:
         self.certificates = tls.server_certificates(cfg.tls)
         if self.certificates is not None:
             self.certificates.start()
+        if cfg.log_config:
+            # --log-config: what the server runs with, on stderr as the reference prints it.
+            print(f"tempyral configuration: {cfg!r}", file=sys.stderr, flush=True)
+            effective = json.dumps(self.dynamic_config.effective(), sort_keys=True)
+            print(f"tempyral dynamic config: {effective}", file=sys.stderr, flush=True)
+        self.dynamic_config.start()
         await self.store.open()
         # Executions map to shards by hash: another count would strand every outstanding task and timer.
         shards = await self.store.get_or_set_metadata("history_shards", str(cfg.num_shards))
@@ -405,9 +442,11 @@ class Server:
             schedules=ScheduleService(self.engine, self.namespaces, visibility),
         )
         operator_service = OperatorService(self.namespaces, self.endpoints, self.clusters)
-        http_workflow_service: object = workflow_service
+        # Every call runs with its namespace's dynamic limits (blob sizes, request rate): gRPC and HTTP alike.
+        limited = DynamicLimits(workflow_service, self.dynamic_config, self.namespace_rates)
+        http_workflow_service: object = limited
         if self.node_router is not None:
-            http_workflow_service = RoutedServicer(WORKFLOW_SERVICE, workflow_service, self.node_router)
+            http_workflow_service = RoutedServicer(WORKFLOW_SERVICE, limited, self.node_router)
         self.http_gateway = HttpGateway(
             [(WORKFLOW_SERVICE, http_workflow_service), (OPERATOR_SERVICE, operator_service)],
             self.admission,
@@ -424,7 +463,7 @@ class Server:
         await self.engine.start(acquire_all=not self.several_nodes)
         if self.config_watch is not None:
             self.config_watch.start()  # its first poll reloads everything once
-        grpc_server = self._grpc_server(workflow_service, operator_service)
+        grpc_server = self._grpc_server(limited, operator_service)
         if self.shard_controller is not None:
             await self._join(grpc_server)
         await self.history_sender.start()
@@ -477,7 +516,7 @@ class Server:
         await self.membership.join(address, http_address)
         await self.shard_controller.tick()
 
-    def _grpc_server(self, workflow_service: WorkflowService, operator_service: OperatorService) -> grpc.aio.Server:
+    def _grpc_server(self, workflow_service: object, operator_service: OperatorService) -> grpc.aio.Server:
         cfg = self.config
         server = grpc.aio.server(
             options=[
@@ -559,10 +598,11 @@ class Server:
             self._ui_socket = None
             return
         # The UI's /api/v1 calls go to the same HTTP API handler as the HTTP port's.
-        app = ui_application(assets, self.http_gateway.handle)
+        ui = self.config.ui
+        app = ui_application(assets, self.http_gateway.handle, ui.public_path, ui.codec_endpoint)
         self._ui, self.ui_address = await _serve(app, self._ui_socket, "The Web UI", self._ssl_context)
         self._ui_socket = None
-        log.info("Web UI at %s://%s", self.http_scheme, self.ui_address)
+        log.info("Web UI at %s://%s%s", self.http_scheme, self.ui_address, ui.public_path)
 
     @property
     def http_scheme(self) -> str:
@@ -585,6 +625,7 @@ class Server:
                 sock.close()
         self._http_socket = self._ui_socket = None
         await self.batches.stop()  # before the frontend they call through goes
+        await self.dynamic_config.stop()
         await self._stop_ui()
         await self.metrics_endpoint.stop()
         if self._http is not None:
@@ -632,6 +673,12 @@ class Server:
         if self._serving:
             log.info("tempyral stopped")
         self._serving = False
+
+
+@functools.lru_cache(maxsize=64)
+def _address_rules(patterns: tuple[AddressPattern, ...]) -> tuple[AddressRule, ...]:
+    """Compiled once per value dynamic config gives (values are immutable tuples, replaced on reload)."""
+    return tuple(AddressRule(p.pattern, p.allow_insecure) for p in patterns)
 
 
 async def _serve(

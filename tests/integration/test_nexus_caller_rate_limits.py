@@ -42,8 +42,15 @@ class StampingPinger:
 
 
 @pytest.fixture(scope="module")
-def paced_server() -> Iterator[ServerProcess]:
-    extra = ["--nexus-caller-rps", f"{ENDPOINT}:slow-ns={RATE}"]
+def paced_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    # The pair's limit comes from dynamic config, which wins over the flag's (far higher) value for the same pair.
+    dynamic = tmp_path_factory.mktemp("dynamic") / "dynamic.yaml"
+    dynamic.write_text(
+        "component.nexusoperations.limit.callerRPS:\n"
+        f"  - value: {RATE}\n"
+        f"    constraints: {{namespace: slow-ns, destination: {ENDPOINT}}}\n"
+    )
+    extra = ["--nexus-caller-rps", f"{ENDPOINT}:slow-ns=1000", "--dynamic-config-path", str(dynamic)]
     for ns in ("slow-ns", "fast-ns", "handler-ns"):
         extra += ["--namespace", ns]
     proc = tempyral(extra=extra).start()

@@ -27,12 +27,11 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.common.clock import NANOS_PER_SECOND, duration_ns, now_ns, timestamp
 from tempyral.common.errors import InvalidArgument, NamespaceAlreadyExists
-from tempyral.common.limits import BLOB_SIZE_LIMIT_ERROR, WORKFLOW_TASK_COMPLETION_SIZE_LIMIT
+from tempyral.common.limits import BLOB_SIZE_LIMIT_ERROR, CALL_LIMITS, WORKFLOW_TASK_COMPLETION_SIZE_LIMIT
 from tempyral.common.tokens import decode_offset_token
 from tempyral.namespace.registry import Namespace, NamespaceRegistry, check_retention, validate_name
 from tempyral.proto.internal_pb2 import NamespaceRecord
 
-MIN_GLOBAL_RETENTION_NS = 24 * 3600 * NANOS_PER_SECOND  # the reference's system.namespaceMinRetentionGlobal
 MAX_FAILOVER_HISTORY = 10  # the reference's maxReplicationHistorySize
 INVALID_RETENTION = "A valid retention period is not set on request."
 FAILOVER_AND_UPDATE = "Cannot set active cluster to current cluster when other parameters are set."
@@ -42,9 +41,13 @@ ACTIVE_NOT_IN_CLUSTERS = "Active cluster is not contained in all clusters."
 
 # ---------------------------------------------------------------------- checks and versions (pure)
 def check_namespace_retention(retention: Duration, is_global: bool) -> None:
-    """A retention the reference accepts (capped at 100 years in place); a global namespace keeps runs a day."""
+    """A retention the reference accepts (capped at 100 years in place); a global namespace keeps runs a day, unless
+    dynamic config's system.namespaceMinRetentionGlobal says otherwise (and a local one as long as
+    system.namespaceMinRetentionLocal, when set)."""
     check_retention(retention)
-    if is_global and duration_ns(retention) < MIN_GLOBAL_RETENTION_NS:
+    limits = CALL_LIMITS.get()
+    minimum_s = limits.min_retention_global_s if is_global else limits.min_retention_local_s
+    if duration_ns(retention) < minimum_s * NANOS_PER_SECOND:
         raise InvalidArgument(INVALID_RETENTION)
 
 
@@ -224,8 +227,10 @@ def namespace_info(ns: Namespace) -> namespace_pb.NamespaceInfo:
     info.CopyFrom(ns.record.info)
     # What this server does, whenever the record was written (records keep only what was true then).
     info.capabilities.eager_workflow_start = True
-    # The SDKs read the limits and fail oversized payloads themselves, as with the reference.
-    info.limits.blob_size_limit_error = BLOB_SIZE_LIMIT_ERROR
+    # The SDKs read the limits and fail oversized payloads themselves, as with the reference; dynamic config's
+    # limit.blobSize.error for the namespace asked about, when the call set one (common/limits.py CALL_LIMITS).
+    limits = CALL_LIMITS.get()
+    info.limits.blob_size_limit_error = limits.error if limits.namespace == ns.name else BLOB_SIZE_LIMIT_ERROR
     info.limits.memo_size_limit_error = BLOB_SIZE_LIMIT_ERROR
     info.limits.workflow_task_completion_size_limit_error = WORKFLOW_TASK_COMPLETION_SIZE_LIMIT
     # Claimed when answering, so that namespaces created before tempyral served them claim them too.

@@ -15,7 +15,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from tempyral.common import cron, ids
 from tempyral.common.durations import InvalidDuration, validate_and_cap
 from tempyral.common.errors import InvalidArgument, Unimplemented
-from tempyral.common.limits import BLOB_SIZE_LIMIT_WARN, MAX_ID_LENGTH, check_blob_size, check_id, exceeds_blob_limit
+from tempyral.common.limits import BLOB_SIZE_LIMIT_WARN, check_blob_size, check_id, exceeds_blob_limit, max_id_length
 from tempyral.common.retry import normalize_retry_policy
 from tempyral.history.commands import check_and_type_search_attributes
 from tempyral.namespace.registry import Namespace
@@ -31,7 +31,7 @@ MAX_CALLBACK_HEADER_BYTES = 8 * 1024
 def check_task_queue(tq: taskqueue.TaskQueue) -> None:
     if not tq.name:
         raise InvalidArgument("missing task queue name")
-    if len(tq.name) > MAX_ID_LENGTH:
+    if len(tq.name) > max_id_length():
         raise InvalidArgument("taskQueue length exceeds limit")
     if tq.name.startswith("/_sys/"):
         raise InvalidArgument("task queue name cannot start with reserved prefix /_sys/")
@@ -101,7 +101,7 @@ def _check_start_delay(req: ws.StartWorkflowExecutionRequest | ws.SignalWithStar
 def _check_request_id(req: ws.StartWorkflowExecutionRequest | ws.SignalWithStartWorkflowExecutionRequest) -> None:
     if not req.request_id:
         req.request_id = ids.new_id()
-    if len(req.request_id) > MAX_ID_LENGTH:
+    if len(req.request_id) > max_id_length():
         raise InvalidArgument("RequestId length exceeds limit.")
 
 
@@ -154,7 +154,7 @@ def validate_start(ns: Namespace, req: ws.StartWorkflowExecutionRequest, address
     cron.validate(req.cron_schedule)
     if not req.workflow_type.name:
         raise InvalidArgument("WorkflowType is not set on request.")
-    if len(req.workflow_type.name) > MAX_ID_LENGTH:
+    if len(req.workflow_type.name) > max_id_length():
         raise InvalidArgument("WorkflowType length exceeds limit.")
     check_task_queue(req.task_queue)
     _check_timeouts(req)
@@ -169,13 +169,13 @@ def validate_signal_with_start(ns: Namespace, req: ws.SignalWithStartWorkflowExe
     check_id(req.workflow_id, "WorkflowId")
     if not req.signal_name:
         raise InvalidArgument("signal not set")
-    if len(req.signal_name) > MAX_ID_LENGTH:
-        raise InvalidArgument(f"signal name exceeds maximum allowed length ({len(req.signal_name)}/{MAX_ID_LENGTH})")
+    if len(req.signal_name) > max_id_length():
+        raise InvalidArgument(f"signal name exceeds maximum allowed length ({len(req.signal_name)}/{max_id_length()})")
     if not req.workflow_type.name:
         raise InvalidArgument("workflow type not set")
-    if len(req.workflow_type.name) > MAX_ID_LENGTH:
+    if len(req.workflow_type.name) > max_id_length():
         raise InvalidArgument(
-            f"workflow type name exceeds maximum allowed length ({len(req.workflow_type.name)}/{MAX_ID_LENGTH})"
+            f"workflow type name exceeds maximum allowed length ({len(req.workflow_type.name)}/{max_id_length()})"
         )
     check_task_queue(req.task_queue)
     _check_request_id(req)
@@ -196,9 +196,9 @@ def validate_signal(req: ws.SignalWorkflowExecutionRequest) -> None:
     check_execution(req.workflow_execution)
     if not req.signal_name:
         raise InvalidArgument("SignalName is not set on request.")
-    if len(req.signal_name) > MAX_ID_LENGTH:
+    if len(req.signal_name) > max_id_length():
         raise InvalidArgument("SignalName exceeds length limit.")
-    if len(req.request_id) > MAX_ID_LENGTH:
+    if len(req.request_id) > max_id_length():
         raise InvalidArgument("RequestId length exceeds limit.")
     check_blob_size(req.input)
 

@@ -22,9 +22,9 @@ from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.common.clock import timestamp
 from tempyral.common.errors import InvalidArgument, PermissionDenied, Unimplemented
 from tempyral.common.limits import (
-    MAX_ID_LENGTH,
     check_blob_size,
     check_id,
+    max_id_length,
 )
 from tempyral.common.tokens import decode_task_token
 from tempyral.history import reads, reset
@@ -318,7 +318,7 @@ class WorkflowService(StandaloneActivityMethods):
         meta = req.request.meta
         if not meta.update_id:
             raise InvalidArgument("Update ID is not set on request.")
-        if len(meta.update_id) > MAX_ID_LENGTH:
+        if len(meta.update_id) > max_id_length():
             raise InvalidArgument("UpdateId length exceeds limit.")
         if not req.request.input.name:
             raise InvalidArgument("Update name is not set on request.")
@@ -348,7 +348,7 @@ class WorkflowService(StandaloneActivityMethods):
     ) -> ws.ResetWorkflowExecutionResponse:
         ns = self.namespaces.get(req.namespace)
         check_execution(req.workflow_execution)
-        if len(req.request_id) > MAX_ID_LENGTH:
+        if len(req.request_id) > max_id_length():
             raise InvalidArgument("RequestId length exceeds limit.")
         self.namespaces.check_active(ns)
         return ws.ResetWorkflowExecutionResponse(run_id=await reset.reset(self.engine.executions, ns, req))

@@ -30,7 +30,7 @@ from tempyral.common.clock import duration, duration_ns, ts_ns
 from tempyral.common.durations import InvalidDuration, validate_and_cap
 from tempyral.common.errors import InvalidArgument
 from tempyral.common.ids import is_uuid
-from tempyral.common.limits import MAX_ID_LENGTH, MAX_PENDING_ACTIVITIES, exceeds_blob_limit, workflow_timeouts
+from tempyral.common.limits import MAX_PENDING_ACTIVITIES, exceeds_blob_limit, max_id_length, workflow_timeouts
 from tempyral.common.retry import RetryDecision, next_retry, normalize_retry_policy
 from tempyral.history import next_run
 from tempyral.history.mutable_state import MutableState
@@ -195,9 +195,9 @@ class CommandProcessor:
             raise WorkflowTaskFailure(cause, "activityId is not set")
         if not a.activity_type.name:
             raise WorkflowTaskFailure(cause, "activityType is not set")
-        if len(a.activity_id) > MAX_ID_LENGTH:
+        if len(a.activity_id) > max_id_length():
             raise WorkflowTaskFailure(
-                cause, f"activityId exceeds length limit. Length={len(a.activity_id)} Limit={MAX_ID_LENGTH}"
+                cause, f"activityId exceeds length limit. Length={len(a.activity_id)} Limit={max_id_length()}"
             )
         _check_size(a.input.ByteSize(), cause, "ScheduleActivityTaskCommandAttributes.Input exceeds size limit.")
         if len(self.ms.state.activities) >= MAX_PENDING_ACTIVITIES:
@@ -302,7 +302,7 @@ class CommandProcessor:
         cause = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES
         if not a.timer_id:
             raise WorkflowTaskFailure(cause, "TimerId is not set on StartTimerCommand.")
-        if len(a.timer_id) > MAX_ID_LENGTH:
+        if len(a.timer_id) > max_id_length():
             raise WorkflowTaskFailure(cause, "TimerId on StartTimerCommand exceeds length limit.")
         # A zero timeout is valid (`workflow.sleep(0)`): the timer fires right away.
         _check_duration(
@@ -551,7 +551,7 @@ class CommandProcessor:
                 f"Required field WorkflowType is not set on StartChildWorkflowExecutionCommand. "
                 f"WorkflowId={wid} Namespace={namespace}",
             )
-        if len(wid) > MAX_ID_LENGTH or len(wtype) > MAX_ID_LENGTH:
+        if len(wid) > max_id_length() or len(wtype) > max_id_length():
             raise WorkflowTaskFailure(
                 cause, f"Id or type on StartChildWorkflowExecutionCommand exceeds length limit. {where}"
             )

@@ -24,6 +24,7 @@ from temporalio.api.history.v1 import message_pb2 as history
 
 from tempyral.common.errors import (
     Internal,
+    InvalidArgument,
     NamespaceNotActive,
     NotFound,
     ShardNotHere,
@@ -111,6 +112,9 @@ class Executions:
         # Runs of replicated namespaces that may hold buffered events (a superset): what a failover away from
         # this cluster must write before the new active takes over (`hand_off`).
         self.buffering: set[tuple[str, str, str]] = set()
+        # History limits by namespace name: (size error bytes, count error events), dynamic config's
+        # limit.historySize.error / limit.historyCount.error; set by the server (None: not enforced).
+        self.history_limits: Callable[[str], tuple[int, int]] | None = None
 
     def shard_for(self, namespace_id: str, workflow_id: str) -> Shard:
         """The execution's shard; ShardNotHere when another node owns it (the caller passes the work there)."""
@@ -262,6 +266,8 @@ class Executions:
                 raise
         if schedule_workflow_task and ms.running and not ms.wft_pending:
             ms.schedule_workflow_task()
+        if not change.passive and not change.handoff and not change.new and namespace is not None:
+            await self._enforce_history_limits(change, namespace)
         s = ms.state
         names_this_workflow = any(
             cw.namespace_id == s.namespace_id and cw.workflow_id == s.workflow_id for cw in change.current
@@ -286,6 +292,34 @@ class Executions:
         if change.was_running and not ms.running:
             for listener in self.closed_listeners:
                 listener(change.entry, change.continued)
+
+    async def _enforce_history_limits(self, change: Change, namespace: Namespace) -> None:
+        """As the reference's active update: a running run whose written history is over the error size or count is
+        terminated instead ("Workflow history size/count exceeds limit.", by history-service). The
+        change is dropped, the termination written on the stored state, and the caller told with INVALID_ARGUMENT."""
+        ms = change.ms
+        if self.history_limits is None or not (change.was_running and ms.running):
+            return
+        size_error, count_error = self.history_limits(namespace.name)
+        # What is written already, as the reference measures it (its pending events have no ids yet).
+        size, count = ms.state.history_size_bytes, ms.state.next_event_id - 1 - len(ms.new_events)
+        if size > size_error:
+            reason = HISTORY_SIZE_EXCEEDED
+        elif count > count_error:
+            reason = HISTORY_COUNT_EXCEEDED
+        else:
+            return
+        log.warning(
+            "%s: terminating %s/%s (%d events, %d bytes)", reason, ms.state.workflow_id, ms.state.run_id, count, size
+        )
+        change.shard.evict_state(change.entry)
+        stored = await change.shard.load(change.entry)
+        if stored is not None and stored.running:
+            self.prepare(stored, time.time_ns())
+            terminate(stored, reason, None, "history-service")
+            forced = Change(self, change.shard, change.entry, stored, True, done_tasks=change.done_tasks)
+            await self.commit(forced)
+        raise InvalidArgument(reason)
 
     async def write_buffered(self, shard: Shard, entry: ExecutionEntry, ms: MutableState) -> None:
         """Write what is buffered behind a started workflow task as events of the run's current branch, under its
@@ -485,6 +519,10 @@ def _close_for_failover(ms: MutableState) -> None:
     ms.flush_buffered_events()
     ms.state.workflow_task.attempt = 1
     ms.schedule_workflow_task()
+
+
+HISTORY_SIZE_EXCEEDED = "Workflow history size exceeds limit."
+HISTORY_COUNT_EXCEEDED = "Workflow history count exceeds limit."
 
 
 def terminate(ms: MutableState, reason: str, details: common.Payloads | None, identity: str) -> None:

@@ -59,6 +59,8 @@ class WorkflowTaskHandler:
         self.namespaces = namespaces
         self.find_endpoint_id = find_endpoint_id
         self.max_pending_nexus = max_pending_nexus
+        # Per namespace, from dynamic config (component.nexusoperations.limit.operation.concurrency); set by the server.
+        self.max_pending_nexus_for: Callable[[str], int] | None = None
         # With several nodes: tasks of workflows another node owns are started there (nodes/matching.py).
         self.remote: RemoteStarts | None = None
 
@@ -282,7 +284,11 @@ class WorkflowTaskHandler:
                     self.namespaces.find,
                     on_message,
                     find_endpoint=self.find_endpoint_id,
-                    max_pending_nexus=self.max_pending_nexus,
+                    max_pending_nexus=(
+                        self.max_pending_nexus
+                        if self.max_pending_nexus_for is None
+                        else self.max_pending_nexus_for(ns.name)
+                    ),
                 ).process(commands)
                 for message_id in list(messages):
                     if ms.running:

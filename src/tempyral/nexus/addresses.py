@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 SYSTEM_CALLBACK_URL = "temporal://system"
@@ -58,6 +58,9 @@ class OutboundAddresses:
         self.rules = tuple(rules)
         # http://host:port of this server's HTTP API, once it is bound (set by the server).
         self.own_base_url = ""
+        # Rules from dynamic config (callback.allowedAddresses) for the current call, which replace the flags' when
+        # given (None: not configured); set by the server.
+        self.dynamic_rules: Callable[[], Sequence[AddressRule] | None] | None = None
 
     def check_callback(self, url: str) -> None:
         """A completion callback URL, as a start request names it. Raises AddressRefused."""
@@ -77,7 +80,8 @@ class OutboundAddresses:
         return bool(own) and f"{url.scheme}://{url.host}" == own and _OWN_CALLBACK_PATH.fullmatch(url.path) is not None
 
     def _check_rules(self, url: _Url, prefix: str) -> None:
-        for rule in self.rules:
+        rules = self.dynamic_rules() if self.dynamic_rules is not None else None
+        for rule in self.rules if rules is None else rules:
             if not rule.matches(url.host):
                 continue
             if rule.allow_insecure or url.scheme == "https":

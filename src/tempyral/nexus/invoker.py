@@ -174,6 +174,11 @@ class NexusInvoker:
         self.other_cluster: ClusterCall | None = None  # likewise
         # Where external handlers deliver completions: http://<ip>:<http port> (set by the server).
         self.callback_base_url = ""
+        # The timeout of one request by (caller namespace, endpoint name): dynamic config's
+        # component.nexusoperations.request.timeout when the server sets it, else the --nexus-request-timeout flag.
+        self.request_timeout: Callable[[str, str], float] = lambda namespace, endpoint: (
+            machinery.limits.request_timeout_s
+        )
 
     def _side(self, task: Task) -> CallerSide:
         if self.standalone_caller is not None and self.is_standalone(task):
@@ -204,7 +209,7 @@ class NexusInvoker:
             return
         if await self._held_back(ops, task, endpoint.spec.name, call.namespace):
             return
-        timeout_s, timeout_type = self._call_timeout(info)
+        timeout_s, timeout_type = self._call_timeout(info, self.request_timeout(call.namespace, endpoint.spec.name))
         if timeout_type and timeout_s < self.machinery.limits.min_request_timeout_s:
             # not enough time left before the operation's own timeout for another request
             await ops.record_timeout(task, timeout_type)
@@ -254,7 +259,7 @@ class NexusInvoker:
             failure = outcomes.handler_error("NOT_FOUND", "endpoint not registered")
             await ops.record_cancel(task, Outcome(Kind.FAILED, failure=failure))
             return
-        timeout_s = self.machinery.limits.request_timeout_s
+        timeout_s = self.request_timeout(call.namespace, endpoint.spec.name)
         request = nexus_pb.Request(header={"request-timeout": format_timeout(timeout_s)}, endpoint=endpoint.spec.name)
         request.scheduled_time.CopyFrom(timestamp(time.time_ns()))
         cancel = request.cancel_operation
@@ -296,8 +301,8 @@ class NexusInvoker:
         await ops.record_blocked(task, reason, wait)
         return True
 
-    def _call_timeout(self, info: NexusOperationInfo) -> tuple[float, int]:
-        timeout = self.machinery.limits.request_timeout_s
+    def _call_timeout(self, info: NexusOperationInfo, timeout: float) -> tuple[float, int]:
+        """The request's timeout: `timeout`, or less when the operation's own timeouts come sooner."""
         timeout_type = TimeoutType.TIMEOUT_TYPE_UNSPECIFIED
         now = time.time_ns()
         scheduled = ts_ns(info.scheduled_time)

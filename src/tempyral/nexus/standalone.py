@@ -49,7 +49,7 @@ from tempyral.common.errors import (
     ServiceError,
     WorkflowNotFound,
 )
-from tempyral.common.limits import MAX_ID_LENGTH, check_blob_size
+from tempyral.common.limits import check_blob_size, max_id_length
 from tempyral.config import NexusLimits
 from tempyral.history import task_generator as tg
 from tempyral.history.commands import check_and_type_search_attributes
@@ -702,11 +702,11 @@ def _validate_start(ns: Namespace, req: ws.StartNexusOperationExecutionRequest) 
     for name, value in fields:
         if not value:
             raise InvalidArgument(f"{name} is required")
-        limit = MAX_ID_LENGTH if name == "operation_id" else MAX_NAME_LENGTH
+        limit = max_id_length() if name == "operation_id" else MAX_NAME_LENGTH
         if len(value) > limit:
             raise InvalidArgument(f"{name} exceeds length limit. Length={len(value)} Limit={limit}")
-    if len(req.request_id) > MAX_ID_LENGTH:
-        raise InvalidArgument(f"request_id exceeds length limit. Length={len(req.request_id)} Limit={MAX_ID_LENGTH}")
+    if len(req.request_id) > max_id_length():
+        raise InvalidArgument(f"request_id exceeds length limit. Length={len(req.request_id)} Limit={max_id_length()}")
     for name in ("schedule_to_close_timeout", "schedule_to_start_timeout", "start_to_close_timeout"):
         if getattr(req, name).ToNanoseconds() < 0:
             raise InvalidArgument(f"{name} is invalid")

@@ -58,8 +58,9 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 
 
-def settings(version: str = UI_VERSION) -> dict[str, Any]:
-    """The UI server's settings object for a local server: no auth, no codec, no news fetched from the internet."""
+def settings(version: str = UI_VERSION, codec_endpoint: str = "") -> dict[str, Any]:
+    """The UI server's settings object for a local server: no auth, no news fetched from the internet; the codec
+    endpoint of --ui-codec-endpoint, if any."""
     return {
         "Auth": {"Enabled": False, "Options": None, "RedirectToProvider": False},
         "DefaultNamespace": "default",
@@ -68,7 +69,7 @@ def settings(version: str = UI_VERSION) -> dict[str, Any]:
         "FeedbackURL": "",
         "DisableNewsFetch": True,
         "Codec": {
-            "Endpoint": "",
+            "Endpoint": codec_endpoint,
             "PassAccessToken": False,
             "IncludeCredentials": False,
             "DefaultErrorMessage": "",
@@ -165,17 +166,31 @@ def render_page(content: str, theme: str = "", compact: bool = False) -> tuple[s
 class UiApp:
     """The aiohttp application of the UI port, over an extracted UI build in `assets`."""
 
-    def __init__(self, assets: Path, api_handler: ApiHandler) -> None:
+    def __init__(self, assets: Path, api_handler: ApiHandler, public_path: str = "", codec_endpoint: str = "") -> None:
         self.assets = assets.resolve()
         self.api_handler = api_handler
-        self.index = (self.assets / "index.html").read_bytes()
-        self.settings = json.dumps(settings(ui_version(self.assets)), separators=(",", ":"))
+        self.public_path = public_path
+        self.index = with_public_path((self.assets / "index.html").read_bytes(), public_path)
+        self.settings = json.dumps(settings(ui_version(self.assets), codec_endpoint), separators=(",", ":"))
 
     def app(self) -> web.Application:
+        app = self._app()
+        if not self.public_path:
+            return app
+        # Under a path prefix (--ui-public-path), as the reference's UI server: the root redirects to it.
+        root = web.Application()
+        root.router.add_get("/", self._to_public_path)
+        root.add_subapp(self.public_path, app)
+        return root
+
+    async def _to_public_path(self, request: web.Request) -> web.StreamResponse:
+        raise web.HTTPPermanentRedirect(self.public_path + "/")
+
+    def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._csrf], client_max_size=4 * 1024 * 1024)
         app.on_response_prepare.append(self._set_cookie)
         app.router.add_get("/api/v1/settings", self._settings)
-        app.router.add_route("*", "/api/v1/{tail:.*}", self.api_handler)
+        app.router.add_route("*", "/api/v1/{tail:.*}", self._api)
         app.router.add_route("*", "/api/{tail:.*}", self._api_not_found)
         app.router.add_get("/render", self._render)
         app.router.add_get("/_app/{path:.*}", self._app_asset)
@@ -203,6 +218,14 @@ class UiApp:
         response.headers.add("Set-Cookie", f"{CSRF_COOKIE}={token}; Path=/; Expires={expires}; SameSite=Strict")
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+
+    async def _api(self, request: web.Request) -> web.StreamResponse:
+        """The HTTP API, which knows its paths from the root: under a public path, the prefix goes first."""
+        if self.public_path:
+            raw = request.raw_path
+            if raw.startswith(self.public_path + "/"):
+                request = request.clone(rel_url=raw[len(self.public_path) :])
+        return await self.api_handler(request)
 
     async def _settings(self, request: web.Request) -> web.Response:
         return web.Response(text=self.settings, content_type="application/json")
@@ -257,5 +280,21 @@ class UiApp:
         )
 
 
-def ui_application(assets: Path, api_handler: ApiHandler) -> web.Application:
-    return UiApp(assets, api_handler).app()
+_CSP_META = re.compile(rb'<meta http-equiv="content-security-policy"[^>]*>')
+
+
+def with_public_path(index: bytes, public_path: str) -> bytes:
+    """index.html for a UI served under `public_path`, as the reference's UI server rewrites it: asset URLs and the
+    SvelteKit base under the prefix, and the page's script hash policy dropped (the rewritten script no longer
+    matches it; the reference warns "CSP IS DISABLED WHEN USING PUBLIC PATH")."""
+    if not public_path:
+        return index
+    prefix = public_path.encode()
+    index = index.replace(b'"/_app/', b'"' + prefix + b"/_app/").replace(b'base: ""', b'base: "' + prefix + b'"')
+    return _CSP_META.sub(b"", index, count=1)
+
+
+def ui_application(
+    assets: Path, api_handler: ApiHandler, public_path: str = "", codec_endpoint: str = ""
+) -> web.Application:
+    return UiApp(assets, api_handler, public_path, codec_endpoint).app()
