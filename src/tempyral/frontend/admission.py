@@ -45,15 +45,19 @@ class AdmissionLimits:
     max_bytes: int = 512 * 1024 * 1024  # their serialized size together
 
 
-def overloaded_error() -> ResourceExhausted:
-    """The reference's answer when its service-wide limiter refuses a call."""
+def rps_limit_error(message: str, scope: ResourceExhaustedScope.ValueType) -> ResourceExhausted:
+    """The reference's answer when one of its rate limiters refuses a call: the same cause, its scope."""
     return ResourceExhausted(
-        "service rate limit exceeded",
+        message,
         errordetails.ResourceExhaustedFailure(
-            cause=ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_RPS_LIMIT,
-            scope=ResourceExhaustedScope.RESOURCE_EXHAUSTED_SCOPE_SYSTEM,
+            cause=ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_RPS_LIMIT, scope=scope
         ),
     )
+
+
+def overloaded_error() -> ResourceExhausted:
+    """The service-wide limiter's refusal."""
+    return rps_limit_error("service rate limit exceeded", ResourceExhaustedScope.RESOURCE_EXHAUSTED_SCOPE_SYSTEM)
 
 
 class Admission:

@@ -13,13 +13,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from temporalio.api.enums.v1 import ResourceExhaustedCause, ResourceExhaustedScope
-from temporalio.api.errordetails.v1 import message_pb2 as errordetails
+from temporalio.api.enums.v1 import ResourceExhaustedScope
 
 from tempyral.common.dynamic_config import DynamicConfig
 from tempyral.common.errors import ResourceExhausted
 from tempyral.common.limits import CALL_LIMITS, CallLimits
-from tempyral.frontend.admission import LONG_POLLS
+from tempyral.frontend.admission import LONG_POLLS, rps_limit_error
 
 log = logging.getLogger(__name__)
 REFUSAL_LOG_INTERVAL_S = 10.0
@@ -27,13 +26,7 @@ REFUSAL_LOG_INTERVAL_S = 10.0
 
 def namespace_rate_error() -> ResourceExhausted:
     """The reference's answer when a namespace's rate limiter refuses a call."""
-    return ResourceExhausted(
-        "namespace rate limit exceeded",
-        errordetails.ResourceExhaustedFailure(
-            cause=ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_RPS_LIMIT,
-            scope=ResourceExhaustedScope.RESOURCE_EXHAUSTED_SCOPE_NAMESPACE,
-        ),
-    )
+    return rps_limit_error("namespace rate limit exceeded", ResourceExhaustedScope.RESOURCE_EXHAUSTED_SCOPE_NAMESPACE)
 
 
 class _Bucket:
