@@ -21,7 +21,7 @@ from temporalio.api.history.v1 import message_pb2 as history
 from tempyral.common import ids
 from tempyral.common.errors import NamespaceNotActive, NotFound, Unavailable
 from tempyral.history import reapply as reapply_marks
-from tempyral.history import rebuild, task_generator, version_history
+from tempyral.history import appliers, rebuild, task_generator, version_history
 from tempyral.history.executions import Change, Executions, fail_workflow_task_of_old_active
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.reapply import reapply
@@ -265,8 +265,7 @@ class ReplicationApplier:
         rebuild.apply_events(ms.state, new)
         ms.state.version = version_history.last_version(ms.state)
         # another cluster's worker ran the run: a sticky queue of this cluster's workers has a stale cache
-        ms.state.ClearField("sticky_task_queue")
-        ms.state.ClearField("sticky_schedule_to_start_timeout")
+        appliers.clear_sticky(ms.state)
         reapply_marks.remember(ms.state, marks)
         ms.new_events = list(new)
         if ms.state.zombie:  # more of a run that lost to a newer one: its events are re-applied there
@@ -321,6 +320,7 @@ class ReplicationApplier:
         state.version_histories.CopyFrom(histories)
         for name in _KEPT_ACROSS_BRANCHES:
             _copy_state_field(state, old, name)
+        _keep_pending_sticky_timeout(state, old)
         reapply_marks.remember(state, marks)
         state.version = version_history.last_version(state)
         before = {task_key(t) for t in task_generator.regenerate(old, now, retention_ns)}
@@ -523,6 +523,16 @@ def _copy_state_field(target: ExecutionState, source: ExecutionState, name: str)
     else:  # a repeated field (start_request_ids)
         target.ClearField(name)
         getattr(target, name).extend(value)
+
+
+def _keep_pending_sticky_timeout(state: ExecutionState, old: ExecutionState) -> None:
+    """A workflow task the branches share, still scheduled on a sticky queue and not started (the same task: same
+    event and stamp), keeps the schedule-to-start timeout its timer was armed with (appliers.clear_sticky)."""
+    wt, was = state.workflow_task, old.workflow_task
+    same = (wt.scheduled, wt.scheduled_event_id, wt.stamp) == (was.scheduled, was.scheduled_event_id, was.stamp)
+    if same and old.HasField("sticky_schedule_to_start_timeout"):
+        state.sticky_schedule_to_start_timeout.CopyFrom(old.sticky_schedule_to_start_timeout)
+        appliers.clear_sticky(state)  # kept only while that task is pending there
 
 
 def _check_history_fits(items: list[VersionHistoryItem], events: list[history.HistoryEvent]) -> None:
