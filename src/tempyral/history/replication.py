@@ -20,8 +20,8 @@ from temporalio.api.history.v1 import message_pb2 as history
 
 from tempyral.common import ids
 from tempyral.common.errors import NamespaceNotActive, NotFound, Unavailable
-from tempyral.history import reapply as reapply_marks
 from tempyral.history import appliers, rebuild, task_generator, version_history
+from tempyral.history import reapply as reapply_marks
 from tempyral.history.executions import Change, Executions, fail_workflow_task_of_old_active
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.reapply import reapply
