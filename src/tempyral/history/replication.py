@@ -334,6 +334,7 @@ class ReplicationApplier:
         # crash or failure between the two can leave the losing branch replaced and its events never re-applied
         # (the replication task sent again finds its events here and does nothing). A closed winner is reset after.
         inline = reapplied_here and switched.running
+        wrote = False  # losing events written into the switched run: its commit is then an active one
         async with contextlib.AsyncExitStack() as stack:
             expected: str | None = None
             if switched.running and not was_running:
@@ -352,7 +353,7 @@ class ReplicationApplier:
                     d_entry, d_ms = demoted
                     d_events = await self.executions.events(shard, d_entry, d_ms, 1, d_ms.state.next_event_id)
                     origins.append((d_ms.run_id, d_events))
-                self._reapply_inline(switched, origins)
+                wrote = self._reapply_inline(switched, origins)
                 losing = []
             if switched.running and not was_running:
                 current.append(CurrentWrite(s_ns, s_wf, s_run, state.status, state.start_request_id, expected))
@@ -378,7 +379,7 @@ class ReplicationApplier:
                 current=current,
                 others=others,
                 done=done,
-                active=inline,
+                active=wrote,
             )
             shard.evict_state(entry)  # the cached events are those of the old branch
             if demoted is not None:
@@ -389,15 +390,16 @@ class ReplicationApplier:
             losing += await self._all_events(s_ns, s_wf, demoted[1].run_id)
         return losing
 
-    def _reapply_inline(self, ms: MutableState, origins: list[tuple[str, list[history.HistoryEvent]]]) -> None:
+    def _reapply_inline(self, ms: MutableState, origins: list[tuple[str, list[history.HistoryEvent]]]) -> bool:
         """Write the losing events of each (run, events) of `origins` into the running run `ms` as this (active)
-        cluster, under the namespace's version, as history/reapply.py does in a transaction of its own."""
+        cluster, under the namespace's version, as history/reapply.py does in a transaction of its own; whether
+        there were any not in the run yet."""
         todo = [
             (run_id, reapply_marks.pending(ms.state, run_id, reapply_marks.reapplicable(events)))
             for run_id, events in origins
         ]
         if not any(events for _, events in todo):
-            return
+            return False
         s = ms.state
         namespace = self.namespaces.find_by_id(s.namespace_id)
         if namespace is None:
@@ -413,6 +415,7 @@ class ReplicationApplier:
             s.run_id,
             s.workflow_id,
         )
+        return True
 
     async def _all_events(self, namespace_id: str, workflow_id: str, run_id: str) -> list[history.HistoryEvent]:
         async with self.executions.locked(namespace_id, workflow_id, run_id) as (shard, entry, ms):
