@@ -6,7 +6,7 @@ updates) are re-applied once by the namespace's active cluster."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import pytest_asyncio
@@ -15,6 +15,7 @@ from temporalio.api.history.v1 import message_pb2 as history
 from tempyral.common.errors import NamespaceNotActive
 from tempyral.history import events as ev
 from tempyral.history import reapply, rebuild, task_generator, version_history
+from tempyral.persistence.store import Transaction
 from tempyral.proto.internal_pb2 import ExecutionState
 from tests.support.history_harness import complete_workflow, start_timer
 from tests.support.xdc_pair import Cluster, continue_as_new, open_pair, replicate, without_task_ids
@@ -240,3 +241,55 @@ async def test_a_signal_buffered_on_the_loser_is_written_there_first_and_reappli
     await heal(a, b)
     await assert_same(a, b, "wf", run_id)
     assert sorted(signals(await b.h.events("wf", run_id))) == ["buffered-on-a", "first-on-a", "to-b"]
+
+
+CommitFn = Callable[[Transaction], Awaitable[None]]
+
+
+class Killed(BaseException):
+    """A SIGKILL (or a cancellation at shutdown) in the middle of an apply: no handler catches it."""
+
+
+async def test_losers_reapplied_here_survive_a_crash_at_any_commit_of_the_apply() -> None:
+    """a is active again (a newer version than b's) before b's branch reaches it: b's branch wins there and a
+    re-applies its own losing signal itself. Whichever commit of that apply fails (a SIGKILL at that moment), the
+    replication task sent again leaves the signal in the winning history: the losing branch never stops being
+    current without its events being re-applied in the same transaction."""
+    fail_at = 1
+    while True:
+        async with open_pair() as (a, b):
+            run_id = await partitioned(a, b)
+            await a.h.signal("wf", "to-a", request_id="req-a")  # version 1, acknowledged by a alone
+            await b.h.signal("wf", "to-b", request_id="req-b")  # version 2, on b alone
+            await a.fail_over("b")  # a hears of the forced failover...
+            await a.fail_over("a")  # ...and is active again (version 11) before b's branch reached it
+            commits = 0
+            real_commit = a.h.store.commit
+
+            async def commit(txn: Transaction, real: CommitFn = real_commit, at: int = fail_at) -> None:
+                nonlocal commits
+                commits += 1
+                if commits == at:
+                    raise Killed  # the process dies: nothing after it runs
+                await real(txn)
+
+            a.h.store.commit = commit  # type: ignore[method-assign]
+            try:
+                await replicate(b, a)
+                failed = False
+            except Killed:
+                failed = True
+            a.h.store.commit = real_commit  # type: ignore[method-assign]
+            if failed:
+                b.sent = 0  # the stream had not stored its watermark: the task comes again
+                await replicate(b, a)
+            events = await a.h.events("wf", run_id)
+            assert sorted(signals(events)) == ["to-a", "to-b"], f"commit {fail_at} failed"
+            for _ in range(2):
+                await replicate(a, b)
+                await replicate(b, a)
+            await assert_same(a, b, "wf", run_id)
+            assert sorted(signals(await b.h.events("wf", run_id))) == ["to-a", "to-b"], f"commit {fail_at} failed"
+            if not failed:
+                break
+        fail_at += 1

@@ -5,14 +5,17 @@ on a is replicated to b, and b must end up with the same events, versions and ve
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.command.v1 import message_pb2 as command_pb
+from temporalio.api.enums.v1 import TimeoutType
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.history.v1 import message_pb2 as history
+from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue
 
 from tempyral.common.errors import StorageUnavailable
 from tempyral.history import rebuild, version_history
@@ -25,6 +28,7 @@ from tests.support.history_harness import (
     start_timer,
     task_keys,
 )
+from tests.support.replay_check import check_execution
 from tests.support.xdc_pair import Cluster, continue_as_new, needed, no_gap, open_pair, replicate, without_task_ids
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -385,3 +389,66 @@ async def test_a_failed_apply_retried_still_deletes_the_rows_of_the_tasks_it_mad
     assert await b.applier.apply_events(b.ns.id, "wf", run_id, events, no_gap) is True  # the receiver's retry
     assert "TIMER_FIRED" in await b.h.event_types("wf")
     assert parked_timer.task_id not in {t.task_id for t in await b.h.outstanding()}
+
+
+# ---------------------------------------------------------------------- a sticky workflow task's timer
+async def sticky_task_pending(a: Cluster) -> str:
+    """A run on a whose worker asked for a sticky queue; a signal then scheduled a workflow task on that queue,
+    with a schedule-to-start timer (the row the replay check found left over, chaos seed 497082)."""
+    run_id = await a.h.start("wf")
+    resp = await a.h.next_workflow_task()
+    sticky = taskqueue.StickyExecutionAttributes(
+        worker_task_queue=taskqueue.TaskQueue(name="worker-1-sticky"), schedule_to_start_timeout=Duration(seconds=5)
+    )
+    await a.h.complete_workflow_task(resp.task_token, sticky_attributes=sticky)
+    await a.h.signal("wf", "s1")
+    assert schedule_to_start_rows(await a.h.outstanding(), run_id), "the sticky task has its timer"
+    return run_id
+
+
+def schedule_to_start_rows(tasks: list[Task], run_id: str) -> list[Task]:
+    return [
+        t
+        for t in tasks
+        if t.run_id == run_id
+        and t.type == TaskType.TASK_TYPE_WORKFLOW_TASK_TIMEOUT
+        and t.timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START
+    ]
+
+
+async def replay_problems(c: Cluster, workflow_id: str, run_id: str) -> list[tuple[str, str]]:
+    """What tests/support/replay_check.py finds wrong with the run's stored state, events and task rows."""
+    state = await c.h.stored_state(workflow_id, run_id)
+    events = await c.h.stored_events(workflow_id, run_id)
+    rows = [t for t in await c.h.outstanding() if t.run_id == run_id]
+    return check_execution(state, events, rows, time.time_ns(), c.ns.retention_ns)
+
+
+async def test_a_replicated_apply_leaves_a_pending_sticky_tasks_timer_explained(pair: tuple[Cluster, Cluster]) -> None:
+    a, b = pair
+    run_id = await sticky_task_pending(a)
+    await replicate(a, b)
+    await a.fail_over("b")
+    await b.fail_over("b")
+    await b.h.signal("wf", "s2")  # b's event extends a's branch; the sticky task stays pending, not started
+    await replicate(b, a)
+    state = await a.h.stored_state("wf", run_id)
+    assert not state.sticky_task_queue.name  # another cluster's worker may run it now
+    assert schedule_to_start_rows(await a.h.outstanding(), run_id)  # the timer's row is still there...
+    assert await replay_problems(a, "wf", run_id) == []  # ...and still one the run's state gives
+
+
+async def test_resetting_stickiness_leaves_a_pending_sticky_tasks_timer_explained(
+    pair: tuple[Cluster, Cluster],
+) -> None:
+    a, _ = pair
+    run_id = await sticky_task_pending(a)
+    await a.engine.reset_sticky(a.ns, "wf", run_id)  # ResetStickyTaskQueue, as a worker shutting down calls it
+    assert not (await a.h.stored_state("wf", run_id)).sticky_task_queue.name
+    assert await replay_problems(a, "wf", run_id) == []
+    # the next workflow task goes to the normal queue, with no schedule-to-start timer
+    await a.h.run_workflow_task()
+    await a.h.signal("wf", "s2")
+    state = await a.h.stored_state("wf", run_id)
+    assert not state.HasField("sticky_schedule_to_start_timeout")
+    assert await replay_problems(a, "wf", run_id) == []

@@ -19,6 +19,7 @@ from temporalio.api.enums.v1 import (
 from temporalio.api.enums.v1 import (
     NexusOperationCancellationState,
     PendingNexusOperationState,
+    TaskQueueKind,
     WorkflowTaskFailedCause,
 )
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
@@ -102,6 +103,17 @@ def reset_workflow_task(s: ExecutionState, next_attempt: int) -> None:
     wt.Clear()
     wt.stamp = stamp
     wt.attempt = next_attempt
+
+
+def clear_sticky(s: ExecutionState) -> None:
+    """The run has no sticky queue any more: its next workflow task goes to the normal queue. A task already
+    scheduled on the sticky queue and not started keeps its schedule-to-start timeout: that timeout armed the
+    task's timer (which still moves it to the normal queue), and `task_generator.regenerate` must go on giving
+    that timer while the task is pending, or the timer's row is one the run's state no longer explains."""
+    s.ClearField("sticky_task_queue")
+    wt = s.workflow_task
+    if not (wt.scheduled and not wt.started_event_id and wt.task_queue.kind == TaskQueueKind.TASK_QUEUE_KIND_STICKY):
+        s.ClearField("sticky_schedule_to_start_timeout")
 
 
 def fail_workflow_task(s: ExecutionState, increment_attempt: bool) -> None:

@@ -427,8 +427,7 @@ class MutableState:
 
     def set_sticky(self, task_queue: taskqueue.TaskQueue | None, schedule_to_start: object | None) -> None:
         if task_queue is None or not task_queue.name:
-            self.state.ClearField("sticky_task_queue")
-            self.state.ClearField("sticky_schedule_to_start_timeout")
+            appliers.clear_sticky(self.state)
             return
         self.state.sticky_task_queue.CopyFrom(task_queue)
         self.state.sticky_task_queue.kind = STICKY

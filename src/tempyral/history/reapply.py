@@ -139,6 +139,19 @@ def _apply(ms: MutableState, event: history.HistoryEvent) -> None:
         terminate(ms, a3.reason, a3.details if a3.HasField("details") else None, a3.identity)
 
 
+def write(ms: MutableState, origin_run_id: str, todo: Sequence[history.HistoryEvent]) -> int:
+    """Write `todo` (what `pending` left of run `origin_run_id`'s losing events) into the running run `ms`, under
+    its version, and mark them; how many were written (a re-applied termination ends it)."""
+    written = 0
+    for event in todo:
+        if not ms.running:
+            break
+        _apply(ms, event)
+        written += 1
+    remember(ms.state, [mark(origin_run_id, e) for e in todo])
+    return written
+
+
 def _reset_point(state: ExecutionState) -> int:
     """Where a closed run is reset to re-apply events: after its last completed workflow task, else its first."""
     if state.last_completed_wft_started_event_id:
@@ -176,13 +189,7 @@ async def reapply(
                 if not todo:
                     return 0
                 if ms.running:
-                    written = 0
-                    for event in todo:
-                        if not ms.running:
-                            break  # a re-applied termination closed it
-                        _apply(ms, event)
-                        written += 1
-                    remember(ms.state, [mark(origin_run_id, e) for e in todo])
+                    written = write(ms, origin_run_id, todo)
                     await change.commit(schedule_workflow_task=True)
                     log.info(
                         "re-applied %d events of run %s (a losing history branch) to run %s of workflow %s",

@@ -20,9 +20,9 @@ from temporalio.api.history.v1 import message_pb2 as history
 
 from tempyral.common import ids
 from tempyral.common.errors import NamespaceNotActive, NotFound, Unavailable
+from tempyral.history import appliers, rebuild, task_generator, version_history
 from tempyral.history import reapply as reapply_marks
-from tempyral.history import rebuild, task_generator, version_history
-from tempyral.history.executions import Executions
+from tempyral.history.executions import Change, Executions, fail_workflow_task_of_old_active
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.reapply import reapply
 from tempyral.history.shard import ExecutionEntry, Mutation, Shard
@@ -265,8 +265,7 @@ class ReplicationApplier:
         rebuild.apply_events(ms.state, new)
         ms.state.version = version_history.last_version(ms.state)
         # another cluster's worker ran the run: a sticky queue of this cluster's workers has a stale cache
-        ms.state.ClearField("sticky_task_queue")
-        ms.state.ClearField("sticky_schedule_to_start_timeout")
+        appliers.clear_sticky(ms.state)
         reapply_marks.remember(ms.state, marks)
         ms.new_events = list(new)
         if ms.state.zombie:  # more of a run that lost to a newer one: its events are re-applied there
@@ -321,6 +320,7 @@ class ReplicationApplier:
         state.version_histories.CopyFrom(histories)
         for name in _KEPT_ACROSS_BRANCHES:
             _copy_state_field(state, old, name)
+        _keep_pending_sticky_timeout(state, old)
         reapply_marks.remember(state, marks)
         state.version = version_history.last_version(state)
         before = {task_key(t) for t in task_generator.regenerate(old, now, retention_ns)}
@@ -330,7 +330,13 @@ class ReplicationApplier:
         switched.new_events = list(incoming)
         current: list[CurrentWrite] = []
         demoted: tuple[ExecutionEntry, MutableState] | None = None
+        # Re-applied here into a run that runs on the winning branch: in the switch's own transaction, so that no
+        # crash or failure between the two can leave the losing branch replaced and its events never re-applied
+        # (the replication task sent again finds its events here and does nothing). A closed winner is reset after.
+        inline = reapplied_here and switched.running
+        wrote = False  # losing events written into the switched run: its commit is then an active one
         async with contextlib.AsyncExitStack() as stack:
+            expected: str | None = None
             if switched.running and not was_running:
                 # closed on the losing branch, running on the winning one: it is the workflow's current run again
                 row = await self.executions.store.get_current(s_ns, s_wf)
@@ -340,6 +346,16 @@ class ReplicationApplier:
                     other_ms = await shard.load(other)
                     if other_ms is not None:
                         demoted = (other, other_ms)
+            if inline:
+                origins = [(s_run, losing)]
+                if demoted is not None:
+                    # the run the losing branch continued into holds losing events too
+                    d_entry, d_ms = demoted
+                    d_events = await self.executions.events(shard, d_entry, d_ms, 1, d_ms.state.next_event_id)
+                    origins.append((d_ms.run_id, d_events))
+                wrote = self._reapply_inline(switched, origins)
+                losing = []
+            if switched.running and not was_running:
                 current.append(CurrentWrite(s_ns, s_wf, s_run, state.status, state.start_request_id, expected))
             others: list[Mutation] = []
             done: list[tuple[int, int]] = []
@@ -363,15 +379,43 @@ class ReplicationApplier:
                 current=current,
                 others=others,
                 done=done,
+                active=wrote,
             )
             shard.evict_state(entry)  # the cached events are those of the old branch
             if demoted is not None:
                 shard.evict_state(demoted[0])
-        if demoted is not None and reapplied_here:
+        if demoted is not None and reapplied_here and not inline:
             # the run the loser continued into holds losing events too; a standby leaves them to the active cluster,
             # which demotes that run itself when the winning branch reaches it
             losing += await self._all_events(s_ns, s_wf, demoted[1].run_id)
         return losing
+
+    def _reapply_inline(self, ms: MutableState, origins: list[tuple[str, list[history.HistoryEvent]]]) -> bool:
+        """Write the losing events of each (run, events) of `origins` into the running run `ms` as this (active)
+        cluster, under the namespace's version, as history/reapply.py does in a transaction of its own; whether
+        there were any not in the run yet."""
+        todo = [
+            (run_id, reapply_marks.pending(ms.state, run_id, reapply_marks.reapplicable(events)))
+            for run_id, events in origins
+        ]
+        if not any(events for _, events in todo):
+            return False
+        s = ms.state
+        namespace = self.namespaces.find_by_id(s.namespace_id)
+        if namespace is None:
+            raise NamespaceUnknown(s.namespace_id)
+        s.version = namespace.failover_version
+        fail_workflow_task_of_old_active(ms, namespace)
+        written = sum(reapply_marks.write(ms, run_id, events) for run_id, events in todo if events)
+        if ms.running and not ms.wft_pending:
+            ms.schedule_workflow_task()
+        log.info(
+            "re-applied %d events of a losing history branch to run %s of workflow %s, with the switch to the winner",
+            written,
+            s.run_id,
+            s.workflow_id,
+        )
+        return True
 
     async def _all_events(self, namespace_id: str, workflow_id: str, run_id: str) -> list[history.HistoryEvent]:
         async with self.executions.locked(namespace_id, workflow_id, run_id) as (shard, entry, ms):
@@ -409,23 +453,40 @@ class ReplicationApplier:
         current: list[CurrentWrite] | None = None,
         others: list[Mutation] | None = None,
         done: list[tuple[int, int]] | None = None,
+        active: bool = False,
     ) -> None:
+        """Commit a replicated change with the tasks its state needs now and did not before. `active`: it also holds
+        events this cluster wrote (re-applied losing events): checked as an active write and replicated."""
         after = task_generator.regenerate(ms.state, now, retention_ns)
         ms.new_tasks = [t for t in after if task_key(t) not in before]
         ms.visibility_dirty = True
         s = ms.state
         standby = self.executions.standby
         pointless = standby.not_wanted(s.namespace_id, s.workflow_id, s.run_id, {task_key(t) for t in after})
-        await self.executions.commit_replicated(
-            shard,
-            entry,
-            ms,
-            new=False,
-            was_running=was_running,
-            current=current,
-            others=others,
-            done_tasks=[*(done or []), *((t.category, t.task_id) for t in pointless)],
-        )
+        done_tasks = [*(done or []), *((t.category, t.task_id) for t in pointless)]
+        if active:
+            change = Change(
+                self.executions,
+                shard,
+                entry,
+                ms,
+                was_running,
+                others=others or [],
+                current=current or [],
+                done_tasks=done_tasks,
+            )
+            await self.executions.commit(change)
+        else:
+            await self.executions.commit_replicated(
+                shard,
+                entry,
+                ms,
+                new=False,
+                was_running=was_running,
+                current=current,
+                others=others,
+                done_tasks=done_tasks,
+            )
         standby.drop(pointless)  # only now: a commit that failed leaves them parked, for the retry to delete
 
 
@@ -465,6 +526,16 @@ def _copy_state_field(target: ExecutionState, source: ExecutionState, name: str)
     else:  # a repeated field (start_request_ids)
         target.ClearField(name)
         getattr(target, name).extend(value)
+
+
+def _keep_pending_sticky_timeout(state: ExecutionState, old: ExecutionState) -> None:
+    """A workflow task the branches share, still scheduled on a sticky queue and not started (the same task: same
+    event and stamp), keeps the schedule-to-start timeout its timer was armed with (appliers.clear_sticky)."""
+    wt, was = state.workflow_task, old.workflow_task
+    same = (wt.scheduled, wt.scheduled_event_id, wt.stamp) == (was.scheduled, was.scheduled_event_id, was.stamp)
+    if same and old.HasField("sticky_schedule_to_start_timeout"):
+        state.sticky_schedule_to_start_timeout.CopyFrom(old.sticky_schedule_to_start_timeout)
+        appliers.clear_sticky(state)  # kept only while that task is pending there
 
 
 def _check_history_fits(items: list[VersionHistoryItem], events: list[history.HistoryEvent]) -> None:

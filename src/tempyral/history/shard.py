@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from temporalio.api.history.v1 import message_pb2 as history
 from temporalio.api.query.v1.message_pb2 import WorkflowQuery
 
-from tempyral.common.errors import ShardNotHere, ShardOwnershipLost
+from tempyral.common.errors import ShardNotHere, ShardOwnershipLost, Unavailable
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.update_record import UpdateRecord
 from tempyral.persistence.branches import current_branch_id
@@ -39,6 +39,20 @@ RANGE_BITS = 20
 MAX_CACHED_EVENTS = 2000
 
 ExecutionKey = tuple[str, str, str]  # namespace id, workflow id, run id
+# A commit the database did not answer is read back after this, doubling up to the maximum, until it answers.
+READ_BACK_FIRST_S = 0.5
+READ_BACK_MAX_S = 10.0
+
+
+async def _finish(write: asyncio.Future[None]) -> None:
+    """Wait for `write` to end, whatever cancels the waiter meanwhile (it is bounded by the store's timeout)."""
+    while not write.done():
+        try:
+            await asyncio.wait([write])
+        except asyncio.CancelledError:
+            continue
+    if not write.cancelled():
+        write.exception()  # retrieved: its failure is the caller's cancellation now
 
 
 @dataclass(eq=False, slots=True)
@@ -105,6 +119,8 @@ class Shard:
         self._current: dict[tuple[str, str], str] = {}
         # First task ids of commits under way: rows with ids from there on may not be visible yet.
         self._inflight: set[int] = set()
+        # Read-backs of commits the database did not answer (`_read_back_later`).
+        self._read_backs: set[asyncio.Task[None]] = set()
 
     async def acquire(self) -> None:
         self.range_id = await self.store.acquire_shard(self.shard_id, self.owner)
@@ -337,6 +353,57 @@ class Shard:
             )
         txn.current = current or []
         txn.deleted_tasks = deleted_tasks or []
+        write = asyncio.ensure_future(self._write(mutations, txn, sizes, all_tasks))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            # The caller went away while the database committed (a client's deadline passed, or the node that passed
+            # the call on died): the transaction may commit all the same, and then its tasks must reach their queues
+            # here, or no one would run them until the shard moves. The write ends first, under the run's lock.
+            await _finish(write)
+            raise
+
+    def _read_back_later(self, tasks: list[Task]) -> None:
+        """A commit the database did not answer (a timeout or a lost connection while it committed) may have
+        committed: its tasks are read back once the database answers, and those that are there are handed on here,
+        as after any commit (else they would wait for the shard's next owner). One not there was never written."""
+
+        async def read_back() -> None:
+            delay = READ_BACK_FIRST_S
+            while self.owned:
+                try:
+                    found = await self._committed(tasks)
+                except Unavailable:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, READ_BACK_MAX_S)
+                    continue
+                if found and self.owned:
+                    log.info(
+                        "shard %d: %d tasks of a commit the database did not answer were written",
+                        self.shard_id,
+                        len(found),
+                    )
+                    self._on_tasks(found)
+                return
+
+        task = asyncio.get_running_loop().create_task(read_back())
+        self._read_backs.add(task)
+        task.add_done_callback(self._read_backs.discard)
+
+    async def _committed(self, tasks: list[Task]) -> list[Task]:
+        """Those of `tasks` whose rows are in the store."""
+        found: list[Task] = []
+        for category in sorted({t.category for t in tasks}):
+            mine = {t.task_id: t for t in tasks if t.category == category}
+            first = min(mine)
+            rows = await self.store.read_tasks(self.shard_id, category, first - 1, max(mine) - first + 1)
+            found += [mine[task_id] for task_id, _ in rows if task_id in mine]
+        return found
+
+    async def _write(
+        self, mutations: list[Mutation], txn: Transaction, sizes: list[tuple[int, int]], all_tasks: list[Task]
+    ) -> None:
+        """Commit `txn`, then cache what it wrote and hand its tasks on (whether or not its caller still waits)."""
         try:
             await self.store.commit(txn)
         except ShardOwnershipLost as err:
@@ -344,9 +411,11 @@ class Shard:
                 self.evict_state(m.entry)
             self.lose()  # another node acquired it: it learns so here, at its next write
             raise ShardNotHere(self.shard_id) from err
-        except BaseException:
+        except BaseException as err:
             for m in mutations:
                 self.evict_state(m.entry)
+            if isinstance(err, Unavailable) and all_tasks:
+                self._read_back_later(all_tasks)
             raise
         for m, (state_bytes, events_bytes) in zip(mutations, sizes, strict=True):
             entry, ms = m.entry, m.ms
