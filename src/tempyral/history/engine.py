@@ -283,6 +283,8 @@ class HistoryEngine:
     async def stop(self) -> None:
         for touch in [*self._touches, *self._handoffs]:
             touch.cancel()
+        for shard in self.shards:
+            shard.cancel_read_backs()
         if self._windows is not None:
             self._windows.cancel()
             await asyncio.gather(self._windows, return_exceptions=True)

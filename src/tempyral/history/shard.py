@@ -133,11 +133,11 @@ class Shard:
         """This node no longer holds the shard (it found out at a write, or handed it over)."""
         if self.owned:
             self.owned = False
-            self._cancel_read_backs()
+            self.cancel_read_backs()
             log.info("shard %d is no longer owned here (range %d)", self.shard_id, self.range_id)
             self.on_lost(self)
 
-    def _cancel_read_backs(self) -> None:
+    def cancel_read_backs(self) -> None:
         """They hand tasks to this node's queues: nothing to do once another node owns the shard."""
         for task in self._read_backs:
             task.cancel()
@@ -146,7 +146,7 @@ class Shard:
         """Forget everything cached: another node owns the shard's executions now. The entries with in-memory
         waiters (long polls, queries, updates) are returned for the caller to end."""
         self.owned = False
-        self._cancel_read_backs()
+        self.cancel_read_backs()
         entries = list(self._entries.values())
         self._entries.clear()
         self._current.clear()
