@@ -45,6 +45,7 @@ from tempyral.common.errors import (
     WorkflowNotFound,
 )
 from tempyral.common.logs import ThrottledLog
+from tempyral.common.tasks import cancel_and_wait
 from tempyral.history.engine import HistoryEngine
 from tempyral.history.executions import shard_id_for
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
@@ -90,9 +91,7 @@ class BatchOperations:
     async def stop(self) -> None:
         for key in list(self._runners):
             await self._halt(key)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(list(self._tasks))
         if self.applier is not None:
             await self.applier.close()
 

@@ -35,6 +35,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from tempyral.cluster.graceful import graceful_failover, inbound_from
 from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.cluster.peers import Peers
+from tempyral.common.tasks import cancel_and_wait
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
 
 log = logging.getLogger(__name__)
@@ -162,10 +163,7 @@ class AutoFailover:
         self._runner = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._runner, *self._failbacks.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait([self._runner, *self._failbacks.values()])
 
     async def _loop(self) -> None:
         while True:

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from tempyral.common.logs import ThrottledLog
+from tempyral.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 LEADER_SHARD = 0
@@ -80,7 +81,5 @@ class ClusterWide:
 
     async def stop(self) -> None:
         self._ready = False
-        for task in list(self._pending):
-            task.cancel()
-        await asyncio.gather(*self._pending, return_exceptions=True)
+        await cancel_and_wait(list(self._pending))
         await self._settle()

@@ -17,6 +17,7 @@ import time
 from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.cluster.shared_config import Clock, SharedConfig
 from tempyral.common.logs import ThrottledLog
+from tempyral.common.tasks import cancel_and_wait
 from tempyral.namespace.registry import NamespaceRegistry
 from tempyral.nexus.endpoints import EndpointRegistry
 from tempyral.persistence.store import Store
@@ -57,9 +58,7 @@ class ConfigWatch:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait([task])
 
     async def poll(self) -> bool:
         """Look at the stamp once and reload what has not been reloaded at it; whether anything was."""

@@ -13,6 +13,7 @@ import grpc
 from tempyral.cluster.client import peer_error, refused_by_peer
 from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.common.logs import ThrottledLog
+from tempyral.common.tasks import cancel_and_wait
 
 PULL_INTERVAL_S = 0.5
 PULL_JITTER = 0.2
@@ -49,9 +50,7 @@ class PullLoops:
         if self._follow in self.clusters.listeners:  # a stopped loop set stays stopped
             self.clusters.listeners.remove(self._follow)
         loops, self._loops = list(self._loops.values()), {}
-        for loop in loops:
-            loop.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
+        await cancel_and_wait(loops)
 
     def answered(self, remote: str) -> None:
         """`remote` answered a pull: a later refusal is worth saying again."""

@@ -40,6 +40,7 @@ from tempyral.common.clock import ts_ns
 from tempyral.common.errors import DeadlineExceeded, ServiceError, ShardNotHere, ShardOwnershipLost, Unavailable
 from tempyral.common.logs import ThrottledLog
 from tempyral.common.retry import jittered_backoff_s
+from tempyral.common.tasks import cancel_and_wait
 from tempyral.history.replication import ConflictingHistory, NamespaceUnknown, ReplicationApplier
 from tempyral.nodes.client import error_from_status
 from tempyral.persistence.store import DlqRow, Store
@@ -178,9 +179,7 @@ class HistoryReceiver:
     async def stop(self) -> None:
         self._started = False
         streams, self._streams = list(self._streams.values()), {}
-        for stream in streams:
-            stream.cancel()
-        await asyncio.gather(*streams, return_exceptions=True)
+        await cancel_and_wait(streams)
 
     # ------------------------------------------------------------------ one stream
     async def _run(self, remote: str, shard_id: int) -> None:

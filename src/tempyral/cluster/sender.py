@@ -29,6 +29,7 @@ from temporalio.api.history.v1 import message_pb2 as history
 from tempyral.cluster.metadata import ClusterMetadata
 from tempyral.common.errors import NotFound, ShardNotHere
 from tempyral.common.logs import ThrottledLog
+from tempyral.common.tasks import cancel_and_wait
 from tempyral.frontend.grpc_handlers import abort
 from tempyral.history.executions import Executions
 from tempyral.namespace.registry import NamespaceRegistry
@@ -137,10 +138,8 @@ class HistorySender:
     async def stop(self) -> None:
         for loading in list(self._loading):
             loading.cancel()
-        if self._flusher is not None:
-            self._flusher.cancel()
-            await asyncio.gather(self._flusher, return_exceptions=True)
-            self._flusher = None
+        await cancel_and_wait([self._flusher])
+        self._flusher = None
 
     def notify(self, tasks: list[Task]) -> None:
         """Replication tasks just committed (HistoryEngine.on_replication_tasks)."""

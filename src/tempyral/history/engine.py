@@ -32,6 +32,7 @@ from tempyral.common.errors import (
     WorkflowNotFound,
 )
 from tempyral.common.limits import workflow_timeouts
+from tempyral.common.tasks import cancel_and_wait
 from tempyral.history.activities import ActivityHandler
 from tempyral.history.executions import Change, Executions, shard_id_for, terminate
 from tempyral.history.mutable_state import MutableState
@@ -285,9 +286,7 @@ class HistoryEngine:
             touch.cancel()
         for shard in self.shards:
             shard.cancel_read_backs()
-        if self._windows is not None:
-            self._windows.cancel()
-            await asyncio.gather(self._windows, return_exceptions=True)
+        await cancel_and_wait([self._windows])
         await self.timer_queue.stop()
         await self.tasks.stop()
         await self.outbox.stop()

@@ -35,6 +35,7 @@ from tempyral.common import cron, ids
 from tempyral.common.clock import duration_ns, ts_ns
 from tempyral.common.errors import NamespaceNotActive, NotFound, ShardNotHere, WorkflowAlreadyStarted
 from tempyral.common.retry import next_retry
+from tempyral.common.tasks import cancel_and_wait
 from tempyral.history import events as ev
 from tempyral.history import next_run
 from tempyral.history.executions import Change, Executions
@@ -134,10 +135,7 @@ class TaskExecutor:
         self.outbox.ack(task)
 
     async def stop(self) -> None:
-        for runner in list(self._running):
-            runner.cancel()
-        if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
+        await cancel_and_wait(list(self._running))
 
     def submit_transfer(self, task: Task) -> None:
         """Run a transfer task in the background until it succeeds (it is idempotent)."""

@@ -35,6 +35,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common.errors import ShardNotHere
 from tempyral.common.logs import ThrottledLog
+from tempyral.common.tasks import cancel_and_wait
 from tempyral.history.engine import HistoryEngine
 from tempyral.history.queries import QueryTask
 from tempyral.history.worker_version import stamp_from_poll
@@ -99,11 +100,7 @@ class MatchingRouter:
         self._loop_task = asyncio.get_running_loop().create_task(self._run())
 
     async def close(self) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, *([self._loop_task] if self._loop_task else []), return_exceptions=True)
+        await cancel_and_wait([*self._background, self._loop_task])
         self._loop_task = None
 
     def _spawn(self, coro: Any) -> None:

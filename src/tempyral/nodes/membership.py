@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from tempyral.common.errors import StartupError
 from tempyral.common.logs import ThrottledLog
+from tempyral.common.tasks import cancel_and_wait
 from tempyral.config import NodeSettings
 from tempyral.persistence.store import MemberRow, Store
 
@@ -88,10 +89,8 @@ class Membership:
         self._task = asyncio.get_running_loop().create_task(self._beat())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None
 
     async def leave(self) -> None:
         """Remove this node's row: the others move its shards at once instead of after the timeout."""

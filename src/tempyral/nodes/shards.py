@@ -13,6 +13,7 @@ import logging
 import time
 
 from tempyral.common.logs import ThrottledLog
+from tempyral.common.tasks import cancel_and_wait
 from tempyral.history.engine import HistoryEngine
 from tempyral.nodes.membership import Membership, View
 from tempyral.nodes.ownership import Ownership
@@ -43,10 +44,8 @@ class ShardController:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None
 
     async def hand_over_all(self) -> None:
         """Give up every shard (a node stopping): the others take them at once instead of after the timeout."""

@@ -33,6 +33,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common.clock import duration_ns, timestamp, ts_ns
 from tempyral.common.errors import NotFound, ServiceError, ShardNotHere, WorkflowAlreadyStarted
+from tempyral.common.tasks import cancel_and_wait
 from tempyral.history import task_generator
 from tempyral.history.engine import HistoryEngine
 from tempyral.history.mutable_state import MutableState
@@ -296,10 +297,7 @@ class ScheduleRunner:
         self.executions.closed_listeners.append(self._on_closed)
 
     async def stop(self) -> None:
-        for runner in list(self._running):
-            runner.cancel()
-        if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
+        await cancel_and_wait(list(self._running))
 
     # ------------------------------------------------------------------ triggers
     def on_timer(self, ms: MutableState, task: Task) -> bool:
