@@ -251,7 +251,6 @@ class Server:
             self.nexus_metrics,
         )
         self.metrics.more_text.append(self.replication_status.render_metrics)
-        self.metrics.more_text.append(self.nexus_machinery.render_caller_limits)
         self.membership: Membership | None = None
         self.ownership: Ownership | None = None
         self.node_router: NodeRouter | None = None

@@ -9,8 +9,10 @@ from temporalio.api.nexus.v1 import message_pb2 as nexus_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.config import NexusLimits
+from tempyral.metrics.server_metrics import ServerMetrics
 from tempyral.nexus import outcomes
 from tempyral.nexus.machinery import CircuitBreaker, Machinery, TokenBucket, backoff_s
+from tempyral.nexus.metrics import NexusMetrics
 from tempyral.nexus.outcomes import Kind
 
 
@@ -74,7 +76,8 @@ def test_caller_rate_limit_per_endpoint_and_namespace_pair(monkeypatch: pytest.M
     assert machinery.caller_limits() == {}  # a bucket appears with calls only
     machinery.rate_check("ep", "slow")
     assert machinery.caller_limits() == {("ep", "slow"): 2.0}
-    assert 'nexus_caller_rate_limit{destination="ep",namespace="slow"} 2' in machinery.render_caller_limits()
+    text = NexusMetrics(ServerMetrics(), machinery).render()  # read from the machinery at scrape time
+    assert 'nexus_caller_rate_limit{destination="ep",namespace="slow"} 2' in text
     now[0] += 5  # full again: dropped at the next sweep
     machinery.rate_check("ep", "fast")
     assert machinery.caller_limits() == {}

@@ -86,6 +86,7 @@ class ServerMetrics:
         self.nexus_outbound_latency = Histogram("nexus_outbound_latency", NEXUS)
         self.nexus_outbound_blocked = Counter("nexus_outbound_blocked", ("destination", "namespace", "reason"))
         self.nexus_circuit_breaker_open = Gauge("nexus_circuit_breaker_open", ("destination",))
+        self.nexus_caller_rate_limit = Gauge("nexus_caller_rate_limit", ("destination", "namespace"))
         self.callback_outbound_requests = Counter("callback_outbound_requests", ("namespace", "outcome"))
         # the process
         self.event_loop_lag = Gauge("event_loop_lag_seconds", ())
@@ -113,6 +114,7 @@ class ServerMetrics:
             self.nexus_outbound_latency,
             self.nexus_outbound_blocked,
             self.nexus_circuit_breaker_open,
+            self.nexus_caller_rate_limit,
             self.callback_outbound_requests,
             self.event_loop_lag,
         ]

@@ -14,7 +14,6 @@ from typing import NamedTuple
 
 from tempyral.common.retry import jittered_backoff_s
 from tempyral.config import NexusLimits
-from tempyral.metrics.server_metrics import sanitize
 
 log = logging.getLogger(__name__)
 
@@ -188,15 +187,6 @@ class Machinery:
         for endpoint, ns in self.limits.caller_rps:
             limits[(endpoint, ns)] = self.caller_rps(endpoint, ns)
         return {key: rate for key, rate in limits.items() if rate > 0}
-
-    def render_caller_limits(self) -> str:
-        lines = ["# TYPE nexus_caller_rate_limit gauge"]
-        for (endpoint, ns), rate in sorted(self.caller_limits().items()):
-            # Label names sorted and values cleaned as every other family's (metrics/server_metrics.py).
-            lines.append(
-                f'nexus_caller_rate_limit{{destination="{sanitize(endpoint)}",namespace="{sanitize(ns)}"}} {rate:g}'
-            )
-        return "\n".join(lines) + "\n"
 
     def _shared_delay(self, endpoint: str, caller_namespace: str) -> tuple[float, str]:
         if self.limits.endpoint_rps > 0:

@@ -2,8 +2,9 @@
 
 The reference's names where it has them (`nexus_outbound_requests`, `nexus_outbound_latency`,
 `callback_outbound_requests`); tempyral's own for what it has beyond them: `nexus_outbound_blocked` (calls held
-back by a rate limit, the circuit breaker or the allowed callers) and `nexus_circuit_breaker_open` (1 while a
-destination's breaker is not closed, read from the machinery at scrape time).
+back by a rate limit, the circuit breaker or the allowed callers), `nexus_circuit_breaker_open` (1 while a
+destination's breaker is not closed) and `nexus_caller_rate_limit` (each per-caller limit in use); the last two are
+read from the machinery at scrape time.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ class NexusMetrics:
         def breakers() -> list[tuple[Labels, float]]:
             return [((sanitize(name),), float(b.state != "closed")) for name, b in sorted(machinery.breakers().items())]
 
+        def caller_limits() -> list[tuple[Labels, float]]:
+            return [
+                ((sanitize(ep), sanitize(ns)), rate) for (ep, ns), rate in sorted(machinery.caller_limits().items())
+            ]
+
         self.metrics.nexus_circuit_breaker_open.read = breakers
+        self.metrics.nexus_caller_rate_limit.read = caller_limits
 
     def request(self, namespace: str, endpoint: str, method: str, outcome: str, seconds: float = 0.0) -> None:
         labels = (sanitize(endpoint), method, sanitize(namespace), outcome)
