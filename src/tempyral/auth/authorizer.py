@@ -16,7 +16,6 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +25,7 @@ from tempyral.auth.access import HEALTH_CHECK_APIS, Scope, method_access
 from tempyral.auth.claims import REQUIRED_ROLE, Claims, Role, claims_from
 from tempyral.auth.jwks import KEY_TYPES, KeySet
 from tempyral.common.errors import PermissionDenied
+from tempyral.common.logs import ThrottledLog
 from tempyral.frontend import request_log
 
 log = logging.getLogger(__name__)
@@ -62,22 +62,13 @@ class InvalidToken(Exception):
     pass
 
 
-class _RefusalLog:
+def _log_refusal(throttle: ThrottledLog, kind: str, api: str, namespace: str, reason: str) -> None:
     """One line per refusal, at most one a LOG_INTERVAL_S per kind; the next says how many were left out."""
-
-    def __init__(self) -> None:
-        self._next: dict[str, float] = {}
-        self._left_out: dict[str, int] = {}
-
-    def refused(self, kind: str, api: str, namespace: str, reason: str) -> None:
-        now = time.monotonic()
-        if now < self._next.get(kind, 0.0):
-            self._left_out[kind] = self._left_out.get(kind, 0) + 1
-            return
-        left_out = self._left_out.pop(kind, 0)
-        more = f" ({left_out} more refused like it since the last report)" if left_out else ""
-        request_log.refused(_method(api), namespace, "PERMISSION_DENIED", reason + more)
-        self._next[kind] = now + LOG_INTERVAL_S
+    left_out = throttle.due(kind)
+    if left_out is None:
+        return
+    more = f" ({left_out} more refused like it since the last report)" if left_out else ""
+    request_log.refused(_method(api), namespace, "PERMISSION_DENIED", reason + more)
 
 
 class Authorizer:
@@ -86,7 +77,7 @@ class Authorizer:
         self.keys = KeySet(settings.jwks_path, settings.jwks_url, settings.jwks_refresh_s)
         # Replaced at start by the cluster's shared one; until then a random one nobody knows.
         self._internal_secret = secrets.token_urlsafe(32)
-        self._log = _RefusalLog()
+        self._refusals = ThrottledLog(log, LOG_INTERVAL_S)
 
     async def start(self, internal_secret: str) -> None:
         self._internal_secret = internal_secret
@@ -110,11 +101,11 @@ class Authorizer:
             try:
                 claims = await self.claims(authorization)
             except InvalidToken as err:
-                self._log.refused("invalid token", api, namespace, f"invalid token: {err}")
+                _log_refusal(self._refusals, "invalid token", api, namespace, f"invalid token: {err}")
                 raise Refused(invalid_token=True) from None
         if not allowed(claims, api, namespace):
             why = "no token" if claims is None else f"subject {claims.subject!r} lacks the role it needs"
-            self._log.refused("denied", api, namespace, why)
+            _log_refusal(self._refusals, "denied", api, namespace, why)
             raise Refused(invalid_token=False)
 
     async def claims(self, authorization: str) -> Claims:

@@ -25,15 +25,23 @@ class ThrottledLog:
         self._interval_s = interval_s
         self._kinds: dict[str, _Kind] = {}
 
-    def failure(self, what: str, err: BaseException) -> None:
-        """`what` failed with `err`. Known errors (service errors, such as storage being unavailable) get one line;
-        anything else also gets its traceback, since it is a bug to look into."""
-        kind = self._kinds.setdefault(what, _Kind())
+    def due(self, kind_name: str) -> int | None:
+        """Whether a line of this kind may be written now: None if not (it is counted as left out), else how many
+        were left out since the last one."""
+        kind = self._kinds.setdefault(kind_name, _Kind())
         now = time.monotonic()
         if now < kind.next_log:
             kind.left_out += 1
-            return
-        more = f" ({kind.left_out} more like it since the last report)" if kind.left_out else ""
-        self._logger.error("%s: %s%s", what, err, more, exc_info=None if isinstance(err, ServiceError) else err)
+            return None
+        left_out, kind.left_out = kind.left_out, 0
         kind.next_log = now + self._interval_s
-        kind.left_out = 0
+        return left_out
+
+    def failure(self, what: str, err: BaseException) -> None:
+        """`what` failed with `err`. Known errors (service errors, such as storage being unavailable) get one line;
+        anything else also gets its traceback, since it is a bug to look into."""
+        left_out = self.due(what)
+        if left_out is None:
+            return
+        more = f" ({left_out} more like it since the last report)" if left_out else ""
+        self._logger.error("%s: %s%s", what, err, more, exc_info=None if isinstance(err, ServiceError) else err)

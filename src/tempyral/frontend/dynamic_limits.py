@@ -18,6 +18,8 @@ from temporalio.api.enums.v1 import ResourceExhaustedScope
 from tempyral.common.dynamic_config import DynamicConfig
 from tempyral.common.errors import ResourceExhausted
 from tempyral.common.limits import CALL_LIMITS, CallLimits
+from tempyral.common.logs import ThrottledLog
+from tempyral.frontend import request_log
 from tempyral.frontend.admission import LONG_POLLS, rps_limit_error
 
 log = logging.getLogger(__name__)
@@ -56,17 +58,18 @@ class NamespaceRates:
         self.config = config
         self._clock = clock
         self._buckets: dict[str, _Bucket] = {}
-        self._logged: dict[str, float] = {}  # namespace -> when its last refusal was logged
+        self._refusals = ThrottledLog(log, REFUSAL_LOG_INTERVAL_S)  # per namespace
 
     def refused(self, namespace: str, method: str) -> None:
         """Say so in the log, at most once per interval and namespace: a flood of refusals must not flood it."""
-        now = self._clock()
-        if now - self._logged.get(namespace, -REFUSAL_LOG_INTERVAL_S) >= REFUSAL_LOG_INTERVAL_S:
-            self._logged[namespace] = now
-            rps, _ = self.config.namespace_rps(namespace)
-            log.warning(
-                "refusing %s of namespace %s: namespace rate limit exceeded (%s per second)", method, namespace, rps
-            )
+        left_out = self._refusals.due(namespace)
+        if left_out is None:
+            return
+        rps, _ = self.config.namespace_rps(namespace)
+        more = f"; {left_out} more refused since the last report" if left_out else ""
+        request_log.refused(
+            method, namespace, "RESOURCE_EXHAUSTED", f"namespace rate limit exceeded ({rps} per second{more})"
+        )
 
     def admit(self, namespace: str, method: str) -> bool:
         if not namespace or method in LONG_POLLS:
