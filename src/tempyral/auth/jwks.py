@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,8 @@ from typing import Any
 import aiohttp
 from jwt import PyJWK
 from jwt.exceptions import PyJWKError
+
+from tempyral.common import file_stamps
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class KeySet:
         self.url = url
         self.refresh_s = refresh_s
         self._file_keys: dict[str, Key] = {}
-        self._file_stamp: tuple[int, int] | None = None
+        self._file_stamp: file_stamps.Stamp = None
         self._file_checked = 0.0
         self._url_keys: dict[str, Key] = {}
         self._last_fetch = float("-inf")
@@ -100,9 +101,8 @@ class KeySet:
         self._file_checked = now
         assert self.path is not None
         try:
-            st = os.stat(self.path)
-            stamp = (st.st_mtime_ns, st.st_size)
-            if stamp == self._file_stamp:
+            stamp = file_stamps.stamp(self.path)
+            if stamp is not None and stamp == self._file_stamp:
                 return
             with open(self.path, "rb") as f:
                 keys = parse_jwks(f.read())

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import ssl
 import threading
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from tempyral.common import file_stamps
 from tempyral.common.errors import StartupError
 
 log = logging.getLogger(__name__)
@@ -108,22 +108,6 @@ def _server_context(settings: TlsSettings) -> ssl.SSLContext:
     return context
 
 
-Signature = tuple[tuple[int, int, int] | None, ...]
-
-
-def _signature(paths: list[str]) -> Signature:
-    """What changes when a file is replaced (the inode) or rewritten (None: missing now)."""
-    out: list[tuple[int, int, int] | None] = []
-    for path in paths:
-        try:
-            st = os.stat(path)
-        except OSError:
-            out.append(None)
-        else:
-            out.append((st.st_ino, st.st_mtime_ns, st.st_size))
-    return tuple(out)
-
-
 class ServerCertificates:
     """The serving certificate of every port: one `ssl.SSLContext` for the aiohttp ports, dynamic credentials
     for gRPC. Files polled every `reload_interval_s`; a new, valid set is taken for the next handshakes; an
@@ -133,8 +117,8 @@ class ServerCertificates:
         assert settings.cert_path is not None and settings.key_path is not None
         self.settings = settings
         self._paths = [p for p in (settings.cert_path, settings.key_path, settings.client_ca_path) if p is not None]
-        self._signature = _signature(self._paths)
-        self._failed_signature: Signature | None = None
+        self._signature = file_stamps.signature(self._paths)
+        self._failed_signature: file_stamps.Signature | None = None
         self.ssl_context = _server_context(settings)
         self.reloads = 0
         # gRPC asks for a new configuration on each handshake, from one of its own threads.
@@ -163,13 +147,13 @@ class ServerCertificates:
 
     def reload_if_changed(self) -> bool:
         """One poll: True if new files were taken."""
-        signature = _signature(self._paths)
+        signature = file_stamps.signature(self._paths)
         if signature == self._signature or signature == self._failed_signature:
             return False
         try:
             _server_context(self.settings)  # all of it valid, or nothing changes
             configuration = self._grpc_configuration()
-            if _signature(self._paths) != signature:
+            if file_stamps.signature(self._paths) != signature:
                 return False  # still being written: the next poll takes it
         except (OSError, ssl.SSLError) as err:
             self._failed_signature = signature
@@ -337,7 +321,7 @@ def http_scheme() -> str:
     return "https" if _outbound is not None else "http"
 
 
-_contexts: dict[tuple[OutboundTls, Signature], ssl.SSLContext] = {}
+_contexts: dict[tuple[OutboundTls, file_stamps.Signature], ssl.SSLContext] = {}
 
 
 def cluster_ssl() -> ssl.SSLContext | bool:
@@ -347,7 +331,7 @@ def cluster_ssl() -> ssl.SSLContext | bool:
     if settings is None:
         return True
     paths = [p for p in (settings.cert_path, settings.key_path, settings.ca_path) if p is not None]
-    key = (settings, _signature(paths))
+    key = (settings, file_stamps.signature(paths))
     context = _contexts.get(key)
     if context is None:
         _contexts.clear()
