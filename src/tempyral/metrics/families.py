@@ -10,6 +10,7 @@ queries of Temporal's dashboards and alerts find them.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 
@@ -25,7 +26,9 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
 )  # fmt: skip
 
 
-class Family:
+class Family(ABC):
+    """One metric family; Counter, Gauge and Histogram say how their samples are written."""
+
     kind = ""
 
     def __init__(self, name: str, labelnames: tuple[str, ...], doc: str = "") -> None:
@@ -35,8 +38,8 @@ class Family:
         self.labelnames = labelnames
         self.doc = doc or f"{name} {self.kind}"
 
-    def metric(self) -> Metric:
-        raise NotImplementedError
+    @abstractmethod
+    def metric(self) -> Metric: ...
 
     def _labels(self, values: Labels) -> dict[str, str]:
         return dict(zip(self.labelnames, values, strict=True))
