@@ -15,7 +15,7 @@ import pytest
 from tempyral.common.errors import StorageUnavailable
 from tempyral.persistence.store import Transaction
 from tempyral.proto.internal_pb2 import TaskType
-from tests.support.history_harness import Harness, eventually, schedule_activity, start_timer
+from tests.support.history_harness import Harness, complete_workflow, eventually, schedule_activity, start_timer
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -48,6 +48,34 @@ async def test_a_commit_whose_caller_is_cancelled_still_hands_its_tasks_on(h: Ha
     # the run's next change starts from what was committed
     await h.signal("wf")
     assert (await h.event_types("wf"))[-2:] == ["WORKFLOW_EXECUTION_SIGNALED", "WORKFLOW_TASK_SCHEDULED"]
+
+
+async def test_a_closing_commit_whose_caller_is_cancelled_still_tells_the_closed_listeners(h: Harness) -> None:
+    """What follows a commit (the closed listeners: outcome metrics, a schedule's next action, aborted updates) runs
+    once the database has it, whether or not its caller still waits."""
+    await h.start("wf")
+    polled = await h.next_workflow_task()
+    closed: list[str] = []
+    h.engine.executions.closed_listeners.append(lambda entry, continued: closed.append(entry.key[1]))
+    committed, answer = asyncio.Event(), asyncio.Event()
+    real_commit = h.store.commit
+
+    async def commit(txn: Transaction) -> None:
+        await real_commit(txn)
+        committed.set()
+        await answer.wait()
+
+    h.store.commit = commit  # type: ignore[method-assign]
+    completing = asyncio.create_task(h.complete_workflow_task(polled.task_token, complete_workflow()))
+    await committed.wait()
+    completing.cancel()
+    await asyncio.sleep(0)
+    answer.set()
+    with pytest.raises(asyncio.CancelledError):
+        await completing
+    h.store.commit = real_commit  # type: ignore[method-assign]
+    assert (await h.event_types("wf"))[-1] == "WORKFLOW_EXECUTION_COMPLETED"
+    assert closed == ["wf"]
 
 
 async def test_a_commit_the_database_did_not_answer_is_read_back_and_its_tasks_handed_on(h: Harness) -> None:

@@ -6,6 +6,7 @@ updates) are re-applied once by the namespace's active cluster."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -15,6 +16,7 @@ from temporalio.api.history.v1 import message_pb2 as history
 from tempyral.common.errors import NamespaceNotActive
 from tempyral.history import events as ev
 from tempyral.history import reapply, rebuild, task_generator, version_history
+from tempyral.persistence.branches import current_branch
 from tempyral.persistence.store import Transaction
 from tempyral.proto.internal_pb2 import ExecutionState
 from tests.support.history_harness import complete_workflow, start_timer
@@ -293,3 +295,45 @@ async def test_losers_reapplied_here_survive_a_crash_at_any_commit_of_the_apply(
             if not failed:
                 break
         fail_at += 1
+
+
+async def test_a_switch_whose_caller_is_cancelled_while_the_database_commits_leaves_a_true_cache() -> None:
+    """The replication stream that applies the winning branch is cancelled (a partition, a stream restart) while the
+    database commits the switch: the commit lands all the same, and the run's cached history must be the winning
+    branch's, not the losing one's with the winner's events added, or the next apply (a later conflict's shared
+    events, a duplicate check) works from events the run does not have (chaos seed 314027: a state that its own
+    history no longer explains)."""
+    async with open_pair() as (a, b):
+        run_id = await partitioned(a, b)
+        for n in range(3):  # a's branch is longer than b's: its cached events run past the fork and b's events
+            await a.h.signal("wf", f"to-a-{n}", request_id=f"req-a-{n}")
+        await b.h.signal("wf", "to-b", request_id="req-b")
+        await a.fail_over("b")
+        committing, release = asyncio.Event(), asyncio.Event()
+        real_commit = a.h.store.commit
+
+        async def commit(txn: Transaction) -> None:
+            if not committing.is_set():  # the switch: a's first commit of b's branch
+                committing.set()
+                await release.wait()
+            await real_commit(txn)
+
+        a.h.store.commit = commit  # type: ignore[method-assign]
+        applying = asyncio.create_task(replicate(b, a))
+        await committing.wait()
+        applying.cancel()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await applying
+        a.h.store.commit = real_commit  # type: ignore[method-assign]
+        state = await a.h.stored_state("wf", run_id)
+        assert version_history.last_version(state) == 2  # the switch committed
+        stored = await a.h.store.read_history(a.ns.id, run_id, 1, state.next_event_id, branch=current_branch(state))
+        on_branch = [e for blob in stored for e in history.History.FromString(blob).events]
+        assert without_task_ids(await a.h.events("wf", run_id)) == without_task_ids(on_branch)
+        b.sent = 0  # the stream had not stored its watermark: the task comes again
+        await heal(a, b)
+        await assert_same(a, b, "wf", run_id)
+        assert sorted(signals(await a.h.events("wf", run_id))) == ["to-a-0", "to-a-1", "to-a-2", "to-b"]

@@ -81,6 +81,8 @@ class Change:
     # A replicated namespace: each pending activity's attempt state when the change began, so that the commit
     # replicates the activities whose attempt state it changed.
     activity_marks: dict[int, bytes] | None = None
+    # What must follow the commit once the database has it, even if the committing caller is cancelled meanwhile.
+    on_committed: Callable[[], None] | None = None
 
     def task_done(self, task: Task) -> None:
         """The task this change acts on: its row is deleted in the same transaction."""
@@ -281,17 +283,25 @@ class Executions:
         )
         if replicating:
             _add_replication_tasks(change, mutations)
-        await change.shard.commit(mutations, current=change.current, deleted_tasks=change.done_tasks)
-        change.committed = True
-        if replicating:
-            for m in mutations:
-                if m.ms.state.buffered_events:
-                    self.buffering.add(m.entry.key)
-                else:
-                    self.buffering.discard(m.entry.key)
-        if change.was_running and not ms.running:
-            for listener in self.closed_listeners:
-                listener(change.entry, change.continued)
+
+        def committed() -> None:
+            # run by the shard once the database committed, even if this caller was cancelled meanwhile
+            change.committed = True
+            if replicating:
+                for m in mutations:
+                    if m.ms.state.buffered_events:
+                        self.buffering.add(m.entry.key)
+                    else:
+                        self.buffering.discard(m.entry.key)
+            if change.was_running and not ms.running:
+                for listener in self.closed_listeners:
+                    listener(change.entry, change.continued)
+            if change.on_committed is not None:
+                change.on_committed()
+
+        await change.shard.commit(
+            mutations, current=change.current, deleted_tasks=change.done_tasks, on_committed=committed
+        )
 
     async def _enforce_history_limits(self, change: Change, namespace: Namespace) -> None:
         """As the reference's active update: a running run whose written history is over the error size or count is

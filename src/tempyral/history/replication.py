@@ -368,6 +368,9 @@ class ReplicationApplier:
                 gone = self.executions.standby.forget_run(s_ns, s_wf, other_ms.run_id)
                 done = [(t.category, t.task_id) for t in gone]
                 others.append(Mutation(other, other_ms))
+            # the cached events are those of the old branch: dropped before the commit, which would add the winner's
+            # events to them (and does, even when this caller is cancelled while the database commits)
+            shard.drop_events(entry)
             await self._commit(
                 shard,
                 entry,
@@ -381,7 +384,6 @@ class ReplicationApplier:
                 done=done,
                 active=wrote,
             )
-            shard.evict_state(entry)  # the cached events are those of the old branch
             if demoted is not None:
                 shard.evict_state(demoted[0])
         if demoted is not None and reapplied_here and not inline:
@@ -464,30 +466,20 @@ class ReplicationApplier:
         standby = self.executions.standby
         pointless = standby.not_wanted(s.namespace_id, s.workflow_id, s.run_id, {task_key(t) for t in after})
         done_tasks = [*(done or []), *((t.category, t.task_id) for t in pointless)]
-        if active:
-            change = Change(
-                self.executions,
-                shard,
-                entry,
-                ms,
-                was_running,
-                others=others or [],
-                current=current or [],
-                done_tasks=done_tasks,
-            )
-            await self.executions.commit(change)
-        else:
-            await self.executions.commit_replicated(
-                shard,
-                entry,
-                ms,
-                new=False,
-                was_running=was_running,
-                current=current,
-                others=others,
-                done_tasks=done_tasks,
-            )
-        standby.drop(pointless)  # only now: a commit that failed leaves them parked, for the retry to delete
+        change = Change(
+            self.executions,
+            shard,
+            entry,
+            ms,
+            was_running,
+            others=others or [],
+            current=current or [],
+            done_tasks=done_tasks,
+            passive=not active,
+            # only once committed: a commit that failed leaves them parked, for the retry to delete
+            on_committed=lambda: standby.drop(pointless),
+        )
+        await self.executions.commit(change)
 
 
 _MESSAGE_FIELDS = frozenset(

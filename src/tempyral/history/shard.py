@@ -55,6 +55,11 @@ async def _finish(write: asyncio.Future[None]) -> None:
         write.exception()  # retrieved: its failure is the caller's cancellation now
 
 
+def _continues(cached: list[history.HistoryEvent], new: list[history.HistoryEvent]) -> bool:
+    last = cached[-1].event_id if cached else 0
+    return new[0].event_id == last + 1
+
+
 @dataclass(eq=False, slots=True)
 class ExecutionEntry:
     key: ExecutionKey
@@ -220,6 +225,11 @@ class Shard:
         self._resize(entry, 0, 0)
         entry.evict_state()
 
+    def drop_events(self, entry: ExecutionEntry) -> None:
+        """Forget the run's cached events (not its state): they are about to stop being its history."""
+        entry.events = None
+        self._resize(entry, entry.state_bytes, 0)
+
     def cache_events(self, entry: ExecutionEntry, events: list[history.HistoryEvent], size: int) -> None:
         entry.events = events
         self._resize(entry, entry.state_bytes, size)
@@ -289,7 +299,10 @@ class Shard:
         mutations: list[Mutation],
         current: list[CurrentWrite] | None = None,
         deleted_tasks: list[tuple[int, int]] | None = None,
+        on_committed: Callable[[], None] | None = None,
     ) -> None:
+        """Write `mutations` in one transaction. `on_committed` runs once the database has committed it, even if the
+        caller was cancelled meanwhile (then the caller sees CancelledError, but what follows a commit still must)."""
         txn = Transaction(self.shard_id, self.range_id)
         count = sum(len(m.ms.new_events) + len(m.ms.new_tasks) for m in mutations)
         task_id = await self._task_ids(count) if count else 0
@@ -297,7 +310,7 @@ class Shard:
         if count:
             self._inflight.add(first_task_id)
         try:
-            await self._commit(mutations, txn, task_id, current, deleted_tasks)
+            await self._commit(mutations, txn, task_id, current, deleted_tasks, on_committed)
         finally:
             self._inflight.discard(first_task_id)
 
@@ -308,6 +321,7 @@ class Shard:
         task_id: int,
         current: list[CurrentWrite] | None,
         deleted_tasks: list[tuple[int, int]] | None,
+        on_committed: Callable[[], None] | None,
     ) -> None:
         all_tasks: list[Task] = []
         sizes: list[tuple[int, int]] = []  # (state, new events) bytes of each mutation
@@ -360,7 +374,7 @@ class Shard:
             )
         txn.current = current or []
         txn.deleted_tasks = deleted_tasks or []
-        write = asyncio.ensure_future(self._write(mutations, txn, sizes, all_tasks))
+        write = asyncio.ensure_future(self._write(mutations, txn, sizes, all_tasks, on_committed))
         try:
             await asyncio.shield(write)
         except asyncio.CancelledError:
@@ -408,7 +422,12 @@ class Shard:
         return found
 
     async def _write(
-        self, mutations: list[Mutation], txn: Transaction, sizes: list[tuple[int, int]], all_tasks: list[Task]
+        self,
+        mutations: list[Mutation],
+        txn: Transaction,
+        sizes: list[tuple[int, int]],
+        all_tasks: list[Task],
+        on_committed: Callable[[], None] | None,
     ) -> None:
         """Commit `txn`, then cache what it wrote and hand its tasks on (whether or not its caller still waits)."""
         try:
@@ -430,6 +449,9 @@ class Shard:
             entry.db_version = ms.state.db_version
             if m.new:
                 entry.events = list(ms.new_events)
+            elif entry.events is not None and ms.new_events and not _continues(entry.events, ms.new_events):
+                # not the next events of the cached ones (a branch switch wrote a fork): the cache is dropped
+                entry.events = None
             elif entry.events is not None:
                 entry.events.extend(ms.new_events)
                 events_bytes += entry.events_bytes
@@ -452,3 +474,5 @@ class Shard:
         self._evict()
         if all_tasks:
             self._on_tasks(all_tasks)
+        if on_committed is not None:
+            on_committed()
