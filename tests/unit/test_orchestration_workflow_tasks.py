@@ -272,3 +272,53 @@ async def test_an_accepted_update_is_written_with_its_workflow_task(h: Harness) 
     ]
     state = await h.stored_state("wf")
     assert state.updates["u2"].completed_event_id == 9 and not state.speculative_workflow_task
+
+
+async def test_an_update_completed_by_a_worker_call_cancelled_during_the_commit_still_answers_its_caller(
+    h: Harness,
+) -> None:
+    """The worker's RespondWorkflowTaskCompleted is cancelled (its deadline, a node that passed it on died) while the
+    database commits: the update is in history, and the caller waiting for it hears so then, not at its deadline."""
+    await idle_run(h)
+    waiting = asyncio.create_task(
+        h.engine.updates.update(
+            h.ns, update_request("u3", Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED), timeout=30.0
+        )
+    )
+    task = await h.next_workflow_task()
+    (request_message,) = task.messages
+    request = update_pb.Request()
+    request_message.body.Unpack(request)
+    acceptance = update_pb.Acceptance(
+        accepted_request_message_id=request_message.id,
+        accepted_request_sequencing_event_id=request_message.event_id,
+        accepted_request=request,
+    )
+    response = update_pb.Response(
+        meta=update_pb.Meta(update_id="u3"),
+        outcome=update_pb.Outcome(success=common.Payloads(payloads=[common.Payload(data=b"ok")])),
+    )
+    committed, answer = asyncio.Event(), asyncio.Event()
+    real_commit = h.store.commit
+
+    async def commit(txn: Any) -> None:
+        await real_commit(txn)
+        committed.set()
+        await answer.wait()
+
+    h.store.commit = commit  # type: ignore[method-assign]
+    completing = asyncio.create_task(
+        h.complete_workflow_task(
+            task.task_token, messages=[message("u3", acceptance, "accept"), message("u3", response, "complete")]
+        )
+    )
+    await committed.wait()
+    completing.cancel()
+    await asyncio.sleep(0)
+    answer.set()
+    with pytest.raises(asyncio.CancelledError):
+        await completing
+    h.store.commit = real_commit  # type: ignore[method-assign]
+    resp = await asyncio.wait_for(waiting, 5.0)  # bounded: without the fix it waits for its 30 s timeout
+    assert resp.stage == Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED
+    assert resp.outcome.success.payloads[0].data == b"ok"
