@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +41,7 @@ from tempyral.history.shard import ExecutionEntry, Shard
 from tempyral.matching.service import Matching, QueueKey
 from tempyral.namespace.registry import Namespace, NamespaceRegistry
 from tempyral.nexus.operations import NexusOperations
-from tempyral.persistence.store import CurrentRow
+from tempyral.persistence.store import CurrentRow, Transaction
 from tempyral.proto.internal_pb2 import ExecutionState, Task, TaskCategory, TaskToken, TaskType
 from tests.support.memory_store import MemoryStore
 
@@ -331,6 +331,34 @@ async def eventually(condition: Callable[[], bool], steps: int = 200) -> None:
             return
         await asyncio.sleep(0)
     raise AssertionError("the condition did not hold")
+
+
+async def cancelled_while_committing(h: Harness, call: Coroutine[Any, Any, object]) -> None:
+    """Run `call` and cancel it once the database has committed its transaction but before the answer came back (a
+    client whose deadline passed, a node that passed the call on and died); the call must end cancelled."""
+    committed, answer = asyncio.Event(), asyncio.Event()
+    real_commit = h.store.commit
+
+    async def commit(txn: Transaction) -> None:
+        await real_commit(txn)  # durable now...
+        committed.set()
+        await answer.wait()  # ...but the database's answer has not come back yet
+
+    h.store.commit = commit  # type: ignore[method-assign]
+    try:
+        running = asyncio.ensure_future(call)
+        await committed.wait()
+        running.cancel()  # the caller went away
+        await asyncio.sleep(0)
+        answer.set()
+        try:
+            await running
+        except asyncio.CancelledError:
+            pass
+        else:
+            raise AssertionError("the call was not cancelled")
+    finally:
+        h.store.commit = real_commit  # type: ignore[method-assign]
 
 
 async def idle_run(h: Harness, workflow_id: str = "wf") -> str:

@@ -15,7 +15,14 @@ import pytest
 from tempyral.common.errors import StorageUnavailable
 from tempyral.persistence.store import Transaction
 from tempyral.proto.internal_pb2 import TaskType
-from tests.support.history_harness import Harness, complete_workflow, eventually, schedule_activity, start_timer
+from tests.support.history_harness import (
+    Harness,
+    cancelled_while_committing,
+    complete_workflow,
+    eventually,
+    schedule_activity,
+    start_timer,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -23,25 +30,9 @@ pytestmark = pytest.mark.asyncio(loop_scope="function")
 async def test_a_commit_whose_caller_is_cancelled_still_hands_its_tasks_on(h: Harness) -> None:
     run_id = await h.start("wf")
     polled = await h.next_workflow_task()
-    committed, answer = asyncio.Event(), asyncio.Event()
-    real_commit = h.store.commit
-
-    async def commit(txn: Transaction) -> None:
-        await real_commit(txn)  # durable now...
-        committed.set()
-        await answer.wait()  # ...but the database's answer has not come back yet
-
-    h.store.commit = commit  # type: ignore[method-assign]
-    completing = asyncio.create_task(
-        h.complete_workflow_task(polled.task_token, start_timer("t1", seconds=1), schedule_activity("a1"))
+    await cancelled_while_committing(
+        h, h.complete_workflow_task(polled.task_token, start_timer("t1", seconds=1), schedule_activity("a1"))
     )
-    await committed.wait()
-    completing.cancel()  # the caller went away
-    await asyncio.sleep(0)
-    answer.set()
-    with pytest.raises(asyncio.CancelledError):
-        await completing
-    h.store.commit = real_commit  # type: ignore[method-assign]
     assert (await h.event_types("wf"))[-2:] == ["TIMER_STARTED", "ACTIVITY_TASK_SCHEDULED"]
     handed = {TaskType.Name(t.type) for t in h.engine.handed if t.run_id == run_id}
     assert {"TASK_TYPE_USER_TIMER", "TASK_TYPE_DISPATCH_ACTIVITY_TASK"} <= handed
@@ -57,23 +48,7 @@ async def test_a_closing_commit_whose_caller_is_cancelled_still_tells_the_closed
     polled = await h.next_workflow_task()
     closed: list[str] = []
     h.engine.executions.closed_listeners.append(lambda entry, continued: closed.append(entry.key[1]))
-    committed, answer = asyncio.Event(), asyncio.Event()
-    real_commit = h.store.commit
-
-    async def commit(txn: Transaction) -> None:
-        await real_commit(txn)
-        committed.set()
-        await answer.wait()
-
-    h.store.commit = commit  # type: ignore[method-assign]
-    completing = asyncio.create_task(h.complete_workflow_task(polled.task_token, complete_workflow()))
-    await committed.wait()
-    completing.cancel()
-    await asyncio.sleep(0)
-    answer.set()
-    with pytest.raises(asyncio.CancelledError):
-        await completing
-    h.store.commit = real_commit  # type: ignore[method-assign]
+    await cancelled_while_committing(h, h.complete_workflow_task(polled.task_token, complete_workflow()))
     assert (await h.event_types("wf"))[-1] == "WORKFLOW_EXECUTION_COMPLETED"
     assert closed == ["wf"]
 

@@ -23,6 +23,7 @@ from tests.support.history_harness import (
     STARTED_WT,
     TIMER,
     Harness,
+    cancelled_while_committing,
     command,
     complete_workflow,
     event_name,
@@ -207,6 +208,23 @@ def message(update_id: str, body: Any, suffix: str) -> protocol.Message:
     return protocol.Message(id=f"{update_id}/{suffix}", protocol_instance_id=update_id, body=packed)
 
 
+def accept_and_complete(task: Any, update_id: str) -> list[protocol.Message]:
+    """A worker's answer to the update request in `task`: accepted, and completed with b"ok"."""
+    (request_message,) = task.messages
+    request = update_pb.Request()
+    request_message.body.Unpack(request)
+    acceptance = update_pb.Acceptance(
+        accepted_request_message_id=request_message.id,
+        accepted_request_sequencing_event_id=request_message.event_id,
+        accepted_request=request,
+    )
+    response = update_pb.Response(
+        meta=update_pb.Meta(update_id=update_id),
+        outcome=update_pb.Outcome(success=common.Payloads(payloads=[common.Payload(data=b"ok")])),
+    )
+    return [message(update_id, acceptance, "accept"), message(update_id, response, "complete")]
+
+
 async def test_an_admitted_update_schedules_a_speculative_task_that_a_rejection_leaves_out_of_history(
     h: Harness,
 ) -> None:
@@ -244,21 +262,7 @@ async def test_an_accepted_update_is_written_with_its_workflow_task(h: Harness) 
         )
     )
     task = await h.next_workflow_task()  # waits for the update's speculative task
-    (request_message,) = task.messages
-    request = update_pb.Request()
-    request_message.body.Unpack(request)
-    acceptance = update_pb.Acceptance(
-        accepted_request_message_id=request_message.id,
-        accepted_request_sequencing_event_id=request_message.event_id,
-        accepted_request=request,
-    )
-    response = update_pb.Response(
-        meta=update_pb.Meta(update_id="u2"),
-        outcome=update_pb.Outcome(success=common.Payloads(payloads=[common.Payload(data=b"ok")])),
-    )
-    await h.complete_workflow_task(
-        task.task_token, messages=[message("u2", acceptance, "accept"), message("u2", response, "complete")]
-    )
+    await h.complete_workflow_task(task.task_token, messages=accept_and_complete(task, "u2"))
     resp = await waiting
     assert resp.stage == Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED
     assert resp.outcome.success.payloads[0].data == b"ok"
@@ -286,39 +290,9 @@ async def test_an_update_completed_by_a_worker_call_cancelled_during_the_commit_
         )
     )
     task = await h.next_workflow_task()
-    (request_message,) = task.messages
-    request = update_pb.Request()
-    request_message.body.Unpack(request)
-    acceptance = update_pb.Acceptance(
-        accepted_request_message_id=request_message.id,
-        accepted_request_sequencing_event_id=request_message.event_id,
-        accepted_request=request,
+    await cancelled_while_committing(
+        h, h.complete_workflow_task(task.task_token, messages=accept_and_complete(task, "u3"))
     )
-    response = update_pb.Response(
-        meta=update_pb.Meta(update_id="u3"),
-        outcome=update_pb.Outcome(success=common.Payloads(payloads=[common.Payload(data=b"ok")])),
-    )
-    committed, answer = asyncio.Event(), asyncio.Event()
-    real_commit = h.store.commit
-
-    async def commit(txn: Any) -> None:
-        await real_commit(txn)
-        committed.set()
-        await answer.wait()
-
-    h.store.commit = commit  # type: ignore[method-assign]
-    completing = asyncio.create_task(
-        h.complete_workflow_task(
-            task.task_token, messages=[message("u3", acceptance, "accept"), message("u3", response, "complete")]
-        )
-    )
-    await committed.wait()
-    completing.cancel()
-    await asyncio.sleep(0)
-    answer.set()
-    with pytest.raises(asyncio.CancelledError):
-        await completing
-    h.store.commit = real_commit  # type: ignore[method-assign]
     resp = await asyncio.wait_for(waiting, 5.0)  # bounded: without the fix it waits for its 30 s timeout
     assert resp.stage == Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED
     assert resp.outcome.success.payloads[0].data == b"ok"

@@ -231,9 +231,12 @@ class Executions:
         current: list[CurrentWrite] | None = None,
         done_tasks: list[tuple[int, int]] | None = None,
         others: list[Mutation] | None = None,
+        active: bool = False,
+        on_committed: Callable[[], None] | None = None,
     ) -> None:
         """Commit what another cluster's replication tasks changed in `ms` (locked by the caller): a passive change,
-        neither checked against the active cluster nor replicated again."""
+        neither checked against the active cluster nor replicated again. `active`: it also holds events this cluster
+        wrote (a losing branch's re-applied with the switch), so it is checked and replicated as an active change."""
         change = Change(
             self,
             shard,
@@ -244,7 +247,8 @@ class Executions:
             current=current or [],
             done_tasks=done_tasks or [],
             new=new,
-            passive=True,
+            passive=not active,
+            on_committed=on_committed,
         )
         await self.commit(change)
 

@@ -22,7 +22,7 @@ from tempyral.common import ids
 from tempyral.common.errors import NamespaceNotActive, NotFound, Unavailable
 from tempyral.history import appliers, rebuild, task_generator, version_history
 from tempyral.history import reapply as reapply_marks
-from tempyral.history.executions import Change, Executions, fail_workflow_task_of_old_active
+from tempyral.history.executions import Executions, fail_workflow_task_of_old_active
 from tempyral.history.mutable_state import MutableState
 from tempyral.history.reapply import reapply
 from tempyral.history.shard import ExecutionEntry, Mutation, Shard
@@ -466,20 +466,19 @@ class ReplicationApplier:
         standby = self.executions.standby
         pointless = standby.not_wanted(s.namespace_id, s.workflow_id, s.run_id, {task_key(t) for t in after})
         done_tasks = [*(done or []), *((t.category, t.task_id) for t in pointless)]
-        change = Change(
-            self.executions,
+        await self.executions.commit_replicated(
             shard,
             entry,
             ms,
-            was_running,
-            others=others or [],
-            current=current or [],
+            new=False,
+            was_running=was_running,
+            current=current,
+            others=others,
             done_tasks=done_tasks,
-            passive=not active,
+            active=active,
             # only once committed: a commit that failed leaves them parked, for the retry to delete
             on_committed=lambda: standby.drop(pointless),
         )
-        await self.executions.commit(change)
 
 
 _MESSAGE_FIELDS = frozenset(
