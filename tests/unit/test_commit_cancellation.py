@@ -11,8 +11,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from temporalio.api.common.v1 import message_pb2 as common
+from temporalio.api.enums.v1 import WorkflowIdConflictPolicy
+from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from tempyral.common.errors import StorageUnavailable
+from tempyral.history.reset import reset
 from tempyral.persistence.store import Transaction
 from tempyral.proto.internal_pb2 import TaskType
 from tests.support.history_harness import (
@@ -51,6 +55,30 @@ async def test_a_closing_commit_whose_caller_is_cancelled_still_tells_the_closed
     await cancelled_while_committing(h, h.complete_workflow_task(polled.task_token, complete_workflow()))
     assert (await h.event_types("wf"))[-1] == "WORKFLOW_EXECUTION_COMPLETED"
     assert closed == ["wf"]
+
+
+async def test_runs_a_start_or_a_reset_terminates_are_told_to_the_closed_listeners_when_the_caller_is_cancelled(
+    h: Harness,
+) -> None:
+    """A start that terminates the running run (WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING) and a reset of a
+    running run close a run among the change's others: the closed listeners hear of it with the commit."""
+    closed: list[str] = []
+    h.engine.executions.closed_listeners.append(lambda entry, continued: closed.append(entry.key[2]))
+    first = await h.start("wf")
+    terminate_existing = WorkflowIdConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING
+    await cancelled_while_committing(h, h.start("wf", workflow_id_conflict_policy=terminate_existing))
+    assert closed == [first]
+    second = await h.current_run_id("wf")
+    await h.run_workflow_task()
+    req = ws.ResetWorkflowExecutionRequest(
+        namespace=h.ns.name,
+        workflow_execution=common.WorkflowExecution(workflow_id="wf", run_id=second),
+        reason="reset it",
+        workflow_task_finish_event_id=4,
+        request_id="reset-1",
+    )
+    await cancelled_while_committing(h, reset(h.engine.executions, h.ns, req))
+    assert closed == [first, second]
 
 
 async def test_a_commit_the_database_did_not_answer_is_read_back_and_its_tasks_handed_on(h: Harness) -> None:

@@ -597,6 +597,7 @@ class HistoryEngine:
             if terminated is not None:
                 # the terminated run is written in the same transaction
                 change.others.append(Mutation(terminated.entry, terminated.ms))
+                change.closed_others.append(terminated.entry)
                 terminated.committed = True
             try:
                 await change.commit()
@@ -604,9 +605,6 @@ class HistoryEngine:
                 # Another node (or a stale cache) raced us on this workflow id.
                 raise Internal(f"workflow id {req.workflow_id} changed concurrently: {err}") from err
             eager_task = await self.workflow_tasks.task_response(change, False, req.identity) if eager else None
-        if terminated is not None:
-            for listener in self.executions.closed_listeners:
-                listener(terminated.entry, False)
         return StartResult(run_id, True, first_execution_run_id=run_id, eager_task=eager_task)
 
     # ------------------------------------------------------------------ signals, cancel, terminate

@@ -81,8 +81,11 @@ class Change:
     # A replicated namespace: each pending activity's attempt state when the change began, so that the commit
     # replicates the activities whose attempt state it changed.
     activity_marks: dict[int, bytes] | None = None
+    # Runs among `others` that this change closes (a run terminated by a start or a reset): the closed listeners
+    # hear of them with the change's own run.
+    closed_others: list[ExecutionEntry] = field(default_factory=list)
     # What must follow the commit once the database has it, even if the committing caller is cancelled meanwhile.
-    on_committed: Callable[[], None] | None = None
+    on_committed: list[Callable[[], None]] = field(default_factory=list)
 
     def task_done(self, task: Task) -> None:
         """The task this change acts on: its row is deleted in the same transaction."""
@@ -248,7 +251,7 @@ class Executions:
             done_tasks=done_tasks or [],
             new=new,
             passive=not active,
-            on_committed=on_committed,
+            on_committed=[on_committed] if on_committed is not None else [],
         )
         await self.commit(change)
 
@@ -297,11 +300,13 @@ class Executions:
                         self.buffering.add(m.entry.key)
                     else:
                         self.buffering.discard(m.entry.key)
-            if change.was_running and not ms.running:
+            closed = [(change.entry, change.continued)] if change.was_running and not ms.running else []
+            closed += [(entry, False) for entry in change.closed_others]
+            for entry, continued in closed:
                 for listener in self.closed_listeners:
-                    listener(change.entry, change.continued)
-            if change.on_committed is not None:
-                change.on_committed()
+                    listener(entry, continued)
+            for effect in change.on_committed:
+                effect()
 
         await change.shard.commit(
             mutations, current=change.current, deleted_tasks=change.done_tasks, on_committed=committed

@@ -368,9 +368,8 @@ class ReplicationApplier:
                 gone = self.executions.standby.forget_run(s_ns, s_wf, other_ms.run_id)
                 done = [(t.category, t.task_id) for t in gone]
                 others.append(Mutation(other, other_ms))
-            # the cached events are those of the old branch: dropped before the commit, which would add the winner's
-            # events to them (and does, even when this caller is cancelled while the database commits)
-            shard.drop_events(entry)
+            # the run's cached events are the old branch's: the shard drops them at the commit, since the winner's
+            # events do not continue them (even when this caller is cancelled while the database commits)
             await self._commit(
                 shard,
                 entry,

@@ -112,12 +112,7 @@ async def reset(executions: Executions, ns: Namespace, req: ws.ResetWorkflowExec
                 CurrentWrite(ns.id, ex.workflow_id, new_run_id, RUNNING, state.start_request_id, current_run_id)
             )
             if terminated:
-
-                def terminated_closed() -> None:
-                    for listener in executions.closed_listeners:
-                        listener(current_entry, False)
-
-                change.on_committed = terminated_closed
+                change.closed_others.append(current_entry)
             await change.commit()
     return new_run_id
 

@@ -225,11 +225,6 @@ class Shard:
         self._resize(entry, 0, 0)
         entry.evict_state()
 
-    def drop_events(self, entry: ExecutionEntry) -> None:
-        """Forget the run's cached events (not its state): they are about to stop being its history."""
-        entry.events = None
-        self._resize(entry, entry.state_bytes, 0)
-
     def cache_events(self, entry: ExecutionEntry, events: list[history.HistoryEvent], size: int) -> None:
         entry.events = events
         self._resize(entry, entry.state_bytes, size)

@@ -323,7 +323,7 @@ class WorkflowTaskHandler:
             attached = self.queries.attach(entry) if inline else {}
             update_messages = UpdateHandler.messages_for_task(entry, ms) if inline else []
             # the updates' waiters hear once the database has it, even if this worker's call is cancelled meanwhile
-            change.on_committed = _run_all(effects)
+            change.on_committed.extend(effects)
             await change.commit()
             if not ms.wft_pending and entry.buffered_queries:
                 self.queries.redirect_buffered(entry, ms.current_task_queue().name, _normal_name(ms))
@@ -352,7 +352,7 @@ class WorkflowTaskHandler:
         if UpdateHandler.has_admitted(entry):
             ms.schedule_speculative_workflow_task()
         self.queries.complete_inflight(entry, dict(req.query_results))
-        change.on_committed = _run_all(effects)
+        change.on_committed.extend(effects)
         await change.commit()
         if not ms.wft_pending and entry.buffered_queries:
             self.queries.redirect_buffered(entry, ms.current_task_queue().name, _normal_name(ms))
@@ -438,11 +438,3 @@ def _is_query(item: object) -> bool:
 
 def _normal_name(ms: MutableState) -> str:
     return ms.normal_task_queue.name if ms.state.sticky_task_queue.name else ""
-
-
-def _run_all(effects: list[Callable[[], None]]) -> Callable[[], None]:
-    def run() -> None:
-        for effect in effects:
-            effect()
-
-    return run
